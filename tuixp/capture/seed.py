@@ -1,0 +1,30 @@
+"""Seeding the random generators a step may use: random, numpy, and torch if already imported."""
+
+from __future__ import annotations
+
+import random
+import sys
+import zlib
+
+
+def new_seed() -> int:
+    return random.SystemRandom().randrange(2**31)
+
+
+def step_seed(seed: int, step_name: str) -> int:
+    """The seed of one step: derived from the trial's seed and the step's name.
+
+    Each step gets its own, so the result does not depend on the order in which parallel steps
+    ran, or on which worker ran them.
+    """
+    return (seed + zlib.crc32(step_name.encode())) % (2**32)
+
+
+def apply_seed(seed: int) -> None:
+    random.seed(seed)
+    np = sys.modules.get("numpy")
+    if np is not None:
+        np.random.seed(seed % (2**32))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.manual_seed(seed)

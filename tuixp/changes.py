@@ -1,0 +1,144 @@
+"""What changed since the previous trial of an experiment, in any process: code and environment.
+
+The last trial's code and environment of each experiment are kept in a small state file beside
+the store (``<store>.state/<experiment>.json``), read again only when another process rewrote
+it, so the check costs a ``stat`` a trial and still sees changes made by other processes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("tuixp")
+
+# Environment fields compared between trials; anything else in the record is informative only.
+ENV_FIELDS = {
+    "platform": ("system", "release", "machine", "hostname"),
+    "python": ("implementation", "version", "executable", "venv"),
+    "cpu": ("brand_raw", "arch", "count"),
+}
+
+
+def unified(old: str, new: str, name: str, n: int = 2, limit: int = 60) -> str:
+    lines = list(difflib.unified_diff(
+        old.splitlines(), new.splitlines(), f"{name} (previous)", f"{name} (current)",
+        n=n, lineterm="",
+    ))
+    if len(lines) > limit:
+        lines = lines[:limit] + [f"... {len(lines) - limit} more lines"]
+    return "\n".join(lines)
+
+
+def package_changes(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    out = []
+    for name in sorted(set(old) | set(new), key=str.lower):
+        a, b = old.get(name), new.get(name)
+        if a == b:
+            continue
+        if a is None:
+            out.append(f"+ {name}=={b}")
+        elif b is None:
+            out.append(f"- {name}=={a}")
+        else:
+            out.append(f"~ {name} {a} -> {b}")
+    return out
+
+
+class StateFile:
+    """The last trial's code and environment of one experiment, shared by all processes."""
+
+    def __init__(self, store_path: Path, experiment: str) -> None:
+        self.path = store_path.with_name(store_path.name + ".state") / f"{experiment}.json"
+        self._stamp: tuple[int, int] | None = None
+        self._data: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def _stamp_now(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+            return (st.st_mtime_ns, st.st_size)
+        except OSError:
+            return None
+
+    def read(self) -> dict[str, Any]:
+        stamp = self._stamp_now()
+        if stamp != self._stamp:
+            try:
+                self._data = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self._data = {}
+            self._stamp = stamp
+        return self._data
+
+    def write(self, data: dict[str, Any]) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.path)
+            self._data = data
+            self._stamp = self._stamp_now()
+        except OSError as exc:
+            logger.debug("could not write %s: %s", self.path, exc)
+
+    def compare_and_update(self, world: dict[str, Any]) -> list[dict[str, str]]:
+        """The changes from the recorded state to ``world``; logs each; records ``world``."""
+        with self._lock:
+            prev = self.read()
+            changes: list[dict[str, str]] = []
+            if prev:
+                changes = compare(prev, world)
+            for c in changes:
+                logger.warning("%s: %s\n%s", c["message"], c["name"], c["diff"])
+            state = {
+                "code": world["code"], "environment": world["environment"],
+                "packages": world["packages"], "git": {
+                    k: world["git"].get(k) for k in ("repository", "branch", "commit", "dirty")
+                },
+                "script": world.get("script_hash"),
+            }
+            if state != {k: prev.get(k) for k in state}:
+                self.write(state)
+            return changes
+
+
+def compare(prev: dict[str, Any], world: dict[str, Any]) -> list[dict[str, str]]:
+    changes: list[dict[str, str]] = []
+    old_code: dict[str, str] = prev.get("code", {})
+    for step, source in world["code"].items():
+        before = old_code.get(step)
+        if before is not None and before != source:
+            changes.append({"kind": "code", "name": step,
+                            "message": "Code context has been changed",
+                            "diff": unified(before, source, step)})
+    old_env = prev.get("environment", {})
+    for category, fields in ENV_FIELDS.items():
+        a = old_env.get(category) or {}
+        b = world["environment"].get(category) or {}
+        lines = [f"~ {f}: {a.get(f)} -> {b.get(f)}" for f in fields if a.get(f) != b.get(f)]
+        if lines:
+            changes.append({"kind": "environment", "name": category,
+                            "message": "Environment information has been changed",
+                            "diff": "\n".join(lines)})
+    if "packages" in prev:
+        lines = package_changes(prev["packages"], world["packages"])
+        if lines:
+            shown = lines[:30] + ([f"... {len(lines) - 30} more"] if len(lines) > 30 else [])
+            changes.append({"kind": "environment", "name": "packages",
+                            "message": "Environment information has been changed",
+                            "diff": "\n".join(shown)})
+    old_git = prev.get("git") or {}
+    new_git = world["git"]
+    git_lines = [f"~ {f}: {old_git.get(f)} -> {new_git.get(f)}"
+                 for f in ("repository", "branch", "commit") if old_git.get(f) != new_git.get(f)]
+    if git_lines:
+        changes.append({"kind": "environment", "name": "git",
+                        "message": "Environment information has been changed",
+                        "diff": "\n".join(git_lines)})
+    return changes

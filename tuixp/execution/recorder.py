@@ -1,0 +1,143 @@
+"""The owner's side of a trial: turns its lifecycle into journal events and progress events.
+
+One ``TrialRecorder`` per trial, in the process that owns the store. Steps running in this
+process call it live (from their worker threads); steps elsewhere hand their records back with
+their output and ``absorb`` replays them here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuixp.execution.events import Listener, ProgressEvent
+from tuixp.execution.steps import StepRecord, next_seq
+from tuixp.store.db import Store
+
+
+def result_fields(value: Any) -> dict[str, Any]:
+    """How a result is kept: JSON when it round-trips, else its repr; numbers also as a double."""
+    number = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value) if math.isfinite(float(value)) else None
+    elif type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
+        try:
+            value = value.item()
+            number = float(value) if math.isfinite(float(value)) else None
+        except (TypeError, ValueError):
+            pass
+    try:
+        text = json.dumps(value, allow_nan=False)
+        if json.loads(text) != value:
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        r = repr(value)
+        text = json.dumps(r if len(r) <= 10_000 else r[:10_000] + "...")
+    return {"result": text, "result_type": str(type(value)), "result_value": number}
+
+
+@dataclass
+class TrialRecorder:
+    store: Store
+    experiment: str
+    trial_id: int
+    uuid: str
+    listeners: list[Listener] = field(default_factory=list)
+    steps_seen: dict[str, StepRecord] = field(default_factory=dict)
+    finished: bool = False
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def emit(self, kind: str, t: float | None = None, **kw: Any) -> None:
+        if not self.listeners:
+            return
+        ev = ProgressEvent(kind, self.experiment, self.trial_id, t or time.time(), **kw)
+        for listener in self.listeners:
+            listener(ev)
+
+    def start(self, started: dict[str, Any], texts: list[dict[str, Any]]) -> None:
+        self.store.trial_began()
+        self.store.record([*texts, started], sync=True)
+        self.emit("trial_started", started["started_at"],
+                  data={"params": started.get("params", {}), "seed": started.get("seed")})
+
+    def _ids(self) -> dict[str, Any]:
+        return {"trial_uuid": self.uuid, "experiment": self.experiment, "trial_id": self.trial_id}
+
+    def on_task_started(self, key: str, step: str, t: float, worker: str) -> None:
+        self.emit("task_started", t, key=key, step=step, worker=worker)
+
+    def on_metric(self, event: dict[str, Any]) -> None:
+        self.store.record([{"t": "metric", **self._ids(), **event}])
+        self.emit("metric", event["recorded_at"], step=event.get("step"),
+                  data={"name": event["name"], "epoch": event["epoch"], "value": event["value"]})
+
+    def on_step(self, rec: StepRecord) -> None:
+        with self._lock:
+            if rec.key in self.steps_seen:
+                return
+            self.steps_seen[rec.key] = rec
+        for m in rec.metrics:
+            self.on_metric(m)
+        self.store.record([{
+            "t": "step", **self._ids(), "key": rec.key, "step": rec.step,
+            "started_at": rec.started_at, "finished_at": rec.finished_at, "status": rec.status,
+            "worker": rec.worker, "input_hash": rec.input_hash, "output_hash": rec.output_hash,
+            "error": rec.error,
+        }])
+        kind = "task_finished" if rec.status == "succeeded" else "task_failed"
+        self.emit(kind, rec.finished_at, key=rec.key, step=rec.step, worker=rec.worker,
+                  status=rec.status, data={"started": rec.started_at,
+                                           "elapsed": rec.finished_at - rec.started_at,
+                                           **({"error": rec.error} if rec.error else {})})
+
+    def absorb(self, records: dict[str, StepRecord]) -> None:
+        """Records that travelled back with a remote step's output."""
+        for rec in sorted(records.values(), key=lambda r: r.started_at):
+            self.on_step(rec)
+
+    def finish(self, status: str, finished_at: float | None = None, result: Any = None,
+               error: BaseException | None = None, error_type: str | None = None,
+               message: str | None = None, traceback_text: str | None = None,
+               notes: list[str] | None = None) -> None:
+        with self._lock:
+            if self.finished:
+                return
+            self.finished = True
+        finished_at = finished_at or time.time()
+        event: dict[str, Any] = {"t": "trial_finished", "uuid": self.uuid,
+                                 "status": status, "finished_at": finished_at}
+        texts = []
+        if status == "succeeded":
+            event.update(result_fields(result))
+        else:
+            if error is not None:
+                error_type = error_type or type(error).__name__
+                message = message if message is not None else str(error)
+            event["error_type"] = error_type
+            event["error_message"] = message
+            if traceback_text:
+                from tuixp.capture.hashing import text_hash
+
+                h = text_hash(traceback_text)
+                event["traceback_hash"] = h
+                texts = self.store.blob_events({h: traceback_text})
+        if notes:
+            event["notes"] = json.dumps(notes)
+        try:
+            self.store.record([*texts, event], sync=True)
+        finally:
+            self.store.trial_ended()
+        self.emit("trial_finished", finished_at, status=status,
+                  data={"result": event.get("result"), "error": event.get("error_type"),
+                        "message": event.get("error_message")})
+
+
+def metric_event(name: str, epoch: int, value: float) -> dict[str, Any]:
+    return {"name": name, "epoch": epoch, "value": value, "recorded_at": time.time(),
+            "seq": next_seq()}

@@ -1,0 +1,227 @@
+"""What runs inside each Dask task: one step of one trial, on any scheduler.
+
+``run_step`` never lets a step's exception escape: it returns a ``StepFailure`` that the
+downstream steps pass along, so one failing trial of a grid fails only itself and the process
+that owns the store still learns what every finished step did. Steps running in the owner's
+process report live to its recorder; elsewhere (processes, cluster workers) they carry their
+records with their output.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuixp.capture.seed import apply_seed, step_seed
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What a task needs to know of its trial; small and picklable."""
+
+    experiment: str
+    trial_uuid: str
+    trial_id: int
+    seed: int
+    owner_pid: int
+    owner_host: str
+    purity: bool = True
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    func: Callable[..., Any]
+    kind: str  # "step", "persist" or "result"
+
+
+@dataclass
+class StepRecord:
+    key: str
+    step: str
+    started_at: float
+    finished_at: float
+    status: str
+    worker: str
+    input_hash: str | None = None
+    output_hash: str | None = None
+    input_repr: str | None = None
+    error: str | None = None
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class StepOutput:
+    value: Any
+    records: dict[str, StepRecord]
+
+
+@dataclass
+class StepFailure:
+    """A failed step, passed down the graph in place of its output."""
+
+    key: str
+    step: str
+    error: BaseException
+    error_type: str
+    message: str
+    traceback: str
+    records: dict[str, StepRecord]
+
+
+@dataclass
+class StepScope:
+    ctx: TrialContext
+    step: str
+    key: str
+    metrics: list[dict[str, Any]]
+    local: Any  # the owner's recorder when the step runs in the owner's process, else None
+
+
+current_scope: contextvars.ContextVar[StepScope | None] = contextvars.ContextVar(
+    "tuixp_step_scope", default=None
+)
+
+# Recorders of the trials this process owns, by trial uuid: the live path for local steps.
+RECORDERS: dict[str, Any] = {}
+_seq_lock = threading.Lock()
+_seq = [0]
+
+
+def next_seq() -> int:
+    with _seq_lock:
+        _seq[0] += 1
+        return _seq[0]
+
+
+def worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        pass
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    thread = threading.current_thread().name
+    return f"{name}/{thread}"
+
+
+def _tokenize(value: Any) -> str | None:
+    try:
+        from dask.base import tokenize
+
+        return tokenize(value, ensure_deterministic=False)
+    except Exception:  # noqa: BLE001 - an unhashable value just skips the purity check
+        return None
+
+
+def _short_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    text = f"args: {args!r}, kwargs: {kwargs!r}"
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _unwrap(value: Any, records: dict[str, StepRecord]) -> tuple[Any, StepFailure | None]:
+    """The plain value of a step argument, looking inside lists, tuples and dicts."""
+    if isinstance(value, StepOutput):
+        records.update(value.records)
+        return value.value, None
+    if isinstance(value, StepFailure):
+        records.update(value.records)
+        return None, value
+    if isinstance(value, (list, tuple)):
+        failure = None
+        items = []
+        for item in value:
+            v, f = _unwrap(item, records)
+            failure = failure or f
+            items.append(v)
+        return (items if isinstance(value, list) else type(value)(items)), failure
+    if isinstance(value, dict):
+        failure = None
+        out = {}
+        for k, item in value.items():
+            out[k], f = _unwrap(item, records)
+            failure = failure or f
+        return out, failure
+    return value, None
+
+
+def _picklable_error(exc: BaseException) -> BaseException:
+    import pickle
+
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: Any) -> Any:
+    records: dict[str, StepRecord] = {}
+    upstream_failure: StepFailure | None = None
+    plain_args = []
+    for a in args:
+        v, failed = _unwrap(a, records)
+        upstream_failure = upstream_failure or failed
+        plain_args.append(v)
+    plain_kwargs = {}
+    for k, a in kwargs.items():
+        v, failed = _unwrap(a, records)
+        upstream_failure = upstream_failure or failed
+        plain_kwargs[k] = v
+    if upstream_failure is not None:
+        upstream_failure.records = records
+        return upstream_failure
+    local = RECORDERS.get(ctx.trial_uuid) if os.getpid() == ctx.owner_pid else None
+    scope = StepScope(ctx, spec.name, key, [], local)
+    token = current_scope.set(scope)
+    worker = worker_name()
+    started = time.time()
+    if local is not None:
+        local.on_task_started(key, spec.name, started, worker)
+    input_hash = _tokenize((plain_args, plain_kwargs)) if ctx.purity else None
+    apply_seed(step_seed(ctx.seed, spec.name))
+    try:
+        value = spec.func(*plain_args, **plain_kwargs)
+    except Exception as exc:  # noqa: BLE001 - reported to the owner, who re-raises it
+        finished = time.time()
+        tb = traceback.format_exc()
+        record = StepRecord(key, spec.name, started, finished, "failed", worker, input_hash,
+                            None, None, f"{type(exc).__name__}: {exc}", scope.metrics)
+        if local is not None:
+            local.on_step(record)
+        else:
+            records[key] = record
+        return StepFailure(key, spec.name, _picklable_error(exc), type(exc).__name__,
+                           str(exc), tb, records)
+    finally:
+        current_scope.reset(token)
+    finished = time.time()
+    output_hash = _tokenize(value) if ctx.purity else None
+    record = StepRecord(key, spec.name, started, finished, "succeeded", worker, input_hash,
+                        output_hash, _short_repr(tuple(plain_args), plain_kwargs) if ctx.purity
+                        else None, None, scope.metrics)
+    if local is not None:
+        local.on_step(record)
+    else:
+        records[key] = record
+    return StepOutput(value, records)
+
+
+def record_metric(name: str, epoch: Any, value: Any) -> None:
+    scope = current_scope.get()
+    if scope is None:
+        raise ValueError("save_metric can only be called inside a step while a trial runs")
+    event = {"name": name, "epoch": int(epoch), "value": float(value),
+             "recorded_at": time.time(), "seq": next_seq(), "step": scope.step}
+    if scope.local is not None:
+        scope.local.on_metric(event)
+    else:
+        scope.metrics.append(event)

@@ -1,0 +1,587 @@
+"""The Python API: Experiment, parameters, step decorators and the trial lifecycle.
+
+Kept from daskperiment: the names, the history columns and the error messages. Changed: a trial
+runs only when ``.compute()`` (or ``tuixp run``) asks; calling a step builds a lazy node.
+"""
+
+from __future__ import annotations
+
+import keyword
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import uuid as uuidlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from tuixp import errors
+from tuixp.capture.code import function_source, script_source
+from tuixp.capture.environment import capture_environment, capture_packages
+from tuixp.capture.git import capture_git
+from tuixp.capture.hashing import canonical_json, text_hash
+from tuixp.capture.seed import apply_seed, new_seed
+from tuixp.changes import StateFile, unified
+from tuixp.execution import steps as steps_mod
+from tuixp.execution.events import Listener
+from tuixp.execution.recorder import TrialRecorder
+from tuixp.execution.steps import StepFailure, StepOutput, TrialContext
+from tuixp.store.db import Store, get_store
+
+logger = logging.getLogger("tuixp")
+
+_NO_DEFAULT = object()
+EXPERIMENTS: list["Experiment"] = []  # every Experiment made in this process (tuixp run finds them)
+_node_counter = iter(range(1, 1 << 62))
+_node_lock = threading.Lock()
+
+
+def _next_index() -> int:
+    with _node_lock:
+        return next(_node_counter)
+
+
+class ParamNode:
+    """A placeholder for a parameter; its value is set per trial."""
+
+    def __init__(self, ex: "Experiment", name: str, default: Any) -> None:
+        self.ex, self.name, self.default = ex, name, default
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name!r})"
+
+
+class Node:
+    """A lazy call of a step: ``.compute()`` runs a trial of the graph that ends here."""
+
+    def __init__(self, ex: "Experiment", step: "Step", args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        self.ex, self.step, self.args, self.kwargs = ex, step, args, kwargs
+        self.index = _next_index()
+
+    def __repr__(self) -> str:
+        return f"Node({self.step.name}, #{self.index})"
+
+    @property
+    def key(self) -> str:
+        return f"{self.step.name}-{self.index}"
+
+    def compute(self, seed: int | None = None, scheduler: str | None = None,
+                listeners: Iterable[Listener] = (), **params: Any) -> Any:
+        """Run one trial and return its result; a failing step's exception is re-raised."""
+        outcome = self.ex._run(self, [params] if params else [{}], seed, scheduler,
+                               list(listeners))[0]
+        if outcome.status != "succeeded":
+            if outcome.error is not None:
+                raise outcome.error
+            raise KeyboardInterrupt
+        return outcome.result
+
+    def compute_grid(self, seed: int | None = None, scheduler: str | None = None,
+                     listeners: Iterable[Listener] = (), **grid: Iterable[Any]) -> list["TrialOutcome"]:
+        """One trial per point of the grid, all in one Dask computation.
+
+        ``s.compute_grid(a=[1, 2], b=[0.1, 0.2])`` runs four trials; parameters not in the grid
+        keep their ``set_parameters`` values. A failing point fails only its own trial.
+        """
+        return self.ex._run(self, grid_points(grid), seed, scheduler, list(listeners))
+
+    def visualize(self, *args: Any, **kwargs: Any) -> Any:
+        return self.to_delayed().visualize(*args, **kwargs)
+
+    def to_delayed(self) -> Any:
+        """A plain dask Delayed of this graph with the current parameters (records nothing)."""
+        import dask
+
+        values = self.ex._values({})
+        memo: dict[int, Any] = {}
+
+        def conv(x: Any) -> Any:
+            if isinstance(x, ParamNode):
+                return values[x.name]
+            if isinstance(x, Node):
+                if x.index not in memo:
+                    memo[x.index] = dask.delayed(x.step.func, name=x.key, pure=False)(
+                        *[conv(a) for a in x.args], **{k: conv(v) for k, v in x.kwargs.items()})
+                return memo[x.index]
+            if isinstance(x, (list, tuple)):
+                return type(x)(conv(i) for i in x)
+            if isinstance(x, dict):
+                return {k: conv(v) for k, v in x.items()}
+            return x
+
+        return conv(self)
+
+
+def grid_points(grid: dict[str, Iterable[Any]]) -> list[dict[str, Any]]:
+    import itertools
+
+    names = list(grid)
+    values = [list(v) for v in grid.values()]
+    if any(not v for v in values):
+        raise errors.ParameterError("Every grid parameter needs at least one value")
+    return [dict(zip(names, combo)) for combo in itertools.product(*values)]
+
+
+class Step:
+    """A decorated function: calling it builds a lazy ``Node``; ``.func`` is the plain function."""
+
+    def __init__(self, ex: "Experiment", func: Callable[..., Any], kind: str) -> None:
+        self.ex, self.func, self.kind = ex, func, kind
+        self.name = func.__name__
+        self.source, self.source_readable = function_source(func)
+        self.__wrapped__ = func
+        self.__doc__ = func.__doc__
+        self.__name__ = func.__name__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Node:
+        return Node(self.ex, self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<tuixp {self.kind} {self.name}>"
+
+
+@dataclass
+class TrialOutcome:
+    trial_id: int
+    params: dict[str, Any]
+    status: str
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Plan:
+    ctx: TrialContext
+    params: dict[str, Any]
+    recorder: TrialRecorder
+    recorded: dict[str, Any]
+    result_key: str
+    persist_keys: dict[str, str]
+
+
+class Experiment:
+    """An experiment: its parameters, its steps, and every trial recorded in a store."""
+
+    def __init__(self, id: str, store: str | os.PathLike[str] | None = None,
+                 seed: int | None = None) -> None:
+        if not isinstance(id, str) or not id.isidentifier() or keyword.iskeyword(id):
+            raise errors.TuixpError(f"Experiment ID must be valid as python identifier: {id}")
+        self.id = id
+        self.seed = seed
+        self._store_arg = store
+        self._store: Store | None = None
+        self._params: dict[str, ParamNode] = {}
+        self._values_set: dict[str, Any] = {}
+        self._steps: dict[str, Step] = {}
+        self._state: StateFile | None = None
+        self._purity: dict[tuple[str, str], tuple[str, int]] | None = None
+        self._purity_lock = threading.Lock()
+        self._announced = False
+        self.script = _main_script()
+        EXPERIMENTS.append(self)
+
+    def __repr__(self) -> str:
+        return f"Experiment(id={self.id!r}, store={str(self.store.path)!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Steps shipped to other processes or workers carry the experiment (their code calls
+        # ex.save_metric): send what identifies it, never the store's files and locks.
+        state = dict(self.__dict__)
+        for name in ("_store", "_state", "_purity", "_purity_lock"):
+            state.pop(name, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._store = None
+        self._state = None
+        self._purity = None
+        self._purity_lock = threading.Lock()
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = get_store(self._store_arg)
+        return self._store
+
+    # -- definition ------------------------------------------------------------------------
+    def parameter(self, name: str, default: Any = _NO_DEFAULT) -> ParamNode:
+        if not isinstance(name, str) or not name.isidentifier():
+            raise errors.ParameterError(f"Parameter name must be valid as python identifier: {name!r}")
+        found = self._params.get(name)
+        if found is None:
+            found = self._params[name] = ParamNode(self, name, default)
+        elif default is not _NO_DEFAULT:
+            found.default = default
+        return found
+
+    def _register(self, func: Callable[..., Any], kind: str) -> Step:
+        if isinstance(func, Step):
+            func = func.func
+        if not callable(func):
+            raise errors.TuixpError(f"A step must be a function, not {type(func).__name__}")
+        step = Step(self, func, kind)
+        old = self._steps.get(step.name)
+        if old is not None and old.source != step.source:
+            logger.warning("Code context has been changed: %s\n%s", step.name,
+                           unified(old.source, step.source, step.name))
+        self._steps[step.name] = step
+        return step
+
+    def __call__(self, func: Callable[..., Any]) -> Step:
+        return self._register(func, "step")
+
+    def persist(self, func: Callable[..., Any]) -> Step:
+        return self._register(func, "persist")
+
+    def result(self, func: Callable[..., Any]) -> Step:
+        return self._register(func, "result")
+
+    def set_parameters(self, **kwargs: Any) -> None:
+        for name in kwargs:
+            if name not in self._params:
+                raise errors.ParameterError(
+                    f"Parameter is not declared. Use Experiment.parameter to declare: {name}")
+        self._values_set.update(kwargs)
+
+    def _values(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        for name in overrides:
+            if name not in self._params:
+                raise errors.ParameterError(
+                    f"Parameter is not declared. Use Experiment.parameter to declare: {name}")
+        values = {}
+        missing = []
+        for name, p in self._params.items():
+            if name in overrides:
+                values[name] = overrides[name]
+            elif name in self._values_set:
+                values[name] = self._values_set[name]
+            elif p.default is not _NO_DEFAULT:
+                values[name] = p.default
+            else:
+                missing.append(name)
+        if missing:
+            raise errors.ParameterError(
+                "Parameters are not defined. Use Experiment.set_parameters to initialize: "
+                + ", ".join(missing))
+        return values
+
+    # -- inside a step ---------------------------------------------------------------------
+    @property
+    def current_trial_id(self) -> int:
+        scope = steps_mod.current_scope.get()
+        if scope is None or scope.ctx.experiment != self.id:
+            raise errors.TuixpError("Current Trial ID only exists during a trial execution")
+        return scope.ctx.trial_id
+
+    def save_metric(self, key: str, epoch: int, value: float) -> None:
+        if not isinstance(key, str) or not key.isidentifier():
+            raise errors.TuixpError(f"Metric key must be valid as python identifier: {key!r}")
+        try:
+            epoch, value = int(epoch), float(value)
+        except (TypeError, ValueError) as exc:
+            raise errors.TuixpError(
+                f"Metric {key}: epoch must be an integer and value a number ({exc})") from exc
+        steps_mod.record_metric(key, epoch, value)
+
+    # -- running trials --------------------------------------------------------------------
+    def _world(self) -> dict[str, Any]:
+        """Code, environment, packages and git state as they are now."""
+        code = {name: s.source for name, s in self._steps.items()}
+        script_text = script_source(self.script)
+        start = os.path.dirname(self.script) if self.script else os.getcwd()
+        return {
+            "code": code,
+            "unreadable": [n for n, s in self._steps.items() if not s.source_readable],
+            "script_text": script_text,
+            "script_hash": text_hash(script_text) if script_text else None,
+            "environment": capture_environment(),
+            "packages": capture_packages(),
+            "git": capture_git(start or "."),
+        }
+
+    def _texts_and_refs(self, world: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Journal events for texts not yet journaled, and the hashes a trial row refers to."""
+        store = self.store
+        blobs: dict[str, str] = {}
+        code_rows = []
+        for i, (name, source) in enumerate(world["code"].items()):
+            h = text_hash(source)
+            blobs[h] = source
+            code_rows.append({"ord": i, "step": name, "source_hash": h})
+        if world["script_text"]:
+            code_rows.append({"ord": len(code_rows), "step": "<script>",
+                              "source_hash": world["script_hash"]})
+            blobs[world["script_hash"]] = world["script_text"]
+        code_hash = text_hash(canonical_json(code_rows))
+        env_text = canonical_json(world["environment"])
+        env_hash = text_hash(env_text)
+        blobs[env_hash] = env_text
+        git_doc = dict(world["git"])
+        git_text = canonical_json(git_doc)
+        git_hash = text_hash(git_text)
+        blobs[git_hash] = git_text
+        packages_hash = text_hash(canonical_json(world["packages"]))
+        events = store.blob_events(blobs)
+        marks = store.blob_events({f"code_set:{code_hash}": "", f"package_set:{packages_hash}": ""})
+        for m in marks:
+            kind, h = m["hash"].split(":", 1)
+            if kind == "code_set":
+                events.append({"t": "code_set", "rows": [{"hash": h, **r} for r in code_rows]})
+            else:
+                events.append({"t": "package_set", "hash": h, "packages": world["packages"]})
+        if not self._announced:
+            self._announced = True
+            events.append({"t": "experiment", "name": self.id, "created_at": time.time(),
+                           "script": self.script})
+        refs = {"code_hash": code_hash, "environment_hash": env_hash,
+                "packages_hash": packages_hash, "git_hash": git_hash,
+                "git_commit": git_doc.get("commit"), "git_branch": git_doc.get("branch"),
+                "git_dirty": bool(git_doc.get("dirty"))}
+        return events, refs
+
+    def _run(self, node: Node, points: list[dict[str, Any]], seed: int | None,
+             scheduler: str | None, listeners: list[Listener]) -> list[TrialOutcome]:
+        from tuixp.execution.runner import build_graph, execute
+
+        # Everything that can be refused is checked before a trial id is used.
+        param_sets = [self._values(p) for p in points]
+        recorded = [_normalize_params(v) for v in param_sets]
+        from tuixp.execution.schedulers import get_scheduler
+
+        sched = get_scheduler(scheduler)
+        base_seed = seed if seed is not None else self.seed
+        world = self._world()
+        if self._state is None:
+            self._state = StateFile(self.store.path, self.id)
+        changes = self._state.compare_and_update(world)
+        if world["unreadable"]:
+            logger.warning("Source not available for step(s) %s; their code is recorded by hash "
+                           "only", ", ".join(world["unreadable"]))
+        texts, refs = self._texts_and_refs(world)
+        ids = self.store.counter.next_ids(self.id, len(param_sets))
+        plans: list[_Plan] = []
+        for trial_id, values, rec_values in zip(ids, param_sets, recorded):
+            trial_seed = base_seed if base_seed is not None else new_seed()
+            u = uuidlib.uuid4().hex
+            ctx = TrialContext(self.id, u, trial_id, trial_seed, os.getpid(), socket.gethostname())
+            rec = TrialRecorder(self.store, self.id, trial_id, u, listeners)
+            plans.append(_Plan(ctx, values, rec, rec_values, "", {}))
+        dsk, keys = build_graph(node, [(p.ctx, p.params) for p in plans])
+        for plan, (result_key, persist_keys) in zip(plans, keys):
+            plan.result_key, plan.persist_keys = result_key, persist_keys
+        started = time.time()
+        for i, plan in enumerate(plans):
+            steps_mod.RECORDERS[plan.ctx.trial_uuid] = plan.recorder
+            plan.recorder.start({
+                "t": "trial_started", "uuid": plan.ctx.trial_uuid, "experiment": self.id,
+                "trial_id": plan.ctx.trial_id, "started_at": started, "seed": plan.ctx.seed,
+                "params": plan.recorded, "host": plan.ctx.owner_host, "pid": plan.ctx.owner_pid,
+                "script": self.script, "scheduler": sched.name, "changes": changes, **refs,
+            }, texts if i == 0 else [])
+        if sched.kind == "local" and sched.name != "processes":
+            apply_seed(plans[0].ctx.seed)
+        try:
+            return execute(self, sched, dsk, plans)
+        finally:
+            for plan in plans:
+                steps_mod.RECORDERS.pop(plan.ctx.trial_uuid, None)
+
+    def _finish_plan(self, plan: _Plan, outputs: dict[str, Any]) -> TrialOutcome:
+        """Record a trial's end from its outputs (result and persisted keys)."""
+        rec = plan.recorder
+        out = outputs.get(plan.result_key)
+        if isinstance(out, StepFailure):
+            rec.absorb(out.records)
+            rec.finish("failed", error=out.error, error_type=out.error_type, message=out.message,
+                       traceback_text=out.traceback)
+            logger.error("Trial %d of %s failed in step %s: %s: %s", plan.ctx.trial_id, self.id,
+                         out.step, out.error_type, out.message)
+            return TrialOutcome(plan.ctx.trial_id, plan.params, "failed", error=out.error)
+        assert isinstance(out, StepOutput), out
+        rec.absorb(out.records)
+        notes = self._persist(plan, outputs)
+        notes += self._check_purity(rec)
+        rec.finish("succeeded", result=out.value, notes=notes)
+        return TrialOutcome(plan.ctx.trial_id, plan.params, "succeeded", result=out.value)
+
+    def _persist(self, plan: _Plan, outputs: dict[str, Any]) -> list[str]:
+        from tuixp.store.objects import ObjectStore
+
+        notes = []
+        objects = ObjectStore(self.store.objects_dir)
+        events = []
+        for step, key in plan.persist_keys.items():
+            out = outputs.get(key)
+            if not isinstance(out, StepOutput):
+                continue
+            try:
+                digest, fmt, size = objects.put(out.value)
+            except Exception as exc:  # noqa: BLE001 - the trial stands; say what was not kept
+                notes.append(f"could not persist the output of {step}: {type(exc).__name__}: {exc}")
+                logger.warning("Could not persist the output of %s: %s", step, exc)
+                continue
+            events.append({"t": "persisted", "trial_uuid": plan.ctx.trial_uuid,
+                           "experiment": self.id, "trial_id": plan.ctx.trial_id, "step": step,
+                           "object_hash": digest, "format": fmt, "size": size})
+        if events:
+            self.store.record(events)
+        return notes
+
+    def _load_purity(self) -> dict[tuple[str, str], tuple[str, int]]:
+        """Earlier outputs by (step, input hash): read once from the store if it is free now."""
+        if self._purity is None:
+            self._purity = {}
+            try:
+                with self.store.connect(timeout=0.0) as con:
+                    rows = con.execute(
+                        "SELECT step, input_hash, output_hash, trial_id FROM step_record "
+                        "WHERE experiment = ? AND status = 'succeeded' AND input_hash IS NOT NULL "
+                        "AND output_hash IS NOT NULL ORDER BY trial_id", [self.id]).fetchall()
+                for step, ih, oh, tid in rows:
+                    self._purity[(step, ih)] = (oh, tid)
+            except errors.StoreError:
+                pass
+        return self._purity
+
+    def _check_purity(self, rec: TrialRecorder) -> list[str]:
+        notes = []
+        with self._purity_lock:
+            seen = self._load_purity()
+            for r in rec.steps_seen.values():
+                if r.status != "succeeded" or not r.input_hash or not r.output_hash:
+                    continue
+                before = seen.get((r.step, r.input_hash))
+                if before is not None and before[0] != r.output_hash:
+                    msg = (f"Experiment step result is changed with the same input: "
+                           f"(step: {r.step}, {r.input_repr})")
+                    logger.warning("%s (previous: trial %d)", msg, before[1])
+                    notes.append(f"impure: {r.step} (same input as trial {before[1]})")
+                seen[(r.step, r.input_hash)] = (r.output_hash, rec.trial_id)
+        return notes
+
+    # -- history ---------------------------------------------------------------------------
+    @property
+    def trial_id(self) -> int:
+        """The latest trial id of this experiment (0 when none), across processes."""
+        return self.store.counter.last(self.id)
+
+    def _check_trial(self, trial_id: int | None) -> int:
+        last = self.trial_id
+        if trial_id is None:
+            if last == 0:
+                raise errors.TrialNotFound("Unable to find trial id: no trial has run yet")
+            return last
+        if not isinstance(trial_id, int) or trial_id < 1 or trial_id > last:
+            raise errors.TrialNotFound(f"Unable to find trial id: {trial_id}")
+        return trial_id
+
+    def get_history(self, verbose: bool = False) -> Any:
+        from tuixp.store import queries
+
+        with self.store.connect() as con:
+            return queries.history(con, self.id, list(self._params), verbose=verbose)
+
+    def get_parameters(self, trial_id: int | None = None) -> dict[str, Any]:
+        if trial_id is None:
+            return self._values({})
+        trial_id = self._check_trial(trial_id)
+        from tuixp.store import queries
+
+        with self.store.connect() as con:
+            return queries.trial(con, self.id, trial_id)["params"]
+
+    def get_code(self, trial_id: int | None = None) -> str:
+        if trial_id is None:
+            return "\n".join(s.source for s in self._steps.values())
+        trial_id = self._check_trial(trial_id)
+        from tuixp.store import queries
+
+        with self.store.connect() as con:
+            code = queries.code(con, self.id, trial_id)
+        return "\n".join(src for step, src in code.items() if step != "<script>")
+
+    def get_environment(self, trial_id: int | None = None, category: str | None = None) -> Any:
+        from tuixp.store import queries
+
+        if trial_id is None:
+            world = self._world()
+            env = {**world["environment"], "packages": world["packages"], "git": world["git"]}
+        else:
+            trial_id = self._check_trial(trial_id)
+            with self.store.connect() as con:
+                env = queries.environment(con, self.id, trial_id)
+        return queries.environment_view(env, category)
+
+    def get_persisted(self, step_name: str, trial_id: int | None = None) -> Any:
+        trial_id = self._check_trial(trial_id)
+        from tuixp.store import queries
+        from tuixp.store.objects import ObjectStore
+
+        with self.store.connect() as con:
+            found = queries.persisted(con, self.id, trial_id, step_name)
+        if found is None:
+            raise errors.TuixpError(
+                f"Unable to find persisted output of step {step_name!r} in trial {trial_id}")
+        return ObjectStore(self.store.objects_dir).get(*found)
+
+    def load_metric(self, key: str, trial_id: int | list[int] | None = None) -> Any:
+        ids = [trial_id] if isinstance(trial_id, int) or trial_id is None else list(trial_id)
+        ids = [self._check_trial(t) for t in ids]
+        from tuixp.store import queries
+
+        with self.store.connect() as con:
+            return queries.load_metric(con, self.id, key, ids)
+
+
+def _normalize_params(values: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as strict JSON values (numpy scalars become numbers); refuse what is not.
+
+    NaN and infinities are kept as the strings "nan", "inf" and "-inf": strict JSON has no
+    words for them and the store's JSON columns must stay readable by any client.
+    """
+    import json
+    import math
+
+    def strict(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return repr(v)
+        if isinstance(v, list):
+            return [strict(i) for i in v]
+        if isinstance(v, dict):
+            return {k: strict(i) for k, i in v.items()}
+        return v
+
+    out = {}
+    for name, value in values.items():
+        try:
+            clean = json.loads(json.dumps(value, allow_nan=True, default=_refuse))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise errors.ParameterError(
+                f"Parameter {name} cannot be recorded: {exc}. Use numbers, strings, booleans, "
+                "None, or lists and dicts of them.") from None
+        out[name] = strict(clean)
+    return out
+
+
+def _refuse(obj: Any) -> Any:
+    if type(obj).__module__ == "numpy" and hasattr(obj, "item"):
+        return obj.item() if getattr(obj, "shape", ()) == () else obj.tolist()
+    raise TypeError(f"a value of type {type(obj).__name__} is not JSON")
+
+
+def _main_script() -> str | None:
+    override = os.environ.get("TUIXP_SCRIPT")
+    if override:
+        return override
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if path and os.path.basename(path) not in ("pytest", "__main__.py") and not path.endswith(
+            ("pytest/__main__.py",)):
+        return os.path.abspath(path)
+    return None
+

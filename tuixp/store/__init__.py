@@ -1,0 +1,9 @@
+"""The tuixp store: DuckDB of record, per-process journals, trial ids, persisted objects.
+
+Imports neither textual nor dask: any tool can read a store through this package.
+"""
+
+from tuixp.store.db import Store, get_store, resolve_store_path
+from tuixp.store.schema import PUBLIC_VIEWS, SCHEMA_VERSION
+
+__all__ = ["Store", "get_store", "resolve_store_path", "PUBLIC_VIEWS", "SCHEMA_VERSION"]

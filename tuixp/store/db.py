@@ -1,0 +1,516 @@
+"""The store: one DuckDB file of record, fed by per-process journals, opened only briefly.
+
+A process never holds the database between operations: ``Store.connect()`` opens it (waiting,
+bounded, while another process has it), brings the schema up to date, ingests every complete
+journal line in one transaction, hands the connection to the caller and closes it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from tuixp.errors import NotAStore, SchemaTooNew, StoreBusy, StoreError, StoreReadOnly
+from tuixp.store import schema
+from tuixp.store.ids import TrialCounter
+from tuixp.store.journal import (
+    JournalWriter,
+    journal_dir,
+    journal_files,
+    read_complete_lines,
+    writer_is_alive,
+)
+
+DEFAULT_STORE = "tuixp.duckdb"
+LOCK_TIMEOUT = float(os.environ.get("TUIXP_LOCK_TIMEOUT", "30"))
+
+
+def resolve_store_path(store: str | os.PathLike[str] | None = None) -> Path:
+    """``store`` argument, else ``$TUIXP_STORE``, else ``tuixp.duckdb`` in the current directory."""
+    raw = store if store is not None else os.environ.get("TUIXP_STORE") or DEFAULT_STORE
+    return Path(raw).expanduser().resolve()
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    return "lock" in str(exc).lower()
+
+
+# (column, arrow type, SQL expression over the staged column) for each ingested table.
+_TS = pa.float64()
+_TRIAL_COLUMNS = [
+    ("uuid", pa.string(), None),
+    ("experiment", pa.string(), None),
+    ("trial_id", pa.int32(), None),
+    ("status", pa.string(), None),
+    ("started_at", _TS, "to_timestamp(started_at)"),
+    ("finished_at", _TS, "to_timestamp(finished_at)"),
+    ("seed", pa.int64(), None),
+    ("params", pa.string(), None),
+    ("result", pa.string(), None),
+    ("result_type", pa.string(), None),
+    ("result_value", pa.float64(), None),
+    ("error_type", pa.string(), None),
+    ("error_message", pa.string(), None),
+    ("traceback_hash", pa.string(), None),
+    ("host", pa.string(), None),
+    ("pid", pa.int32(), None),
+    ("journal", pa.string(), None),
+    ("script", pa.string(), None),
+    ("scheduler", pa.string(), None),
+    ("code_hash", pa.string(), None),
+    ("environment_hash", pa.string(), None),
+    ("packages_hash", pa.string(), None),
+    ("git_hash", pa.string(), None),
+    ("git_commit", pa.string(), None),
+    ("git_branch", pa.string(), None),
+    ("git_dirty", pa.bool_(), None),
+    ("changes", pa.string(), None),
+    ("notes", pa.string(), None),
+]
+_FINISH_FIELDS = [
+    "status", "finished_at", "result", "result_type", "result_value", "error_type",
+    "error_message", "traceback_hash", "notes",
+]
+_COLUMNS: dict[str, list[tuple[str, pa.DataType, str | None]]] = {
+    "trial_record": _TRIAL_COLUMNS,
+    "blob": [("hash", pa.string(), None), ("text", pa.string(), None)],
+    "experiment_record": [
+        ("name", pa.string(), None),
+        ("created_at", _TS, "to_timestamp(created_at)"),
+        ("script", pa.string(), None),
+    ],
+    "param_record": [
+        ("trial_uuid", pa.string(), None), ("experiment", pa.string(), None),
+        ("trial_id", pa.int32(), None), ("name", pa.string(), None), ("value", pa.string(), None),
+    ],
+    "metric_record": [
+        ("trial_uuid", pa.string(), None), ("experiment", pa.string(), None),
+        ("trial_id", pa.int32(), None), ("name", pa.string(), None), ("epoch", pa.int64(), None),
+        ("value", pa.float64(), None), ("recorded_at", _TS, "to_timestamp(recorded_at)"),
+        ("seq", pa.int64(), None),
+    ],
+    "step_record": [
+        ("trial_uuid", pa.string(), None), ("experiment", pa.string(), None),
+        ("trial_id", pa.int32(), None), ("key", pa.string(), None), ("step", pa.string(), None),
+        ("started_at", _TS, "to_timestamp(started_at)"),
+        ("finished_at", _TS, "to_timestamp(finished_at)"),
+        ("status", pa.string(), None), ("worker", pa.string(), None),
+        ("input_hash", pa.string(), None), ("output_hash", pa.string(), None),
+        ("error", pa.string(), None), ("reused_from", pa.int32(), None),
+    ],
+    "code_set": [
+        ("hash", pa.string(), None), ("ord", pa.int32(), None), ("step", pa.string(), None),
+        ("source_hash", pa.string(), None),
+    ],
+    "package_set": [
+        ("hash", pa.string(), None), ("name", pa.string(), None), ("version", pa.string(), None),
+    ],
+    "persisted_record": [
+        ("trial_uuid", pa.string(), None), ("experiment", pa.string(), None),
+        ("trial_id", pa.int32(), None), ("step", pa.string(), None),
+        ("object_hash", pa.string(), None), ("format", pa.string(), None),
+        ("size", pa.int64(), None),
+    ],
+}
+
+
+def insert_rows(
+    con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]], conflict: str = "IGNORE"
+) -> None:
+    """Insert dict rows through one Arrow batch: thousands of rows cost one statement."""
+    if not rows:
+        return
+    cols = _COLUMNS[table]
+    arrow = pa.table(
+        {name: pa.array([r.get(name) for r in rows], type=typ) for name, typ, _ in cols}
+    )
+    staged = f"_staged_{table}"
+    con.register(staged, arrow)
+    try:
+        exprs = ", ".join(expr or f'"{name}"' for name, _, expr in cols)
+        names = ", ".join(f'"{name}"' for name, _, _ in cols)
+        con.execute(
+            f"INSERT OR {conflict} INTO {table} ({names}) SELECT {exprs} FROM {staged}"
+        )
+    finally:
+        con.unregister(staged)
+
+
+class IngestReport:
+    def __init__(self) -> None:
+        self.events = 0
+        self.bad_lines = 0
+        self.trials = 0
+        self.interrupted = 0
+        self.offsets: dict[str, int] = {}
+
+
+_stores: dict[Path, "Store"] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(store: str | os.PathLike[str] | None = None) -> "Store":
+    """One ``Store`` per path per process, so every experiment shares its journal."""
+    path = resolve_store_path(store)
+    with _stores_lock:
+        found = _stores.get(path)
+        if found is None:
+            found = Store(path)
+            _stores[path] = found
+        return found
+
+
+class Store:
+    """A tuixp store at ``path``: the database, its journals, its ids file and objects folder."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = resolve_store_path(path)
+        self.objects_dir = self.path.with_name(self.path.name + ".objects")
+        self.journal = JournalWriter(self.path)
+        self.counter = TrialCounter(self.path, self._recover_counts)
+        self.trials_running = 0
+        self._running_lock = threading.Lock()
+        self._ingest_timer: threading.Timer | None = None
+        self._timer_lock = threading.Lock()
+        self._emitted_blobs: set[str] = set()
+        self._atexit_registered = False
+
+    # -- writing: journal only -------------------------------------------------------------
+    def record(self, events: list[dict[str, Any]], sync: bool = False) -> None:
+        try:
+            self.journal.write(events, sync=sync)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot write the trial journal in {journal_dir(self.path)}: {exc.strerror}. "
+                "Free some space or fix the folder's permissions; recorded trials are intact."
+            ) from exc
+        if not self._atexit_registered:
+            self._atexit_registered = True
+            atexit.register(self._at_exit)
+
+    def blob_events(self, texts: dict[str, str]) -> list[dict[str, Any]]:
+        """Events for the texts this process has not journaled yet (stored once by hash)."""
+        events = []
+        for h, text in texts.items():
+            if h not in self._emitted_blobs:
+                self._emitted_blobs.add(h)
+                events.append({"t": "blob", "hash": h, "text": text})
+        return events
+
+    def trial_began(self) -> None:
+        with self._running_lock:
+            self.trials_running += 1
+
+    def trial_ended(self) -> None:
+        with self._running_lock:
+            self.trials_running -= 1
+        self.schedule_ingest()
+
+    def schedule_ingest(self, delay: float = 0.5) -> None:
+        """Ingest once a burst of trials is over; never once per trial."""
+        with self._timer_lock:
+            if self._ingest_timer is not None:
+                self._ingest_timer.cancel()
+            timer = threading.Timer(delay, self._background_ingest)
+            timer.daemon = True
+            self._ingest_timer = timer
+            timer.start()
+
+    def _background_ingest(self) -> None:
+        if self.trials_running:
+            return  # the end of the running trials schedules another
+        try:
+            with self.connect(timeout=0.0):
+                pass
+        except StoreError:
+            pass  # whoever holds the store ingests, or we do at exit
+
+    def _at_exit(self) -> None:
+        with self._timer_lock:
+            if self._ingest_timer is not None:
+                self._ingest_timer.cancel()
+        try:
+            with self.connect(timeout=min(LOCK_TIMEOUT, 5.0)):
+                pass
+        except Exception:  # noqa: BLE001 - at exit the journal keeps everything; next open ingests
+            pass
+        self.journal.close()
+
+    # -- the database ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def connect(
+        self, read_only: bool = False, timeout: float | None = None, ingest: bool = True
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Open the database (waiting at most ``timeout`` s for another process), yield, close."""
+        con = self._open(read_only=read_only, timeout=LOCK_TIMEOUT if timeout is None else timeout)
+        try:
+            writable = not read_only and not getattr(con, "_tuixp_read_only", False)
+            if writable:
+                self._ensure_schema(con)
+                if ingest:
+                    self.ingest(con)
+            else:
+                self._check_schema(con)
+            yield con
+        finally:
+            con.close()
+
+    def _open(self, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+        exists = self.path.exists()
+        if not exists:
+            if read_only:
+                raise StoreError(f"No tuixp store at {self.path}: run a trial first.")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreReadOnly(f"Cannot create the store folder {self.path.parent}: {exc}") from exc
+        elif not read_only and not os.access(self.path, os.W_OK):
+            read_only = True
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            try:
+                # Small blocks: a store of a few thousand trials stays a few MB, not 256 KB a
+                # column segment (the setting only applies when the file is created).
+                config = {} if exists else {"default_block_size": "16384"}
+                con = duckdb.connect(str(self.path), read_only=read_only, config=config)
+                if read_only:
+                    con._tuixp_read_only = True  # type: ignore[attr-defined]
+                return con
+            except duckdb.IOException as exc:
+                if _is_lock_error(exc):
+                    if time.monotonic() >= deadline:
+                        raise StoreBusy(
+                            f"The store {self.path} is held by another process; gave up after "
+                            f"{timeout:.0f} s. Try again when it is done (TUIXP_LOCK_TIMEOUT sets "
+                            "the wait)."
+                        ) from exc
+                    time.sleep(delay)
+                    delay = min(delay * 1.5, 0.2)
+                    continue
+                if "permission" in str(exc).lower() or "read-only" in str(exc).lower():
+                    if not read_only:
+                        read_only = True
+                        continue
+                    raise StoreReadOnly(f"Cannot open the store {self.path}: {exc}") from exc
+                raise NotAStore(
+                    f"{self.path} is not a tuixp store (DuckDB could not open it: "
+                    f"{str(exc).splitlines()[0]})."
+                ) from exc
+            except duckdb.Error as exc:
+                raise NotAStore(
+                    f"{self.path} is not a tuixp store (DuckDB could not open it: "
+                    f"{str(exc).splitlines()[0]})."
+                ) from exc
+
+    def _schema_version(self, con: duckdb.DuckDBPyConnection) -> int | None:
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "tuixp_meta" not in tables:
+            if tables:
+                raise NotAStore(
+                    f"{self.path} is a DuckDB file but not a tuixp store (it has no tuixp_meta table)."
+                )
+            return None
+        row = con.execute("SELECT value FROM tuixp_meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else None
+
+    def _check_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        version = self._schema_version(con)
+        if version is None:
+            raise StoreError(f"{self.path} is empty: run a trial first.")
+        if version > schema.SCHEMA_VERSION:
+            raise self._too_new(version)
+
+    def _too_new(self, version: int) -> SchemaTooNew:
+        return SchemaTooNew(
+            f"{self.path} was written by a newer tuixp (schema {version}; this tuixp reads up to "
+            f"{schema.SCHEMA_VERSION}). Upgrade tuixp to use it; nothing was changed."
+        )
+
+    def _ensure_schema(self, con: duckdb.DuckDBPyConnection) -> None:
+        version = self._schema_version(con)
+        if version is not None and version > schema.SCHEMA_VERSION:
+            raise self._too_new(version)
+        if version == schema.SCHEMA_VERSION:
+            return
+        con.execute("BEGIN")
+        try:
+            if version is None:
+                con.execute(schema.TABLES)
+                con.execute(
+                    "INSERT OR REPLACE INTO tuixp_meta VALUES ('schema_version', ?), ('kind', ?)",
+                    [str(schema.SCHEMA_VERSION), schema.STORE_MARK],
+                )
+            else:
+                for v in range(version, schema.SCHEMA_VERSION):
+                    con.execute(schema.MIGRATIONS[v])
+                con.execute(
+                    "UPDATE tuixp_meta SET value = ? WHERE key = 'schema_version'",
+                    [str(schema.SCHEMA_VERSION)],
+                )
+            con.execute(schema.VIEWS)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+
+    # -- ingest ----------------------------------------------------------------------------
+    def ingest(self, con: duckdb.DuckDBPyConnection) -> IngestReport:
+        """Move every complete journal line into the database in one transaction, idempotently."""
+        report = IngestReport()
+        offsets = dict(con.execute('SELECT file, "offset" FROM journal_offset').fetchall())
+        own = self.journal.path.name if self.journal.path is not None else None
+        batches: dict[str, list[dict[str, Any]]] = {}
+        new_offsets: dict[str, int] = {}
+        dead: list[Path] = []
+        present: set[str] = set()
+        for path in journal_files(self.path):
+            name = path.name
+            present.add(name)
+            alive = name == own or writer_is_alive(path)
+            start = offsets.get(name, 0)
+            try:
+                events, end, bad = read_complete_lines(path, start)
+            except OSError:
+                continue
+            report.bad_lines += bad
+            if end != start:
+                new_offsets[name] = end
+            for ev in events:
+                ev["_journal"] = name
+                batches.setdefault(ev["t"], []).append(ev)
+            report.events += len(events)
+            if not alive:
+                dead.append(path)
+        if not report.events and not dead and not self._stale_running(con, present):
+            return report
+        con.execute("BEGIN")
+        try:
+            self._apply(con, batches, report)
+            dead_names = [p.name for p in dead]
+            report.interrupted = self._mark_interrupted(con, dead_names, present)
+            if new_offsets:
+                con.executemany(
+                    'INSERT OR REPLACE INTO journal_offset VALUES (?, ?)', list(new_offsets.items())
+                )
+            gone = [f for f in offsets if f not in present]
+            if gone:
+                con.executemany("DELETE FROM journal_offset WHERE file = ?", [[f] for f in gone])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        for path in dead:
+            # Its writer is gone and everything complete in it is in the database now.
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        report.offsets = {**offsets, **new_offsets}
+        self.journal.rotate_if(report.offsets, self.trials_running)
+        return report
+
+    def _stale_running(self, con: duckdb.DuckDBPyConnection, present: set[str]) -> bool:
+        rows = con.execute("SELECT journal FROM trial_record WHERE status = 'running'").fetchall()
+        return any(r[0] not in present for r in rows)
+
+    def _mark_interrupted(
+        self, con: duckdb.DuckDBPyConnection, dead: list[str], present: set[str]
+    ) -> int:
+        rows = con.execute(
+            "SELECT uuid, journal FROM trial_record WHERE status = 'running'"
+        ).fetchall()
+        lost = [u for u, j in rows if j in dead or j not in present]
+        if lost:
+            con.executemany(
+                "UPDATE trial_record SET status = 'interrupted', finished_at = COALESCE("
+                "(SELECT max(finished_at) FROM step_record WHERE trial_uuid = ?), now()), "
+                "error_type = 'Interrupted', error_message = 'the process running this trial "
+                "ended before the trial did' WHERE uuid = ?",
+                [[u, u] for u in lost],
+            )
+        return len(lost)
+
+    def _apply(
+        self, con: duckdb.DuckDBPyConnection, batches: dict[str, list[dict[str, Any]]],
+        report: IngestReport,
+    ) -> None:
+        insert_rows(con, "blob", batches.get("blob", []))
+        insert_rows(con, "code_set", [r for e in batches.get("code_set", []) for r in e["rows"]])
+        insert_rows(
+            con, "package_set", [
+                {"hash": e["hash"], "name": n, "version": v}
+                for e in batches.get("package_set", []) for n, v in e["packages"].items()
+            ],
+        )
+        insert_rows(con, "experiment_record", batches.get("experiment", []))
+        started = batches.get("trial_started", [])
+        finished = {e["uuid"]: e for e in batches.get("trial_finished", [])}
+        rows = []
+        params = []
+        for e in started:
+            row = {k: e.get(k) for k, _, _ in _TRIAL_COLUMNS}
+            row["journal"] = e["_journal"]
+            row["status"] = "running"
+            row["params"] = json.dumps(e.get("params", {}))
+            row["changes"] = json.dumps(e.get("changes", []))
+            fin = finished.get(e["uuid"])
+            if fin is not None:
+                for k in _FINISH_FIELDS:
+                    row[k] = fin.get(k)
+            rows.append(row)
+            for name, value in (e.get("params") or {}).items():
+                params.append({
+                    "trial_uuid": e["uuid"], "experiment": e["experiment"],
+                    "trial_id": e["trial_id"], "name": name, "value": json.dumps(value),
+                })
+        insert_rows(con, "trial_record", rows)
+        insert_rows(con, "param_record", params)
+        report.trials = len(rows)
+        insert_rows(con, "metric_record", batches.get("metric", []), conflict="REPLACE")
+        insert_rows(con, "step_record", batches.get("step", []), conflict="REPLACE")
+        insert_rows(con, "persisted_record", batches.get("persisted", []), conflict="REPLACE")
+        started_here = {e["uuid"] for e in started}
+        late = [f for u, f in finished.items() if u not in started_here]
+        if late:
+            staged = [{k: f.get(k) for k, _, _ in _TRIAL_COLUMNS} for f in late]
+            cols = [c for c in _TRIAL_COLUMNS if c[0] in {"uuid", *_FINISH_FIELDS}]
+            arrow = pa.table({n: pa.array([r.get(n) for r in staged], type=t) for n, t, _ in cols})
+            con.register("_staged_finish", arrow)
+            try:
+                sets = ", ".join(
+                    f"{n} = " + (f"to_timestamp(f.{n})" if n == "finished_at" else f"f.{n}")
+                    for n in _FINISH_FIELDS
+                )
+                con.execute(
+                    f"UPDATE trial_record SET {sets} FROM _staged_finish f "
+                    "WHERE trial_record.uuid = f.uuid"
+                )
+            finally:
+                con.unregister("_staged_finish")
+
+    # -- ids -------------------------------------------------------------------------------
+    def _recover_counts(self) -> dict[str, int]:
+        """Rebuild the ids file from the database and the journals (it was lost or is new)."""
+        counts: dict[str, int] = {}
+        if self.path.exists():
+            with self.connect(ingest=False) as con:
+                for exp, last in con.execute(
+                    "SELECT experiment, max(trial_id) FROM trial_record GROUP BY experiment"
+                ).fetchall():
+                    counts[exp] = int(last)
+        for path in journal_files(self.path):
+            events, _, _ = read_complete_lines(path, 0)
+            for ev in events:
+                if ev.get("t") == "trial_started":
+                    exp = ev["experiment"]
+                    counts[exp] = max(counts.get(exp, 0), int(ev["trial_id"]))
+        return counts

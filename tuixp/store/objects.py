@@ -1,0 +1,95 @@
+"""Persisted step outputs, content-addressed beside the database in ``<store>.objects/``.
+
+Formats, safest first: Parquet for DataFrames, ``.npy`` (no pickle) for arrays, JSON for plain
+data, pickle as the fallback. A pickle is only ever loaded by an explicit user call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+FORMATS = ("parquet", "npy", "json", "pickle")
+
+
+def _json_safe(value: Any) -> bool:
+    try:
+        return json.loads(json.dumps(value, allow_nan=True)) == value
+    except (TypeError, ValueError):
+        return False
+
+
+def serialize(value: Any) -> tuple[bytes, str]:
+    """The bytes and format of ``value`` in the safest format that round-trips it."""
+    mod = type(value).__module__
+    if mod.startswith("pandas") and type(value).__name__ == "DataFrame":
+        buf = io.BytesIO()
+        try:
+            value.to_parquet(buf)
+            return buf.getvalue(), "parquet"
+        except Exception:  # noqa: BLE001 - odd dtypes or column names: fall through
+            pass
+    if mod == "numpy" and type(value).__name__ == "ndarray" and value.dtype != object:
+        import numpy as np
+
+        buf = io.BytesIO()
+        np.save(buf, value, allow_pickle=False)
+        return buf.getvalue(), "npy"
+    if _json_safe(value):
+        return json.dumps(value, allow_nan=True).encode(), "json"
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
+
+
+def deserialize(data: bytes, fmt: str) -> Any:
+    if fmt == "parquet":
+        import pandas as pd
+
+        return pd.read_parquet(io.BytesIO(data))
+    if fmt == "npy":
+        import numpy as np
+
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    if fmt == "json":
+        return json.loads(data)
+    if fmt == "pickle":
+        return pickle.loads(data)  # noqa: S301 - only on the user's explicit get_persisted call
+    raise ValueError(f"Unknown persisted format: {fmt}")
+
+
+class ObjectStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path_of(self, digest: str, fmt: str) -> Path:
+        return self.root / digest[:2] / f"{digest}.{fmt}"
+
+    def put(self, value: Any) -> tuple[str, str, int]:
+        """Write ``value`` once (by content hash); return its hash, format and size in bytes."""
+        data, fmt = serialize(value)
+        digest = hashlib.sha256(data).hexdigest()
+        path = self.path_of(digest, fmt)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        return digest, fmt, len(data)
+
+    def get(self, digest: str, fmt: str) -> Any:
+        path = self.path_of(digest, fmt)
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise ValueError(f"Persisted object {path} is corrupt (its hash does not match).")
+        return deserialize(data, fmt)

@@ -1,0 +1,205 @@
+"""Read queries over an open store connection, shared by the Python API, the CLI and the TUI."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import duckdb
+
+from tuixp.errors import ExperimentNotFound, MetricNotFound, TrialNotFound
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def experiments(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """One row per experiment: trial counts by status, last start, best (lowest/highest) result."""
+    rows = con.execute("""
+        SELECT experiment, count(*) AS trials,
+               count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               count(*) FILTER (WHERE status = 'running') AS running,
+               count(*) FILTER (WHERE status = 'interrupted') AS interrupted,
+               max(started_at) AS last_run,
+               min(result_value) AS min_result, max(result_value) AS max_result,
+               max(trial_id) AS last_trial
+        FROM trial_record GROUP BY experiment ORDER BY max(started_at) DESC
+    """).fetchall()
+    cols = ["experiment", "trials", "succeeded", "failed", "running", "interrupted", "last_run",
+            "min_result", "max_result", "last_trial"]
+    return [dict(zip(cols, r)) for r in rows]
+
+
+def experiment_names(con: duckdb.DuckDBPyConnection) -> list[str]:
+    return [r[0] for r in con.execute(
+        "SELECT DISTINCT experiment FROM trial_record ORDER BY experiment").fetchall()]
+
+
+def require_experiment(con: duckdb.DuckDBPyConnection, experiment: str) -> None:
+    if not con.execute("SELECT 1 FROM trial_record WHERE experiment = ? LIMIT 1",
+                       [experiment]).fetchone():
+        known = experiment_names(con)
+        hint = f" Known: {', '.join(known)}." if known else " The store has no trials yet."
+        raise ExperimentNotFound(f"Unable to find experiment: {experiment}.{hint}")
+
+
+def param_names(con: duckdb.DuckDBPyConnection, experiment: str) -> list[str]:
+    """Parameter names of an experiment, in the order they first appeared."""
+    rows = con.execute("""
+        SELECT name FROM param_record WHERE experiment = ?
+        GROUP BY name ORDER BY min(trial_id), name
+    """, [experiment]).fetchall()
+    return [r[0] for r in rows]
+
+
+def trial(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> dict[str, Any]:
+    cur = con.execute("""
+        SELECT t.*, epoch(finished_at) - epoch(started_at) AS elapsed_s, b.text AS traceback
+        FROM trial_record t LEFT JOIN blob b ON b.hash = t.traceback_hash
+        WHERE experiment = ? AND trial_id = ?
+    """, [experiment, trial_id])
+    row = cur.fetchone()
+    if row is None:
+        raise TrialNotFound(f"Unable to find trial id: {trial_id}")
+    cols = [d[0] for d in cur.description]
+    rec = dict(zip(cols, row))
+    rec["params"] = _loads(rec["params"]) or {}
+    rec["result"] = _loads(rec["result"])
+    rec["changes"] = _loads(rec["changes"]) or []
+    rec["notes"] = _loads(rec["notes"]) or []
+    return rec
+
+
+def code(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> dict[str, str]:
+    rows = con.execute("""
+        SELECT c.step, b.text FROM trial_record t JOIN code_set c ON c.hash = t.code_hash
+        LEFT JOIN blob b ON b.hash = c.source_hash
+        WHERE t.experiment = ? AND t.trial_id = ? ORDER BY c.ord
+    """, [experiment, trial_id]).fetchall()
+    return {step: text or "" for step, text in rows}
+
+
+def environment(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> dict[str, Any]:
+    row = con.execute("""
+        SELECT e.text, g.text, t.packages_hash FROM trial_record t
+        LEFT JOIN blob e ON e.hash = t.environment_hash
+        LEFT JOIN blob g ON g.hash = t.git_hash
+        WHERE t.experiment = ? AND t.trial_id = ?
+    """, [experiment, trial_id]).fetchone()
+    if row is None:
+        raise TrialNotFound(f"Unable to find trial id: {trial_id}")
+    env = _loads(row[0]) or {}
+    env["git"] = _loads(row[1]) or {}
+    env["packages"] = dict(con.execute(
+        "SELECT name, version FROM package_set WHERE hash = ? ORDER BY lower(name)", [row[2]]
+    ).fetchall())
+    return env
+
+
+ENV_CATEGORIES = ("platform", "cpu", "gpu", "python", "numpy", "scipy", "pandas", "conda", "git",
+                  "requirements", "packages")
+
+
+def environment_view(env: dict[str, Any], category: str | None) -> Any:
+    """daskperiment's ``get_environment``: a summary, or one category's full record."""
+    if category is None:
+        plat, py, cpu, git = (env.get(k) or {} for k in ("platform", "python", "cpu", "git"))
+        gpus = env.get("gpu") or []
+        return [
+            f"Platform Information: {plat.get('system')}-{plat.get('release')}-{plat.get('machine')}",
+            f"Device CPU Count: {cpu.get('count')}",
+            "Device GPUs: " + (", ".join(g.get("name", "?") for g in gpus) if gpus else "none"),
+            f"Python Implementation: {py.get('implementation')}",
+            f"Python Version: {py.get('version')}",
+            f"Python Virtual Environment: {py.get('venv') or 'none'}",
+            f"Git Repository: {git.get('repository')}",
+            f"Git Active Branch: {git.get('branch')}",
+            f"Git HEAD Commit: {git.get('commit')}",
+            f"Git Uncommitted Changes: {'yes' if git.get('dirty') else 'no'}",
+        ]
+    if category not in ENV_CATEGORIES:
+        raise ValueError(f"Unknown environment category: {category}. Use one of "
+                         + ", ".join(ENV_CATEGORIES))
+    packages = env.get("packages") or {}
+    if category in ("numpy", "scipy", "pandas"):
+        return {"version": packages.get(category)}
+    if category == "requirements":
+        return [f"{n}=={v}" for n, v in packages.items()]
+    if category == "conda":
+        return {"environment": (env.get("python") or {}).get("conda")}
+    return env.get(category)
+
+
+def persisted(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int,
+              step: str) -> tuple[str, str] | None:
+    row = con.execute(
+        "SELECT object_hash, format FROM persisted_record WHERE experiment = ? AND trial_id = ? "
+        "AND step = ?", [experiment, trial_id, step]).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def load_metric(con: duckdb.DuckDBPyConnection, experiment: str, name: str,
+                trial_ids: list[int]) -> Any:
+    import pandas as pd
+
+    if not con.execute("SELECT 1 FROM metric_record WHERE experiment = ? AND name = ? LIMIT 1",
+                       [experiment, name]).fetchone():
+        raise MetricNotFound(f"Unable to find saved metric with specified key: {name}")
+    rows = con.execute(
+        "SELECT trial_id, epoch, value FROM metric_record WHERE experiment = ? AND name = ? "
+        "AND list_contains(?, trial_id) ORDER BY epoch",
+        [experiment, name, trial_ids]).fetchall()
+    df = pd.DataFrame(rows, columns=["Trial ID", "Epoch", "value"])
+    wide = df.pivot_table(index="Epoch", columns="Trial ID", values="value", aggfunc="last")
+    wide = wide.reindex(columns=trial_ids)
+    wide.columns.name = "Trial ID"
+    return wide
+
+
+def history(con: duckdb.DuckDBPyConnection, experiment: str, declared: list[str],
+            verbose: bool = False) -> Any:
+    """daskperiment's history DataFrame, indexed by ``Trial ID``."""
+    import pandas as pd
+
+    names = list(declared) or param_names(con, experiment)
+    rows = con.execute("""
+        SELECT trial_id, params, result, result_type, status, started_at, finished_at, seed,
+               error_type, error_message
+        FROM trial_record WHERE experiment = ? ORDER BY trial_id
+    """, [experiment]).fetchall()
+    records = []
+    for tid, params, result, rtype, status, started, finished, seed, etype, emsg in rows:
+        p = _loads(params) or {}
+        rec: dict[str, Any] = {"Trial ID": tid}
+        for n in names:
+            rec[n] = p.get(n)
+        if verbose:
+            rec["Seed"] = seed
+        rec["Result"] = _loads(result)
+        if verbose:
+            rec["Result Type"] = rtype
+        rec["Success"] = status == "succeeded"
+        rec["Finished"] = finished.astimezone().replace(tzinfo=None) if finished else pd.NaT
+        rec["Process Time"] = (finished - started) if finished and started else pd.NaT
+        rec["Description"] = f"{etype}({emsg})" if etype else float("nan")
+        if verbose:
+            rec["Status"] = status
+        records.append(rec)
+    cols = ["Trial ID", *names] + (["Seed"] if verbose else []) + ["Result"] + (
+        ["Result Type"] if verbose else []) + ["Success", "Finished", "Process Time", "Description"] + (
+        ["Status"] if verbose else [])
+    df = pd.DataFrame(records, columns=cols).set_index("Trial ID")
+    if not records:
+        df["Finished"] = pd.Series(dtype="datetime64[ns]")
+        df["Process Time"] = pd.Series(dtype="timedelta64[ns]")
+    else:
+        df["Finished"] = pd.to_datetime(df["Finished"])
+        df["Process Time"] = pd.to_timedelta(df["Process Time"])
+    return df

@@ -1,0 +1,114 @@
+"""The DuckDB schema of a tuixp store: tables, public views, version and forward migrations.
+
+Tables hold what ingest writes; the views are the public contract for SQL users
+(docs/schema.md). Views may gain columns; they never lose or rename one.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+STORE_MARK = "tuixp-store"
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS tuixp_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS blob (hash VARCHAR PRIMARY KEY, text VARCHAR);
+CREATE TABLE IF NOT EXISTS experiment_record (
+    name VARCHAR PRIMARY KEY, created_at TIMESTAMPTZ, script VARCHAR
+);
+CREATE TABLE IF NOT EXISTS trial_record (
+    uuid VARCHAR PRIMARY KEY,
+    experiment VARCHAR NOT NULL,
+    trial_id INTEGER NOT NULL,
+    status VARCHAR NOT NULL,
+    started_at TIMESTAMPTZ,
+    finished_at TIMESTAMPTZ,
+    seed BIGINT,
+    params VARCHAR,
+    result VARCHAR,
+    result_type VARCHAR,
+    result_value DOUBLE,
+    error_type VARCHAR,
+    error_message VARCHAR,
+    traceback_hash VARCHAR,
+    host VARCHAR,
+    pid INTEGER,
+    journal VARCHAR,
+    script VARCHAR,
+    scheduler VARCHAR,
+    code_hash VARCHAR,
+    environment_hash VARCHAR,
+    packages_hash VARCHAR,
+    git_hash VARCHAR,
+    git_commit VARCHAR,
+    git_branch VARCHAR,
+    git_dirty BOOLEAN,
+    changes VARCHAR,
+    notes VARCHAR
+);
+CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, trial_id);
+CREATE TABLE IF NOT EXISTS param_record (
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, value VARCHAR,
+    PRIMARY KEY (trial_uuid, name)
+);
+CREATE TABLE IF NOT EXISTS metric_record (
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, epoch BIGINT,
+    value DOUBLE, recorded_at TIMESTAMPTZ, seq BIGINT,
+    PRIMARY KEY (trial_uuid, name, epoch)
+);
+CREATE TABLE IF NOT EXISTS step_record (
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, key VARCHAR, step VARCHAR,
+    started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, status VARCHAR, worker VARCHAR,
+    input_hash VARCHAR, output_hash VARCHAR, error VARCHAR, reused_from INTEGER,
+    PRIMARY KEY (trial_uuid, key)
+);
+CREATE TABLE IF NOT EXISTS code_set (hash VARCHAR, ord INTEGER, step VARCHAR, source_hash VARCHAR,
+    PRIMARY KEY (hash, ord));
+CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARCHAR,
+    PRIMARY KEY (hash, name));
+CREATE TABLE IF NOT EXISTS persisted_record (
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, step VARCHAR, object_hash VARCHAR,
+    format VARCHAR, size BIGINT, PRIMARY KEY (trial_uuid, step)
+);
+CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
+"""
+
+VIEWS = """
+CREATE OR REPLACE VIEW trials AS
+SELECT experiment, trial_id, status, started_at, finished_at,
+       epoch(finished_at) - epoch(started_at) AS elapsed_s,
+       seed, CAST(result AS JSON) AS result, result_type, result_value,
+       CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END AS error,
+       CAST(params AS JSON) AS params, host, pid, script, scheduler,
+       git_commit, git_branch, git_dirty,
+       code_hash, environment_hash, packages_hash, git_hash,
+       CAST(changes AS JSON) AS changes, uuid
+FROM trial_record;
+CREATE OR REPLACE VIEW params AS
+SELECT experiment, trial_id, name, CAST(value AS JSON) AS value FROM param_record;
+CREATE OR REPLACE VIEW metrics AS
+SELECT experiment, trial_id, name, epoch, value, recorded_at FROM metric_record;
+CREATE OR REPLACE VIEW steps AS
+SELECT experiment, trial_id, key, step, started_at, finished_at,
+       epoch(finished_at) - epoch(started_at) AS elapsed_s, status, worker,
+       input_hash, output_hash, error, reused_from
+FROM step_record;
+CREATE OR REPLACE VIEW environments AS
+SELECT t.experiment, t.trial_id, t.environment_hash, CAST(e.text AS JSON) AS environment,
+       t.git_hash, CAST(g.text AS JSON) AS git
+FROM trial_record t LEFT JOIN blob e ON e.hash = t.environment_hash
+LEFT JOIN blob g ON g.hash = t.git_hash;
+CREATE OR REPLACE VIEW packages AS
+SELECT t.experiment, t.trial_id, p.name, p.version
+FROM trial_record t JOIN package_set p ON p.hash = t.packages_hash;
+CREATE OR REPLACE VIEW code AS
+SELECT t.experiment, t.trial_id, c.ord, c.step, c.source_hash, b.text AS source
+FROM trial_record t JOIN code_set c ON c.hash = t.code_hash
+LEFT JOIN blob b ON b.hash = c.source_hash;
+CREATE OR REPLACE VIEW persisted AS
+SELECT experiment, trial_id, step, object_hash, format, size FROM persisted_record;
+"""
+
+# Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
+MIGRATIONS: dict[int, str] = {}
+
+PUBLIC_VIEWS = ("trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted")
