@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import os
 import socket
+import sys
 import threading
 import time
 import traceback
@@ -102,12 +103,13 @@ def next_seq() -> int:
 
 
 def worker_name() -> str:
-    try:
-        from distributed import get_worker
+    if "distributed" in sys.modules:  # never import it just to ask: that costs half a second
+        try:
+            from distributed import get_worker
 
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        pass
+            return str(get_worker().address)
+        except ValueError:
+            pass
     name = f"{socket.gethostname()}:{os.getpid()}"
     thread = threading.current_thread().name
     return f"{name}/{thread}"
