@@ -363,6 +363,7 @@ class Experiment:
             logger.warning("Source not available for step(s) %s; their code is recorded by hash "
                            "only", ", ".join(world["unreadable"]))
         texts, refs = self._texts_and_refs(world)
+        self._start_purity_load()
         ids = self.store.counter.next_ids(self.id, len(param_sets))
         plans: list[_Plan] = []
         for trial_id, values, rec_values in zip(ids, param_sets, recorded):
@@ -432,26 +433,41 @@ class Experiment:
             self.store.record(events)
         return notes
 
-    def _load_purity(self) -> dict[tuple[str, str], tuple[str, int]]:
-        """Earlier outputs by (step, input hash): read once from the store if it is free now."""
-        if self._purity is None:
-            self._purity = {}
+    def _start_purity_load(self) -> None:
+        """Read earlier outputs by (step, input hash) from the store, in the background.
+
+        A trial never waits for the database: until the read is done (or if the store is busy)
+        the check uses what this process has seen.
+        """
+        if self._purity is not None:
+            return
+        self._purity = {}
+        if not self.store.path.exists():
+            return
+
+        def load() -> None:
+            found: dict[tuple[str, str], tuple[str, int]] = {}
             try:
-                with self.store.connect(timeout=0.0) as con:
+                with self.store.connect(timeout=1.0) as con:
                     rows = con.execute(
                         "SELECT step, input_hash, output_hash, trial_id FROM step_record "
                         "WHERE experiment = ? AND status = 'succeeded' AND input_hash IS NOT NULL "
                         "AND output_hash IS NOT NULL ORDER BY trial_id", [self.id]).fetchall()
                 for step, ih, oh, tid in rows:
-                    self._purity[(step, ih)] = (oh, tid)
+                    found[(step, ih)] = (oh, tid)
             except errors.StoreError:
-                pass
-        return self._purity
+                return
+            with self._purity_lock:
+                assert self._purity is not None
+                for k, v in found.items():
+                    self._purity.setdefault(k, v)
+
+        threading.Thread(target=load, name="tuixp-purity-load", daemon=True).start()
 
     def _check_purity(self, rec: TrialRecorder) -> list[str]:
         notes = []
         with self._purity_lock:
-            seen = self._load_purity()
+            seen = self._purity if self._purity is not None else {}
             for r in rec.steps_seen.values():
                 if r.status != "succeeded" or not r.input_hash or not r.output_hash:
                     continue

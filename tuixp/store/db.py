@@ -184,6 +184,11 @@ class Store:
         self._timer_lock = threading.Lock()
         self._emitted_blobs: set[str] = set()
         self._atexit_registered = False
+        # Held while this process has the database open. At exit we take it and set
+        # _closing, so no background thread is inside DuckDB when the interpreter shuts down
+        # (a daemon thread killed inside DuckDB aborts the process).
+        self._guard = threading.RLock()
+        self._closing = False
 
     # -- writing: journal only -------------------------------------------------------------
     def record(self, events: list[dict[str, Any]], sync: bool = False) -> None:
@@ -239,19 +244,32 @@ class Store:
         with self._timer_lock:
             if self._ingest_timer is not None:
                 self._ingest_timer.cancel()
-        try:
-            with self.connect(timeout=min(LOCK_TIMEOUT, 5.0)):
+        with self._guard:
+            self._closing = True
+            try:
+                with self.connect(timeout=min(LOCK_TIMEOUT, 5.0), _final=True):
+                    pass
+            except Exception:  # noqa: BLE001 - the journal keeps everything; next open ingests
                 pass
-        except Exception:  # noqa: BLE001 - at exit the journal keeps everything; next open ingests
-            pass
-        self.journal.close()
+            self.journal.close()
 
     # -- the database ------------------------------------------------------------------------
     @contextlib.contextmanager
     def connect(
-        self, read_only: bool = False, timeout: float | None = None, ingest: bool = True
+        self, read_only: bool = False, timeout: float | None = None, ingest: bool = True,
+        _final: bool = False,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open the database (waiting at most ``timeout`` s for another process), yield, close."""
+        with self._guard:
+            if self._closing and not _final:
+                raise StoreError("The store is closing: this process is exiting.")
+            with self._connect(read_only, timeout, ingest) as con:
+                yield con
+
+    @contextlib.contextmanager
+    def _connect(
+        self, read_only: bool, timeout: float | None, ingest: bool
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._open(read_only=read_only, timeout=LOCK_TIMEOUT if timeout is None else timeout)
         try:
             writable = not read_only and not getattr(con, "_tuixp_read_only", False)
