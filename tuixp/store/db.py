@@ -155,8 +155,19 @@ class IngestReport:
         self.offsets: dict[str, int] = {}
 
 
-_stores: dict[Path, "Store"] = {}
 _stores_lock = threading.Lock()
+_CONFIG = {"default_block_size": "16384"}
+_guards: dict[Path, threading.RLock] = {}
+_guards_lock = threading.Lock()
+
+
+def _guard_for(path: Path) -> threading.RLock:
+    """One lock per store file per process: two Store objects of one file take turns."""
+    with _guards_lock:
+        return _guards.setdefault(path, threading.RLock())
+
+
+_stores: dict[Path, "Store"] = {}
 
 
 def get_store(store: str | os.PathLike[str] | None = None) -> "Store":
@@ -187,7 +198,7 @@ class Store:
         # Held while this process has the database open. At exit we take it and set
         # _closing, so no background thread is inside DuckDB when the interpreter shuts down
         # (a daemon thread killed inside DuckDB aborts the process).
-        self._guard = threading.RLock()
+        self._guard = _guard_for(self.path)
         self._closing = False
 
     # -- writing: journal only -------------------------------------------------------------
@@ -299,9 +310,10 @@ class Store:
         while True:
             try:
                 # Small blocks: a store of a few thousand trials stays a few MB, not 256 KB a
-                # column segment (the setting only applies when the file is created).
-                config = {} if exists else {"default_block_size": "16384"}
-                con = duckdb.connect(str(self.path), read_only=read_only, config=config)
+                # column segment. The setting only applies when the file is created, but every
+                # connection passes it: DuckDB refuses a second connection in one process whose
+                # configuration differs from the first's.
+                con = duckdb.connect(str(self.path), read_only=read_only, config=_CONFIG)
                 if read_only:
                     con._tuixp_read_only = True  # type: ignore[attr-defined]
                 return con
