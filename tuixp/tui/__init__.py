@@ -1,0 +1,1 @@
+"""The tuixp terminal UI (Textual). Only this package imports textual."""

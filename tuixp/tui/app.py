@@ -1,0 +1,323 @@
+"""The tuixp TUI: the app, its state (experiment, query, marks) and every read of the store.
+
+The app owns the state and the workers; screens and widgets post messages to it. Every store
+read happens in a thread worker that opens the store, reads, closes it and posts a message, so the
+UI never waits on DuckDB and other processes can write between refreshes. The store is polled
+about once a second by re-arming a timer when each poll has finished (never overlapping polls).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from textual import on, work
+from textual.app import App
+from textual.binding import Binding
+from textual.worker import Worker, WorkerState
+
+from tuixp.errors import StoreError, TuixpError
+from tuixp.store.window import FilterError, TrialQuery
+from tuixp.tui.commands import TuixpCommands
+from tuixp.tui.data import StoreReader
+from tuixp.tui.messages import (
+    FilterRejected,
+    MarksChanged,
+    QueryChanged,
+    StoreProblem,
+    StoreRefreshed,
+    TrialsLoaded,
+)
+from tuixp.tui.screens.browse import BrowseScreen
+from tuixp.tui.screens.detail import DetailScreen
+from tuixp.tui.screens.help import HelpScreen
+from tuixp.tui.widgets.trial_table import fmt_number
+
+POLL_INTERVAL = 1.0
+THEMES = {"dark": "textual-dark", "light": "textual-light", "ansi": "ansi-dark",
+          "ansi-light": "ansi-light"}
+
+
+class TuixpApp(App[None]):
+    """Browse the experiments and trials of one tuixp store."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "tuixp"
+    COMMANDS = App.COMMANDS | {TuixpCommands}
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("q", "quit", "Quit", show=True),
+        Binding("question_mark", "help", "Help", show=True, key_display="?"),
+    ]
+
+    def __init__(self, store_path: str | os.PathLike[str], *,
+                 clock: Callable[[], float] | None = None, poll_interval: float = POLL_INTERVAL,
+                 theme: str | None = None, connect_timeout: float = 0.5) -> None:
+        super().__init__()
+        self.reader = StoreReader(Path(store_path), timeout=connect_timeout)
+        self.clock = clock or time.time
+        self.poll_interval = poll_interval
+        self.experiments: list[dict[str, Any]] = []
+        self.experiment: str | None = None
+        self.query_state: TrialQuery | None = None
+        self.marks: dict[str, frozenset[int]] = {}
+        self.fingerprint: tuple[Any, ...] | None = None
+        self.generation = 0
+        self._polling = False
+        self._poll_timer: Any = None
+        self.sub_title = self.reader.path.name
+        if theme:
+            self.theme = THEMES.get(theme, theme)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.push_screen(BrowseScreen())
+        self.set_interval(1.0, self._tick)
+
+    @property
+    def browse(self) -> BrowseScreen:
+        for screen in self.screen_stack:
+            if isinstance(screen, BrowseScreen):
+                return screen
+        raise LookupError("the browse screen is not open")
+
+    def _tick(self) -> None:
+        """Running trials' elapsed time moves every second without a store read."""
+        try:
+            table = self.browse.table
+        except LookupError:
+            return
+        if any(r.status == "running" for r in table.visible_rows()):
+            table.refresh()
+        if isinstance(self.screen, DetailScreen):
+            self.screen.tick()
+
+    # -- polling -----------------------------------------------------------------------------
+    def poll(self, force: bool = False) -> None:
+        """Read the store again (experiments; the shown window if anything changed)."""
+        if self._polling:
+            return
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+            self._poll_timer = None
+        self._polling = True
+        try:
+            table = self.browse.table
+            offset, limit = table.window_for(int(table.scroll_offset.y))
+        except LookupError:
+            offset, limit = 0, 100
+        known = None if force else self.fingerprint
+        self._poll_worker(self.query_state, offset, limit, known, self.generation)
+
+    @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
+    def _poll_worker(self, query: TrialQuery | None, offset: int, limit: int,
+                     known: tuple[Any, ...] | None, generation: int) -> None:
+        try:
+            snap = self.reader.snapshot(query, offset, limit, known)
+        except FilterError as exc:
+            self.post_message(StoreProblem(str(exc)))
+        except StoreError as exc:
+            self.post_message(StoreProblem(str(exc)))
+        else:
+            self.post_message(StoreRefreshed(snap, generation))
+
+    def _rearm(self) -> None:
+        self._polling = False
+        if self._poll_timer is not None:
+            self._poll_timer.stop()
+        self._poll_timer = self.set_timer(self.poll_interval, self.poll)
+
+    @on(StoreRefreshed)
+    def _refreshed(self, message: StoreRefreshed) -> None:
+        snap = message.snapshot
+        self.fingerprint = snap.fingerprint
+        self.experiments = snap.experiments
+        browse = self.browse
+        browse.status.problem = ""
+        browse.query_one("#experiments").show(snap.experiments, self.experiment)  # type: ignore[attr-defined]
+        names = [e["experiment"] for e in snap.experiments]
+        if self.experiment is None and names:
+            self.select_experiment(names[0])
+        elif self.experiment is not None and self.experiment not in names:
+            browse.table.empty_text = f"No trials of {self.experiment} in this store."
+        if (snap.trials is not None and message.generation == self.generation
+                and snap.trials.query == self.query_state):
+            t = snap.trials
+            browse.table.show_window(t.layout, t.total, t.offset, t.rows, replace=True)
+        elif not names:
+            browse.table.empty_text = "No trials yet: run one and it shows here."
+            browse.table.loaded = True
+            browse.table.refresh()
+        self.update_status()
+        if isinstance(self.screen, DetailScreen):
+            self.screen.store_changed()
+        self._rearm()
+
+    @on(StoreProblem)
+    def _problem(self, message: StoreProblem) -> None:
+        self.browse.status.problem = message.message
+        self._rearm()
+
+    # -- the trial query ---------------------------------------------------------------------
+    def select_experiment(self, name: str) -> None:
+        if name == self.experiment:
+            return
+        self.experiment = name
+        try:
+            self.browse.query_one("#filter").value = ""  # type: ignore[attr-defined]
+        except LookupError:
+            pass
+        self.set_query(TrialQuery(name))
+
+    def set_query(self, query: TrialQuery) -> None:
+        """Show ``query``: read its first window; the table changes when it arrives."""
+        self.generation += 1
+        self._window_worker(query, 0, self._limit(), self.generation, True)
+
+    def _limit(self) -> int:
+        try:
+            return self.browse.table.window_for(0)[1]
+        except LookupError:
+            return 100
+
+    def load_window(self, offset: int, limit: int) -> None:
+        if self.query_state is not None:
+            self._window_worker(self.query_state, offset, limit, self.generation, False)
+
+    @work(thread=True, group="window", exit_on_error=False)
+    def _window_worker(self, query: TrialQuery, offset: int, limit: int, generation: int,
+                       adopt: bool) -> None:
+        try:
+            win = self.reader.trials(query, offset, limit)
+        except FilterError as exc:
+            self.post_message(FilterRejected(query, str(exc)))
+        except StoreError as exc:
+            self.post_message(StoreProblem(str(exc)))
+        else:
+            self.post_message(TrialsLoaded(win, generation, adopt))
+
+    @on(TrialsLoaded)
+    def _trials_loaded(self, message: TrialsLoaded) -> None:
+        win = message.window
+        if message.generation != self.generation:
+            return
+        table = self.browse.table
+        if message.replace:
+            if win.query != self.query_state:
+                self.query_state = win.query
+                table.reset(win.query.sort, win.query.descending)
+                self.post_message(QueryChanged(win.query))
+            table.show_window(win.layout, win.total, win.offset, win.rows, replace=True)
+        elif win.query == self.query_state:
+            table.show_window(win.layout, win.total, win.offset, win.rows)
+        self.browse.status.problem = ""
+        self.update_status()
+
+    @on(FilterRejected)
+    def _filter_rejected(self, message: FilterRejected) -> None:
+        browse = self.browse
+        browse.status.problem = message.message
+        browse.query_one("#filter").add_class("-invalid")
+
+    @on(QueryChanged)
+    def _query_changed(self, message: QueryChanged) -> None:
+        try:
+            self.browse.query_one("#filter").remove_class("-invalid")
+        except LookupError:
+            pass
+
+    def sort_by(self, column: str) -> None:
+        if self.query_state is None:
+            return
+        q = self.query_state
+        descending = not q.descending if q.sort == column else True
+        self.set_query(replace(q, sort=column, descending=descending))
+
+    def filter_by(self, where: str) -> None:
+        if self.query_state is None:
+            return
+        self.set_query(replace(self.query_state, where=where.strip()))
+
+    # -- marks -------------------------------------------------------------------------------
+    def marked(self, experiment: str | None = None) -> frozenset[int]:
+        exp = experiment or self.experiment
+        return self.marks.get(exp, frozenset()) if exp else frozenset()
+
+    def toggle_mark(self, trial_id: int) -> None:
+        if self.experiment is None:
+            return
+        marks = set(self.marked())
+        marks ^= {trial_id}
+        self._set_marks(self.experiment, frozenset(marks))
+
+    def clear_marks(self) -> None:
+        if self.experiment is not None and self.marked():
+            self._set_marks(self.experiment, frozenset())
+
+    def _set_marks(self, experiment: str, marks: frozenset[int]) -> None:
+        self.marks[experiment] = marks
+        self.browse.table.set_marks(marks)
+        self.post_message(MarksChanged(experiment, marks))
+        self.update_status()
+
+    # -- screens -----------------------------------------------------------------------------
+    def open_trial(self, trial_id: int) -> None:
+        if self.experiment is not None:
+            self.push_screen(DetailScreen(self.experiment, trial_id))
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def update_status(self) -> None:
+        try:
+            browse = self.browse
+        except LookupError:
+            return
+        table = browse.table
+        parts = []
+        if self.experiment:
+            parts.append(self.experiment)
+            parts.append(f"{table.total:,} trials" + (" (filtered)" if self.query_state
+                                                      and self.query_state.where else ""))
+            row = table.current_row
+            if row is not None:
+                part = f"#{row.trial_id} {row.status}"
+                if row.result_value is not None:
+                    part += f" result {fmt_number(row.result_value)}"
+                parts.append(part)
+            marks = self.marked()
+            if marks:
+                parts.append(f"marked: {', '.join('#' + str(m) for m in sorted(marks)[:6])}"
+                             + ("…" if len(marks) > 6 else ""))
+        browse.status.info = " │ ".join(parts)
+
+    # -- failures ----------------------------------------------------------------------------
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR:
+            return
+        error = event.worker.error
+        text = str(error) if isinstance(error, TuixpError) else f"{type(error).__name__}: {error}"
+        self.notify(text, title="Could not read the store", severity="error")
+        try:
+            self.browse.status.problem = text
+        except LookupError:
+            pass
+        if event.worker.group == "poll":
+            self._rearm()
+
+
+def create_app(store_path: str | os.PathLike[str], **options: Any) -> TuixpApp:
+    """The app on ``store_path``: what ``run``, the tests and the screenshots all start."""
+    return TuixpApp(store_path, **options)
+
+
+def run(store_path: Path) -> None:
+    """Open the TUI on ``store_path`` until the user quits (the CLI's ``tuixp`` / ``tuixp ui``)."""
+    theme = os.environ.get("TUIXP_THEME") or None
+    create_app(store_path, theme=theme).run()

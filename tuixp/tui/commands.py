@@ -1,0 +1,80 @@
+"""The command palette's tuixp commands (ctrl+p): they depend on the screen and its state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+
+if TYPE_CHECKING:
+    from tuixp.tui.app import TuixpApp
+
+
+class TuixpCommands(Provider):
+    """Browse: sort by each column, filters, marks, experiments. Detail: tabs, metrics, outputs."""
+
+    def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
+        from tuixp.tui.screens.browse import BrowseScreen
+        from tuixp.tui.screens.detail import TABS, DetailScreen
+
+        app = cast("TuixpApp", self.app)
+        screen = self.screen
+        out: list[tuple[str, Callable[[], Any], str]] = []
+        if isinstance(screen, BrowseScreen):
+            table = screen.table
+            q = app.query_state
+            for col in table.columns:
+                out.append((f"Sort by {col.sort}", partial(app.sort_by, col.sort),
+                            "sort the trials (again: reverse)"))
+            row = table.current_row
+            if row is not None:
+                out.append((f"Open trial #{row.trial_id}", partial(app.open_trial, row.trial_id),
+                            "parameters, metrics, code, environment, outputs"))
+                verb = "Unmark" if row.trial_id in app.marked() else "Mark"
+                out.append((f"{verb} trial #{row.trial_id} for comparison",
+                            partial(app.toggle_mark, row.trial_id), "space in the table"))
+            if app.marked():
+                out.append(("Clear marks", app.clear_marks, f"{len(app.marked())} marked"))
+            out.append(("Filter trials", screen.action_filter, "a SQL condition over the columns"))
+            if q is not None and q.where:
+                out.append(("Clear filter", screen.action_clear_filter, q.where))
+            for status in ("failed", "running", "succeeded", "interrupted"):
+                out.append((f"Show only {status} trials",
+                            partial(app.filter_by, f"status = '{status}'"), "filter"))
+            for exp in app.experiments:
+                name = exp["experiment"]
+                if name != app.experiment:
+                    out.append((f"Switch to experiment {name}",
+                                partial(app.select_experiment, name), f"{exp['trials']} trials"))
+            out.append(("Refresh now", partial(app.poll, True), "read the store again"))
+        elif isinstance(screen, DetailScreen):
+            for i, (pane, title) in enumerate(TABS, 1):
+                out.append((f"Show {title.lower()}", partial(screen.action_tab, pane), f"key {i}"))
+            for name in screen.metric_names():
+                out.append((f"Plot metric {name}", partial(self._plot, screen, name), "metrics"))
+            out.append(("Preview persisted output", screen.action_preview, "outputs"))
+            out.append(("Back to trials", screen.action_back, "escape"))
+        out.append(("Help: keys", app.action_help, "?"))
+        for label, theme in (("light", "textual-light"), ("dark", "textual-dark"),
+                             ("16 colours", "ansi-dark")):
+            out.append((f"Use the {label} theme", partial(setattr, app, "theme", theme), "theme"))
+        return out
+
+    @staticmethod
+    def _plot(screen: Any, name: str) -> None:
+        screen.metric_index = screen.metric_names().index(name) + 1
+        screen.action_tab("metrics")
+        screen._show_plot()
+
+    async def discover(self) -> Hits:
+        for label, command, help_text in self._commands():
+            yield DiscoveryHit(label, command, help=help_text)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for label, command, help_text in self._commands():
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(score, matcher.highlight(label), command, text=label, help=help_text)

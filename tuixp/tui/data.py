@@ -1,0 +1,164 @@
+"""What the TUI reads from the store, one short connection at a time (runs in worker threads).
+
+Each call opens the store (which ingests other processes' journals: that is how their new trials
+appear), asks its questions, and closes it, so other processes can write between refreshes. Calls
+from several worker threads are serialised: one connection of this process at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tuixp.errors import StoreError
+from tuixp.store import queries, window
+from tuixp.store.db import Store
+from tuixp.store.objects import ObjectStore
+
+CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
+
+
+class StoreMissing(StoreError):
+    """The store file does not exist (yet)."""
+
+
+@dataclass
+class TrialWindow:
+    """A window of one query's rows, and how many rows the query selects in all."""
+
+    query: window.TrialQuery
+    layout: window.Layout
+    total: int
+    offset: int
+    rows: list[window.TrialRow]
+
+
+@dataclass
+class Snapshot:
+    """One refresh: the experiments, and the window of the shown experiment's trials."""
+
+    experiments: list[dict[str, Any]]
+    fingerprint: tuple[Any, ...]
+    trials: TrialWindow | None = None
+
+
+@dataclass
+class TrialDetail:
+    """Everything the trial detail screen shows, read in one connection."""
+
+    experiment: str
+    trial_id: int
+    trial: dict[str, Any]
+    code: dict[str, str]
+    environment: dict[str, Any]
+    steps: list[dict[str, Any]]
+    persisted: list[dict[str, Any]]
+    metrics: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
+
+
+class StoreReader:
+    """The TUI's access to one store: short connections, one at a time, bounded waits."""
+
+    def __init__(self, path: Path, timeout: float = CONNECT_TIMEOUT) -> None:
+        self.store = Store(path)
+        self.path = self.store.path
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._layouts: dict[str, tuple[tuple[Any, ...], window.Layout]] = {}
+
+    def _connect(self) -> Any:
+        if not self.path.exists():
+            # Opening would create an empty store; wait for a trial to create it instead.
+            raise StoreMissing(
+                f"No tuixp store at {self.path} yet. Run a trial with store={str(self.path)!r} "
+                "(or tuixp run SCRIPT --store PATH); it will show here by itself.")
+        return self.store.connect(timeout=self.timeout)
+
+    def _layout(self, con: Any, experiment: str, fp: tuple[Any, ...]) -> window.Layout:
+        cached = self._layouts.get(experiment)
+        if cached is not None and cached[0] == fp:
+            return cached[1]
+        lay = window.layout(con, experiment)
+        self._layouts[experiment] = (fp, lay)
+        return lay
+
+    def snapshot(self, query: window.TrialQuery | None, offset: int, limit: int,
+                 known: tuple[Any, ...] | None = None) -> Snapshot:
+        """Experiments and (if ``query``) a window of trials; skips the window if nothing changed.
+
+        ``known`` is the fingerprint of the caller's last snapshot: when it still holds and no
+        trial is running, the window is not read again (``trials`` is None).
+        """
+        with self._lock, self._connect() as con:
+            con.execute("SET enable_progress_bar = false")
+            fp = window.fingerprint(con)
+            exps = queries.experiments(con)
+            trials = None
+            running = bool(fp and fp[2])
+            if query is not None and (known != fp or running):
+                names = {e["experiment"] for e in exps}
+                if query.experiment in names:
+                    trials = self._window(con, query, offset, limit, fp)
+            return Snapshot(exps, fp, trials)
+
+    def _window(self, con: Any, query: window.TrialQuery, offset: int, limit: int,
+                fp: tuple[Any, ...]) -> TrialWindow:
+        lay = self._layout(con, query.experiment, fp)
+        total = window.count(con, lay, query)
+        offset = max(0, min(offset, max(0, total - limit)))
+        rows = window.page(con, lay, query, offset, limit)
+        return TrialWindow(query, lay, total, offset, rows)
+
+    def trials(self, query: window.TrialQuery, offset: int, limit: int) -> TrialWindow:
+        """A window of trials (the count too: the filter or the store may have changed it)."""
+        with self._lock, self._connect() as con:
+            con.execute("SET enable_progress_bar = false")
+            fp = window.fingerprint(con)
+            return self._window(con, query, offset, limit, fp)
+
+    def detail(self, experiment: str, trial_id: int, overlay: list[int]) -> TrialDetail:
+        """One trial's record, code, environment, steps, outputs; metrics of it and ``overlay``."""
+        with self._lock, self._connect() as con:
+            con.execute("SET enable_progress_bar = false")
+            rec = queries.trial(con, experiment, trial_id)
+            ids = [trial_id] + [t for t in overlay if t != trial_id]
+            return TrialDetail(
+                experiment=experiment, trial_id=trial_id, trial=rec,
+                code=queries.code(con, experiment, trial_id),
+                environment=queries.environment(con, experiment, trial_id),
+                steps=window.steps(con, experiment, trial_id),
+                persisted=window.persisted_outputs(con, experiment, trial_id),
+                metrics=window.metric_series(con, experiment, ids),
+            )
+
+    def load_output(self, object_hash: str, fmt: str) -> Any:
+        """A persisted output, read from the objects folder (never a pickle unless asked)."""
+        return ObjectStore(self.store.objects_dir).get(object_hash, fmt)
+
+
+def preview(value: Any, rows: int = 20) -> str:
+    """A short text preview of a persisted output: a DataFrame's head, an array's, or JSON."""
+    mod = type(value).__module__
+    name = type(value).__name__
+    if mod.startswith("pandas") and name == "DataFrame":
+        head = value.head(rows).to_string(max_cols=12, max_colwidth=24)
+        return f"DataFrame {value.shape[0]} rows x {value.shape[1]} columns\n\n{head}"
+    if mod == "numpy" and name == "ndarray":
+        import numpy as np
+
+        with np.printoptions(threshold=200, edgeitems=5, linewidth=76):
+            body = np.array2string(value)
+        return f"ndarray shape {value.shape} dtype {value.dtype}\n\n{body}"
+    import json
+    import pprint
+
+    try:
+        text = json.dumps(value, indent=2, default=repr)
+    except (TypeError, ValueError):
+        text = pprint.pformat(value, width=76)
+    lines = text.splitlines()
+    if len(lines) > rows * 3:
+        lines = lines[: rows * 3] + [f"... {len(lines) - rows * 3} more lines"]
+    return f"{name}\n\n" + "\n".join(lines)

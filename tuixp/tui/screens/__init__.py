@@ -1,0 +1,1 @@
+"""Screens of the tuixp TUI: browse (experiments and trials), trial detail, help."""

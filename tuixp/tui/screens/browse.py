@@ -1,0 +1,126 @@
+"""The main screen: experiments on the left, the selected experiment's trials on the right."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Label, OptionList
+
+from tuixp.tui.widgets.experiment_list import ExperimentList
+from tuixp.tui.widgets.status_bar import StatusBar
+from tuixp.tui.widgets.trial_table import TrialTable
+
+if TYPE_CHECKING:
+    from tuixp.tui.app import TuixpApp
+
+
+class FilterInput(Input):
+    """The WHERE box: enter applies, escape goes back to the table."""
+
+    BINDINGS = [Binding("escape", "leave", "Back to table", show=True)]
+
+    def action_leave(self) -> None:
+        self.screen.query_one(TrialTable).focus()
+
+
+class BrowseScreen(Screen[None]):
+    """Experiments and trials; every action has a key shown in the footer."""
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", show=True),
+        Binding("e", "experiments", "Experiments", show=False),
+        Binding("t", "trials", "Trials", show=False),
+        Binding("c", "clear_marks", "Clear marks", show=False),
+        Binding("x", "clear_filter", "Clear filter", show=False),
+        Binding("r", "refresh", "Refresh", show=False),
+    ]
+
+    @property
+    def tuixp(self) -> "TuixpApp":
+        return cast("TuixpApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◆")
+        with Horizontal(id="main"):
+            yield ExperimentList(id="experiments")
+            with Vertical(id="right"):
+                with Horizontal(id="filter-row"):
+                    yield Label("where", id="filter-label")
+                    yield FilterInput(placeholder="SQL condition, e.g. status = 'failed' or lr > 0.01",
+                                      id="filter")
+                yield TrialTable(id="trials", clock=self.tuixp.clock)
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(TrialTable).focus()
+        self.tuixp.poll(force=True)
+
+    @property
+    def table(self) -> TrialTable:
+        return self.query_one(TrialTable)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one(StatusBar)
+
+    # -- widgets to app ---------------------------------------------------------------------
+    @on(OptionList.OptionHighlighted, "#experiments")
+    def _experiment_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id is not None:
+            self.tuixp.select_experiment(event.option.id)
+
+    @on(OptionList.OptionSelected, "#experiments")
+    def _experiment_selected(self, event: OptionList.OptionSelected) -> None:
+        if event.option.id is not None:
+            self.tuixp.select_experiment(event.option.id)
+        self.table.focus()
+
+    @on(TrialTable.WindowNeeded)
+    def _window_needed(self, event: TrialTable.WindowNeeded) -> None:
+        self.tuixp.load_window(event.offset, event.limit)
+
+    @on(TrialTable.Opened)
+    def _opened(self, event: TrialTable.Opened) -> None:
+        self.tuixp.open_trial(event.row.trial_id)
+
+    @on(TrialTable.MarkToggled)
+    def _mark(self, event: TrialTable.MarkToggled) -> None:
+        self.tuixp.toggle_mark(event.trial_id)
+
+    @on(TrialTable.SortRequested)
+    def _sort(self, event: TrialTable.SortRequested) -> None:
+        self.tuixp.sort_by(event.column)
+
+    @on(TrialTable.Highlighted)
+    def _highlighted(self, event: TrialTable.Highlighted) -> None:
+        self.tuixp.update_status()
+
+    @on(Input.Submitted, "#filter")
+    def _filter(self, event: Input.Submitted) -> None:
+        self.tuixp.filter_by(event.value)
+
+    # -- actions -----------------------------------------------------------------------------
+    def action_filter(self) -> None:
+        self.query_one(FilterInput).focus()
+
+    def action_experiments(self) -> None:
+        self.query_one(ExperimentList).focus()
+
+    def action_trials(self) -> None:
+        self.table.focus()
+
+    def action_clear_marks(self) -> None:
+        self.tuixp.clear_marks()
+
+    def action_clear_filter(self) -> None:
+        self.query_one(FilterInput).value = ""
+        self.tuixp.filter_by("")
+
+    def action_refresh(self) -> None:
+        self.tuixp.poll(force=True)

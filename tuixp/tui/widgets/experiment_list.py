@@ -1,0 +1,58 @@
+"""The experiments of a store: name, trial counts, last run and best result, one entry each."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from tuixp.tui.widgets.trial_table import fmt_number, fmt_time
+
+
+def describe(exp: dict[str, Any]) -> Text:
+    """Three short lines: the name, the counts, the best result and when it last ran."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append(exp["experiment"], style="bold")
+    text.append("\n")
+    text.append(f"{exp['trials']} trials")
+    if exp.get("failed"):
+        text.append(f" {exp['failed']} failed", style="red")
+    if exp.get("running"):
+        text.append(f" {exp['running']} running", style="yellow")
+    text.append("\n")
+    best = exp.get("max_result")
+    text.append(f"best {fmt_number(best, 7)} " if best is not None else "", style="green")
+    text.append(fmt_time(exp.get("last_run")), style="dim")
+    return text
+
+
+class ExperimentList(OptionList):
+    """Experiments, most recently run first; keeps the highlighted one across refreshes."""
+
+    BINDINGS = [
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("g", "first", "First", show=False),
+        Binding("G", "last", "Last", show=False),
+    ]
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.experiments: list[dict[str, Any]] = []
+
+    def show(self, experiments: list[dict[str, Any]], selected: str | None) -> None:
+        """Redraw only when something changed, keeping ``selected`` highlighted."""
+        if experiments == self.experiments:
+            return
+        self.experiments = experiments
+        with self.app.batch_update():
+            self.set_options(
+                Option(describe(e), id=e["experiment"]) for e in experiments)
+            names = [e["experiment"] for e in experiments]
+            if selected in names:
+                self.highlighted = names.index(selected)
+            elif names:
+                self.highlighted = 0
