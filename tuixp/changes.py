@@ -102,6 +102,7 @@ class StateFile:
                     k: world["git"].get(k) for k in ("repository", "branch", "commit", "dirty")
                 },
                 "script": world.get("script_hash"),
+                "data": world.get("data", {}),
             }
             if state != {k: prev.get(k) for k in state}:
                 self.write(state)
@@ -117,6 +118,13 @@ def compare(prev: dict[str, Any], world: dict[str, Any]) -> list[dict[str, str]]
             changes.append({"kind": "code", "name": step,
                             "message": "Code context has been changed",
                             "diff": unified(before, source, step)})
+    old_data: dict[str, str] = prev.get("data") or {}
+    for path, digest in (world.get("data") or {}).items():
+        before = old_data.get(path)
+        if before is not None and before != digest:
+            changes.append({"kind": "data", "name": path,
+                            "message": "Data input has been changed",
+                            "diff": f"~ content hash: {before} -> {digest}"})
     old_env = prev.get("environment", {})
     for category, fields in ENV_FIELDS.items():
         a = old_env.get(category) or {}

@@ -15,10 +15,11 @@ import threading
 import time
 import uuid as uuidlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tuixp import errors
+from tuixp.cache import CacheEntry, DataFile, StepCache, cache_key, data_hash, token
 from tuixp.capture.code import function_source, script_source
 from tuixp.capture.environment import capture_environment, capture_packages
 from tuixp.capture.git import capture_git
@@ -70,10 +71,13 @@ class Node:
         return f"{self.step.name}-{self.index}"
 
     def compute(self, seed: int | None = None, scheduler: str | None = None,
-                listeners: Iterable[Listener] = (), **params: Any) -> Any:
-        """Run one trial and return its result; a failing step's exception is re-raised."""
+                listeners: Iterable[Listener] = (), cache: bool = True, **params: Any) -> Any:
+        """Run one trial and return its result; a failing step's exception is re-raised.
+
+        ``cache=False`` computes every step, even cached ones whose inputs did not change.
+        """
         outcome = self.ex._run(self, [params] if params else [{}], seed, scheduler,
-                               list(listeners))[0]
+                               list(listeners), cache)[0]
         if outcome.status != "succeeded":
             if outcome.error is not None:
                 raise outcome.error
@@ -81,13 +85,14 @@ class Node:
         return outcome.result
 
     def compute_grid(self, seed: int | None = None, scheduler: str | None = None,
-                     listeners: Iterable[Listener] = (), **grid: Iterable[Any]) -> list["TrialOutcome"]:
+                     listeners: Iterable[Listener] = (), cache: bool = True,
+                     **grid: Iterable[Any]) -> list["TrialOutcome"]:
         """One trial per point of the grid, all in one Dask computation.
 
         ``s.compute_grid(a=[1, 2], b=[0.1, 0.2])`` runs four trials; parameters not in the grid
         keep their ``set_parameters`` values. A failing point fails only its own trial.
         """
-        return self.ex._run(self, grid_points(grid), seed, scheduler, list(listeners))
+        return self.ex._run(self, grid_points(grid), seed, scheduler, list(listeners), cache)
 
     def visualize(self, *args: Any, **kwargs: Any) -> Any:
         return self.to_delayed().visualize(*args, **kwargs)
@@ -116,6 +121,80 @@ class Node:
         return conv(self)
 
 
+def _children(n: Node) -> list[Node]:
+    found: list[Node] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, Node):
+            found.append(x)
+        elif isinstance(x, (list, tuple)):
+            for i in x:
+                walk(i)
+        elif isinstance(x, dict):
+            for i in x.values():
+                walk(i)
+
+    walk(list(n.args))
+    walk(n.kwargs)
+    return found
+
+
+def _nodes(root: Node) -> list[Node]:
+    """Every step call of the graph ending at ``root`` (each once)."""
+    seen: dict[int, Node] = {}
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if n.index not in seen:
+            seen[n.index] = n
+            stack.extend(_children(n))
+    return list(seen.values())
+
+
+def _data_files(root: Node) -> list[str]:
+    found: list[str] = []
+
+    def walk(x: Any) -> None:
+        if isinstance(x, DataFile):
+            if str(x) not in found:
+                found.append(str(x))
+        elif isinstance(x, (list, tuple)):
+            for i in x:
+                walk(i)
+        elif isinstance(x, dict):
+            for i in x.values():
+                walk(i)
+
+    for n in _nodes(root):
+        walk(list(n.args))
+        walk(n.kwargs)
+    return found
+
+
+def _substitute(root: Node, values: dict[int, Any]) -> Any:
+    """A copy of the graph where the nodes in ``values`` are replaced by those values."""
+    memo: dict[int, Any] = {}
+
+    def conv(x: Any) -> Any:
+        if isinstance(x, Node):
+            if x.index in values:
+                return values[x.index]
+            if x.index not in memo:
+                copy = Node(x.ex, x.step, tuple(conv(a) for a in x.args),
+                            {k: conv(v) for k, v in x.kwargs.items()})
+                memo[x.index] = copy
+            return memo[x.index]
+        if isinstance(x, list):
+            return [conv(i) for i in x]
+        if isinstance(x, tuple):
+            return tuple(conv(i) for i in x)
+        if isinstance(x, dict):
+            return {k: conv(v) for k, v in x.items()}
+        return x
+
+    return conv(root)
+
+
 def grid_points(grid: dict[str, Iterable[Any]]) -> list[dict[str, Any]]:
     import itertools
 
@@ -129,8 +208,9 @@ def grid_points(grid: dict[str, Iterable[Any]]) -> list[dict[str, Any]]:
 class Step:
     """A decorated function: calling it builds a lazy ``Node``; ``.func`` is the plain function."""
 
-    def __init__(self, ex: "Experiment", func: Callable[..., Any], kind: str) -> None:
-        self.ex, self.func, self.kind = ex, func, kind
+    def __init__(self, ex: "Experiment", func: Callable[..., Any], kind: str,
+                 cache: bool = False) -> None:
+        self.ex, self.func, self.kind, self.cache = ex, func, kind, cache
         self.name = func.__name__
         self.source, self.source_readable = function_source(func)
         self.__wrapped__ = func
@@ -161,6 +241,8 @@ class _Plan:
     recorded: dict[str, Any]
     result_key: str
     persist_keys: dict[str, str]
+    cache_keys: dict[str, str] = field(default_factory=dict)  # cached step -> its cache key
+    reused: dict[str, CacheEntry] = field(default_factory=dict)  # step -> entry it reused
 
 
 class Experiment:
@@ -219,12 +301,12 @@ class Experiment:
             found.default = default
         return found
 
-    def _register(self, func: Callable[..., Any], kind: str) -> Step:
+    def _register(self, func: Callable[..., Any], kind: str, cache: bool = False) -> Step:
         if isinstance(func, Step):
             func = func.func
         if not callable(func):
             raise errors.TuixpError(f"A step must be a function, not {type(func).__name__}")
-        step = Step(self, func, kind)
+        step = Step(self, func, kind, cache)
         old = self._steps.get(step.name)
         if old is not None and old.source != step.source:
             logger.warning("Code context has been changed: %s\n%s", step.name,
@@ -235,8 +317,33 @@ class Experiment:
     def __call__(self, func: Callable[..., Any]) -> Step:
         return self._register(func, "step")
 
-    def persist(self, func: Callable[..., Any]) -> Step:
-        return self._register(func, "persist")
+    def persist(self, func: Callable[..., Any] | None = None, *, cache: bool = False) -> Any:
+        """A step whose output is kept for every trial; ``cache=True`` also reuses it.
+
+        ``@ex.persist`` or ``@ex.persist(cache=True)`` (the same as ``@ex.cached``).
+        """
+        if func is None:
+            return lambda f: self._register(f, "persist", cache)
+        return self._register(func, "persist", cache)
+
+    def cached(self, func: Callable[..., Any]) -> Step:
+        """A persisted step that is not computed again when nothing it depends on changed.
+
+        Its output is reused from the latest succeeded trial with the same step source, the
+        same inputs (parameters, upstream steps, data files) and the same installed packages.
+        """
+        return self._register(func, "persist", cache=True)
+
+    def data_file(self, path: str | os.PathLike[str]) -> DataFile:
+        """Declare a file or folder the trial reads; pass the returned path to a step.
+
+        Its content hash is recorded with each trial; a change is reported like a code change
+        and invalidates the cache of the steps that read it.
+        """
+        data = DataFile(path)
+        if not os.path.exists(data):
+            raise errors.TuixpError(f"Data input not found: {data}")
+        return data
 
     def result(self, func: Callable[..., Any]) -> Step:
         return self._register(func, "result")
@@ -345,7 +452,8 @@ class Experiment:
         return events, refs
 
     def _run(self, node: Node, points: list[dict[str, Any]], seed: int | None,
-             scheduler: str | None, listeners: list[Listener]) -> list[TrialOutcome]:
+             scheduler: str | None, listeners: list[Listener],
+             cache: bool = True) -> list[TrialOutcome]:
         from tuixp.execution.runner import build_graph, execute
 
         # Everything that can be refused is checked before a trial id is used.
@@ -356,6 +464,7 @@ class Experiment:
         sched = get_scheduler(scheduler)
         base_seed = seed if seed is not None else self.seed
         world = self._world()
+        world["data"] = {d: data_hash(d) for d in _data_files(node)}
         if self._state is None:
             self._state = StateFile(self.store.path, self.id)
         changes = self._state.compare_and_update(world)
@@ -372,9 +481,19 @@ class Experiment:
             ctx = TrialContext(self.id, u, trial_id, trial_seed, os.getpid(), socket.gethostname())
             rec = TrialRecorder(self.store, self.id, trial_id, u, listeners)
             plans.append(_Plan(ctx, values, rec, rec_values, "", {}))
-        dsk, keys = build_graph(node, [(p.ctx, p.params) for p in plans])
-        for plan, (result_key, persist_keys) in zip(plans, keys):
-            plan.result_key, plan.persist_keys = result_key, persist_keys
+        use_cache = cache and any(n.step.cache for n in _nodes(node))
+        if use_cache:
+            dsk = {}
+            for plan in plans:
+                trial_node = self._plan_cache(node, plan, world["data"], refs["packages_hash"])
+                part, ((result_key, persist_keys),) = build_graph(
+                    trial_node, [(plan.ctx, plan.params)])
+                dsk.update(part)
+                plan.result_key, plan.persist_keys = result_key, persist_keys
+        else:
+            dsk, keys = build_graph(node, [(p.ctx, p.params) for p in plans])
+            for plan, (result_key, persist_keys) in zip(plans, keys):
+                plan.result_key, plan.persist_keys = result_key, persist_keys
         started = time.time()
         for i, plan in enumerate(plans):
             steps_mod.RECORDERS[plan.ctx.trial_uuid] = plan.recorder
@@ -382,8 +501,11 @@ class Experiment:
                 "t": "trial_started", "uuid": plan.ctx.trial_uuid, "experiment": self.id,
                 "trial_id": plan.ctx.trial_id, "started_at": started, "seed": plan.ctx.seed,
                 "params": plan.recorded, "host": plan.ctx.owner_host, "pid": plan.ctx.owner_pid,
-                "script": self.script, "scheduler": sched.name, "changes": changes, **refs,
+                "script": self.script, "scheduler": sched.name, "changes": changes,
+                "data": world["data"], **refs,
             }, texts if i == 0 else [])
+            if plan.reused:
+                self._record_reused(plan)
         if sched.kind == "local" and sched.name != "processes":
             apply_seed(plans[0].ctx.seed)
         try:
@@ -405,15 +527,18 @@ class Experiment:
             return TrialOutcome(plan.ctx.trial_id, plan.params, "failed", error=out.error)
         assert isinstance(out, StepOutput), out
         rec.absorb(out.records)
-        notes = self._persist(plan, outputs)
+        notes, kept = self._persist(plan, outputs)
         notes += self._check_purity(rec)
+        self._fill_cache(plan, kept)
         rec.finish("succeeded", result=out.value, notes=notes)
         return TrialOutcome(plan.ctx.trial_id, plan.params, "succeeded", result=out.value)
 
-    def _persist(self, plan: _Plan, outputs: dict[str, Any]) -> list[str]:
+    def _persist(self, plan: _Plan, outputs: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
+        """Keep persisted outputs; the notes on what could not be kept, and what was, by step."""
         from tuixp.store.objects import ObjectStore
 
         notes = []
+        kept: dict[str, tuple[str, str]] = {}
         objects = ObjectStore(self.store.objects_dir)
         events = []
         for step, key in plan.persist_keys.items():
@@ -426,12 +551,13 @@ class Experiment:
                 notes.append(f"could not persist the output of {step}: {type(exc).__name__}: {exc}")
                 logger.warning("Could not persist the output of %s: %s", step, exc)
                 continue
+            kept[step] = (digest, fmt)
             events.append({"t": "persisted", "trial_uuid": plan.ctx.trial_uuid,
                            "experiment": self.id, "trial_id": plan.ctx.trial_id, "step": step,
                            "object_hash": digest, "format": fmt, "size": size})
         if events:
             self.store.record(events)
-        return notes
+        return notes, kept
 
     def _start_purity_load(self) -> None:
         """Read earlier outputs by (step, input hash) from the store, in the background.
@@ -477,8 +603,100 @@ class Experiment:
                            f"(step: {r.step}, {r.input_repr})")
                     logger.warning("%s (previous: trial %d)", msg, before[1])
                     notes.append(f"impure: {r.step} (same input as trial {before[1]})")
+                    StepCache(self.store.path, self.id).mark_impure(r.step)
                 seen[(r.step, r.input_hash)] = (r.output_hash, rec.trial_id)
         return notes
+
+    # -- the step cache --------------------------------------------------------------------
+    def _plan_cache(self, node: Node, plan: _Plan, data: dict[str, str], packages: str) -> Node:
+        """The graph of one trial with reusable cached steps replaced by their stored outputs.
+
+        Cache keys are computed top-down from the graph's structure before anything runs, so a
+        reused step and everything it depends on never reach a scheduler.
+        """
+        from tuixp.store.objects import ObjectStore
+
+        values = plan.params
+        keys: dict[int, str] = {}
+
+        def key_of(x: Any) -> Any:
+            if isinstance(x, ParamNode):
+                return ["param", token(values[x.name])]
+            if isinstance(x, DataFile):
+                return ["data", data[str(x)]]
+            if isinstance(x, Node):
+                if x.index not in keys:
+                    keys[x.index] = cache_key([
+                        x.step.name, text_hash(x.step.source),
+                        [key_of(a) for a in x.args],
+                        {k: key_of(v) for k, v in sorted(x.kwargs.items())}, packages])
+                return keys[x.index]
+            if isinstance(x, (list, tuple)):
+                return [key_of(i) for i in x]
+            if isinstance(x, dict):
+                return {str(k): key_of(v) for k, v in x.items()}
+            return ["literal", token(x)]
+
+        key_of(node)
+        cache = StepCache(self.store.path, self.id)
+        impure = cache.impure_steps()
+        objects = ObjectStore(self.store.objects_dir)
+        reused_values: dict[int, Any] = {}
+
+        def find(n: Node) -> None:
+            if n.index in reused_values:
+                return
+            if n.step.cache:
+                plan.cache_keys[n.step.name] = keys[n.index]
+            if n.step.cache and n is not node:  # the node asked for is always computed
+                upstream = {m.step.name for m in _nodes(n)}
+                entry = cache.get(keys[n.index]) if not (upstream & impure) else None
+                if entry is not None:
+                    try:
+                        reused_values[n.index] = objects.get(entry.object_hash, entry.format)
+                        plan.reused[n.step.name] = entry
+                        return
+                    except Exception as exc:  # noqa: BLE001 - recompute, never a wrong result
+                        logger.warning("The cached output of %s from trial %d is missing or "
+                                       "corrupt (%s); computing it again", n.step.name,
+                                       entry.trial_id, exc)
+            for child in _children(n):
+                find(child)
+
+        find(node)
+        return _substitute(node, reused_values) if reused_values else node
+
+    def _record_reused(self, plan: _Plan) -> None:
+        now = time.time()
+        events = []
+        for step, entry in plan.reused.items():
+            key = f"{step}-{plan.ctx.trial_id}-reused"
+            events.append({"t": "step", "trial_uuid": plan.ctx.trial_uuid, "experiment": self.id,
+                           "trial_id": plan.ctx.trial_id, "key": key, "step": step,
+                           "started_at": now, "finished_at": now, "status": "reused",
+                           "worker": None, "input_hash": None, "output_hash": entry.output_hash,
+                           "reused_from": entry.trial_id})
+            events.append({"t": "persisted", "trial_uuid": plan.ctx.trial_uuid,
+                           "experiment": self.id, "trial_id": plan.ctx.trial_id, "step": step,
+                           "object_hash": entry.object_hash, "format": entry.format, "size": None})
+            plan.recorder.emit("task_finished", now, key=key, step=step, status="reused",
+                               data={"reused_from": entry.trial_id, "elapsed": 0.0})
+            logger.info("Step %s reused from trial %d", step, entry.trial_id)
+        self.store.record(events)
+
+    def _fill_cache(self, plan: _Plan, kept: dict[str, tuple[str, str]]) -> None:
+        """After a succeeded trial: cache entries for the cached steps it computed."""
+        if not plan.cache_keys:
+            return
+        cache = StepCache(self.store.path, self.id)
+        impure = cache.impure_steps()
+        outputs = {r.step: r.output_hash for r in plan.recorder.steps_seen.values()
+                   if r.status == "succeeded"}
+        for step, key in plan.cache_keys.items():
+            if step in plan.reused or step in impure or step not in kept:
+                continue
+            digest, fmt = kept[step]
+            cache.put(key, CacheEntry(step, plan.ctx.trial_id, digest, fmt, outputs.get(step)))
 
     # -- history ---------------------------------------------------------------------------
     @property

@@ -76,6 +76,7 @@ _TRIAL_COLUMNS = [
     ("git_dirty", pa.bool_(), None),
     ("changes", pa.string(), None),
     ("notes", pa.string(), None),
+    ("data_inputs", pa.string(), None),
 ]
 _FINISH_FIELDS = [
     "status", "finished_at", "result", "result_type", "result_value", "error_type",
@@ -492,6 +493,7 @@ class Store:
             row["status"] = "running"
             row["params"] = json.dumps(e.get("params", {}))
             row["changes"] = json.dumps(e.get("changes", []))
+            row["data_inputs"] = json.dumps(e.get("data") or {})
             fin = finished.get(e["uuid"])
             if fin is not None:
                 for k in _FINISH_FIELDS:

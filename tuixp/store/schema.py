@@ -6,7 +6,7 @@ Tables hold what ingest writes; the views are the public contract for SQL users
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 STORE_MARK = "tuixp-store"
 
 TABLES = """
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS trial_record (
     git_branch VARCHAR,
     git_dirty BOOLEAN,
     changes VARCHAR,
-    notes VARCHAR
+    notes VARCHAR,
+    data_inputs VARCHAR
 );
 CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, trial_id);
 CREATE TABLE IF NOT EXISTS param_record (
@@ -81,7 +82,7 @@ SELECT experiment, trial_id, status, started_at, finished_at,
        CAST(params AS JSON) AS params, host, pid, script, scheduler,
        git_commit, git_branch, git_dirty,
        code_hash, environment_hash, packages_hash, git_hash,
-       CAST(changes AS JSON) AS changes, uuid
+       CAST(changes AS JSON) AS changes, uuid, CAST(data_inputs AS JSON) AS data_inputs
 FROM trial_record;
 CREATE OR REPLACE VIEW params AS
 SELECT experiment, trial_id, name, CAST(value AS JSON) AS value FROM param_record;
@@ -109,6 +110,17 @@ SELECT experiment, trial_id, step, object_hash, format, size FROM persisted_reco
 """
 
 # Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
-MIGRATIONS: dict[int, str] = {}
+# Views and indexes depend on their tables, and DuckDB refuses to alter a table that has
+# dependents: drop them first (the views are recreated after every migration).
+_DROP_VIEWS = "".join(f"DROP VIEW IF EXISTS {v};" for v in (
+    "trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted"))
+MIGRATIONS: dict[int, str] = {
+    # 2: data inputs declared with Experiment.data_file, {path: content hash} per trial.
+    1: _DROP_VIEWS + """
+        DROP INDEX IF EXISTS trial_by_experiment;
+        ALTER TABLE trial_record ADD COLUMN data_inputs VARCHAR;
+        CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
+    """,
+}
 
 PUBLIC_VIEWS = ("trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted")

@@ -1,0 +1,172 @@
+"""Re-run only what changed: data inputs and a step cache across trials.
+
+A cached step (``@ex.cached`` or ``@ex.persist(cache=True)``) has a *cache key* computed before
+the graph is submitted, from what determines its output: the hash of its source, the cache keys
+of the steps it reads, the tokens of its parameter and literal inputs, the content hashes of the
+data files it reads, and the hash of the installed packages. A succeeded trial leaves, per cached
+step, an entry ``<store>.cache/<experiment>/<key>.json`` pointing at the persisted output. A later
+trial with the same key loads it instead of computing the step, so the step and everything above
+it never reach a scheduler. Entries of steps flagged impure are never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("tuixp")
+
+_file_hashes: dict[tuple[str, int, int], str] = {}
+_file_lock = threading.Lock()
+
+
+def file_hash(path: Path) -> str:
+    """Content hash of a file; re-read only when its size or mtime changed."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    with _file_lock:
+        found = _file_hashes.get(key)
+    if found is not None:
+        return found
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    digest = h.hexdigest()[:32]
+    with _file_lock:
+        _file_hashes[key] = digest
+    return digest
+
+
+def data_hash(path: str | os.PathLike[str]) -> str:
+    """Content hash of a file or of a folder (its files' relative paths and contents)."""
+    p = Path(path)
+    if p.is_dir():
+        h = hashlib.sha256()
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            h.update(str(f.relative_to(p)).encode() + b"\0" + file_hash(f).encode() + b"\0")
+        return "dir:" + h.hexdigest()[:32]
+    if p.is_file():
+        return file_hash(p)
+    raise FileNotFoundError(f"Data input not found: {p}")
+
+
+class DataFile(str):
+    """A file or folder a trial reads: a ``str`` (its absolute path) that tuixp knows to hash.
+
+    Passed to a step, it arrives as the path; its content hash is recorded with each trial, a
+    change is reported like a code change, and it is part of the cache key of the steps reading it.
+    """
+
+    def __new__(cls, path: str | os.PathLike[str]) -> "DataFile":
+        return super().__new__(cls, str(Path(path).expanduser().resolve()))
+
+    def __repr__(self) -> str:
+        return f"DataFile({str(self)!r})"
+
+
+def token(value: Any) -> str:
+    from dask.base import tokenize
+
+    return tokenize(value, ensure_deterministic=False)
+
+
+def cache_key(parts: list[Any]) -> str:
+    return hashlib.sha256(json.dumps(parts, default=repr, sort_keys=True).encode()).hexdigest()[:40]
+
+
+@dataclass
+class CacheEntry:
+    step: str
+    trial_id: int
+    object_hash: str
+    format: str
+    output_hash: str | None
+
+
+class StepCache:
+    """The cache index of one experiment: one small JSON file per cache key."""
+
+    def __init__(self, store_path: Path, experiment: str) -> None:
+        self.root = store_path.with_name(store_path.name + ".cache") / experiment
+        self.impure_path = self.root / "_impure.json"
+
+    def get(self, key: str) -> CacheEntry | None:
+        try:
+            data = json.loads((self.root / f"{key}.json").read_text())
+            return CacheEntry(**data)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = self.root / f".{key}.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(entry.__dict__))
+            os.replace(tmp, self.root / f"{key}.json")
+        except OSError as exc:
+            logger.warning("Could not write the step cache entry of %s: %s", entry.step, exc)
+
+    def impure_steps(self) -> set[str]:
+        try:
+            return set(json.loads(self.impure_path.read_text()))
+        except (OSError, ValueError):
+            return set()
+
+    def mark_impure(self, step: str) -> None:
+        steps = self.impure_steps() | {step}
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tmp = self.root / f"._impure.{os.getpid()}.tmp"
+            tmp.write_text(json.dumps(sorted(steps)))
+            os.replace(tmp, self.impure_path)
+        except OSError as exc:
+            logger.warning("Could not record that %s is impure: %s", step, exc)
+
+    def entries(self) -> list[CacheEntry]:
+        out = []
+        if self.root.is_dir():
+            for f in self.root.glob("*.json"):
+                if f.name.startswith("_"):
+                    continue
+                e = self.get(f.stem)
+                if e is not None:
+                    out.append(e)
+        return out
+
+
+def all_cache_objects(store_path: Path) -> set[str]:
+    """Object hashes referenced by any experiment's cache entries."""
+    root = store_path.with_name(store_path.name + ".cache")
+    found = set()
+    if root.is_dir():
+        for d in root.iterdir():
+            if d.is_dir():
+                found |= {e.object_hash for e in StepCache(store_path, d.name).entries()}
+    return found
+
+
+def garbage_collect(store_path: Path, referenced: set[str], dry_run: bool = False) -> tuple[int, int]:
+    """Delete stored objects that no trial and no cache entry references; (files, bytes) freed."""
+    objects = store_path.with_name(store_path.name + ".objects")
+    keep = referenced | all_cache_objects(store_path)
+    files = freed = 0
+    if not objects.is_dir():
+        return 0, 0
+    for f in objects.rglob("*"):
+        if not f.is_file():
+            continue
+        digest = f.name.split(".", 1)[0]
+        if digest in keep:
+            continue
+        files += 1
+        freed += f.stat().st_size
+        if not dry_run:
+            f.unlink()
+    return files, freed
