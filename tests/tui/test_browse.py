@@ -1,0 +1,220 @@
+"""The browse screen through Pilot: experiments, trials, keys, sort, filter, marks, messages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from tests.tui.conftest import fixed_clock
+from tests.tui.helpers import loaded, wait_for
+from tuixp.store.db import Store
+from tuixp.tui.app import create_app
+from tuixp.tui.messages import (
+    FilterRejected,
+    MarksChanged,
+    QueryChanged,
+    StoreRefreshed,
+    TrialsLoaded,
+)
+from tuixp.tui.screens.detail import DetailScreen
+from tuixp.tui.screens.help import HelpScreen
+
+
+def _app(path: Path, **kw: Any) -> Any:
+    return create_app(path, clock=fixed_clock, **kw)
+
+
+def _db(path: Path, sql: str) -> list[tuple[Any, ...]]:
+    with Store(path).connect() as con:
+        return con.execute(sql).fetchall()
+
+
+async def test_experiments_and_trials_show(real_store: Path) -> None:
+    messages: list[Message] = []
+    app = _app(real_store)
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        await loaded(pilot, total=3)
+        names = [e["experiment"] for e in app.experiments]
+        assert sorted(names) == ["classify", "regression"]
+        table = app.browse.table
+        # The most recently run experiment is selected first: classify ran last.
+        assert app.experiment == names[0] == "classify"
+        await pilot.press("e", "down", "enter")
+        await loaded(pilot, total=10)
+        assert app.experiment == "regression"
+        rows = table.visible_rows()
+        assert [r.trial_id for r in rows][:3] == [10, 9, 8]
+        assert rows[0].status == "failed" and rows[0].error.startswith("FloatingPointError")
+        assert rows[1].params == {"lr": 0.1, "depth": 4, "model": "lasso"}
+        assert set(rows[1].metrics) == {"loss", "accuracy"}
+        headers = [c.header for c in table.columns]
+        assert headers[:5] == ["#", "status", "lr", "depth", "model"]
+        assert "loss" in headers and "accuracy" in headers
+    kinds = {type(m) for m in messages}
+    assert StoreRefreshed in kinds and TrialsLoaded in kinds and QueryChanged in kinds
+
+
+async def test_vim_keys_and_jumps(real_store: Path) -> None:
+    app = _app(real_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        app.select_experiment("regression")
+        await loaded(pilot, total=10)
+        table = app.browse.table
+        await pilot.press("j", "j", "down")
+        assert table.cursor_row == 3 and table.current_row.trial_id == 7
+        await pilot.press("k")
+        assert table.current_row.trial_id == 8
+        await pilot.press("G")
+        assert table.cursor_row == 9 and table.current_row.trial_id == 1
+        await pilot.press("g")
+        assert table.current_row.trial_id == 10
+        await pilot.press("end")
+        assert table.current_row.trial_id == 1
+        await pilot.press("home")
+        assert table.current_row.trial_id == 10
+
+
+async def test_sort_by_column_key_and_reverse(real_store: Path) -> None:
+    messages: list[Message] = []
+    app = _app(real_store)
+    async with app.run_test(size=(120, 30), message_hook=messages.append) as pilot:
+        await loaded(pilot)
+        app.select_experiment("regression")
+        await loaded(pilot, total=10)
+        table = app.browse.table
+        result_col = [c.sort for c in table.columns].index("result")
+        for _ in range(result_col):
+            await pilot.press("l")
+        assert table.columns[table.cursor_column].sort == "result"
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.query_state.sort == "result", what="sort by result")
+        await loaded(pilot, total=10)
+        expected = [r[0] for r in _db(real_store, """
+            SELECT trial_id FROM trial_record WHERE experiment = 'regression'
+            ORDER BY result_value DESC NULLS LAST, trial_id DESC""")]
+        assert [r.trial_id for r in table.visible_rows()] == expected
+        await pilot.press("s")
+        await wait_for(pilot, lambda: not app.query_state.descending, what="reversed sort")
+        await loaded(pilot, total=10)
+        values = [r.result_value for r in table.visible_rows() if r.result_value is not None]
+        assert values == sorted(values)
+        assert table.visible_rows()[-1].status == "failed"  # no result sorts last both ways
+    sorts = [m.query.sort for m in messages if isinstance(m, QueryChanged)]
+    assert sorts[-2:] == ["result", "result"]
+
+
+async def test_sort_by_metric_and_parameter(real_store: Path) -> None:
+    app = _app(real_store)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await loaded(pilot)
+        app.select_experiment("regression")
+        await loaded(pilot, total=10)
+        app.sort_by("loss")
+        await wait_for(pilot, lambda: app.query_state.sort == "loss", what="sort by loss")
+        await loaded(pilot, total=10)
+        losses = [r.metrics["loss"] for r in app.browse.table.visible_rows() if r.metrics]
+        assert losses == sorted(losses, reverse=True) and len(losses) == 9
+        app.sort_by("lr")
+        await wait_for(pilot, lambda: app.query_state.sort == "lr", what="sort by lr")
+        await loaded(pilot, total=10)
+        lrs = [r.params["lr"] for r in app.browse.table.visible_rows()]
+        assert lrs == sorted(lrs, reverse=True) and lrs[0] == 5.0
+
+
+async def test_filter_box_applies_and_rejects(real_store: Path) -> None:
+    messages: list[Message] = []
+    app = _app(real_store)
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        await loaded(pilot)
+        app.select_experiment("regression")
+        await loaded(pilot, total=10)
+        await pilot.press("slash")
+        assert app.focused is not None and app.focused.id == "filter"
+        await pilot.press(*"model = 'lasso' AND loss < 0.9", "enter")
+        await wait_for(pilot, lambda: app.query_state.where != "", what="the filter")
+        await loaded(pilot)
+        expected = _db(real_store, """
+            SELECT count(*) FROM trial_record WHERE experiment = 'regression'
+            AND json_extract_string(params, '$.model') = 'lasso'
+            AND trial_id IN (SELECT trial_id FROM metric_record WHERE experiment = 'regression'
+                             AND name = 'loss' GROUP BY trial_id HAVING arg_max(value, epoch) < 0.9)
+        """)[0][0]
+        assert app.browse.table.total == expected > 0
+        assert all(r.params["model"] == "lasso" for r in app.browse.table.visible_rows())
+        # A broken filter: one clear message, the previous query stays.
+        app.browse.query_one("#filter").value = "nosuch > 1"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(isinstance(m, FilterRejected) for m in messages),
+                       what="the filter to be refused")
+        assert "nosuch" in app.browse.status.problem
+        assert app.query_state.where == "model = 'lasso' AND loss < 0.9"
+        app.browse.query_one("#filter").value = "1=1; DROP TABLE trial_record"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: sum(isinstance(m, FilterRejected) for m in messages) == 2,
+                       what="the second refusal")
+        await pilot.press("escape", "x")
+        await wait_for(pilot, lambda: app.query_state.where == "", what="the filter cleared")
+        await loaded(pilot, total=10)
+    assert _db(real_store, "SELECT count(*) FROM trial_record")[0][0] == 13
+
+
+async def test_marks_post_messages(real_store: Path) -> None:
+    messages: list[Message] = []
+    app = _app(real_store)
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        await loaded(pilot)
+        app.select_experiment("regression")
+        await loaded(pilot, total=10)
+        await pilot.press("space", "space", "j", "space")
+        assert app.marked() == frozenset({10, 9, 7})
+        await pilot.press("k", "space")
+        assert app.marked() == frozenset({10, 9})
+        assert "marked: #9, #10" in app.browse.status.info
+        await pilot.press("c")
+        assert app.marked() == frozenset()
+    changes = [m for m in messages if isinstance(m, MarksChanged)]
+    assert [sorted(m.trial_ids) for m in changes] == [[10], [9, 10], [7, 9, 10], [9, 10], []]
+    assert all(m.experiment == "regression" for m in changes)
+
+
+async def test_help_screen_opens_and_closes(real_store: Path) -> None:
+    app = _app(real_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_command_palette_sorts_and_opens(real_store: Path) -> None:
+    app = _app(real_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        app.select_experiment("regression")
+        await loaded(pilot, total=10)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"sort by accuracy")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.query_state.sort == "accuracy", what="palette sort")
+        await loaded(pilot, total=10)
+        top = app.browse.table.current_row
+        await pilot.press("ctrl+p")
+        await pilot.press(*f"open trial #{top.trial_id}")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), what="detail screen")
+        assert app.screen.trial_id == top.trial_id
+
+
+async def test_quit_key_exits(real_store: Path) -> None:
+    app = _app(real_store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot)
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
