@@ -1,0 +1,119 @@
+"""Live: other processes add, run and finish trials while the TUI is open; a busy or missing store.
+
+Each waits with a bounded poll for what a person would see, without pressing a key.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.tui.conftest import env_for_subprocess
+from tests.tui.helpers import loaded, wait_for
+from tuixp.store import synthetic
+from tuixp.tui.app import create_app
+
+WRITER = textwrap.dedent("""
+    import os, sys, time
+    import tuixp
+
+    store, gate = sys.argv[1], sys.argv[2]
+    ex = tuixp.Experiment("regression", store=store)
+    lr = ex.parameter("lr")
+
+    @ex.result
+    def wait_then_score(lr):
+        deadline = time.time() + 60
+        while not os.path.exists(gate) and time.time() < deadline:
+            time.sleep(0.05)
+        return lr * 2
+
+    s = wait_then_score(lr)
+    s.compute(lr=0.25)            # runs until the test opens the gate
+    s.compute_grid(lr=[0.5, 0.75])
+""")
+
+
+@pytest.mark.slow
+async def test_trials_from_another_process_appear_and_finish(real_store: Path,
+                                                             tmp_path: Path) -> None:
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    gate = tmp_path / "gate"
+    app = create_app(real_store, poll_interval=0.5)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        app.select_experiment("regression")
+        await loaded(pilot, total=10)
+        table = app.browse.table
+        proc = subprocess.Popen([sys.executable, str(script), str(real_store), str(gate)],
+                                env=env_for_subprocess(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            # The running trial shows by itself, as running, with its parameters.
+            await wait_for(pilot, lambda: table.total == 11 and table.rows.get(0) is not None
+                           and table.rows[0].status == "running", timeout=30,
+                           what="trial 11 to show as running")
+            row = table.rows[0]
+            assert row.trial_id == 11 and row.params == {"lr": 0.25}
+            gate.write_text("go")
+            await wait_for(pilot, lambda: table.total == 13 and all(
+                table.rows.get(i) is not None and table.rows[i].status == "succeeded"
+                for i in range(3)), timeout=30, what="trials 11-13 to finish")
+            assert [table.rows[i].trial_id for i in range(3)] == [13, 12, 11]
+            assert table.rows[2].result_value == 0.5
+            assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time, duckdb
+    con = duckdb.connect(sys.argv[1])
+    open(sys.argv[2], "w").write("held")
+    time.sleep(60)
+""")
+
+
+@pytest.mark.slow
+async def test_busy_store_is_shown_and_recovers(real_store: Path, tmp_path: Path) -> None:
+    flag = tmp_path / "held"
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(real_store), str(flag)],
+                              env=env_for_subprocess())
+    try:
+        deadline = time.monotonic() + 20
+        while not flag.exists() and holder.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert flag.exists(), "the holder process never took the store"
+        app = create_app(real_store, poll_interval=0.3, connect_timeout=0.2)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: "held by another process" in app.browse.status.problem,
+                           timeout=10, what="the busy message")
+            assert app.browse.table.total == 0
+            holder.kill()
+            holder.wait()
+            await loaded(pilot, total=3)
+            await wait_for(pilot, lambda: app.browse.status.problem == "", what="recovery")
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+
+
+async def test_missing_store_waits_without_creating_it(tmp_path: Path) -> None:
+    path = tmp_path / "later.duckdb"
+    app = create_app(path, poll_interval=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: "No tuixp store" in app.browse.status.problem,
+                       what="the missing-store message")
+        assert not path.exists()
+        synthetic.generate(path, 25, experiment="later")
+        await loaded(pilot, total=25)
+        assert app.experiment == "later"
