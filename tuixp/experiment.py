@@ -478,7 +478,8 @@ class Experiment:
         for trial_id, values, rec_values in zip(ids, param_sets, recorded):
             trial_seed = base_seed if base_seed is not None else new_seed()
             u = uuidlib.uuid4().hex
-            ctx = TrialContext(self.id, u, trial_id, trial_seed, os.getpid(), socket.gethostname())
+            ctx = TrialContext(self.id, u, trial_id, trial_seed, os.getpid(), socket.gethostname(),
+                               channel=sched.channel)
             rec = TrialRecorder(self.store, self.id, trial_id, u, listeners)
             plans.append(_Plan(ctx, values, rec, rec_values, "", {}))
         use_cache = cache and any(n.step.cache for n in _nodes(node))

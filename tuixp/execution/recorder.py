@@ -52,9 +52,16 @@ class TrialRecorder:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        # Tasks that said they started and have no record yet: (step, start time, worker).
+        self._running: dict[str, tuple[str, float, str | None]] = {}
+        self._metric_ids: set[str] = set()
+        self._finishing = False
 
     def emit(self, kind: str, t: float | None = None, **kw: Any) -> None:
-        if not self.listeners:
+        # Once the trial has finished, late news (a step thread that outlived a Ctrl-C, a
+        # duplicate from the cluster) is still stored but no longer shown: listeners see every
+        # trial's events between its trial_started and its trial_finished.
+        if not self.listeners or (self.finished and kind != "trial_finished"):
             return
         ev = ProgressEvent(kind, self.experiment, self.trial_id, t or time.time(), **kw)
         for listener in self.listeners:
@@ -69,10 +76,20 @@ class TrialRecorder:
     def _ids(self) -> dict[str, Any]:
         return {"trial_uuid": self.uuid, "experiment": self.experiment, "trial_id": self.trial_id}
 
-    def on_task_started(self, key: str, step: str, t: float, worker: str) -> None:
+    def on_task_started(self, key: str, step: str, t: float, worker: str | None) -> None:
+        with self._lock:
+            if key in self.steps_seen:
+                return
+            self._running[key] = (step, t, worker)
         self.emit("task_started", t, key=key, step=step, worker=worker)
 
     def on_metric(self, event: dict[str, Any]) -> None:
+        mid = event.get("mid")
+        if mid is not None:
+            with self._lock:
+                if mid in self._metric_ids:
+                    return
+                self._metric_ids.add(mid)
         self.store.record([{"t": "metric", **self._ids(), **event}])
         self.emit("metric", event["recorded_at"], step=event.get("step"),
                   data={"name": event["name"], "epoch": event["epoch"], "value": event["value"]})
@@ -82,6 +99,7 @@ class TrialRecorder:
             if rec.key in self.steps_seen:
                 return
             self.steps_seen[rec.key] = rec
+            self._running.pop(rec.key, None)
         for m in rec.metrics:
             self.on_metric(m)
         self.store.record([{
@@ -101,15 +119,39 @@ class TrialRecorder:
         for rec in sorted(records.values(), key=lambda r: r.started_at):
             self.on_step(rec)
 
+    def on_remote(self, msg: dict[str, Any]) -> None:
+        """An event a step published from a cluster worker (see ``steps.publish``)."""
+        kind = msg.get("kind")
+        if kind == "task_started":
+            self.on_task_started(msg["key"], msg["step"], msg["time"], msg.get("worker"))
+        elif kind == "metric":
+            self.on_metric(msg["metric"])
+        elif kind == "step":
+            self.on_step(StepRecord(**msg["record"]))
+
+    def _end_unfinished_tasks(self, status: str, finished_at: float, reason: str | None) -> None:
+        """Tasks that started and never reported an end take the trial's end as theirs."""
+        with self._lock:
+            running, self._running = self._running, {}
+        for key, (step, started_at, worker) in running.items():
+            self.on_step(StepRecord(key, step, started_at, max(finished_at, started_at), status,
+                                    worker or "", error=reason))
+
     def finish(self, status: str, finished_at: float | None = None, result: Any = None,
                error: BaseException | None = None, error_type: str | None = None,
                message: str | None = None, traceback_text: str | None = None,
                notes: list[str] | None = None) -> None:
         with self._lock:
-            if self.finished:
+            if self.finished or self._finishing:
                 return
-            self.finished = True
+            self._finishing = True
         finished_at = finished_at or time.time()
+        if status != "succeeded":
+            reason = message if message is not None else (str(error) if error else None)
+            kind = error_type or (type(error).__name__ if error is not None else status)
+            self._end_unfinished_tasks(status if status == "interrupted" else "failed",
+                                       finished_at, f"{kind}: {reason}" if reason else kind)
+        self.finished = True
         event: dict[str, Any] = {"t": "trial_finished", "uuid": self.uuid,
                                  "status": status, "finished_at": finished_at}
         texts = []

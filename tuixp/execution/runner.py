@@ -1,22 +1,35 @@
 """Turning a trial's lazy graph into a Dask graph, running it, and recording each trial's end.
 
 Each trial gets its own copy of the graph with its own keys and parameter values, so a grid of
-trials is one Dask computation whose independent trials run in parallel.
+trials is one Dask computation whose independent trials run in parallel, and each trial is
+finished (recorded, its outputs persisted) as soon as its own outputs are in.
+
+Progress reaches the trial's recorder by three routes, one per kind of scheduler:
+- threads, sync: the steps run in this process and report live (``steps.RECORDERS``);
+- processes: Dask callbacks passed to this call report each task when it is handed to a child
+  process (pretask) and its record when its output comes back (posttask);
+- dask.distributed: steps publish their start, metrics and record on the cluster's event topic
+  of this client (``steps.publish``), and futures bring each trial's outputs as they complete.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from dask._task_spec import Task, TaskRef
 
+from tuixp.execution import steps as steps_mod
 from tuixp.execution.schedulers import Scheduler
-from tuixp.execution.steps import StepSpec, TrialContext, run_step
+from tuixp.execution.steps import StepFailure, StepOutput, StepSpec, TrialContext, run_step
 
 if TYPE_CHECKING:
     from tuixp.experiment import Experiment, Node, TrialOutcome, _Plan
+
+logger = logging.getLogger("tuixp")
 
 
 def build_graph(
@@ -67,62 +80,194 @@ def _add_trial(
     return visit(node), persist
 
 
-def _local_callbacks(plans: list["_Plan"], ex: "Experiment", outputs: dict[str, Any]) -> Any:
-    """Dask callbacks that finish each trial as soon as its result is in (grids stream)."""
-    from dask.callbacks import Callback
+def _task_owners(dsk: dict[str, Any], plans: list["_Plan"]) -> dict[str, tuple["_Plan", str]]:
+    """Every task of the graph: its trial and step name (each task carries its context)."""
+    by_uuid = {p.ctx.trial_uuid: p for p in plans}
+    owners = {}
+    for key, task in dsk.items():
+        func = getattr(task, "func", None)
+        if isinstance(func, partial) and func.func is run_step:
+            ctx, spec = func.args[0], func.args[1]
+            plan = by_uuid.get(ctx.trial_uuid)
+            if plan is not None:
+                owners[key] = (plan, spec.name)
+    return owners
 
-    by_result = {p.result_key: p for p in plans}
-    waiting: dict[str, set[str]] = {}
-    for p in plans:
-        waiting[p.result_key] = {p.result_key, *p.persist_keys.values()}
-    owner_of = {k: p.result_key for p in plans for k in waiting[p.result_key]}
-    done: set[str] = set()
 
-    def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
-        rk = owner_of.get(key)
-        if rk is None:
+class _Trials:
+    """The trials of one run: which outputs each still waits for; each trial is finished as
+    soon as all of them are in, so a grid's trials end one by one, not all at the end."""
+
+    def __init__(self, ex: "Experiment", dsk: dict[str, Any], plans: list["_Plan"]) -> None:
+        self.ex = ex
+        self.dsk = dsk
+        self.plans = plans
+        self.owners = _task_owners(dsk, plans)
+        self.waiting = {p.result_key: {p.result_key, *p.persist_keys.values()} for p in plans}
+        self.wanted = {k: p for p in plans for k in self.waiting[p.result_key]}
+        self.outputs: dict[str, Any] = {}
+        self.outcomes: dict[str, "TrialOutcome"] = {}
+        self._claimed: set[str] = set()
+        self._lock = threading.Lock()
+
+    def keys(self) -> list[str]:
+        return [k for p in self.plans for k in (p.result_key, *p.persist_keys.values())]
+
+    def _claim(self, plan: "_Plan") -> bool:
+        """True once per trial: the caller is the one who records its end."""
+        with self._lock:
+            if plan.result_key in self._claimed:
+                return False
+            self._claimed.add(plan.result_key)
+            return True
+
+    def arrived(self, key: str, value: Any) -> None:
+        """An output the owner asked for is here; finish its trial if it was the last one."""
+        plan = self.wanted.get(key)
+        if plan is None:
             return
-        outputs[key] = result
-        pending = waiting[rk]
-        pending.discard(key)
-        if not pending and rk not in done:
-            done.add(rk)
-            outcomes[rk] = ex._finish_plan(by_result[rk], outputs)
+        with self._lock:
+            self.outputs[key] = value
+            pending = self.waiting[plan.result_key]
+            pending.discard(key)
+            if pending:
+                return
+        if not self._claim(plan):
+            return
+        try:
+            outcome = self.ex._finish_plan(plan, self.outputs)
+        except Exception as exc:  # noqa: BLE001 - recording the end must not lose the trial
+            outcome = self._record_end(plan, "failed", exc)
+        self.outcomes[plan.result_key] = outcome
+        for k in (plan.result_key, *plan.persist_keys.values()):
+            self.outputs.pop(k, None)  # the trial is recorded: free its outputs
 
-    outcomes: dict[str, "TrialOutcome"] = {}
-    return Callback(posttask=posttask), outcomes
+    def end(self, plan: "_Plan", status: str, exc: BaseException) -> None:
+        """End a trial that will get no result: interrupted, or failed for a reason outside
+        its steps (a worker that died too often, a lost cluster)."""
+        if self._claim(plan):
+            self.outcomes[plan.result_key] = self._record_end(plan, status, exc)
+
+    def _record_end(self, plan: "_Plan", status: str, exc: BaseException) -> "TrialOutcome":
+        from tuixp.experiment import TrialOutcome
+
+        message = str(exc) or type(exc).__name__
+        plan.recorder.finish(status, finished_at=time.time(), error=exc,
+                             error_type=type(exc).__name__, message=message)
+        if status == "failed":
+            logger.error("Trial %d of %s failed: %s: %s", plan.ctx.trial_id, self.ex.id,
+                         type(exc).__name__, message)
+        return TrialOutcome(plan.ctx.trial_id, plan.params, status, error=exc)
+
+    def end_all(self, status: str, exc: BaseException) -> None:
+        for p in self.plans:
+            self.end(p, status, exc)
+
+    def results(self) -> list["TrialOutcome"]:
+        lost = RuntimeError("the scheduler returned no output for this trial")
+        for p in self.plans:
+            self.end(p, "failed", lost)  # a no-op for every trial that has ended
+        return [self.outcomes[p.result_key] for p in self.plans]
+
+    # -- local schedulers ------------------------------------------------------------------
+    def callback(self, report_starts: bool) -> Any:
+        """Dask callbacks for one local computation, passed to that call only.
+
+        ``report_starts``: the steps run in other processes, so the owner reports each task's
+        start when it hands it to the pool (its worker is not known yet) and its end when its
+        output comes back with the records and metrics the step carried.
+        """
+        from dask.callbacks import Callback
+
+        def pretask(key: Any, dsk: Any, state: Any) -> None:
+            found = self.owners.get(key)
+            if found is not None:
+                found[0].recorder.on_task_started(key, found[1], time.time(), None)
+
+        def posttask(key: Any, result: Any, dsk: Any, state: Any, worker_id: Any) -> None:
+            found = self.owners.get(key)
+            if found is not None and isinstance(result, (StepOutput, StepFailure)):
+                found[0].recorder.absorb(result.records)
+            self.arrived(key, result)
+
+        return Callback(pretask=pretask if report_starts else None, posttask=posttask)
+
+    def run_local(self, sched: Scheduler) -> None:
+        cb = self.callback(report_starts=sched.name == "processes")
+        keys = self.keys()
+        values = sched.run_local(self.dsk, keys, callbacks=[cb._callback])
+        for key, value in zip(keys, values):
+            self.arrived(key, value)  # already there for every key posttask saw
+
+    # -- dask.distributed --------------------------------------------------------------------
+    def run_distributed(self, sched: Scheduler) -> None:
+        from distributed import as_completed
+
+        client = sched.client
+        _listen(client, sched.channel)
+        keys = self.keys()
+        futures = dict(zip(keys, client.get(self.dsk, keys, sync=False)))
+        try:
+            for future in as_completed(list(futures.values())):
+                key = future.key
+                futures.pop(key, None)
+                plan = self.wanted[key]
+                if future.status == "cancelled":  # the trial already ended, see below
+                    self.end(plan, "failed", RuntimeError("the task was cancelled on the cluster"))
+                    continue
+                try:
+                    value = future.result()
+                except Exception as exc:  # noqa: BLE001 - a worker died too often, a lost cluster
+                    self.end(plan, "failed", exc)
+                    # The trial's other outputs are of no use now; the rest of a grid runs on.
+                    client.cancel([futures[k] for k in self.waiting[plan.result_key]
+                                   if k in futures])
+                    continue
+                self.arrived(key, value)
+        except BaseException:
+            client.cancel(list(futures.values()))
+            raise
+
+
+_listening: set[str] = set()
+_listening_lock = threading.Lock()
+
+
+def _listen(client: Any, channel: str | None) -> None:
+    """Route the events steps publish on the cluster to the recorders of this process."""
+    if channel is None:
+        return
+    with _listening_lock:
+        if channel in _listening:
+            return
+        _listening.add(channel)
+
+    def handle(event: tuple[float, Any]) -> None:
+        msg = event[1]
+        recorder = steps_mod.RECORDERS.get(msg.get("uuid")) if isinstance(msg, dict) else None
+        if recorder is not None:
+            try:
+                recorder.on_remote(msg)
+            except Exception:  # noqa: BLE001 - never break the client's event loop
+                logger.exception("tuixp: could not record an event from the cluster")
+
+    client.subscribe_topic(channel, handle)
 
 
 def execute(ex: "Experiment", sched: Scheduler, dsk: dict[str, Any],
             plans: list["_Plan"]) -> list["TrialOutcome"]:
     """Run the graph and record every trial's end: succeeded, failed or interrupted."""
-    from tuixp.experiment import TrialOutcome
-
-    wanted = [k for p in plans for k in (p.result_key, *p.persist_keys.values())]
-    outputs: dict[str, Any] = {}
-    outcomes: dict[str, TrialOutcome] = {}
+    trials = _Trials(ex, dsk, plans)
     try:
         if sched.kind == "local":
-            cb, outcomes = _local_callbacks(plans, ex, outputs)
-            values = sched.get(dsk, wanted, callbacks=[cb._callback])
+            trials.run_local(sched)
         else:
-            values = sched.get(dsk, wanted)
-        outputs.update(zip(wanted, values))
+            trials.run_distributed(sched)
+    except KeyboardInterrupt as exc:
+        trials.end_all("interrupted", exc)
+        raise
     except BaseException as exc:
-        # Ctrl-C, a scheduler that gave up (KilledWorker), a lost connection: every trial not
-        # finished yet ends here, with the reason, never left running.
-        interrupted = isinstance(exc, KeyboardInterrupt)
-        status = "interrupted" if interrupted else "failed"
-        for p in plans:
-            if p.result_key in outcomes:
-                continue
-            p.recorder.finish(status, finished_at=time.time(), error=exc,
-                              error_type=type(exc).__name__, message=str(exc) or type(exc).__name__)
-            outcomes[p.result_key] = TrialOutcome(p.ctx.trial_id, p.params, status, error=exc)
-        if interrupted:
-            raise
-        return [outcomes[p.result_key] for p in plans]
-    for p in plans:
-        if p.result_key not in outcomes:
-            outcomes[p.result_key] = ex._finish_plan(p, outputs)
-    return [outcomes[p.result_key] for p in plans]
+        # A scheduler that gave up, a lost connection: every trial not finished yet ends here,
+        # with the reason, never left running.
+        trials.end_all("failed", exc)
+    return trials.results()

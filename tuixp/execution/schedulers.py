@@ -2,19 +2,22 @@
 
 ``threads`` (default), ``processes``, ``sync``, ``distributed`` (a LocalCluster started for the
 run) or ``tcp://HOST:PORT`` (an existing dask.distributed scheduler). ``$TUIXP_SCHEDULER`` sets
-the default.
+the default. Local runs get their own worker pool per call (``pools``), so an interrupted run
+can stop at once; ``num_workers`` comes from the argument, else Dask's ``num_workers`` setting,
+else the number of CPUs.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 LOCAL = ("threads", "processes", "sync")
 NAMES = (*LOCAL, "distributed")
+ADDRESS_PREFIXES = ("tcp://", "tls://", "inproc://", "ws://", "wss://", "ucx://")
+CONNECT_TIMEOUT = float(os.environ.get("TUIXP_CONNECT_TIMEOUT", "10"))
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
@@ -28,13 +31,58 @@ class SchedulerError(ValueError):
 class Scheduler:
     name: str
     kind: str  # "local" or "distributed"
-    get: Callable[..., Any]
+    num_workers: int | None = None
     client: Any = None
+    # distributed only: the event topic this process's steps publish to (steps.publish)
+    channel: str | None = None
+
+    def run_local(self, dsk: Any, keys: list[Any], callbacks: list[Any]) -> Any:
+        """Compute ``keys`` on this local scheduler; ``callbacks`` apply to this call only."""
+        if self.name == "sync":
+            import dask.local
+
+            return dask.local.get_sync(dsk, keys, callbacks=callbacks)
+        workers = self.workers()
+        if self.name == "threads":
+            import dask.threaded
+
+            from tuixp.execution.pools import StepThreadPool
+
+            pool = StepThreadPool(workers)
+            try:
+                return dask.threaded.get(dsk, keys, callbacks=callbacks, pool=pool)
+            finally:
+                pool.shutdown(wait=False)
+        import dask.multiprocessing
+
+        from tuixp.execution.pools import abandon_process_pool, step_process_pool
+
+        ppool = step_process_pool(workers)
+        try:
+            # One task a submission and no fusing: each step is its own task, so the owner's
+            # callbacks see every step start and end, as they do on the other schedulers.
+            values = dask.multiprocessing.get(dsk, keys, callbacks=callbacks, pool=ppool,
+                                              chunksize=1, optimize_graph=False)
+        except BaseException:
+            abandon_process_pool(ppool)
+            raise
+        ppool.shutdown(wait=True)
+        return values
+
+    def workers(self) -> int:
+        if self.num_workers:
+            return self.num_workers
+        import dask
+        from dask.system import CPU_COUNT
+
+        configured = dask.config.get("num_workers", None)
+        return int(configured) if configured else CPU_COUNT
 
 
 def resolve_name(name: str | None) -> str:
     name = name or os.environ.get("TUIXP_SCHEDULER") or "threads"
-    if name in NAMES or name.startswith(("tcp://", "tls://", "inproc://", "ws://", "wss://")):
+    name = name.strip()
+    if name in NAMES or (name.startswith(ADDRESS_PREFIXES) and name.split("://", 1)[1]):
         return name
     raise SchedulerError(
         f"Unknown scheduler: {name!r}. Use threads, processes, sync, distributed or a "
@@ -43,30 +91,12 @@ def resolve_name(name: str | None) -> str:
 
 
 def get_scheduler(name: str | None = None, num_workers: int | None = None) -> Scheduler:
+    """The scheduler called ``name``; a cluster is connected to now, so a bad address fails here."""
     name = resolve_name(name)
-    if name == "threads":
-        import dask.threaded
-
-        def get(dsk: Any, keys: Any, callbacks: Any = None) -> Any:
-            return dask.threaded.get(dsk, keys, callbacks=callbacks, num_workers=num_workers)
-
-        return Scheduler(name, "local", get)
-    if name == "sync":
-        import dask.local
-
-        def get_sync(dsk: Any, keys: Any, callbacks: Any = None) -> Any:
-            return dask.local.get_sync(dsk, keys, callbacks=callbacks)
-
-        return Scheduler(name, "local", get_sync)
-    if name == "processes":
-        import dask.multiprocessing
-
-        def get_mp(dsk: Any, keys: Any, callbacks: Any = None) -> Any:
-            return dask.multiprocessing.get(dsk, keys, callbacks=callbacks, num_workers=num_workers)
-
-        return Scheduler(name, "local", get_mp)
+    if name in LOCAL:
+        return Scheduler(name, "local", num_workers)
     client = distributed_client(name)
-    return Scheduler(name, "distributed", client.get, client)
+    return Scheduler(name, "distributed", num_workers, client, f"tuixp-{client.id}")
 
 
 def distributed_client(address: str) -> Any:
@@ -87,9 +117,12 @@ def distributed_client(address: str) -> Any:
                 )
                 client = Client(cluster)
             else:
-                client = Client(address, timeout="10s")
-        except OSError as exc:
-            raise SchedulerError(f"Cannot reach the Dask scheduler at {address}: {exc}") from exc
+                client = Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+        except (OSError, ValueError) as exc:
+            raise SchedulerError(
+                f"Cannot reach the Dask scheduler at {address}: {exc}. Check that it runs and "
+                "that the address is right (tcp://HOST:PORT)."
+            ) from exc
         _clients[address] = client
         return client
 

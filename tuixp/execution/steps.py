@@ -4,7 +4,7 @@
 downstream steps pass along, so one failing trial of a grid fails only itself and the process
 that owns the store still learns what every finished step did. Steps running in the owner's
 process report live to its recorder; elsewhere (processes, cluster workers) they carry their
-records with their output.
+records with their output, and on a dask.distributed cluster also publish them live.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from tuixp.capture.seed import apply_seed, step_seed
@@ -34,6 +35,10 @@ class TrialContext:
     owner_pid: int
     owner_host: str
     purity: bool = True
+    # The dask.distributed event topic the owner listens on; steps on cluster workers publish
+    # their start, metrics and end there, so the owner learns them live and even when a later
+    # step of the trial fails or its worker dies.
+    channel: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,17 +107,39 @@ def next_seq() -> int:
         return _seq[0]
 
 
-def worker_name() -> str:
-    if "distributed" in sys.modules:  # never import it just to ask: that costs half a second
-        try:
-            from distributed import get_worker
+def _distributed_worker() -> Any:
+    """The dask.distributed Worker running this task, or None outside a cluster worker."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
 
-            return str(get_worker().address)
-        except ValueError:
-            pass
+        return get_worker()
+    except ValueError:
+        return None
+
+
+def worker_name() -> str:
+    worker = _distributed_worker()
+    if worker is not None:
+        return str(worker.address)
     name = f"{socket.gethostname()}:{os.getpid()}"
     thread = threading.current_thread().name
     return f"{name}/{thread}"
+
+
+def publish(ctx: TrialContext, kind: str, payload: dict[str, Any]) -> bool:
+    """Send an event of this step to the owner through the cluster; False when there is none."""
+    if ctx.channel is None:
+        return False
+    worker = _distributed_worker()
+    if worker is None:
+        return False
+    try:
+        worker.log_event(ctx.channel, {"kind": kind, "uuid": ctx.trial_uuid, **payload})
+    except Exception:  # noqa: BLE001 - the record still travels with the step's output
+        return False
+    return True
 
 
 def _tokenize(value: Any) -> str | None:
@@ -188,6 +215,9 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
     started = time.time()
     if local is not None:
         local.on_task_started(key, spec.name, started, worker)
+    else:
+        publish(ctx, "task_started", {"key": key, "step": spec.name, "time": started,
+                                      "worker": worker})
     input_hash = _tokenize((plain_args, plain_kwargs)) if ctx.purity else None
     apply_seed(step_seed(ctx.seed, spec.name))
     try:
@@ -201,6 +231,7 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
             local.on_step(record)
         else:
             records[key] = record
+            publish(ctx, "step", {"record": asdict(record)})
         return StepFailure(key, spec.name, _picklable_error(exc), type(exc).__name__,
                            str(exc), tb, records)
     finally:
@@ -214,6 +245,7 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
         local.on_step(record)
     else:
         records[key] = record
+        publish(ctx, "step", {"record": asdict(record)})
     return StepOutput(value, records)
 
 
@@ -221,9 +253,13 @@ def record_metric(name: str, epoch: Any, value: Any) -> None:
     scope = current_scope.get()
     if scope is None:
         raise ValueError("save_metric can only be called inside a step while a trial runs")
+    # ``mid`` names this one call: a metric can reach the owner twice (live from a cluster
+    # worker, then again inside its step's record) and is counted once.
     event = {"name": name, "epoch": int(epoch), "value": float(value),
-             "recorded_at": time.time(), "seq": next_seq(), "step": scope.step}
+             "recorded_at": time.time(), "seq": next_seq(), "step": scope.step,
+             "key": scope.key, "mid": uuid.uuid4().hex[:16]}
     if scope.local is not None:
         scope.local.on_metric(event)
     else:
         scope.metrics.append(event)
+        publish(scope.ctx, "metric", {"metric": event})
