@@ -1,0 +1,204 @@
+"""Processes the reliability tests start: a writer that records trials, a reader that polls.
+
+Run as a script (``python procs.py write ...``): every test process is a real interpreter with
+its own journal, locks and DuckDB connections. A writer can be told to SIGKILL itself at an
+exact point of the write path (``--die``), which a test cannot hit reliably from outside.
+
+Every parameter of a trial is derived from ``(worker, i)``, so a test can check each recorded
+trial against what its writer must have sent, without keeping a copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+EXPERIMENT = "rel"
+
+
+def expected_params(worker: int, i: int) -> dict[str, Any]:
+    return {"worker": worker, "i": i, "label": f"w{worker}-ü-{i}", "x": worker * 1000 + i + 0.5}
+
+
+def expected_metrics(worker: int, i: int) -> dict[int, float]:
+    x = expected_params(worker, i)["x"]
+    return {1: x * 2, 2: x * 3}
+
+
+def expected_result(worker: int, i: int) -> float:
+    return i + expected_params(worker, i)["x"]
+
+
+def die() -> None:
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def install_death(point: str, n: int) -> None:
+    """SIGKILL this process at the ``n``-th occurrence of ``point`` (1-based)."""
+    from tuixp.store import db, ids, journal
+
+    seen = [0]
+
+    def hit() -> bool:
+        seen[0] += 1
+        return seen[0] == n
+
+    if point.startswith("journal-"):
+        original = journal.JournalWriter.write
+
+        def write(self: Any, events: list[dict[str, Any]], sync: bool = False) -> None:
+            if not hit():
+                return original(self, events, sync)
+            if point == "journal-before":
+                die()
+            if point == "journal-partial":
+                data = b"".join(journal.encode(e) for e in events)
+                original(self, [], False)  # opens the file if this is the first write
+                fd = self._fd if self._fd is not None else self._open()
+                os.write(fd, data[: max(1, len(data) // 2)])
+                die()
+            original(self, events, sync)
+            die()  # journal-after: written, maybe not yet fsynced
+
+        journal.JournalWriter.write = write  # type: ignore[method-assign]
+    elif point == "ingest":
+        original_insert = db.insert_rows
+
+        def insert_rows(con: Any, table: str, rows: list[dict[str, Any]], *a: Any,
+                        **kw: Any) -> None:
+            original_insert(con, table, rows, *a, **kw)
+            # Trials are in, their parameters not yet: the transaction is half done.
+            if table == "trial_record" and rows and hit():
+                die()
+
+        db.insert_rows = insert_rows
+    elif point == "ids":
+        original_ids = ids.TrialCounter._write
+
+        def ids_write(fd: int, counts: dict[str, int]) -> None:
+            if hit():
+                os.lseek(fd, 0, os.SEEK_SET)
+                os.ftruncate(fd, 0)
+                os.write(fd, json.dumps(counts).encode()[:5])
+                die()
+            original_ids(fd, counts)
+
+        ids.TrialCounter._write = staticmethod(ids_write)  # type: ignore[method-assign]
+    else:
+        raise SystemExit(f"unknown death point {point}")
+
+
+def build(store: str) -> tuple[Any, Any]:
+    import tuixp
+
+    ex = tuixp.Experiment(EXPERIMENT, store=store)
+    worker = ex.parameter("worker")
+    i = ex.parameter("i")
+    label = ex.parameter("label")
+    x = ex.parameter("x")
+    stall: dict[str, Any] = {"at": None, "signal": None, "sleep": 0.0}
+
+    @ex
+    def prepare(worker, i, x):
+        if i == stall["at"]:
+            # Tell the test we are inside a trial, then wait to be killed.
+            with open(stall["signal"], "w") as f:
+                f.write(str(os.getpid()))
+            time.sleep(60)
+        if stall["sleep"]:
+            time.sleep(stall["sleep"])  # a trial that takes time: a random kill lands inside it
+        return {"worker": worker, "i": i, "x": x}
+
+    @ex.result
+    def score(d, label):
+        ex.save_metric("loss", epoch=1, value=d["x"] * 2)
+        ex.save_metric("loss", epoch=2, value=d["x"] * 3)
+        return d["i"] + d["x"]
+
+    ex._stall = stall  # type: ignore[attr-defined]
+    return ex, score(prepare(worker, i, x), label)
+
+
+def write(args: argparse.Namespace) -> int:
+    if args.die:
+        point, _, n = args.die.partition(":")
+        install_death(point, int(n or 1))
+    ex, node = build(args.store)
+    ex._stall.update(at=args.stall_at, signal=args.signal, sleep=args.step_sleep)
+    for i in range(args.start, args.start + args.trials):
+        if args.pause_every and i > args.start and (i - args.start) % args.pause_every == 0:
+            time.sleep(args.pause)  # let the burst end so this process ingests, as users do
+        params = expected_params(args.worker, i)
+        got: list[int] = []
+
+        def started(ev: Any, got: list[int] = got) -> None:
+            if ev.kind == "trial_started":
+                got.append(ev.trial_id)
+
+        node.compute(scheduler=args.scheduler, listeners=[started], **params)
+        # Printed only once compute() returned: the trial is one the user saw finish.
+        print(json.dumps({"trial_id": got[0], "worker": args.worker, "i": i}), flush=True)
+        if args.die_after is not None and i - args.start + 1 == args.die_after:
+            die()
+    return 0
+
+
+def read(args: argparse.Namespace) -> int:
+    """Poll the store the way the TUI's refresh does: open, ingest, query, close."""
+    from tuixp.errors import StoreBusy
+    from tuixp.store import Store
+
+    polls = gave_up = 0
+    longest = 0.0
+    while not os.path.exists(args.stop):
+        t = time.monotonic()
+        try:
+            with Store(args.store).connect() as con:
+                con.execute("SELECT count(*), max(trial_id) FROM trials").fetchone()
+                con.execute("SELECT count(*) FROM metrics").fetchone()
+            polls += 1
+        except StoreBusy as exc:
+            gave_up += 1
+            print(f"reader gave up: {exc}", file=sys.stderr, flush=True)
+        longest = max(longest, time.monotonic() - t)
+        time.sleep(args.every)
+    print(json.dumps({"polls": polls, "gave_up": gave_up, "longest_s": round(longest, 3)}))
+    return 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser()
+    sub = p.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("write")
+    w.add_argument("--store", required=True)
+    w.add_argument("--worker", type=int, default=0)
+    w.add_argument("--start", type=int, default=0)
+    w.add_argument("--trials", type=int, default=1)
+    w.add_argument("--scheduler", default="sync")
+    w.add_argument("--pause-every", type=int, default=0)
+    w.add_argument("--pause", type=float, default=0.7)
+    w.add_argument("--die", default=None, help="POINT:N, e.g. journal-partial:3")
+    w.add_argument("--die-after", type=int, default=None, help="SIGKILL after N trials")
+    w.add_argument("--stall-at", type=int, default=None, help="sleep inside trial i")
+    w.add_argument("--signal", default=None, help="file written when the stall begins")
+    w.add_argument("--step-sleep", type=float, default=0.0, help="seconds inside each trial")
+    r = sub.add_parser("read")
+    r.add_argument("--store", required=True)
+    r.add_argument("--stop", required=True)
+    r.add_argument("--every", type=float, default=0.5)
+    args = p.parse_args()
+    return write(args) if args.cmd == "write" else read(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
