@@ -11,7 +11,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-KINDS = ("trial_started", "trial_finished", "task_started", "task_finished", "task_failed", "metric")
+KINDS = (
+    "trial_started", "trial_finished", "task_started", "task_finished", "task_failed", "metric",
+)
 
 
 @dataclass

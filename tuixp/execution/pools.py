@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextvars
 import os
 import queue
+import signal
 import threading
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import Any
@@ -74,17 +75,24 @@ class StepThreadPool(Executor):
                 thread.join()
 
 
+def _init_step_process() -> None:
+    from dask.multiprocessing import initialize_worker_process
+
+    initialize_worker_process()
+    # Ctrl-C reaches the whole process group; the owner decides what it means (it records the
+    # trials as interrupted and then terminates this process), so the child must not die first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def step_process_pool(max_workers: int) -> ProcessPoolExecutor:
     """A process pool set up as ``dask.multiprocessing`` would set up its own."""
-    from functools import partial
-
-    from dask.multiprocessing import get_context, initialize_worker_process
+    from dask.multiprocessing import get_context
 
     # As Dask does: the same string hashing in every child, so tokens agree across processes.
     if os.environ.get("PYTHONHASHSEED") in (None, "0"):
         os.environ["PYTHONHASHSEED"] = "6640"
     return ProcessPoolExecutor(max_workers, mp_context=get_context(),
-                               initializer=partial(initialize_worker_process))
+                               initializer=_init_step_process)
 
 
 def abandon_process_pool(pool: ProcessPoolExecutor) -> None:

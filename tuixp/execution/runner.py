@@ -20,7 +20,7 @@ import time
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from dask._task_spec import Task, TaskRef
+from dask._task_spec import Dict, GraphNode, List, Task, TaskRef, Tuple
 
 from tuixp.execution import steps as steps_mod
 from tuixp.execution.schedulers import Scheduler
@@ -56,12 +56,17 @@ def _add_trial(
             return values[x.name]
         if isinstance(x, Node):
             return TaskRef(visit(x))
+        # A container holding steps' outputs must be a task of its own for Dask to fill it in
+        # (``[prep(a), prep(b)]`` as an argument); one holding plain values stays as it is.
         if isinstance(x, list):
-            return [conv(i) for i in x]
+            items = [conv(i) for i in x]
+            return List(*items) if any(map(_is_ref, items)) else items
         if isinstance(x, tuple):
-            return tuple(conv(i) for i in x)
+            items = [conv(i) for i in x]
+            return Tuple(*items) if any(map(_is_ref, items)) else tuple(items)
         if isinstance(x, dict):
-            return {k: conv(v) for k, v in x.items()}
+            entries = {k: conv(v) for k, v in x.items()}
+            return Dict(entries) if any(map(_is_ref, entries.values())) else entries
         return x
 
     def visit(n: Node) -> str:
@@ -78,6 +83,10 @@ def _add_trial(
         return key
 
     return visit(node), persist
+
+
+def _is_ref(x: Any) -> bool:
+    return isinstance(x, (TaskRef, GraphNode))
 
 
 def _task_owners(dsk: dict[str, Any], plans: list["_Plan"]) -> dict[str, tuple["_Plan", str]]:

@@ -17,7 +17,6 @@ from typing import Any
 LOCAL = ("threads", "processes", "sync")
 NAMES = (*LOCAL, "distributed")
 ADDRESS_PREFIXES = ("tcp://", "tls://", "inproc://", "ws://", "wss://", "ucx://")
-CONNECT_TIMEOUT = float(os.environ.get("TUIXP_CONNECT_TIMEOUT", "10"))
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
@@ -117,7 +116,9 @@ def distributed_client(address: str) -> Any:
                 )
                 client = Client(cluster)
             else:
-                client = Client(address, timeout=f"{CONNECT_TIMEOUT}s")
+                # How long to wait for a cluster that does not answer: $TUIXP_CONNECT_TIMEOUT s.
+                timeout = float(os.environ.get("TUIXP_CONNECT_TIMEOUT") or 10)
+                client = Client(address, timeout=f"{timeout}s")
         except (OSError, ValueError) as exc:
             raise SchedulerError(
                 f"Cannot reach the Dask scheduler at {address}: {exc}. Check that it runs and "
