@@ -168,7 +168,12 @@ class TuixpApp(App[None]):
             return
         self.experiment = name
         try:
-            self.browse.query_one("#filter").value = ""  # type: ignore[attr-defined]
+            browse = self.browse
+            browse.query_one("#filter").value = ""  # type: ignore[attr-defined]
+            experiments = browse.query_one("#experiments")
+            names = [e["experiment"] for e in self.experiments]
+            if name in names and experiments.highlighted != names.index(name):  # type: ignore[attr-defined]
+                experiments.highlighted = names.index(name)  # type: ignore[attr-defined]
         except LookupError:
             pass
         self.set_query(TrialQuery(name))

@@ -284,9 +284,13 @@ class DetailScreen(Screen[None]):
         t0 = min((s["started_at"] for s in d.steps if s["started_at"]), default=None)
         total = max((s["elapsed_s"] or 0.0 for s in d.steps), default=0.0) or 1.0
         table = Table(box=None, padding=(0, 1), header_style="bold")
-        for col, justify in (("step", "left"), ("status", "left"), ("start", "right"),
-                             ("elapsed", "right"), ("", "left"), ("worker", "left")):
-            table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        table.add_column("step", no_wrap=True, min_width=max(len(s["step"]) for s in d.steps))
+        table.add_column("status", no_wrap=True)
+        table.add_column("start", justify="right", no_wrap=True)
+        table.add_column("elapsed", justify="right", no_wrap=True)
+        table.add_column("", no_wrap=True, max_width=20)
+        table.add_column("worker", no_wrap=True, overflow="ellipsis")
+        errors = []
         for s in d.steps:
             start = (s["started_at"].timestamp() - t0.timestamp()) if t0 and s["started_at"] else 0
             elapsed = s["elapsed_s"] or 0.0
@@ -296,8 +300,9 @@ class DetailScreen(Screen[None]):
                           f"+{fmt_elapsed(start)}", fmt_elapsed(elapsed),
                           Text(bar, style=_status_color(status)), s.get("worker") or "")
             if s.get("error"):
-                table.add_row("", Text(str(s["error"])[:200], style="red"), "", "", "", "")
-        self.query_one("#steps-body", Static).update(table)
+                errors.append(Text(f"{s['step']}: {s['error']}", style="red"))
+        body: Any = Group(table, Text(""), *errors) if errors else table
+        self.query_one("#steps-body", Static).update(body)
 
     # -- outputs -----------------------------------------------------------------------------
     def _selected_output(self) -> dict[str, Any] | None:

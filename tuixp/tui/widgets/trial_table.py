@@ -341,10 +341,10 @@ class TrialTable(ScrollView, can_focus=True):
             text, cls = col.value(row, now)
             style = self.get_component_rich_style(cls) if cls else base
             segs.append(Segment(self._cell(text, col), style))
-        strip = Strip(segs)
         if cursor_style is not None:
-            strip = strip.apply_style(cursor_style)
-        return strip
+            # On top of each cell's own style: the cursor's background must win.
+            segs = [Segment(text, (style or base) + cursor_style) for text, style, _ in segs]
+        return Strip(segs)
 
     def _need(self, index: int) -> None:
         top = int(self.scroll_offset.y)
