@@ -1,0 +1,125 @@
+"""Windowed trial queries (tuixp.store.window) against answers computed independently in pandas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.tui.conftest import env_for_subprocess
+from tuixp.store import synthetic, window
+from tuixp.store.db import Store
+from tuixp.store.window import FilterError, TrialQuery
+
+
+@pytest.fixture(scope="module")
+def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("window") / "syn.duckdb"
+    synthetic.generate(path, 1500, experiment="search", seed=7)
+    synthetic.generate(path, 40, experiment="other", seed=8, epochs=0)
+    return path
+
+
+def _frame(path: Path) -> pd.DataFrame:
+    """Every trial of ``search`` with its parameters and last metrics, read plainly."""
+    with Store(path).connect() as con:
+        trials = con.execute("SELECT trial_id, status, result_value, params FROM trial_record "
+                             "WHERE experiment = 'search'").fetchdf()
+        metrics = con.execute("SELECT trial_id, name, epoch, value FROM metric_record "
+                              "WHERE experiment = 'search'").fetchdf()
+    params = pd.DataFrame([json.loads(p) for p in trials.pop("params")])
+    df = pd.concat([trials, params], axis=1)
+    last = metrics.sort_values("epoch").groupby(["trial_id", "name"])["value"].last().unstack()
+    return df.merge(last, left_on="trial_id", right_index=True, how="left")
+
+
+def test_layout_names_params_and_metrics(synthetic_store: Path) -> None:
+    with Store(synthetic_store).connect() as con:
+        lay = window.layout(con, "search")
+        other = window.layout(con, "other")
+    assert [(c.name, c.type) for c in lay.params] == [
+        ("lr", "DOUBLE"), ("depth", "BIGINT"), ("model", "VARCHAR")]
+    assert [c.name for c in lay.metrics] == ["accuracy", "loss"]
+    assert other.metrics == ()
+
+
+@pytest.mark.parametrize("sort,descending", [
+    ("trial_id", True), ("result", True), ("result", False), ("loss", False), ("lr", True),
+    ("model", False), ("accuracy", True)])
+def test_pages_follow_the_order(synthetic_store: Path, sort: str, descending: bool) -> None:
+    df = _frame(synthetic_store)
+    key = {"result": "result_value"}.get(sort, sort)
+    expected = df.sort_values([key, "trial_id"], ascending=[not descending, not descending],
+                              na_position="last")["trial_id"].tolist()
+    q = TrialQuery("search", sort=sort, descending=descending)
+    with Store(synthetic_store).connect() as con:
+        lay = window.layout(con, "search")
+        assert window.count(con, lay, q) == 1500
+        got = []
+        for offset in range(0, 1500, 400):
+            got += [r.trial_id for r in window.page(con, lay, q, offset, 400)]
+        assert window.position(con, lay, q, expected[777]) == 777
+    assert got == expected
+
+
+def test_filter_over_params_metrics_and_columns(synthetic_store: Path) -> None:
+    df = _frame(synthetic_store)
+    mask = (df["model"] == "ridge") & (df["loss"] < 0.3) & (df["status"] == "succeeded")
+    q = TrialQuery("search", where="model = 'ridge' AND loss < 0.3 AND status = 'succeeded'",
+                   sort="lr", descending=False)
+    with Store(synthetic_store).connect() as con:
+        lay = window.layout(con, "search")
+        assert window.count(con, lay, q) == int(mask.sum()) > 0
+        rows = window.page(con, lay, q, 0, 5000)
+    assert sorted(r.trial_id for r in rows) == sorted(df[mask]["trial_id"])
+    lrs = [r.params["lr"] for r in rows]
+    assert lrs == sorted(lrs)
+    assert all(r.metrics["loss"] < 0.3 for r in rows)
+
+
+@pytest.mark.parametrize("bad,says", [
+    ("1=1; DELETE FROM trial_record", "Not a SQL condition"),
+    ("nosuch > 1", "nosuch"),
+    ("lr >", "Not a SQL condition"),
+    ("model > 1", "does not work"),
+])
+def test_bad_filters_are_refused_and_nothing_changes(synthetic_store: Path, bad: str,
+                                                     says: str) -> None:
+    with Store(synthetic_store).connect() as con:
+        lay = window.layout(con, "search")
+        with pytest.raises(FilterError, match=says):
+            window.count(con, lay, TrialQuery("search", where=bad))
+        assert con.execute("SELECT count(*) FROM trial_record").fetchone()[0] == 1540
+
+
+def test_unknown_sort_column_is_a_clear_error(synthetic_store: Path) -> None:
+    with Store(synthetic_store).connect() as con:
+        lay = window.layout(con, "search")
+        with pytest.raises(FilterError, match="No column named 'bogus'"):
+            window.page(con, lay, TrialQuery("search", sort="bogus"), 0, 10)
+
+
+def test_rows_carry_flags_and_errors(synthetic_store: Path) -> None:
+    with Store(synthetic_store).connect() as con:
+        con.execute("""UPDATE trial_record SET changes = '[{"kind": "code", "name": "train"}]',
+                       notes = '["impure: train (same input as trial 3)"]'
+                       WHERE experiment = 'other' AND trial_id = 5""")
+        lay = window.layout(con, "other")
+        (row,) = window.rows_for(con, lay, [5])
+        flagged = window.count(con, lay, TrialQuery("other", where="code_changed AND impure"))
+        failed = window.page(con, lay, TrialQuery("other", where="status = 'failed'"), 0, 1)
+    assert row.code_changed and row.impure and not row.env_changed
+    assert flagged == 1
+    assert failed and failed[0].error.startswith("FloatingPointError")
+
+
+def test_store_modules_do_not_import_textual() -> None:
+    code = ("import sys, tuixp, tuixp.store.window, tuixp.store.synthetic, tuixp.tui.data; "
+            "print('textual' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env_for_subprocess(), check=True)
+    assert out.stdout.strip() == "False"
