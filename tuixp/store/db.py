@@ -284,7 +284,9 @@ class Store:
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         con = self._open(read_only=read_only, timeout=LOCK_TIMEOUT if timeout is None else timeout)
         try:
-            writable = not read_only and not getattr(con, "_tuixp_read_only", False)
+            # _open may have fallen back to read-only (a file we cannot write): ask DuckDB.
+            writable = not read_only and con.execute(
+                "SELECT current_setting('access_mode')").fetchone()[0] != "read_only"
             if writable:
                 self._ensure_schema(con)
                 if ingest:
@@ -314,10 +316,7 @@ class Store:
                 # column segment. The setting only applies when the file is created, but every
                 # connection passes it: DuckDB refuses a second connection in one process whose
                 # configuration differs from the first's.
-                con = duckdb.connect(str(self.path), read_only=read_only, config=_CONFIG)
-                if read_only:
-                    con._tuixp_read_only = True  # type: ignore[attr-defined]
-                return con
+                return duckdb.connect(str(self.path), read_only=read_only, config=_CONFIG)
             except duckdb.IOException as exc:
                 if _is_lock_error(exc):
                     if time.monotonic() >= deadline:
