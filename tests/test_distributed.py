@@ -1,0 +1,283 @@
+"""Trials on a real dask.distributed cluster: a `dask scheduler` and two `dask worker`
+processes started here, killed workers, metrics and persisted outputs from the workers.
+
+The scheduler allows one failure a task (``allowed-failures: 1``): a task whose worker dies once
+is retried, twice ends in ``KilledWorker``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import tuixp
+from tuixp.execution.events import ProgressEvent
+from tuixp.execution.schedulers import close_clients, distributed_client
+
+from .conftest import ROOT, env_with_path
+from .test_execution import (
+    EXPECTED,
+    INTERRUPTED_SCRIPT,
+    build,
+    check_stream,
+    living_in_group,
+    per_trial,
+    query,
+)
+
+pytestmark = pytest.mark.slow
+DASK = str(Path(sys.executable).with_name("dask"))
+
+
+def _wait_for(predicate: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
+
+
+class Cluster:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.address = ""
+
+    def spawn(self, args: list[str], log: str, **env: str) -> subprocess.Popen[bytes]:
+        with open(self.folder / log, "wb") as out:
+            proc = subprocess.Popen([DASK, *args], stdout=out, stderr=subprocess.STDOUT,
+                                    env={**env_with_path(), **env}, cwd=self.folder,
+                                    start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def start(self) -> None:
+        info = self.folder / "scheduler.json"
+        self.spawn(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                    "--scheduler-file", str(info)], "scheduler.log",
+                   DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
+        _wait_for(lambda: info.exists() and info.stat().st_size, 60, "the scheduler")
+        self.address = _wait_for(lambda: json.loads(info.read_text()).get("address"), 10,
+                                 "the scheduler's address")
+        for i in (1, 2):
+            self.spawn(["worker", self.address, "--nthreads", "1", "--no-dashboard",
+                        "--name", f"w{i}", "--death-timeout", "60"], f"worker{i}.log")
+        self.ready()
+
+    def ready(self) -> None:
+        """Both workers are up (a killed worker is restarted by its nanny)."""
+        distributed_client(self.address).wait_for_workers(2, timeout=90)
+
+    def stop(self) -> None:
+        close_clients()
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # the nanny's worker too
+            except ProcessLookupError:
+                pass
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    c = Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+    for proc in c.procs:
+        assert living_in_group(proc.pid) == [], "a cluster process outlived the tests"
+
+
+@pytest.fixture
+def address(cluster: Cluster) -> str:
+    cluster.ready()
+    return cluster.address
+
+
+def test_cluster_runs_trials_with_the_same_event_stream(store_path: Path, address: str) -> None:
+    ex, s = build(store_path)
+    events: list[ProgressEvent] = []
+    outcomes = s.compute_grid(a=[1, 2, 3], scheduler=address, listeners=[events.append])
+    assert [o.status for o in outcomes] == ["succeeded", "failed", "succeeded"]
+    assert [outcomes[0].result, outcomes[2].result] == [-10.0, 10.0]
+    assert isinstance(outcomes[1].error, ZeroDivisionError)
+    shapes = check_stream(events, [1, 2, 3])
+    assert shapes[1] == EXPECTED and shapes[3] == EXPECTED
+    assert shapes[2] == [*EXPECTED[:-2], ("task_failed", "score"), ("trial_finished", None)]
+    # the steps ran on the workers, and said so
+    assert {e.worker for e in events if e.kind.startswith("task_")} <= set(
+        distributed_client(address).scheduler_info()["workers"])
+    assert ex.get_persisted("feat", 3)["pid"] != os.getpid()
+    # metrics saved on the workers reach the store, the failed trial's included
+    rows = query(store_path, "SELECT trial_id, name, value FROM metrics ORDER BY trial_id")
+    assert rows == [(1, "seen", 10.0), (2, "seen", 20.0), (3, "seen", 30.0)]
+    steps = query(store_path, "SELECT trial_id, step, status, worker, input_hash, output_hash "
+                              "FROM steps ORDER BY trial_id, started_at")
+    assert len(steps) == 9
+    assert all(r[3].startswith("tcp://127.0.0.1:") and r[4] for r in steps)
+    assert [r[2] for r in steps if r[0] == 2] == ["succeeded", "succeeded", "failed"]
+    trials = query(store_path, "SELECT trial_id, status, scheduler FROM trials ORDER BY 1")
+    assert trials == [(1, "succeeded", address), (2, "failed", address),
+                      (3, "succeeded", address)]
+
+
+def test_purity_is_checked_on_the_cluster(store_path: Path, address: str,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    ex = tuixp.Experiment("purity", store=store_path)
+    x = ex.parameter("x")
+
+    @ex
+    def pure(x):
+        return x * 2
+
+    @ex.result
+    def stamped(y):
+        return y + time.time_ns() % 1000 / 1e6
+
+    node = stamped(pure(x))
+    first = node.compute(x=1, scheduler=address)
+    second = node.compute(x=1, scheduler=address)
+    assert first != second
+    impure = [r.getMessage() for r in caplog.records if "changed with the same input" in r.message]
+    assert len(impure) == 1 and "step: stamped" in impure[0]
+    rows = query(store_path, "SELECT step, trial_id, input_hash, output_hash FROM steps "
+                             "ORDER BY step, trial_id")
+    by_step: dict[str, list[tuple[Any, ...]]] = {}
+    for step, _, ih, oh in rows:
+        by_step.setdefault(step, []).append((ih, oh))
+    assert by_step["pure"][0] == by_step["pure"][1]  # same input, same output, both hashed
+    assert by_step["stamped"][0][0] == by_step["stamped"][1][0]
+    assert by_step["stamped"][0][1] != by_step["stamped"][1][1]
+
+
+def killer_experiment(store: Path, pids: Path) -> tuple[tuixp.Experiment, Any]:
+    """``warm`` saves a metric, ``nap`` writes its pid (for the test to kill) and sleeps for
+    n = 1 only; n = 2 is a grid point that must not be harmed."""
+    ex = tuixp.Experiment("killer", store=store)
+    n = ex.parameter("n")
+
+    @ex
+    def warm(n):
+        ex.save_metric("warm", epoch=0, value=n)
+        return n
+
+    @ex.result
+    def nap(n):
+        if n == 1:
+            (pids / f"{os.getpid()}-{time.time_ns()}").touch()
+            time.sleep(3)
+        return n * 100
+
+    return ex, nap(warm(n))
+
+
+def _run_in_thread(node: Any, **kw: Any) -> tuple[threading.Thread, dict[str, Any]]:
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["outcomes"] = node.compute_grid(**kw)
+        except BaseException as exc:  # noqa: BLE001 - checked by the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread, box
+
+
+def _kill_nap(pids: Path, count: int) -> int:
+    """Kill the worker process running ``nap`` the count-th time; return its pid."""
+    found = _wait_for(lambda: len(list(pids.iterdir())) >= count and sorted(pids.iterdir()),
+                      90, f"nap to start (attempt {count})")
+    pid = int(sorted(found, key=lambda p: p.name.split("-")[1])[count - 1].name.split("-")[0])
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+@pytest.mark.parametrize("kills", [1, 2])
+def test_a_worker_killed_mid_trial(tmp_path: Path, store_path: Path, address: str,
+                                   kills: int) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    ex, node = killer_experiment(store_path, pids)
+    events: list[ProgressEvent] = []
+    thread, box = _run_in_thread(node, n=[1, 2], scheduler=address, listeners=[events.append])
+    killed = [_kill_nap(pids, i) for i in range(1, kills + 1)]
+    thread.join(timeout=120)
+    assert not thread.is_alive() and "error" not in box, box
+    first, second = box["outcomes"]
+    assert second.status == "succeeded" and second.result == 200  # the other point is unharmed
+    trial = per_trial(events)[first.trial_id]
+    naps = [e for e in trial if e.step == "nap"]
+    rows = query(store_path, "SELECT trial_id, status, error FROM trials ORDER BY trial_id")
+    if kills == 1:  # the scheduler retried the task on a live worker
+        assert first.status == "succeeded" and first.result == 100
+        assert [e.kind for e in naps] == ["task_started", "task_started", "task_finished"]
+        assert naps[0].worker != naps[1].worker
+        assert rows[0][1] == "succeeded"
+        assert len(list(pids.iterdir())) == 2
+    else:  # the second death was one too many: KilledWorker, with the reason
+        assert first.status == "failed" and type(first.error).__name__ == "KilledWorker"
+        assert [e.kind for e in naps] == ["task_started", "task_started", "task_failed"]
+        assert trial[-1].kind == "trial_finished" and trial[-1].status == "failed"
+        assert rows[0][1] == "failed" and rows[0][2].startswith("KilledWorker")
+        step = query(store_path, "SELECT status, error FROM steps WHERE step = 'nap' "
+                                 "AND trial_id = ?", [first.trial_id])
+        assert step[0][0] == "failed" and step[0][1].startswith("KilledWorker")
+    assert rows[1][1] == "succeeded"
+    # the metric of the step that finished before the deaths is kept either way
+    metrics = query(store_path, "SELECT trial_id, value FROM metrics ORDER BY trial_id")
+    assert metrics == [(first.trial_id, 1.0), (second.trial_id, 2.0)]
+    assert len(set(killed)) == kills
+
+
+def test_ctrl_c_during_a_cluster_run(tmp_path: Path, store_path: Path, address: str) -> None:
+    script = tmp_path / "long.py"
+    script.write_text(textwrap.dedent(INTERRUPTED_SCRIPT))
+    proc = subprocess.Popen([sys.executable, str(script), str(store_path), address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env_with_path(), start_new_session=True, cwd=ROOT)
+    try:
+        seen = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if sum('"task_started"' in x and '"step":"forever"' in x for x in seen) == 2:
+                break
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    rows = query(store_path, "SELECT trial_id, status FROM trials ORDER BY trial_id")
+    assert rows == [(1, "interrupted"), (2, "interrupted")]
+    steps = query(store_path, "SELECT step, status FROM steps WHERE step = 'forever'")
+    assert steps == [("forever", "interrupted")] * 2
+    # A running task cannot be stopped on a worker: free them for the tests that follow.
+    distributed_client(address).restart()
