@@ -2,8 +2,8 @@
 
 ``threads`` (default), ``processes``, ``sync``, ``distributed`` (a LocalCluster started for the
 run) or ``tcp://HOST:PORT`` (an existing dask.distributed scheduler). ``$TUIXP_SCHEDULER`` sets
-the default. Local runs get their own worker pool per call (``pools``), so an interrupted run
-can stop at once; ``num_workers`` comes from the argument, else Dask's ``num_workers`` setting,
+the default. Local runs use tuixp's worker pools (``pools``), so an interrupted run can stop
+at once; ``num_workers`` comes from the argument, else Dask's ``num_workers`` setting,
 else the number of CPUs.
 """
 
@@ -45,13 +45,13 @@ class Scheduler:
         if self.name == "threads":
             import dask.threaded
 
-            from tuixp.execution.pools import StepThreadPool
-
-            pool = StepThreadPool(workers)
+            pool = _thread_pool(workers)
             try:
                 return dask.threaded.get(dsk, keys, callbacks=callbacks, pool=pool)
-            finally:
-                pool.shutdown(wait=False)
+            except BaseException:
+                # Its threads may still be inside steps: the next run gets a fresh pool.
+                _drop_thread_pool(pool)
+                raise
         import dask.multiprocessing
 
         from tuixp.execution.pools import abandon_process_pool, step_process_pool
@@ -76,6 +76,32 @@ class Scheduler:
 
         configured = dask.config.get("num_workers", None)
         return int(configured) if configured else CPU_COUNT
+
+
+_pools: dict[tuple[threading.Thread, int], Any] = {}
+_pools_lock = threading.Lock()
+
+
+def _thread_pool(workers: int) -> Any:
+    """The step thread pool of the calling thread (as Dask does: a step that runs a nested
+    computation gets its own pool and never waits for a thread its caller holds)."""
+    from tuixp.execution.pools import StepThreadPool
+
+    me = threading.current_thread()
+    with _pools_lock:
+        for owner, n in [k for k in _pools if not k[0].is_alive()]:
+            _pools.pop((owner, n)).shutdown(wait=False)
+        pool = _pools.get((me, workers))
+        if pool is None:
+            pool = _pools[(me, workers)] = StepThreadPool(workers)
+        return pool
+
+
+def _drop_thread_pool(pool: Any) -> None:
+    with _pools_lock:
+        for k in [k for k, p in _pools.items() if p is pool]:
+            del _pools[k]
+    pool.shutdown(wait=False)
 
 
 def resolve_name(name: str | None) -> str:
