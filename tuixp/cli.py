@@ -677,9 +677,9 @@ def run_command(
     sched_name = resolve_name(scheduler)
     chosen_store = _explicit_store(store, ctx)
     events_out = sys.stdout
-    if mode == "jsonl":
-        # The event stream owns stdout: whatever the script prints goes to stderr instead.
-        sys.stdout = sys.stderr
+    # stdout carries tuixp's output (results, or the event stream): what the script prints
+    # goes to stderr while it loads and runs.
+    sys.stdout = sys.stderr
     try:
         loaded = load_script(script)
         node = loaded.pick(result)
