@@ -281,3 +281,66 @@ def test_ctrl_c_during_a_cluster_run(tmp_path: Path, store_path: Path, address: 
     assert steps == [("forever", "interrupted")] * 2
     # A running task cannot be stopped on a worker: free them for the tests that follow.
     distributed_client(address).restart()
+
+
+CLI_SCRIPT = """
+import tuixp
+
+ex = tuixp.Experiment("from_cli")
+a = ex.parameter("a")
+
+
+@ex
+def prep(a):
+    ex.save_metric("seen", epoch=1, value=a * 10)
+    return a + 1
+
+
+@ex.persist
+def feat(d):
+    return {"d": d}
+
+
+@ex.result
+def score(f):
+    return 10 / (f["d"] - 3)
+
+
+s = score(feat(prep(a)))
+"""
+
+
+def test_tuixp_run_on_the_cluster_streams_the_same_events(tmp_path: Path, store_path: Path,
+                                                          address: str) -> None:
+    """What the TUI launches: `tuixp run --grid --scheduler tcp://... --progress jsonl`."""
+    script = tmp_path / "pipeline.py"
+    script.write_text(CLI_SCRIPT)
+    tuixp_cli = str(Path(sys.executable).with_name("tuixp"))
+    done = subprocess.run([tuixp_cli, "run", str(script), "--grid", "a=1,3",
+                           "--scheduler", address, "--progress", "jsonl",
+                           "--store", str(store_path)],
+                          capture_output=True, text=True, env=env_with_path(), timeout=120)
+    assert done.returncode == 0, done.stderr
+    from tuixp.execution.events import KINDS
+
+    lines = [json.loads(x) for x in done.stdout.splitlines()]
+    events = [ProgressEvent.from_json(json.dumps(x)) for x in lines if x["kind"] in KINDS]
+    assert check_stream(events, [1, 2]) == {1: EXPECTED, 2: EXPECTED}
+    assert all(e.worker.startswith("tcp://") for e in events if e.kind.startswith("task_"))
+    assert query(store_path, "SELECT trial_id, value FROM metrics ORDER BY 1") == [(1, 10.0),
+                                                                                  (2, 30.0)]
+
+
+def test_distributed_starts_a_local_cluster(store_path: Path) -> None:
+    ex, s = build(store_path)
+    events: list[ProgressEvent] = []
+    try:
+        outcomes = s.compute_grid(a=[1, 3], scheduler="distributed", listeners=[events.append])
+        workers = set(distributed_client("distributed").scheduler_info()["workers"])
+    finally:
+        close_clients()
+    assert [o.result for o in outcomes] == [-10.0, 10.0]
+    assert check_stream(events, [1, 2]) == {1: EXPECTED, 2: EXPECTED}
+    assert {e.worker for e in events if e.kind == "task_finished"} <= workers
+    assert query(store_path, "SELECT trial_id, scheduler FROM trials ORDER BY 1") == [
+        (1, "distributed"), (2, "distributed")]

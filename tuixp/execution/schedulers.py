@@ -136,9 +136,12 @@ def distributed_client(address: str) -> Any:
             if address == "distributed":
                 from distributed import LocalCluster
 
+                # No dashboard; the scheduler's HTTP endpoints on any free port (the default,
+                # 8787, is often taken by another cluster and then only warns).
                 cluster = LocalCluster(
                     n_workers=min(4, os.cpu_count() or 1), threads_per_worker=1,
                     processes=True, dashboard_address=None, host="127.0.0.1",
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 )
                 client = Client(cluster)
             else:
