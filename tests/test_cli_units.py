@@ -51,10 +51,11 @@ def write_script(folder: Path, name: str = "quick", store: Path | None = None,
     return path
 
 
-def invoke(*args: Any, env: dict[str, str] | None = None) -> Any:
+def invoke(*args: Any, env: dict[str, str] | None = None, input_text: str | None = None) -> Any:
     """Run the CLI in this process; stdout and stderr apart, exceptions left for the test."""
     runner = CliRunner()
-    return runner.invoke(cli.app, [str(a) for a in args], env=env, catch_exceptions=False)
+    return runner.invoke(cli.app, [str(a) for a in args], env=env, input=input_text,
+                         catch_exceptions=False)
 
 
 def store_snapshot(store: Path) -> dict[str, Any]:
@@ -77,7 +78,7 @@ def store_snapshot(store: Path) -> dict[str, Any]:
         elif side.is_dir():
             snap[suffix] = {str(p.relative_to(side)): p.read_bytes()
                             for p in sorted(side.rglob("*")) if p.is_file()}
-    snap["files"] = sorted(p.name for p in store.parent.iterdir()) if store.parent.exists() else []
+    snap["files"] = sorted(p.name for p in store.parent.glob(store.name + "*"))
     return snap
 
 

@@ -1,0 +1,293 @@
+"""``tuixp ls / show / diff / sql / export / demo`` on stores made by real trials (CliRunner)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import ROOT
+from tests.test_cli_units import (
+    SCRIPT,
+    ingest,
+    invoke,
+    one_error_line,
+    store_snapshot,
+    write_script,
+)
+from tuixp.store.db import Store
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A store with experiment quick: trials 1-2 succeeded, 3 failed, 4 after a code change.
+
+    Shared by the tests of this module, which only read it (several check it is unchanged).
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(ROOT / ".venv" / "cache"))  # as conftest does
+        yield _record(tmp_path_factory.mktemp("recorded"))
+
+
+def _record(tmp_path: Path) -> Path:
+    store = tmp_path / "s.duckdb"
+    script = write_script(tmp_path)
+    assert invoke("run", script, "--grid", "a=1,4", "--store", store).exit_code == 0
+    assert invoke("run", script, "a=-2", "model=lasso", "--store", store).exit_code == 1
+    script.write_text(script.read_text().replace("return a + b", "return a + b + 1"))
+    assert invoke("run", script, "a=1", "--store", store).exit_code == 0
+    other = tmp_path / "other"
+    other.mkdir()
+    second = write_script(other, name="second_experiment_with_a_long_name")
+    assert invoke("run", second, "a=5", "--store", store).exit_code == 0
+    ingest(store)
+    return store
+
+
+def parse_csv(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_ls_lists_experiments(recorded: Path) -> None:
+    result = invoke("ls", "--store", recorded, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    rows = {r["experiment"]: r for r in json.loads(result.stdout)}
+    quick = rows["quick"]
+    assert (quick["trials"], quick["succeeded"], quick["failed"]) == (4, 3, 1)
+    assert quick["min_result"] == pytest.approx(10 / 6)
+    assert quick["max_result"] == pytest.approx(10 / 3)
+    assert rows["second_experiment_with_a_long_name"]["trials"] == 1
+    table = invoke("ls", "--store", recorded, "--format", "table")
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["EXPERIMENT", "TRIALS", "OK", "FAILED", "RUNNING", "LAST", "RUN",
+                                "MIN", "RESULT", "MAX", "RESULT"]
+    assert all(len(line) <= 80 for line in lines)
+    quick_line = next(line for line in lines if line.startswith("quick "))
+    assert quick_line.split()[1:4] == ["4", "3", "1"]
+
+
+def test_ls_lists_an_experiments_trials(recorded: Path) -> None:
+    result = invoke("ls", "quick", "--store", recorded)  # CSV: not a terminal
+    assert result.exit_code == 0, result.stderr
+    rows = parse_csv(result.stdout)
+    assert [r["trial_id"] for r in rows] == ["1", "2", "3", "4"]
+    assert [r["status"] for r in rows] == ["succeeded", "succeeded", "failed", "succeeded"]
+    assert [r["a"] for r in rows] == ["1", "4", "-2", "1"]
+    assert rows[2]["model"] == "lasso" and rows[2]["error"].startswith("ZeroDivisionError")
+    assert [r["changed"] for r in rows] == ["", "", "", "code"]
+    assert float(rows[0]["result"]) == pytest.approx(10 / 3)
+    assert all(float(r["elapsed_s"]) >= 0 for r in rows)
+
+
+def test_ls_table_fits_80_columns_and_shows_what_varies(recorded: Path) -> None:
+    result = invoke("ls", "quick", "--store", recorded, "-f", "table")
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines), result.stdout
+    assert lines[0].split()[:4] == ["TRIAL", "STATUS", "PARAMS", "RESULT"]
+    assert "a=-2 model=lasso" in lines[3]
+    assert lines[4].rstrip().endswith("C")  # the code changed before trial 4
+    assert "same in every trial shown: b=2" in result.stderr
+
+
+def test_ls_limit_all_and_status(recorded: Path) -> None:
+    latest = parse_csv(invoke("ls", "quick", "-n", "2", "--store", recorded).stdout)
+    assert [r["trial_id"] for r in latest] == ["3", "4"]
+    table = invoke("ls", "quick", "-n", "2", "--store", recorded, "-f", "table")
+    assert "latest 2 of 4 trials" in table.stderr
+    everything = parse_csv(invoke("ls", "quick", "-n", "1", "--all", "--store", recorded).stdout)
+    assert len(everything) == 4
+    failed = parse_csv(invoke("ls", "quick", "--status", "failed", "--store", recorded).stdout)
+    assert [r["trial_id"] for r in failed] == ["3"]
+
+
+def test_show_prints_everything_recorded(recorded: Path) -> None:
+    result = invoke("show", "quick", "3", "--store", recorded)
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert text.startswith("quick trial 3: failed")
+    for expected in ("ZeroDivisionError: division by zero", "Traceback (most recent call last)",
+                     "model  lasso", "loss       3", "prepare  succeeded", "score    failed",
+                     "Python Version:", "def score(s, model):", "return 10 / s"):
+        assert expected in text, expected
+    assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("  "))
+
+
+def test_show_json_and_latest(recorded: Path) -> None:
+    result = invoke("show", "quick", "latest", "--store", recorded, "-f", "json")
+    doc = json.loads(result.stdout)
+    assert doc["trial_id"] == 4 and doc["status"] == "succeeded"
+    assert doc["params"] == {"a": 1, "b": 2, "model": "ridge"}
+    assert doc["result"] == pytest.approx(10 / 4)
+    assert "return a + b + 1" in doc["code"]["prepare"]
+    assert "<script>" in doc["code"]
+    # s = a + b + 1 = 4 after the code change: loss = 1 / (epoch + 1 + 4)
+    assert doc["metric_values"]["loss"] == [[0, pytest.approx(1 / 5)], [1, pytest.approx(1 / 6)],
+                                            [2, pytest.approx(1 / 7)]]
+    assert doc["environment"]["packages"]["duckdb"]
+    assert [c["kind"] for c in doc["changes"]] == ["code"]
+
+
+def test_diff_parameters_code_and_environment(recorded: Path) -> None:
+    result = invoke("diff", "quick", "1", "4", "--store", recorded)
+    assert result.exit_code == 0, result.stderr
+    text = result.stdout
+    assert "Parameters\n----------\n  no differences" in text
+    assert "--- prepare (trial 1)\n+++ prepare (trial 4)" in text
+    assert "-    return a + b\n+    return a + b + 1" in text
+    assert "Environment\n-----------\n  no differences" in text
+    params = invoke("diff", "quick", "1", "3", "--params", "--store", recorded)
+    assert "Code" not in params.stdout
+    lines = params.stdout.splitlines()
+    assert any(line.split() == ["a", "1", "-2", "changed"] for line in lines)
+    assert any(line.split() == ["model", "ridge", "lasso", "changed"] for line in lines)
+    assert "same: b" in params.stdout
+    doc = json.loads(invoke("diff", "quick", "1", "4", "-f", "json", "--code", "--store",
+                            recorded).stdout)
+    assert doc["trials"] == [1, 4] and "params" not in doc
+    assert {c["step"]: c["status"] for c in doc["code"]}["prepare"] == "changed"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ls", "nope"], "Unable to find experiment: nope. Known: quick, second_experiment_with"),
+    (["show", "nope", "1"], "Unable to find experiment: nope"),
+    (["show", "quick", "9"], "Unable to find trial id: 9 (experiment quick has trials 1 to 4)"),
+    (["show", "quick", "x"], "not a trial id: 'x'"),
+    (["show", "quick", "0"], "trial ids start at 1"),
+    (["diff", "quick", "1", "99"], "Unable to find trial id: 99"),
+    (["show", "quick", "1", "-f", "csv"], "unknown format 'csv': use table, json"),
+    (["ls", "--status", "done"], "unknown status 'done'"),
+    (["ls", "quick", "--limit", "0"], "--limit must be at least 1"),
+    (["sql", "DROP VIEW trials"], "DROP statements are refused"),
+    (["sql", "DELETE FROM trial_record"], "DELETE statements are refused"),
+    (["sql", "INSERT INTO blob VALUES ('a', 'b')"], "INSERT statements are refused"),
+    (["sql", "UPDATE trial_record SET status = 'x'"], "UPDATE statements are refused"),
+    (["sql", "CREATE TABLE t AS SELECT 1"], "CREATE statements are refused"),
+    (["sql", "ATTACH 'x.duckdb'"], "ATTACH statements are refused"),
+    (["sql", "COPY trial_record TO 'x.csv'"], "COPY statements are refused"),
+    (["sql", "SELECT 1; DROP VIEW trials"], "give one statement at a time"),
+    (["sql", "SELECT * FROM read_csv('/etc/passwd')"], "not allowed here"),
+    (["sql", "SELEC 1"], "SQL error: Parser Error"),
+    (["sql", "SELECT * FROM nothing_here"], "SQL error: Catalog Error"),
+    (["export", "{out}", "--format", "xlsx"], "unknown export format 'xlsx'"),
+])
+def test_bad_input_is_one_line_exit_2_and_the_store_unchanged(
+        recorded: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    before = store_snapshot(recorded)
+    result = invoke(*[a.format(out=tmp_path / "out") for a in args], "--store", recorded)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert message in one_error_line(result)
+    assert store_snapshot(recorded) == before
+
+
+@pytest.mark.parametrize("command", [["ls"], ["ls", "quick"], ["show", "quick", "1"],
+                                     ["diff", "quick", "1", "2"], ["sql", "SELECT 1"],
+                                     ["export", "out"]])
+def test_no_store_is_refused_and_none_is_created(tmp_path: Path, command: list[str]) -> None:
+    store = tmp_path / "missing.duckdb"
+    result = invoke(*command, "--store", store)
+    assert result.exit_code == 2
+    assert f"No tuixp store at {store}" in one_error_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_sql_reads_the_views(recorded: Path) -> None:
+    result = invoke("sql", "SELECT trial_id, status, params->>'a' AS a FROM trials "
+                    "WHERE experiment = 'quick' ORDER BY trial_id", "--store", recorded)
+    assert result.exit_code == 0, result.stderr
+    assert parse_csv(result.stdout) == [
+        {"trial_id": "1", "status": "succeeded", "a": "1"},
+        {"trial_id": "2", "status": "succeeded", "a": "4"},
+        {"trial_id": "3", "status": "failed", "a": "-2"},
+        {"trial_id": "4", "status": "succeeded", "a": "1"}]
+    doc = json.loads(invoke("sql", "SELECT name, count(*) AS n FROM metrics GROUP BY name",
+                            "--store", recorded, "-f", "json").stdout)
+    assert doc == [{"name": "loss", "n": 15}]
+    table = invoke("sql", "SELECT trial_id FROM trials ORDER BY trial_id", "--store", recorded,
+                   "-f", "table", "--max-rows", "2")
+    assert table.stdout.split() == ["trial_id", "1", "1"]
+    assert "first 2 rows shown" in table.stderr
+    piped = invoke("sql", "-", "--store", recorded, "-f", "json",
+                   input_text="SELECT count(*) AS n FROM trials")
+    assert json.loads(piped.stdout) == [{"n": 5}]
+
+
+def test_sql_sees_trials_still_in_the_journal(tmp_path: Path) -> None:
+    import tuixp
+
+    store = tmp_path / "s.duckdb"
+    ex = tuixp.Experiment("journaled", store=store)
+    x = ex.parameter("x")
+
+    @ex.result
+    def f(x):
+        return x * 2
+
+    f(x).compute(x=21)
+    result = invoke("sql", "SELECT result FROM trials WHERE experiment = 'journaled'",
+                    "--store", store, "-f", "json")
+    assert json.loads(result.stdout) == [{"result": "42"}]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_export_writes_every_view(recorded: Path, tmp_path: Path, fmt: str) -> None:
+    out = tmp_path / "export"
+    before = store_snapshot(recorded)
+    result = invoke("export", out, "--format", fmt, "--store", recorded)
+    assert result.exit_code == 0, result.stderr
+    from tuixp.store.schema import PUBLIC_VIEWS
+
+    assert sorted(p.name for p in out.iterdir()) == sorted(f"{v}.{fmt}" for v in PUBLIC_VIEWS)
+    reader = "read_parquet" if fmt == "parquet" else "read_csv"
+    con = duckdb.connect()
+    with Store(recorded).connect(read_only=True) as store_con:
+        for view in PUBLIC_VIEWS:
+            want = store_con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
+            got = con.execute(f"SELECT count(*) FROM {reader}('{out / (view + '.' + fmt)}')"
+                              ).fetchone()[0]
+            assert got == want, view
+    trials = con.execute(f"SELECT trial_id, status FROM {reader}('{out}/trials.{fmt}') "
+                         "WHERE experiment = 'quick' ORDER BY trial_id").fetchall()
+    assert trials == [(1, "succeeded"), (2, "succeeded"), (3, "failed"), (4, "succeeded")]
+    assert store_snapshot(recorded) == before
+
+
+def test_demo_records_something_to_look_at(tmp_path: Path) -> None:
+    store = tmp_path / "demo" / "tuixp.duckdb"
+    result = invoke("demo", "--store", store)
+    assert result.exit_code == 0, result.stderr
+    assert "Recorded 10 trials of experiment demo (trials 1 to 10, 1 failed)" in result.stdout
+    with Store(store).connect() as con:
+        statuses = con.execute("SELECT status, count(*) FROM trials WHERE experiment = 'demo' "
+                               "GROUP BY status ORDER BY status").fetchall()
+        assert statuses == [("failed", 1), ("succeeded", 9)]
+        grid = con.execute("SELECT DISTINCT params->>'lr', params->>'model' FROM trials "
+                           "WHERE trial_id BETWEEN 2 AND 7").fetchall()
+        assert len(grid) == 6
+        epochs = con.execute("SELECT count(DISTINCT epoch) FROM metrics WHERE name = 'loss' "
+                             "AND trial_id = 1").fetchone()[0]
+        assert epochs == 25
+        persisted = con.execute("SELECT count(*), min(format) FROM persisted").fetchone()
+        assert persisted == (9, "npy")
+        changed = con.execute("SELECT trial_id FROM trials, unnest(CAST(changes AS JSON[])) c "
+                              "WHERE c.c->>'kind' = 'code' ORDER BY trial_id").fetchall()
+        assert changed == [(9,), (10,)]  # both trials of the run after the edit
+        code = dict(con.execute("SELECT trial_id, source FROM code WHERE step = 'train' "
+                                "AND trial_id IN (1, 10)").fetchall())
+    assert "w -= lr * grad" in code[1] and "decaying step size" in code[10]
+    diff = invoke("diff", "demo", "1", "10", "--code", "--store", store)
+    assert "+        w -= lr / (1.0 + 0.05 * epoch) * grad" in diff.stdout
+
+
+def test_ui_refuses_a_folder(tmp_path: Path) -> None:
+    result = invoke("ui", "--store", tmp_path)
+    assert result.exit_code == 2
+    assert "is a folder, not a store file" in one_error_line(result)
+
+
+def test_script_used_by_the_fixtures_is_valid_python() -> None:
+    compile(SCRIPT.format(name="x", marker="m", store=""), "script", "exec")
