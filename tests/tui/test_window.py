@@ -123,3 +123,37 @@ def test_store_modules_do_not_import_textual() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=env_for_subprocess(), check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
+    path = tmp_path / "grow.duckdb"
+    synthetic.generate(path, 300, experiment="search", seed=1)
+    summary = window.MetricSummary("search")
+    sorted_by_loss = TrialQuery("search", sort="loss", descending=False)
+    with Store(path).connect() as con:
+        assert summary.refresh(con) and summary.rows == 300 * 2 * 3
+        assert not summary.refresh(con)  # nothing changed, nothing read
+        # A trial that is still running: its later metrics must not be missed.
+        con.execute("UPDATE trial_record SET status = 'running' WHERE trial_id = 250")
+        summary.refresh(con)
+        assert summary.settled_below == 250
+    synthetic.generate(path, 200, experiment="search", seed=2)  # trials 301-500
+    with Store(path).connect() as con:
+        con.execute("UPDATE metric_record SET value = -1 WHERE trial_id = 250 AND name = 'loss'")
+        con.execute("INSERT INTO metric_record SELECT trial_uuid, experiment, trial_id, name, "
+                    "epoch + 10, -2, recorded_at, seq FROM metric_record "
+                    "WHERE trial_id = 250 AND name = 'loss' AND epoch = 0")
+        assert summary.refresh(con)
+        fresh = window.MetricSummary("search")
+        fresh.refresh(con)
+        for name in ("loss", "accuracy"):
+            assert (summary.by_name[name][0] == fresh.by_name[name][0]).all()
+            assert (summary.by_name[name][1] == fresh.by_name[name][1]).all()
+        assert summary.values("loss", [250, 499, 9999]) == {
+            250: -2.0, 499: fresh.values("loss", [499])[499]}
+        lay = window.layout(con, "search")
+        with_summary = window.page(con, lay, sorted_by_loss, 0, 500, summary)
+        without = window.page(con, lay, sorted_by_loss, 0, 500)
+    assert [r.trial_id for r in with_summary] == [r.trial_id for r in without]
+    assert [r.metrics for r in with_summary] == [r.metrics for r in without]
+    assert with_summary[0].trial_id == 250

@@ -108,8 +108,8 @@ def generate(
     with store.connect(ingest=False) as con:
         con.execute("SET enable_progress_bar = false")
         row = con.execute("SELECT max(trial_id) FROM trial_record WHERE experiment = ?",
-                          [experiment]).fetchone()
-        first = int(row[0] or 0) + 1 if row else 1
+                          [experiment]).fetchall()
+        first = int(row[0][0] or 0) + 1 if row else 1
         con.execute("BEGIN")
         _insert(con, "blob", pa.Table.from_pylist(blob_rows))
         code = [{k: v for k, v in r.items()} for r in sets if "_package" not in r]

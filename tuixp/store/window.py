@@ -21,6 +21,8 @@ from datetime import datetime
 from typing import Any
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
 from tuixp.errors import TuixpError
 
@@ -178,6 +180,114 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
     return Layout(experiment, tuple(params), tuple(metrics))
 
 
+class MetricSummary:
+    """The last value of every metric of every trial of one experiment, kept between connections.
+
+    Sorting a million trials by a metric needs each trial's last value; aggregating the metric
+    rows for it takes most of a second, so the summary is built once (in the background, by the
+    TUI's poll) and then topped up: only trials that were running, or are new since, can gain
+    metric rows, so only those are read again. The row count of the experiment's metrics checks
+    the result; a mismatch (a late journal from another process) rebuilds it.
+    """
+
+    def __init__(self, experiment: str) -> None:
+        self.experiment = experiment
+        self.by_name: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # sorted ids, values
+        self._counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # ids, rows per id
+        self.rows = -1  # metric rows summarised; -1 until built
+        self.settled_below = 0  # trials with a smaller id have all their metrics here
+
+    @property
+    def ready(self) -> bool:
+        return self.rows >= 0
+
+    def refresh(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Bring the summary up to date; True if it changed."""
+        exp = self.experiment
+        row = con.execute("""
+            SELECT (SELECT count(*) FROM metric_record WHERE experiment = $1),
+                   (SELECT min(trial_id) FROM trial_record
+                    WHERE experiment = $1 AND status = 'running'),
+                   (SELECT max(trial_id) FROM trial_record WHERE experiment = $1)
+        """, [exp]).fetchall()[0]
+        count, running, last = (int(row[0]), row[1], int(row[2] or 0)) if row else (0, None, 0)
+        settled = min(int(running), last + 1) if running is not None else last + 1
+        if self.ready and count == self.rows:
+            self.settled_below = settled  # every metric row in the store is summarised
+            return False
+        if self.ready and self._top_up(con, count):
+            self.settled_below = settled
+            return True
+        self._load(con, None)
+        self.rows = self._total_rows()
+        self.settled_below = settled
+        return True
+
+    def _read(self, con: duckdb.DuckDBPyConnection, since: int | None) -> pa.Table:
+        sql = ("SELECT name, trial_id, arg_max(value, epoch) AS value, count(*) AS n "
+               "FROM metric_record WHERE experiment = ?")
+        args: list[Any] = [self.experiment]
+        if since is not None:
+            sql += " AND trial_id >= ?"
+            args.append(since)
+        return con.sql(sql + " GROUP BY name, trial_id", params=args).to_arrow_table()
+
+    def _load(self, con: duckdb.DuckDBPyConnection, since: int | None) -> None:
+        table = self._read(con, since)
+        names = table["name"].to_numpy(zero_copy_only=False) if table.num_rows else np.array([])
+        ids = table["trial_id"].to_numpy().astype(np.int64) if table.num_rows else np.array([])
+        values = table["value"].to_numpy(zero_copy_only=False) if table.num_rows else np.array([])
+        counts = table["n"].to_numpy() if table.num_rows else np.array([])
+        fresh: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        fresh_counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for name in set(names.tolist()):
+            sel = names == name
+            new_ids, new_values, new_counts = ids[sel], values[sel], counts[sel]
+            if since is not None and name in self.by_name:
+                old_ids, old_values = self.by_name[name]
+                keep = old_ids < since
+                old_counts = self._counts[name][1]
+                new_ids = np.concatenate([old_ids[keep], new_ids])
+                new_values = np.concatenate([old_values[keep], new_values])
+                new_counts = np.concatenate([old_counts[keep], new_counts])
+            order = np.argsort(new_ids, kind="stable")
+            fresh[name] = (new_ids[order], new_values[order].astype(np.float64))
+            fresh_counts[name] = (new_ids[order], new_counts[order])
+        if since is not None:
+            for name, (old_ids, old_values) in self.by_name.items():
+                if name not in fresh:
+                    keep = old_ids < since
+                    fresh[name] = (old_ids[keep], old_values[keep])
+                    fresh_counts[name] = (old_ids[keep], self._counts[name][1][keep])
+        self.by_name, self._counts = fresh, fresh_counts
+
+    def _total_rows(self) -> int:
+        return int(sum(int(c.sum()) for _, c in self._counts.values()))
+
+    def _top_up(self, con: duckdb.DuckDBPyConnection, count: int) -> bool:
+        self._load(con, self.settled_below)
+        if self._total_rows() != count:
+            return False
+        self.rows = count
+        return True
+
+    def values(self, name: str, trial_ids: list[int]) -> dict[int, float]:
+        """Last values of metric ``name`` for the given trials (those that have one)."""
+        found = self.by_name.get(name)
+        if found is None or not trial_ids:
+            return {}
+        ids, values = found
+        want = np.asarray(trial_ids, dtype=np.int64)
+        pos = np.searchsorted(ids, want)
+        pos[pos >= len(ids)] = 0
+        hit = (ids[pos] == want) if len(ids) else np.zeros(len(want), dtype=bool)
+        return {int(t): float(v) for t, v, h in zip(want, values[pos], hit) if h}
+
+    def arrow(self, name: str) -> pa.Table:
+        ids, values = self.by_name.get(name, (np.array([], np.int64), np.array([], np.float64)))
+        return pa.table({"trial_id": ids.astype(np.int32), "value": values})
+
+
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -200,20 +310,29 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _relation(lay: Layout, query: TrialQuery) -> tuple[str, list[Any]]:
-    """SQL of the filtered relation with the columns the filter and sort need, and its args."""
+def _relation(lay: Layout, query: TrialQuery, con: duckdb.DuckDBPyConnection | None = None,
+              summary: MetricSummary | None = None) -> tuple[str, list[Any]]:
+    """SQL of the filtered relation with the columns the filter and sort need, and its args.
+
+    Metric columns join the in-memory ``summary`` (registered on ``con``) when it is ready,
+    and aggregate the metric rows otherwise.
+    """
     where = check_filter(query.where)
     words = set(_IDENT.findall(where)) | {query.sort}
     needed = [c for c in lay.columns if c.name == "trial_id" or c.name in words]
     joins = []
     args: list[Any] = []
     for i, c in enumerate(lay.metrics):
-        if c in needed:
-            joins.append(
-                f"LEFT JOIN (SELECT trial_id, arg_max(value, epoch) AS value FROM metric_record "
-                f"WHERE experiment = ? AND name = ? GROUP BY trial_id) m_{i} "
-                f"ON m_{i}.trial_id = t.trial_id")
+        if c not in needed:
+            continue
+        if summary is not None and summary.ready and con is not None:
+            con.register(f"_tuixp_metric_{i}", summary.arrow(c.source))
+            source = f"_tuixp_metric_{i}"
+        else:
+            source = ("(SELECT trial_id, arg_max(value, epoch) AS value FROM metric_record "
+                      "WHERE experiment = ? AND name = ? GROUP BY trial_id)")
             args += [lay.experiment, c.source]
+        joins.append(f"LEFT JOIN {source} m_{i} ON m_{i}.trial_id = t.trial_id")
     select = ", ".join(f"{c.sql} AS {_quote_ident(c.name)}" for c in needed)
     inner = (f"SELECT t.uuid AS _uuid, {select} FROM trial_record t {' '.join(joins)} "
              "WHERE t.experiment = ?")
@@ -237,29 +356,31 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, args: list[Any]) -> list[tupl
         raise FilterError(f"The filter does not work: {_first_line(exc)}") from None
 
 
-def count(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery) -> int:
+def count(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery,
+          summary: MetricSummary | None = None) -> int:
     """How many trials the query selects."""
     if not query.where.strip():
         row = con.execute("SELECT count(*) FROM trial_record WHERE experiment = ?",
-                          [query.experiment]).fetchone()
-        return int(row[0]) if row else 0
-    sql, args = _relation(lay, query)
+                          [query.experiment]).fetchall()
+        return int(row[0][0]) if row else 0
+    sql, args = _relation(lay, query, con, summary)
     return int(_run(con, f"SELECT count(*) FROM ({sql})", args)[0][0])
 
 
 def page_ids(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, offset: int,
-             limit: int) -> list[int]:
+             limit: int, summary: MetricSummary | None = None) -> list[int]:
     """Trial ids of rows ``offset`` to ``offset + limit`` of the query's order."""
     if limit <= 0:
         return []
-    sql, args = _relation(lay, query)
+    sql, args = _relation(lay, query, con, summary)
     rows = _run(con, f"SELECT trial_id FROM ({sql}) {_order(lay, query)} LIMIT ? OFFSET ?",
                 [*args, limit, max(0, offset)])
     return [r[0] for r in rows]
 
 
-def rows_for(con: duckdb.DuckDBPyConnection, lay: Layout, trial_ids: list[int]) -> list[TrialRow]:
-    """The table rows of these trials, in the order given."""
+def rows_for(con: duckdb.DuckDBPyConnection, lay: Layout, trial_ids: list[int],
+             summary: MetricSummary | None = None) -> list[TrialRow]:
+    """The table rows of these trials, in the order given (metrics from ``summary`` if ready)."""
     if not trial_ids:
         return []
     exp = lay.experiment
@@ -268,15 +389,23 @@ def rows_for(con: duckdb.DuckDBPyConnection, lay: Layout, trial_ids: list[int]) 
                git_dirty, changes, notes, params,
                CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END
         FROM trial_record WHERE experiment = ? AND trial_id BETWEEN ? AND ?
-          AND list_contains(?, trial_id)
+          AND trial_id IN (SELECT unnest(?::INTEGER[]))
     """, [exp, min(trial_ids), max(trial_ids), trial_ids]).fetchall()
     metrics: dict[int, dict[str, float]] = {}
-    if lay.metrics:
+    unsettled = list(trial_ids)
+    if lay.metrics and summary is not None and summary.ready:
+        settled = [t for t in trial_ids if t < summary.settled_below]
+        unsettled = [t for t in trial_ids if t >= summary.settled_below]
+        for c in lay.metrics:
+            for tid, value in summary.values(c.source, settled).items():
+                metrics.setdefault(tid, {})[c.source] = value
+    if lay.metrics and unsettled:
         for tid, name, value in con.execute("""
             SELECT trial_id, name, arg_max(value, epoch) FROM metric_record
-            WHERE experiment = ? AND trial_id BETWEEN ? AND ? AND list_contains(?, trial_id)
+            WHERE experiment = ? AND trial_id BETWEEN ? AND ?
+              AND trial_id IN (SELECT unnest(?::INTEGER[]))
             GROUP BY trial_id, name
-        """, [exp, min(trial_ids), max(trial_ids), trial_ids]).fetchall():
+        """, [exp, min(unsettled), max(unsettled), unsettled]).fetchall():
             metrics.setdefault(tid, {})[name] = value
     by_id: dict[int, TrialRow] = {}
     for (tid, status, result, rvalue, started, finished, commit, dirty, changes, notes, params,
@@ -293,15 +422,15 @@ def rows_for(con: duckdb.DuckDBPyConnection, lay: Layout, trial_ids: list[int]) 
 
 
 def page(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, offset: int,
-         limit: int) -> list[TrialRow]:
+         limit: int, summary: MetricSummary | None = None) -> list[TrialRow]:
     """Rows ``offset`` to ``offset + limit`` of the query, ready to show."""
-    return rows_for(con, lay, page_ids(con, lay, query, offset, limit))
+    return rows_for(con, lay, page_ids(con, lay, query, offset, limit, summary), summary)
 
 
 def position(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery,
-             trial_id: int) -> int | None:
+             trial_id: int, summary: MetricSummary | None = None) -> int | None:
     """The row index of ``trial_id`` under the query's order, or None if it is not selected."""
-    sql, args = _relation(lay, query)
+    sql, args = _relation(lay, query, con, summary)
     rows = _run(con, f"""
         SELECT n FROM (SELECT trial_id, row_number() OVER ({_order(lay, query)}) - 1 AS n
                        FROM ({sql})) WHERE trial_id = ?""", [*args, trial_id])
@@ -360,5 +489,5 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
         SELECT count(*), max(trial_id), count(*) FILTER (WHERE status = 'running'),
                max(finished_at), (SELECT count(*) FROM metric_record)
         FROM trial_record
-    """).fetchone()
-    return tuple(row) if row else ()
+    """).fetchall()
+    return tuple(row[0]) if row else ()

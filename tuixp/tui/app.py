@@ -27,6 +27,7 @@ from tuixp.tui.data import StoreReader
 from tuixp.tui.messages import (
     FilterRejected,
     MarksChanged,
+    PollFinished,
     QueryChanged,
     StoreProblem,
     StoreRefreshed,
@@ -116,14 +117,20 @@ class TuixpApp(App[None]):
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
     def _poll_worker(self, query: TrialQuery | None, offset: int, limit: int,
                      known: tuple[Any, ...] | None, generation: int) -> None:
-        try:
-            snap = self.reader.snapshot(query, offset, limit, known)
-        except FilterError as exc:
-            self.post_message(StoreProblem(str(exc)))
-        except StoreError as exc:
-            self.post_message(StoreProblem(str(exc)))
-        else:
+        delivered = False
+
+        def deliver(snap: Any) -> None:
+            nonlocal delivered
+            delivered = True
             self.post_message(StoreRefreshed(snap, generation))
+
+        try:
+            self.reader.snapshot(query, offset, limit, known, deliver)
+        except (FilterError, StoreError) as exc:
+            self.post_message(StoreProblem(str(exc)))
+        finally:
+            if delivered:
+                self.post_message(PollFinished())
 
     def _rearm(self) -> None:
         self._polling = False
@@ -140,7 +147,12 @@ class TuixpApp(App[None]):
         browse.status.problem = ""
         browse.query_one("#experiments").show(snap.experiments, self.experiment)  # type: ignore[attr-defined]
         names = [e["experiment"] for e in snap.experiments]
-        if self.experiment is None and names:
+        if self.experiment is None and snap.trials is not None:
+            # The first poll read the most recent experiment's window: show it at once.
+            self.experiment = snap.trials.query.experiment
+            self.query_state = snap.trials.query
+            self.post_message(QueryChanged(snap.trials.query))
+        elif self.experiment is None and names:
             self.select_experiment(names[0])
         elif self.experiment is not None and self.experiment not in names:
             browse.table.empty_text = f"No trials of {self.experiment} in this store."
@@ -155,6 +167,10 @@ class TuixpApp(App[None]):
         self.update_status()
         if isinstance(self.screen, DetailScreen):
             self.screen.store_changed()
+
+    @on(PollFinished)
+    def _poll_done(self) -> None:
+        """The poll's worker is done (its summary work too): arm the next poll."""
         self._rearm()
 
     @on(StoreProblem)

@@ -8,6 +8,7 @@ from several worker threads are serialised: one connection of this process at a 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,13 @@ class StoreReader:
         self.timeout = timeout
         self._lock = threading.Lock()
         self._layouts: dict[str, tuple[tuple[Any, ...], window.Layout]] = {}
+        self.summaries: dict[str, window.MetricSummary] = {}
+
+    def summary(self, experiment: str) -> window.MetricSummary:
+        found = self.summaries.get(experiment)
+        if found is None:
+            found = self.summaries[experiment] = window.MetricSummary(experiment)
+        return found
 
     def _connect(self) -> Any:
         if not self.path.exists():
@@ -85,11 +93,15 @@ class StoreReader:
         return lay
 
     def snapshot(self, query: window.TrialQuery | None, offset: int, limit: int,
-                 known: tuple[Any, ...] | None = None) -> Snapshot:
-        """Experiments and (if ``query``) a window of trials; skips the window if nothing changed.
+                 known: tuple[Any, ...] | None = None,
+                 deliver: Callable[[Snapshot], None] | None = None) -> Snapshot:
+        """Experiments and a window of trials; skips the window if nothing changed.
 
         ``known`` is the fingerprint of the caller's last snapshot: when it still holds and no
-        trial is running, the window is not read again (``trials`` is None).
+        trial is running, the window is not read again (``trials`` is None). Without a query,
+        the window is the most recently run experiment's. ``deliver`` gets the snapshot as soon
+        as it is read; the metric summary of the shown experiment is then brought up to date in
+        the same connection, so the first screen does not wait for it.
         """
         with self._lock, self._connect() as con:
             con.execute("SET enable_progress_bar = false")
@@ -97,18 +109,27 @@ class StoreReader:
             exps = queries.experiments(con)
             trials = None
             running = bool(fp and fp[2])
-            if query is not None and (known != fp or running):
-                names = {e["experiment"] for e in exps}
-                if query.experiment in names:
-                    trials = self._window(con, query, offset, limit, fp)
-            return Snapshot(exps, fp, trials)
+            names = [e["experiment"] for e in exps]
+            if query is None and names:
+                query = window.TrialQuery(names[0])
+            if query is not None and (known != fp or running) and query.experiment in names:
+                trials = self._window(con, query, offset, limit, fp)
+            snap = Snapshot(exps, fp, trials)
+            if deliver is not None:
+                deliver(snap)
+            if query is not None and query.experiment in names:
+                lay = self._layout(con, query.experiment, fp)
+                if lay.metrics:
+                    self.summary(query.experiment).refresh(con)
+            return snap
 
     def _window(self, con: Any, query: window.TrialQuery, offset: int, limit: int,
                 fp: tuple[Any, ...]) -> TrialWindow:
         lay = self._layout(con, query.experiment, fp)
-        total = window.count(con, lay, query)
+        summary = self.summaries.get(query.experiment)
+        total = window.count(con, lay, query, summary)
         offset = max(0, min(offset, max(0, total - limit)))
-        rows = window.page(con, lay, query, offset, limit)
+        rows = window.page(con, lay, query, offset, limit, summary)
         return TrialWindow(query, lay, total, offset, rows)
 
     def trials(self, query: window.TrialQuery, offset: int, limit: int) -> TrialWindow:

@@ -20,6 +20,10 @@ class StoreRefreshed(Message):
         self.generation = generation
 
 
+class PollFinished(Message):
+    """A poll's worker finished (after its snapshot, it updates the metric summary)."""
+
+
 class TrialsLoaded(Message):
     """A window of trials was read for a query (a scroll, a sort, a filter, a jump)."""
 

@@ -1,0 +1,246 @@
+"""The TUI's trial table at 10,000 / 100,000 / 1,000,000 trials, against a plain Textual DataTable.
+
+For each size a synthetic store is written straight through the store layer
+(``tuixp.store.synthetic``: parameters, results, two metrics over three epochs, step timings).
+Each measurement runs in a fresh process (so peak memory is its own) with the real app headless
+(``App.run_test``, 120x36):
+
+- first paint: from creating the app to the first window of trials drawn on screen;
+- jump to end: ``G`` until the last trial is drawn;
+- sort by a metric (``loss``, its value at the last epoch) and by the result, until drawn;
+- peak RSS of the process (``ru_maxrss``), imports included.
+
+The baseline is what the issue measured first: a Textual ``DataTable`` given every row of the
+same store (``add_rows``), then ``end`` and ``DataTable.sort``. It runs up to ``--baseline-max``
+rows (by default 100,000; at a million it needs minutes and gigabytes).
+
+Targets at 1,000,000 trials: first paint <= 1.5 s, jump and sort <= 300 ms, RSS <= 400 MB.
+Run: ``python bench/tui_scale.py`` (full) or ``--quick`` (10,000 and 100,000 trials).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import common  # noqa: E402 - the bench folder is not a package
+
+SIZE = (120, 36)
+TIMEOUT = 600.0
+TARGETS = {"first_paint": 1.5, "jump_end": 0.3, "sort_metric": 0.3, "sort_result": 0.3,
+           "rss_mb": 400.0}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+async def _until(pilot: Any, condition: Any, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        await pilot.pause(0.005)
+    await pilot.pause()  # one more refresh: the screen now shows it
+
+
+async def measure_windowed(store: Path) -> dict[str, float]:
+    from tuixp.tui.app import create_app
+
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    app = create_app(store, poll_interval=3600)
+    async with app.run_test(size=SIZE) as pilot:
+        def drawn() -> bool:
+            try:
+                table = app.browse.table
+            except Exception:  # noqa: BLE001 - still composing
+                return False
+            return table.loaded and table.total > 0 and 0 in table.rows
+
+        await _until(pilot, drawn, "the first window")
+        out["first_paint"] = time.perf_counter() - start
+        table = app.browse.table
+        total = table.total
+
+        t = time.perf_counter()
+        await pilot.press("G")
+        await _until(pilot, lambda: (total - 1) in table.rows and table.pending is None,
+                     "the last trial")
+        out["jump_end"] = time.perf_counter() - t
+
+        for key, column in (("sort_metric", "loss"), ("sort_result", "result")):
+            t = time.perf_counter()
+            app.sort_by(column)
+            await _until(pilot, lambda c=column: app.query_state.sort == c and 0 in table.rows
+                         and table.pending is None, f"the sort by {column}")
+            out[key] = time.perf_counter() - t
+        out["total"] = float(total)
+    out["rss_mb"] = _rss_mb()
+    return out
+
+
+async def measure_datatable(store: Path) -> dict[str, float]:
+    """The baseline: every row into a plain DataTable."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    from tuixp.store.db import Store
+
+    class Plain(App[None]):
+        def compose(self) -> ComposeResult:
+            yield DataTable(id="t")
+
+    out: dict[str, float] = {}
+    start = time.perf_counter()
+    app = Plain()
+    async with app.run_test(size=SIZE) as pilot:
+        with Store(store).connect() as con:
+            con.execute("SET enable_progress_bar = false")
+            rows = con.execute("""
+                SELECT t.trial_id, t.status, json_extract_string(params, '$.lr'),
+                       json_extract_string(params, '$.depth'),
+                       json_extract_string(params, '$.model'), t.result_value, m.loss,
+                       epoch(t.finished_at) - epoch(t.started_at), t.started_at, t.git_commit
+                FROM trial_record t LEFT JOIN (
+                    SELECT trial_id, arg_max(value, epoch) AS loss FROM metric_record
+                    WHERE name = 'loss' GROUP BY trial_id) m ON m.trial_id = t.trial_id
+                ORDER BY t.trial_id DESC""").fetchall()
+        table = app.query_one(DataTable)
+        for name in ("#", "status", "lr", "depth", "model", "result", "loss", "elapsed",
+                     "started", "commit"):
+            table.add_column(name, key=name)
+        table.add_rows(rows)
+        await pilot.pause()
+        out["first_paint"] = time.perf_counter() - start
+        table.focus()
+        t = time.perf_counter()
+        await pilot.press("ctrl+end")
+        await pilot.pause()
+        out["jump_end"] = time.perf_counter() - t
+
+        def key(v: Any) -> float:
+            return v if v is not None else float("inf")
+
+        for name, column in (("sort_metric", "loss"), ("sort_result", "result")):
+            t = time.perf_counter()
+            table.sort(column, key=key)
+            await pilot.pause()
+            out[name] = time.perf_counter() - t
+        out["total"] = float(len(rows))
+    out["rss_mb"] = _rss_mb()
+    return out
+
+
+def _child(kind: str, store: Path) -> dict[str, float]:
+    """Run one measurement in a fresh interpreter and return its figures."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(common.ROOT), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, __file__, "--measure", kind, "--store", str(store)],
+                          capture_output=True, text=True, env=env, timeout=TIMEOUT,
+                          stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} on {store} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "not run"
+    return f"{value:,.0f} MB" if unit == "MB" else f"{common.fmt_ms(value)} ms"
+
+
+def main() -> int:
+    parser = common.arguments(__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=None, help="comma-separated trial counts")
+    parser.add_argument("--baseline-max", type=int, default=100_000,
+                        help="largest store the plain DataTable is measured on")
+    parser.add_argument("--measure", choices=["windowed", "datatable"], help=argparse_hidden())
+    parser.add_argument("--store", type=Path, help=argparse_hidden())
+    args = parser.parse_args()
+    if args.measure:
+        fn = measure_windowed if args.measure == "windowed" else measure_datatable
+        print(json.dumps(asyncio.run(fn(args.store))))
+        return 0
+    sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
+             else [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
+    from tuixp.store import synthetic
+
+    results: list[tuple[int, float, dict[str, float], dict[str, float] | None]] = []
+    with tempfile.TemporaryDirectory(prefix="tuixp-tui-scale-") as tmp:
+        for n in sizes:
+            store = Path(tmp) / f"trials-{n}.duckdb"
+            t = time.perf_counter()
+            synthetic.generate(store, n, experiment="search")
+            gen = time.perf_counter() - t
+            size_mb = store.stat().st_size / 2**20
+            print(f"{n:>9,} trials: store written in {gen:.1f} s ({size_mb:,.0f} MB)", flush=True)
+            windowed = _child("windowed", store)
+            print(f"{'':>9}  windowed : " + ", ".join(
+                f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}" for k, v in windowed.items()
+                if k != "total"), flush=True)
+            base = None
+            if n <= args.baseline_max:
+                base = _child("datatable", store)
+                print(f"{'':>9}  DataTable: " + ", ".join(
+                    f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}" for k, v in base.items()
+                    if k != "total"), flush=True)
+            results.append((n, gen, windowed, base))
+            store.unlink()
+    common.write_part("tui_scale", _markdown(results, args.baseline_max))
+    worst = results[-1][2]
+    if results[-1][0] >= 1_000_000:
+        missed = [k for k, limit in TARGETS.items() if worst[k] > limit]
+        print("targets at 1,000,000 trials: " + ("all met" if not missed
+                                                 else "missed: " + ", ".join(missed)))
+    return 0
+
+
+def argparse_hidden() -> str:
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def _markdown(results: list[tuple[int, float, dict[str, float], dict[str, float] | None]],
+              baseline_max: int) -> str:
+    rows = []
+    for n, _, w, b in results:
+        for label, figures in (("tuixp table (windowed)", w), ("DataTable, all rows", b)):
+            if figures is None:
+                rows.append([f"{n:,}", label, "not run", "", "", "", ""])
+                continue
+            rows.append([f"{n:,}", label, _fmt(figures["first_paint"], "s"),
+                         _fmt(figures["jump_end"], "s"), _fmt(figures["sort_metric"], "s"),
+                         _fmt(figures["sort_result"], "s"), _fmt(figures["rss_mb"], "MB")])
+    table = common.markdown_table(
+        ["trials", "table", "first paint", "jump to end", "sort by metric", "sort by result",
+         "peak RSS"], rows, right=(2, 3, 4, 5, 6))
+    stores = ", ".join(f"{n:,} in {gen:.1f} s" for n, gen, _, _ in results)
+    return f"""## TUI at scale (bench/tui_scale.py)
+
+The trial table of `tuixp` against a plain Textual `DataTable` given every row, on synthetic
+stores written through the store layer (3 parameters, result, 2 metrics x 3 epochs, 3 steps per
+trial). Headless app at {SIZE[0]}x{SIZE[1]}, each figure from a fresh process; the DataTable
+baseline runs up to {baseline_max:,} trials. Targets at 1,000,000 trials: first paint <= 1.5 s,
+jump and sort <= 300 ms, peak RSS <= 400 MB (RSS includes Python, Textual, DuckDB, pandas).
+
+{table}
+
+Stores written in: {stores}. Machine: {common.machine_line()}.
+Measured {time.strftime('%Y-%m-%d')}; `python bench/tui_scale.py{'' if len(results) > 2 else ' --quick'}`.
+"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
