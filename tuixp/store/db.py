@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import json
+import logging
+import math
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -27,9 +31,12 @@ from tuixp.store.journal import (
     JournalWriter,
     journal_dir,
     journal_files,
-    read_complete_lines,
+    read_entries,
+    set_aside,
     writer_is_alive,
 )
+
+logger = logging.getLogger("tuixp")
 
 DEFAULT_STORE = "tuixp.duckdb"
 LOCK_TIMEOUT = float(os.environ.get("TUIXP_LOCK_TIMEOUT", "30"))
@@ -43,6 +50,11 @@ def resolve_store_path(store: str | os.PathLike[str] | None = None) -> Path:
 
 def _is_lock_error(exc: BaseException) -> bool:
     return "lock" in str(exc).lower()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 # (column, arrow type, SQL expression over the staged column) for each ingested table.
@@ -147,6 +159,160 @@ def insert_rows(
         con.unregister(staged)
 
 
+# -- checking journal events -------------------------------------------------------------------
+# A journal line is input like any other: written by this tuixp, an older or newer one, a process
+# that died mid-write, or a person. One line DuckDB cannot take must not stop a store from
+# opening, so every event is checked (and its text made storable) before the ingest transaction.
+
+_EVENT_TABLE = {"blob": "blob", "experiment": "experiment_record", "metric": "metric_record",
+                "step": "step_record", "persisted": "persisted_record"}
+_REQUIRED = {
+    "blob": ("hash",), "experiment": ("name",), "metric": ("trial_uuid", "name", "epoch"),
+    "step": ("trial_uuid", "key"), "persisted": ("trial_uuid", "step"),
+    "trial_started": ("uuid", "experiment", "trial_id"), "trial_finished": ("uuid", "status"),
+    "package_set": ("hash",),
+}
+_REPLACE_KEYS = {"metric_record": ("trial_uuid", "name", "epoch"),
+                 "step_record": ("trial_uuid", "key"), "persisted_record": ("trial_uuid", "step")}
+_STATUSES = ("succeeded", "failed", "interrupted")
+_JSON_TEXT = ("result", "notes")  # fields a writer sends as JSON text, stored as such
+_JSON_OBJECTS = ("params", "changes", "data")  # trial_started fields stored after json.dumps
+# Years 1 to 9999: what DuckDB, Python and pandas all read back.
+_TS_RANGE = (-6.2e10, 2.5e11)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` as valid UTF-8: a lone surrogate (a bad escape, a mis-decoded name) becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+
+
+def storable_json(value: Any) -> Any:
+    """A decoded JSON value DuckDB's JSON type reads back: text fixed, NaN and inf as strings."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, list):
+        return [storable_json(v) for v in value]
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable_json(v) for k, v in value.items()}
+    return value
+
+
+def _json_text(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return json.dumps(storable_text(text))  # keep what was sent, as a JSON string
+    clean = storable_json(value)
+    return text if clean == value else json.dumps(clean)
+
+
+def _field_problem(ev: dict[str, Any], name: str, typ: pa.DataType, expr: str | None) -> str | None:
+    """Check (and normalise in place) one field against its column; the reason if it is wrong."""
+    v = ev.get(name)
+    if v is None:
+        return None
+    if typ == pa.string():
+        if not isinstance(v, str):
+            return f"{name} is not text"
+        ev[name] = storable_text(v)
+    elif typ == pa.bool_():
+        if not isinstance(v, bool):
+            return f"{name} is not true or false"
+    elif typ in (pa.int32(), pa.int64()):
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"{name} is not an integer"
+        limit = 1 << (31 if typ == pa.int32() else 63)
+        if not -limit <= v < limit:
+            return f"{name} is out of range"
+    else:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"{name} is not a number"
+        try:
+            v = float(v)
+        except OverflowError:
+            return f"{name} is too large"
+        if expr is not None and not _TS_RANGE[0] < v < _TS_RANGE[1]:
+            return f"{name} is not a time"
+        ev[name] = v
+    return None
+
+
+def _row_problem(ev: dict[str, Any], table: str, skip: tuple[str, ...] = ()) -> str | None:
+    for name, typ, expr in _COLUMNS[table]:
+        if name not in skip:
+            why = _field_problem(ev, name, typ, expr)
+            if why:
+                return why
+    return None
+
+
+def check_event(ev: dict[str, Any]) -> str | None:
+    """Why ``ev`` cannot be ingested, or None once it is made storable (it is changed in place)."""
+    kind = ev["t"]
+    for name in _REQUIRED.get(kind, ()):
+        if ev.get(name) is None:
+            return f"{kind} event without {name}"
+    try:
+        if kind in _EVENT_TABLE:
+            return _row_problem(ev, _EVENT_TABLE[kind])
+        if kind == "trial_started":
+            why = _row_problem(ev, "trial_record", skip=("params", "changes", "data_inputs"))
+            if why:
+                return why
+            if not isinstance(ev.get("params") or {}, dict):
+                return "params is not a mapping"
+            for name in _JSON_OBJECTS:
+                if ev.get(name) is not None:
+                    ev[name] = storable_json(ev[name])
+            return None
+        if kind == "trial_finished":
+            if ev["status"] not in _STATUSES:
+                return "unknown trial status"
+            why = _row_problem(ev, "trial_record")
+            if why:
+                return why
+            for name in _JSON_TEXT:
+                if ev.get(name) is not None:
+                    ev[name] = _json_text(ev[name])
+            return None
+        if kind == "code_set":
+            rows = ev.get("rows")
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                return "code_set rows are not a list of rows"
+            for r in rows:
+                if r.get("hash") is None or r.get("ord") is None:
+                    return "code_set row without hash or ord"
+                why = _row_problem(r, "code_set")
+                if why:
+                    return why
+            return None
+        if kind == "package_set":
+            packages = ev.get("packages")
+            if not isinstance(ev["hash"], str) or not isinstance(packages, dict) or not all(
+                    isinstance(v, (str, type(None))) for v in packages.values()):
+                return "package_set is not a mapping of names to versions"
+            ev["packages"] = {storable_text(str(k)): v and storable_text(v)
+                              for k, v in packages.items()}
+            return None
+    except RecursionError:
+        return "nested too deeply"
+    return f"unknown event type {kind!r} (written by a newer tuixp?)"
+
+
+def _last_per_key(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
+    """One row per primary key, the last written: what a metric saved twice ends up as."""
+    return list({tuple(r.get(k) for k in keys): r for r in rows}.values())
+
+
 class IngestReport:
     def __init__(self) -> None:
         self.events = 0
@@ -157,7 +323,10 @@ class IngestReport:
 
 
 _stores_lock = threading.Lock()
-_CONFIG = {"default_block_size": "16384"}
+# Never fetch or load an extension behind the user's back: opening a SQLite file would otherwise
+# download sqlite_scanner from the network.
+_CONFIG = {"default_block_size": "16384", "autoinstall_known_extensions": False,
+           "autoload_known_extensions": False}
 _guards: dict[Path, threading.RLock] = {}
 _guards_lock = threading.Lock()
 
@@ -196,6 +365,7 @@ class Store:
         self._timer_lock = threading.Lock()
         self._emitted_blobs: set[str] = set()
         self._atexit_registered = False
+        self._said_read_only = False
         # Held while this process has the database open. At exit we take it and set
         # _closing, so no background thread is inside DuckDB when the interpreter shuts down
         # (a daemon thread killed inside DuckDB aborts the process).
@@ -287,17 +457,64 @@ class Store:
             # _open may have fallen back to read-only (a file we cannot write): ask DuckDB.
             writable = not read_only and con.execute(
                 "SELECT current_setting('access_mode')").fetchone()[0] != "read_only"
-            if writable:
-                self._ensure_schema(con)
-                if ingest:
-                    self.ingest(con)
-            else:
-                self._check_schema(con)
+            try:
+                if writable:
+                    self._ensure_schema(con)
+                    if ingest:
+                        self.ingest(con)
+                else:
+                    self._check_schema(con)
+            except duckdb.Error as exc:
+                raise StoreError(
+                    f"Cannot update the store {self.path}: {_first_line(exc)}. Trials recorded "
+                    f"since are safe in {journal_dir(self.path)} and are added the next time the "
+                    "store can be written (free some disk space if it is full)."
+                ) from exc
+            if not read_only and not writable:
+                self._say_read_only()
             yield con
         finally:
             con.close()
 
+    def _say_read_only(self) -> None:
+        waiting = sum(1 for _ in journal_files(self.path))
+        if waiting and not self._said_read_only:
+            self._said_read_only = True
+            logger.warning(
+                "The store %s cannot be written: showing what it held at its last update. Trials "
+                "recorded since wait in %d journal file(s) in %s until a process can write it.",
+                self.path, waiting, journal_dir(self.path))
+
+    def _drop_unfinished_file(self) -> None:
+        """Remove an empty database file: a creation that never finished (a full disk, a kill).
+
+        DuckDB cannot open a 0-byte file and would refuse the store forever, while its trials
+        wait in the journals. Only when no process holds DuckDB's lock on it: one that is
+        creating it right now does.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except OSError:
+            return  # cannot be written: DuckDB's message will say what is wrong
+        try:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                return
+            if os.fstat(fd).st_size == 0:
+                os.unlink(self.path)
+                logger.info("Removed the empty database file %s left by an interrupted "
+                            "creation", self.path)
+        finally:
+            os.close(fd)
+
     def _open(self, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+        if self.path.is_dir():
+            raise NotAStore(
+                f"{self.path} is a folder, not a tuixp store: give the path of the store file.")
+        with contextlib.suppress(OSError):
+            if self.path.stat().st_size == 0:
+                self._drop_unfinished_file()
         exists = self.path.exists()
         if not exists:
             if read_only:
@@ -328,14 +545,20 @@ class Store:
                     time.sleep(delay)
                     delay = min(delay * 1.5, 0.2)
                     continue
-                if "permission" in str(exc).lower() or "read-only" in str(exc).lower():
+                text = str(exc).lower()
+                if "permission" in text or "read-only" in text:
                     if not read_only:
                         read_only = True
                         continue
-                    raise StoreReadOnly(f"Cannot open the store {self.path}: {exc}") from exc
+                    raise StoreReadOnly(
+                        f"Cannot open the store {self.path}: {_first_line(exc)}") from exc
+                if "no space left" in text or "disk full" in text:
+                    raise StoreError(
+                        f"Cannot create the store {self.path}: the disk is full. Trials recorded "
+                        f"so far are safe in {journal_dir(self.path)}; free some space.") from exc
                 raise NotAStore(
                     f"{self.path} is not a tuixp store (DuckDB could not open it: "
-                    f"{str(exc).splitlines()[0]})."
+                    f"{_first_line(exc)})."
                 ) from exc
             except duckdb.Error as exc:
                 raise NotAStore(
@@ -404,16 +627,23 @@ class Store:
         new_offsets: dict[str, int] = {}
         dead: list[Path] = []
         present: set[str] = set()
+        rejected: dict[str, list[tuple[bytes, str]]] = {}
         for path in journal_files(self.path):
             name = path.name
             present.add(name)
             alive = name == own or writer_is_alive(path)
             start = offsets.get(name, 0)
             try:
-                events, end, bad = read_complete_lines(path, start)
+                chunk = read_entries(path, start, check_event)
             except OSError:
                 continue
-            report.bad_lines += bad
+            events, end = chunk.events, chunk.end
+            bad = list(chunk.rejected)
+            if not alive and chunk.tail:
+                bad.append((chunk.tail, "incomplete last line: its process ended mid-write"))
+            if bad:
+                rejected[name] = bad
+                report.bad_lines += len(bad)
             if end != start:
                 new_offsets[name] = end
             for ev in events:
@@ -422,7 +652,8 @@ class Store:
             report.events += len(events)
             if not alive:
                 dead.append(path)
-        if not report.events and not dead and not self._stale_running(con, present):
+        if (not report.events and not dead and not new_offsets
+                and not self._stale_running(con, present)):
             return report
         con.execute("BEGIN")
         try:
@@ -440,13 +671,31 @@ class Store:
         except Exception:
             con.execute("ROLLBACK")
             raise
+        kept_back = self._set_aside(rejected)
         for path in dead:
             # Its writer is gone and everything complete in it is in the database now.
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            if path.name not in kept_back:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
         report.offsets = {**offsets, **new_offsets}
         self.journal.rotate_if(report.offsets, self.trials_running)
         return report
+
+    def _set_aside(self, rejected: dict[str, list[tuple[bytes, str]]]) -> set[str]:
+        """Keep unusable journal lines for a person and say so; the journals that could not be."""
+        failed = set()
+        for name, lines in rejected.items():
+            try:
+                target = set_aside(self.path, name, lines)
+            except OSError as exc:
+                failed.add(name)
+                logger.warning("Journal %s has %d unreadable line(s), left in place (%s)",
+                               name, len(lines), exc.strerror)
+                continue
+            logger.warning(
+                "Journal %s: set aside %d line(s) tuixp could not read (%s) in %s; every other "
+                "event was recorded", name, len(lines), lines[0][1], target)
+        return failed
 
     def _stale_running(self, con: duckdb.DuckDBPyConnection, present: set[str]) -> bool:
         rows = con.execute("SELECT journal FROM trial_record WHERE status = 'running'").fetchall()
@@ -490,8 +739,8 @@ class Store:
             row = {k: e.get(k) for k, _, _ in _TRIAL_COLUMNS}
             row["journal"] = e["_journal"]
             row["status"] = "running"
-            row["params"] = json.dumps(e.get("params", {}))
-            row["changes"] = json.dumps(e.get("changes", []))
+            row["params"] = json.dumps(e.get("params") or {})
+            row["changes"] = json.dumps(e.get("changes") or [])
             row["data_inputs"] = json.dumps(e.get("data") or {})
             fin = finished.get(e["uuid"])
             if fin is not None:
@@ -506,9 +755,10 @@ class Store:
         insert_rows(con, "trial_record", rows)
         insert_rows(con, "param_record", params)
         report.trials = len(rows)
-        insert_rows(con, "metric_record", batches.get("metric", []), conflict="REPLACE")
-        insert_rows(con, "step_record", batches.get("step", []), conflict="REPLACE")
-        insert_rows(con, "persisted_record", batches.get("persisted", []), conflict="REPLACE")
+        for kind in ("metric", "step", "persisted"):
+            table = _EVENT_TABLE[kind]
+            insert_rows(con, table, _last_per_key(batches.get(kind, []), _REPLACE_KEYS[table]),
+                        conflict="REPLACE")
         started_here = {e["uuid"] for e in started}
         late = [f for u, f in finished.items() if u not in started_here]
         if late:
@@ -539,9 +789,12 @@ class Store:
                 ).fetchall():
                     counts[exp] = int(last)
         for path in journal_files(self.path):
-            events, _, _ = read_complete_lines(path, 0)
+            try:
+                events = read_entries(path, 0, check_event).events
+            except OSError:
+                continue
             for ev in events:
-                if ev.get("t") == "trial_started":
+                if ev["t"] == "trial_started":
                     exp = ev["experiment"]
-                    counts[exp] = max(counts.get(exp, 0), int(ev["trial_id"]))
+                    counts[exp] = max(counts.get(exp, 0), ev["trial_id"])
         return counts

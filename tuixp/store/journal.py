@@ -8,13 +8,15 @@ running trials become ``interrupted`` and, once ingested, the file is deleted.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +69,18 @@ class JournalWriter:
             if self._pid != os.getpid():  # forked child: never share the parent's file
                 self._fd, self.path, self._pid = None, None, os.getpid()
             fd = self._fd if self._fd is not None else self._open()
+            end = os.lseek(fd, 0, os.SEEK_END)
             view = memoryview(data)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            try:
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+            except OSError:
+                # A disk that filled up mid-line: take the half line back, or the next write
+                # would glue onto it and both events would be lost to readers.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, end)
+                raise
             if sync:
                 os.fsync(fd)
 
@@ -115,6 +125,48 @@ def writer_is_alive(path: Path) -> bool:
     return False
 
 
+@dataclass
+class Chunk:
+    """What a reader got from one journal after an offset."""
+
+    events: list[dict[str, Any]]
+    end: int  # the offset just past the last complete line
+    rejected: list[tuple[bytes, str]] = field(default_factory=list)  # (line, why)
+    tail: bytes = b""  # an incomplete last line: a write in progress, or cut by a crash
+
+
+def read_entries(
+    path: Path, offset: int, check: Callable[[dict[str, Any]], str | None] | None = None
+) -> Chunk:
+    """Events after ``offset`` up to the last complete line, and the lines that are not events.
+
+    A line that is not JSON, not an event, or that ``check`` finds wrong is returned in
+    ``rejected`` with the reason, never fatal: one bad line must not stop a store from opening.
+    """
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read()
+    cut = data.rfind(b"\n")
+    chunk = Chunk([], offset if cut < 0 else offset + cut + 1, tail=data[cut + 1:])
+    for line in data[: cut + 1].splitlines():
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            chunk.rejected.append((line, "not JSON"))
+            continue
+        if not isinstance(event, dict) or not isinstance(event.get("t"), str):
+            chunk.rejected.append((line, "not a tuixp event"))
+            continue
+        why = check(event) if check is not None else None
+        if why is not None:
+            chunk.rejected.append((line, why))
+            continue
+        chunk.events.append(event)
+    return chunk
+
+
 def read_complete_lines(
     path: Path, offset: int
 ) -> tuple[list[dict[str, Any]], int, int]:
@@ -123,27 +175,20 @@ def read_complete_lines(
     A trailing line without its newline is a write in progress (or cut by a crash) and is left
     for later; a complete line that is not JSON is skipped and counted, never fatal.
     """
-    with open(path, "rb") as f:
-        f.seek(offset)
-        data = f.read()
-    end = data.rfind(b"\n")
-    if end < 0:
-        return [], offset, 0
-    events: list[dict[str, Any]] = []
-    bad = 0
-    for line in data[: end + 1].splitlines():
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            bad += 1
-            continue
-        if isinstance(event, dict) and "t" in event:
-            events.append(event)
-        else:
-            bad += 1
-    return events, offset + end + 1, bad
+    chunk = read_entries(path, offset)
+    return chunk.events, chunk.end, len(chunk.rejected)
+
+
+def set_aside(store_path: Path, journal_name: str, lines: list[tuple[bytes, str]]) -> Path:
+    """Keep lines no reader could use in ``<journal dir>/rejected/``, each after its reason."""
+    folder = journal_dir(store_path) / "rejected"
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / (journal_name.removesuffix(".jsonl") + ".txt")
+    with open(target, "ab") as f:
+        for line, why in lines:
+            f.write(b"# " + why.encode("utf-8", "backslashreplace") + b"\n")
+            f.write(line.rstrip(b"\n") + b"\n")
+    return target
 
 
 def journal_files(store_path: Path) -> Iterator[Path]:
