@@ -7,12 +7,15 @@ journals before handing out the next id.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from tuixp.errors import StoreError, StoreReadOnly
 
 _thread_lock = threading.Lock()
 
@@ -27,6 +30,25 @@ class TrialCounter:
         self._recover = recover
 
     def _locked(self, update: Callable[[dict[str, int]], dict[str, int] | None]) -> dict[str, int]:
+        try:
+            return self._locked_io(update)
+        except OSError as exc:
+            where = self.path.parent
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise StoreReadOnly(
+                    f"Cannot record a trial: the store's folder {where} is read-only "
+                    f"({exc.strerror}). Recorded trials are intact and can still be read."
+                ) from exc
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreError(
+                    f"Cannot record a trial: no space left in {where}. Free some space; "
+                    "recorded trials are intact."
+                ) from exc
+            raise StoreError(f"Cannot use the trial ids file {self.path}: {exc}") from exc
+
+    def _locked_io(
+        self, update: Callable[[dict[str, int]], dict[str, int] | None]
+    ) -> dict[str, int]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _thread_lock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -52,10 +74,11 @@ class TrialCounter:
 
     @staticmethod
     def _write(fd: int, counts: dict[str, int]) -> None:
+        # Overwrite in place, padded to the old length: never a moment when the file is empty
+        # (a kill between truncate and write would make every process rebuild the counts).
         data = json.dumps(counts).encode()
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.ftruncate(fd, 0)
-        os.write(fd, data)
+        old = os.fstat(fd).st_size
+        os.pwrite(fd, data.ljust(old), 0)
         os.fsync(fd)
 
     def next_ids(self, experiment: str, n: int = 1) -> list[int]:
