@@ -153,6 +153,36 @@ def write(args: argparse.Namespace) -> int:
     return 0
 
 
+def fill(args: argparse.Namespace) -> int:
+    """Record trials with a large parameter until the disk is full; say how it ended."""
+    import tuixp
+
+    ex = tuixp.Experiment("fill", store=args.store)
+    i = ex.parameter("i")
+    blob = ex.parameter("blob")
+
+    @ex.result
+    def size(i, blob):
+        ex.save_metric("size", epoch=i, value=len(blob))
+        return len(blob)
+
+    node = size(i, blob)
+    for n in range(args.trials):
+        got: list[int] = []
+
+        def started(ev: Any, got: list[int] = got) -> None:
+            if ev.kind == "trial_started":
+                got.append(ev.trial_id)
+
+        try:
+            node.compute(scheduler="sync", listeners=[started], i=n, blob="x" * args.size)
+        except Exception as exc:  # noqa: BLE001 - the test reads what the user would see
+            print(f"FAILED {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return 3
+        print(json.dumps({"trial_id": got[0], "i": n}), flush=True)
+    return 0
+
+
 def read(args: argparse.Namespace) -> int:
     """Poll the store the way the TUI's refresh does: open, ingest, query, close."""
     from tuixp.errors import StoreBusy
@@ -192,12 +222,16 @@ def main() -> int:
     w.add_argument("--stall-at", type=int, default=None, help="sleep inside trial i")
     w.add_argument("--signal", default=None, help="file written when the stall begins")
     w.add_argument("--step-sleep", type=float, default=0.0, help="seconds inside each trial")
+    f = sub.add_parser("fill")
+    f.add_argument("--store", required=True)
+    f.add_argument("--size", type=int, default=100_000)
+    f.add_argument("--trials", type=int, default=1000)
     r = sub.add_parser("read")
     r.add_argument("--store", required=True)
     r.add_argument("--stop", required=True)
     r.add_argument("--every", type=float, default=0.5)
     args = p.parse_args()
-    return write(args) if args.cmd == "write" else read(args)
+    return {"write": write, "fill": fill, "read": read}[args.cmd](args)
 
 
 if __name__ == "__main__":
