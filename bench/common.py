@@ -1,0 +1,181 @@
+"""Helpers every benchmark may use: the machine it ran on, timing, disk use, markdown parts.
+
+Standard library only, so a benchmark starts fast and this module runs under any interpreter.
+
+The convention for a benchmark ``bench/NAME.py`` (or ``bench/NAME/run.py``):
+- it accepts ``--quick`` (small sizes, for ``make bench``; a few minutes at most) and runs its
+  full sizes without it;
+- it prints its figures and writes them to ``docs/benchmarks/NAME.md`` with ``write_part``:
+  markdown starting with a level-2 heading, figures measured in the same run as their baseline;
+- it exits non-zero when it could not measure what it promises (``bench/run_all.py`` then says
+  so in docs/benchmarks.md instead of hiding it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from importlib import metadata
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PARTS_DIR = ROOT / "docs" / "benchmarks"
+PACKAGES = ("tuixp", "dask", "distributed", "duckdb", "pyarrow", "pandas", "numpy", "textual")
+
+
+def arguments(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the ``--quick`` flag every benchmark accepts."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes, as `make bench` runs it (a few minutes at most)")
+    return parser
+
+
+# -- the machine -------------------------------------------------------------------------------
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _git_commit(root: Path) -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def machine_info(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """What a reader needs to compare figures across machines, as printable strings."""
+    memory = _memory_bytes()
+    versions = package_versions(packages)
+    return {
+        "CPU": _cpu_model(),
+        "Cores": str(os.cpu_count() or "unknown"),
+        "RAM": f"{memory / 2**30:.1f} GiB" if memory else "unknown",
+        "OS": platform.platform(),
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "Packages": ", ".join(f"{k} {v}" for k, v in versions.items()),
+        "tuixp commit": _git_commit(ROOT),
+    }
+
+
+def machine_line(info: dict[str, str] | None = None) -> str:
+    """The machine in one line, for a part that was measured apart from the rest."""
+    info = info or machine_info()
+    return (f"{info['CPU']}, {info['Cores']} cores, {info['RAM']}, {info['OS']}, "
+            f"{info['Python']}")
+
+
+# -- measuring ---------------------------------------------------------------------------------
+class Stopwatch:
+    """``with timed() as t: ...`` then ``t.seconds``."""
+
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def timed() -> Iterator[Stopwatch]:
+    watch = Stopwatch()
+    start = time.perf_counter()
+    try:
+        yield watch
+    finally:
+        watch.seconds = time.perf_counter() - start
+
+
+def summary(samples: Sequence[float]) -> dict[str, float]:
+    """Mean, median, 90th percentile, min and max of a list of measurements."""
+    if not samples:
+        raise ValueError("no samples to summarize")
+    ordered = sorted(samples)
+    p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
+    return {"mean": statistics.fmean(ordered), "median": statistics.median(ordered),
+            "p90": p90, "min": ordered[0], "max": ordered[-1]}
+
+
+def disk_usage(path: Path) -> tuple[int, int, int]:
+    """(bytes allocated on disk, apparent bytes, number of files) under ``path``."""
+    allocated = apparent = files = 0
+    for folder, _, names in os.walk(path):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue  # removed while we walked
+            files += 1
+            apparent += st.st_size
+            allocated += getattr(st, "st_blocks", 0) * 512 or st.st_size
+    return allocated, apparent, files
+
+
+# -- writing figures ---------------------------------------------------------------------------
+def fmt_ms(seconds: float) -> str:
+    ms = seconds * 1e3
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}" if ms < 100 else f"{ms:,.0f}"
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.3f}" if seconds < 1 else f"{seconds:.2f}" if seconds < 100 else f"{seconds:,.0f}"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def fmt_ratio(ratio: float) -> str:
+    return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]],
+                   right: Iterable[int] = ()) -> str:
+    """A GitHub markdown table; columns in ``right`` are right-aligned (numbers)."""
+    align = set(right)
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---:" if i in align else "---" for i in range(len(headers))) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_part(name: str, markdown: str, parts_dir: Path | None = None) -> Path:
+    """Write ``docs/benchmarks/NAME.md`` (atomically: a reader never sees half a part)."""
+    folder = parts_dir or Path(os.environ.get("TUIXP_BENCH_PARTS") or PARTS_DIR)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.md"
+    tmp = path.with_suffix(f".md.{os.getpid()}.tmp")
+    tmp.write_text(markdown.rstrip() + "\n")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,234 @@
+"""Run every benchmark of the project and assemble docs/benchmarks.md (what `make bench` does).
+
+A benchmark is ``bench/NAME.py`` or ``bench/NAME/run.py``; each accepts ``--quick`` and writes its
+figures to ``docs/benchmarks/NAME.md`` (see bench/common.py). This script runs them one after
+the other (``--quick`` unless ``--full``), then writes docs/benchmarks.md: the machine and the
+date, a summary of the run, and every part in a fixed order. A missing benchmark is skipped; one
+that fails or times out is reported in the output and in the document, next to its last figures
+if an earlier run left some, and the script then exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402 - the bench folder is not a package
+
+# Parts appear in this order; parts of benchmarks not listed here follow, by name.
+ORDER = ("trial_overhead", "grid", "step_cache", "cli_startup", "tui_scale", "peers")
+NOT_BENCHMARKS = {"run_all", "common"}
+TAIL_LINES = 15
+
+
+@dataclass
+class Bench:
+    name: str
+    script: Path
+
+
+@dataclass
+class BenchRun:
+    name: str
+    returncode: int | None  # None: killed after the timeout
+    seconds: float
+    tail: list[str] = field(default_factory=list)
+    wrote_part: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def status(self) -> str:
+        if self.returncode is None:
+            return "FAILED (timed out)"
+        if self.returncode != 0:
+            return f"FAILED (exit {self.returncode})"
+        return "ok" if self.wrote_part else "ok, but wrote no part"
+
+
+def order_key(name: str) -> tuple[int, str]:
+    return (ORDER.index(name), "") if name in ORDER else (len(ORDER), name)
+
+
+def discover(bench_dir: Path) -> list[Bench]:
+    """``bench/NAME.py`` and ``bench/NAME/run.py``, in the documented order."""
+    found = {}
+    for path in bench_dir.glob("*.py"):
+        if path.stem not in NOT_BENCHMARKS and not path.stem.startswith("_"):
+            found[path.stem] = Bench(path.stem, path)
+    for path in bench_dir.glob("*/run.py"):
+        name = path.parent.name
+        if not name.startswith(("_", ".")):
+            found.setdefault(name, Bench(name, path))
+    return sorted(found.values(), key=lambda b: order_key(b.name))
+
+
+def run_bench(bench: Bench, quick: bool, parts_dir: Path, timeout: float) -> BenchRun:
+    """Run one benchmark, echoing its output with its name, and keep its last lines."""
+    cmd = [sys.executable, str(bench.script)] + (["--quick"] if quick else [])
+    env = dict(os.environ)
+    env["TUIXP_BENCH_PARTS"] = str(parts_dir)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parent), str(common.ROOT), env.get("PYTHONPATH", "")])
+    part = parts_dir / f"{bench.name}.md"
+    before = part.stat().st_mtime_ns if part.exists() else None
+    tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    print(f"== {bench.name}: {' '.join(cmd)}", flush=True)
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=common.ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                            errors="replace", start_new_session=True)
+    assert proc.stdout is not None
+    stream = proc.stdout
+
+    def echo() -> None:
+        for line in stream:
+            line = line.rstrip("\n")
+            tail.append(line)
+            print(f"[{bench.name}] {line}", flush=True)
+
+    reader = threading.Thread(target=echo, daemon=True)
+    reader.start()
+    returncode: int | None
+    try:
+        returncode = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole session: the bench's children go too
+        proc.wait()
+        returncode = None
+    reader.join(timeout=10)
+    if returncode is None:
+        tail.append(f"(killed after {timeout:.0f} s)")
+    seconds = time.perf_counter() - start
+    after = part.stat().st_mtime_ns if part.exists() else None
+    run = BenchRun(bench.name, returncode, seconds, list(tail),
+                   wrote_part=after is not None and after != before)
+    print(f"== {bench.name}: {run.status} in {seconds:.1f} s", flush=True)
+    return run
+
+
+def _part_text(path: Path, name: str) -> str:
+    text = path.read_text().strip()
+    if not text.startswith("## "):
+        text = f"## {name}\n\n{text}"
+    return text
+
+
+def assemble(parts_dir: Path, runs: list[BenchRun], machine: dict[str, str], date: str,
+             quick: bool) -> str:
+    """docs/benchmarks.md from the parts in ``parts_dir`` and what happened in this run."""
+    by_name = {r.name: r for r in runs}
+    parts = {p.stem: p for p in parts_dir.glob("*.md")} if parts_dir.is_dir() else {}
+    names = sorted(set(parts) | set(by_name), key=order_key)
+    sizes = "quick sizes (`--quick`)" if quick else "full sizes"
+    out = [
+        "# tuixp benchmarks",
+        "",
+        "Generated by `bench/run_all.py`; do not edit by hand. Regenerate with `make bench`, which "
+        "runs every benchmark at its quick sizes, or `.venv/bin/python bench/run_all.py --full` "
+        "for the full sizes (`--only NAME` runs one). Each benchmark is `bench/NAME.py` or "
+        "`bench/NAME/run.py`; it accepts `--quick` and writes its section to "
+        "`docs/benchmarks/NAME.md`, which this file gathers in a fixed order. Figures are "
+        "measured on the machine below; ratios are against a baseline measured in the same run.",
+        "",
+        f"Last run: {date}, {sizes}.",
+        "",
+        "## Machine",
+        "",
+        common.markdown_table(["", ""], machine.items()),
+        "",
+        "## This run",
+        "",
+    ]
+    if runs:
+        out.append(common.markdown_table(
+            ["benchmark", "status", "time (s)"],
+            [(r.name, r.status, f"{r.seconds:.1f}") for r in sorted(runs, key=lambda r: order_key(r.name))],
+            right=[2]))
+    else:
+        out.append("No benchmark ran.")
+    failed = [r.name for r in runs if not r.ok]
+    if failed:
+        out += ["", f"**{len(failed)} benchmark(s) failed: {', '.join(failed)}.** Their sections "
+                "below say what happened."]
+    for name in names:
+        run, part = by_name.get(name), parts.get(name)
+        out += ["", ""]
+        if run is not None and not run.ok:
+            out += [f"## {name}: {run.status}", "",
+                    f"`{name}` {run.status.lower()} after {run.seconds:.1f} s in this run. "
+                    "Its last lines of output:", "", "```", *run.tail, "```"]
+            if part is not None:
+                out += ["", "The figures below are from an earlier run and were not confirmed by "
+                        "this one.", "", _demote(_part_text(part, name))]
+            continue
+        if part is None:
+            out += [f"## {name}", "", f"`{name}` ran but wrote no `docs/benchmarks/{name}.md`."]
+            continue
+        text = _part_text(part, name)
+        if run is None:
+            stamp = dt.datetime.fromtimestamp(part.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+            text += (f"\n\n_Not run this time (no benchmark script, or not selected); "
+                     f"this section is from {stamp}._")
+        elif not run.wrote_part:
+            text += "\n\n_The benchmark ran but did not rewrite this section; it is from an " \
+                    "earlier run._"
+        out.append(text)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _demote(text: str) -> str:
+    """A stale part nested under its failure heading: its headings go one level down."""
+    return "\n".join("#" + line if line.startswith("#") else line for line in text.splitlines())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="full sizes (default: --quick)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="run only this benchmark (repeatable); other parts are kept")
+    parser.add_argument("--bench-dir", type=Path, default=common.ROOT / "bench")
+    parser.add_argument("--parts-dir", type=Path, default=common.PARTS_DIR)
+    parser.add_argument("--out", type=Path, default=common.ROOT / "docs" / "benchmarks.md")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds one benchmark may take (default 900 quick, 14400 full)")
+    args = parser.parse_args(argv)
+    quick = not args.full
+    timeout = args.timeout or (900.0 if quick else 14400.0)
+    benches = discover(args.bench_dir)
+    unknown = set(args.only) - {b.name for b in benches}
+    if unknown:
+        print(f"No such benchmark: {', '.join(sorted(unknown))}. Found: "
+              f"{', '.join(b.name for b in benches) or 'none'}.", file=sys.stderr)
+        return 2
+    if args.only:
+        benches = [b for b in benches if b.name in args.only]
+    args.parts_dir.mkdir(parents=True, exist_ok=True)
+    missing = [n for n in ORDER if n not in {b.name for b in discover(args.bench_dir)}]
+    if missing:
+        print(f"Not written yet, skipped: {', '.join(missing)}", flush=True)
+    date = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    runs = [run_bench(b, quick, args.parts_dir, timeout) for b in benches]
+    doc = assemble(args.parts_dir, runs, common.machine_info(), date, quick)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(doc)
+    failed = [r for r in runs if not r.ok]
+    print(f"Wrote {args.out}: {len(runs)} benchmark(s) run, {len(failed)} failed"
+          + (f" ({', '.join(r.name for r in failed)})" if failed else ""), flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
