@@ -7,6 +7,7 @@ their output and ``absorb`` replays them here.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -23,19 +24,23 @@ def result_fields(value: Any) -> dict[str, Any]:
     """How a result is kept: JSON when it round-trips, else its repr; numbers also as a double."""
     number = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value) if math.isfinite(float(value)) else None
+        with contextlib.suppress(OverflowError):  # an int beyond a double has no number
+            number = float(value) if math.isfinite(float(value)) else None
     elif type(value).__module__ == "numpy" and getattr(value, "shape", None) == ():
         try:
             value = value.item()
             number = float(value) if math.isfinite(float(value)) else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             pass
     try:
         text = json.dumps(value, allow_nan=False)
         if json.loads(text) != value:
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        r = repr(value)
+        try:
+            r = repr(value)
+        except Exception:  # noqa: BLE001 - a result whose repr fails is still a result
+            r = f"<{type(value).__name__} object: its repr failed>"
         text = json.dumps(r if len(r) <= 10_000 else r[:10_000] + "...")
     return {"result": text, "result_type": str(type(value)), "result_value": number}
 
