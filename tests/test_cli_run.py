@@ -164,7 +164,14 @@ def test_top_level_store_option(tmp_path: Path) -> None:
     store = tmp_path / "top.duckdb"
     script = write_script(tmp_path)
     assert invoke("--store", store, "run", script, "a=1").exit_code == 0
-    assert [t[0] for t in trials(store)] == [1]
+    assert invoke(f"--store={store}", "run", script, "a=2").exit_code == 0
+    assert [t[0] for t in trials(store)] == [1, 2]
+    # the command's own --store wins over the top-level one
+    other = tmp_path / "other.duckdb"
+    assert invoke("--store", store, "run", script, "a=3", "--store", other).exit_code == 0
+    assert [t[0] for t in trials(other)] == [1]
+    missing = invoke("--store")
+    assert missing.exit_code == 2 and "--store needs a PATH" in missing.stderr
 
 
 SEVERAL = '''

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,8 +45,62 @@ _COMPUTE_KEYWORDS = frozenset({"seed", "scheduler", "listeners", "cache"})
 DEFAULT_LIMIT = 50
 TABLE_MAX_ROWS = 200  # `tuixp sql` as a table; CSV and JSON stream every row
 
+STORE_HELP = "The store file (default: $TUIXP_STORE, else ./tuixp.duckdb)."
+
+
+class _Root(TyperGroup):
+    """The top-level group; takes ``--store PATH`` before the command itself.
+
+    Not a typer option on purpose: typer (0.29) builds a pydantic validator for every option it
+    processes, and the root's options are processed for every command, ``run --help``
+    included; pydantic alone costs 70-100 ms of the 300 ms a help may take.
+    """
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        rest: list[str] = []
+        store: str | None = None
+        i = 0
+        while i < len(args):
+            arg = args[i]
+            if arg == "--store" or arg.startswith("--store="):
+                if arg == "--store":
+                    if i + 1 >= len(args):
+                        raise typer.BadParameter("--store needs a PATH", ctx=ctx)
+                    store, i = args[i + 1], i + 2
+                else:
+                    store, i = arg.split("=", 1)[1], i + 1
+                continue
+            if not arg.startswith("-") or arg == "--":
+                rest.extend(args[i:])  # the command and its own arguments
+                break
+            rest.append(arg)
+            i += 1
+        ctx.meta["tuixp.store"] = Path(store) if store is not None else None
+        return super().parse_args(ctx, rest)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)
+        if option is not None and "process_value" not in vars(option):
+            # The same cost: typer hands an absent --help (None) to pydantic to make it False,
+            # on every command. It is a flag; None means not given.
+            coerce = option.process_value
+
+            def process_value(ctx: Any, value: Any) -> Any:
+                return coerce(ctx, False if value is None else value)
+
+            option.process_value = process_value
+        return option
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        with formatter.section("Options"):
+            formatter.write_dl([("--store PATH", STORE_HELP)] + [
+                rv for p in self.get_params(ctx) if (rv := p.get_help_record(ctx))])
+        self.format_commands(ctx, formatter)
+
+
 app = typer.Typer(
     name="tuixp",
+    cls=_Root,
     help="Record, compare and re-run every trial of a Dask experiment. Without a command, "
          "opens the TUI on the store.",
     invoke_without_command=True,
@@ -58,8 +113,7 @@ app = typer.Typer(
 
 StoreOption = Annotated[
     Path | None,
-    typer.Option("--store", metavar="PATH", show_default=False,
-                 help="The store file (default: $TUIXP_STORE, else ./tuixp.duckdb)."),
+    typer.Option("--store", metavar="PATH", show_default=False, help=STORE_HELP),
 ]
 FormatOption = Annotated[
     str | None,
@@ -118,18 +172,14 @@ def store_path(store: Path | None, ctx: typer.Context | None = None) -> Path:
     from tuixp.store.db import resolve_store_path
 
     if store is None and ctx is not None:
-        root = ctx.find_root()
-        if isinstance(root.obj, dict):
-            store = root.obj.get("store")
+        store = ctx.find_root().meta.get("tuixp.store")
     return resolve_store_path(store)
 
 
 def _explicit_store(store: Path | None, ctx: typer.Context | None) -> Path | None:
     """The --store the user typed (this command's, else the top-level one), resolved."""
     if store is None and ctx is not None:
-        root = ctx.find_root()
-        if isinstance(root.obj, dict):
-            store = root.obj.get("store")
+        store = ctx.find_root().meta.get("tuixp.store")
     if store is None:
         return None
     from tuixp.store.db import resolve_store_path
@@ -603,14 +653,12 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     ctx: typer.Context,
-    store: StoreOption = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Print the version and exit.")] = False,
 ) -> None:
-    """Without a command, open the TUI on the store."""
-    ctx.obj = {"store": store}
+    """Without a command, open the TUI on the store (--store PATH)."""
     if ctx.invoked_subcommand is None:
-        open_tui(store_path(store))
+        open_tui(store_path(None, ctx))
 
 
 def open_tui(path: Path) -> None:
