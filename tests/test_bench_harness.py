@@ -184,3 +184,36 @@ def test_peers_expected_answers_and_timing_summary() -> None:
     assert s["first_trial_ms"] == 1000.0
     assert s["first_ms"] == pytest.approx(2.0) and s["last_ms"] == pytest.approx(4.0)
     assert s["loop_s"] == pytest.approx(1.6)
+
+
+def _measured(peers, last_ms: float, disk: int, read_s: float, version: str = "1.0"):
+    record = {"version": version, "first_trial_ms": 100.0, "first_ms": last_ms,
+              "first_median_ms": last_ms, "last_ms": last_ms, "last_median_ms": last_ms,
+              "total_s": last_ms, "import_s": 0.5}
+    reads = {"import_s": 0.5, "first_s": read_s, "again_s": read_s}
+    return peers.Measured(record=record, history=dict(reads), top10=dict(reads),
+                          disk=(disk, disk, 3))
+
+
+def test_peers_report_computes_ratios_and_verdicts(peers) -> None:
+    results = {
+        "tuixp": _measured(peers, last_ms=4.0, disk=1_000_000, read_s=0.01),
+        "daskperiment": _measured(peers, last_ms=60.0, disk=10_000_000, read_s=0.2),
+        "mlflow": _measured(peers, last_ms=12.0, disk=3_000_000, read_s=0.04),
+        "sacred": peers.Measured(error="could not install sacred (sacred==0.8.7): exit 1\nno net"),
+    }
+    text = peers.render([1_000], {1_000: results}, {}, 0, quick=False, started="then",
+                        elapsed=60.0, profile=None, loads=(1.0, 2.0))
+    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
+            if line.startswith("| ") and "x" in line}
+    assert "15.0x (mean of the last 100 trials) | met" in rows[
+        "per-trial cost at 1,000 trials: 10x below daskperiment's"]
+    assert "3.0x (mean of the last 100 trials) | **missed**: 3.0x of 5x (1.7x short)" in rows[
+        "per-trial cost at 1,000 trials: 5x below MLflow's"]
+    assert "**missed**: 10.0x of 20x (2.0x short)" in rows["disk: 20x smaller than daskperiment's"]
+    # cold read = import + first call: (0.5 + 0.04) / (0.5 + 0.01)
+    assert f"{(0.54 / 0.51):.1f}x" in rows["history read-back cold: 5x faster than MLflow's "
+                                          "search_runs"]
+    assert "| sacred |" in text and "failed" in text.split("| sacred |")[1].splitlines()[0]
+    assert "**Could not measure** sacred: could not install sacred" in text
+    assert "Checked: tuixp, daskperiment, mlflow each read back 1,000 history rows" in text

@@ -312,17 +312,18 @@ def size_section(n: int, results: dict[str, Measured]) -> list[str]:
     rows = []
     for name, m in results.items():
         if m.error is not None:
-            rows.append((f"**{name}**", "", "failed", "", "", "", "", "", "", "", "", ""))
+            rows.append((name, "", "failed", "", "", "", "", "", "", "", "", ""))
             continue
         r = m.record
         rows.append((
             f"**{name}**" if name == "tuixp" else name, r["version"],
             common.fmt_ms(r["first_trial_ms"] / 1e3),
-            common.fmt_ms(r["first_ms"] / 1e3), common.fmt_ms(r["last_ms"] / 1e3),
+            _mean_median(r, "first"), _mean_median(r, "last"),
             common.fmt_s(r["total_s"]), common.fmt_bytes(m.disk[0]), f"{m.disk[2]:,}",
             *(common.fmt_s(read_seconds(m, which, how)) for _, which, how in READS)))
     out.append(common.markdown_table(
-        ["tool", "version", "first trial (ms)", "ms/trial, next 100", "ms/trial, last 100",
+        ["tool", "version", "first trial (ms)", "ms/trial, next 100: mean (median)",
+         "ms/trial, last 100: mean (median)",
          "total (s)", "disk", "files", "history cold (s)", "history warm (s)", "top-10 cold (s)",
          "top-10 warm (s)"], rows, right=range(2, 12)))
     ours = ok.get("tuixp")
@@ -354,6 +355,11 @@ def size_section(n: int, results: dict[str, Measured]) -> list[str]:
         out += ["", f"Checked: {', '.join(ok)} each read back {n:,} history rows and found the "
                 "same 10 best scores as computed by the harness."]
     return out
+
+
+def _mean_median(record: dict[str, Any], edge: str) -> str:
+    return (f"{common.fmt_ms(record[f'{edge}_ms'] / 1e3)} "
+            f"({common.fmt_ms(record[f'{edge}_median_ms'] / 1e3)})")
 
 
 def cold_section(cold: dict[str, Cold], k: int) -> list[str]:
