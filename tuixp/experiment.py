@@ -390,9 +390,11 @@ class Experiment:
             raise errors.TuixpError(f"Metric key must be valid as python identifier: {key!r}")
         try:
             epoch, value = int(epoch), float(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise errors.TuixpError(
                 f"Metric {key}: epoch must be an integer and value a number ({exc})") from exc
+        if not -(1 << 63) <= epoch < (1 << 63):
+            raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
         steps_mod.record_metric(key, epoch, value)
 
     # -- running trials --------------------------------------------------------------------

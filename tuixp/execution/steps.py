@@ -152,7 +152,10 @@ def _tokenize(value: Any) -> str | None:
 
 
 def _short_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    text = f"args: {args!r}, kwargs: {kwargs!r}"
+    try:
+        text = f"args: {args!r}, kwargs: {kwargs!r}"
+    except Exception:  # noqa: BLE001 - an input whose repr fails (or is too big) still runs
+        text = f"args: {len(args)} value(s) without a repr, kwargs: {sorted(kwargs)}"
     return text if len(text) <= 300 else text[:297] + "..."
 
 
