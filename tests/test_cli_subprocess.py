@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -122,6 +123,46 @@ def test_bad_input_in_a_real_process(one_trial: Path, args: list[str], message: 
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("tuixp: ") and message in lines[0], lines
     assert store_snapshot(store) == before
+
+
+SLEEPY = """
+import time
+import tuixp
+ex = tuixp.Experiment("sleepy")
+seconds = ex.parameter("seconds", default=60)
+
+@ex.result
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+
+r = nap(seconds)
+"""
+
+
+def test_ctrl_c_records_the_trial_as_interrupted_and_exits_130(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    script = tmp_path / "sleepy.py"
+    script.write_text(SLEEPY)
+    exe = [str(TUIXP)] if TUIXP.exists() else [sys.executable, "-m", "tuixp"]
+    proc = subprocess.Popen([*exe, "run", str(script), "--progress", "jsonl", "--store",
+                             str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env_with_path())
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if json.loads(line)["kind"] == "task_started":
+                break
+        proc.send_signal(signal.SIGINT)
+        rest, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.splitlines()[-1] == "tuixp: interrupted"
+    last = json.loads(rest.splitlines()[-1])
+    assert (last["kind"], last["status"]) == ("trial_finished", "interrupted")
+    shown = tuixp("ls", "sleepy", "--store", store, "--format", "json")
+    assert [t["status"] for t in json.loads(shown.stdout)] == ["interrupted"]
 
 
 @pytest.mark.slow
