@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -163,6 +164,47 @@ def test_ctrl_c_records_the_trial_as_interrupted_and_exits_130(tmp_path: Path) -
     assert (last["kind"], last["status"]) == ("trial_finished", "interrupted")
     shown = tuixp("ls", "sleepy", "--store", store, "--format", "json")
     assert [t["status"] for t in json.loads(shown.stdout)] == ["interrupted"]
+
+
+def run_on_a_terminal(*args: object) -> tuple[int, str]:
+    """tuixp with stdout and stderr on a pseudo-terminal (80 columns); what it wrote there."""
+    import pty
+    import termios
+
+    leader, follower = pty.openpty()
+    termios.tcsetwinsize(follower, (24, 80))
+    exe = [str(TUIXP)] if TUIXP.exists() else [sys.executable, "-m", "tuixp"]
+    env = {**env_with_path(), "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
+    proc = subprocess.Popen([*exe, *map(str, args)], stdout=follower, stderr=follower,
+                            stdin=subprocess.DEVNULL, env=env)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return proc.wait(timeout=60), b"".join(chunks).decode(errors="replace")
+
+
+def test_on_a_terminal_tables_and_a_progress_bar(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    script = write_script(tmp_path)
+    code, screen = run_on_a_terminal("run", script, "--grid", "a=1,-2", "--store", store)
+    assert code == 1, screen
+    assert "TRIAL  STATUS" in screen  # a table, not CSV
+    assert "trial 1 succeeded (" in screen and "trial 2 failed (" in screen
+    assert "(2/2)" in screen
+    assert "\x1b[" in screen  # the progress bar drew on the terminal
+    code, screen = run_on_a_terminal("ls", "quick", "--store", store)
+    assert code == 0
+    lines = [line for line in screen.splitlines() if line.strip()]
+    assert lines[0].startswith("TRIAL  STATUS")
+    assert all(len(line) <= 80 for line in lines)
 
 
 @pytest.mark.slow

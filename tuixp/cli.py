@@ -88,7 +88,7 @@ class _Root(TyperGroup):
             def process_value(ctx: Any, value: Any) -> Any:
                 return coerce(ctx, False if value is None else value)
 
-            option.process_value = process_value
+            option.process_value = process_value  # type: ignore[method-assign]
         return option
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
@@ -513,7 +513,7 @@ def load_script(path: Path) -> LoadedScript:
             sys.path.remove(folder)
         except ValueError:
             pass
-    experiments = []
+    experiments: list[Any] = []
     for ex in EXPERIMENTS[before:]:
         if all(ex is not e for e in experiments):
             experiments.append(ex)
