@@ -11,6 +11,7 @@ trial against what its writer must have sent, without keeping a copy.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -183,6 +184,35 @@ def fill(args: argparse.Namespace) -> int:
     return 0
 
 
+def tui(args: argparse.Namespace) -> int:
+    """The real TUI, headless, refreshing by itself until ``--stop`` appears; then what it saw."""
+    import asyncio
+
+    from tuixp.tui.app import create_app
+
+    app = create_app(args.store, poll_interval=args.every)
+    seen: list[int] = []
+    problems: list[str] = []
+
+    async def watch() -> None:
+        async with app.run_test(headless=True, size=(100, 30)):
+            while True:
+                stop = os.path.exists(args.stop)
+                await asyncio.sleep(0.25)
+                seen.append(sum(int(e["trials"]) for e in app.experiments))
+                with contextlib.suppress(LookupError):
+                    problem = app.browse.status.problem
+                    if problem and (not problems or problems[-1] != problem):
+                        problems.append(str(problem))
+                if stop and seen[-1] >= args.expect:
+                    break
+
+    asyncio.run(watch())
+    print(json.dumps({"last": seen[-1] if seen else 0, "samples": len(seen),
+                      "never_shrank": seen == sorted(seen), "problems": problems}))
+    return 0
+
+
 def read(args: argparse.Namespace) -> int:
     """Poll the store the way the TUI's refresh does: open, ingest, query, close."""
     from tuixp.errors import StoreBusy
@@ -226,12 +256,17 @@ def main() -> int:
     f.add_argument("--store", required=True)
     f.add_argument("--size", type=int, default=100_000)
     f.add_argument("--trials", type=int, default=1000)
+    t = sub.add_parser("tui")
+    t.add_argument("--store", required=True)
+    t.add_argument("--stop", required=True)
+    t.add_argument("--every", type=float, default=0.5)
+    t.add_argument("--expect", type=int, default=0, help="after --stop, wait to see this many")
     r = sub.add_parser("read")
     r.add_argument("--store", required=True)
     r.add_argument("--stop", required=True)
     r.add_argument("--every", type=float, default=0.5)
     args = p.parse_args()
-    return {"write": write, "fill": fill, "read": read}[args.cmd](args)
+    return {"write": write, "fill": fill, "read": read, "tui": tui}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Many writers, readers polling: every trial recorded once, with its own id, nothing lost.
 
-Four processes record 250 trials each of one experiment into one store while a reader polls it
-the way the TUI's refresh does (open, ingest, query, close, every 0.5 s). The store must end with
+Four processes record 250 trials each of one experiment into one store while the real TUI
+(headless, refreshing every 0.5 s) and a plain reader (open, ingest, query, close, every 0.5 s)
+read it. The store must end with
 exactly 1,000 trials, ids 1..1000, each carrying the parameters and metrics its writer sent,
 and no process may fail on DuckDB's file lock.
 """
@@ -23,9 +24,10 @@ WRITERS = 4
 PER_WRITER = 250
 
 
-def start_reader(store: Path, stop: Path) -> subprocess.Popen[str]:
+def start_reader(store: Path, stop: Path, kind: str = "read", *args: str
+                 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(PROCS), "read", "--store", str(store), "--stop", str(stop)],
+        [sys.executable, str(PROCS), kind, "--store", str(store), "--stop", str(stop), *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=proc_env(),
     )
 
@@ -63,7 +65,9 @@ def check_complete(store: Path, total: int, completed: list[dict]) -> None:
 def test_four_writers_and_a_polling_reader_record_exactly_1000_trials(tmp_path: Path) -> None:
     store = tmp_path / "store.duckdb"
     stop = tmp_path / "stop"
+    total = WRITERS * PER_WRITER
     reader = start_reader(store, stop)
+    tui = start_reader(store, stop, "tui", "--expect", str(total))
     wall, completed = run_writers(store, WRITERS, PER_WRITER)
     stop.touch()
     out, err = reader.communicate(timeout=60)
@@ -71,7 +75,15 @@ def test_four_writers_and_a_polling_reader_record_exactly_1000_trials(tmp_path: 
     polls = json.loads(out.strip().splitlines()[-1])
     assert polls["gave_up"] == 0, err
     assert polls["polls"] >= 2, "the reader must have read the store while it was written"
-    check_complete(store, WRITERS * PER_WRITER, completed)
+    out, err = tui.communicate(timeout=60)
+    assert tui.returncode == 0, err[-3000:]
+    shown = json.loads(out.strip().splitlines()[-1])
+    assert shown["last"] == total, shown
+    assert shown["never_shrank"], "the TUI never shows fewer trials than before"
+    # The TUI waits at most 0.5 s for the store; when it gives up it says so on its status
+    # line and tries again at the next poll: a busy notice, never a failure.
+    assert all("held by another process" in p for p in shown["problems"]), shown["problems"]
+    check_complete(store, total, completed)
 
     # The same 1,000 trials from one process, for the figure in docs/reliability.md.
     single = tmp_path / "single" / "store.duckdb"
@@ -79,7 +91,8 @@ def test_four_writers_and_a_polling_reader_record_exactly_1000_trials(tmp_path: 
     wall_one, completed_one = run_writers(single, 1, WRITERS * PER_WRITER)
     check_complete(single, WRITERS * PER_WRITER, completed_one)
     print(f"\n1000 trials: {WRITERS} processes x {PER_WRITER} = {wall:.2f} s wall "
-          f"(reader polls {polls['polls']}, longest open {polls['longest_s']} s); "
+          f"(reader polls {polls['polls']}, longest open {polls['longest_s']} s; TUI samples "
+          f"{shown['samples']}, busy notices {len(shown['problems'])}); "
           f"1 process x 1000 = {wall_one:.2f} s")
 
 
