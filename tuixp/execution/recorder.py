@@ -2,7 +2,9 @@
 
 One ``TrialRecorder`` per trial, in the process that owns the store. Steps running in this
 process call it live (from their worker threads); steps elsewhere hand their records back with
-their output and ``absorb`` replays them here.
+their output and ``absorb`` replays them here; steps on a cluster also publish them live and
+``on_remote`` takes them. Whatever arrives twice by two routes (a step's record, a metric) is
+recorded once.
 """
 
 from __future__ import annotations
@@ -73,8 +75,10 @@ class TrialRecorder:
             listener(ev)
 
     def start(self, started: dict[str, Any], texts: list[dict[str, Any]]) -> None:
+        """Journal the trial's start. Not synced here: ``runner.execute`` syncs the journal once
+        for all the trials of a run before any step runs (a grid of 64 trials paid 64 fsyncs)."""
         self.store.trial_began()
-        self.store.record([*texts, started], sync=True)
+        self.store.record([*texts, started])
         self.emit("trial_started", started["started_at"],
                   data={"params": started.get("params", {}), "seed": started.get("seed")})
 

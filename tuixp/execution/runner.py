@@ -266,6 +266,8 @@ def _listen(client: Any, channel: str | None) -> None:
 def execute(ex: "Experiment", sched: Scheduler, dsk: dict[str, Any],
             plans: list["_Plan"]) -> list["TrialOutcome"]:
     """Run the graph and record every trial's end: succeeded, failed or interrupted."""
+    # Every trial's start is on disk before its first step runs: one fsync for the whole run.
+    ex.store.record([], sync=True)
     trials = _Trials(ex, dsk, plans)
     try:
         if sched.kind == "local":
