@@ -316,3 +316,66 @@ def test_a_folder_where_the_store_should_be(tmp_path: Path) -> None:
     with pytest.raises(errors.StoreError, match="folder"):
         with Store(store).connect():
             pass
+
+
+# -- side files ------------------------------------------------------------------------------
+def test_damaged_or_missing_side_files(tmp_path: Path) -> None:
+    import numpy as np
+
+    store = tmp_path / "store.duckdb"
+    ex = tuixp.Experiment("side", store=store)
+    n = ex.parameter("n")
+
+    @ex.persist
+    def make(n):
+        return np.arange(n)
+
+    @ex.result
+    def total(a):
+        return int(a.sum())
+
+    node = total(make(n))
+    assert node.compute(n=5) == 10
+    assert node.compute(n=6) == 15
+    objects = sorted(store.with_name(store.name + ".objects").rglob("*.npy"))
+    assert len(objects) == 2
+    objects[0].write_bytes(objects[0].read_bytes()[:20])  # truncated
+    objects[1].unlink()  # deleted
+    messages = []
+    for trial in (1, 2):
+        with pytest.raises(errors.StoreError) as caught:
+            ex.get_persisted("make", trial)
+        messages.append(str(caught.value))
+    assert any("damaged" in m for m in messages) and any("cannot be read" in m for m in messages)
+    # The state file behind change detection, garbage: the next trial runs and is recorded.
+    state = store.with_name(store.name + ".state") / "side.json"
+    state.write_bytes(b"\x00garbage{")
+    assert node.compute(n=4) == 6
+    got = verify_store(store, "side")
+    assert [got.trials[t]["status"] for t in (1, 2, 3)] == ["succeeded"] * 3
+    assert ex.get_persisted("make", 3).tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
+    exe = str(Path(sys.executable).with_name("tuixp"))
+    newer = tmp_path / "newer.duckdb"
+    assert run_writer(newer, "--trials", "1").returncode == 0
+    con = duckdb.connect(str(newer))
+    con.execute("UPDATE tuixp_meta SET value = '99' WHERE key = 'schema_version'")
+    con.close()
+    cases = {"text": tmp_path / "notes.txt", "other-duckdb": tmp_path / "sales.duckdb",
+             "newer": newer, "folder": tmp_path / "folder.duckdb"}
+    _text_file(cases["text"])
+    _foreign_duckdb(cases["other-duckdb"])
+    cases["folder"].mkdir()
+    for kind, path in cases.items():
+        before = file_digest(path) if path.is_file() else None
+        for args in (["ls"], ["sql", "SELECT count(*) FROM trials"]):
+            done = subprocess.run([exe, *args, "--store", str(path)], capture_output=True,
+                                  text=True, env=proc_env(), timeout=60)
+            assert done.returncode == 2, (kind, args, done.stderr)
+            lines = done.stderr.strip().splitlines()
+            assert len(lines) == 1 and "Traceback" not in done.stderr, (kind, done.stderr)
+            assert str(path) in lines[0], (kind, lines)
+        assert before is None or file_digest(path) == before, kind

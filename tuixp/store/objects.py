@@ -15,6 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tuixp.errors import StoreError
+
 FORMATS = ("parquet", "npy", "json", "pickle")
 
 
@@ -89,7 +91,15 @@ class ObjectStore:
 
     def get(self, digest: str, fmt: str) -> Any:
         path = self.path_of(digest, fmt)
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StoreError(
+                f"The persisted output {path} cannot be read ({exc.strerror}): it was moved or "
+                "deleted. The trial's record is intact; only this output is gone.") from exc
         if hashlib.sha256(data).hexdigest() != digest:
-            raise ValueError(f"Persisted object {path} is corrupt (its hash does not match).")
+            # Checked before anything is decoded: a damaged pickle is never loaded.
+            raise StoreError(
+                f"The persisted output {path} is damaged (its content no longer matches its "
+                "hash), so it is not loaded. The trial's record is intact.")
         return deserialize(data, fmt)
