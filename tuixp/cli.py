@@ -821,8 +821,8 @@ def _print_outcomes(experiment: str, outcomes: Sequence[Any], fmt: str) -> None:
 def ls_command(
     ctx: typer.Context,
     experiment: Annotated[str | None, typer.Argument(
-        show_default=False, help="List this experiment's trials (default: list experiments).")
-    ] = None,
+        metavar="EXPERIMENT", show_default=False,
+        help="List this experiment's trials (default: list experiments).")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", metavar="N",
                                        help="Show the latest N trials.")] = DEFAULT_LIMIT,
     all_trials: Annotated[bool, typer.Option("--all", "-a", help="Show every trial.")] = False,
@@ -1037,8 +1037,9 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
 @handled
 def show_command(
     ctx: typer.Context,
-    experiment: Annotated[str, typer.Argument(show_default=False)],
-    trial: Annotated[str, typer.Argument(show_default=False, help="A trial id, or latest.")],
+    experiment: Annotated[str, typer.Argument(metavar="EXPERIMENT", show_default=False)],
+    trial: Annotated[str, typer.Argument(metavar="TRIAL", show_default=False,
+                                         help="A trial id, or latest.")],
     store: StoreOption = None,
     fmt: Annotated[str | None, typer.Option(
         "--format", "-f", metavar="table|json", show_default=False,
@@ -1151,9 +1152,11 @@ def _size(n: int | None) -> str:
 @handled
 def diff_command(
     ctx: typer.Context,
-    experiment: Annotated[str, typer.Argument(show_default=False)],
-    first: Annotated[str, typer.Argument(metavar="T1", show_default=False)],
-    second: Annotated[str, typer.Argument(metavar="T2", show_default=False)],
+    experiment: Annotated[str, typer.Argument(metavar="EXPERIMENT", show_default=False)],
+    first: Annotated[str, typer.Argument(metavar="T1", show_default=False,
+                                         help="A trial id, or latest.")],
+    second: Annotated[str, typer.Argument(metavar="T2", show_default=False,
+                                          help="A trial id, or latest.")],
     params: Annotated[bool, typer.Option("--params", help="Only the parameters.")] = False,
     code: Annotated[bool, typer.Option("--code", help="Only the code.")] = False,
     env: Annotated[bool, typer.Option("--env", help="Only the environment.")] = False,
@@ -1262,7 +1265,7 @@ def render_diff(result: Any, ta: int, tb: int, sections: list[str]) -> str:
 @handled
 def sql_command(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(show_default=False,
+    query: Annotated[str, typer.Argument(metavar="QUERY", show_default=False,
                                          help="One read-only statement; - reads it from stdin.")],
     store: StoreOption = None,
     fmt: FormatOption = None,
