@@ -131,7 +131,7 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
     summary = window.MetricSummary("search")
     sorted_by_loss = TrialQuery("search", sort="loss", descending=False)
     with Store(path).connect() as con:
-        assert summary.refresh(con) and summary.rows == 300 * 2 * 3
+        assert summary.refresh(con) and summary.rows == 300 * 2 * 3  # one slice: 300 trials
         assert not summary.refresh(con)  # nothing changed, nothing read
         # A trial that is still running: its later metrics must not be missed.
         con.execute("UPDATE trial_record SET status = 'running' WHERE trial_id = 250")
@@ -157,3 +157,23 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
     assert [r.trial_id for r in with_summary] == [r.trial_id for r in without]
     assert [r.metrics for r in with_summary] == [r.metrics for r in without]
     assert with_summary[0].trial_id == 250
+
+
+def test_metric_summary_builds_a_slice_at_a_time(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "slices.duckdb"
+    synthetic.generate(path, 250, experiment="search", seed=3)
+    monkeypatch.setattr(window.MetricSummary, "SLICE", 100)
+    summary = window.MetricSummary("search")
+    q = TrialQuery("search", sort="accuracy")
+    with Store(path).connect() as con:
+        lay = window.layout(con, "search")
+        expected = [r.trial_id for r in window.page(con, lay, q, 0, 250)]
+        steps = 0
+        while not summary.ready:
+            # Not ready yet: the queries aggregate by themselves and agree.
+            assert [r.trial_id for r in window.page(con, lay, q, 0, 250, summary)] == expected
+            summary.refresh(con)
+            steps += 1
+        assert steps == 3 and summary.rows == 250 * 2 * 3
+        assert [r.trial_id for r in window.page(con, lay, q, 0, 250, summary)] == expected

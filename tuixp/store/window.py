@@ -183,34 +183,38 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
 class MetricSummary:
     """The last value of every metric of every trial of one experiment, kept between connections.
 
-    Sorting a million trials by a metric needs each trial's last value; aggregating the metric
-    rows for it takes most of a second, so the summary is built once (in the background, by the
-    TUI's poll) and then topped up: only trials that were running, or are new since, can gain
-    metric rows, so only those are read again. The row count of the experiment's metrics checks
-    the result; a mismatch (a late journal from another process) rebuilds it.
+    Sorting a million trials by a metric needs each trial's last value; aggregating every metric
+    row for it takes about a second and much memory, so the summary is built a slice of trials
+    per ``refresh`` (the TUI refreshes it after each poll, so the screen never waits for it) and
+    then topped up: only trials that were running, or are new since, can gain metric rows, so
+    only those are read again. The experiment's metric row count checks the result; a mismatch
+    (a late journal from another process) starts a new build. Until it is ``ready`` the queries
+    aggregate the metric rows themselves.
     """
+
+    SLICE = 150_000  # trials summarised per refresh while building
 
     def __init__(self, experiment: str) -> None:
         self.experiment = experiment
         self.by_name: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # sorted ids, values
-        self._counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # ids, rows per id
+        self._counts: dict[str, np.ndarray] = {}  # metric rows per id, aligned with by_name
         self.rows = -1  # metric rows summarised; -1 until built
         self.settled_below = 0  # trials with a smaller id have all their metrics here
+        self._build: tuple[int, int, int, dict[str, list[tuple[np.ndarray, ...]]]] | None = None
 
     @property
     def ready(self) -> bool:
         return self.rows >= 0
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> bool:
-        """Bring the summary up to date; True if it changed."""
-        exp = self.experiment
+        """One step towards an up-to-date summary; True if the summary changed."""
         row = con.execute("""
             SELECT (SELECT count(*) FROM metric_record WHERE experiment = $1),
                    (SELECT min(trial_id) FROM trial_record
                     WHERE experiment = $1 AND status = 'running'),
                    (SELECT max(trial_id) FROM trial_record WHERE experiment = $1)
-        """, [exp]).fetchall()[0]
-        count, running, last = (int(row[0]), row[1], int(row[2] or 0)) if row else (0, None, 0)
+        """, [self.experiment]).fetchall()[0]
+        count, running, last = int(row[0]), row[1], int(row[2] or 0)
         settled = min(int(running), last + 1) if running is not None else last + 1
         if self.ready and count == self.rows:
             self.settled_below = settled  # every metric row in the store is summarised
@@ -218,69 +222,85 @@ class MetricSummary:
         if self.ready and self._top_up(con, count):
             self.settled_below = settled
             return True
-        self._load(con, None)
+        return self._build_step(con, last, settled)
+
+    def _build_step(self, con: duckdb.DuckDBPyConnection, last: int, settled: int) -> bool:
+        if self._build is None:
+            self._build = (1, last, settled, {})
+        lo, hi, settled_at_start, parts = self._build
+        top = min(hi + 1, lo + self.SLICE)
+        for name, ids, values, counts in self._read(con, lo, top):
+            parts.setdefault(name, []).append((ids, values, counts))
+        if top <= hi:
+            self._build = (top, hi, settled_at_start, parts)
+            return False
+        self._build = None
+        self.by_name, self._counts = {}, {}
+        for name, chunks in parts.items():
+            self._set(name, *(np.concatenate([c[i] for c in chunks]) for i in range(3)))
         self.rows = self._total_rows()
-        self.settled_below = settled
+        self.settled_below = settled_at_start
         return True
 
-    def _read(self, con: duckdb.DuckDBPyConnection, since: int | None) -> pa.Table:
+    def _read(self, con: duckdb.DuckDBPyConnection, lo: int,
+              hi: int | None) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
         sql = ("SELECT name, trial_id, arg_max(value, epoch) AS value, count(*) AS n "
-               "FROM metric_record WHERE experiment = ?")
-        args: list[Any] = [self.experiment]
-        if since is not None:
-            sql += " AND trial_id >= ?"
-            args.append(since)
-        return con.sql(sql + " GROUP BY name, trial_id", params=args).to_arrow_table()
-
-    def _load(self, con: duckdb.DuckDBPyConnection, since: int | None) -> None:
-        table = self._read(con, since)
-        names = table["name"].to_numpy(zero_copy_only=False) if table.num_rows else np.array([])
-        ids = table["trial_id"].to_numpy().astype(np.int64) if table.num_rows else np.array([])
-        values = table["value"].to_numpy(zero_copy_only=False) if table.num_rows else np.array([])
-        counts = table["n"].to_numpy() if table.num_rows else np.array([])
-        fresh: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        fresh_counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-        for name in set(names.tolist()):
+               "FROM metric_record WHERE experiment = ? AND trial_id >= ?")
+        args: list[Any] = [self.experiment, lo]
+        if hi is not None:
+            sql += " AND trial_id < ?"
+            args.append(hi)
+        table = con.sql(sql + " GROUP BY name, trial_id", params=args).to_arrow_table()
+        if not table.num_rows:
+            return []
+        names = table["name"].to_numpy(zero_copy_only=False)
+        ids = table["trial_id"].to_numpy().astype(np.int64)
+        values = table["value"].to_numpy(zero_copy_only=False).astype(np.float64)
+        counts = table["n"].to_numpy()
+        out = []
+        for name in sorted(set(names.tolist())):
             sel = names == name
-            new_ids, new_values, new_counts = ids[sel], values[sel], counts[sel]
-            if since is not None and name in self.by_name:
-                old_ids, old_values = self.by_name[name]
-                keep = old_ids < since
-                old_counts = self._counts[name][1]
-                new_ids = np.concatenate([old_ids[keep], new_ids])
-                new_values = np.concatenate([old_values[keep], new_values])
-                new_counts = np.concatenate([old_counts[keep], new_counts])
-            order = np.argsort(new_ids, kind="stable")
-            fresh[name] = (new_ids[order], new_values[order].astype(np.float64))
-            fresh_counts[name] = (new_ids[order], new_counts[order])
-        if since is not None:
-            for name, (old_ids, old_values) in self.by_name.items():
-                if name not in fresh:
-                    keep = old_ids < since
-                    fresh[name] = (old_ids[keep], old_values[keep])
-                    fresh_counts[name] = (old_ids[keep], self._counts[name][1][keep])
-        self.by_name, self._counts = fresh, fresh_counts
+            out.append((name, ids[sel], values[sel], counts[sel]))
+        return out
+
+    def _set(self, name: str, ids: np.ndarray, values: np.ndarray, counts: np.ndarray) -> None:
+        order = np.argsort(ids, kind="stable")
+        self.by_name[name] = (ids[order], values[order])
+        self._counts[name] = counts[order]
 
     def _total_rows(self) -> int:
-        return int(sum(int(c.sum()) for _, c in self._counts.values()))
+        return int(sum(int(c.sum()) for c in self._counts.values()))
 
     def _top_up(self, con: duckdb.DuckDBPyConnection, count: int) -> bool:
-        self._load(con, self.settled_below)
-        if self._total_rows() != count:
-            return False
-        self.rows = count
-        return True
+        since = self.settled_below
+        fresh = {name: (ids, values, counts) for name, ids, values, counts
+                 in self._read(con, since, None)}
+        for name in set(self.by_name) | set(fresh):
+            old_ids, old_values = self.by_name.get(name, (np.array([], np.int64),
+                                                           np.array([], np.float64)))
+            old_counts = self._counts.get(name, np.array([], np.int64))
+            keep = old_ids < since
+            new = fresh.get(name, (np.array([], np.int64), np.array([], np.float64),
+                                   np.array([], np.int64)))
+            self._set(name, np.concatenate([old_ids[keep], new[0]]),
+                      np.concatenate([old_values[keep], new[1]]),
+                      np.concatenate([old_counts[keep], new[2]]))
+        if self._total_rows() == count:
+            self.rows = count
+            return True
+        self.rows = -1  # a trial below ``since`` gained rows: build again from scratch
+        return False
 
     def values(self, name: str, trial_ids: list[int]) -> dict[int, float]:
         """Last values of metric ``name`` for the given trials (those that have one)."""
         found = self.by_name.get(name)
-        if found is None or not trial_ids:
+        if found is None or not trial_ids or not len(found[0]):
             return {}
         ids, values = found
         want = np.asarray(trial_ids, dtype=np.int64)
         pos = np.searchsorted(ids, want)
         pos[pos >= len(ids)] = 0
-        hit = (ids[pos] == want) if len(ids) else np.zeros(len(want), dtype=bool)
+        hit = ids[pos] == want
         return {int(t): float(v) for t, v, h in zip(want, values[pos], hit) if h}
 
     def arrow(self, name: str) -> pa.Table:
@@ -370,27 +390,44 @@ def count(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery,
 def page_ids(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, offset: int,
              limit: int, summary: MetricSummary | None = None) -> list[int]:
     """Trial ids of rows ``offset`` to ``offset + limit`` of the query's order."""
+    return [tid for tid, _ in _page_keys(con, lay, query, offset, limit, summary)]
+
+
+def _page_keys(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, offset: int,
+               limit: int, summary: MetricSummary | None) -> list[tuple[int, str]]:
     if limit <= 0:
         return []
     sql, args = _relation(lay, query, con, summary)
-    rows = _run(con, f"SELECT trial_id FROM ({sql}) {_order(lay, query)} LIMIT ? OFFSET ?",
+    rows = _run(con, f"SELECT trial_id, _uuid FROM ({sql}) {_order(lay, query)} LIMIT ? OFFSET ?",
                 [*args, limit, max(0, offset)])
-    return [r[0] for r in rows]
+    return [(r[0], r[1]) for r in rows]
+
+
+_ROW_COLUMNS = """
+    SELECT trial_id, status, result, result_value, started_at, finished_at, git_commit,
+           git_dirty, changes, notes, params,
+           CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END
+    FROM trial_record"""
 
 
 def rows_for(con: duckdb.DuckDBPyConnection, lay: Layout, trial_ids: list[int],
-             summary: MetricSummary | None = None) -> list[TrialRow]:
-    """The table rows of these trials, in the order given (metrics from ``summary`` if ready)."""
+             summary: MetricSummary | None = None,
+             uuids: list[str] | None = None) -> list[TrialRow]:
+    """The table rows of these trials, in the order given (metrics from ``summary`` if ready).
+
+    With ``uuids`` (the same trials' keys) the rows come through the primary key's index: a
+    window of a million trials sorted by anything is scattered over the whole table.
+    """
     if not trial_ids:
         return []
     exp = lay.experiment
-    found = con.execute("""
-        SELECT trial_id, status, result, result_value, started_at, finished_at, git_commit,
-               git_dirty, changes, notes, params,
-               CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END
-        FROM trial_record WHERE experiment = ? AND trial_id BETWEEN ? AND ?
-          AND trial_id IN (SELECT unnest(?::INTEGER[]))
-    """, [exp, min(trial_ids), max(trial_ids), trial_ids]).fetchall()
+    if uuids:
+        keys = ", ".join(_quote_str(u) for u in uuids)
+        found = con.execute(f"{_ROW_COLUMNS} WHERE uuid IN ({keys})").fetchall()
+    else:
+        found = con.execute(f"""{_ROW_COLUMNS} WHERE experiment = ? AND trial_id BETWEEN ? AND ?
+              AND trial_id IN (SELECT unnest(?::INTEGER[]))""",
+                            [exp, min(trial_ids), max(trial_ids), trial_ids]).fetchall()
     metrics: dict[int, dict[str, float]] = {}
     unsettled = list(trial_ids)
     if lay.metrics and summary is not None and summary.ready:
@@ -424,7 +461,8 @@ def rows_for(con: duckdb.DuckDBPyConnection, lay: Layout, trial_ids: list[int],
 def page(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, offset: int,
          limit: int, summary: MetricSummary | None = None) -> list[TrialRow]:
     """Rows ``offset`` to ``offset + limit`` of the query, ready to show."""
-    return rows_for(con, lay, page_ids(con, lay, query, offset, limit, summary), summary)
+    keys = _page_keys(con, lay, query, offset, limit, summary)
+    return rows_for(con, lay, [k[0] for k in keys], summary, [k[1] for k in keys])
 
 
 def position(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery,

@@ -8,6 +8,7 @@ from several worker threads are serialised: one connection of this process at a 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from tuixp.store.db import Store
 from tuixp.store.objects import ObjectStore
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
+SUMMARY_BUDGET = 0.3  # seconds of metric summary building per poll, once the poll is delivered
+MEMORY_LIMIT = "160MB"  # DuckDB's buffers in the TUI: it reads windows, it never needs more
 
 
 class StoreMissing(StoreError):
@@ -84,6 +87,10 @@ class StoreReader:
                 "(or tuixp run SCRIPT --store PATH); it will show here by itself.")
         return self.store.connect(timeout=self.timeout)
 
+    def _prepare(self, con: Any) -> None:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+
     def _layout(self, con: Any, experiment: str, fp: tuple[Any, ...]) -> window.Layout:
         cached = self._layouts.get(experiment)
         if cached is not None and cached[0] == fp:
@@ -104,7 +111,7 @@ class StoreReader:
         the same connection, so the first screen does not wait for it.
         """
         with self._lock, self._connect() as con:
-            con.execute("SET enable_progress_bar = false")
+            self._prepare(con)
             fp = window.fingerprint(con)
             exps = queries.experiments(con)
             trials = None
@@ -120,7 +127,11 @@ class StoreReader:
             if query is not None and query.experiment in names:
                 lay = self._layout(con, query.experiment, fp)
                 if lay.metrics:
-                    self.summary(query.experiment).refresh(con)
+                    summary = self.summary(query.experiment)
+                    deadline = time.monotonic() + SUMMARY_BUDGET
+                    summary.refresh(con)
+                    while not summary.ready and time.monotonic() < deadline:
+                        summary.refresh(con)
             return snap
 
     def _window(self, con: Any, query: window.TrialQuery, offset: int, limit: int,
@@ -135,14 +146,14 @@ class StoreReader:
     def trials(self, query: window.TrialQuery, offset: int, limit: int) -> TrialWindow:
         """A window of trials (the count too: the filter or the store may have changed it)."""
         with self._lock, self._connect() as con:
-            con.execute("SET enable_progress_bar = false")
+            self._prepare(con)
             fp = window.fingerprint(con)
             return self._window(con, query, offset, limit, fp)
 
     def detail(self, experiment: str, trial_id: int, overlay: list[int]) -> TrialDetail:
         """One trial's record, code, environment, steps, outputs; metrics of it and ``overlay``."""
         with self._lock, self._connect() as con:
-            con.execute("SET enable_progress_bar = false")
+            self._prepare(con)
             rec = queries.trial(con, experiment, trial_id)
             ids = [trial_id] + [t for t in overlay if t != trial_id]
             return TrialDetail(

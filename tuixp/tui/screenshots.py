@@ -1,0 +1,161 @@
+"""``python -m tuixp.tui.screenshots DIR``: SVG screenshots of the real app, for the README.
+
+It records a small real store first (real trials through ``tuixp.Experiment`` in a child
+process, in a temporary folder), then drives the app headless with Pilot and saves
+``browse.svg``, ``detail.svg`` and ``metrics.svg`` (and ``light.svg``) into DIR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+SIZE = (110, 32)
+
+SCRIPT = textwrap.dedent('''
+    import math, random, sys
+    import tuixp
+
+    ex = tuixp.Experiment("house_prices", store=sys.argv[1])
+    lr = ex.parameter("lr")
+    depth = ex.parameter("depth")
+    model = ex.parameter("model")
+
+    @ex.persist
+    def load_data(depth):
+        import pandas as pd
+        return pd.DataFrame({"rooms": range(1, 9), "price": [120 * depth + i for i in range(8)]})
+
+    @ex
+    def train(data, lr, depth, model):
+        if lr > 0.5:
+            raise FloatingPointError("loss diverged: learning rate too large")
+        rng = random.Random(depth * 1000 + int(lr * 1e4))
+        loss = 1.0
+        for epoch in range(12):
+            loss = loss * (1 - min(0.9, lr * 3)) + 0.02 * depth / 10 + rng.random() * 0.01
+            ex.save_metric("loss", epoch=epoch, value=round(loss, 4))
+            ex.save_metric("val_loss", epoch=epoch, value=round(loss * 1.1 + 0.01, 4))
+        return {"model": model, "loss": loss}
+
+    @ex.result
+    def score(fitted):
+        return round(1 - fitted["loss"], 4)
+
+    s = score(train(load_data(depth), lr, depth, model))
+    ex.set_parameters(lr=0.05, depth=4, model="ridge")
+    s.compute_grid(seed=1, lr=[0.01, 0.05, 0.1], depth=[3, 6], model=["ridge", "forest"])
+    try:
+        s.compute(seed=2, lr=0.9)
+    except FloatingPointError:
+        pass
+
+    other = tuixp.Experiment("churn", store=sys.argv[1])
+    k = other.parameter("k")
+
+    @other.result
+    def evaluate(k):
+        return round(0.5 + 0.1 * math.log(k), 4)
+
+    e = evaluate(k)
+    e.compute_grid(seed=3, k=[1, 2, 4, 8])
+''')
+
+
+def record_store(folder: Path) -> Path:
+    """A store with two experiments recorded by real trials, with stable times."""
+    store = folder / "demo.duckdb"
+    script = folder / "train.py"
+    script.write_text(SCRIPT)
+    env = dict(os.environ)
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    subprocess.run([sys.executable, str(script), str(store)], check=True, env=env, cwd=folder,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    from tuixp.store.db import Store
+
+    with Store(store).connect() as con:
+        con.execute("""
+            UPDATE trial_record SET
+              started_at = TIMESTAMPTZ '2026-03-02 09:00:00+00' + to_seconds((trial_id - 1) * 75
+                + CASE experiment WHEN 'churn' THEN 7200 ELSE 0 END),
+              finished_at = TIMESTAMPTZ '2026-03-02 09:00:00+00' + to_seconds((trial_id - 1) * 75
+                + CASE experiment WHEN 'churn' THEN 7200 ELSE 0 END + 2.5 + trial_id % 3),
+              host = 'trainbox', pid = 4242, script = 'train.py'""")
+    return store
+
+
+async def _shoot(store: Path, out: Path) -> list[Path]:
+    from tuixp.tui.app import create_app
+    from tuixp.tui.screens.detail import DetailScreen
+
+    written = []
+
+    async def until(pilot: Any, condition: Any) -> None:
+        deadline = time.monotonic() + 30
+        while not condition() and time.monotonic() < deadline:
+            await pilot.pause(0.05)
+        await pilot.pause(0.2)
+
+    def ready(app: Any, total: int | None = None) -> bool:
+        try:
+            table = app.browse.table
+        except Exception:  # noqa: BLE001 - still composing
+            return False
+        return table.loaded and table.pending is None and (total is None or table.total == total)
+
+    for theme, names in (("dark", ("browse", "detail", "metrics")), ("light", ("light",))):
+        app = create_app(store, poll_interval=3600, theme=theme,
+                         clock=lambda: 1_772_445_600.0)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda a=app: ready(a))
+            app.select_experiment("house_prices")
+            await until(pilot, lambda a=app: ready(a, 13) and a.experiment == "house_prices")
+            app.toggle_mark(4)
+            app.toggle_mark(9)
+            await pilot.press("j", "j")
+            await pilot.pause(0.2)
+            if "browse" in names or "light" in names:
+                name = names[0]
+                app.save_screenshot(f"{name}.svg", str(out))
+                written.append(out / f"{name}.svg")
+            if "detail" in names:
+                app.open_trial(13)
+                await until(pilot, lambda a=app: isinstance(a.screen, DetailScreen)
+                            and a.screen.detail is not None)
+                app.save_screenshot("detail.svg", str(out))
+                written.append(out / "detail.svg")
+                await pilot.press("escape")
+                app.open_trial(11)
+                await until(pilot, lambda a=app: isinstance(a.screen, DetailScreen)
+                            and a.screen.detail is not None and a.screen.trial_id == 11)
+                await pilot.press("2")
+                await pilot.pause(0.3)
+                app.save_screenshot("metrics.svg", str(out))
+                written.append(out / "metrics.svg")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    out = Path(args[0] if args else "screenshots").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    with tempfile.TemporaryDirectory(prefix="tuixp-screens-") as tmp:
+        store = record_store(Path(tmp))
+        written = asyncio.run(_shoot(store, out))
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
