@@ -291,3 +291,20 @@ def test_ui_refuses_a_folder(tmp_path: Path) -> None:
 
 def test_script_used_by_the_fixtures_is_valid_python() -> None:
     compile(SCRIPT.format(name="x", marker="m", store=""), "script", "exec")
+
+
+def test_ls_on_many_trials_shows_the_latest(tmp_path: Path) -> None:
+    from tuixp.store.synthetic import generate
+
+    store = generate(tmp_path / "big.duckdb", 5_000, experiment="search")
+    table = invoke("ls", "search", "--store", store, "-f", "table")
+    assert table.exit_code == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert len(lines) == 51 and all(len(line) <= 80 for line in lines)
+    assert lines[1].split()[0] == "4951" and lines[-1].split()[0] == "5000"
+    assert "latest 50 of 5000 trials" in table.stderr
+    every = parse_csv(invoke("ls", "search", "--all", "--store", store).stdout)
+    assert [int(r["trial_id"]) for r in every] == list(range(1, 5001))
+    assert set(every[0]) >= {"lr", "depth", "model"}
+    experiments = json.loads(invoke("ls", "--store", store, "-f", "json").stdout)
+    assert experiments[0]["experiment"] == "search" and experiments[0]["trials"] == 5000
