@@ -308,3 +308,37 @@ def test_ls_on_many_trials_shows_the_latest(tmp_path: Path) -> None:
     assert set(every[0]) >= {"lr", "depth", "model"}
     experiments = json.loads(invoke("ls", "--store", store, "-f", "json").stdout)
     assert experiments[0]["experiment"] == "search" and experiments[0]["trials"] == 5000
+
+
+def test_diff_shows_a_git_change_in_the_environment(tmp_path: Path) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com",
+                               "-C", str(repo), *args], capture_output=True, text=True,
+                              check=True).stdout.strip()
+
+    store = tmp_path / "store" / "s.duckdb"
+    script = write_script(repo)
+    git("init", "-q")
+    git("add", "exp.py")
+    git("commit", "-q", "-m", "first")
+    first = git("rev-parse", "HEAD")
+    assert invoke("run", script, "a=1", "--store", store).exit_code == 0
+    script.write_text(script.read_text().replace("return 10 / s", "return 20 / s"))
+    git("commit", "-q", "-am", "second")
+    second = git("rev-parse", "HEAD")
+    assert invoke("run", script, "a=1", "--store", store).exit_code == 0
+    result = invoke("diff", "quick", "1", "2", "--env", "--store", store)
+    assert result.exit_code == 0, result.stderr
+    assert "  git:\n" in result.stdout
+    assert f"    ~ commit: {first[:12]} -> {second[:12]}\n" in result.stdout
+    assert "packages:" not in result.stdout and "Code" not in result.stdout
+    doc = json.loads(invoke("diff", "quick", "1", "2", "-f", "json", "--store", store).stdout)
+    assert doc["environment"]["git"] == [
+        {"name": "commit", "status": "changed", "old": first, "new": second}]
+    ls = invoke("ls", "quick", "--store", store, "-f", "table")
+    assert first[:7] in ls.stdout and second[:7] in ls.stdout

@@ -809,11 +809,18 @@ def _print_outcomes(experiment: str, outcomes: Sequence[Any], fmt: str) -> None:
         emit(columns, flat, fmt)
         return
     columns = ["experiment", "trial_id", "status", "params", "result", "error"]
+    if fmt == "json":
+        emit(columns, rows, fmt)
+        return
+    same = _common_params([r[3] for r in rows]) if len(rows) > 1 else {}
     emit(columns, rows, fmt,
          table_columns=["TRIAL", "STATUS", "PARAMS", "RESULT"],
-         table_cells=lambda r: [str(r[1]), r[2], fmt_params(r[3]),
+         table_cells=lambda r: [str(r[1]), r[2],
+                                fmt_params({k: v for k, v in r[3].items() if k not in same}),
                                 fmt_value(r[4]) if r[2] == "succeeded" else (r[5] or "")],
-         right=[0])
+         right=[0], optional=[2], keep=[2])
+    if same:
+        typer.echo(f"same in every trial: {fmt_params(same)}", err=True)
 
 
 @app.command("ls")
@@ -1222,8 +1229,8 @@ def render_diff(result: Any, ta: int, tb: int, sections: list[str]) -> str:
             out.append("  no differences")
         rows = [[p.name, short(p.old, 30), short(p.new, 30), p.status] for p in changed]
         if rows:
-            out.append(_indent(render_table(["NAME", f"TRIAL {ta}", f"TRIAL {tb}", ""], rows,
-                                            78)))
+            out.append(_indent(render_table(["NAME", f"TRIAL {ta}", f"TRIAL {tb}", "CHANGE"],
+                                            rows, 78)))
         same = [p.name for p in result.params if p.status == "same"]
         if same:
             out.append(f"  same: {', '.join(same)}")
@@ -1245,8 +1252,8 @@ def render_diff(result: Any, ta: int, tb: int, sections: list[str]) -> str:
         for group, changes in groups.items():
             out.append(f"  {group}:")
             for c in changes:
-                if isinstance(c.old, str) and "\n" in c.old or isinstance(c.new, str) and \
-                        "\n" in (c.new or ""):
+                texts = [v for v in (c.old, c.new) if isinstance(v, str)]
+                if any("\n" in t for t in texts):  # e.g. git's uncommitted diff
                     old_lines = len(c.old.splitlines()) if isinstance(c.old, str) else 0
                     new_lines = len(c.new.splitlines()) if isinstance(c.new, str) else 0
                     out.append(f"    ~ {c.name}: {old_lines} lines -> {new_lines} lines")
@@ -1256,6 +1263,8 @@ def render_diff(result: Any, ta: int, tb: int, sections: list[str]) -> str:
                     out.append(f"    {sign} {c.name} {short(c.new)}")
                 elif c.status == "removed":
                     out.append(f"    {sign} {c.name} {short(c.old)}")
+                elif group == "git" and c.name == "commit":
+                    out.append(f"    ~ commit: {str(c.old)[:12]} -> {str(c.new)[:12]}")
                 else:
                     out.append(f"    {sign} {c.name}: {short(c.old, 34)} -> {short(c.new, 34)}")
     return "\n".join(out)
