@@ -342,3 +342,16 @@ def test_diff_shows_a_git_change_in_the_environment(tmp_path: Path) -> None:
         {"name": "commit", "status": "changed", "old": first, "new": second}]
     ls = invoke("ls", "quick", "--store", store, "-f", "table")
     assert first[:7] in ls.stdout and second[:7] in ls.stdout
+
+
+def test_sql_values_of_every_kind(recorded: Path) -> None:
+    query = ("SELECT 1.50::DECIMAL(5, 2) AS d, DATE '2025-06-15' AS day, INTERVAL 90 SECOND AS i, "
+             "[1, 2] AS l, {'k': 'v'} AS s, NULL AS n, 'x' AS t")
+    doc = json.loads(invoke("sql", query, "--store", recorded, "-f", "json").stdout)
+    assert doc == [{"d": 1.5, "day": "2025-06-15", "i": 90.0, "l": [1, 2], "s": {"k": "v"},
+                    "n": None, "t": "x"}]
+    rows = parse_csv(invoke("sql", query, "--store", recorded, "-f", "csv").stdout)
+    assert rows == [{"d": "1.50", "day": "2025-06-15", "i": "0:01:30", "l": "[1,2]",
+                     "s": '{"k":"v"}', "n": "", "t": "x"}]
+    table = invoke("sql", query, "--store", recorded, "-f", "table").stdout.splitlines()
+    assert table[1].split() == ["1.50", "2025-06-15", "0:01:30", "[1,2]", '{"k":"v"}', "x"]

@@ -230,7 +230,9 @@ def fmt_value(value: Any) -> str:
         return " ".join(value.split()) if "\n" in value else value
     if isinstance(value, datetime):
         return fmt_time(value, full=True)
-    return json.dumps(value, default=repr, separators=(",", ":"))
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, default=_json_default, separators=(",", ":"))
+    return str(value)  # Decimal, date, UUID, ...: as SQL shows them
 
 
 def fmt_time(value: datetime | None, full: bool = False) -> str:
@@ -257,11 +259,21 @@ def fmt_params(params: dict[str, Any]) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
+    """What JSON lacks: times as ISO text, decimals as numbers, durations in seconds."""
+    import datetime as dt
+    import decimal
+
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
     if hasattr(value, "item") and type(value).__module__ == "numpy":
         return value.item()
-    return repr(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return str(value)
 
 
 def _loads(text: Any) -> Any:
@@ -356,7 +368,7 @@ def _csv_cell(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, float):
         return repr(value)
-    if isinstance(value, (dict, list)):
+    if isinstance(value, (dict, list, tuple)):
         return json.dumps(value, default=_json_default, separators=(",", ":"))
     return value
 
