@@ -261,3 +261,15 @@ def test_tuixp_without_a_command_opens_the_tui(tmp_path: Path) -> None:
         assert "exit=0" in screen(), screen()
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+
+
+def test_without_the_tui_one_line_says_so(tmp_path: Path) -> None:
+    # sys.modules[name] = None makes `import name` fail, as when the TUI is not installed
+    code = ("import sys\nsys.modules['tuixp.tui.app'] = None\nfrom tuixp.cli import main\n"
+            f"sys.argv = ['tuixp', '--store', {str(tmp_path / 's.duckdb')!r}]\nmain()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=env_with_path())
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tuixp: the TUI is not available"), lines
+    assert list(tmp_path.iterdir()) == []
