@@ -235,11 +235,19 @@ def fmt_value(value: Any) -> str:
     return str(value)  # Decimal, date, UUID, ...: as SQL shows them
 
 
-def fmt_time(value: datetime | None, full: bool = False) -> str:
+def fmt_time(value: datetime | None, full: bool = False, clock: bool = False) -> str:
+    """Local time: in full, as month-day hour:minute, or (``clock``) hour:minute only."""
     if value is None:
         return ""
     local = value.astimezone() if value.tzinfo is not None else value
-    return local.strftime("%Y-%m-%d %H:%M:%S" if full else "%m-%d %H:%M")
+    return local.strftime("%Y-%m-%d %H:%M:%S" if full else "%H:%M" if clock else "%m-%d %H:%M")
+
+
+def _today(value: datetime | None) -> bool:
+    if value is None:
+        return True
+    local = value.astimezone() if value.tzinfo is not None else value
+    return local.date() == datetime.now().date()
 
 
 def fmt_elapsed(seconds: float | None) -> str:
@@ -295,7 +303,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: i
                  right: Iterable[int] = (), keep: Iterable[int] = ()) -> str:
     """A plain table that fits ``width`` columns: the widest columns give way, cells elided.
 
-    Columns in ``keep`` give way last: the others first shrink to 12 characters.
+    Columns in ``keep`` give way last: the others first shrink to 10 characters.
     """
     right = set(right)
     keep = set(keep)
@@ -303,7 +311,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: i
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
     gap = 2
     hard = [min(widths[i], max(len(h), 4)) for i, h in enumerate(headers)]
-    soft = [widths[i] if i in keep else max(hard[i], min(widths[i], 12)) for i in range(n)]
+    soft = [widths[i] if i in keep else max(hard[i], min(widths[i], 10)) for i in range(n)]
     excess = sum(widths) + gap * (n - 1) - width
     for minimum in (soft, hard):
         while excess > 0:
@@ -938,7 +946,9 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
         emit([], table_rows, fmt,
              table_columns=["TRIAL", "STATUS", "PARAMS", "RESULT", "ELAPSED", "STARTED",
                             "COMMIT", "CHG"],
-             table_cells=_trial_cells, right=[0, 4], optional=[2, 6, 7], keep=[2])
+             table_cells=functools.partial(_trial_cells,
+                                           clock=all(_today(r[6]) for r in rows)),
+             right=[0, 4], optional=[2, 6, 7], keep=[2])
         if same:
             typer.echo(f"same in every trial shown: {fmt_params(same)}", err=True)
         if one_commit:
@@ -962,12 +972,12 @@ def _same_json(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-def _trial_cells(r: Sequence[Any]) -> list[str]:
+def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
     _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error = r
     shown = fmt_value(result) if st == "succeeded" else (error or "")
     marks = "".join(k[0].upper() for k in kinds)
     return [str(tid), st, fmt_params(params), shown,
-            fmt_elapsed(elapsed) if st != "running" else "…", fmt_time(started),
+            fmt_elapsed(elapsed) if st != "running" else "…", fmt_time(started, clock=clock),
             (commit[:7] + ("*" if dirty else "")) if commit else "", marks]
 
 
