@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import re
 import shutil
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import ROOT
 from tuixp.store.db import Store
 
 BASE = "2025-06-15 09:00:00+00"
@@ -103,6 +105,13 @@ def _stabilise(path: Path) -> None:
                   FROM step_record s JOIN trial_record t ON t.uuid = s.trial_uuid) x
             WHERE step_record.trial_uuid = x.trial_uuid AND step_record.key = x.key""")
         con.execute("UPDATE metric_record SET recorded_at = TIMESTAMPTZ '2025-06-15 09:00:00+00'")
+        # Tracebacks name the checkout's folder and the line numbers of tuixp's own files, which
+        # differ between machines and commits: fix them so the snapshots do not.
+        for h, text in con.execute("SELECT b.hash, b.text FROM blob b JOIN trial_record t "
+                                   "ON t.traceback_hash = b.hash").fetchall():
+            fixed = text.replace(str(ROOT), "/src/tuixp")
+            fixed = re.sub(r'(/src/tuixp/tuixp/[\w/]+\.py", line )\d+', r"\g<1>100", fixed)
+            con.execute("UPDATE blob SET text = ? WHERE hash = ?", [fixed, h])
 
 
 @pytest.fixture(scope="session")

@@ -177,3 +177,20 @@ def test_metric_summary_builds_a_slice_at_a_time(tmp_path: Path,
             steps += 1
         assert steps == 3 and summary.rows == 250 * 2 * 3
         assert [r.trial_id for r in window.page(con, lay, q, 0, 250, summary)] == expected
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_default_order_with_gaps_in_trial_ids(tmp_path: Path, descending: bool) -> None:
+    """The fast path for dense ids must not be taken when ids have gaps."""
+    path = tmp_path / "gaps.duckdb"
+    synthetic.generate(path, 60, experiment="search", seed=4)
+    q = TrialQuery("search", descending=descending)
+    with Store(path).connect() as con:
+        lay = window.layout(con, "search")
+        dense = [r.trial_id for r in window.page(con, lay, q, 10, 20)]
+        assert dense == (list(range(50, 30, -1)) if descending else list(range(11, 31)))
+        con.execute("DELETE FROM trial_record WHERE trial_id IN (45, 46, 12)")
+        gappy = [r.trial_id for r in window.page(con, lay, q, 10, 20)]
+        ids = sorted(set(range(1, 61)) - {45, 46, 12}, reverse=descending)
+        assert gappy == ids[10:30]
+        assert [r.trial_id for r in window.page(con, lay, q, 50, 20)] == ids[50:]

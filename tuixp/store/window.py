@@ -192,7 +192,7 @@ class MetricSummary:
     aggregate the metric rows themselves.
     """
 
-    SLICE = 150_000  # trials summarised per refresh while building
+    SLICE = 50_000  # trials summarised per refresh while building
 
     def __init__(self, experiment: str) -> None:
         self.experiment = experiment
@@ -397,6 +397,21 @@ def _page_keys(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, o
                limit: int, summary: MetricSummary | None) -> list[tuple[int, str]]:
     if limit <= 0:
         return []
+    if query.sort == "trial_id" and not query.where.strip():
+        # Trial ids are handed out one after the other, so in the default order row i is
+        # usually trial max - i: read that range (zone maps skip the rest) instead of sorting
+        # every trial to skip ``offset`` of them. Gaps (ids never recorded) fall back to sorting.
+        lo, hi, n = con.execute(
+            "SELECT min(trial_id), max(trial_id), count(*) FROM trial_record WHERE experiment = ?",
+            [query.experiment]).fetchall()[0]
+        if n and hi - lo + 1 == n:
+            first, last = ((hi - offset - limit + 1, hi - offset) if query.descending
+                           else (lo + offset, lo + offset + limit - 1))
+            rows = con.execute(
+                "SELECT trial_id, uuid FROM trial_record WHERE experiment = ? "
+                f"AND trial_id BETWEEN ? AND ? ORDER BY trial_id {'DESC' if query.descending else ''}",
+                [query.experiment, max(first, lo), min(last, hi)]).fetchall()
+            return [(r[0], r[1]) for r in rows]
     sql, args = _relation(lay, query, con, summary)
     rows = _run(con, f"SELECT trial_id, _uuid FROM ({sql}) {_order(lay, query)} LIMIT ? OFFSET ?",
                 [*args, limit, max(0, offset)])

@@ -7,9 +7,10 @@ from several worker threads are serialised: one connection of this process at a 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ class StoreReader:
         self._lock = threading.Lock()
         self._layouts: dict[str, tuple[tuple[Any, ...], window.Layout]] = {}
         self.summaries: dict[str, window.MetricSummary] = {}
+        self._waiting = 0  # reads for the screen waiting for the lock (they go first)
+        self._count_lock = threading.Lock()
 
     def summary(self, experiment: str) -> window.MetricSummary:
         found = self.summaries.get(experiment)
@@ -86,6 +89,19 @@ class StoreReader:
                 f"No tuixp store at {self.path} yet. Run a trial with store={str(self.path)!r} "
                 "(or tuixp run SCRIPT --store PATH); it will show here by itself.")
         return self.store.connect(timeout=self.timeout)
+
+    @contextlib.contextmanager
+    def _urgent(self) -> Iterator[None]:
+        """The lock, for a read someone is waiting for: background work yields to it."""
+        with self._count_lock:
+            self._waiting += 1
+        self._lock.acquire()
+        with self._count_lock:
+            self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def _prepare(self, con: Any) -> None:
         con.execute("SET enable_progress_bar = false")
@@ -130,7 +146,9 @@ class StoreReader:
                     summary = self.summary(query.experiment)
                     deadline = time.monotonic() + SUMMARY_BUDGET
                     summary.refresh(con)
-                    while not summary.ready and time.monotonic() < deadline:
+                    # A slice at a time, and none while a read for the screen is waiting.
+                    while (not summary.ready and not self._waiting
+                           and time.monotonic() < deadline):
                         summary.refresh(con)
             return snap
 
@@ -145,14 +163,14 @@ class StoreReader:
 
     def trials(self, query: window.TrialQuery, offset: int, limit: int) -> TrialWindow:
         """A window of trials (the count too: the filter or the store may have changed it)."""
-        with self._lock, self._connect() as con:
+        with self._urgent(), self._connect() as con:
             self._prepare(con)
             fp = window.fingerprint(con)
             return self._window(con, query, offset, limit, fp)
 
     def detail(self, experiment: str, trial_id: int, overlay: list[int]) -> TrialDetail:
         """One trial's record, code, environment, steps, outputs; metrics of it and ``overlay``."""
-        with self._lock, self._connect() as con:
+        with self._urgent(), self._connect() as con:
             self._prepare(con)
             rec = queries.trial(con, experiment, trial_id)
             ids = [trial_id] + [t for t in overlay if t != trial_id]
