@@ -30,10 +30,12 @@ from .test_execution import (
     EXPECTED,
     INTERRUPTED_SCRIPT,
     build,
+    check_finished_one_by_one,
     check_stream,
     living_in_group,
     per_trial,
     query,
+    staggered,
 )
 
 pytestmark = pytest.mark.slow
@@ -143,6 +145,14 @@ def test_cluster_runs_trials_with_the_same_event_stream(store_path: Path, addres
     trials = query(store_path, "SELECT trial_id, status, scheduler FROM trials ORDER BY 1")
     assert trials == [(1, "succeeded", address), (2, "failed", address),
                       (3, "succeeded", address)]
+
+
+def test_grid_trials_finish_one_by_one_on_the_cluster(store_path: Path, address: str) -> None:
+    events: list[ProgressEvent] = []
+    outcomes = staggered(store_path).compute_grid(n=[1, 2], scheduler=address,
+                                                  listeners=[events.append])
+    assert [o.result for o in outcomes] == [1, 2]
+    check_finished_one_by_one(events)
 
 
 def test_purity_is_checked_on_the_cluster(store_path: Path, address: str,

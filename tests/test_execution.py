@@ -190,6 +190,34 @@ def test_two_concurrent_runs_see_only_their_own_tasks(store_path: Path, schedule
         assert active_seen and set(active_seen) == {0}
 
 
+def staggered(store: Path) -> Any:
+    """A grid whose point n = 1 is quick and n = 2 slow."""
+    ex = tuixp.Experiment("staggered", store=store)
+    n = ex.parameter("n")
+
+    @ex.result
+    def nap(n):
+        time.sleep(1.0 if n == 2 else 0)
+        return n
+
+    return nap(n)
+
+
+def check_finished_one_by_one(events: list[ProgressEvent]) -> None:
+    """The quick trial was recorded while the slow one still ran, not at the end of the grid."""
+    order = [(e.kind, e.trial_id) for e in events]
+    assert order.index(("trial_finished", 1)) < order.index(("task_finished", 2))
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_grid_trials_finish_one_by_one(store_path: Path, scheduler: str) -> None:
+    events: list[ProgressEvent] = []
+    outcomes = staggered(store_path).compute_grid(n=[1, 2], scheduler=scheduler,
+                                                  listeners=[events.append])
+    assert [o.result for o in outcomes] == [1, 2]
+    check_finished_one_by_one(events)
+
+
 def test_steps_view_says_which_step_is_slow(store_path: Path) -> None:
     ex = tuixp.Experiment("timing", store=store_path)
     n = ex.parameter("n")
