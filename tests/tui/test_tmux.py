@@ -59,9 +59,16 @@ class Tmux:
         subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
 
 
+def _command(store: Path) -> list[str]:
+    """``tuixp ui`` as a user types it, or the TUI module when the CLI is not installed."""
+    cli = Path(sys.executable).with_name("tuixp")
+    if cli.exists():
+        return [str(cli), "ui", "--store", str(store)]
+    return [sys.executable, "-m", "tuixp.tui", "--store", str(store)]
+
+
 def test_tuixp_in_tmux_80x24(real_store: Path) -> None:
-    tmux = Tmux([sys.executable, "-m", "tuixp.tui", "--store", str(real_store)],
-                env_for_subprocess())
+    tmux = Tmux(_command(real_store), env_for_subprocess())
     try:
         screen = tmux.wait(lambda s: "classify" in s and "regression" in s and "✓ ok" in s,
                            "the experiments and trials")
