@@ -8,9 +8,12 @@ the same answers.
 
 from __future__ import annotations
 
+import ast
 import difflib
 import json
-from collections.abc import Mapping, Sequence
+import re
+import textwrap
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -279,3 +282,245 @@ def short(value: Any, width: int = 60) -> str:
         text = json.dumps(value, default=repr, separators=(",", ":"))
     text = " ".join(text.split()) if "\n" in text else text
     return text if len(text) <= width else text[: max(width - 1, 1)] + "…"
+
+
+# -- side-by-side code -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SideRow:
+    """One row of a side-by-side diff: a line of each side (None where that side has none).
+
+    ``tag`` is difflib's: ``equal``, ``replace``, ``delete`` (only the old side) or ``insert``.
+    Line numbers count from 1.
+    """
+
+    tag: str
+    old_no: int | None
+    old: str | None
+    new_no: int | None
+    new: str | None
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Unchanged lines left out of a diff with context: how many, and where they start."""
+
+    old_no: int
+    new_no: int
+    count: int
+
+
+def side_by_side(old: str, new: str, context: int | None = 3) -> list[SideRow | Gap]:
+    """Rows pairing the old and new lines; runs of unchanged lines beyond ``context`` become a Gap.
+
+    ``context=None`` keeps every line. A replaced block pairs lines one to one and pads the
+    shorter side, so both columns stay aligned.
+    """
+    a, b = old.splitlines(), new.splitlines()
+    rows: list[SideRow | Gap] = []
+    opcodes = difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+    for n, (tag, i1, i2, j1, j2) in enumerate(opcodes):
+        if tag == "equal":
+            span = i2 - i1
+            keep_head = 0 if n == 0 else span
+            keep_tail = 0 if n == len(opcodes) - 1 else span
+            if context is not None:
+                keep_head, keep_tail = min(keep_head, context), min(keep_tail, context)
+            if context is None or keep_head + keep_tail >= span:
+                rows += [SideRow("equal", i + 1, a[i], j + 1, b[j])
+                         for i, j in zip(range(i1, i2), range(j1, j2))]
+                continue
+            rows += [SideRow("equal", i1 + k + 1, a[i1 + k], j1 + k + 1, b[j1 + k])
+                     for k in range(keep_head)]
+            skipped = span - keep_head - keep_tail
+            rows.append(Gap(i1 + keep_head + 1, j1 + keep_head + 1, skipped))
+            rows += [SideRow("equal", i2 - keep_tail + k + 1, a[i2 - keep_tail + k],
+                             j2 - keep_tail + k + 1, b[j2 - keep_tail + k])
+                     for k in range(keep_tail)]
+            continue
+        for k in range(max(i2 - i1, j2 - j1)):
+            i, j = i1 + k, j1 + k
+            rows.append(SideRow(tag, i + 1 if i < i2 else None, a[i] if i < i2 else None,
+                                j + 1 if j < j2 else None, b[j] if j < j2 else None))
+    return rows
+
+
+def unified_rows(rows: Sequence[SideRow | Gap]) -> list[tuple[str, int | None, int | None, str]]:
+    """The same rows one above the other: ``(sign, old_no, new_no, text)``, removals first.
+
+    ``sign`` is ``" "`` (unchanged), ``"-"``, ``"+"`` or ``"…"`` (a Gap; its text says how many
+    lines were left out).
+    """
+    out: list[tuple[str, int | None, int | None, str]] = []
+    minus: list[tuple[str, int | None, int | None, str]] = []
+    plus: list[tuple[str, int | None, int | None, str]] = []
+
+    def flush() -> None:
+        out.extend(minus)
+        out.extend(plus)
+        minus.clear()
+        plus.clear()
+
+    for row in rows:
+        if isinstance(row, Gap):
+            flush()
+            out.append(("…", row.old_no, row.new_no, f"{row.count} unchanged lines"))
+        elif row.tag == "equal":
+            flush()
+            out.append((" ", row.old_no, row.new_no, row.old or ""))
+        else:
+            if row.old is not None:
+                minus.append(("-", row.old_no, None, row.old))
+            if row.new is not None:
+                plus.append(("+", None, row.new_no, row.new))
+    flush()
+    return out
+
+
+# -- what most likely explains a different result ----------------------------------------------
+# Import names whose distribution is named otherwise (the common ones; a mapping from the
+# running interpreter can be passed to ``explain`` for the rest).
+IMPORT_ALIASES: dict[str, tuple[str, ...]] = {
+    "sklearn": ("scikit-learn",), "skimage": ("scikit-image",), "PIL": ("pillow",),
+    "yaml": ("pyyaml",), "cv2": ("opencv-python", "opencv-python-headless"),
+    "bs4": ("beautifulsoup4",), "dateutil": ("python-dateutil",), "jwt": ("pyjwt",),
+    "Crypto": ("pycryptodome",), "attr": ("attrs",), "google": ("protobuf",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu"), "torch": ("torch",),
+}
+
+
+def normalize_package(name: str) -> str:
+    """A distribution or import name as packaging compares them (PEP 503): ``Foo_Bar`` -> foo-bar."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def imported_modules(sources: Iterable[str]) -> set[str]:
+    """Top-level module names imported anywhere in these sources (steps and the script).
+
+    Read with ``ast``; a source that does not parse (a step's fragment, say) is scanned line by
+    line for ``import x`` / ``from x import``.
+    """
+    found: set[str] = set()
+    for source in sources:
+        try:
+            tree = ast.parse(textwrap.dedent(source))
+        except (SyntaxError, ValueError):
+            for m in re.finditer(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", source,
+                                 re.MULTILINE):
+                found.add((m.group(1) or m.group(2)).split(".")[0])
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def imported_packages(sources: Iterable[str],
+                      distributions: Mapping[str, Sequence[str]] | None = None) -> set[str]:
+    """Normalized distribution names the sources import (``sklearn`` -> ``scikit-learn``).
+
+    ``distributions`` is ``importlib.metadata.packages_distributions()`` or the like: import
+    name -> distribution names; without it the import name itself and ``IMPORT_ALIASES`` count.
+    """
+    out: set[str] = set()
+    for module in imported_modules(sources):
+        out.add(normalize_package(module))
+        out.update(normalize_package(d) for d in IMPORT_ALIASES.get(module, ()))
+        if distributions is not None:
+            out.update(normalize_package(d) for d in distributions.get(module, ()))
+    return out
+
+
+# Why a trial's result may differ from another's, most likely first.
+CAUSE_ORDER = ("code", "package", "seed", "commit", "uncommitted", "data", "python",
+               "code_not_run", "other_package")
+CAUSE_TITLES = {
+    "code": "code changed in a step that ran",
+    "package": "version changed of a package the code imports",
+    "seed": "different seed",
+    "commit": "different git commit",
+    "uncommitted": "different uncommitted changes",
+    "data": "data input changed",
+    "python": "different Python",
+    "code_not_run": "code changed in a step that did not run",
+    "other_package": "packages changed that the code does not import",
+}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One difference that may explain a different result; ``kind`` is one of ``CAUSE_ORDER``."""
+
+    kind: str
+    name: str
+    old: Any
+    new: Any
+    detail: str = ""
+
+    @property
+    def title(self) -> str:
+        return CAUSE_TITLES[self.kind]
+
+
+def _data_inputs(trial: Mapping[str, Any]) -> dict[str, Any]:
+    value = trial.get("data_inputs")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return {}
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def explain(old: Mapping[str, Any], new: Mapping[str, Any],
+            distributions: Mapping[str, Sequence[str]] | None = None) -> list[Cause]:
+    """The differences between two trials that most likely explain a different result, in order.
+
+    Each trial is ``{"trial": queries.trial(...), "code": ..., "environment": ...,
+    "steps_ran": [step names]}`` (``steps_ran`` absent: every step counts as run). Order:
+    code of a step that ran, versions of packages the code imports, seed, git commit,
+    uncommitted changes, data inputs, Python, then code of steps that did not run and the
+    packages nothing imports. Parameters are not here: the parameter table shows them.
+    """
+    causes: list[Cause] = []
+    ta, tb = old.get("trial") or {}, new.get("trial") or {}
+    ran: set[str] | None = None
+    if old.get("steps_ran") is not None or new.get("steps_ran") is not None:
+        ran = set(old.get("steps_ran") or ()) | set(new.get("steps_ran") or ())
+    for change in compare_code(old.get("code") or {}, new.get("code") or {}):
+        if change.status == SAME:
+            continue
+        # The script runs whenever a trial does: its changes count as code that ran.
+        did_run = ran is None or change.step in ran or change.step == "<script>"
+        detail = f"+{change.added_lines} -{change.removed_lines} lines"
+        causes.append(Cause("code" if did_run else "code_not_run", change.step,
+                            change.old, change.new, detail))
+    sources = [*(old.get("code") or {}).values(), *(new.get("code") or {}).values()]
+    imported = imported_packages(sources, distributions)
+    env = compare_environment(old.get("environment") or {}, new.get("environment") or {})
+    for c in env.groups.get("packages", []):
+        kind = "package" if normalize_package(c.name) in imported else "other_package"
+        causes.append(Cause(kind, c.name, c.old, c.new, c.status))
+    if ta.get("seed") != tb.get("seed"):
+        causes.append(Cause("seed", "seed", ta.get("seed"), tb.get("seed")))
+    git = {c.name: c for c in env.groups.get("git", [])}
+    if "commit" in git:
+        causes.append(Cause("commit", "commit", git["commit"].old, git["commit"].new))
+    if "diff" in git:
+        a, b = git["diff"].old, git["diff"].new
+        a, b = ("" if a is MISSING else a or ""), ("" if b is MISSING else b or "")
+        lines = unified_diff(a, b, "before", "after")
+        detail = f"{len([x for x in lines.splitlines() if x[:1] in '+-']) - 2} lines differ"
+        causes.append(Cause("uncommitted", "git diff", a, b, detail))
+    da, db = _data_inputs(ta), _data_inputs(tb)
+    for path in sorted({*da, *db}):
+        a, b = da.get(path, MISSING), db.get(path, MISSING)
+        status = _status(a, b)
+        if status != SAME:
+            causes.append(Cause("data", path, a, b, status))
+    for c in env.groups.get("python", []):
+        if c.name in ("version", "implementation"):
+            causes.append(Cause("python", c.name, c.old, c.new))
+    rank = {k: i for i, k in enumerate(CAUSE_ORDER)}
+    return sorted(causes, key=lambda c: rank[c.kind])
