@@ -325,7 +325,8 @@ def side_by_side(old: str, new: str, context: int | None = 3) -> list[SideRow | 
             keep_tail = 0 if n == len(opcodes) - 1 else span
             if context is not None:
                 keep_head, keep_tail = min(keep_head, context), min(keep_tail, context)
-            if context is None or keep_head + keep_tail >= span:
+            # A gap of one line would take the room of the line itself: show it instead.
+            if context is None or keep_head + keep_tail >= span - 1:
                 rows += [SideRow("equal", i + 1, a[i], j + 1, b[j])
                          for i, j in zip(range(i1, i2), range(j1, j2))]
                 continue
