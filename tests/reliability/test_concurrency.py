@@ -85,15 +85,10 @@ def test_four_writers_and_a_polling_reader_record_exactly_1000_trials(tmp_path: 
     assert all("held by another process" in p for p in shown["problems"]), shown["problems"]
     check_complete(store, total, completed)
 
-    # The same 1,000 trials from one process, for the figure in docs/reliability.md.
-    single = tmp_path / "single" / "store.duckdb"
-    single.parent.mkdir()
-    wall_one, completed_one = run_writers(single, 1, WRITERS * PER_WRITER)
-    check_complete(single, WRITERS * PER_WRITER, completed_one)
+    # The figure against one process doing all 1,000: bench/concurrent_writers.py.
     print(f"\n1000 trials: {WRITERS} processes x {PER_WRITER} = {wall:.2f} s wall "
           f"(reader polls {polls['polls']}, longest open {polls['longest_s']} s; TUI samples "
-          f"{shown['samples']}, busy notices {len(shown['problems'])}); "
-          f"1 process x 1000 = {wall_one:.2f} s")
+          f"{shown['samples']}, busy notices {len(shown['problems'])})")
 
 
 def _tuixp_sql_available() -> str | None:

@@ -106,7 +106,7 @@ def test_kill9_at_random_moments_loses_no_finished_trial(tmp_path: Path) -> None
     store = tmp_path / "store.duckdb"
     completed: list[dict] = []
     interrupted_total = 0
-    rounds = 6
+    rounds = 5
     for r in range(rounds):
         writer = start_writer(store, "--trials", "100000", "--start", str(r * 100_000),
                               "--scheduler", "threads", "--pause-every", "15", "--pause", "0.6",
