@@ -83,6 +83,17 @@ def install_death(point: str, n: int) -> None:
                 die()
 
         db.insert_rows = insert_rows
+    elif point == "committed":
+        original_aside = db.Store._set_aside
+
+        def set_aside(self: Any, rejected: Any) -> Any:
+            # The ingest transaction is committed (in DuckDB's WAL, not checkpointed), the dead
+            # writers' journals not yet deleted: the next open must not ingest anything twice.
+            if hit():
+                die()
+            return original_aside(self, rejected)
+
+        db.Store._set_aside = set_aside  # type: ignore[method-assign]
     elif point == "ids":
         original_ids = ids.TrialCounter._write
 

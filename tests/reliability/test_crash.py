@@ -76,7 +76,7 @@ def test_kill9_inside_a_step_leaves_the_trial_interrupted(tmp_path: Path) -> Non
 DEATHS = [
     ("journal-before", 1), ("journal-partial", 1), ("journal-after", 1),
     ("journal-partial", 3), ("journal-partial", 6), ("journal-before", 8),
-    ("journal-after", 12), ("ingest", 1), ("ids", 2),
+    ("journal-after", 12), ("ingest", 1), ("committed", 1), ("ids", 2),
 ]
 
 
@@ -84,7 +84,8 @@ DEATHS = [
 @pytest.mark.parametrize(("point", "n"), DEATHS, ids=[f"{p}-{n}" for p, n in DEATHS])
 def test_kill9_at_a_write_point(tmp_path: Path, point: str, n: int) -> None:
     store = tmp_path / "store.duckdb"
-    extra = ["--pause-every", "2", "--pause", "1.0"] if point == "ingest" else []
+    ingesting = point in ("ingest", "committed")
+    extra = ["--pause-every", "2", "--pause", "1.0"] if ingesting else []
     died = run_writer(store, "--trials", "4", "--die", f"{point}:{n}", *extra)
     assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
     recorded, interrupted = check_after_crash(store, died.completed)
