@@ -253,7 +253,7 @@ def _listen(client: Any, channel: str | None) -> None:
 
     def handle(event: tuple[float, Any]) -> None:
         msg = event[1]
-        recorder = steps_mod.RECORDERS.get(msg.get("uuid")) if isinstance(msg, dict) else None
+        recorder = steps_mod.RECORDERS.get(str(msg.get("uuid"))) if isinstance(msg, dict) else None
         if recorder is not None:
             try:
                 recorder.on_remote(msg)
