@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,17 +114,22 @@ def ingest(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def execute(path: str | Path, sql: str, ingest_first: bool = True) -> Iterator[Any]:
+def execute(path: str | Path, sql: str, ingest_first: bool = True,
+            on_connect: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+            ) -> Iterator[Any]:
     """Run one read-only query; yields the DuckDB cursor to ``fetchmany`` from.
 
     Raises ``ReadOnlyQuery`` for a refused statement or a file it may not reach, and
-    ``TuixpError`` for one DuckDB rejects (a syntax error, an unknown table).
+    ``TuixpError`` for one DuckDB rejects (a syntax error, an unknown table). ``on_connect``
+    gets the connection before the query starts, so another thread can ``interrupt()`` it.
     """
     check_query(sql)
     path = require_store(db.resolve_store_path(path))
     if ingest_first:
         ingest(path)
     with sandboxed(path) as con:
+        if on_connect is not None:
+            on_connect(con)
         try:
             cur = con.execute(sql)
         except duckdb.PermissionException as exc:
@@ -135,9 +140,10 @@ def execute(path: str | Path, sql: str, ingest_first: bool = True) -> Iterator[A
 
 
 def query(path: str | Path, sql: str, max_rows: int | None = None,
-          ingest_first: bool = True) -> QueryResult:
+          ingest_first: bool = True,
+          on_connect: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> QueryResult:
     """Run one read-only query and fetch at most ``max_rows`` rows (all when None)."""
-    with execute(path, sql, ingest_first) as cur:
+    with execute(path, sql, ingest_first, on_connect) as cur:
         columns = [d[0] for d in cur.description or []]
         types = [str(d[1]) for d in cur.description or []]
         if max_rows is None:

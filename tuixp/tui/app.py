@@ -53,6 +53,7 @@ class TuixpApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit", show=True),
         Binding("question_mark", "help", "Help", show=True, key_display="?"),
+        Binding("colon", "sql", "SQL", show=True, key_display=":"),
     ]
 
     def __init__(self, store_path: str | os.PathLike[str], *,
@@ -289,6 +290,12 @@ class TuixpApp(App[None]):
     def open_trial(self, trial_id: int) -> None:
         if self.experiment is not None:
             self.push_screen(DetailScreen(self.experiment, trial_id))
+
+    def action_sql(self) -> None:
+        from tuixp.tui.screens.sql import SqlScreen
+
+        if not isinstance(self.screen, SqlScreen):
+            self.push_screen(SqlScreen())
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
