@@ -46,7 +46,7 @@ async def test_trials_from_another_process_appear_and_finish(real_store: Path,
     script.write_text(WRITER)
     gate = tmp_path / "gate"
     app = create_app(real_store, poll_interval=0.5)
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with app.run_test(size=(180, 30)) as pilot:  # wide: the elapsed column is on screen
         await loaded(pilot)
         app.select_experiment("regression")
         await loaded(pilot, total=10)
@@ -61,6 +61,10 @@ async def test_trials_from_another_process_appear_and_finish(real_store: Path,
                            what="trial 11 to show as running")
             row = table.rows[0]
             assert row.trial_id == 11 and row.params == {"lr": 0.25}
+            # Its elapsed time ticks on screen by itself: the drawn screen changes, no key sent.
+            before = app.export_screenshot()
+            await wait_for(pilot, lambda: app.export_screenshot() != before, timeout=10,
+                           what="the running trial's elapsed time to tick")
             gate.write_text("go")
             await wait_for(pilot, lambda: table.total == 13 and all(
                 table.rows.get(i) is not None and table.rows[i].status == "succeeded"

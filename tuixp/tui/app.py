@@ -53,6 +53,7 @@ class TuixpApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit", show=True),
         Binding("question_mark", "help", "Help", show=True, key_display="?"),
+        Binding("L", "launch", "Launch", show=True),
         Binding("colon", "sql", "SQL", show=True, key_display=":"),
     ]
 
@@ -128,7 +129,7 @@ class TuixpApp(App[None]):
         try:
             self.reader.snapshot(query, offset, limit, known, deliver)
         except (FilterError, StoreError) as exc:
-            self.post_message(StoreProblem(str(exc)))
+            self.post_message(StoreProblem(str(exc), from_poll=True))
         finally:
             if delivered:
                 self.post_message(PollFinished())
@@ -177,7 +178,8 @@ class TuixpApp(App[None]):
     @on(StoreProblem)
     def _problem(self, message: StoreProblem) -> None:
         self.browse.status.problem = message.message
-        self._rearm()
+        if message.from_poll:
+            self._rearm()
 
     # -- the trial query ---------------------------------------------------------------------
     def select_experiment(self, name: str) -> None:
@@ -296,6 +298,23 @@ class TuixpApp(App[None]):
 
         if not isinstance(self.screen, SqlScreen):
             self.push_screen(SqlScreen())
+
+    def open_compare(self, trial_ids: list[int] | frozenset[int]) -> bool:
+        """Compare two or more trials of the shown experiment; False if fewer were given."""
+        from tuixp.tui.screens.compare import CompareScreen
+
+        if self.experiment is None or len(set(trial_ids)) < 2:
+            return False
+        self.push_screen(CompareScreen(self.experiment, sorted(set(trial_ids))))
+        return True
+
+    def compare_previous(self, trial_id: int, experiment: str | None = None) -> None:
+        """Compare a trial with the trial before it."""
+        from tuixp.tui.screens.compare import CompareScreen
+
+        exp = experiment or self.experiment
+        if exp is not None:
+            self.push_screen(CompareScreen(exp, [trial_id], previous=True))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):

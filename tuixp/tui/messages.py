@@ -37,9 +37,10 @@ class TrialsLoaded(Message):
 class StoreProblem(Message):
     """The store could not be read this time (busy, missing, not a store); the app retries."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, from_poll: bool = False) -> None:
         super().__init__()
         self.message = message
+        self.from_poll = from_poll
 
 
 class FilterRejected(Message):

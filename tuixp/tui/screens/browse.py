@@ -36,6 +36,8 @@ class BrowseScreen(Screen[None]):
         Binding("e", "experiments", "Experiments", show=False),
         Binding("t", "trials", "Trials", show=False),
         Binding("c", "clear_marks", "Clear marks", show=False),
+        Binding("C", "compare", "Compare", show=True),
+        Binding("v", "compare_previous", "Vs previous", show=False),
         Binding("x", "clear_filter", "Clear filter", show=False),
         Binding("r", "refresh", "Refresh", show=False),
     ]
@@ -117,6 +119,21 @@ class BrowseScreen(Screen[None]):
 
     def action_clear_marks(self) -> None:
         self.tuixp.clear_marks()
+
+    def action_compare(self) -> None:
+        """Compare the marked trials (one mark: with the trial under the cursor)."""
+        ids = set(self.tuixp.marked())
+        row = self.table.current_row
+        if len(ids) == 1 and row is not None:
+            ids.add(row.trial_id)
+        if not self.tuixp.open_compare(frozenset(ids)):
+            self.notify("Mark two or more trials with space to compare them "
+                        "(or press v: this trial vs the previous one).", severity="warning")
+
+    def action_compare_previous(self) -> None:
+        row = self.table.current_row
+        if row is not None:
+            self.tuixp.compare_previous(row.trial_id)
 
     def action_clear_filter(self) -> None:
         self.query_one(FilterInput).value = ""

@@ -64,6 +64,8 @@ class DetailScreen(Screen[None]):
         Binding("m", "next_metric", "Metric", show=True),
         Binding("p", "preview", "Preview", show=True),
         Binding("P", "load_pickle", "Load pickle", show=False),
+        Binding("v", "compare_previous", "Vs previous", show=True),
+        Binding("R", "rerun", "Re-run", show=False),
         Binding("k", "scroll_up", "Up", show=False),
         Binding("j", "scroll_down", "Down", show=False),
         Binding("g", "scroll_home", "Top", show=False),
@@ -363,6 +365,15 @@ class DetailScreen(Screen[None]):
 
     def action_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
+
+    def action_compare_previous(self) -> None:
+        self.tuixp.compare_previous(self.trial_id, self.experiment)
+
+    def action_rerun(self) -> None:
+        from tuixp.tui.screens.compare import rerun
+
+        if self.detail is not None:
+            rerun(self.tuixp, self.experiment, self.detail.trial)
 
     def action_next_metric(self) -> None:
         names = self.metric_names()
