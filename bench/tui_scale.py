@@ -43,6 +43,14 @@ LOAD = os.getloadavg  # other work on the machine slows every figure; the report
 
 
 def _rss_mb() -> float:
+    """Peak RSS of this process. ``ru_maxrss`` would not do: Linux carries it over ``exec`` from
+    the parent (which wrote the store), so VmHWM it is, where the platform has it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
