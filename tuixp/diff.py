@@ -64,6 +64,13 @@ def _status(old: Any, new: Any) -> str:
     return SAME if _same(old, new) else CHANGED
 
 
+def same(a: Any, b: Any) -> bool:
+    """Whether two recorded values are the same (``MISSING`` only equals ``MISSING``)."""
+    if a is MISSING or b is MISSING:
+        return a is b
+    return _same(a, b)
+
+
 def _same(a: Any, b: Any) -> bool:
     # 1 and 1.0 are the same parameter value; True and 1 are not (JSON keeps them apart).
     if isinstance(a, bool) or isinstance(b, bool):

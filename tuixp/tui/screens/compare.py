@@ -89,12 +89,17 @@ def rerun_command(trial: dict[str, Any], store: str) -> str:
     return " ".join(shlex.quote(p) for p in parts)
 
 
-def rerun(app: "TuixpApp", experiment: str, trial: dict[str, Any]) -> None:
-    """Hand a trial's parameters to the launch screen if there is one, else show the command."""
-    launch = getattr(app, "open_launch", None)
-    if callable(launch):
-        launch(experiment, dict(trial.get("params") or {}), trial.get("seed"))
-        return
+def rerun(app: "TuixpApp", experiment: str, trial: dict[str, Any], launch: bool = True) -> None:
+    """Open the launch form prefilled from this trial if the app has one (``launch``), else
+    show the equivalent ``tuixp run`` command line and copy it to the clipboard."""
+    if launch:
+        try:
+            from tuixp.tui.screens.launch import LaunchScreen
+        except ImportError:  # the launch form is not part of this build
+            pass
+        else:
+            app.push_screen(LaunchScreen(experiment, trial.get("trial_id")))
+            return
     command = rerun_command(trial, str(app.reader.path))
     app.copy_to_clipboard(command)
     app.push_screen(RerunScreen(command))
@@ -185,6 +190,7 @@ class CompareScreen(Screen[None]):
         Binding("n", "next_pair", "Next trial", show=True),
         Binding("m", "next_metric", "Metric", show=False),
         Binding("R", "rerun", "Re-run", show=True),
+        Binding("y", "copy_command", "Copy run command", show=False),
         Binding("1", "tab('params')", "Params", show=False),
         Binding("2", "tab('code')", "Code", show=False),
         Binding("3", "tab('environment')", "Env", show=False),
@@ -547,8 +553,13 @@ class CompareScreen(Screen[None]):
         self._show_plot()
 
     def action_rerun(self) -> None:
+        """The compared trial (the second column, or the one ``n`` chose) in the launch form."""
         if self.details is not None:
             rerun(self.tuixp, self.experiment, self.other.trial)
+
+    def action_copy_command(self) -> None:
+        if self.details is not None:
+            rerun(self.tuixp, self.experiment, self.other.trial, launch=False)
 
     def on_resize(self) -> None:
         if self.details is not None and self.unified is None:
