@@ -675,7 +675,7 @@ class Store:
         for path in dead:
             # Its writer is gone and everything complete in it is in the database now.
             if path.name not in kept_back:
-                with contextlib.suppress(FileNotFoundError):
+                with contextlib.suppress(OSError):  # gone already, or a folder we cannot write
                     path.unlink()
         report.offsets = {**offsets, **new_offsets}
         self.journal.rotate_if(report.offsets, self.trials_running)

@@ -98,10 +98,8 @@ class JournalWriter:
                 old = self.path
                 os.close(self._fd)
                 self._fd, self.path = None, None
-                try:
+                with contextlib.suppress(OSError):  # a reader deleted it, or cannot be
                     old.unlink()
-                except FileNotFoundError:
-                    pass
 
     def close(self) -> None:
         with self._lock:
@@ -116,6 +114,8 @@ def writer_is_alive(path: Path) -> bool:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
+    except OSError:
+        return True  # unreadable (another user's): never take its trials for dead
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
