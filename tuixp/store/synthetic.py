@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -58,7 +59,7 @@ def _blobs(experiment: str) -> tuple[list[dict[str, str]], dict[str, str], list[
     env_text = canonical_json(env)
     env_hash = text_hash(env_text)
     blobs[env_hash] = env_text
-    git = {"repository": "/srv/project", "branch": "main", "detached": False,
+    git: dict[str, Any] = {"repository": "/srv/project", "branch": "main", "detached": False,
            "commit": "3f2a9c1d0b7e4a5f8c6d2e1b0a9f8e7d6c5b4a39", "dirty": True, "untracked": [],
            "diff": "--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n-lr = 0.1\n+lr = 0.01\n",
            "notes": []}
@@ -88,6 +89,13 @@ def _insert(con: object, table: str, arrow: pa.Table) -> None:
             f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM _synthetic")
     finally:
         con.unregister("_synthetic")  # type: ignore[attr-defined]
+
+
+def _choose(mask: np.ndarray, yes: Any, no: Any) -> pa.Array:
+    """Strings: ``yes`` (a value or an array) where ``mask``, else ``no`` (a value or None)."""
+    out = np.full(len(mask), no, dtype=object)
+    out[mask] = yes[mask] if isinstance(yes, np.ndarray) else yes
+    return pa.array(out, type=pa.string())
 
 
 def _ts(seconds: np.ndarray) -> pa.Array:
@@ -143,21 +151,20 @@ def _batch(con: object, rng: np.random.Generator, experiment: str, first: int, n
     uuids = np.array([f"{experiment}-{i:010d}" for i in ids])
     params = [json.dumps({"lr": float(a), "depth": int(b), "model": str(c)})
               for a, b, c in zip(lr, depth, models)]
-    result = np.where(ok, np.char.mod("%.6g", score), None)
     fail = status == "failed"
     _insert(con, "trial_record", pa.table({
         "uuid": uuids, "experiment": np.full(n, experiment), "trial_id": ids,
         "status": status, "started_at": _ts(started), "finished_at": _ts(finished),
         "seed": rng.integers(0, 2**31, n), "params": params,
-        "result": pa.array(result, type=pa.string()),
-        "result_type": pa.array(np.where(ok, "<class 'float'>", None), type=pa.string()),
+        "result": _choose(ok, np.char.mod("%.6g", score), None),
+        "result_type": _choose(ok, "<class 'float'>", None),
         "result_value": pa.array(np.where(ok, score, np.nan), from_pandas=True),
-        "error_type": pa.array(np.where(fail, "FloatingPointError",
-                                        np.where(ok, None, "Interrupted")), type=pa.string()),
-        "error_message": pa.array(np.where(fail, "loss diverged", np.where(
-            ok, None, "the process running this trial ended before the trial did")),
-            type=pa.string()),
-        "traceback_hash": pa.array(np.where(fail, refs["traceback_hash"], None), type=pa.string()),
+        "error_type": _choose(fail, "FloatingPointError", _choose(ok, None, "Interrupted")
+                              .to_numpy(zero_copy_only=False)),
+        "error_message": _choose(fail, "loss diverged", _choose(
+            ok, None, "the process running this trial ended before the trial did")
+            .to_numpy(zero_copy_only=False)),
+        "traceback_hash": _choose(fail, refs["traceback_hash"], None),
         "host": np.full(n, "trainbox"), "pid": np.full(n, 4242, dtype=np.int32),
         "journal": np.full(n, "synthetic"), "script": np.full(n, "train.py"),
         "scheduler": np.full(n, "threads"),

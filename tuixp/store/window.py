@@ -172,7 +172,7 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
     metric_names = [r[0] for r in con.execute(
         "SELECT DISTINCT name FROM metric_record WHERE experiment = ? ORDER BY name",
         [experiment]).fetchall()]
-    metrics = []
+    metrics: list[Column] = []
     for name in metric_names:
         col_name = name if name not in taken else f"metric_{name}"
         taken.add(col_name)

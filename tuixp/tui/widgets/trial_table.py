@@ -103,6 +103,14 @@ def _flags(row: TrialRow, now: float) -> tuple[str, str]:
     return text, "trial-table--flag" if text != "···" else "trial-table--dim"
 
 
+def _param(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]]:
+    return lambda row, now: (fmt_number(row.params.get(key), width), "")
+
+
+def _metric(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]]:
+    return lambda row, now: (fmt_number(row.metrics.get(key), width), "")
+
+
 def display_columns(lay: Layout) -> list[DisplayColumn]:
     """The columns for an experiment: id and status fixed, then parameters, result, metrics..."""
     cols = [
@@ -111,19 +119,15 @@ def display_columns(lay: Layout) -> list[DisplayColumn]:
     ]
     for p in lay.params:
         width = max(8 if p.numeric else 6, min(10, len(p.name)))
-        cols.append(DisplayColumn(
-            p.name, p.name, width,
-            lambda r, n, k=p.source, w=width: (fmt_number(r.params.get(k), w), ""),
-            right=p.numeric))
+        cols.append(DisplayColumn(p.name, p.name, width, _param(p.source, width),
+                                  right=p.numeric))
     cols.append(DisplayColumn(
         "result", "result", 9,
         lambda r, n: (fmt_number(r.result_value if r.result_value is not None else r.result, 9),
                       "trial-table--result"), right=True))
     for m in lay.metrics:
         width = max(7, min(10, len(m.name)))
-        cols.append(DisplayColumn(
-            m.name, m.name, width,
-            lambda r, n, k=m.source, w=width: (fmt_number(r.metrics.get(k), w), ""), right=True))
+        cols.append(DisplayColumn(m.name, m.name, width, _metric(m.source, width), right=True))
     cols += [
         DisplayColumn("elapsed", "elapsed", 7, _elapsed, right=True),
         DisplayColumn("started", "started", 11, lambda r, n: (fmt_time(r.started_at), "")),
