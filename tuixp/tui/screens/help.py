@@ -16,6 +16,7 @@ HELP = """\
 |---|---|
 | `?` | this help |
 | `ctrl+p` | command palette: sort, filter, open, marks, themes… |
+| `:` | SQL screen: read-only queries over the store's views |
 | `q` | quit (the terminal is restored) |
 | `tab` / `shift+tab` | next / previous pane |
 
