@@ -2,59 +2,78 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Static
 
-HELP = """\
-# tuixp keys
+SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
+    ("Everywhere", [
+        ("?", "this help"),
+        ("ctrl+p", "command palette: sort, filter, open, marks, themes…"),
+        (":", "SQL screen: read-only queries over the store's views"),
+        ("q", "quit (the terminal is restored)"),
+        ("tab shift+tab", "next / previous pane"),
+    ]),
+    ("Experiments and trials", [
+        ("j k  ↓ ↑", "move down / up"),
+        ("g G  home end", "first / last trial"),
+        ("ctrl+f ctrl+b", "page down / up (or the page keys)"),
+        ("h l  ← →", "choose a column"),
+        ("s", "sort by that column (again: reverse)"),
+        ("/", "filter with a SQL condition, e.g. status = 'failed'"),
+        ("x", "clear the filter"),
+        ("space", "mark the trial for comparison (again: unmark)"),
+        ("c", "clear the marks"),
+        ("enter", "open the trial"),
+        ("e  t", "go to the experiments / the trials"),
+        ("r", "read the store now (it refreshes every second)"),
+    ]),
+    ("Trial detail", [
+        ("1 … 7", "overview, metrics, code, env, git, outputs, steps"),
+        ("m", "metrics plot: next metric (marked trials overlaid)"),
+        ("p", "preview the selected persisted output"),
+        ("P", "load a pickled output (only after p asked)"),
+        ("j k g G", "scroll"),
+        ("escape", "back to the trials"),
+    ]),
+]
 
-## Everywhere
-| key | action |
-|---|---|
-| `?` | this help |
-| `ctrl+p` | command palette: sort, filter, open, marks, themes… |
-| `:` | SQL screen: read-only queries over the store's views |
-| `q` | quit (the terminal is restored) |
-| `tab` / `shift+tab` | next / previous pane |
+FILTER_NOTE = (
+    "A filter can use trial_id status result elapsed started finished seed commit branch dirty "
+    "error host code_changed env_changed impure, each parameter and each metric (its last "
+    "value) by name: model = 'ridge' AND loss < 0.2. The CEI column flags a changed Code or "
+    "Environment since the previous trial, or an Impure step."
+)
 
-## Experiments and trials
-| key | action |
-|---|---|
-| `j` `k` or arrows | move down / up |
-| `g` `G` or `home` `end` | first / last trial |
-| `ctrl+f` `ctrl+b` or page keys | page down / up |
-| `h` `l` or left right | choose a column |
-| `s` | sort by that column (again: reverse) |
-| `/` | filter: a SQL condition such as `status = 'failed'` or `lr > 0.01 AND loss < 0.3` |
-| `x` | clear the filter |
-| `space` | mark the trial for comparison (again: unmark) |
-| `c` | clear the marks |
-| `enter` | open the trial |
-| `e` / `t` | go to the experiments / the trials |
-| `r` | read the store now (it refreshes by itself every second) |
 
-Columns a filter can use: `trial_id status result elapsed started finished seed commit branch
-dirty error host code_changed env_changed impure`, each parameter and each metric (its last
-value) by name. The `CEI` column flags a trial whose **C**ode or **E**nvironment changed since
-the previous trial, or with an **I**mpure step.
-
-## Trial detail
-| key | action |
-|---|---|
-| `1`…`7` | overview, metrics, code, environment, git, outputs, steps |
-| `m` | metrics plot: next metric (marked trials are overlaid) |
-| `p` | preview the selected persisted output |
-| `P` | load a pickled output (only after `p` asked) |
-| `j` `k` `g` `G` | scroll |
-| `escape` | back to the trials |
-"""
+def help_text() -> Group:
+    """Every key, one line each, so the whole help fits a small terminal."""
+    parts: list[Any] = [Text("tuixp keys", style="bold"), Text("")]
+    for title, keys in SECTIONS:
+        parts.append(Text(title, style="bold underline"))
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold", no_wrap=True, min_width=14)
+        grid.add_column()
+        for key, action in keys:
+            grid.add_row(key, action)
+        parts += [grid, Text("")]
+    parts.append(Text(FILTER_NOTE, style="dim"))
+    return Group(*parts)
 
 
 class HelpScreen(ModalScreen[None]):
     """Keys of every screen; escape, q or ? closes it."""
+
+    DEFAULT_CSS = """
+    #help-body { padding: 0 1; }
+    """
 
     BINDINGS = [
         Binding("escape,q,question_mark", "close", "Close", show=True),
@@ -64,7 +83,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
-            yield Markdown(HELP)
+            yield Static(help_text(), id="help-body")
 
     def action_close(self) -> None:
         self.dismiss()
