@@ -498,17 +498,31 @@ class Experiment:
             for plan, (result_key, persist_keys) in zip(plans, keys):
                 plan.result_key, plan.persist_keys = result_key, persist_keys
         started = time.time()
-        for i, plan in enumerate(plans):
-            steps_mod.RECORDERS[plan.ctx.trial_uuid] = plan.recorder
-            plan.recorder.start({
-                "t": "trial_started", "uuid": plan.ctx.trial_uuid, "experiment": self.id,
-                "trial_id": plan.ctx.trial_id, "started_at": started, "seed": plan.ctx.seed,
-                "params": plan.recorded, "host": plan.ctx.owner_host, "pid": plan.ctx.owner_pid,
-                "script": self.script, "scheduler": sched.name, "changes": changes,
-                "data": world["data"], **refs,
-            }, texts if i == 0 else [])
-            if plan.reused:
-                self._record_reused(plan)
+        begun: list[_Plan] = []
+        try:
+            for i, plan in enumerate(plans):
+                steps_mod.RECORDERS[plan.ctx.trial_uuid] = plan.recorder
+                plan.recorder.start({
+                    "t": "trial_started", "uuid": plan.ctx.trial_uuid, "experiment": self.id,
+                    "trial_id": plan.ctx.trial_id, "started_at": started, "seed": plan.ctx.seed,
+                    "params": plan.recorded, "host": plan.ctx.owner_host,
+                    "pid": plan.ctx.owner_pid, "script": self.script, "scheduler": sched.name,
+                    "changes": changes, "data": world["data"], **refs,
+                }, texts if i == 0 else [])
+                begun.append(plan)
+                if plan.reused:
+                    self._record_reused(plan)
+        except BaseException as exc:
+            # A start the store refused (a full disk): end the trials already started, or they
+            # would show as running for as long as this process lives.
+            for plan in plans:
+                steps_mod.RECORDERS.pop(plan.ctx.trial_uuid, None)
+            for plan in begun:
+                try:
+                    plan.recorder.finish("failed", error=exc)
+                except Exception:  # noqa: BLE001 - still full: it ends as interrupted later
+                    logger.debug("could not record the end of trial %d", plan.ctx.trial_id)
+            raise
         if sched.kind == "local" and sched.name != "processes":
             apply_seed(plans[0].ctx.seed)
         try:

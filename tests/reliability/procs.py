@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -106,6 +107,15 @@ def install_death(point: str, n: int) -> None:
             original_ids(fd, counts)
 
         ids.TrialCounter._write = staticmethod(ids_write)  # type: ignore[method-assign]
+    elif point == "enospc":
+        original_write = journal.JournalWriter.write
+
+        def failing_write(self: Any, events: list[dict[str, Any]], sync: bool = False) -> None:
+            if hit():  # a disk that is full for this one write, then has room again
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return original_write(self, events, sync)
+
+        journal.JournalWriter.write = failing_write  # type: ignore[method-assign]
     else:
         raise SystemExit(f"unknown death point {point}")
 
@@ -147,6 +157,8 @@ def write(args: argparse.Namespace) -> int:
         install_death(point, int(n or 1))
     ex, node = build(args.store)
     ex._stall.update(at=args.stall_at, signal=args.signal, sleep=args.step_sleep)
+    if args.grid:
+        return write_grids(args)
     for i in range(args.start, args.start + args.trials):
         if args.pause_every and i > args.start and (i - args.start) % args.pause_every == 0:
             time.sleep(args.pause)  # let the burst end so this process ingests, as users do
@@ -162,6 +174,38 @@ def write(args: argparse.Namespace) -> int:
         print(json.dumps({"trial_id": got[0], "worker": args.worker, "i": i}), flush=True)
         if args.die_after is not None and i - args.start + 1 == args.die_after:
             die()
+    return 0
+
+
+def write_grids(args: argparse.Namespace) -> int:
+    """Grids of ``--grid`` trials of experiment ``grid`` (result i * i); a grid the store
+    refuses is reported and the next one runs."""
+    import tuixp
+    from tuixp.errors import StoreError
+    from tuixp.store import Store
+
+    ex = tuixp.Experiment("grid", store=args.store)
+    i = ex.parameter("i")
+
+    @ex.result
+    def square(i):
+        return i * i
+
+    node = square(i)
+    for start in range(args.start, args.start + args.trials, args.grid):
+        points = list(range(start, min(start + args.grid, args.start + args.trials)))
+        try:
+            outcomes = node.compute_grid(scheduler=args.scheduler, i=points)
+        except StoreError as exc:
+            print(json.dumps({"refused": str(exc)}), flush=True)
+            continue
+        for o in outcomes:
+            print(json.dumps({"trial_id": o.trial_id, "i": o.params["i"]}), flush=True)
+    # While this process still lives: nothing of it may show as running.
+    with Store(args.store).connect() as con:
+        running = con.execute("SELECT count(*) FROM trials WHERE status = 'running'").fetchone()
+    print(json.dumps({"running_in_store": running[0],
+                      "running_in_process": ex.store.trials_running}), flush=True)
     return 0
 
 
@@ -263,6 +307,7 @@ def main() -> int:
     w.add_argument("--stall-at", type=int, default=None, help="sleep inside trial i")
     w.add_argument("--signal", default=None, help="file written when the stall begins")
     w.add_argument("--step-sleep", type=float, default=0.0, help="seconds inside each trial")
+    w.add_argument("--grid", type=int, default=0, help="run trials in grids of this many")
     f = sub.add_parser("fill")
     f.add_argument("--store", required=True)
     f.add_argument("--size", type=int, default=100_000)

@@ -237,6 +237,8 @@ def test_disk_full_says_so_and_loses_nothing_recorded(tmp_path: Path, tmpfs, whe
     assert not state.by_status("running")
     if when == "later":
         assert len(verify_store(store).trials) == 3
+    print(f"\ndisk full ({when}): {len(filled)} trials fit and were kept, "
+          f"{len(state.trials)} recorded; refused with: {message[0][:90]}")
 
 
 # -- stores tuixp cannot use -----------------------------------------------------------------
@@ -380,3 +382,22 @@ def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
             assert len(lines) == 1 and "Traceback" not in done.stderr, (kind, done.stderr)
             assert str(path) in lines[0], (kind, lines)
         assert before is None or file_digest(path) == before, kind
+
+
+@pytest.mark.slow
+def test_a_grid_refused_halfway_leaves_no_trial_running(tmp_path: Path) -> None:
+    """The disk fills while a grid's trials are being started (a simulated ENOSPC at the
+    second start): the grid is refused, the trial already started ends as failed at once,
+    not when the process exits, and the next grid runs normally."""
+    store = tmp_path / "store.duckdb"
+    done = run_writer(store, "--trials", "6", "--grid", "3", "--die", "enospc:2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert "No space left" in lines[0]["refused"]
+    assert [(c["trial_id"], c["i"]) for c in lines[1:4]] == [(4, 3), (5, 4), (6, 5)]
+    assert lines[4] == {"running_in_store": 0, "running_in_process": 0}
+    with Store(store).connect() as con:
+        rows = con.execute("SELECT trial_id, status, error FROM trials ORDER BY 1").fetchall()
+    assert [(t, s) for t, s, _ in rows] == [(1, "failed"), (4, "succeeded"), (5, "succeeded"),
+                                            (6, "succeeded")]
+    assert "No space left" in rows[0][2]

@@ -78,7 +78,11 @@ class TrialRecorder:
         """Journal the trial's start. Not synced here: ``runner.execute`` syncs the journal once
         for all the trials of a run before any step runs (a grid of 64 trials paid 64 fsyncs)."""
         self.store.trial_began()
-        self.store.record([*texts, started])
+        try:
+            self.store.record([*texts, started])
+        except BaseException:
+            self.store.trial_ended()  # it never started: the store's count must not keep it
+            raise
         self.emit("trial_started", started["started_at"],
                   data={"params": started.get("params", {}), "seed": started.get("seed")})
 
