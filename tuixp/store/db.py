@@ -325,8 +325,9 @@ class IngestReport:
 _stores_lock = threading.Lock()
 # Never fetch or load an extension behind the user's back: opening a SQLite file would otherwise
 # download sqlite_scanner from the network.
-_CONFIG = {"default_block_size": "16384", "autoinstall_known_extensions": False,
-           "autoload_known_extensions": False}
+_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "default_block_size": "16384", "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False}
 _guards: dict[Path, threading.RLock] = {}
 _guards_lock = threading.Lock()
 
@@ -455,8 +456,8 @@ class Store:
         con = self._open(read_only=read_only, timeout=LOCK_TIMEOUT if timeout is None else timeout)
         try:
             # _open may have fallen back to read-only (a file we cannot write): ask DuckDB.
-            writable = not read_only and con.execute(
-                "SELECT current_setting('access_mode')").fetchone()[0] != "read_only"
+            mode = con.execute("SELECT current_setting('access_mode')").fetchone()
+            writable = not read_only and (mode is None or mode[0] != "read_only")
             try:
                 if writable:
                     self._ensure_schema(con)
