@@ -307,3 +307,20 @@ def test_compare_snapshot(compare_store: Path, snap_compare: Any, tab: str,
         await _snap_setup(pilot, tab)
 
     assert snap_compare(_app(compare_store), terminal_size=size, run_before=run_before)
+
+
+async def test_command_palette_on_the_compare_screen(compare_store: Path) -> None:
+    app = _app(compare_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _house(pilot, marks=(1, 2))
+        await pilot.press("ctrl+p")
+        await pilot.press(*"compare the marked")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        screen = await _compared(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"only the rows")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.only_differences, what="only differences")
+        assert [r.name for _, r in screen.table_rows()] == ["lr", "result", "loss (last)"]

@@ -17,6 +17,8 @@ class TuixpCommands(Provider):
 
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         from tuixp.tui.screens.browse import BrowseScreen
+        from tuixp.tui.screens.compare import TABS as COMPARE_TABS
+        from tuixp.tui.screens.compare import CompareScreen
         from tuixp.tui.screens.detail import TABS, DetailScreen
 
         app = cast("TuixpApp", self.app)
@@ -37,6 +39,12 @@ class TuixpCommands(Provider):
                             partial(app.toggle_mark, row.trial_id), "space in the table"))
             if app.marked():
                 out.append(("Clear marks", app.clear_marks, f"{len(app.marked())} marked"))
+            if len(app.marked()) >= 2:
+                out.append(("Compare the marked trials", screen.action_compare,
+                            "C: parameters, code, environment, metrics side by side"))
+            if row is not None:
+                out.append((f"Compare trial #{row.trial_id} with the previous one",
+                            screen.action_compare_previous, "v"))
             out.append(("Filter trials", screen.action_filter, "a SQL condition over the columns"))
             if q is not None and q.where:
                 out.append(("Clear filter", screen.action_clear_filter, q.where))
@@ -56,6 +64,21 @@ class TuixpCommands(Provider):
                 out.append((f"Plot metric {name}", partial(self._plot, screen, name), "metrics"))
             out.append(("Preview persisted output", screen.action_preview, "outputs"))
             out.append(("Back to trials", screen.action_back, "escape"))
+            out.append((f"Compare trial #{screen.trial_id} with the previous one",
+                        screen.action_compare_previous, "v"))
+            out.append(("Re-run with these parameters", screen.action_rerun, "R"))
+        elif isinstance(screen, CompareScreen):
+            for i, (pane, title) in enumerate(COMPARE_TABS, 1):
+                out.append((f"Show {title.lower()}", partial(screen.action_tab, pane), f"key {i}"))
+            out.append(("Show only the rows that differ" if not screen.only_differences
+                        else "Show every row", screen.action_only_differences, "d"))
+            out.append(("Code: unified / side by side", screen.action_unified, "u"))
+            if len(screen.trial_ids) > 2:
+                out.append(("Compare with the next trial", screen.action_next_pair, "n"))
+            out.append(("Re-run the compared trial with its parameters", screen.action_rerun,
+                        "R"))
+            out.append(("Copy the tuixp run command", screen.action_copy_command, "y"))
+            out.append(("Back", screen.action_back, "escape"))
         out.append(("Help: keys", app.action_help, "?"))
         for label, theme in (("light", "textual-light"), ("dark", "textual-dark"),
                              ("16 colours", "ansi-dark")):

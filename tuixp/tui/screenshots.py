@@ -2,7 +2,7 @@
 
 It records a small real store first (real trials through ``tuixp.Experiment`` in a child
 process, in a temporary folder), then drives the app headless with Pilot and saves
-``browse.svg``, ``detail.svg`` and ``metrics.svg`` (and ``light.svg``) into DIR.
+``browse.svg``, ``detail.svg``, ``metrics.svg`` and ``compare.svg`` (and ``light.svg``) into DIR.
 """
 
 from __future__ import annotations
@@ -140,6 +140,15 @@ async def _shoot(store: Path, out: Path) -> list[Path]:
                 await pilot.pause(0.3)
                 app.save_screenshot("metrics.svg", str(out))
                 written.append(out / "metrics.svg")
+                # The compare screen: the two marked trials side by side.
+                from tuixp.tui.screens.compare import CompareScreen
+
+                await pilot.press("escape")
+                app.open_compare(app.marked())
+                await until(pilot, lambda a=app: isinstance(a.screen, CompareScreen)
+                            and a.screen.details is not None)
+                app.save_screenshot("compare.svg", str(out))
+                written.append(out / "compare.svg")
     return written
 
 

@@ -132,7 +132,8 @@ def result_rows(details: Sequence[TrialDetail]) -> list[diff.ParamRow]:
     rows = []
     for name, values in fields:
         table = diff.param_table([{name: v} if v is not diff.MISSING else {} for v in values])
-        differs = table[0].differs if table else False
+        # Run time always differs a little: shown, never counted as a difference.
+        differs = table[0].differs if table and name != "elapsed s" else False
         rows.append(diff.ParamRow(name, tuple(values), differs))
     return rows
 
