@@ -278,6 +278,8 @@ def test_demo_records_something_to_look_at(tmp_path: Path) -> None:
         assert changed == [(9,), (10,)]  # both trials of the run after the edit
         code = dict(con.execute("SELECT trial_id, source FROM code WHERE step = 'train' "
                                 "AND trial_id IN (1, 10)").fetchall())
+        scripts = con.execute("SELECT DISTINCT script FROM trials").fetchall()
+    assert scripts == [(str(store.parent / "tuixp.duckdb.demo" / "demo_experiment.py"),)]
     assert "w -= lr * grad" in code[1] and "decaying step size" in code[10]
     diff = invoke("diff", "demo", "1", "10", "--code", "--store", store)
     assert "+        w -= lr / (1.0 + 0.05 * epoch) * grad" in diff.stdout

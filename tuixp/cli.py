@@ -547,6 +547,8 @@ def load_script(path: Path) -> LoadedScript:
     if not experiments:
         raise CliError(f"{path.name} defines no tuixp Experiment "
                        "(ex = tuixp.Experiment(\"name\") at module level)")
+    for ex in experiments:
+        ex.script = str(path)  # the trials' script: this file, not the tuixp executable
     return LoadedScript(path, module, experiments, results)
 
 
@@ -753,7 +755,6 @@ def run_command(
         node = loaded.pick(result)
         ex = node.ex
         _check_parameters(ex, fixed, grid_values)
-        ex.script = str(loaded.path)
         if chosen_store is not None:
             use_store(loaded, chosen_store)
         if sched_name not in ("threads", "sync"):
@@ -1109,7 +1110,8 @@ def render_trial(doc: dict[str, Any]) -> str:
     out += [f"  {k:<{width}}  {fmt_value(v)}" for k, v in doc["params"].items()] or ["  (none)"]
     if doc["status"] == "succeeded":
         out.append(_section("Result"))
-        out.append(f"  {fmt_value(doc['result'])}    ({doc['result_type']})")
+        kind = re.sub(r"^<class '(.*)'>$", r"\1", doc["result_type"] or "")
+        out.append(f"  {fmt_value(doc['result'])}    ({kind})")
     else:
         out.append(_section("Error"))
         out.append(f"  {doc['error_type'] or ''}: {doc['error_message'] or ''}")
