@@ -673,6 +673,7 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
+@handled
 def _root(
     ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
