@@ -45,7 +45,7 @@ async def _run(pilot: Any, screen: SqlScreen, text: str) -> None:
 
 
 def _message(screen: SqlScreen) -> str:
-    return str(screen.query_one("#sql-message", Static).render())
+    return str(screen.query_one("#sql-message", Static).content)
 
 
 def _cells(screen: SqlScreen) -> list[list[str]]:

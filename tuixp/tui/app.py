@@ -24,6 +24,7 @@ from tuixp.errors import StoreError, TuixpError
 from tuixp.store.window import FilterError, TrialQuery
 from tuixp.tui.commands import TuixpCommands
 from tuixp.tui.data import StoreReader
+from tuixp.tui.launcher import Launches
 from tuixp.tui.messages import (
     FilterRejected,
     MarksChanged,
@@ -36,6 +37,7 @@ from tuixp.tui.messages import (
 from tuixp.tui.screens.browse import BrowseScreen
 from tuixp.tui.screens.detail import DetailScreen
 from tuixp.tui.screens.help import HelpScreen
+from tuixp.tui.screens.launch import LaunchUpdated, handle_update
 from tuixp.tui.widgets.trial_table import fmt_number
 
 POLL_INTERVAL = 1.0
@@ -73,6 +75,7 @@ class TuixpApp(App[None]):
         self._polling = False
         self._poll_timer: Any = None
         self.sub_title = self.reader.path.name
+        self.launches = Launches(clock=self.clock)
         if theme:
             self.theme = THEMES.get(theme, theme)
 
@@ -292,6 +295,37 @@ class TuixpApp(App[None]):
     def open_trial(self, trial_id: int) -> None:
         if self.experiment is not None:
             self.push_screen(DetailScreen(self.experiment, trial_id))
+
+    def action_launch(self) -> None:
+        """The launch form, prefilled from the trial on screen (detail) or under the cursor."""
+        from tuixp.tui.screens.launch import LaunchScreen, ProgressScreen
+
+        if isinstance(self.screen, (LaunchScreen, ProgressScreen)):
+            return
+        trial_id = None
+        if isinstance(self.screen, DetailScreen):
+            experiment, trial_id = self.screen.experiment, self.screen.trial_id
+        else:
+            experiment = self.experiment
+            try:
+                row = self.browse.table.current_row
+                trial_id = row.trial_id if row is not None else None
+            except LookupError:
+                pass
+        self.push_screen(LaunchScreen(experiment, trial_id))
+
+    def action_runs(self) -> None:
+        from tuixp.tui.screens.launch import LaunchScreen, ProgressScreen
+
+        if not isinstance(self.screen, (LaunchScreen, ProgressScreen)):
+            self.push_screen(ProgressScreen())
+
+    @on(LaunchUpdated)
+    def _launch_updated(self, message: LaunchUpdated) -> None:
+        handle_update(self, message)
+
+    def on_unmount(self) -> None:
+        self.launches.shutdown()
 
     def action_sql(self) -> None:
         from tuixp.tui.screens.sql import SqlScreen

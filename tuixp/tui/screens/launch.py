@@ -1,0 +1,623 @@
+"""Launching trials: the form (``LaunchScreen``) and the live progress of launches (``ProgressScreen``).
+
+The form is prefilled from a trial of the store (its script, parameters, scheduler, the graph's
+steps); values are checked as they are typed with the command line's own parser (a Python
+literal, or a bare word for a string). Enter starts ``tuixp run ... --progress jsonl`` as a child
+process (``tuixp.tui.launcher``): the script never runs in the UI process. Its updates arrive as
+``LaunchUpdated`` messages on the app, which applies them to the launch on the UI thread and asks
+the store for the new trials.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+from textual_plotext import PlotextPlot
+
+from tuixp.errors import TuixpError
+from tuixp.store import sql as store_sql
+from tuixp.tui.launcher import Launch, LaunchRequest, TrialProgress
+from tuixp.tui.widgets.trial_table import fmt_elapsed
+
+if TYPE_CHECKING:
+    from tuixp.tui.app import TuixpApp
+
+SCHEDULERS = ("threads", "processes", "sync", "distributed")
+STATE_STYLE = {
+    "starting": "yellow", "running": "bold yellow", "succeeded": "green", "failed": "bold red",
+    "refused": "bold red", "interrupted": "magenta", "killed": "bold red", "waiting": "dim",
+    "reused": "cyan",
+}
+TASK_ICON = {"waiting": "·", "running": "▶", "succeeded": "✓", "failed": "✗", "reused": "↺",
+             "interrupted": "■"}
+STDERR_SHOWN = 6
+
+
+# -- parsing what is typed: the command line's rules -------------------------------------------
+def parse_value(text: str, name: str) -> Any:
+    from tuixp.cli import parse_value as cli_parse
+
+    return cli_parse(text, name)
+
+
+def check_value(text: str, name: str, previous: Any = None) -> tuple[str, str]:
+    """(css class, hint) for a value as typed: '' ok, '-warning' type changed, '-invalid'."""
+    from tuixp.cli import CliError
+
+    if not text.strip():
+        return "", "not passed"
+    try:
+        value = parse_value(text, name)
+    except CliError as exc:
+        return "-invalid", str(exc).split(": ", 1)[-1]
+    kind = type(value).__name__
+    if previous is not None and not _same_kind(previous, value):
+        return "-warning", f"{kind}, was {type(previous).__name__}"
+    return "", kind
+
+
+def check_grid(text: str, name: str, previous: Any = None) -> tuple[str, str]:
+    from tuixp.cli import CliError, split_values
+
+    if not text.strip():
+        return "", ""
+    items = split_values(text)
+    if any(not item.strip() for item in items):
+        return "-invalid", "an empty value in the grid"
+    kinds = []
+    for item in items:
+        try:
+            value = parse_value(item, name)
+        except CliError as exc:
+            return "-invalid", str(exc).split(": ", 1)[-1]
+        if previous is not None and not _same_kind(previous, value):
+            return "-warning", f"{item.strip()} is {type(value).__name__}"
+        kinds.append(type(value).__name__)
+    return "", f"{len(items)} values"
+
+
+def _same_kind(a: Any, b: Any) -> bool:
+    numbers = (int, float)
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool)
+    if isinstance(a, numbers) and isinstance(b, numbers):
+        return True
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return True
+    return type(a) is type(b)
+
+
+def as_text(value: Any) -> str:
+    """A recorded value as one would type it: a bare word for a plain string, else a literal."""
+    if isinstance(value, str):
+        try:
+            if parse_value(value, "x") == value and value.strip() == value and value:
+                return value
+        except TuixpError:
+            pass
+    return repr(value)
+
+
+def check_scheduler(text: str) -> tuple[str, str]:
+    value = text.strip()
+    if not value or value in SCHEDULERS or value.startswith("tcp://"):
+        return "", ""
+    return "-invalid", "threads, processes, sync, distributed or tcp://HOST:PORT"
+
+
+# -- what the form needs from the store ---------------------------------------------------------
+@dataclass
+class LaunchChoice:
+    """An experiment the store knows a script for, and the trial the form starts from."""
+
+    experiment: str
+    script: str
+    trial_id: int
+    params: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None
+    scheduler: str | None = None
+    steps: list[str] = field(default_factory=list)
+
+
+def read_choices(store: Path, prefer: tuple[str, int] | None) -> list[LaunchChoice]:
+    """Experiments with a recorded script, most recent first; each from its latest trial (or
+    from ``prefer``, the trial the person had selected)."""
+    rows = store_sql.query(store, """
+        SELECT experiment, arg_max(script, trial_id) AS script, max(trial_id) AS latest
+        FROM trials WHERE script IS NOT NULL
+        GROUP BY experiment ORDER BY max(started_at) DESC, experiment""").rows
+    out = []
+    for experiment, script, latest in rows:
+        if not str(experiment).isidentifier():
+            continue  # never interpolate anything but an identifier into the queries below
+        trial_id = int(latest)
+        if prefer is not None and prefer[0] == experiment:
+            trial_id = int(prefer[1])
+        found = store_sql.query(store, f"""
+            SELECT params, seed, scheduler, script FROM trials
+            WHERE experiment = '{experiment}' AND trial_id = {trial_id}""",
+                                ingest_first=False).rows
+        if not found:
+            continue
+        params_json, seed, scheduler, trial_script = found[0]
+        steps = store_sql.query(store, f"""
+            SELECT step FROM code WHERE experiment = '{experiment}' AND trial_id = {trial_id}
+            ORDER BY ord""", ingest_first=False).rows
+        params = json.loads(params_json) if params_json else {}
+        steps = [row for row in steps if not str(row[0]).startswith("<")]  # <script> etc.
+        out.append(LaunchChoice(experiment, trial_script or script, trial_id,
+                                params if isinstance(params, dict) else {}, seed, scheduler,
+                                [s for (s,) in steps]))
+    return out
+
+
+# -- messages ----------------------------------------------------------------------------------
+class ChoicesLoaded(Message):
+    def __init__(self, choices: list[LaunchChoice], error: str | None) -> None:
+        super().__init__()
+        self.choices = choices
+        self.error = error
+
+
+class LaunchUpdated(Message):
+    """One update of a launch from its reader threads: an event line, a stderr line, its exit."""
+
+    def __init__(self, launch: Launch, kind: str, payload: Any) -> None:
+        super().__init__()
+        self.launch = launch
+        self.kind = kind
+        self.payload = payload
+
+
+def handle_update(app: "TuixpApp", message: LaunchUpdated) -> None:
+    """The app's part: apply the update on the UI thread, read the store when trials change."""
+    launch = message.launch
+    launch.apply(message.kind, message.payload)
+    if message.kind == "exit" or (message.kind == "event" and (
+            '"trial_started"' in message.payload or '"trial_finished"' in message.payload)):
+        app.poll(force=True)
+    if message.kind == "exit":
+        if launch.state == "refused":
+            app.notify(launch.message, title=f"Launch #{launch.number} refused",
+                       severity="error", timeout=8)
+        else:
+            counts: dict[str, int] = {}
+            for trial in launch.trials.values():
+                counts[trial.status] = counts.get(trial.status, 0) + 1
+            summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials"
+            app.notify(summary, title=f"Launch #{launch.number} {launch.state}",
+                       severity="error" if launch.state in ("failed", "killed") else "information")
+    screen = app.screen
+    if isinstance(screen, ProgressScreen):
+        screen.launch_changed(launch)
+
+
+def start_launch(app: "TuixpApp", request: LaunchRequest) -> Launch:
+    launch = app.launches.new(request)
+    launch.start(deliver=lambda ln, kind, payload: app.post_message(
+        LaunchUpdated(ln, kind, payload)))
+    return launch
+
+
+# -- the form ----------------------------------------------------------------------------------
+class ParamRow(Horizontal):
+    """One parameter: its value, optional grid values, and what the typing parses to."""
+
+    def __init__(self, name: str, previous: Any, index: int) -> None:
+        super().__init__(classes="param-row")
+        self.param = name
+        self.previous = previous
+        self.index = index
+
+    def compose(self) -> ComposeResult:
+        yield Label(self.param, classes="param-name")
+        yield Input(as_text(self.previous) if self.previous is not None else "",
+                    placeholder="value", classes="param-value", id=f"value-{self.index}")
+        yield Input("", placeholder="grid: v1,v2,…", classes="param-grid", id=f"grid-{self.index}")
+        yield Static("", classes="param-hint", id=f"hint-{self.index}")
+
+    def on_mount(self) -> None:
+        self.check()
+
+    @on(Input.Changed)
+    def _changed(self) -> None:
+        self.check()
+
+    def check(self) -> bool:
+        value = self.query_one(".param-value", Input)
+        grid = self.query_one(".param-grid", Input)
+        hint = self.query_one(".param-hint", Static)
+        vcls, vhint = check_value(value.value, self.param, self.previous)
+        gcls, ghint = check_grid(grid.value, self.param, self.previous)
+        value.set_class(vcls == "-invalid", "-invalid")
+        value.set_class(vcls == "-warning", "-warning")
+        grid.set_class(gcls == "-invalid", "-invalid")
+        grid.set_class(gcls == "-warning", "-warning")
+        if grid.value.strip():
+            cls, text = gcls, ghint
+        else:
+            cls, text = vcls, vhint
+        hint.set_classes(f"param-hint {cls}".strip())
+        hint.update(Text(text, no_wrap=True, overflow="ellipsis"))
+        return vcls != "-invalid" and gcls != "-invalid"
+
+
+class LaunchScreen(Screen[None]):
+    """Pick an experiment, edit its parameters, Enter launches ``tuixp run`` in a child process."""
+
+    BINDINGS = [
+        Binding("ctrl+enter,ctrl+j", "launch", "Launch", show=True, priority=True),
+        Binding("ctrl+r", "runs", "Runs", show=True),
+        Binding("escape", "back", "Back", show=True),
+    ]
+
+    def __init__(self, experiment: str | None = None, trial_id: int | None = None) -> None:
+        super().__init__()
+        self.prefer = (experiment, trial_id) if experiment and trial_id else None
+        self.choices: list[LaunchChoice] = []
+        self.choice: LaunchChoice | None = None
+        self.loaded = False
+
+    @property
+    def tuixp(self) -> "TuixpApp":
+        return cast("TuixpApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◆")
+        with VerticalScroll(id="launch-form"):
+            with Horizontal(classes="form-row"):
+                yield Label("experiment", classes="form-label")
+                yield Select[str]([], prompt="(type a script path below)", id="launch-experiment",
+                                  allow_blank=True)
+            with Horizontal(classes="form-row"):
+                yield Label("script", classes="form-label")
+                yield Input(placeholder="path/to/experiment.py", id="launch-script")
+            yield Static("", id="launch-from")
+            yield Vertical(id="launch-params")
+            with Horizontal(classes="form-row"):
+                yield Label("more", classes="form-label")
+                yield Input(placeholder="NAME=VALUE … (parameters not listed above)",
+                            id="launch-extra")
+            with Horizontal(classes="form-row"):
+                yield Label("seed", classes="form-label")
+                yield Input(placeholder="none", id="launch-seed", type="integer")
+                yield Label("scheduler", classes="form-label-2")
+                yield Input("threads", id="launch-scheduler",
+                            placeholder="threads|processes|sync|tcp://HOST:PORT")
+        yield Static("", id="launch-message")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "tuixp · launch"
+        self._say("Reading the experiments of the store…", "")
+        self._load(self.tuixp.reader.path, self.prefer)
+
+    @work(thread=True, exclusive=True, group="launch-form", exit_on_error=False)
+    def _load(self, store: Path, prefer: tuple[str, int] | None) -> None:
+        try:
+            self.post_message(ChoicesLoaded(read_choices(store, prefer), None))
+        except TuixpError as exc:
+            self.post_message(ChoicesLoaded([], str(exc)))
+
+    @on(ChoicesLoaded)
+    async def _choices(self, message: ChoicesLoaded) -> None:
+        self.choices = message.choices
+        select = self.query_one("#launch-experiment", Select)
+        select.set_options([(c.experiment, c.experiment) for c in self.choices])
+        self.loaded = True
+        if message.error:
+            self._say(f"{message.error} — type a script path to launch one.", "-error")
+        if not self.choices:
+            self.query_one("#launch-script", Input).focus()
+            if not message.error:
+                self._say("No earlier trial recorded a script: type one (and its parameters "
+                          "in 'more').", "")
+            return
+        wanted = self.prefer[0] if self.prefer else self.choices[0].experiment
+        names = [c.experiment for c in self.choices]
+        select.value = wanted if wanted in names else names[0]
+        await self._show(self.choices[names.index(select.value)])
+
+    @on(Select.Changed, "#launch-experiment")
+    async def _experiment_changed(self, event: Select.Changed) -> None:
+        for choice in self.choices:
+            if choice.experiment == event.value and choice is not self.choice:
+                await self._show(choice)
+
+    async def _show(self, choice: LaunchChoice) -> None:
+        self.choice = choice
+        self.query_one("#launch-script", Input).value = choice.script
+        if choice.scheduler in SCHEDULERS:
+            self.query_one("#launch-scheduler", Input).value = choice.scheduler
+        seed = self.query_one("#launch-seed", Input)
+        seed.placeholder = f"none (trial #{choice.trial_id} had {choice.seed})" \
+            if choice.seed is not None else "none"
+        self.query_one("#launch-from", Static).update(Text.assemble(
+            ("parameters from trial ", "dim"), (f"#{choice.trial_id} ", "bold"),
+            (f" of {choice.experiment}", "dim"),
+            (f" · steps: {' → '.join(choice.steps)}" if choice.steps else "", "dim")))
+        box = self.query_one("#launch-params", Vertical)
+        await box.remove_children()
+        await box.mount_all([ParamRow(name, value, i)
+                             for i, (name, value) in enumerate(choice.params.items())])
+        rows = list(box.query(ParamRow))
+        if rows:
+            rows[0].query_one(".param-value", Input).focus()
+        self._say("Enter launches · values are Python literals or bare words · "
+                  "grid: comma-separated values", "")
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_launch()
+
+    @on(Input.Changed, "#launch-scheduler")
+    def _scheduler_changed(self, event: Input.Changed) -> None:
+        cls, hint = check_scheduler(event.value)
+        event.input.set_class(cls == "-invalid", "-invalid")
+        if hint:
+            self._say(f"scheduler: {hint}", "-error")
+
+    def build_request(self) -> LaunchRequest:
+        """The request the form describes; ``ValueError`` says what to fix first."""
+        from tuixp.cli import CliError, parse_assignment
+
+        script = self.query_one("#launch-script", Input).value.strip()
+        if not script:
+            raise ValueError("choose an experiment or type a script path")
+        params: dict[str, str] = {}
+        grid: dict[str, str] = {}
+        for row in self.query(ParamRow):
+            if not row.check():
+                raise ValueError(f"parameter {row.param}: "
+                                 f"{row.query_one('.param-hint', Static).content}")
+            value = row.query_one(".param-value", Input).value.strip()
+            values = row.query_one(".param-grid", Input).value.strip()
+            if values:
+                grid[row.param] = values
+            elif value:
+                params[row.param] = value
+        extra = self.query_one("#launch-extra", Input).value
+        try:
+            for item in shlex.split(extra):
+                name, raw = parse_assignment(item)
+                parse_value(raw, name)
+                params[name] = raw
+        except (CliError, ValueError) as exc:
+            raise ValueError(f"more: {str(exc).removeprefix('tuixp: ')}") from None
+        seed_text = self.query_one("#launch-seed", Input).value.strip()
+        seed = int(seed_text) if seed_text else None
+        scheduler = self.query_one("#launch-scheduler", Input).value.strip() or "threads"
+        if check_scheduler(scheduler)[0]:
+            raise ValueError(f"scheduler: {check_scheduler(scheduler)[1]}")
+        choice = self.choice if self.choice and self.choice.script == script else None
+        return LaunchRequest(script=script, store=self.tuixp.reader.path, params=params,
+                             grid=grid, seed=seed, scheduler=scheduler,
+                             experiment=choice.experiment if choice else Path(script).stem,
+                             steps=list(choice.steps) if choice else [])
+
+    def action_launch(self) -> None:
+        try:
+            request = self.build_request()
+        except ValueError as exc:
+            self._say(f"Not launched: {exc}", "-error")
+            return
+        launch = start_launch(self.tuixp, request)
+        self.app.switch_screen(ProgressScreen(launch.number))
+
+    def action_runs(self) -> None:
+        self.app.switch_screen(ProgressScreen())
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def _say(self, text: str, cls: str) -> None:
+        msg = self.query_one("#launch-message", Static)
+        msg.set_classes(cls)
+        msg.update(Text(text, no_wrap=True, overflow="ellipsis"))
+
+
+# -- live progress ------------------------------------------------------------------------------
+def _styled(state: str) -> Text:
+    return Text(state, style=STATE_STYLE.get(state, ""))
+
+
+def render_launch(launch: Launch, now: float, width: int = 80) -> Group:
+    """A launch as text: its command, its state, each trial and each of its tasks."""
+    req = launch.request
+    head = Text.assemble((f"#{launch.number} ", "bold"), (req.experiment or "", "bold"), "  ",
+                         _styled(launch.state), " ", (f" {req.scheduler}", "dim"))
+    if launch.request.seed is not None:
+        head.append(f"  seed {launch.request.seed}", style="dim")
+    parts: list[Any] = [head, Text(req.describe() or "(parameters as recorded)", style="dim",
+                                   no_wrap=True, overflow="ellipsis")]
+    if launch.message:
+        parts.append(Text(launch.message, style="bold red"))
+    if launch.cancel_requested and not launch.done:
+        parts.append(Text("cancelling: SIGINT sent, the trials end interrupted", style="magenta"))
+    table = Table.grid(padding=(0, 1, 0, 0))
+    table.add_column(width=3, no_wrap=True)
+    table.add_column(no_wrap=True, overflow="ellipsis", min_width=10, max_width=22)
+    table.add_column(no_wrap=True, min_width=11)
+    table.add_column(justify="right", no_wrap=True, min_width=7)
+    table.add_column(no_wrap=True, overflow="ellipsis", ratio=1)
+    for trial in sorted(launch.trials.values(), key=lambda t: t.trial_id):
+        _trial_rows(table, trial, now)
+    if not launch.trials and not launch.done:
+        parts.append(Text("waiting for the first trial…", style="dim"))
+    parts.append(table)
+    return Group(*parts)
+
+
+def _trial_rows(table: Table, trial: TrialProgress, now: float) -> None:
+    shown = " ".join(f"{k}={as_text(v)}" for k, v in trial.params.items())
+    outcome = trial.error or (f"result {trial.result}" if trial.result is not None else shown)
+    table.add_row(Text("●", style=STATE_STYLE.get(trial.status, "")),
+                  Text(f"trial #{trial.trial_id}", style="bold"), _styled(trial.status),
+                  fmt_elapsed(trial.elapsed_at(now)),
+                  Text(outcome, style="red" if trial.error else "dim"))
+    for task in trial.tasks.values():
+        status = task.status
+        label = _styled(status if status != "reused" or task.reused_from is None
+                        else f"reused #{task.reused_from}")
+        elapsed = task.elapsed_at(now)
+        table.add_row(Text("  " + TASK_ICON.get(status, "?"), style=STATE_STYLE.get(status, "")),
+                      Text(task.step), label,
+                      fmt_elapsed(elapsed) if elapsed is not None else "",
+                      Text(task.error or "", style="red"))
+
+
+class ProgressScreen(Screen[None]):
+    """Every launch of this session; the selected one's trials, tasks, metrics and stderr."""
+
+    BINDINGS = [
+        Binding("c", "cancel", "Cancel run", show=True),
+        Binding("n", "new", "New launch", show=True),
+        Binding("m", "next_metric", "Metric", show=True),
+        Binding("escape", "back", "Back", show=True),
+    ]
+
+    def __init__(self, number: int | None = None) -> None:
+        super().__init__()
+        self.number = number
+        self.metric_index = 0
+        self._dirty = True
+
+    @property
+    def tuixp(self) -> "TuixpApp":
+        return cast("TuixpApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◆")
+        with Horizontal(id="progress-main"):
+            yield OptionList(id="launch-list")
+            with Vertical(id="progress-right"):
+                with VerticalScroll(id="progress-scroll"):
+                    yield Static("", id="progress-detail")
+                yield PlotextPlot(id="progress-plot")
+                yield Static("", id="progress-stderr")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "tuixp · runs"
+        self._fill_list()
+        self.query_one(OptionList).focus()
+        self.set_interval(0.25, self._tick)
+        self.redraw()
+
+    @property
+    def launch(self) -> Launch | None:
+        items = self.tuixp.launches.items
+        for launch in items:
+            if launch.number == self.number:
+                return launch
+        return items[-1] if items else None
+
+    def _fill_list(self) -> None:
+        options = self.query_one(OptionList)
+        highlighted = self.launch
+        options.clear_options()
+        for launch in self.tuixp.launches.items:
+            text = Text(no_wrap=True, overflow="ellipsis")
+            text.append_text(Text.assemble((f"#{launch.number} ", "bold"),
+                                 (launch.request.experiment or "?", ""), " ",
+                                 _styled(launch.state), " "))
+            n = len(launch.trials)
+            if n:
+                text.append(f"{n} trial{'s' if n != 1 else ''}", style="dim")
+            options.add_option(Option(text, id=str(launch.number)))
+        if highlighted is not None:
+            options.highlighted = self.tuixp.launches.items.index(highlighted)
+
+    @on(OptionList.OptionHighlighted, "#launch-list")
+    def _picked(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id is not None and int(event.option.id) != self.number:
+            self.number = int(event.option.id)
+            self.metric_index = 0
+            self.redraw()
+
+    def launch_changed(self, launch: Launch) -> None:
+        self._dirty = True
+
+    def _tick(self) -> None:
+        launch = self.launch
+        if self._dirty or (launch is not None and not launch.done):
+            self.redraw()
+
+    def redraw(self) -> None:
+        self._dirty = False
+        self._fill_list()
+        launch = self.launch
+        detail = self.query_one("#progress-detail", Static)
+        stderr = self.query_one("#progress-stderr", Static)
+        if launch is None:
+            detail.update(Text("No launches yet: n opens the launch form.", style="dim"))
+            stderr.update("")
+            self._plot(None)
+            return
+        detail.update(render_launch(launch, self.tuixp.clock()))
+        tail = list(launch.stderr)[-STDERR_SHOWN:]
+        body = Text("stderr ", style="bold dim")
+        body.append("\n".join(tail) if tail else "(nothing yet)", style="dim")
+        stderr.update(body)
+        self._plot(launch)
+
+    def metric_names(self, launch: Launch | None) -> list[str]:
+        if launch is None:
+            return []
+        names: list[str] = []
+        for trial in launch.trials.values():
+            names += [n for n in trial.metrics if n not in names]
+        return names
+
+    def _plot(self, launch: Launch | None) -> None:
+        widget = self.query_one("#progress-plot", PlotextPlot)
+        plt = widget.plt
+        plt.clear_data()
+        plt.clear_figure()
+        names = self.metric_names(launch)
+        if launch is None or not names:
+            widget.display = False
+            return
+        widget.display = True
+        name = names[self.metric_index % len(names)]
+        for trial in sorted(launch.trials.values(), key=lambda t: t.trial_id):
+            points = sorted(trial.metrics.get(name, []))
+            if points:
+                plt.plot([p[0] for p in points], [p[1] for p in points],
+                         label=f"#{trial.trial_id}", marker="braille")
+        plt.title(f"{name} by epoch" + (" (m: next metric)" if len(names) > 1 else ""))
+        widget.refresh()
+
+    def action_next_metric(self) -> None:
+        self.metric_index += 1
+        self.redraw()
+
+    def action_cancel(self) -> None:
+        launch = self.launch
+        if launch is None or launch.done:
+            self.notify("That launch has ended.", severity="warning")
+            return
+        if launch.cancel():
+            self.notify(f"SIGINT sent to launch #{launch.number}", title="Cancelling")
+        self.redraw()
+
+    def action_new(self) -> None:
+        self.app.switch_screen(LaunchScreen())
+
+    def action_back(self) -> None:
+        self.dismiss()
