@@ -147,3 +147,22 @@ async def test_a_long_query_is_cancelled(real_store: Path) -> None:
         # The screen still works after a cancel.
         await _run(pilot, screen, "SELECT 41 + 1 AS answer")
         assert _cells(screen) == [["42"]]
+
+
+async def test_the_palette_opens_the_sql_screen(real_store: Path) -> None:
+    async with _app(real_store).run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.press(*list("SQL query"))
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, SqlScreen), what="SQL screen")
+
+
+def test_snapshot_sql_results_80x24(real_store: Path, snap_compare: Any) -> None:
+    async def run_before(pilot: Any) -> None:
+        screen = await _open_sql(pilot)
+        await pilot.press("f2")  # the first example: best trial per experiment
+        await _run(pilot, screen, screen.query_one(TextArea).text)
+
+    assert snap_compare(_app(real_store), terminal_size=(80, 24), run_before=run_before)

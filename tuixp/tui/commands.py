@@ -79,6 +79,12 @@ class TuixpCommands(Provider):
                         "R"))
             out.append(("Copy the tuixp run command", screen.action_copy_command, "y"))
             out.append(("Back", screen.action_back, "escape"))
+        out.append(("Launch a trial", app.action_launch,
+                    "L: tuixp run in a child process, form prefilled from the selected trial"))
+        if app.launches.items:
+            out.append(("Show launched runs", app.action_runs,
+                        f"{len(app.launches.running)} running of {len(app.launches.items)}"))
+        out.append(("SQL query", app.action_sql, ": read-only queries over the store's views"))
         out.append(("Help: keys", app.action_help, "?"))
         for label, theme in (("light", "textual-light"), ("dark", "textual-dark"),
                              ("16 colours", "ansi-dark")):
