@@ -164,5 +164,7 @@ def test_snapshot_sql_results_80x24(real_store: Path, snap_compare: Any) -> None
         screen = await _open_sql(pilot)
         await pilot.press("f2")  # the first example: best trial per experiment
         await _run(pilot, screen, screen.query_one(TextArea).text)
+        await pilot.press("f3")  # focus the results: no blinking cursor in the picture
+        await pilot.pause(0.1)
 
     assert snap_compare(_app(real_store), terminal_size=(80, 24), run_before=run_before)
