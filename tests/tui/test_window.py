@@ -56,14 +56,21 @@ def test_pages_follow_the_order(synthetic_store: Path, sort: str, descending: bo
     expected = df.sort_values([key, "trial_id"], ascending=[not descending, not descending],
                               na_position="last")["trial_id"].tolist()
     q = TrialQuery("search", sort=sort, descending=descending)
+    summary = window.MetricSummary("search")
     with Store(synthetic_store).connect() as con:
         lay = window.layout(con, "search")
         assert window.count(con, lay, q) == 1500
-        got = []
+        got, with_summary = [], []
         for offset in range(0, 1500, 400):
             got += [r.trial_id for r in window.page(con, lay, q, offset, 400)]
         assert window.position(con, lay, q, expected[777]) == 777
+        while not summary.ready:
+            summary.refresh(con)
+        for offset in range(0, 1500, 400):  # metrics sorted in memory, the rest in SQL
+            rows = window.page(con, lay, q, offset, 400, summary)
+            with_summary += [r.trial_id for r in rows]
     assert got == expected
+    assert with_summary == expected
 
 
 def test_filter_over_params_metrics_and_columns(synthetic_store: Path) -> None:
@@ -194,3 +201,23 @@ def test_default_order_with_gaps_in_trial_ids(tmp_path: Path, descending: bool) 
         ids = sorted(set(range(1, 61)) - {45, 46, 12}, reverse=descending)
         assert gappy == ids[10:30]
         assert [r.trial_id for r in window.page(con, lay, q, 50, 20)] == ids[50:]
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_in_memory_metric_order_puts_trials_without_it_last(tmp_path: Path,
+                                                             descending: bool) -> None:
+    path = tmp_path / "holes.duckdb"
+    synthetic.generate(path, 120, experiment="search", seed=5)
+    q = TrialQuery("search", sort="loss", descending=descending)
+    with Store(path).connect() as con:
+        con.execute("DELETE FROM metric_record WHERE trial_id IN (3, 50, 51, 119)")
+        con.execute("UPDATE metric_record SET value = 0.5 WHERE name = 'loss' AND epoch = 2 "
+                    "AND trial_id IN (7, 8, 9)")  # ties: broken by trial id
+        lay = window.layout(con, "search")
+        summary = window.MetricSummary("search")
+        while not summary.ready:
+            summary.refresh(con)
+        in_sql = [r.trial_id for r in window.page(con, lay, q, 0, 200)]
+        in_memory = [r.trial_id for r in window.page(con, lay, q, 0, 200, summary)]
+    assert in_memory == in_sql
+    assert in_sql[-4:] == ([119, 51, 50, 3] if descending else [3, 50, 51, 119])

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -201,6 +203,8 @@ class MetricSummary:
         self.rows = -1  # metric rows summarised; -1 until built
         self.settled_below = 0  # trials with a smaller id have all their metrics here
         self._build: tuple[int, int, int, dict[str, list[tuple[np.ndarray, ...]]]] | None = None
+        self._orders: dict[str, tuple[tuple[int, ...], np.ndarray, np.ndarray]] = {}
+        self.span: tuple[int, int, int] | None = None  # min id, max id, trials (last refresh)
 
     @property
     def ready(self) -> bool:
@@ -212,9 +216,11 @@ class MetricSummary:
             SELECT (SELECT count(*) FROM metric_record WHERE experiment = $1),
                    (SELECT min(trial_id) FROM trial_record
                     WHERE experiment = $1 AND status = 'running'),
-                   (SELECT max(trial_id) FROM trial_record WHERE experiment = $1)
+                   max(trial_id), min(trial_id), count(*)
+            FROM trial_record WHERE experiment = $1
         """, [self.experiment]).fetchall()[0]
         count, running, last = int(row[0]), row[1], int(row[2] or 0)
+        self.span = (int(row[3] or 0), last, int(row[4]))
         settled = min(int(running), last + 1) if running is not None else last + 1
         if self.ready and count == self.rows:
             self.settled_below = settled  # every metric row in the store is summarised
@@ -254,9 +260,9 @@ class MetricSummary:
         if not table.num_rows:
             return []
         names = table["name"].to_numpy(zero_copy_only=False)
-        ids = table["trial_id"].to_numpy().astype(np.int64)
+        ids = table["trial_id"].to_numpy().astype(np.int32)
         values = table["value"].to_numpy(zero_copy_only=False).astype(np.float64)
-        counts = table["n"].to_numpy()
+        counts = table["n"].to_numpy().astype(np.int32)
         out = []
         for name in sorted(set(names.tolist())):
             sel = names == name
@@ -297,11 +303,49 @@ class MetricSummary:
         if found is None or not trial_ids or not len(found[0]):
             return {}
         ids, values = found
-        want = np.asarray(trial_ids, dtype=np.int64)
+        want = np.asarray(trial_ids, dtype=np.int32)
         pos = np.searchsorted(ids, want)
         pos[pos >= len(ids)] = 0
         hit = ids[pos] == want
         return {int(t): float(v) for t, v, h in zip(want, values[pos], hit) if h}
+
+    def order(self, name: str, descending: bool, lo: int, hi: int) -> np.ndarray:
+        """Trial ids ``lo..hi`` (all of them) sorted by metric ``name``, as ``page`` sorts them:
+        by value, then by id in the same direction, trials without the metric last (NaN counts
+        as the largest value, as in DuckDB)."""
+        ranked, missing = self._ascending(name, lo, hi)
+        if descending:
+            return np.concatenate([ranked[::-1], missing[::-1]])
+        return np.concatenate([ranked, missing])
+
+    def _ascending(self, name: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        key = (lo, hi, self.rows, self.settled_below)
+        cached = self._orders.get(name)
+        if cached is not None and cached[0] == key:
+            return cached[1], cached[2]
+        ids, values = self.by_name.get(name, (np.array([], np.int64), np.array([], np.float64)))
+        keep = (ids >= lo) & (ids <= hi)
+        ids, values = ids[keep], values[keep]
+        # ids are ascending: a stable sort by value breaks ties by ascending id, and read
+        # backwards it is the descending order with ties by descending id.
+        ranked = ids[np.argsort(values, kind="stable")]
+        present = np.zeros(hi - lo + 1, dtype=bool)
+        present[ids - lo] = True
+        missing = np.arange(lo, hi + 1, dtype=np.int32)[~present]
+        self._orders[name] = (key, ranked, missing)
+        return ranked, missing
+
+    def prepare(self, deadline: float, stop: Callable[[], bool] = lambda: False) -> None:
+        """Sort every metric ahead of time (while there is time), so the first sort is quick."""
+        if not self.ready or self.span is None:
+            return
+        lo, hi, n = self.span
+        if not n or hi - lo + 1 != n:
+            return
+        for name in sorted(self.by_name):
+            if time.monotonic() >= deadline or stop():
+                return
+            self._ascending(name, lo, hi)
 
     def arrow(self, name: str) -> pa.Table:
         ids, values = self.by_name.get(name, (np.array([], np.int64), np.array([], np.float64)))
@@ -397,14 +441,20 @@ def _page_keys(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, o
                limit: int, summary: MetricSummary | None) -> list[tuple[int, str]]:
     if limit <= 0:
         return []
-    if query.sort == "trial_id" and not query.where.strip():
+    metric = next((c for c in lay.metrics if c.name == query.sort), None)
+    in_memory = metric is not None and summary is not None and summary.ready
+    if (query.sort == "trial_id" or in_memory) and not query.where.strip():
         # Trial ids are handed out one after the other, so in the default order row i is
         # usually trial max - i: read that range (zone maps skip the rest) instead of sorting
         # every trial to skip ``offset`` of them. Gaps (ids never recorded) fall back to sorting.
         lo, hi, n = con.execute(
             "SELECT min(trial_id), max(trial_id), count(*) FROM trial_record WHERE experiment = ?",
             [query.experiment]).fetchall()[0]
-        if n and hi - lo + 1 == n:
+        if n and hi - lo + 1 == n and metric is not None and summary is not None:
+            # Sorted by a metric, with every trial's last value in memory: sort there, once.
+            ids = summary.order(metric.source, query.descending, lo, hi)[offset:offset + limit]
+            return [(int(t), "") for t in ids]
+        if n and hi - lo + 1 == n and query.sort == "trial_id":
             first, last = ((hi - offset - limit + 1, hi - offset) if query.descending
                            else (lo + offset, lo + offset + limit - 1))
             rows = con.execute(
@@ -477,7 +527,8 @@ def page(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, offset:
          limit: int, summary: MetricSummary | None = None) -> list[TrialRow]:
     """Rows ``offset`` to ``offset + limit`` of the query, ready to show."""
     keys = _page_keys(con, lay, query, offset, limit, summary)
-    return rows_for(con, lay, [k[0] for k in keys], summary, [k[1] for k in keys])
+    uuids = [k[1] for k in keys]
+    return rows_for(con, lay, [k[0] for k in keys], summary, uuids if all(uuids) else None)
 
 
 def position(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery,

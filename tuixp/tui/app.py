@@ -18,7 +18,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from tuixp.errors import StoreError, TuixpError
 from tuixp.store.window import FilterError, TrialQuery
@@ -73,6 +73,7 @@ class TuixpApp(App[None]):
         self.fingerprint: tuple[Any, ...] | None = None
         self.generation = 0
         self._polling = False
+        self._adopting = False  # a new query's first window is being read
         self._poll_timer: Any = None
         self.sub_title = self.reader.path.name
         self.launches = Launches(clock=self.clock)
@@ -180,6 +181,8 @@ class TuixpApp(App[None]):
 
     @on(StoreProblem)
     def _problem(self, message: StoreProblem) -> None:
+        if not message.from_poll:
+            self._adopting = False
         self.browse.status.problem = message.message
         if message.from_poll:
             self._rearm()
@@ -203,6 +206,7 @@ class TuixpApp(App[None]):
     def set_query(self, query: TrialQuery) -> None:
         """Show ``query``: read its first window; the table changes when it arrives."""
         self.generation += 1
+        self._adopting = True
         self._window_worker(query, 0, self._limit(), self.generation, True)
 
     def _limit(self) -> int:
@@ -212,14 +216,21 @@ class TuixpApp(App[None]):
             return 100
 
     def load_window(self, offset: int, limit: int) -> None:
-        if self.query_state is not None:
+        # While a new query is on its way, its first window replaces every row: a read of the
+        # old query's rows would only cancel it (the window worker is exclusive).
+        if self.query_state is not None and not self._adopting:
             self._window_worker(self.query_state, offset, limit, self.generation, False)
 
-    @work(thread=True, group="window", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="window", exit_on_error=False)
     def _window_worker(self, query: TrialQuery, offset: int, limit: int, generation: int,
                        adopt: bool) -> None:
+        # Only the latest request matters (the table asks again for rows it still lacks):
+        # one overtaken while it waited for the store gives way without reading.
+        worker = get_current_worker()
         try:
-            win = self.reader.trials(query, offset, limit)
+            win = self.reader.trials(query, offset, limit, lambda: worker.is_cancelled)
+            if win is None:
+                return
         except FilterError as exc:
             self.post_message(FilterRejected(query, str(exc)))
         except StoreError as exc:
@@ -234,6 +245,7 @@ class TuixpApp(App[None]):
             return
         table = self.browse.table
         if message.replace:
+            self._adopting = False
             if win.query != self.query_state:
                 self.query_state = win.query
                 table.reset(win.query.sort, win.query.descending)
@@ -246,6 +258,7 @@ class TuixpApp(App[None]):
 
     @on(FilterRejected)
     def _filter_rejected(self, message: FilterRejected) -> None:
+        self._adopting = False
         browse = self.browse
         browse.status.problem = message.message
         browse.query_one("#filter").add_class("-invalid")
@@ -391,6 +404,8 @@ class TuixpApp(App[None]):
             pass
         if event.worker.group == "poll":
             self._rearm()
+        elif event.worker.group == "window":
+            self._adopting = False
 
 
 def create_app(store_path: str | os.PathLike[str], **options: Any) -> TuixpApp:

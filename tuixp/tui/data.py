@@ -22,7 +22,7 @@ from tuixp.store.objects import ObjectStore
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
 SUMMARY_BUDGET = 0.3  # seconds of metric summary building per poll, once the poll is delivered
-MEMORY_LIMIT = "160MB"  # DuckDB's buffers in the TUI: it reads windows, it never needs more
+MEMORY_LIMIT = "128MB"  # DuckDB's buffers in the TUI: it reads windows, it never needs more
 
 
 class StoreMissing(StoreError):
@@ -150,6 +150,7 @@ class StoreReader:
                     while (not summary.ready and not self._waiting
                            and time.monotonic() < deadline):
                         summary.refresh(con)
+                    summary.prepare(deadline, lambda: bool(self._waiting))
             return snap
 
     def _window(self, con: Any, query: window.TrialQuery, offset: int, limit: int,
@@ -161,12 +162,19 @@ class StoreReader:
         rows = window.page(con, lay, query, offset, limit, summary)
         return TrialWindow(query, lay, total, offset, rows)
 
-    def trials(self, query: window.TrialQuery, offset: int, limit: int) -> TrialWindow:
-        """A window of trials (the count too: the filter or the store may have changed it)."""
-        with self._urgent(), self._connect() as con:
-            self._prepare(con)
-            fp = window.fingerprint(con)
-            return self._window(con, query, offset, limit, fp)
+    def trials(self, query: window.TrialQuery, offset: int, limit: int,
+               cancelled: Callable[[], bool] = lambda: False) -> TrialWindow | None:
+        """A window of trials (the count too: the filter or the store may have changed it).
+
+        None if ``cancelled()`` says, once the store is ours, that nobody wants it any more.
+        """
+        with self._urgent():
+            if cancelled():
+                return None
+            with self._connect() as con:
+                self._prepare(con)
+                fp = window.fingerprint(con)
+                return self._window(con, query, offset, limit, fp)
 
     def detail(self, experiment: str, trial_id: int, overlay: list[int]) -> TrialDetail:
         """One trial's record, code, environment, steps, outputs; metrics of it and ``overlay``."""
