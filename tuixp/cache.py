@@ -152,9 +152,17 @@ def all_cache_objects(store_path: Path) -> set[str]:
     return found
 
 
-def garbage_collect(store_path: Path, referenced: set[str], dry_run: bool = False) -> tuple[int, int]:
-    """Delete stored objects that no trial and no cache entry references; (files, bytes) freed."""
+def garbage_collect(store_path: Path, referenced: set[str], dry_run: bool = False,
+                    min_age_s: float = 600.0) -> tuple[int, int]:
+    """Delete stored objects that no trial and no cache entry references; (files, bytes) freed.
+
+    Files written or re-used in the last ``min_age_s`` seconds are spared: a trial running in
+    another process may have stored one whose record has not reached the database yet.
+    """
+    import time
+
     objects = store_path.with_name(store_path.name + ".objects")
+    cutoff = time.time() - min_age_s
     keep = referenced | all_cache_objects(store_path)
     files = freed = 0
     if not objects.is_dir():
@@ -163,7 +171,7 @@ def garbage_collect(store_path: Path, referenced: set[str], dry_run: bool = Fals
         if not f.is_file():
             continue
         digest = f.name.split(".", 1)[0]
-        if digest in keep:
+        if digest in keep or f.stat().st_mtime > cutoff:
             continue
         files += 1
         freed += f.stat().st_size

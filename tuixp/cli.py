@@ -1401,6 +1401,30 @@ def export_command(
          table_columns=["VIEW", "FILE", "ROWS"], right=[2])
 
 
+@app.command("gc")
+@handled
+def gc_command(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be freed; delete "
+                                          "nothing.")] = False,
+    min_age: Annotated[float, typer.Option("--min-age", metavar="SECONDS", help="Spare files "
+                                           "written more recently (a running trial may use "
+                                           "them).")] = 600.0,
+    store: StoreOption = None,
+) -> None:
+    """Delete persisted outputs that no trial and no step-cache entry references any more."""
+    from tuixp.cache import garbage_collect
+
+    path = store_path(store, ctx)
+    st = open_store(path)
+    with st.connect() as con:  # ingest first: a just-finished trial's outputs are referenced
+        referenced = {r[0] for r in con.execute(
+            "SELECT DISTINCT object_hash FROM persisted_record").fetchall()}
+        files, freed = garbage_collect(st.path, referenced, dry_run=dry_run, min_age_s=min_age)
+    verb = "would free" if dry_run else "freed"
+    typer.echo(f"{verb} {files} file(s), {freed:,} bytes; {len(referenced)} output(s) kept")
+
+
 @app.command("demo")
 @handled
 def demo_command(

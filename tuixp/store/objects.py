@@ -76,7 +76,11 @@ class ObjectStore:
         data, fmt = serialize(value)
         digest = hashlib.sha256(data).hexdigest()
         path = self.path_of(digest, fmt)
-        if not path.exists():
+        try:
+            # Already stored: mark it as fresh, so `tuixp gc` (which spares recent files) never
+            # deletes it between now and the moment this trial's record is ingested.
+            os.utime(path)
+        except FileNotFoundError:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
             try:
