@@ -316,6 +316,7 @@ class TuixpApp(App[None]):
         if isinstance(self.screen, (LaunchScreen, ProgressScreen)):
             return
         trial_id = None
+        experiment: str | None
         if isinstance(self.screen, DetailScreen):
             experiment, trial_id = self.screen.experiment, self.screen.trial_id
         else:
