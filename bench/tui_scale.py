@@ -117,7 +117,29 @@ async def measure_windowed(store: Path) -> dict[str, float]:
         out["sort_metric"] = statistics.median(
             [await sort("loss", i % 2 == 0) for i in range(REPEAT)])
         out["total"] = float(total)
+        reader = app.reader
     out["rss_mb"] = _rss_mb()
+    # The same reads without the UI and without the poll beside them: what the store costs.
+    from tuixp.store.window import TrialQuery
+
+    def timed(fn: Any) -> float:
+        samples = []
+        for _ in range(REPEAT):
+            t = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - t)
+        return statistics.median(samples)
+
+    def open_close() -> None:
+        with reader.store.connect(timeout=5):
+            pass
+
+    out["db_open_close"] = timed(open_close)
+    out["db_jump_end"] = timed(lambda: reader.trials(TrialQuery("search"), total - 100, 100))
+    out["db_sort_result"] = timed(lambda: reader.trials(TrialQuery("search", sort="result"), 0,
+                                                        100))
+    out["db_sort_metric"] = timed(lambda: reader.trials(TrialQuery("search", sort="loss"), 0,
+                                                        100))
     return out
 
 
@@ -269,6 +291,12 @@ def _markdown(results: list[tuple[int, float, dict[str, float], dict[str, float]
     table = common.markdown_table(
         ["trials", "table", "first paint", "jump to end", "sort by metric",
          "… before its summary", "sort by result", "peak RSS"], rows, right=(2, 3, 4, 5, 6, 7))
+    db_rows = [[f"{n:,}", _fmt(w["db_open_close"], "s"), _fmt(w["db_jump_end"], "s"),
+                _fmt(w["db_sort_metric"], "s"), _fmt(w["db_sort_result"], "s")]
+               for n, _, w, _ in results if "db_open_close" in w]
+    db_table = common.markdown_table(
+        ["trials", "open + close the store", "read: last window", "read: sorted by metric",
+         "read: sorted by result"], db_rows, right=(1, 2, 3, 4))
     stores = ", ".join(f"{n:,} in {gen:.1f} s" for n, gen, _, _ in results)
     ready = ", ".join(f"{n:,}: {w['summary_ready']:.1f} s" for n, _, w, _ in results
                       if "summary_ready" in w)
@@ -290,6 +318,11 @@ which aggregates the metric rows itself. The DataTable's jump moves its cursor t
 the rows it already holds, and its sort is `DataTable.sort` in memory.
 
 {table}
+
+Where the time goes: the same reads through the TUI's store reader, without the UI and without
+a poll beside them (each opens the store, ingests, reads the window and its rows, closes it):
+
+{db_table}
 
 Stores written in: {stores}. Machine: {common.machine_line()}; load average during the run
 {load[0]:.1f} at the start and {load[1]:.1f} at the end (other work on the 2 cores slows the figures).

@@ -218,3 +218,19 @@ async def test_quit_key_exits(real_store: Path) -> None:
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
+
+
+async def test_unknown_status_is_shown_plainly(real_store: Path) -> None:
+    """A status written by a newer tuixp (or by hand) must not break the table."""
+    with Store(real_store).connect() as con:
+        con.execute("UPDATE trial_record SET status = 'paused' WHERE experiment = 'regression' "
+                    "AND trial_id = 9")
+    app = _app(real_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        app.select_experiment("regression")
+        await loaded(pilot, total=10)
+        await pilot.press("j")
+        await pilot.pause()
+        assert app.browse.table.current_row.status == "paused"
+        assert "paused" in app.export_screenshot()

@@ -87,7 +87,10 @@ class DisplayColumn:
 
 
 def _status(row: TrialRow, now: float) -> tuple[str, str]:
-    return STATUS_TEXT.get(row.status, row.status), f"trial-table--{row.status}"
+    # A status this version does not know (a newer tuixp wrote it) is shown as it is, plainly.
+    if row.status in STATUS_TEXT:
+        return STATUS_TEXT[row.status], f"trial-table--{row.status}"
+    return str(row.status), "trial-table--dim"
 
 
 def _elapsed(row: TrialRow, now: float) -> tuple[str, str]:
