@@ -121,6 +121,13 @@ class Node:
         return conv(self)
 
 
+def _size(path: Any) -> int | None:
+    try:
+        return int(os.path.getsize(path))
+    except OSError:
+        return None
+
+
 def _children(n: Node) -> list[Node]:
     found: list[Node] = []
 
@@ -684,6 +691,9 @@ class Experiment:
         return _substitute(node, reused_values) if reused_values else node
 
     def _record_reused(self, plan: _Plan) -> None:
+        from tuixp.store.objects import ObjectStore
+
+        objects = ObjectStore(self.store.objects_dir)
         now = time.time()
         events = []
         for step, entry in plan.reused.items():
@@ -695,7 +705,8 @@ class Experiment:
                            "reused_from": entry.trial_id})
             events.append({"t": "persisted", "trial_uuid": plan.ctx.trial_uuid,
                            "experiment": self.id, "trial_id": plan.ctx.trial_id, "step": step,
-                           "object_hash": entry.object_hash, "format": entry.format, "size": None})
+                           "object_hash": entry.object_hash, "format": entry.format,
+                           "size": _size(objects.path_of(entry.object_hash, entry.format))})
             plan.recorder.emit("task_finished", now, key=key, step=step, status="reused",
                                data={"reused_from": entry.trial_id, "elapsed": 0.0})
             logger.info("Step %s reused from trial %d", step, entry.trial_id)

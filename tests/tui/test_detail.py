@@ -113,3 +113,31 @@ async def test_dataframe_preview_and_pickle_needs_explicit_key(real_store: Path)
         await wait_for(pilot, lambda: any(isinstance(m, OutputLoaded) for m in messages),
                        what="the pickle to load after P")
         assert "Centroids(k=2)" in _text(screen, "#output-preview")
+
+
+async def test_steps_tab_says_which_trial_a_reused_step_came_from(tmp_path: Path) -> None:
+    import tuixp
+
+    store = tmp_path / "cache.duckdb"
+    ex = tuixp.Experiment("cached", store=store)
+    k, c = ex.parameter("k", default=2), ex.parameter("c", default=1)
+
+    @ex.cached
+    def prepare(k):
+        return [k] * 3
+
+    @ex.result
+    def score(p, c):
+        return sum(p) + c
+
+    node = score(prepare(k), c)
+    node.compute()
+    ex.set_parameters(c=5)
+    node.compute()  # prepare is reused from trial 1
+    app = create_app(store, clock=fixed_clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _open(pilot, "cached", 2)
+        await pilot.press("7")
+        text = _text(screen, "#steps-body")
+        assert "reused from #1" in text
+        assert "score" in text and "succeeded" in text

@@ -298,7 +298,9 @@ class DetailScreen(Screen[None]):
             elapsed = s["elapsed_s"] or 0.0
             bar = "█" * max(1, round(20 * elapsed / total))
             status = s["status"] or "?"
-            table.add_row(s["step"], Text(status, style=_status_color(status)),
+            label = (f"reused from #{s['reused_from']}" if s.get("reused_from") is not None
+                     else status)
+            table.add_row(s["step"], Text(label, style=_status_color(status)),
                           f"+{fmt_elapsed(start)}", fmt_elapsed(elapsed),
                           Text(bar, style=_status_color(status)), s.get("worker") or "")
             if s.get("error"):
@@ -407,4 +409,4 @@ class DetailScreen(Screen[None]):
 
 def _status_color(status: str) -> str:
     return {"succeeded": "green", "failed": "red", "running": "yellow",
-            "interrupted": "magenta"}.get(status, "")
+            "interrupted": "magenta", "reused": "cyan"}.get(status, "")
