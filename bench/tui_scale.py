@@ -310,8 +310,9 @@ DataTable baseline runs up to {baseline_max:,} trials. Targets at 1,000,000 tria
 pandas and pyarrow).
 
 Jumps and sorts are medians of {REPEAT} (end and back, descending and ascending). Every figure
-runs until the rows are drawn, and each read opens and closes the store (about
-80 ms of it at a million trials: the TUI never holds the file). "Sort by metric" is once the
+runs until the rows are drawn (a key press and one refresh cost about 80 ms by this method:
+see the DataTable's jump), and each read opens and closes the store (the TUI never holds the
+file; the second table shows that cost). "Sort by metric" is once the
 in-memory metric summary is built (the TUI builds it a slice per poll after the first paint;
 ready after {ready}); "before its summary" is a sort asked for right after the first paint,
 which aggregates the metric rows itself. The DataTable's jump moves its cursor to the last of
