@@ -367,7 +367,9 @@ def cold_section(cold: dict[str, Cold], k: int) -> list[str]:
            "Both tools capture the environment, the package list and the code of every trial; "
            "here nothing is warm. Wall time of the whole process (interpreter start, imports, "
            "capture, the trial, writing it), the import of the tool, and the time from defining "
-           "the experiment to the result inside the process; medians."]
+           "the experiment to the result inside the process; medians. Disk per trial is the "
+           "folder's total over the trials: a DuckDB file starts at a few hundred KB that all "
+           "trials share, so tuixp's figure falls as trials are added (see the tables above)."]
     rows = []
     for name, c in cold.items():
         if c.error is not None:
