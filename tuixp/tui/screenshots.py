@@ -2,7 +2,8 @@
 
 It records a small real store first (real trials through ``tuixp.Experiment`` in a child
 process, in a temporary folder), then drives the app headless with Pilot and saves
-``browse.svg``, ``detail.svg``, ``metrics.svg`` and ``compare.svg`` (and ``light.svg``) into DIR.
+``browse.svg``, ``detail.svg``, ``metrics.svg``, ``compare.svg``, ``launch.svg``, ``sql.svg``
+(and ``light.svg``) into DIR.
 """
 
 from __future__ import annotations
@@ -149,7 +150,85 @@ async def _shoot(store: Path, out: Path) -> list[Path]:
                             and a.screen.details is not None)
                 app.save_screenshot("compare.svg", str(out))
                 written.append(out / "compare.svg")
+    written += await _shoot_launch_and_sql(store, out, until, ready)
     return written
+
+
+SWEEP = textwrap.dedent('''
+    import time
+    import tuixp
+
+    ex = tuixp.Experiment("sweep")
+    lr = ex.parameter("lr", default=0.1)
+    width = ex.parameter("width", default=64)
+
+    @ex
+    def prepare(width):
+        time.sleep(0.5)
+        return list(range(width))
+
+    @ex.result
+    def train(data, lr):
+        loss = 1.0
+        for epoch in range(400):
+            loss = loss * (1 - lr / 4) + 0.001
+            ex.save_metric("loss", epoch=epoch, value=loss)
+            time.sleep(0.05)
+        return round(loss, 4)
+
+    s = train(prepare(width), lr)
+''')
+
+
+async def _shoot_launch_and_sql(store: Path, out: Path, until: Any, ready: Any) -> list[Path]:
+    """A real launch (a child ``tuixp run``) caught mid-run, and the SQL screen with results."""
+    from tuixp.tui.app import create_app
+    from tuixp.tui.launcher import LaunchRequest
+    from tuixp.tui.screens.launch import ProgressScreen, start_launch
+    from tuixp.tui.screens.sql import SqlScreen
+
+    script = store.parent / "sweep.py"
+    script.write_text(SWEEP)
+    written = []
+    app = create_app(store, poll_interval=3600, clock=time.time)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: ready(app))
+        request = LaunchRequest(script=str(script), store=store, grid={"lr": "0.05,0.2"},
+                                seed=1, experiment="sweep", steps=["prepare", "train"])
+        launch = start_launch(app, request)
+        app.push_screen(ProgressScreen())
+
+        await until(pilot, lambda: launch.trials and all(
+            t.status == "running" for t in launch.trials.values()) and _metric_points(launch) >= 60)
+        app.save_screenshot("launch.svg", str(out))
+        written.append(out / "launch.svg")
+        launch.cancel()
+        await until(pilot, lambda: launch.done)
+        app.pop_screen()
+        app.push_screen(SqlScreen())
+        await until(pilot, lambda: isinstance(app.screen, SqlScreen))
+        from textual.widgets import TextArea
+
+        editor = app.screen.query_one("#sql-editor", TextArea)
+        editor.text = ("SELECT experiment, count(*) AS trials, min(result_value) AS worst,\n"
+                       "       max(result_value) AS best\nFROM trials\n"
+                       "WHERE status = 'succeeded' GROUP BY experiment ORDER BY best DESC")
+        app.screen.action_run()
+        from textual.widgets import DataTable
+
+        await until(pilot, lambda: app.screen.query_one("#sql-results", DataTable).row_count > 0)
+        app.save_screenshot("sql.svg", str(out))
+        written.append(out / "sql.svg")
+    return written
+
+
+def _metric_points(launch: Any) -> int:
+    """The fewest metric values any trial of the launch has received so far."""
+    counts = []
+    for trial in launch.trials.values():
+        series = getattr(trial, "metrics", None) or {}
+        counts.append(max((len(v) for v in series.values()), default=0))
+    return min(counts) if counts else 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -227,8 +227,7 @@ class SqlScreen(Screen[None]):
         for view, columns in message.columns.items():
             node = tree.root.add(Text(view, style="bold"), data=view, expand=False)
             for column, kind in columns:
-                label = Text(column)
-                label.append(f" {kind.lower()}", style="dim")
+                label = Text.assemble(column, "\u00a0", (kind.lower(), "dim"))
                 node.add_leaf(label, data=column)
         first = tree.root.children[0] if tree.root.children else None
         if first is not None:
