@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402 - the bench folder is not a package
 
 # Parts appear in this order; parts of benchmarks not listed here follow, by name.
-ORDER = ("trial_overhead", "grid", "step_cache", "cli_startup", "tui_scale", "peers")
+ORDER = ("trial_overhead", "grid", "step_cache", "concurrent_writers", "cli_startup", "tui_scale",
+         "peers")
 NOT_BENCHMARKS = {"run_all", "common"}
 TAIL_LINES = 15
 

@@ -123,8 +123,8 @@ def test_run_all_runs_fake_benches_and_reports_the_failed_one(tmp_path: Path) ->
     assert "quick=True" in doc.split("## Fake peers")[1]  # `make bench` passes --quick
     assert "| grid | FAILED (exit 1) |" in doc
     assert "grid could not measure anything" in doc.split("## grid")[1]
-    assert "Not written yet, skipped: trial_overhead, step_cache, cli_startup, tui_scale" \
-        in done.stdout
+    assert ("Not written yet, skipped: trial_overhead, step_cache, concurrent_writers, "
+            "cli_startup, tui_scale") in done.stdout
 
     full = _run_all(tmp_path, "--full", "--only", "zeta")
     assert full.returncode == 0, full.stdout + full.stderr
