@@ -480,8 +480,10 @@ INTRO = """## Against daskperiment, MLflow and Sacred
 `bench/peers/run.py` runs the same workloads on tuixp and on the tools users would pick instead,
 in the same run: (1) record N trials of the quickstart graph (parameters `a` and `b`, a step
 `a + b`, a result step that saves the metric `score` and returns `10 / s`); (2) read the history
-back as a DataFrame; (3) find the 10 best trials by `score`; (4) one trial per fresh process,
-tuixp against daskperiment, which both capture the environment and the code of every trial.
+back as a DataFrame; (3) find the 10 best trials by `score`; (4) tuixp against daskperiment with
+the capture of the environment, the package list and the code included: both tools capture them
+with every trial of (1), always, and (4) adds the case where nothing is warm, one trial per fresh
+process, as from a shell.
 Every workload runs in a process of its own and is timed inside it. The first trial is shown
 apart: it pays for whatever a tool imports or opens lazily (tuixp imports Dask and DuckDB then;
 daskperiment and MLflow at import). *Cold* read times add the import of the tool to the first
