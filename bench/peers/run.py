@@ -452,7 +452,7 @@ def render(sizes: list[int], results: dict[int, dict[str, Measured]], cold: dict
            k: int, quick: bool, started: str, elapsed: float, profile: str | None,
            loads: tuple[float, float]) -> str:
     largest = max(sizes)
-    label = "Quick sizes" if quick else "Full sizes"
+    label = "Quick sizes" if quick else "Full sizes" if tuple(sizes) == FULL_SIZES else "Sizes"
     tgts = targets(largest, results[largest])
     out = [f"### {label}: {', '.join(f'{n:,}' for n in sizes)} trials",
            "",
@@ -569,10 +569,11 @@ def main(argv: list[str] | None = None) -> int:
     scripts.mkdir()
     for f in ["graph.py", *(t.script for t in TOOLS.values())]:
         shutil.copy2(HERE / f, scripts / f)
-    logs = base / "logs"
-    logs.mkdir()
+    logs = cache_root() / "logs" / "peers-last"  # outlives the run, for a failure's details
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
     runner = Runner(scripts, logs, pythons)
-    print(f"Working in {base}", flush=True)
+    print(f"Working in {base}; logs in {logs}", flush=True)
     try:
         results: dict[int, dict[str, Measured]] = {}
         for n in sizes:
@@ -600,7 +601,11 @@ def main(argv: list[str] | None = None) -> int:
                      time.perf_counter() - t0, profile, (load_start, os.getloadavg()[0]))
     print()
     print(section)
-    if not args.no_write:
+    standard = tuple(sizes) == (QUICK_SIZES if args.quick else FULL_SIZES)
+    if not standard and not args.no_write:
+        print("\nOther sizes than the documented ones: printed only, "
+              f"docs/benchmarks/{PART}.md left as it was.")
+    elif not args.no_write:
         parts = Path(os.environ.get("TUIXP_BENCH_PARTS") or common.PARTS_DIR)
         path = parts / f"{PART}.md"
         existing = path.read_text() if path.exists() else ""
