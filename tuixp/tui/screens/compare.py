@@ -30,6 +30,7 @@ from textual_plotext import PlotextPlot
 from tuixp import diff
 from tuixp.errors import TrialNotFound, TuixpError
 from tuixp.tui.data import TrialDetail
+from tuixp.tui.screens.scrolling import ScrollsActivePane
 from tuixp.tui.widgets.status_bar import StatusBar
 from tuixp.tui.widgets.trial_table import fmt_number
 
@@ -180,9 +181,11 @@ class RerunScreen(ModalScreen[None]):
         self.dismiss()
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(ScrollsActivePane, Screen[None]):
     """Trials of ``experiment`` side by side; ``previous=True`` compares one trial with the last
     trial before it."""
+
+    SCROLL_PREFIX = "compare-"
 
     BINDINGS = [
         Binding("escape,backspace", "back", "Back", show=True),
@@ -566,29 +569,6 @@ class CompareScreen(Screen[None]):
         if self.details is not None and self.unified is None:
             self._show_code()
             self._show_status()
-
-    def _scroller(self) -> VerticalScroll | None:
-        pane = self.query_one(TabbedContent).active
-        try:
-            return self.query_one(f"#compare-{pane}-scroll", VerticalScroll)
-        except Exception:  # noqa: BLE001 - the parameter table and the plot scroll themselves
-            return None
-
-    def action_scroll_up(self) -> None:
-        if (s := self._scroller()) is not None:
-            s.scroll_up(animate=False)
-
-    def action_scroll_down(self) -> None:
-        if (s := self._scroller()) is not None:
-            s.scroll_down(animate=False)
-
-    def action_scroll_home(self) -> None:
-        if (s := self._scroller()) is not None:
-            s.scroll_home(animate=False)
-
-    def action_scroll_end(self) -> None:
-        if (s := self._scroller()) is not None:
-            s.scroll_end(animate=False)
 
 
 def _arrow(old: Any, new: Any) -> str:

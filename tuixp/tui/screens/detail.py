@@ -22,6 +22,7 @@ from textual_plotext import PlotextPlot
 from tuixp.errors import StoreError, TuixpError
 from tuixp.tui.data import TrialDetail, preview
 from tuixp.tui.messages import DetailLoaded, OutputLoaded
+from tuixp.tui.screens.scrolling import ScrollsActivePane
 from tuixp.tui.widgets.status_bar import StatusBar
 from tuixp.tui.widgets.trial_table import STATUS_TEXT, fmt_elapsed, fmt_number
 
@@ -49,7 +50,7 @@ def _json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=repr)
 
 
-class DetailScreen(Screen[None]):
+class DetailScreen(ScrollsActivePane, Screen[None]):
     """The detail of ``experiment`` trial ``trial_id``; marked trials overlay its metrics plot."""
 
     BINDINGS = [
@@ -382,29 +383,6 @@ class DetailScreen(Screen[None]):
         self.metric_index = (self.metric_index + 1) % (len(names) + 1) if names else 0
         self.query_one(TabbedContent).active = "metrics"
         self._show_plot()
-
-    def _scroller(self) -> VerticalScroll | None:
-        pane = self.query_one(TabbedContent).active
-        try:
-            return self.query_one(f"#{pane}-scroll", VerticalScroll)
-        except Exception:  # noqa: BLE001 - panes without a scroller (the plot)
-            return None
-
-    def action_scroll_up(self) -> None:
-        if (s := self._scroller()) is not None:
-            s.scroll_up(animate=False)
-
-    def action_scroll_down(self) -> None:
-        if (s := self._scroller()) is not None:
-            s.scroll_down(animate=False)
-
-    def action_scroll_home(self) -> None:
-        if (s := self._scroller()) is not None:
-            s.scroll_home(animate=False)
-
-    def action_scroll_end(self) -> None:
-        if (s := self._scroller()) is not None:
-            s.scroll_end(animate=False)
 
 
 def _status_color(status: str) -> str:
