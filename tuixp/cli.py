@@ -877,18 +877,11 @@ def ls_command(
 
 
 def _ls_experiments(con: Any, fmt: str) -> None:
-    rows = con.execute("""
-        SELECT experiment, count(*) AS trials,
-               count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-               count(*) FILTER (WHERE status = 'failed') AS failed,
-               count(*) FILTER (WHERE status = 'running') AS running,
-               count(*) FILTER (WHERE status = 'interrupted') AS interrupted,
-               max(started_at) AS last_run,
-               min(result_value) AS min_result, max(result_value) AS max_result
-        FROM trials GROUP BY experiment ORDER BY max(started_at) DESC NULLS LAST, experiment
-    """).fetchall()
+    from tuixp.store import queries
+
     columns = ["experiment", "trials", "succeeded", "failed", "running", "interrupted",
                "last_run", "min_result", "max_result"]
+    rows = [[e[c] for c in columns] for e in queries.experiments(con)]
     if not rows and fmt == "table":
         typer.echo("no trials yet: run one with tuixp run SCRIPT (or try tuixp demo)", err=True)
         return

@@ -30,7 +30,8 @@ def experiments(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                max(started_at) AS last_run,
                min(result_value) AS min_result, max(result_value) AS max_result,
                max(trial_id) AS last_trial
-        FROM trial_record GROUP BY experiment ORDER BY max(started_at) DESC
+        FROM trial_record GROUP BY experiment
+        ORDER BY max(started_at) DESC NULLS LAST, experiment
     """).fetchall()
     cols = ["experiment", "trials", "succeeded", "failed", "running", "interrupted", "last_run",
             "min_result", "max_result", "last_trial"]
