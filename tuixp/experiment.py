@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,22 +128,20 @@ def _size(path: Any) -> int | None:
         return None
 
 
+def _leaves(x: Any) -> Iterator[Any]:
+    """Everything inside a step's arguments that is not a list, tuple or dict."""
+    if isinstance(x, (list, tuple)):
+        for i in x:
+            yield from _leaves(i)
+    elif isinstance(x, dict):
+        for i in x.values():
+            yield from _leaves(i)
+    else:
+        yield x
+
+
 def _children(n: Node) -> list[Node]:
-    found: list[Node] = []
-
-    def walk(x: Any) -> None:
-        if isinstance(x, Node):
-            found.append(x)
-        elif isinstance(x, (list, tuple)):
-            for i in x:
-                walk(i)
-        elif isinstance(x, dict):
-            for i in x.values():
-                walk(i)
-
-    walk(list(n.args))
-    walk(n.kwargs)
-    return found
+    return [x for x in _leaves([n.args, n.kwargs]) if isinstance(x, Node)]
 
 
 def _nodes(root: Node) -> list[Node]:
@@ -159,23 +157,9 @@ def _nodes(root: Node) -> list[Node]:
 
 
 def _data_files(root: Node) -> list[str]:
-    found: list[str] = []
-
-    def walk(x: Any) -> None:
-        if isinstance(x, DataFile):
-            if str(x) not in found:
-                found.append(str(x))
-        elif isinstance(x, (list, tuple)):
-            for i in x:
-                walk(i)
-        elif isinstance(x, dict):
-            for i in x.values():
-                walk(i)
-
-    for n in _nodes(root):
-        walk(list(n.args))
-        walk(n.kwargs)
-    return found
+    found = (str(x) for n in _nodes(root) for x in _leaves([n.args, n.kwargs])
+             if isinstance(x, DataFile))
+    return list(dict.fromkeys(found))
 
 
 def _substitute(root: Node, values: dict[int, Any]) -> Any:
