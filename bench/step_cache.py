@@ -79,6 +79,10 @@ def main() -> None:
         "",
     ])
     print(text)
+    if opts.quick and OUT.exists():
+        # The documented figures are the full run's; a quick run only prints.
+        print(f"(--quick: {OUT.relative_to(ROOT)} keeps the full run's figures)")
+        return
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text)
 

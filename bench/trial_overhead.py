@@ -144,6 +144,10 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
+    if opts.quick and OUT.exists():
+        # The documented figures are the full run's; a quick run only prints.
+        print(f"(--quick: {OUT.relative_to(ROOT)} keeps the full run's figures)")
+        return
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text)
 
