@@ -56,7 +56,7 @@ class BenchRun:
             return "FAILED (timed out)"
         if self.returncode != 0:
             return f"FAILED (exit {self.returncode})"
-        return "ok" if self.wrote_part else "ok, but wrote no part"
+        return "ok" if self.wrote_part else "ok (section not rewritten)"
 
 
 def order_key(name: str) -> tuple[int, str]:
