@@ -135,6 +135,19 @@ def test_run_all_runs_fake_benches_and_reports_the_failed_one(tmp_path: Path) ->
     assert "Not run this time" in doc.split("## Fake peers")[1]
 
 
+def test_run_all_assembles_without_running_anything(tmp_path: Path) -> None:
+    bench = _fake_benches(tmp_path)
+    (bench / "grid.py").write_text("raise SystemExit('must not run')\n")
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "grid.md").write_text("## Grids\n\ngrid figures\n")
+    done = _run_all(tmp_path, "--assemble-only")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "must not run" not in done.stdout
+    doc = (tmp_path / "benchmarks.md").read_text()
+    assert "No benchmark ran" in doc and "grid figures" in doc
+    assert _sections(doc) == ["Machine", "This run", "Grids"]
+
+
 def test_run_all_kills_a_bench_past_its_timeout(tmp_path: Path) -> None:
     bench = tmp_path / "bench"
     bench.mkdir()
