@@ -209,8 +209,8 @@ async def test_a_launch_the_command_line_refuses_shows_why_and_records_nothing(
         launch = app.launches.items[-1]
         assert launch.returncode == 2 and launch.state == "refused"
         assert says in launch.message and not launch.trials
-        await pilot.pause(0.1)
-        assert says in shown(app.screen.query_one("#progress-detail"))
+        await wait_for(pilot, lambda: says in shown(app.screen.query_one("#progress-detail")),
+                       what="the refusal on screen")
     assert store_snapshot(tiny_store) == before
 
 

@@ -39,7 +39,7 @@ CELL_WIDTH = 60
 
 EXAMPLES: list[tuple[str, str]] = [
     ("best trial per experiment", """\
-SELECT experiment, arg_max(trial_id, result_value) AS best_trial,
+SELECT experiment, first(trial_id ORDER BY result_value DESC, trial_id) AS best_trial,
        max(result_value) AS best_result, count(*) AS trials
 FROM trials WHERE status = 'succeeded'
 GROUP BY experiment ORDER BY experiment"""),
