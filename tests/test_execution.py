@@ -302,7 +302,7 @@ def living_in_group(pgid: int) -> list[int]:
 
 
 INTERRUPTED_SCRIPT = """
-import os, sys, time
+import os, sys, threading, time
 import tuixp
 
 ex = tuixp.Experiment("long", store=sys.argv[1])
@@ -318,8 +318,14 @@ def forever(q):
     return q
 
 
+_out = threading.Lock()
+
+
 def show(event):
-    print(event.to_json(), flush=True)
+    # Steps report from several threads: one whole line at a time (print is not atomic).
+    with _out:
+        sys.stdout.write(event.to_json() + "\n")
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":
