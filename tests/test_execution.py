@@ -324,7 +324,7 @@ _out = threading.Lock()
 def show(event):
     # Steps report from several threads: one whole line at a time (print is not atomic).
     with _out:
-        sys.stdout.write(event.to_json() + "\n")
+        sys.stdout.write(event.to_json() + "\\n")
         sys.stdout.flush()
 
 
