@@ -179,3 +179,14 @@ def write_part(name: str, markdown: str, parts_dir: Path | None = None) -> Path:
     tmp.write_text(markdown.rstrip() + "\n")
     os.replace(tmp, path)
     return path
+
+
+def publish(name: str, markdown: str, quick: bool) -> Path | None:
+    """Print a benchmark's section and write it as its part, except that a ``--quick`` run
+    leaves a part already written (by a full run) as it is and only prints."""
+    print(markdown)
+    folder = Path(os.environ.get("TUIXP_BENCH_PARTS") or PARTS_DIR)
+    if quick and (folder / f"{name}.md").exists():
+        print(f"(--quick: the documented {name} figures are the full run's; not written)")
+        return None
+    return write_part(name, markdown)

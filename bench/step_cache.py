@@ -14,12 +14,14 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "docs" / "benchmarks" / "step_cache.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402 - the bench folder is not a package
+
 
 
 def main() -> None:
@@ -78,13 +80,7 @@ def main() -> None:
         "`bench/step_cache.py" + (" --quick" if opts.quick else "") + "`.",
         "",
     ])
-    print(text)
-    if opts.quick and OUT.exists():
-        # The documented figures are the full run's; a quick run only prints.
-        print(f"(--quick: {OUT.relative_to(ROOT)} keeps the full run's figures)")
-        return
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    common.publish("step_cache", text, opts.quick)
 
 
 if __name__ == "__main__":

@@ -21,8 +21,10 @@ import textwrap
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402 - the bench folder is not a package
+
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "docs" / "benchmarks" / "trial_overhead.md"
 
 TRIALS = textwrap.dedent("""
     import json, sys, time, statistics
@@ -144,13 +146,7 @@ def main() -> None:
         "",
     ]
     text = "\n".join(lines)
-    print(text)
-    if opts.quick and OUT.exists():
-        # The documented figures are the full run's; a quick run only prints.
-        print(f"(--quick: {OUT.relative_to(ROOT)} keeps the full run's figures)")
-        return
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(text)
+    common.publish("trial_overhead", text, opts.quick)
 
 
 if __name__ == "__main__":
