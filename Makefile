@@ -34,6 +34,7 @@ screenshots: install
 	$(BIN)/python -m tuixp.tui.screenshots screenshots
 
 bench: install
+	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	$(BIN)/python bench/run_all.py
 
 clean:
