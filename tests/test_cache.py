@@ -243,7 +243,7 @@ def test_schema_1_store_is_migrated(store_path: Path) -> None:
     con.close()
     with Store(store_path).connect() as con:
         assert con.execute("SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
-                           ).fetchone() == ("2",)
+                           ).fetchone() == (str(schema.SCHEMA_VERSION),)
         assert con.execute("SELECT trial_id, result, data_inputs FROM trials").fetchall() == [
             (1, "42", None)]
 

@@ -20,7 +20,7 @@ import pytest
 
 import tuixp
 from tuixp import errors
-from tuixp.store import Store
+from tuixp.store import SCHEMA_VERSION, Store
 from tuixp.store.journal import journal_dir
 
 from .conftest import (
@@ -264,7 +264,8 @@ def test_store_from_a_newer_tuixp_is_left_alone(tmp_path: Path) -> None:
     assert later.returncode == 0, later.stderr
     assert file_digest(store) == digest, "nothing was changed in the newer store"
     con = duckdb.connect(str(store))
-    con.execute("UPDATE tuixp_meta SET value = '2' WHERE key = 'schema_version'")
+    con.execute("UPDATE tuixp_meta SET value = ? WHERE key = 'schema_version'",
+                [str(SCHEMA_VERSION)])
     con.close()
     state = verify_store(store)
     assert sorted(state.trials) == [1, 2, 3, 4]

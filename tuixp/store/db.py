@@ -140,7 +140,13 @@ _COLUMNS: dict[str, list[tuple[str, pa.DataType, str | None]]] = {
 def insert_rows(
     con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]], conflict: str = "IGNORE"
 ) -> None:
-    """Insert dict rows through one Arrow batch: thousands of rows cost one statement."""
+    """Insert dict rows through one Arrow batch: thousands of rows cost one statement.
+
+    A row whose key is already stored is skipped (``IGNORE``) or replaces it (``REPLACE``). The
+    per-trial tables have no key constraint (``schema.KEYS``): they replace by deleting the rows
+    with the same key first, among the batch's trials only (zone maps on ``trial_id`` skip the
+    rest of a big table).
+    """
     if not rows:
         return
     cols = _COLUMNS[table]
@@ -152,9 +158,23 @@ def insert_rows(
     try:
         exprs = ", ".join(expr or f'"{name}"' for name, _, expr in cols)
         names = ", ".join(f'"{name}"' for name, _, _ in cols)
-        con.execute(
-            f"INSERT OR {conflict} INTO {table} ({names}) SELECT {exprs} FROM {staged}"
-        )
+        keys = schema.KEYS.get(table)
+        if keys is None:
+            con.execute(
+                f"INSERT OR {conflict} INTO {table} ({names}) SELECT {exprs} FROM {staged}")
+            return
+        match = " AND ".join(f'k."{k}" = s."{k}"' for k in keys)
+        ids = [r.get("trial_id") for r in rows]
+        near = ""
+        if all(isinstance(i, int) for i in ids):
+            near = f" AND k.trial_id BETWEEN {min(ids)} AND {max(ids)}"
+        if conflict == "REPLACE":
+            con.execute(f"DELETE FROM {table} k USING {staged} s WHERE {match}{near}")
+            con.execute(f"INSERT INTO {table} ({names}) SELECT {exprs} FROM {staged}")
+        else:
+            con.execute(
+                f"INSERT INTO {table} ({names}) SELECT {exprs} FROM {staged} s WHERE NOT EXISTS "
+                f"(SELECT 1 FROM {table} k WHERE {match}{near})")
     finally:
         con.unregister(staged)
 
@@ -172,8 +192,6 @@ _REQUIRED = {
     "trial_started": ("uuid", "experiment", "trial_id"), "trial_finished": ("uuid", "status"),
     "package_set": ("hash",),
 }
-_REPLACE_KEYS = {"metric_record": ("trial_uuid", "name", "epoch"),
-                 "step_record": ("trial_uuid", "key"), "persisted_record": ("trial_uuid", "step")}
 _STATUSES = ("succeeded", "failed", "interrupted")
 _JSON_TEXT = ("result", "notes")  # fields a writer sends as JSON text, stored as such
 _JSON_OBJECTS = ("params", "changes", "data")  # trial_started fields stored after json.dumps
@@ -780,11 +798,11 @@ class Store:
                     "trial_id": e["trial_id"], "name": name, "value": json.dumps(value),
                 })
         insert_rows(con, "trial_record", rows)
-        insert_rows(con, "param_record", params)
+        insert_rows(con, "param_record", _last_per_key(params, schema.KEYS["param_record"]))
         report.trials = len(rows)
         for kind in ("metric", "step", "persisted"):
             table = _EVENT_TABLE[kind]
-            insert_rows(con, table, _last_per_key(batches.get(kind, []), _REPLACE_KEYS[table]),
+            insert_rows(con, table, _last_per_key(batches.get(kind, []), schema.KEYS[table]),
                         conflict="REPLACE")
         started_here = {e["uuid"] for e in started}
         late = [f for u, f in finished.items() if u not in started_here]

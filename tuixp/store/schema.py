@@ -6,8 +6,34 @@ Tables hold what ingest writes; the views are the public contract for SQL users
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 STORE_MARK = "tuixp-store"
+
+# Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
+# rows doubled the file and made every open and close of a million-trial store cost ~50 ms more.
+# Ingest keeps each key unique itself (KEYS below): a row written again replaces the old one.
+PER_TRIAL_TABLES = {
+    "param_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, value VARCHAR""",
+    "metric_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, epoch BIGINT,
+    value DOUBLE, recorded_at TIMESTAMPTZ, seq BIGINT""",
+    "step_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, key VARCHAR, step VARCHAR,
+    started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, status VARCHAR, worker VARCHAR,
+    input_hash VARCHAR, output_hash VARCHAR, error VARCHAR, reused_from INTEGER""",
+    "persisted_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, step VARCHAR, object_hash VARCHAR,
+    format VARCHAR, size BIGINT""",
+}
+KEYS = {"param_record": ("trial_uuid", "name"), "metric_record": ("trial_uuid", "name", "epoch"),
+        "step_record": ("trial_uuid", "key"), "persisted_record": ("trial_uuid", "step")}
+
+
+def _per_trial(prefix: str = "", suffix: str = "") -> str:
+    return "".join(f"CREATE TABLE {prefix}{name}{suffix} ({cols}\n);\n"
+                   for name, cols in PER_TRIAL_TABLES.items())
+
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS tuixp_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -47,31 +73,13 @@ CREATE TABLE IF NOT EXISTS trial_record (
     data_inputs VARCHAR
 );
 CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, trial_id);
-CREATE TABLE IF NOT EXISTS param_record (
-    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, value VARCHAR,
-    PRIMARY KEY (trial_uuid, name)
-);
-CREATE TABLE IF NOT EXISTS metric_record (
-    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, epoch BIGINT,
-    value DOUBLE, recorded_at TIMESTAMPTZ, seq BIGINT,
-    PRIMARY KEY (trial_uuid, name, epoch)
-);
-CREATE TABLE IF NOT EXISTS step_record (
-    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, key VARCHAR, step VARCHAR,
-    started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, status VARCHAR, worker VARCHAR,
-    input_hash VARCHAR, output_hash VARCHAR, error VARCHAR, reused_from INTEGER,
-    PRIMARY KEY (trial_uuid, key)
-);
-CREATE TABLE IF NOT EXISTS code_set (hash VARCHAR, ord INTEGER, step VARCHAR, source_hash VARCHAR,
+{per_trial}CREATE TABLE IF NOT EXISTS code_set (hash VARCHAR, ord INTEGER, step VARCHAR, source_hash VARCHAR,
     PRIMARY KEY (hash, ord));
 CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARCHAR,
     PRIMARY KEY (hash, name));
-CREATE TABLE IF NOT EXISTS persisted_record (
-    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, step VARCHAR, object_hash VARCHAR,
-    format VARCHAR, size BIGINT, PRIMARY KEY (trial_uuid, step)
-);
 CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
-"""
+""".replace(
+    "{per_trial}", _per_trial("IF NOT EXISTS "))
 
 VIEWS = """
 CREATE OR REPLACE VIEW trials AS
@@ -121,6 +129,11 @@ MIGRATIONS: dict[int, str] = {
         ALTER TABLE trial_record ADD COLUMN data_inputs VARCHAR;
         CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
     """,
+    # 3: the per-trial tables lose their primary keys (see PER_TRIAL_TABLES): copied into
+    # keyless tables in their order (zone maps on trial_id stay useful), then renamed.
+    2: _DROP_VIEWS + _per_trial(suffix="_v3") + "".join(
+        f"INSERT INTO {t}_v3 SELECT * FROM {t}; DROP TABLE {t}; ALTER TABLE {t}_v3 RENAME TO {t};"
+        for t in PER_TRIAL_TABLES),
 }
 
 PUBLIC_VIEWS = ("trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted")

@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from tuixp.capture.hashing import canonical_json, text_hash
+from tuixp.store import schema
 from tuixp.store.db import Store
 
 STEPS = ("load_data", "train", "evaluate")
@@ -84,9 +85,11 @@ def _blobs(experiment: str) -> tuple[list[dict[str, str]], dict[str, str], list[
 
 def _insert(con: object, table: str, arrow: pa.Table) -> None:
     con.register("_synthetic", arrow)  # type: ignore[attr-defined]
+    # Keyless per-trial tables take new trials' rows as they are; the others skip known keys.
+    how = "INSERT" if table in schema.KEYS else "INSERT OR IGNORE"
     try:
         con.execute(  # type: ignore[attr-defined]
-            f"INSERT OR IGNORE INTO {table} BY NAME SELECT * FROM _synthetic")
+            f"{how} INTO {table} BY NAME SELECT * FROM _synthetic")
     finally:
         con.unregister("_synthetic")  # type: ignore[attr-defined]
 

@@ -1,0 +1,144 @@
+"""The per-trial tables have no key constraint (schema 3): ingest keeps each key unique itself.
+
+A metric saved again at the same epoch, a step whose start and end reach the store in two
+ingests, a journal read twice: each leaves one row, the last written. And a schema 2 store (with
+the keys) is migrated, its rows kept in order.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import tuixp
+from tuixp.store import Store, schema
+from tuixp.store.db import insert_rows
+
+# The per-trial tables as schema 2 wrote them: with primary keys.
+V2_TABLES = {
+    "param_record": "PRIMARY KEY (trial_uuid, name)",
+    "metric_record": "PRIMARY KEY (trial_uuid, name, epoch)",
+    "step_record": "PRIMARY KEY (trial_uuid, key)",
+    "persisted_record": "PRIMARY KEY (trial_uuid, step)",
+}
+
+
+def _rows(store: Path, sql: str) -> list[tuple]:
+    with Store(store).connect() as con:
+        return con.execute(sql).fetchall()
+
+
+def test_metric_saved_again_after_an_ingest_keeps_the_last_value(store_path: Path) -> None:
+    ex = tuixp.Experiment("keys", store=store_path)
+    saved = threading.Event()
+    go_on = threading.Event()
+
+    @ex.result
+    def train():
+        ex.save_metric("loss", epoch=0, value=1.0)
+        ex.save_metric("loss", epoch=1, value=0.5)
+        saved.set()
+        assert go_on.wait(30)
+        ex.save_metric("loss", epoch=1, value=0.25)  # the same epoch again, in a later ingest
+        ex.save_metric("loss", epoch=2, value=0.125)
+        return 0
+
+    worker = threading.Thread(target=lambda: train().compute(scheduler="threads"))
+    worker.start()
+    assert saved.wait(30)
+    # This ingest takes the first two values (and the running step) into the database.
+    assert _rows(store_path, "SELECT epoch, value FROM metrics ORDER BY epoch") == [
+        (0, 1.0), (1, 0.5)]
+    go_on.set()
+    worker.join(60)
+    assert not worker.is_alive()
+    assert _rows(store_path, "SELECT epoch, value FROM metrics ORDER BY epoch") == [
+        (0, 1.0), (1, 0.25), (2, 0.125)]
+    # The step's start and its end came in two ingests: one row, finished.
+    assert _rows(store_path, "SELECT step, status FROM steps") == [("train", "succeeded")]
+
+
+def test_a_batch_written_twice_leaves_one_row_per_key(store_path: Path) -> None:
+    ex = tuixp.Experiment("keys", store=store_path)
+    ex.result(lambda: 1)
+    ex._steps["<lambda>"]().compute()
+    store = Store(store_path)
+    with store.connect() as con:
+        uuid, tid = con.execute("SELECT uuid, trial_id FROM trial_record").fetchall()[0]
+        metric = {"trial_uuid": uuid, "experiment": "keys", "trial_id": tid, "name": "acc",
+                  "epoch": 0, "value": 0.5, "recorded_at": 0.0, "seq": 1}
+        param = {"trial_uuid": uuid, "experiment": "keys", "trial_id": tid, "name": "lr",
+                 "value": "0.1"}
+        for value in (0.5, 0.75):
+            insert_rows(con, "metric_record", [{**metric, "value": value}], conflict="REPLACE")
+            insert_rows(con, "param_record", [param])  # IGNORE: the first one stays
+        insert_rows(con, "param_record", [{**param, "value": "0.2"}])
+        assert con.execute("SELECT value FROM metric_record WHERE name = 'acc'").fetchall() == [
+            (0.75,)]
+        assert con.execute("SELECT value FROM param_record WHERE name = 'lr'").fetchall() == [
+            ("0.1",)]
+        # A row without a trial id (an old journal line) still replaces, scanning everything.
+        insert_rows(con, "metric_record", [{**metric, "trial_id": None, "value": 0.9}],
+                    conflict="REPLACE")
+        assert con.execute("SELECT value FROM metric_record WHERE name = 'acc'").fetchall() == [
+            (0.9,)]
+
+
+def _to_schema_2(store_path: Path) -> None:
+    """Rebuild the per-trial tables with schema 2's primary keys and mark the store version 2."""
+    con = duckdb.connect(str(store_path), config={"default_block_size": "16384"})
+    con.execute(schema.MIGRATIONS[2].split("CREATE TABLE")[0])  # drop the views
+    for table, key in V2_TABLES.items():
+        cols = schema.PER_TRIAL_TABLES[table]
+        con.execute(f"CREATE TABLE {table}_old ({cols}, {key})")
+        con.execute(f"INSERT INTO {table}_old SELECT * FROM {table}")
+        con.execute(f"DROP TABLE {table}")
+        con.execute(f"ALTER TABLE {table}_old RENAME TO {table}")
+    con.execute(schema.VIEWS)
+    con.execute("UPDATE tuixp_meta SET value = '2' WHERE key = 'schema_version'")
+    con.close()
+
+
+def _keys(store_path: Path) -> set[str]:
+    con = duckdb.connect(str(store_path), read_only=True,
+                         config={"default_block_size": "16384"})
+    try:
+        return {r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'"
+        ).fetchall()}
+    finally:
+        con.close()
+
+
+def test_schema_2_store_is_migrated_to_keyless_tables(store_path: Path) -> None:
+    ex = tuixp.Experiment("old", store=store_path)
+    lr = ex.parameter("lr")
+
+    @ex.result
+    def fit(lr):
+        for epoch in range(3):
+            ex.save_metric("loss", epoch=epoch, value=lr / (epoch + 1))
+        return lr * 2
+
+    for value in (0.1, 0.2):
+        ex.set_parameters(lr=value)
+        fit(lr).compute()
+    views = ("SELECT trial_id, name, epoch, value FROM metrics ORDER BY ALL",
+             "SELECT trial_id, name, value FROM params ORDER BY ALL",
+             "SELECT trial_id, step, status FROM steps ORDER BY ALL")
+    before = [_rows(store_path, sql) for sql in views]
+    _to_schema_2(store_path)
+    assert set(V2_TABLES) <= _keys(store_path)
+    with Store(store_path).connect() as con:
+        assert con.execute("SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
+                           ).fetchall() == [(str(schema.SCHEMA_VERSION),)]
+    assert not set(V2_TABLES) & _keys(store_path)
+    assert "trial_record" in _keys(store_path)
+    assert [_rows(store_path, sql) for sql in views] == before
+    # The migrated store records on as before.
+    ex.set_parameters(lr=0.4)
+    assert fit(lr).compute() == pytest.approx(0.8)
+    assert _rows(store_path, "SELECT count(*) FROM metrics WHERE trial_id = 3") == [(3,)]
