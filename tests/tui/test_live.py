@@ -16,7 +16,9 @@ import pytest
 from tests.tui.conftest import env_for_subprocess
 from tests.tui.helpers import loaded, wait_for
 from tuixp.store import synthetic
+from tuixp.store.window import TrialQuery
 from tuixp.tui.app import create_app
+from tuixp.tui.data import StoreReader
 
 WRITER = textwrap.dedent("""
     import os, sys, time
@@ -121,3 +123,68 @@ async def test_missing_store_waits_without_creating_it(tmp_path: Path) -> None:
         synthetic.generate(path, 25, experiment="later")
         await loaded(pilot, total=25)
         assert app.experiment == "later"
+
+
+SLEEPER = textwrap.dedent("""
+    import sys, time
+    import tuixp
+
+    ex = tuixp.Experiment("sleepy", store=sys.argv[1])
+
+    @ex.result
+    def nap():
+        print("started", flush=True)
+        time.sleep(120)
+        return 1
+
+    nap().compute()
+""")
+
+
+def _poll_until_settled(reader: StoreReader, query: TrialQuery, known: tuple) -> int:
+    """Polls (as the app makes them, its summary built between them) until one reads nothing;
+    how many read the store."""
+    reads = 0
+    for _ in range(50):
+        assert reader.build_summary(query.experiment)
+        snap = reader.snapshot(query, 0, 40, known)
+        if snap is None:
+            return reads
+        reads += 1
+        known = snap.fingerprint
+    raise AssertionError("every poll read the store: it never settled")
+
+
+@pytest.mark.slow
+def test_polls_skip_the_database_until_a_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "store.duckdb"
+    synthetic.generate(path, 500, experiment="search")
+    reader = StoreReader(path)
+    query = TrialQuery("search")
+    first = reader.snapshot(query, 0, 40)
+    assert first is not None and first.trials is not None and first.trials.total == 500
+    # Once the summary is built, and with nothing written, no poll opens the database.
+    _poll_until_settled(reader, query, first.fingerprint)
+    skipped = reader.polls_skipped
+    assert reader.snapshot(query, 0, 40, first.fingerprint) is None
+    assert reader.polls_skipped == skipped + 1
+    # Another process starts a trial: its journal is new, so the next poll reads it.
+    proc = subprocess.Popen([sys.executable, "-c", SLEEPER, str(path)], env=env_for_subprocess(),
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
+        snap = reader.snapshot(TrialQuery("sleepy"), 0, 40, first.fingerprint)
+        assert snap is not None and snap.trials is not None
+        assert [(r.trial_id, r.status) for r in snap.trials.rows] == [(1, "running")]
+        _poll_until_settled(reader, TrialQuery("sleepy"), snap.fingerprint)
+        # Killed: its journal does not change, but its lock is gone; the poll reads again
+        # and the trial shows as interrupted.
+        proc.kill()
+        proc.wait()
+        snap = reader.snapshot(TrialQuery("sleepy"), 0, 40, snap.fingerprint)
+        assert snap is not None and snap.trials is not None
+        assert [(r.trial_id, r.status) for r in snap.trials.rows] == [(1, "interrupted")]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

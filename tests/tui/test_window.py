@@ -138,7 +138,10 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
     summary = window.MetricSummary("search")
     sorted_by_loss = TrialQuery("search", sort="loss", descending=False)
     with Store(path).connect() as con:
-        assert summary.refresh(con) and summary.rows == 300 * 2 * 3  # one slice: 300 trials
+        results = con.execute("SELECT count(result_value) FROM trial_record").fetchall()[0][0]
+        assert 0 < results < 300  # failed trials have none
+        # One slice: 300 trials' metric rows and results.
+        assert summary.refresh(con) and summary.rows == 300 * 2 * 3 + results
         assert not summary.refresh(con)  # nothing changed, nothing read
         # A trial that is still running: its later metrics must not be missed.
         con.execute("UPDATE trial_record SET status = 'running' WHERE trial_id = 250")
@@ -147,13 +150,16 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
     synthetic.generate(path, 200, experiment="search", seed=2)  # trials 301-500
     with Store(path).connect() as con:
         con.execute("UPDATE metric_record SET value = -1 WHERE trial_id = 250 AND name = 'loss'")
+        # It finished with a result larger than any other's.
+        con.execute("UPDATE trial_record SET status = 'succeeded', result_value = 1e9 "
+                    "WHERE trial_id = 250")
         con.execute("INSERT INTO metric_record SELECT trial_uuid, experiment, trial_id, name, "
                     "epoch + 10, -2, recorded_at, seq FROM metric_record "
                     "WHERE trial_id = 250 AND name = 'loss' AND epoch = 0")
         assert summary.refresh(con)
         fresh = window.MetricSummary("search")
         fresh.refresh(con)
-        for name in ("loss", "accuracy"):
+        for name in ("loss", "accuracy", window.RESULT):
             assert (summary.by_name[name][0] == fresh.by_name[name][0]).all()
             assert (summary.by_name[name][1] == fresh.by_name[name][1]).all()
         assert summary.values("loss", [250, 499, 9999]) == {
@@ -161,9 +167,16 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
         lay = window.layout(con, "search")
         with_summary = window.page(con, lay, sorted_by_loss, 0, 500, summary)
         without = window.page(con, lay, sorted_by_loss, 0, 500)
+        by_result = {d: [[r.trial_id for r in window.page(
+            con, lay, TrialQuery("search", sort="result", descending=d), 0, 500, s)]
+            for s in (summary, None)] for d in (True, False)}
     assert [r.trial_id for r in with_summary] == [r.trial_id for r in without]
     assert [r.metrics for r in with_summary] == [r.metrics for r in without]
     assert with_summary[0].trial_id == 250
+    # Sorted by result in memory as DuckDB sorts it: trials without a result last, either way.
+    for descending, (in_memory, in_duckdb) in by_result.items():
+        assert in_memory == in_duckdb and len(in_memory) == 500
+    assert by_result[True][0][0] == 250 and by_result[False][0][-1] != 250
 
 
 def test_metric_summary_builds_a_slice_at_a_time(tmp_path: Path,
@@ -182,7 +195,8 @@ def test_metric_summary_builds_a_slice_at_a_time(tmp_path: Path,
             assert [r.trial_id for r in window.page(con, lay, q, 0, 250, summary)] == expected
             summary.refresh(con)
             steps += 1
-        assert steps == 3 and summary.rows == 250 * 2 * 3
+        results = con.execute("SELECT count(result_value) FROM trial_record").fetchall()[0][0]
+        assert steps == 3 and summary.rows == 250 * 2 * 3 + results
         assert [r.trial_id for r in window.page(con, lay, q, 0, 250, summary)] == expected
 
 

@@ -182,16 +182,21 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
     return Layout(experiment, tuple(params), tuple(metrics))
 
 
+RESULT = "(result)"  # the summary's series of trial results (not a metric name: not an identifier)
+
+
 class MetricSummary:
-    """The last value of every metric of every trial of one experiment, kept between connections.
+    """Every trial's result and last value of every metric, of one experiment, kept between
+    connections.
 
     Sorting a million trials by a metric needs each trial's last value; aggregating every metric
     row for it takes about a second and much memory, so the summary is built a slice of trials
     per ``refresh`` (the TUI refreshes it after each poll, so the screen never waits for it) and
-    then topped up: only trials that were running, or are new since, can gain metric rows, so
-    only those are read again. The experiment's metric row count checks the result; a mismatch
-    (a late journal from another process) starts a new build. Until it is ``ready`` the queries
-    aggregate the metric rows themselves.
+    then topped up: only trials that were running, or are new since, can gain metric rows or a
+    result, so only those are read again. The count of metric rows and results checks it; a
+    mismatch (a late journal from another process) starts a new build. Until it is ``ready``
+    the queries sort in DuckDB. The results are the series ``RESULT``: sorted here, a sort by
+    result needs no scan of the table.
     """
 
     SLICE = 50_000  # trials summarised per refresh while building
@@ -213,7 +218,8 @@ class MetricSummary:
     def refresh(self, con: duckdb.DuckDBPyConnection) -> bool:
         """One step towards an up-to-date summary; True if the summary changed."""
         row = con.execute("""
-            SELECT (SELECT count(*) FROM metric_record WHERE experiment = $1),
+            SELECT (SELECT count(*) FROM metric_record WHERE experiment = $1)
+                       + count(result_value),
                    (SELECT min(trial_id) FROM trial_record
                     WHERE experiment = $1 AND status = 'running'),
                    max(trial_id), min(trial_id), count(*)
@@ -250,29 +256,35 @@ class MetricSummary:
 
     def _read(self, con: duckdb.DuckDBPyConnection, lo: int,
               hi: int | None) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-        sql = ("SELECT name, trial_id, arg_max(value, epoch) AS value, count(*) AS n "
-               "FROM metric_record WHERE experiment = ? AND trial_id >= ?")
-        args: list[Any] = [self.experiment, lo]
-        if hi is not None:
-            sql += " AND trial_id < ?"
-            args.append(hi)
-        table = con.sql(sql + " GROUP BY name, trial_id", params=args).to_arrow_table()
+        bounds = "experiment = $1 AND trial_id >= $2" + (" AND trial_id < $3" if hi is not None
+                                                          else "")
+        args: list[Any] = [self.experiment, lo] + ([hi] if hi is not None else [])
+        table = con.sql(
+            "SELECT name, trial_id, arg_max(value, epoch) AS value, count(*)::INTEGER AS n "
+            f"FROM metric_record WHERE {bounds} GROUP BY name, trial_id UNION ALL "
+            f"SELECT {_quote_str(RESULT)}, trial_id, result_value, 1 FROM trial_record "
+            f"WHERE {bounds} AND result_value IS NOT NULL", params=args).to_arrow_table()
         if not table.num_rows:
             return []
-        names = table["name"].to_numpy(zero_copy_only=False)
+        # Names as dictionary codes: no Python string per row (a slice has ~350,000 rows).
+        names = table["name"].combine_chunks().dictionary_encode()
+        codes = names.indices.to_numpy(zero_copy_only=False)
         ids = table["trial_id"].to_numpy().astype(np.int32)
         values = table["value"].to_numpy(zero_copy_only=False).astype(np.float64)
         counts = table["n"].to_numpy().astype(np.int32)
         out = []
-        for name in sorted(set(names.tolist())):
-            sel = names == name
+        for code, name in sorted(enumerate(names.dictionary.to_pylist()), key=lambda c: c[1]):
+            sel = np.flatnonzero(codes == code)
+            sel = sel[np.argsort(ids[sel], kind="stable")]  # by id: slices then just concatenate
             out.append((name, ids[sel], values[sel], counts[sel]))
         return out
 
     def _set(self, name: str, ids: np.ndarray, values: np.ndarray, counts: np.ndarray) -> None:
-        order = np.argsort(ids, kind="stable")
-        self.by_name[name] = (ids[order], values[order])
-        self._counts[name] = counts[order]
+        if len(ids) > 1 and not bool((ids[1:] >= ids[:-1]).all()):
+            order = np.argsort(ids, kind="stable")
+            ids, values, counts = ids[order], values[order], counts[order]
+        self.by_name[name] = (ids, values)
+        self._counts[name] = counts
 
     def _total_rows(self) -> int:
         return int(sum(int(c.sum()) for c in self._counts.values()))
@@ -334,6 +346,18 @@ class MetricSummary:
         missing = np.arange(lo, hi + 1, dtype=np.int32)[~present]
         self._orders[name] = (key, ranked, missing)
         return ranked, missing
+
+    @property
+    def prepared(self) -> bool:
+        """Ready, and every series sorted for the trials of the last refresh."""
+        if not self.ready or self.span is None:
+            return False
+        lo, hi, n = self.span
+        if not n or hi - lo + 1 != n:
+            return True  # ids with gaps: sorts happen in DuckDB, nothing to prepare
+        key = (lo, hi, self.rows, self.settled_below)
+        return all(name in self._orders and self._orders[name][0] == key
+                   for name in self.by_name)
 
     def prepare(self, deadline: float, stop: Callable[[], bool] = lambda: False) -> None:
         """Sort every metric ahead of time (while there is time), so the first sort is quick."""
@@ -441,18 +465,20 @@ def _page_keys(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, o
                limit: int, summary: MetricSummary | None) -> list[tuple[int, str]]:
     if limit <= 0:
         return []
-    metric = next((c for c in lay.metrics if c.name == query.sort), None)
-    in_memory = metric is not None and summary is not None and summary.ready
-    if (query.sort == "trial_id" or in_memory) and not query.where.strip():
+    series = None  # the summary's series to sort by, when it holds the sort column
+    if summary is not None and summary.ready:
+        metric = next((c for c in lay.metrics if c.name == query.sort), None)
+        series = RESULT if query.sort == "result" else metric.source if metric else None
+    if (query.sort == "trial_id" or series is not None) and not query.where.strip():
         # Trial ids are handed out one after the other, so in the default order row i is
         # usually trial max - i: read that range (zone maps skip the rest) instead of sorting
         # every trial to skip ``offset`` of them. Gaps (ids never recorded) fall back to sorting.
         lo, hi, n = con.execute(
             "SELECT min(trial_id), max(trial_id), count(*) FROM trial_record WHERE experiment = ?",
             [query.experiment]).fetchall()[0]
-        if n and hi - lo + 1 == n and metric is not None and summary is not None:
-            # Sorted by a metric, with every trial's last value in memory: sort there, once.
-            ids = summary.order(metric.source, query.descending, lo, hi)[offset:offset + limit]
+        if n and hi - lo + 1 == n and series is not None and summary is not None:
+            # Sorted by the result or a metric, every trial's value in memory: sort there, once.
+            ids = summary.order(series, query.descending, lo, hi)[offset:offset + limit]
             return [(int(t), "") for t in ids]
         if n and hi - lo + 1 == n and query.sort == "trial_id":
             first, last = ((hi - offset - limit + 1, hi - offset) if query.descending

@@ -75,6 +75,7 @@ class TuixpApp(App[None]):
         self._polling = False
         self._adopting = False  # a new query's first window is being read
         self._poll_timer: Any = None
+        self._summary_building: str | None = None  # the experiment whose summary is being built
         self.sub_title = self.reader.path.name
         self.launches = Launches(clock=self.clock)
         if theme:
@@ -131,7 +132,8 @@ class TuixpApp(App[None]):
             self.post_message(StoreRefreshed(snap, generation))
 
         try:
-            self.reader.snapshot(query, offset, limit, known, deliver)
+            if self.reader.snapshot(query, offset, limit, known, deliver) is None:
+                delivered = True  # nothing changed on disk: nothing was read
         except (FilterError, StoreError) as exc:
             self.post_message(StoreProblem(str(exc), from_poll=True))
         finally:
@@ -176,8 +178,29 @@ class TuixpApp(App[None]):
 
     @on(PollFinished)
     def _poll_done(self) -> None:
-        """The poll's worker is done (its summary work too): arm the next poll."""
+        """The poll's worker is done: arm the next poll, and build the summary if it needs it."""
         self._rearm()
+        exp = self.experiment
+        if exp is not None and exp != self._summary_building and not self.reader.summary(
+                exp).prepared:
+            self._summary_building = exp
+            self._summary_worker(exp)
+
+    @work(thread=True, exclusive=True, group="summary", exit_on_error=False)
+    def _summary_worker(self, experiment: str) -> None:
+        """Every trial's result and metrics in memory, so sorting by them needs no scan."""
+        worker = get_current_worker()
+        try:
+            self.reader.build_summary(experiment, lambda: worker.is_cancelled
+                                      or self.experiment != experiment)
+        except StoreError:
+            pass  # the poll says what is wrong with the store; the next poll starts again
+        finally:
+            self.call_from_thread(self._summary_done, experiment)
+
+    def _summary_done(self, experiment: str) -> None:
+        if self._summary_building == experiment:
+            self._summary_building = None
 
     @on(StoreProblem)
     def _problem(self, message: StoreProblem) -> None:

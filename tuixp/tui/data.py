@@ -18,10 +18,11 @@ from typing import Any
 from tuixp.errors import StoreError
 from tuixp.store import queries, window
 from tuixp.store.db import Store
+from tuixp.store.journal import journal_files, writer_is_alive
 from tuixp.store.objects import ObjectStore
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
-SUMMARY_BUDGET = 0.3  # seconds of metric summary building per poll, once the poll is delivered
+SUMMARY_BUDGET = 0.25  # seconds the summary builder holds the store at a time
 MEMORY_LIMIT = "128MB"  # DuckDB's buffers in the TUI: it reads windows, it never needs more
 
 
@@ -75,6 +76,33 @@ class StoreReader:
         self.summaries: dict[str, window.MetricSummary] = {}
         self._waiting = 0  # reads for the screen waiting for the lock (they go first)
         self._count_lock = threading.Lock()
+        self._disk: tuple[Any, ...] | None = None  # the files as the last poll found them
+        self.polls_skipped = 0
+
+    def disk_state(self) -> tuple[Any, ...]:
+        """The store's files as they are now, without opening the database: equal twice, no
+        process wrote to the store (or its journals) in between and no writer died."""
+        state: list[Any] = []
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                st = path.stat()
+                state.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                state.append(None)
+        for journal in journal_files(self.path):
+            try:
+                st = journal.stat()
+            except OSError:
+                continue
+            state.append((journal.name, st.st_size, st.st_mtime_ns, writer_is_alive(journal)))
+        return tuple(state)
+
+    def _settled(self, query: window.TrialQuery | None) -> bool:
+        """No summary work is left for the shown experiment (a poll would only do that)."""
+        if query is None:
+            return False
+        summary = self.summaries.get(query.experiment)
+        return summary is not None and summary.prepared
 
     def summary(self, experiment: str) -> window.MetricSummary:
         found = self.summaries.get(experiment)
@@ -117,41 +145,81 @@ class StoreReader:
 
     def snapshot(self, query: window.TrialQuery | None, offset: int, limit: int,
                  known: tuple[Any, ...] | None = None,
-                 deliver: Callable[[Snapshot], None] | None = None) -> Snapshot:
-        """Experiments and a window of trials; skips the window if nothing changed.
+                 deliver: Callable[[Snapshot], None] | None = None) -> Snapshot | None:
+        """Experiments and a window of trials; skips what did not change.
 
-        ``known`` is the fingerprint of the caller's last snapshot: when it still holds and no
-        trial is running, the window is not read again (``trials`` is None). Without a query,
-        the window is the most recently run experiment's. ``deliver`` gets the snapshot as soon
-        as it is read; the metric summary of the shown experiment is then brought up to date in
-        the same connection, so the first screen does not wait for it.
+        ``known`` is the fingerprint of the caller's last snapshot. When the store's files are
+        as the last poll found them, ``known`` is given and the summary has nothing left to do,
+        the database is not opened at all and the result is None. When ``known`` still holds
+        and no trial is running, the window is not read again (``trials`` is None). Without a
+        query, the window is the most recently run experiment's. ``deliver`` gets the snapshot
+        as soon as it is read; the summary of the shown experiment is then brought up to date
+        in the same connection, so the first screen does not wait for it.
         """
-        with self._lock, self._connect() as con:
-            self._prepare(con)
-            fp = window.fingerprint(con)
-            exps = queries.experiments(con)
-            trials = None
-            running = bool(fp and fp[2])
-            names = [e["experiment"] for e in exps]
-            if query is None and names:
-                query = window.TrialQuery(names[0])
-            if query is not None and (known != fp or running) and query.experiment in names:
-                trials = self._window(con, query, offset, limit, fp)
-            snap = Snapshot(exps, fp, trials)
-            if deliver is not None:
-                deliver(snap)
-            if query is not None and query.experiment in names:
-                lay = self._layout(con, query.experiment, fp)
-                if lay.metrics:
-                    summary = self.summary(query.experiment)
-                    deadline = time.monotonic() + SUMMARY_BUDGET
-                    summary.refresh(con)
-                    # A slice at a time, and none while a read for the screen is waiting.
-                    while (not summary.ready and not self._waiting
-                           and time.monotonic() < deadline):
-                        summary.refresh(con)
-                    summary.prepare(deadline, lambda: bool(self._waiting))
+        with self._urgent():
+            disk = self.disk_state()
+            if known is not None and disk == self._disk and self._settled(query):
+                self.polls_skipped += 1
+                return None
+            with self._connect() as con:
+                snap = self._snapshot(con, query, offset, limit, known, deliver)
+            self._disk = disk  # taken before reading: a write since shows at the next poll
             return snap
+
+    def _snapshot(self, con: Any, query: window.TrialQuery | None, offset: int, limit: int,
+                  known: tuple[Any, ...] | None,
+                  deliver: Callable[[Snapshot], None] | None) -> Snapshot:
+        self._prepare(con)
+        fp = window.fingerprint(con)
+        exps = queries.experiments(con)
+        trials = None
+        running = bool(fp and fp[2])
+        names = [e["experiment"] for e in exps]
+        if query is None and names:
+            query = window.TrialQuery(names[0])
+        if query is not None and (known != fp or running) and query.experiment in names:
+            trials = self._window(con, query, offset, limit, fp)
+        snap = Snapshot(exps, fp, trials)
+        if deliver is not None:
+            deliver(snap)
+        if query is not None and query.experiment in names:
+            summary = self.summaries.get(query.experiment)
+            if summary is not None and summary.ready:
+                summary.refresh(con)  # top up: only trials new or running since are read
+        return snap
+
+    def build_summary(self, experiment: str, cancelled: Callable[[], bool] = lambda: False,
+                      budget: float = SUMMARY_BUDGET) -> bool:
+        """Build and sort ``experiment``'s summary, giving way to every other read.
+
+        The store is opened for at most ``budget`` seconds at a time (other processes write in
+        between) and this process's reads for the screen and polls go first: they wait for one
+        slice at most. True once the summary is ready and sorted.
+        """
+        summary = self.summary(experiment)
+        while not cancelled():
+            if self._waiting:
+                time.sleep(0.005)
+                continue
+            with self._lock:
+                if summary.prepared:
+                    return True
+                if cancelled():
+                    break
+                deadline = time.monotonic() + budget
+                if not summary.ready:
+                    with self._connect() as con:
+                        self._prepare(con)
+                        summary.refresh(con)
+                        while (not summary.ready and not self._waiting
+                               and time.monotonic() < deadline and not cancelled()):
+                            summary.refresh(con)
+                else:
+                    summary.prepare(deadline, lambda: bool(self._waiting) or cancelled())
+                    if not summary.prepared and not self._waiting and not cancelled():
+                        return False  # nothing more it can sort (should not happen): stop
+            time.sleep(0.002)  # let a waiting thread, or another process, take the store
+        return False
 
     def _window(self, con: Any, query: window.TrialQuery, offset: int, limit: int,
                 fp: tuple[Any, ...]) -> TrialWindow:
