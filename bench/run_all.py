@@ -28,7 +28,7 @@ import common  # noqa: E402 - the bench folder is not a package
 # Parts appear in this order; parts of benchmarks not listed here follow, by name.
 ORDER = ("trial_overhead", "grid", "step_cache", "concurrent_writers", "cli_startup", "tui_scale",
          "peers")
-NOT_BENCHMARKS = {"run_all", "common"}
+NOT_BENCHMARKS = {"run_all", "common", "tui_frames", "tui_fastdatatable"}  # helpers of benches
 TAIL_LINES = 15
 
 
