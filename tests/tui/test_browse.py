@@ -50,8 +50,9 @@ async def test_experiments_and_trials_show(real_store: Path) -> None:
         assert rows[1].params == {"lr": 0.1, "depth": 4, "model": "lasso"}
         assert set(rows[1].metrics) == {"loss", "accuracy"}
         headers = [c.header for c in table.columns]
-        assert headers[:5] == ["#", "status", "lr", "depth", "model"]
-        assert "loss" in headers and "accuracy" in headers
+        # The outcome first (on screen at 80 columns), then the parameters.
+        assert headers[:8] == ["#", "status", "result", "accuracy", "loss", "lr", "depth",
+                               "model"]
     kinds = {type(m) for m in messages}
     assert StoreRefreshed in kinds and TrialsLoaded in kinds and QueryChanged in kinds
 

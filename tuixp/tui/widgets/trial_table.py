@@ -115,22 +115,24 @@ def _metric(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]
 
 
 def display_columns(lay: Layout) -> list[DisplayColumn]:
-    """The columns for an experiment: id and status fixed, then parameters, result, metrics..."""
+    """The columns for an experiment: id and status fixed, then the outcome (result, metrics),
+    parameters, and the trial's own. The outcome comes first so that at 80 columns it is on
+    screen without scrolling sideways, however many parameters there are."""
     cols = [
         DisplayColumn("trial_id", "#", 6, lambda r, n: (str(r.trial_id), ""), right=True),
         DisplayColumn("status", "status", 11, _status),
+        DisplayColumn(
+            "result", "result", 9,
+            lambda r, n: (fmt_number(r.result_value if r.result_value is not None
+                                     else r.result, 9), "trial-table--result"), right=True),
     ]
+    for m in lay.metrics:
+        width = max(7, min(10, len(m.name)))
+        cols.append(DisplayColumn(m.name, m.name, width, _metric(m.source, width), right=True))
     for p in lay.params:
         width = max(8 if p.numeric else 6, min(10, len(p.name)))
         cols.append(DisplayColumn(p.name, p.name, width, _param(p.source, width),
                                   right=p.numeric))
-    cols.append(DisplayColumn(
-        "result", "result", 9,
-        lambda r, n: (fmt_number(r.result_value if r.result_value is not None else r.result, 9),
-                      "trial-table--result"), right=True))
-    for m in lay.metrics:
-        width = max(7, min(10, len(m.name)))
-        cols.append(DisplayColumn(m.name, m.name, width, _metric(m.source, width), right=True))
     cols += [
         DisplayColumn("elapsed", "elapsed", 7, _elapsed, right=True),
         DisplayColumn("started", "started", 11, lambda r, n: (fmt_time(r.started_at), "")),
