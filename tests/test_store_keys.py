@@ -90,7 +90,8 @@ def test_a_batch_written_twice_leaves_one_row_per_key(store_path: Path) -> None:
 def _to_schema_2(store_path: Path) -> None:
     """Rebuild the per-trial tables with schema 2's primary keys and mark the store version 2."""
     con = duckdb.connect(str(store_path), config={"default_block_size": "16384"})
-    con.execute(schema.MIGRATIONS[2].split("CREATE TABLE")[0])  # drop the views
+    con.execute(schema._DROP_VIEWS)
+    con.execute("ALTER TABLE experiment_record DROP COLUMN goal")
     for table, key in V2_TABLES.items():
         cols = schema.PER_TRIAL_TABLES[table]
         con.execute(f"CREATE TABLE {table}_old ({cols}, {key})")
@@ -136,6 +137,7 @@ def test_schema_2_store_is_migrated_to_keyless_tables(store_path: Path) -> None:
         assert con.execute("SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
                            ).fetchall() == [(str(schema.SCHEMA_VERSION),)]
     assert not set(V2_TABLES) & _keys(store_path)
+    assert _rows(store_path, "SELECT name, goal FROM experiment_record") == [("old", None)]
     assert "trial_record" in _keys(store_path)
     assert [_rows(store_path, sql) for sql in views] == before
     # The migrated store records on as before.

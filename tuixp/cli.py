@@ -880,17 +880,24 @@ def _ls_experiments(con: Any, fmt: str) -> None:
     from tuixp.store import queries
 
     columns = ["experiment", "trials", "succeeded", "failed", "running", "interrupted",
-               "last_run", "min_result", "max_result"]
+               "last_run", "min_result", "max_result", "goal", "best_result"]
     rows = [[e[c] for c in columns] for e in queries.experiments(con)]
     if not rows and fmt == "table":
         typer.echo("no trials yet: run one with tuixp run SCRIPT (or try tuixp demo)", err=True)
         return
+
+    def result(low: Any, high: Any, goal: str | None, best: Any) -> str:
+        # Which end is best is the experiment's to say (Experiment(..., goal="min" or "max"));
+        # without a goal, the range.
+        if goal and best is not None:
+            return f"best {fmt_number(best)} ({goal})"
+        return "" if low is None else f"{fmt_number(low)} .. {fmt_number(high)}"
+
     emit(columns, rows, fmt,
-         table_columns=["EXPERIMENT", "TRIALS", "OK", "FAILED", "RUNNING", "LAST RUN",
-                        "MIN RESULT", "MAX RESULT"],
+         table_columns=["EXPERIMENT", "TRIALS", "OK", "FAILED", "RUNNING", "LAST RUN", "RESULT"],
          table_cells=lambda r: [r[0], str(r[1]), str(r[2]), str(r[3]), str(r[4]),
-                                fmt_time(r[6]), fmt_value(r[7]), fmt_value(r[8])],
-         right=[1, 2, 3, 4, 6, 7])
+                                fmt_time(r[6]), result(r[7], r[8], r[9], r[10])],
+         right=[1, 2, 3, 4, 6])
 
 
 def _require_experiment(con: Any, experiment: str) -> None:

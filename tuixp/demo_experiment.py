@@ -9,7 +9,7 @@ import numpy as np
 
 import tuixp
 
-ex = tuixp.Experiment("demo")
+ex = tuixp.Experiment("demo", goal="min")  # the result is an error: lower is better
 n_points = ex.parameter("n_points", default=200)
 noise = ex.parameter("noise", default=0.1)
 lr = ex.parameter("lr", default=0.1)

@@ -36,6 +36,7 @@ logger = logging.getLogger("tuixp")
 
 _NO_DEFAULT = object()
 EXPERIMENTS: list["Experiment"] = []  # every Experiment made in this process (tuixp run finds them)
+GOALS = (None, "min", "max")  # which result is best: lowest, highest, or not said
 _node_counter = iter(range(1, 1 << 62))
 _node_lock = threading.Lock()
 
@@ -240,11 +241,16 @@ class Experiment:
     """An experiment: its parameters, its steps, and every trial recorded in a store."""
 
     def __init__(self, id: str, store: str | os.PathLike[str] | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, goal: str | None = None) -> None:
         if not isinstance(id, str) or not id.isidentifier() or keyword.iskeyword(id):
             raise errors.TuixpError(f"Experiment ID must be valid as python identifier: {id}")
+        if goal not in GOALS:
+            raise errors.TuixpError(
+                f"goal must be 'min' (a lower result is better: a loss, an error) or 'max' (a "
+                f"higher one is: an accuracy, a score), not {goal!r}")
         self.id = id
         self.seed = seed
+        self.goal = goal
         self._store_arg = store
         self._store: Store | None = None
         self._params: dict[str, ParamNode] = {}
@@ -437,7 +443,7 @@ class Experiment:
         if not self._announced:
             self._announced = True
             events.append({"t": "experiment", "name": self.id, "created_at": time.time(),
-                           "script": self.script})
+                           "script": self.script, "goal": self.goal})
         refs = {"code_hash": code_hash, "environment_hash": env_hash,
                 "packages_hash": packages_hash, "git_hash": git_hash,
                 "git_commit": git_doc.get("commit"), "git_branch": git_doc.get("branch"),

@@ -69,7 +69,7 @@ def _build(path: Path) -> None:
     with pytest.raises(FloatingPointError):
         s.compute(seed=3, lr=5.0)
 
-    other = tuixp.Experiment("classify", store=path)
+    other = tuixp.Experiment("classify", store=path, goal="max")
     k = other.parameter("k")
 
     @other.persist

@@ -101,6 +101,7 @@ _COLUMNS: dict[str, list[tuple[str, pa.DataType, str | None]]] = {
         ("name", pa.string(), None),
         ("created_at", _TS, "to_timestamp(created_at)"),
         ("script", pa.string(), None),
+        ("goal", pa.string(), None),
     ],
     "param_record": [
         ("trial_uuid", pa.string(), None), ("experiment", pa.string(), None),
@@ -775,7 +776,16 @@ class Store:
                 for e in batches.get("package_set", []) for n, v in e["packages"].items()
             ],
         )
-        insert_rows(con, "experiment_record", batches.get("experiment", []))
+        announced = batches.get("experiment", [])
+        for e in announced:
+            if e.get("goal") not in ("min", "max"):
+                e["goal"] = None  # not said (or a value this tuixp does not know)
+        insert_rows(con, "experiment_record", announced)
+        # The latest process that says which result is best has the last word.
+        goals = {e["name"]: e["goal"] for e in announced if e["goal"] is not None}
+        if goals:
+            con.executemany("UPDATE experiment_record SET goal = ? WHERE name = ?",
+                            [[g, n] for n, g in goals.items()])
         started = batches.get("trial_started", [])
         finished = {e["uuid"]: e for e in batches.get("trial_finished", [])}
         rows = []

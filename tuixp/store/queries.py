@@ -20,21 +20,26 @@ def _loads(text: str | None) -> Any:
 
 
 def experiments(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """One row per experiment: trial counts by status, last start, best (lowest/highest) result."""
+    """One row per experiment: trial counts by status, last start, lowest and highest result,
+    its goal (``min``, ``max`` or None when the experiment did not say) and the best result by
+    that goal (None without one)."""
     rows = con.execute("""
-        SELECT experiment, count(*) AS trials,
-               count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
-               count(*) FILTER (WHERE status = 'failed') AS failed,
-               count(*) FILTER (WHERE status = 'running') AS running,
-               count(*) FILTER (WHERE status = 'interrupted') AS interrupted,
-               max(started_at) AS last_run,
-               min(result_value) AS min_result, max(result_value) AS max_result,
-               max(trial_id) AS last_trial
-        FROM trial_record GROUP BY experiment
-        ORDER BY max(started_at) DESC NULLS LAST, experiment
+        SELECT t.*, e.goal,
+               CASE e.goal WHEN 'min' THEN t.min_result WHEN 'max' THEN t.max_result END
+        FROM (SELECT experiment, count(*) AS trials,
+                     count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                     count(*) FILTER (WHERE status = 'failed') AS failed,
+                     count(*) FILTER (WHERE status = 'running') AS running,
+                     count(*) FILTER (WHERE status = 'interrupted') AS interrupted,
+                     max(started_at) AS last_run,
+                     min(result_value) AS min_result, max(result_value) AS max_result,
+                     max(trial_id) AS last_trial
+              FROM trial_record GROUP BY experiment) t
+        LEFT JOIN experiment_record e ON e.name = t.experiment
+        ORDER BY t.last_run DESC NULLS LAST, t.experiment
     """).fetchall()
     cols = ["experiment", "trials", "succeeded", "failed", "running", "interrupted", "last_run",
-            "min_result", "max_result", "last_trial"]
+            "min_result", "max_result", "last_trial", "goal", "best_result"]
     return [dict(zip(cols, r)) for r in rows]
 
 

@@ -39,7 +39,7 @@ TABLES = """
 CREATE TABLE IF NOT EXISTS tuixp_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS blob (hash VARCHAR PRIMARY KEY, text VARCHAR);
 CREATE TABLE IF NOT EXISTS experiment_record (
-    name VARCHAR PRIMARY KEY, created_at TIMESTAMPTZ, script VARCHAR
+    name VARCHAR PRIMARY KEY, created_at TIMESTAMPTZ, script VARCHAR, goal VARCHAR
 );
 CREATE TABLE IF NOT EXISTS trial_record (
     uuid VARCHAR PRIMARY KEY,
@@ -130,8 +130,10 @@ MIGRATIONS: dict[int, str] = {
         CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
     """,
     # 3: the per-trial tables lose their primary keys (see PER_TRIAL_TABLES): copied into
-    # keyless tables in their order (zone maps on trial_id stay useful), then renamed.
-    2: _DROP_VIEWS + _per_trial(suffix="_v3") + "".join(
+    # keyless tables in their order (zone maps on trial_id stay useful), then renamed. And an
+    # experiment says whether its best result is the lowest or the highest (Experiment(goal=)).
+    2: _DROP_VIEWS + "ALTER TABLE experiment_record ADD COLUMN goal VARCHAR;"
+    + _per_trial(suffix="_v3") + "".join(
         f"INSERT INTO {t}_v3 SELECT * FROM {t}; DROP TABLE {t}; ALTER TABLE {t}_v3 RENAME TO {t};"
         for t in PER_TRIAL_TABLES),
 }

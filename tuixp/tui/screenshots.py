@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent('''
     import math, random, sys
     import tuixp
 
-    ex = tuixp.Experiment("house_prices", store=sys.argv[1])
+    ex = tuixp.Experiment("house_prices", store=sys.argv[1], goal="max")
     lr = ex.parameter("lr")
     depth = ex.parameter("depth")
     model = ex.parameter("model")
@@ -58,7 +58,7 @@ SCRIPT = textwrap.dedent('''
     except FloatingPointError:
         pass
 
-    other = tuixp.Experiment("churn", store=sys.argv[1])
+    other = tuixp.Experiment("churn", store=sys.argv[1], goal="max")
     k = other.parameter("k")
 
     @other.result

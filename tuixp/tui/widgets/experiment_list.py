@@ -13,7 +13,7 @@ from tuixp.tui.widgets.trial_table import fmt_number, fmt_time
 
 
 def describe(exp: dict[str, Any]) -> Text:
-    """Three short lines: the name, the counts, the best result and when it last ran."""
+    """Three short lines: the name, the counts, the best (or highest) result and when it last ran."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(exp["experiment"], style="bold")
     text.append("\n")
@@ -23,8 +23,12 @@ def describe(exp: dict[str, Any]) -> Text:
     if exp.get("running"):
         text.append(f" {exp['running']} running", style="yellow")
     text.append("\n")
-    best = exp.get("max_result")
-    text.append(f"best {fmt_number(best, 7)} " if best is not None else "", style="green")
+    # "best" only when the experiment said which end is best (Experiment(goal=)); otherwise
+    # the highest result, called what it is.
+    if exp.get("goal") in ("min", "max") and exp.get("best_result") is not None:
+        text.append(f"best {fmt_number(exp['best_result'], 7)} ", style="green")
+    elif exp.get("max_result") is not None:
+        text.append(f"max {fmt_number(exp['max_result'], 7)} ", style="green")
     text.append(fmt_time(exp.get("last_run")), style="dim")
     return text
 
