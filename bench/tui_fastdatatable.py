@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import statistics
 import sys
 import time
@@ -41,31 +40,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tui_frames import Frames  # noqa: E402 - the bench folder is not a package
-
-# The query of measure_datatable in tui_scale.py, unchanged; the columns get its labels.
-SQL = """
-    SELECT t.trial_id, t.status, json_extract_string(params, '$.lr'),
-           json_extract_string(params, '$.depth'),
-           json_extract_string(params, '$.model'), t.result_value, m.loss,
-           epoch(t.finished_at) - epoch(t.started_at), t.started_at, t.git_commit
-    FROM trial_record t LEFT JOIN (
-        SELECT trial_id, arg_max(value, epoch) AS loss FROM metric_record
-        WHERE name = 'loss' GROUP BY trial_id) m ON m.trial_id = t.trial_id
-    ORDER BY t.trial_id DESC"""
-LABELS = ("#", "status", "lr", "depth", "model", "result", "loss", "elapsed", "started",
-          "commit")
-
-
-def _rss_mb() -> float:
-    """Peak RSS of this process in MB: VmHWM (ru_maxrss can be the parent's, carried over exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from tui_frames import BASELINE_LABELS, BASELINE_SQL, Frames, peak_rss_mb  # noqa: E402
 
 
 async def measure_fastdatatable(store: Path, size: tuple[int, int],
@@ -84,7 +59,7 @@ async def measure_fastdatatable(store: Path, size: tuple[int, int],
             with duckdb.connect(str(store), read_only=True) as con:
                 con.execute("SET enable_progress_bar = false")
                 # con.sql, not con.execute: DuckDB copies the rows once more for a DB-API result.
-                data = con.sql(SQL).to_arrow_table().rename_columns(list(LABELS))
+                data = con.sql(BASELINE_SQL).to_arrow_table().rename_columns(list(BASELINE_LABELS))
             out["db_read"] = time.perf_counter() - t
             yield DataTable(backend=ArrowBackend(data), id="t")
 
@@ -161,7 +136,7 @@ async def measure_fastdatatable(store: Path, size: tuple[int, int],
             out[name] = statistics.median(times)
             out[f"{name}_first"] = times[0]
         out["total"] = float(total)
-    out["rss_mb"] = _rss_mb()
+    out["rss_mb"] = peak_rss_mb()
     return out
 
 

@@ -1,4 +1,6 @@
-"""Time a Textual app "until drawn": to the first frame composed while a condition holds.
+"""What the TUI benches share: timing "until drawn", the baselines' rows, peak memory.
+
+Time a Textual app "until drawn": to the first frame composed while a condition holds.
 
 Textual composes a frame (``Compositor.render_update``) and hands it to ``App._display``, which
 writes it to the terminal (a headless app drops it there). ``Frames`` wraps ``_display`` of one
@@ -10,11 +12,38 @@ the test and then waiting for Pilot's idle detection would add that detection's 
 
 from __future__ import annotations
 
+import resource
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 TIMEOUT = 600.0
+
+# What the baselines (tables given every row) show: these columns of every trial, newest first.
+BASELINE_SQL = """
+    SELECT t.trial_id, t.status, json_extract_string(params, '$.lr'),
+           json_extract_string(params, '$.depth'),
+           json_extract_string(params, '$.model'), t.result_value, m.loss,
+           epoch(t.finished_at) - epoch(t.started_at), t.started_at, t.git_commit
+    FROM trial_record t LEFT JOIN (
+        SELECT trial_id, arg_max(value, epoch) AS loss FROM metric_record
+        WHERE name = 'loss' GROUP BY trial_id) m ON m.trial_id = t.trial_id
+    ORDER BY t.trial_id DESC"""
+BASELINE_LABELS = ("#", "status", "lr", "depth", "model", "result", "loss", "elapsed",
+                   "started", "commit")
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process. ``ru_maxrss`` would not do: Linux carries it over ``exec`` from
+    the parent (which wrote the store), so VmHWM it is, where the platform has it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 class Frames:

@@ -28,7 +28,6 @@ import asyncio
 import importlib.util
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common  # noqa: E402 - the bench folder is not a package
-from tui_frames import Frames  # noqa: E402
+from tui_frames import BASELINE_LABELS, BASELINE_SQL, Frames, peak_rss_mb  # noqa: E402
 
 SIZE = (120, 36)
 REPEAT = 3  # jumps and sorts are medians of this many (the machine is shared)
@@ -49,18 +48,6 @@ TARGETS = {"first_paint": 1.5, "jump_end": 0.3, "sort_metric": 0.3, "sort_result
            "rss_mb": 400.0}
 FASTDATATABLE = importlib.util.find_spec("textual_fastdatatable") is not None  # the bench extra
 LOAD = os.getloadavg  # other work on the machine slows every figure; the report says how much
-
-
-def _rss_mb() -> float:
-    """Peak RSS of this process. ``ru_maxrss`` would not do: Linux carries it over ``exec`` from
-    the parent (which wrote the store), so VmHWM it is, where the platform has it."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 async def _until(pilot: Any, condition: Any, what: str) -> None:
@@ -131,7 +118,7 @@ async def measure_windowed(store: Path) -> dict[str, float]:
         out["total"] = float(total)
         out["polls_skipped"] = float(app.reader.polls_skipped)
         reader = app.reader
-    out["rss_mb"] = _rss_mb()
+    out["rss_mb"] = peak_rss_mb()
     # The same reads without the UI and without the poll beside them: what the store costs.
     from tuixp.store.window import TrialQuery
 
@@ -156,17 +143,6 @@ async def measure_windowed(store: Path) -> dict[str, float]:
     return out
 
 
-BASELINE_SQL = """
-    SELECT t.trial_id, t.status, json_extract_string(params, '$.lr'),
-           json_extract_string(params, '$.depth'),
-           json_extract_string(params, '$.model'), t.result_value, m.loss,
-           epoch(t.finished_at) - epoch(t.started_at), t.started_at, t.git_commit
-    FROM trial_record t LEFT JOIN (
-        SELECT trial_id, arg_max(value, epoch) AS loss FROM metric_record
-        WHERE name = 'loss' GROUP BY trial_id) m ON m.trial_id = t.trial_id
-    ORDER BY t.trial_id DESC"""
-
-
 async def measure_datatable(store: Path) -> dict[str, float]:
     """The baseline: every row into a plain DataTable."""
     from textual.app import App, ComposeResult
@@ -187,8 +163,7 @@ async def measure_datatable(store: Path) -> dict[str, float]:
             con.execute("SET enable_progress_bar = false")
             rows = con.execute(BASELINE_SQL).fetchall()
         table = app.query_one(DataTable)
-        for name in ("#", "status", "lr", "depth", "model", "result", "loss", "elapsed",
-                     "started", "commit"):
+        for name in BASELINE_LABELS:
             table.add_column(name, key=name)
         frames.expect(lambda: table.row_count == len(rows))
         table.add_rows(rows)
@@ -222,7 +197,7 @@ async def measure_datatable(store: Path) -> dict[str, float]:
             out[name] = statistics.median(times)
             out[f"{name}_first"] = times[0]
         out["total"] = float(len(rows))
-    out["rss_mb"] = _rss_mb()
+    out["rss_mb"] = peak_rss_mb()
     return out
 
 

@@ -237,6 +237,7 @@ def test_schema_1_store_is_migrated(store_path: Path) -> None:
         con.execute(f"DROP VIEW {view}")
     con.execute("DROP INDEX trial_by_experiment")
     con.execute("ALTER TABLE trial_record DROP COLUMN data_inputs")
+    con.execute("ALTER TABLE experiment_record DROP COLUMN goal")  # schema 3's
     con.execute("CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id)")
     con.execute(schema.VIEWS.replace(", CAST(data_inputs AS JSON) AS data_inputs", ""))
     con.execute("UPDATE tuixp_meta SET value = '1' WHERE key = 'schema_version'")
