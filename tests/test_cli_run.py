@@ -293,3 +293,33 @@ def test_a_script_imports_its_neighbours(tmp_path: Path) -> None:
     result = invoke("run", script, "x=4", "--store", store, "-f", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["result"] == 12
+
+
+def test_parameters_named_like_compute_grid_keywords_can_be_gridded(tmp_path: Path) -> None:
+    store = tmp_path / "s.duckdb"
+    script = tmp_path / "kw.py"
+    script.write_text(
+        "import tuixp\nex = tuixp.Experiment('kw')\n"
+        "seed = ex.parameter('seed')\ncache = ex.parameter('cache', default=0)\n"
+        "@ex.result\ndef total(seed, cache):\n    return seed * 10 + cache\n"
+        "r = total(seed, cache)\n")
+    result = invoke("run", script, "--grid", "seed=1,2", "--grid", "cache=3,4", "--seed", 7,
+                    "--store", store, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert sorted(d["result"] for d in json.loads(result.stdout)) == [13, 14, 23, 24]
+    assert {t[4] for t in trials(store, "kw")} == {7}  # --seed is the trials' seed, apart
+
+    # The Python API takes them in a mapping; given twice is refused.
+    import tuixp
+
+    ex = tuixp.Experiment("kw_api", store=store)
+    s, c = ex.parameter("seed"), ex.parameter("cache", default=0)
+
+    @ex.result
+    def add(seed, cache):
+        return seed + cache
+
+    outcomes = add(s, c).compute_grid({"seed": [1, 2], "cache": [10]}, seed=3)
+    assert sorted(o.result for o in outcomes) == [11, 12]
+    with pytest.raises(tuixp.errors.ParameterError, match="'lr' is given twice"):
+        add(s, c).compute_grid({"lr": [1]}, lr=[2])

@@ -40,8 +40,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 FORMATS = ("table", "csv", "json")
 PROGRESS = ("text", "jsonl", "none")
-# Keyword arguments of Node.compute_grid: a grid parameter cannot have one of these names.
-_COMPUTE_KEYWORDS = frozenset({"seed", "scheduler", "listeners", "cache"})
 DEFAULT_LIMIT = 50
 TABLE_MAX_ROWS = 200  # `tuixp sql` as a table; CSV and JSON stream every row
 
@@ -737,10 +735,6 @@ def run_command(
     mode = (progress or ("text" if sys.stderr.isatty() else "none")).strip().lower()
     if mode not in PROGRESS:
         raise CliError(f"unknown progress mode {progress!r}: use text, jsonl or none")
-    clash = sorted(set(grid_values) & _COMPUTE_KEYWORDS)
-    if clash:
-        raise CliError(f"a parameter named {clash[0]} cannot be a --grid parameter (it is a "
-                       "keyword of compute_grid); give it as a single value")
     if not script.expanduser().exists():
         raise CliError(f"script not found: {script}")
     from tuixp.execution.schedulers import resolve_name
@@ -776,11 +770,11 @@ def run_command(
         ex.set_parameters(**fixed)
         if text is not None:
             with text:
-                outcomes = node.compute_grid(seed=seed, scheduler=scheduler, listeners=listeners,
-                                             cache=not no_cache, **grid_values)
+                outcomes = node.compute_grid(grid_values, seed=seed, scheduler=scheduler,
+                                             listeners=listeners, cache=not no_cache)
         else:
-            outcomes = node.compute_grid(seed=seed, scheduler=scheduler, listeners=listeners,
-                                         cache=not no_cache, **grid_values)
+            outcomes = node.compute_grid(grid_values, seed=seed, scheduler=scheduler,
+                                         listeners=listeners, cache=not no_cache)
     finally:
         sys.stdout = events_out
     failed = [o for o in outcomes if o.status != "succeeded"]

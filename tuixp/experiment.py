@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 import uuid as uuidlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,15 +85,23 @@ class Node:
             raise KeyboardInterrupt
         return outcome.result
 
-    def compute_grid(self, seed: int | None = None, scheduler: str | None = None,
+    def compute_grid(self, grid: Mapping[str, Iterable[Any]] | None = None, /,
+                     seed: int | None = None, scheduler: str | None = None,
                      listeners: Iterable[Listener] = (), cache: bool = True,
-                     **grid: Iterable[Any]) -> list["TrialOutcome"]:
+                     **lists: Iterable[Any]) -> list["TrialOutcome"]:
         """One trial per point of the grid, all in one Dask computation.
 
         ``s.compute_grid(a=[1, 2], b=[0.1, 0.2])`` runs four trials; parameters not in the grid
-        keep their ``set_parameters`` values. A failing point fails only its own trial.
+        keep their ``set_parameters`` values. A failing point fails only its own trial. A
+        parameter named like a keyword here (``seed``, ``scheduler``, ...) goes in the mapping:
+        ``s.compute_grid({"seed": [1, 2]}, b=[0.1])``.
         """
-        return self.ex._run(self, grid_points(grid), seed, scheduler, list(listeners), cache)
+        both = sorted(set(grid or {}) & set(lists))
+        if both:
+            raise errors.ParameterError(
+                f"Grid parameter {both[0]!r} is given twice: in the mapping and as a keyword")
+        return self.ex._run(self, grid_points({**(grid or {}), **lists}), seed, scheduler,
+                            list(listeners), cache)
 
     def visualize(self, *args: Any, **kwargs: Any) -> Any:
         return self.to_delayed().visualize(*args, **kwargs)
