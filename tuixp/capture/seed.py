@@ -22,9 +22,14 @@ def step_seed(seed: int, step_name: str) -> int:
 
 def apply_seed(seed: int) -> None:
     random.seed(seed)
-    np = sys.modules.get("numpy")
-    if np is not None:
-        np.random.seed(seed % (2**32))
-    torch = sys.modules.get("torch")
-    if torch is not None:
+    # Only libraries the program has imported; through the import statement, never straight
+    # from sys.modules: there a module another thread is still importing is half made (numpy
+    # without numpy.random), and the import statement waits for that thread to finish it.
+    if "numpy" in sys.modules:
+        import numpy
+
+        numpy.random.seed(seed % (2**32))
+    if "torch" in sys.modules:
+        import torch  # type: ignore[import-not-found]
+
         torch.manual_seed(seed)
