@@ -235,3 +235,41 @@ async def test_unknown_status_is_shown_plainly(real_store: Path) -> None:
         await pilot.pause()
         assert app.browse.table.current_row.status == "paused"
         assert "paused" in app.export_screenshot()
+
+
+async def test_seven_digit_trial_ids_and_big_counts_fit(tmp_path: Path) -> None:
+    from tuixp.store import synthetic
+    from tuixp.tui.widgets.experiment_list import describe
+
+    path = tmp_path / "big.duckdb"
+    synthetic.generate(path, 20, experiment="search")
+    # As if a million trials came before: ids 999,991 to 1,000,010.
+    for table in ("trial_record", "param_record", "metric_record", "step_record"):
+        _db(path, f"UPDATE {table} SET trial_id = trial_id + 999990")
+    app = _app(path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, total=20)
+        table = app.browse.table
+        assert table.columns[0].width == 7
+        top = table.render_line(1).text
+        assert "1000010" in top and "…" not in top.split()[0]
+    # The experiment list's counts stay short: 1,250,000 trials, 79,384 failed.
+    text = describe({"experiment": "search", "trials": 1_250_000, "failed": 79_384,
+                     "running": 3, "goal": None, "max_result": 0.5}).plain
+    assert text.splitlines()[1] == "1.2M trials 79k failed 3 running"
+
+
+async def test_a_failure_that_repeats_every_poll_is_notified_once(tmp_path: Path) -> None:
+    from tuixp.store import synthetic
+
+    path = tmp_path / "odd.duckdb"
+    synthetic.generate(path, 5, experiment="search")
+    # A store that says schema 3 but lacks a column of it (hand-edited, or a broken copy):
+    # every poll fails the same way.
+    _db(path, "ALTER TABLE experiment_record DROP COLUMN goal")
+    app = _app(path, poll_interval=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: "goal" in app.browse.status.problem,
+                       what="the failure in the status bar")
+        await pilot.pause(1.0)  # several more polls, each failing
+        assert len(app._notifications) == 1

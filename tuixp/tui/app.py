@@ -76,6 +76,7 @@ class TuixpApp(App[None]):
         self._adopting = False  # a new query's first window is being read
         self._poll_timer: Any = None
         self._summary_building: str | None = None  # the experiment whose summary is being built
+        self._last_error = ""  # the last unexpected failure notified
         self.sub_title = self.reader.path.name
         self.launches = Launches(clock=self.clock)
         if theme:
@@ -149,6 +150,7 @@ class TuixpApp(App[None]):
     @on(StoreRefreshed)
     def _refreshed(self, message: StoreRefreshed) -> None:
         snap = message.snapshot
+        self._last_error = ""  # the store reads again: a new failure is news
         self.fingerprint = snap.fingerprint
         self.experiments = snap.experiments
         browse = self.browse
@@ -421,7 +423,9 @@ class TuixpApp(App[None]):
             return
         error = event.worker.error
         text = str(error) if isinstance(error, TuixpError) else f"{type(error).__name__}: {error}"
-        self.notify(text, title="Could not read the store", severity="error")
+        if text != self._last_error:  # a poll failing the same way each second says it once
+            self._last_error = text
+            self.notify(text, title="Could not read the store", severity="error")
         try:
             self.browse.status.problem = text
         except LookupError:

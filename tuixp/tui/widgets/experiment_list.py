@@ -12,16 +12,25 @@ from textual.widgets.option_list import Option
 from tuixp.tui.widgets.trial_table import fmt_number, fmt_time
 
 
+def fmt_count(n: int) -> str:
+    """A count in at most 5 cells: 9,999 then 10k, 999k, 1.2M (the list is narrow)."""
+    if n < 10_000:
+        return f"{n:,}"
+    if n < 1_000_000:
+        return f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M".replace(".0M", "M")
+
+
 def describe(exp: dict[str, Any]) -> Text:
     """Three short lines: the name, the counts, the best (or highest) result and when it last ran."""
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append(exp["experiment"], style="bold")
     text.append("\n")
-    text.append(f"{exp['trials']} trials")
+    text.append(f"{fmt_count(exp['trials'])} trials")
     if exp.get("failed"):
-        text.append(f" {exp['failed']} failed", style="red")
+        text.append(f" {fmt_count(exp['failed'])} failed", style="red")
     if exp.get("running"):
-        text.append(f" {exp['running']} running", style="yellow")
+        text.append(f" {fmt_count(exp['running'])} running", style="yellow")
     text.append("\n")
     # "best" only when the experiment said which end is best (Experiment(goal=)); otherwise
     # the highest result, called what it is.

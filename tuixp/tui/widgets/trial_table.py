@@ -114,12 +114,13 @@ def _metric(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]
     return lambda row, now: (fmt_number(row.metrics.get(key), width), "")
 
 
-def display_columns(lay: Layout) -> list[DisplayColumn]:
+def display_columns(lay: Layout, id_width: int = 6) -> list[DisplayColumn]:
     """The columns for an experiment: id and status fixed, then the outcome (result, metrics),
     parameters, and the trial's own. The outcome comes first so that at 80 columns it is on
-    screen without scrolling sideways, however many parameters there are."""
+    screen without scrolling sideways, however many parameters there are. ``id_width`` fits the
+    longest trial id shown so far."""
     cols = [
-        DisplayColumn("trial_id", "#", 6, lambda r, n: (str(r.trial_id), ""), right=True),
+        DisplayColumn("trial_id", "#", id_width, lambda r, n: (str(r.trial_id), ""), right=True),
         DisplayColumn("status", "status", 11, _status),
         DisplayColumn(
             "result", "result", 9,
@@ -221,6 +222,7 @@ class TrialTable(ScrollView, can_focus=True):
         self.pending: tuple[int, int] | None = None
         self.loaded = False  # a window has arrived since the last reset
         self.empty_text = "No trials yet."
+        self.id_width = 6  # grows to the longest id shown (a millionth trial has 7 digits)
 
     # -- data in ---------------------------------------------------------------------------
     def reset(self, sort: str = "trial_id", descending: bool = True) -> None:
@@ -236,9 +238,10 @@ class TrialTable(ScrollView, can_focus=True):
     def show_window(self, lay: Layout, total: int, offset: int, rows: list[TrialRow],
                     replace: bool = False) -> None:
         """Rows ``offset..`` of ``total``; ``replace`` drops the rows kept from before."""
-        if lay != self.layout_info:
-            self.layout_info = lay
-            self.columns = display_columns(lay)
+        id_width = max([self.id_width, *(len(str(r.trial_id)) for r in rows)])
+        if lay != self.layout_info or id_width != self.id_width:
+            self.layout_info, self.id_width = lay, id_width
+            self.columns = display_columns(lay, id_width)
             self.cursor_column = min(self.cursor_column, len(self.columns) - 1)
         if replace or total != self.total:
             self.rows.clear()
