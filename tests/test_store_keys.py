@@ -98,7 +98,7 @@ def _to_schema_2(store_path: Path) -> None:
         con.execute(f"INSERT INTO {table}_old SELECT * FROM {table}")
         con.execute(f"DROP TABLE {table}")
         con.execute(f"ALTER TABLE {table}_old RENAME TO {table}")
-    con.execute(schema.VIEWS)
+    con.execute(schema.VIEWS[:schema.VIEWS.index("CREATE OR REPLACE VIEW experiments")])
     con.execute("UPDATE tuixp_meta SET value = '2' WHERE key = 'schema_version'")
     con.close()
 
@@ -137,7 +137,7 @@ def test_schema_2_store_is_migrated_to_keyless_tables(store_path: Path) -> None:
         assert con.execute("SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
                            ).fetchall() == [(str(schema.SCHEMA_VERSION),)]
     assert not set(V2_TABLES) & _keys(store_path)
-    assert _rows(store_path, "SELECT name, goal FROM experiment_record") == [("old", None)]
+    assert _rows(store_path, "SELECT experiment, goal FROM experiments") == [("old", None)]
     assert "trial_record" in _keys(store_path)
     assert [_rows(store_path, sql) for sql in views] == before
     # The migrated store records on as before.

@@ -168,3 +168,22 @@ def test_snapshot_sql_results_80x24(real_store: Path, snap_compare: Any) -> None
         await pilot.pause(0.1)
 
     assert snap_compare(_app(real_store), terminal_size=(80, 24), run_before=run_before)
+
+
+async def test_the_best_trial_example_follows_each_experiments_goal(real_store: Path) -> None:
+    app = _app(real_store)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await _open_sql(pilot)
+        await pilot.press("f2")  # the first example
+        await _run(pilot, screen, screen.query_one(TextArea).text)
+        rows = {r[0]: r for r in _cells(screen)}
+    with Store(real_store).connect() as con:
+        # classify says goal="max"; regression says nothing, so the highest counts.
+        results = dict(con.execute(
+            "SELECT experiment || '#' || trial_id, result_value FROM trials "
+            "WHERE status = 'succeeded'").fetchall())
+    assert rows["classify"][1] == "max" and rows["regression"][1] == "NULL"
+    for exp in ("classify", "regression"):
+        best = max(v for k, v in results.items() if k.startswith(exp + "#"))
+        assert rows[exp][3] == format(best, ".6g")
+        assert results[f"{exp}#{rows[exp][2]}"] == best  # best_trial is a trial with it

@@ -115,13 +115,16 @@ FROM trial_record t JOIN code_set c ON c.hash = t.code_hash
 LEFT JOIN blob b ON b.hash = c.source_hash;
 CREATE OR REPLACE VIEW persisted AS
 SELECT experiment, trial_id, step, object_hash, format, size FROM persisted_record;
+CREATE OR REPLACE VIEW experiments AS
+SELECT name AS experiment, created_at, script, goal FROM experiment_record;
 """
 
 # Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
 # Views and indexes depend on their tables, and DuckDB refuses to alter a table that has
 # dependents: drop them first (the views are recreated after every migration).
 _DROP_VIEWS = "".join(f"DROP VIEW IF EXISTS {v};" for v in (
-    "trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted"))
+    "trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted",
+    "experiments"))
 MIGRATIONS: dict[int, str] = {
     # 2: data inputs declared with Experiment.data_file, {path: content hash} per trial.
     1: _DROP_VIEWS + """
@@ -138,4 +141,5 @@ MIGRATIONS: dict[int, str] = {
         for t in PER_TRIAL_TABLES),
 }
 
-PUBLIC_VIEWS = ("trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted")
+PUBLIC_VIEWS = ("trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted",
+                "experiments")

@@ -38,11 +38,14 @@ HISTORY_KEPT = 500  # entries read back from the history file
 CELL_WIDTH = 60
 
 EXAMPLES: list[tuple[str, str]] = [
-    ("best trial per experiment", """\
-SELECT experiment, first(trial_id ORDER BY result_value DESC, trial_id) AS best_trial,
-       max(result_value) AS best_result, count(*) AS trials
-FROM trials WHERE status = 'succeeded'
-GROUP BY experiment ORDER BY experiment"""),
+    ("best trial per experiment (by its goal)", """\
+SELECT t.experiment, e.goal,
+       CASE e.goal WHEN 'min' THEN arg_min(t.trial_id, t.result_value)
+                   ELSE arg_max(t.trial_id, t.result_value) END AS best_trial,
+       CASE e.goal WHEN 'min' THEN min(t.result_value)
+                   ELSE max(t.result_value) END AS best_result, count(*) AS trials
+FROM trials t LEFT JOIN experiments e USING (experiment)
+WHERE t.status = 'succeeded' GROUP BY t.experiment, e.goal ORDER BY t.experiment"""),
     ("a metric at epoch N across trials", """\
 SELECT experiment, trial_id, value AS loss_at_epoch_3
 FROM metrics WHERE name = 'loss' AND epoch = 3
