@@ -171,9 +171,9 @@ def insert_rows(
                 f"INSERT OR {conflict} INTO {table} ({names}) SELECT {exprs} FROM {staged}")
             return
         match = " AND ".join(f'k."{k}" = s."{k}"' for k in keys)
-        ids = [r.get("trial_id") for r in rows]
+        ids = [i for i in (r.get("trial_id") for r in rows) if isinstance(i, int)]
         near = ""
-        if all(isinstance(i, int) for i in ids):
+        if len(ids) == len(rows):  # every row says its trial: look only at those
             near = f" AND k.trial_id BETWEEN {min(ids)} AND {max(ids)}"
         if conflict == "REPLACE":
             con.execute(f"DELETE FROM {table} k USING {staged} s WHERE {match}{near}")

@@ -187,9 +187,10 @@ class Launch:
                         task.status = "interrupted"
                         task.elapsed = max(0.0, ev.time - (task.started or ev.time))
         elif ev.kind in ("task_started", "task_finished", "task_failed") and ev.step:
-            task = trial.tasks.get(ev.step)
-            if task is None:
-                task = trial.tasks[ev.step] = TaskProgress(ev.step)
+            found = trial.tasks.get(ev.step)
+            if found is None:
+                found = trial.tasks[ev.step] = TaskProgress(ev.step)
+            task = found
             task.key = ev.key or task.key
             task.worker = ev.worker or task.worker
             if ev.kind == "task_started":

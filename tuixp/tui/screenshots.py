@@ -213,7 +213,7 @@ async def _shoot_launch_and_sql(store: Path, out: Path, until: Any, ready: Any) 
         editor.text = ("SELECT experiment, count(*) AS trials, min(result_value) AS worst,\n"
                        "       max(result_value) AS best\nFROM trials\n"
                        "WHERE status = 'succeeded' GROUP BY experiment ORDER BY best DESC")
-        app.screen.action_run()
+        app.screen.action_run()  # type: ignore[attr-defined]
         from textual.widgets import DataTable
 
         await until(pilot, lambda: app.screen.query_one("#sql-results", DataTable).row_count > 0)

@@ -209,8 +209,10 @@ def handle_update(app: "TuixpApp", message: LaunchUpdated) -> None:
 
 def start_launch(app: "TuixpApp", request: LaunchRequest) -> Launch:
     launch = app.launches.new(request)
-    launch.start(deliver=lambda ln, kind, payload: app.post_message(
-        LaunchUpdated(ln, kind, payload)))
+    def deliver(ln: Launch, kind: str, payload: Any) -> None:
+        app.post_message(LaunchUpdated(ln, kind, payload))
+
+    launch.start(deliver=deliver)
     return launch
 
 
