@@ -104,8 +104,6 @@ async def measure_windowed(store: Path) -> dict[str, float]:
         out["sort_metric_cold"] = await sort("loss", True)
         out["sort_result_cold"] = await sort("result", True)
         summary = app.reader.summaries.get("search")
-        await _until(pilot, lambda: summary is not None and summary.ready, "the summary")
-        out["summary_ready"] = time.perf_counter() - start
         await _until(pilot, lambda: summary is not None and summary.prepared,
                      "the summary's sorted orders")
         out["summary_prepared"] = time.perf_counter() - start
@@ -116,7 +114,6 @@ async def measure_windowed(store: Path) -> dict[str, float]:
         out["sort_metric"] = statistics.median(
             [await sort("loss", i % 2 == 0) for i in range(REPEAT)])
         out["total"] = float(total)
-        out["polls_skipped"] = float(app.reader.polls_skipped)
         reader = app.reader
     out["rss_mb"] = peak_rss_mb()
     # The same reads without the UI and without the poll beside them: what the store costs.
@@ -259,19 +256,19 @@ def main() -> int:
             windowed = _child("windowed", store)
             print(f"{'':>9}  windowed : " + ", ".join(
                 f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}" for k, v in windowed.items()
-                if k not in ("total", "polls_skipped")), flush=True)
+                if k != "total"), flush=True)
             base = None
             if n <= args.baseline_max:
                 base = _child("datatable", store)
                 print(f"{'':>9}  DataTable: " + ", ".join(
                     f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}" for k, v in base.items()
-                    if k not in ("total", "polls_skipped")), flush=True)
+                    if k != "total"), flush=True)
             fast = None
             if FASTDATATABLE:
                 fast = _child("fastdatatable", store)
                 print(f"{'':>9}  fastdatatable: " + ", ".join(
                     f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}" for k, v in fast.items()
-                    if k not in ("total", "polls_skipped")), flush=True)
+                    if k != "total"), flush=True)
             results.append((n, gen, windowed, base, fast))
             store.unlink()
     common.write_part("tui_scale", _markdown(results, args.baseline_max,

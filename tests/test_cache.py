@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import tuixp
+from tests.test_store_keys import SCHEMA_2_VIEWS
 from tuixp.cache import garbage_collect
 from tuixp.store import Store, schema
 
@@ -238,8 +239,7 @@ def test_schema_1_store_is_migrated(store_path: Path) -> None:
     con.execute("ALTER TABLE trial_record DROP COLUMN data_inputs")
     con.execute("ALTER TABLE experiment_record DROP COLUMN goal")  # schema 3's
     con.execute("CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id)")
-    v1_views = schema.VIEWS.replace(", CAST(data_inputs AS JSON) AS data_inputs", "")
-    con.execute(v1_views[:v1_views.index("CREATE OR REPLACE VIEW experiments")])  # schema 3's
+    con.execute(SCHEMA_2_VIEWS.replace(", CAST(data_inputs AS JSON) AS data_inputs", ""))
     con.execute("UPDATE tuixp_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     with Store(store_path).connect() as con:

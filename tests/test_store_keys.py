@@ -17,6 +17,8 @@ import tuixp
 from tuixp.store import Store, schema
 from tuixp.store.db import insert_rows
 
+# The views as schema 2 made them: all but the experiments view (new in 3).
+SCHEMA_2_VIEWS = schema.VIEWS[:schema.VIEWS.index("CREATE OR REPLACE VIEW experiments")]
 # The per-trial tables as schema 2 wrote them: with primary keys.
 V2_TABLES = {
     "param_record": "PRIMARY KEY (trial_uuid, name)",
@@ -98,7 +100,7 @@ def _to_schema_2(store_path: Path) -> None:
         con.execute(f"INSERT INTO {table}_old SELECT * FROM {table}")
         con.execute(f"DROP TABLE {table}")
         con.execute(f"ALTER TABLE {table}_old RENAME TO {table}")
-    con.execute(schema.VIEWS[:schema.VIEWS.index("CREATE OR REPLACE VIEW experiments")])
+    con.execute(SCHEMA_2_VIEWS)
     con.execute("UPDATE tuixp_meta SET value = '2' WHERE key = 'schema_version'")
     con.close()
 

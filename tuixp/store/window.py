@@ -191,8 +191,8 @@ class MetricSummary:
 
     Sorting a million trials by a metric needs each trial's last value; aggregating every metric
     row for it takes about a second and much memory, so the summary is built a slice of trials
-    per ``refresh`` (the TUI refreshes it after each poll, so the screen never waits for it) and
-    then topped up: only trials that were running, or are new since, can gain metric rows or a
+    per ``refresh`` (the TUI calls it from a background worker, so the screen never waits for
+    it) and then topped up: only trials that were running, or are new since, can gain metric rows or a
     result, so only those are read again. The count of metric rows and results checks it; a
     mismatch (a late journal from another process) starts a new build. Until it is ``ready``
     the queries sort in DuckDB. The results are the series ``RESULT``: sorted here, a sort by
@@ -331,11 +331,26 @@ class MetricSummary:
             return np.concatenate([ranked[::-1], missing[::-1]])
         return np.concatenate([ranked, missing])
 
-    def _ascending(self, name: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
-        key = (lo, hi, self.rows, self.settled_below)
+    def _order_key(self, lo: int, hi: int) -> tuple[int, int, int, int]:
+        """What a sorted order depends on: the trials it covers and the summary's state."""
+        return (lo, hi, self.rows, self.settled_below)
+
+    def _sorted(self, name: str, lo: int, hi: int) -> bool:
         cached = self._orders.get(name)
-        if cached is not None and cached[0] == key:
-            return cached[1], cached[2]
+        return cached is not None and cached[0] == self._order_key(lo, hi)
+
+    def _dense_span(self) -> tuple[int, int] | None:
+        """First and last id of the last refresh when no id is missing between them (only
+        then are sorts done here; with gaps DuckDB sorts)."""
+        if self.span is None:
+            return None
+        lo, hi, n = self.span
+        return (lo, hi) if n and hi - lo + 1 == n else None
+
+    def _ascending(self, name: str, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        key = self._order_key(lo, hi)
+        if self._sorted(name, lo, hi):
+            return self._orders[name][1], self._orders[name][2]
         ids, values = self.by_name.get(name, (np.array([], np.int64), np.array([], np.float64)))
         keep = (ids >= lo) & (ids <= hi)
         ids, values = ids[keep], values[keep]
@@ -350,27 +365,22 @@ class MetricSummary:
 
     @property
     def prepared(self) -> bool:
-        """Ready, and every series sorted for the trials of the last refresh."""
+        """Ready, and every series sorted for the trials of the last refresh (with gaps in the
+        ids there is nothing to sort here)."""
         if not self.ready or self.span is None:
             return False
-        lo, hi, n = self.span
-        if not n or hi - lo + 1 != n:
-            return True  # ids with gaps: sorts happen in DuckDB, nothing to prepare
-        key = (lo, hi, self.rows, self.settled_below)
-        return all(name in self._orders and self._orders[name][0] == key
-                   for name in self.by_name)
+        span = self._dense_span()
+        return span is None or all(self._sorted(name, *span) for name in self.by_name)
 
     def prepare(self, deadline: float, stop: Callable[[], bool] = lambda: False) -> None:
-        """Sort every metric ahead of time (while there is time), so the first sort is quick."""
-        if not self.ready or self.span is None:
-            return
-        lo, hi, n = self.span
-        if not n or hi - lo + 1 != n:
+        """Sort every series ahead of time (while there is time), so the first sort is quick."""
+        span = self._dense_span() if self.ready else None
+        if span is None:
             return
         for name in sorted(self.by_name):
             if time.monotonic() >= deadline or stop():
                 return
-            self._ascending(name, lo, hi)
+            self._ascending(name, *span)
 
     def arrow(self, name: str) -> pa.Table:
         ids, values = self.by_name.get(name, (np.array([], np.int64), np.array([], np.float64)))

@@ -32,9 +32,9 @@ def describe(exp: dict[str, Any]) -> Text:
     if exp.get("running"):
         text.append(f" {fmt_count(exp['running'])} running", style="yellow")
     text.append("\n")
-    # "best" only when the experiment said which end is best (Experiment(goal=)); otherwise
-    # the highest result, called what it is.
-    if exp.get("goal") in ("min", "max") and exp.get("best_result") is not None:
+    # "best" only when the experiment said which end is best (Experiment(goal=): the query
+    # gives best_result only then); otherwise the highest result, called what it is.
+    if exp.get("best_result") is not None:
         text.append(f"best {fmt_number(exp['best_result'], 7)} ", style="green")
     elif exp.get("max_result") is not None:
         text.append(f"max {fmt_number(exp['max_result'], 7)} ", style="green")
