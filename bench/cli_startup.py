@@ -21,8 +21,11 @@ from pathlib import Path
 import common
 
 PY = sys.executable
-TUIXP = [str(Path(PY).with_name("tuixp"))] if Path(PY).with_name("tuixp").exists() else [
-    PY, "-m", "tuixp"]
+TUIXP = (
+    [str(Path(PY).with_name("tuixp"))]
+    if Path(PY).with_name("tuixp").exists()
+    else [PY, "-m", "tuixp"]
+)
 COMMANDS = ("run", "ls", "show", "diff", "sql", "export", "demo", "ui")
 HELP_TARGET = 0.300
 LS_TARGET = 1.0
@@ -37,8 +40,9 @@ def wall(cmd: list[str], env: dict[str, str]) -> float:
     return seconds
 
 
-def measure(variants: dict[str, list[str]], repeats: int, env: dict[str, str]
-            ) -> dict[str, dict[str, float]]:
+def measure(
+    variants: dict[str, list[str]], repeats: int, env: dict[str, str]
+) -> dict[str, dict[str, float]]:
     """Median and friends of each variant's wall time, variants interleaved, one warm-up each."""
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for cmd in variants.values():
@@ -74,8 +78,9 @@ def main() -> int:
         }
         helps.update({f"tuixp {c} --help": [*TUIXP, c, "--help"] for c in COMMANDS})
         help_figures = measure(helps, repeats, env)
-        cold = measure({"tuixp run --help, no bytecode cache": [*TUIXP, "run", "--help"]},
-                       repeats, uncached)
+        cold = measure(
+            {"tuixp run --help, no bytecode cache": [*TUIXP, "run", "--help"]}, repeats, uncached
+        )
 
         store = Path(tmp) / "big.duckdb"
         sys.path.insert(0, str(common.ROOT))
@@ -83,33 +88,66 @@ def main() -> int:
 
         with common.timed() as made:
             generate(store, trials, experiment="search")
-        count = ("import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
-                 "con.execute('SELECT count(*) FROM trials').fetchall()")
+        count = (
+            "import duckdb, sys; con = duckdb.connect(sys.argv[1], read_only=True); "
+            "con.execute('SELECT count(*) FROM trials').fetchall()"
+        )
         listings = {
             "python: duckdb.connect + count(*) (baseline)": [PY, "-c", count, str(store)],
             "tuixp ls": [*TUIXP, "ls", "--store", str(store), "--format", "table"],
-            "tuixp ls search (latest 50)": [*TUIXP, "ls", "search", "--store", str(store),
-                                            "--format", "table"],
-            "tuixp ls search --status failed": [*TUIXP, "ls", "search", "--status", "failed",
-                                                "--store", str(store), "--format", "table"],
-            "tuixp show search 50000": [*TUIXP, "show", "search", "50000", "--store",
-                                        str(store)],
-            "tuixp ls search --all --format csv": [*TUIXP, "ls", "search", "--all", "--store",
-                                                   str(store), "--format", "csv"],
+            "tuixp ls search (latest 50)": [
+                *TUIXP,
+                "ls",
+                "search",
+                "--store",
+                str(store),
+                "--format",
+                "table",
+            ],
+            "tuixp ls search --status failed": [
+                *TUIXP,
+                "ls",
+                "search",
+                "--status",
+                "failed",
+                "--store",
+                str(store),
+                "--format",
+                "table",
+            ],
+            "tuixp show search 50000": [*TUIXP, "show", "search", "50000", "--store", str(store)],
+            "tuixp ls search --all --format csv": [
+                *TUIXP,
+                "ls",
+                "search",
+                "--all",
+                "--store",
+                str(store),
+                "--format",
+                "csv",
+            ],
         }
         ls_figures = measure(listings, max(3, repeats // 3), env)
 
-    worst_help = max(v["median"] for k, v in help_figures.items() if k.startswith(("tuixp",
-                                                                                    "python -m")))
+    worst_help = max(
+        v["median"] for k, v in help_figures.items() if k.startswith(("tuixp", "python -m"))
+    )
     ls_median = ls_figures["tuixp ls"]["median"]
     ls_trials_median = ls_figures["tuixp ls search (latest 50)"]["median"]
     base = help_figures["python -c pass (baseline)"]["median"]
     ls_base = ls_figures["python: duckdb.connect + count(*) (baseline)"]["median"]
 
     def rows(figures: dict[str, dict[str, float]]) -> list[list[str]]:
-        return [[f"`{name}`", common.fmt_ms(f["median"]), common.fmt_ms(f["min"]),
-                 common.fmt_ms(f["p90"]), common.fmt_ms(f["median"] - base)]
-                for name, f in figures.items()]
+        return [
+            [
+                f"`{name}`",
+                common.fmt_ms(f["median"]),
+                common.fmt_ms(f["min"]),
+                common.fmt_ms(f["p90"]),
+                common.fmt_ms(f["median"] - base),
+            ]
+            for name, f in figures.items()
+        ]
 
     headers = ["command", "median (ms)", "best (ms)", "p90 (ms)", "over `python -c pass` (ms)"]
     met = "met" if worst_help < HELP_TARGET else "NOT met"
@@ -144,9 +182,9 @@ that; the queries themselves take a few tens of milliseconds.
 
 {common.markdown_table(headers, rows(ls_figures), right=[1, 2, 3, 4])}
 
-Measured {time.strftime('%Y-%m-%d')} on {common.machine_line()}, shared with other work (load
+Measured {time.strftime("%Y-%m-%d")} on {common.machine_line()}, shared with other work (load
 average {load_before:.1f} at the start, {os.getloadavg()[0]:.1f} at the end);
-`.venv/bin/python bench/cli_startup.py{' --quick' if args.quick else ''}`.
+`.venv/bin/python bench/cli_startup.py{" --quick" if args.quick else ""}`.
 """
     print(part)
     common.write_part("cli_startup", part)

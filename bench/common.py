@@ -32,8 +32,11 @@ PACKAGES = ("tuixp", "dask", "distributed", "duckdb", "pyarrow", "pandas", "nump
 def arguments(description: str) -> argparse.ArgumentParser:
     """An argument parser with the ``--quick`` flag every benchmark accepts."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes, as `make bench` runs it (a few minutes at most)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, as `make bench` runs it (a few minutes at most)",
+    )
     return parser
 
 
@@ -57,8 +60,12 @@ def _memory_bytes() -> int | None:
 
 def _git_commit(root: Path) -> str:
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
@@ -92,8 +99,7 @@ def machine_info(packages: Iterable[str] = PACKAGES) -> dict[str, str]:
 def machine_line(info: dict[str, str] | None = None) -> str:
     """The machine in one line, for a part that was measured apart from the rest."""
     info = info or machine_info()
-    return (f"{info['CPU']}, {info['Cores']} cores, {info['RAM']}, {info['OS']}, "
-            f"{info['Python']}")
+    return f"{info['CPU']}, {info['Cores']} cores, {info['RAM']}, {info['OS']}, {info['Python']}"
 
 
 # -- measuring ---------------------------------------------------------------------------------
@@ -119,8 +125,13 @@ def summary(samples: Sequence[float]) -> dict[str, float]:
         raise ValueError("no samples to summarize")
     ordered = sorted(samples)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
-    return {"mean": statistics.fmean(ordered), "median": statistics.median(ordered),
-            "p90": p90, "min": ordered[0], "max": ordered[-1]}
+    return {
+        "mean": statistics.fmean(ordered),
+        "median": statistics.median(ordered),
+        "p90": p90,
+        "min": ordered[0],
+        "max": ordered[-1],
+    }
 
 
 def disk_usage(path: Path) -> tuple[int, int, int]:
@@ -145,7 +156,13 @@ def fmt_ms(seconds: float) -> str:
 
 
 def fmt_s(seconds: float) -> str:
-    return f"{seconds:.3f}" if seconds < 1 else f"{seconds:.2f}" if seconds < 100 else f"{seconds:,.0f}"
+    return (
+        f"{seconds:.3f}"
+        if seconds < 1
+        else f"{seconds:.2f}"
+        if seconds < 100
+        else f"{seconds:,.0f}"
+    )
 
 
 def fmt_bytes(n: float) -> str:
@@ -160,12 +177,15 @@ def fmt_ratio(ratio: float) -> str:
     return f"{ratio:.1f}x" if ratio < 100 else f"{ratio:,.0f}x"
 
 
-def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[object]],
-                   right: Iterable[int] = ()) -> str:
+def markdown_table(
+    headers: Sequence[str], rows: Iterable[Sequence[object]], right: Iterable[int] = ()
+) -> str:
     """A GitHub markdown table; columns in ``right`` are right-aligned (numbers)."""
     align = set(right)
-    lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join("---:" if i in align else "---" for i in range(len(headers))) + "|"]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---:" if i in align else "---" for i in range(len(headers))) + "|",
+    ]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 

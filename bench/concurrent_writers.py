@@ -28,11 +28,27 @@ def record(store: Path, writers: int, per_writer: int) -> float:
     """Wall time of ``writers`` processes started together, each recording ``per_writer``."""
     env = dict(os.environ, PYTHONPATH=str(common.ROOT))
     start = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, str(WRITER), "write", "--store", str(store),
-                               "--worker", str(w), "--trials", str(per_writer),
-                               "--scheduler", "sync"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-             for w in range(writers)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(WRITER),
+                "write",
+                "--store",
+                str(store),
+                "--worker",
+                str(w),
+                "--trials",
+                str(per_writer),
+                "--scheduler",
+                "sync",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        for w in range(writers)
+    ]
     failures = []
     for p in procs:
         _, err = p.communicate(timeout=600)
@@ -72,21 +88,31 @@ def main() -> int:
     load_after = os.getloadavg()[0]
     median = {name: common.summary(s)["median"] for name, s in samples.items()}
     many, one = list(median.values())[:2]
-    rows = [(name, common.fmt_s(m), f"{variants[name][0] * variants[name][1] / m:,.1f}",
-             common.fmt_s(min(samples[name])), common.fmt_s(max(samples[name])))
-            for name, m in median.items()]
-    md = "\n\n".join([
-        "## Concurrent writers (issue 8)",
-        f"{total:,} trials of one experiment into one store: {writers} writer processes started "
-        f"together against one process doing them all, {repeats} interleaved repeat(s), median "
-        "wall time. Every run ended with exactly the trials sent, ids 1..N.",
-        common.markdown_table(["Run", "Wall (s)", "Trials/s", "Min (s)", "Max (s)"], rows,
-                              right=(1, 2, 3, 4)),
-        f"{writers} processes took {common.fmt_ratio(many / one)} the wall time of one "
-        f"process. Machine: {common.machine_line()}; load average {load_before:.1f} before, "
-        f"{load_after:.1f} after (other work on the machine inflates both columns alike).",
-        "`.venv/bin/python bench/concurrent_writers.py" + (" --quick`" if args.quick else "`"),
-    ])
+    rows = [
+        (
+            name,
+            common.fmt_s(m),
+            f"{variants[name][0] * variants[name][1] / m:,.1f}",
+            common.fmt_s(min(samples[name])),
+            common.fmt_s(max(samples[name])),
+        )
+        for name, m in median.items()
+    ]
+    md = "\n\n".join(
+        [
+            "## Concurrent writers (issue 8)",
+            f"{total:,} trials of one experiment into one store: {writers} writer processes started "
+            f"together against one process doing them all, {repeats} interleaved repeat(s), median "
+            "wall time. Every run ended with exactly the trials sent, ids 1..N.",
+            common.markdown_table(
+                ["Run", "Wall (s)", "Trials/s", "Min (s)", "Max (s)"], rows, right=(1, 2, 3, 4)
+            ),
+            f"{writers} processes took {common.fmt_ratio(many / one)} the wall time of one "
+            f"process. Machine: {common.machine_line()}; load average {load_before:.1f} before, "
+            f"{load_after:.1f} after (other work on the machine inflates both columns alike).",
+            "`.venv/bin/python bench/concurrent_writers.py" + (" --quick`" if args.quick else "`"),
+        ]
+    )
     print(md)
     common.write_part("concurrent_writers", md)
     return 0

@@ -139,24 +139,45 @@ def main() -> int:
     ideal_cluster = SLEEPERS * SLEEP / workers
     ok = med(threads_grid) <= TARGET
     rows = [
-        (f"tuixp grid, threads ({THREADS})", common.fmt_s(med(threads_grid)),
-         common.fmt_s(min(threads_grid)), common.fmt_s(ideal),
-         common.fmt_ratio(med(threads_grid) / ideal)),
-        (f"bare dask.threaded.get ({THREADS} threads)", common.fmt_s(med(bare)),
-         common.fmt_s(min(bare)), common.fmt_s(ideal), common.fmt_ratio(med(bare) / ideal)),
-        (f"tuixp grid, LocalCluster ({workers} workers x 1 thread)",
-         common.fmt_s(med(cluster_grid)), common.fmt_s(min(cluster_grid)),
-         common.fmt_s(ideal_cluster), common.fmt_ratio(med(cluster_grid) / ideal_cluster)),
+        (
+            f"tuixp grid, threads ({THREADS})",
+            common.fmt_s(med(threads_grid)),
+            common.fmt_s(min(threads_grid)),
+            common.fmt_s(ideal),
+            common.fmt_ratio(med(threads_grid) / ideal),
+        ),
+        (
+            f"bare dask.threaded.get ({THREADS} threads)",
+            common.fmt_s(med(bare)),
+            common.fmt_s(min(bare)),
+            common.fmt_s(ideal),
+            common.fmt_ratio(med(bare) / ideal),
+        ),
+        (
+            f"tuixp grid, LocalCluster ({workers} workers x 1 thread)",
+            common.fmt_s(med(cluster_grid)),
+            common.fmt_s(min(cluster_grid)),
+            common.fmt_s(ideal_cluster),
+            common.fmt_ratio(med(cluster_grid) / ideal_cluster),
+        ),
     ]
     table1 = common.markdown_table(
         ["16 trials sleeping 0.5 s", "median (s)", "best (s)", "ideal (s)", "median / ideal"],
-        rows, right=(1, 2, 3, 4))
+        rows,
+        right=(1, 2, 3, 4),
+    )
     table2 = common.markdown_table(
         [f"{TRIVIAL} trivial trials", "median (s)", "per trial (ms)"],
-        [("one compute_grid", common.fmt_s(med(grid64)), common.fmt_ms(med(grid64) / TRIVIAL)),
-         (f"{TRIVIAL} sequential compute()", common.fmt_s(med(seq64)),
-          common.fmt_ms(med(seq64) / TRIVIAL))],
-        right=(1, 2))
+        [
+            ("one compute_grid", common.fmt_s(med(grid64)), common.fmt_ms(med(grid64) / TRIVIAL)),
+            (
+                f"{TRIVIAL} sequential compute()",
+                common.fmt_s(med(seq64)),
+                common.fmt_ms(med(seq64) / TRIVIAL),
+            ),
+        ],
+        right=(1, 2),
+    )
     verdict = "met" if ok else "**missed**"
     part = f"""## Grids (bench/grid.py)
 
@@ -179,8 +200,8 @@ environment capture) ran before the clock started. Target for the threaded grid:
 - The LocalCluster row has one worker a core ({workers} here), so its ideal is
   {common.fmt_s(ideal_cluster)} s.
 
-Measured {time.strftime('%Y-%m-%d')} on {common.machine_line()};
-`.venv/bin/python bench/grid.py{' --quick' if args.quick else ''}`.
+Measured {time.strftime("%Y-%m-%d")} on {common.machine_line()};
+`.venv/bin/python bench/grid.py{" --quick" if args.quick else ""}`.
 """
     print(part)
     common.write_part("grid", part)

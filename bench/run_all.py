@@ -26,8 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402 - the bench folder is not a package
 
 # Parts appear in this order; parts of benchmarks not listed here follow, by name.
-ORDER = ("trial_overhead", "grid", "step_cache", "concurrent_writers", "cli_startup", "tui_scale",
-         "peers")
+ORDER = (
+    "trial_overhead",
+    "grid",
+    "step_cache",
+    "concurrent_writers",
+    "cli_startup",
+    "tui_scale",
+    "peers",
+)
 NOT_BENCHMARKS = {"run_all", "common", "tui_frames", "tui_fastdatatable"}  # helpers of benches
 TAIL_LINES = 15
 
@@ -82,15 +89,24 @@ def run_bench(bench: Bench, quick: bool, parts_dir: Path, timeout: float) -> Ben
     env = dict(os.environ)
     env["TUIXP_BENCH_PARTS"] = str(parts_dir)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parent), str(common.ROOT), env.get("PYTHONPATH", "")])
+        [str(Path(__file__).resolve().parent), str(common.ROOT), env.get("PYTHONPATH", "")]
+    )
     part = parts_dir / f"{bench.name}.md"
     before = part.stat().st_mtime_ns if part.exists() else None
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
     print(f"== {bench.name}: {' '.join(cmd)}", flush=True)
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=common.ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-                            errors="replace", start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=common.ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     assert proc.stdout is not None
     stream = proc.stdout
 
@@ -114,8 +130,13 @@ def run_bench(bench: Bench, quick: bool, parts_dir: Path, timeout: float) -> Ben
         tail.append(f"(killed after {timeout:.0f} s)")
     seconds = time.perf_counter() - start
     after = part.stat().st_mtime_ns if part.exists() else None
-    run = BenchRun(bench.name, returncode, seconds, list(tail),
-                   wrote_part=after is not None and after != before)
+    run = BenchRun(
+        bench.name,
+        returncode,
+        seconds,
+        list(tail),
+        wrote_part=after is not None and after != before,
+    )
     print(f"== {bench.name}: {run.status} in {seconds:.1f} s", flush=True)
     return run
 
@@ -127,8 +148,9 @@ def _part_text(path: Path, name: str) -> str:
     return text
 
 
-def assemble(parts_dir: Path, runs: list[BenchRun], machine: dict[str, str], date: str,
-             quick: bool) -> str:
+def assemble(
+    parts_dir: Path, runs: list[BenchRun], machine: dict[str, str], date: str, quick: bool
+) -> str:
     """docs/benchmarks.md from the parts in ``parts_dir`` and what happened in this run."""
     by_name = {r.name: r for r in runs}
     parts = {p.stem: p for p in parts_dir.glob("*.md")} if parts_dir.is_dir() else {}
@@ -155,27 +177,46 @@ def assemble(parts_dir: Path, runs: list[BenchRun], machine: dict[str, str], dat
         "",
     ]
     if runs:
-        out.append(common.markdown_table(
-            ["benchmark", "status", "time (s)"],
-            [(r.name, r.status, f"{r.seconds:.1f}") for r in sorted(runs, key=lambda r: order_key(r.name))],
-            right=[2]))
+        out.append(
+            common.markdown_table(
+                ["benchmark", "status", "time (s)"],
+                [
+                    (r.name, r.status, f"{r.seconds:.1f}")
+                    for r in sorted(runs, key=lambda r: order_key(r.name))
+                ],
+                right=[2],
+            )
+        )
     else:
-        out.append("No benchmark ran: the sections below are as their benchmarks last wrote "
-                   "them.")
+        out.append("No benchmark ran: the sections below are as their benchmarks last wrote them.")
     failed = [r.name for r in runs if not r.ok]
     if failed:
-        out += ["", f"**{len(failed)} benchmark(s) failed: {', '.join(failed)}.** Their sections "
-                "below say what happened."]
+        out += [
+            "",
+            f"**{len(failed)} benchmark(s) failed: {', '.join(failed)}.** Their sections "
+            "below say what happened.",
+        ]
     for name in names:
         run, part = by_name.get(name), parts.get(name)
         out += ["", ""]
         if run is not None and not run.ok:
-            out += [f"## {name}: {run.status}", "",
-                    f"`{name}` {run.status.lower()} after {run.seconds:.1f} s in this run. "
-                    "Its last lines of output:", "", "```", *run.tail, "```"]
+            out += [
+                f"## {name}: {run.status}",
+                "",
+                f"`{name}` {run.status.lower()} after {run.seconds:.1f} s in this run. "
+                "Its last lines of output:",
+                "",
+                "```",
+                *run.tail,
+                "```",
+            ]
             if part is not None:
-                out += ["", "The figures below are from an earlier run and were not confirmed by "
-                        "this one.", "", _demote(_part_text(part, name))]
+                out += [
+                    "",
+                    "The figures below are from an earlier run and were not confirmed by this one.",
+                    "",
+                    _demote(_part_text(part, name)),
+                ]
             continue
         if part is None:
             out += [f"## {name}", "", f"`{name}` ran but wrote no `docs/benchmarks/{name}.md`."]
@@ -183,11 +224,15 @@ def assemble(parts_dir: Path, runs: list[BenchRun], machine: dict[str, str], dat
         text = _part_text(part, name)
         if run is None:
             stamp = dt.datetime.fromtimestamp(part.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
-            text += (f"\n\n_Not run this time (no benchmark script, or not selected); "
-                     f"this section is from {stamp}._")
+            text += (
+                f"\n\n_Not run this time (no benchmark script, or not selected); "
+                f"this section is from {stamp}._"
+            )
         elif not run.wrote_part:
-            text += "\n\n_The benchmark ran but did not rewrite this section; it is from an " \
-                    "earlier run._"
+            text += (
+                "\n\n_The benchmark ran but did not rewrite this section; it is from an "
+                "earlier run._"
+            )
         out.append(text)
     return "\n".join(out).rstrip() + "\n"
 
@@ -200,23 +245,38 @@ def _demote(text: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="full sizes (default: --quick)")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="run only this benchmark (repeatable); other parts are kept")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this benchmark (repeatable); other parts are kept",
+    )
     parser.add_argument("--bench-dir", type=Path, default=common.ROOT / "bench")
     parser.add_argument("--parts-dir", type=Path, default=common.PARTS_DIR)
     parser.add_argument("--out", type=Path, default=common.ROOT / "docs" / "benchmarks.md")
-    parser.add_argument("--assemble-only", action="store_true",
-                        help="run nothing: rebuild the document from the parts as they are")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds one benchmark may take (default 900 quick, 14400 full)")
+    parser.add_argument(
+        "--assemble-only",
+        action="store_true",
+        help="run nothing: rebuild the document from the parts as they are",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds one benchmark may take (default 900 quick, 14400 full)",
+    )
     args = parser.parse_args(argv)
     quick = not args.full
     timeout = args.timeout or (900.0 if quick else 14400.0)
     benches = discover(args.bench_dir)
     unknown = set(args.only) - {b.name for b in benches}
     if unknown:
-        print(f"No such benchmark: {', '.join(sorted(unknown))}. Found: "
-              f"{', '.join(b.name for b in benches) or 'none'}.", file=sys.stderr)
+        print(
+            f"No such benchmark: {', '.join(sorted(unknown))}. Found: "
+            f"{', '.join(b.name for b in benches) or 'none'}.",
+            file=sys.stderr,
+        )
         return 2
     if args.only:
         benches = [b for b in benches if b.name in args.only]
@@ -232,8 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(doc)
     failed = [r for r in runs if not r.ok]
-    print(f"Wrote {args.out}: {len(runs)} benchmark(s) run, {len(failed)} failed"
-          + (f" ({', '.join(r.name for r in failed)})" if failed else ""), flush=True)
+    print(
+        f"Wrote {args.out}: {len(runs)} benchmark(s) run, {len(failed)} failed"
+        + (f" ({', '.join(r.name for r in failed)})" if failed else ""),
+        flush=True,
+    )
     return 1 if failed else 0
 
 

@@ -64,21 +64,25 @@ def main() -> None:
             cached.append(time.perf_counter() - t)
 
     u, c_ = statistics.median(uncached), statistics.median(cached)
-    text = "\n".join([
-        "## Step cache (bench/step_cache.py)",
-        "",
-        "3-step pipeline, first step sleeps 2 s; each measured trial changes only the last step's",
-        "parameter. Median of " + str(repeats) + " trials each. Target: cached < 10% of uncached.",
-        "",
-        "| trial | median (s) | share of uncached |",
-        "|---|---:|---:|",
-        f"| `compute(cache=False)` (all 3 steps run) | {u:.3f} | 100% |",
-        f"| `compute()` (load and features reused) | {c_:.3f} | {100 * c_ / u:.1f}% |",
-        "",
-        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; "
-        "`bench/step_cache.py" + (" --quick" if opts.quick else "") + "`.",
-        "",
-    ])
+    text = "\n".join(
+        [
+            "## Step cache (bench/step_cache.py)",
+            "",
+            "3-step pipeline, first step sleeps 2 s; each measured trial changes only the last step's",
+            "parameter. Median of "
+            + str(repeats)
+            + " trials each. Target: cached < 10% of uncached.",
+            "",
+            "| trial | median (s) | share of uncached |",
+            "|---|---:|---:|",
+            f"| `compute(cache=False)` (all 3 steps run) | {u:.3f} | 100% |",
+            f"| `compute()` (load and features reused) | {c_:.3f} | {100 * c_ / u:.1f}% |",
+            "",
+            f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores; "
+            "`bench/step_cache.py" + (" --quick" if opts.quick else "") + "`.",
+            "",
+        ]
+    )
     common.publish("step_cache", text, opts.quick)
 
 

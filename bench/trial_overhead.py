@@ -73,8 +73,9 @@ FIRST = textwrap.dedent("""
 def run(code: str, *args: str) -> dict:
     import json
 
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                         check=True, cwd=ROOT)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=True, cwd=ROOT
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -104,12 +105,20 @@ def main() -> None:
         data = run(TRIALS, str(sizes[-1]), str(store))
         tux, bare = data["tuixp"], data["bare"]
         for n in sizes:
-            first_t, last_t = tux[:100], tux[max(0, n - 100):n]
-            first_b, last_b = bare[:100], bare[max(0, n - 100):n]
+            first_t, last_t = tux[:100], tux[max(0, n - 100) : n]
+            first_b, last_b = bare[:100], bare[max(0, n - 100) : n]
             over_first = statistics.median(first_t) - statistics.median(first_b)
             over_last = statistics.median(last_t) - statistics.median(last_b)
-            rows.append((n, statistics.median(last_t), statistics.median(last_b), over_first,
-                         over_last, over_last / over_first if over_first > 0 else float("nan")))
+            rows.append(
+                (
+                    n,
+                    statistics.median(last_t),
+                    statistics.median(last_b),
+                    over_first,
+                    over_last,
+                    over_last / over_first if over_first > 0 else float("nan"),
+                )
+            )
         firsts = [run(FIRST, str(Path(tmp) / f"first{i}.duckdb")) for i in range(3)]
         disk_store = Path(tmp) / "disk" / "disk.duckdb"
         disk_store.parent.mkdir()

@@ -43,8 +43,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tui_frames import BASELINE_LABELS, BASELINE_SQL, Frames, peak_rss_mb  # noqa: E402
 
 
-async def measure_fastdatatable(store: Path, size: tuple[int, int],
-                                repeat: int) -> dict[str, float]:
+async def measure_fastdatatable(
+    store: Path, size: tuple[int, int], repeat: int
+) -> dict[str, float]:
     """Figures of textual-fastdatatable's DataTable given every trial of ``store`` (seconds, MB)."""
     import duckdb
     import pyarrow.compute as pc
@@ -76,8 +77,11 @@ async def measure_fastdatatable(store: Path, size: tuple[int, int],
         except Exception:  # noqa: BLE001 - not composed yet
             return False
         # Laid out, and its rows measured (virtual_size is set once the column widths are known).
-        return (t.row_count > 0 and t.size.height > t.header_height
-                and t.virtual_size.height == t.row_count + t.header_height)
+        return (
+            t.row_count > 0
+            and t.size.height > t.header_height
+            and t.virtual_size.height == t.row_count + t.header_height
+        )
 
     frames.expect(painted)
     async with app.run_test(size=size) as pilot:
@@ -124,10 +128,13 @@ async def measure_fastdatatable(store: Path, size: tuple[int, int],
                 expected = high if descending else low
                 count = t._update_count + 1  # DataTable.sort adds one; the caches key on it
 
-                def sorted_top(count: int = count, expected: Any = expected,
-                               index: int = index) -> bool:
-                    return (t._update_count == count
-                            and t.backend.get_cell_at(int(t.scroll_y), index) == expected)
+                def sorted_top(
+                    count: int = count, expected: Any = expected, index: int = index
+                ) -> bool:
+                    return (
+                        t._update_count == count
+                        and t.backend.get_cell_at(int(t.scroll_y), index) == expected
+                    )
 
                 frames.expect(sorted_top)
                 t0 = time.perf_counter()

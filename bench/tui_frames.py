@@ -30,8 +30,18 @@ BASELINE_SQL = """
         SELECT trial_id, arg_max(value, epoch) AS loss FROM metric_record
         WHERE name = 'loss' GROUP BY trial_id) m ON m.trial_id = t.trial_id
     ORDER BY t.trial_id DESC"""
-BASELINE_LABELS = ("#", "status", "lr", "depth", "model", "result", "loss", "elapsed",
-                   "started", "commit")
+BASELINE_LABELS = (
+    "#",
+    "status",
+    "lr",
+    "depth",
+    "model",
+    "result",
+    "loss",
+    "elapsed",
+    "started",
+    "commit",
+)
 
 
 def peak_rss_mb() -> float:

@@ -44,8 +44,13 @@ from tui_frames import BASELINE_LABELS, BASELINE_SQL, Frames, peak_rss_mb  # noq
 SIZE = (120, 36)
 REPEAT = 3  # jumps and sorts are medians of this many (the machine is shared)
 TIMEOUT = 600.0
-TARGETS = {"first_paint": 1.5, "jump_end": 0.3, "sort_metric": 0.3, "sort_result": 0.3,
-           "rss_mb": 400.0}
+TARGETS = {
+    "first_paint": 1.5,
+    "jump_end": 0.3,
+    "sort_metric": 0.3,
+    "sort_result": 0.3,
+    "rss_mb": 400.0,
+}
 FASTDATATABLE = importlib.util.find_spec("textual_fastdatatable") is not None  # the bench extra
 LOAD = os.getloadavg  # other work on the machine slows every figure; the report says how much
 
@@ -80,8 +85,9 @@ async def measure_windowed(store: Path) -> dict[str, float]:
         total = table.total
 
         async def jump(key: str, row: int) -> float:
-            frames.expect(lambda: row in table.rows and table.pending is None
-                          and table.cursor_row == row)
+            frames.expect(
+                lambda: row in table.rows and table.pending is None and table.cursor_row == row
+            )
             t = time.perf_counter()
             await pilot.press(key)
             return await frames.wait(pilot, t, f"row {row}")
@@ -93,9 +99,14 @@ async def measure_windowed(store: Path) -> dict[str, float]:
         out["jump_end"] = statistics.median(jumps)
 
         async def sort(column: str, descending: bool) -> float:
-            frames.expect(lambda: app.query_state.sort == column
-                          and app.query_state.descending == descending and 0 in table.rows
-                          and table.pending is None)
+            frames.expect(
+                lambda: (
+                    app.query_state.sort == column
+                    and app.query_state.descending == descending
+                    and 0 in table.rows
+                    and table.pending is None
+                )
+            )
             t = time.perf_counter()
             app.sort_by(column)
             return await frames.wait(pilot, t, f"the sort by {column}")
@@ -104,15 +115,18 @@ async def measure_windowed(store: Path) -> dict[str, float]:
         out["sort_metric_cold"] = await sort("loss", True)
         out["sort_result_cold"] = await sort("result", True)
         summary = app.reader.summaries.get("search")
-        await _until(pilot, lambda: summary is not None and summary.prepared,
-                     "the summary's sorted orders")
+        await _until(
+            pilot, lambda: summary is not None and summary.prepared, "the summary's sorted orders"
+        )
         out["summary_prepared"] = time.perf_counter() - start
         # Each sort_by on the same column reverses it: asc, desc, asc...
         out["sort_result"] = statistics.median(
-            [await sort("result", i % 2 == 1) for i in range(REPEAT)])
+            [await sort("result", i % 2 == 1) for i in range(REPEAT)]
+        )
         await sort("trial_id", True)
         out["sort_metric"] = statistics.median(
-            [await sort("loss", i % 2 == 0) for i in range(REPEAT)])
+            [await sort("loss", i % 2 == 0) for i in range(REPEAT)]
+        )
         out["total"] = float(total)
         reader = app.reader
     out["rss_mb"] = peak_rss_mb()
@@ -133,10 +147,10 @@ async def measure_windowed(store: Path) -> dict[str, float]:
 
     out["db_open_close"] = timed(open_close)
     out["db_jump_end"] = timed(lambda: reader.trials(TrialQuery("search"), total - 100, 100))
-    out["db_sort_result"] = timed(lambda: reader.trials(TrialQuery("search", sort="result"), 0,
-                                                        100))
-    out["db_sort_metric"] = timed(lambda: reader.trials(TrialQuery("search", sort="loss"), 0,
-                                                        100))
+    out["db_sort_result"] = timed(
+        lambda: reader.trials(TrialQuery("search", sort="result"), 0, 100)
+    )
+    out["db_sort_metric"] = timed(lambda: reader.trials(TrialQuery("search", sort="loss"), 0, 100))
     return out
 
 
@@ -202,9 +216,14 @@ def _child(kind: str, store: Path) -> dict[str, float]:
     """Run one measurement in a fresh interpreter and return its figures."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(common.ROOT), env.get("PYTHONPATH", "")])
-    proc = subprocess.run([sys.executable, __file__, "--measure", kind, "--store", str(store)],
-                          capture_output=True, text=True, env=env, timeout=TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--measure", kind, "--store", str(store)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=TIMEOUT,
+        stdin=subprocess.DEVNULL,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} on {store} failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -223,10 +242,15 @@ def _fmt(value: float | None, unit: str) -> str:
 def main() -> int:
     parser = common.arguments(__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=None, help="comma-separated trial counts")
-    parser.add_argument("--baseline-max", type=int, default=100_000,
-                        help="largest store the plain DataTable is measured on")
-    parser.add_argument("--measure", choices=["windowed", "datatable", "fastdatatable"],
-                        help=argparse_hidden())
+    parser.add_argument(
+        "--baseline-max",
+        type=int,
+        default=100_000,
+        help="largest store the plain DataTable is measured on",
+    )
+    parser.add_argument(
+        "--measure", choices=["windowed", "datatable", "fastdatatable"], help=argparse_hidden()
+    )
     parser.add_argument("--store", type=Path, help=argparse_hidden())
     args = parser.parse_args()
     if args.measure:
@@ -239,8 +263,13 @@ def main() -> int:
             figures = asyncio.run(fn(args.store))
         print(json.dumps(figures))
         return 0
-    sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
-             else [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
+    sizes = (
+        [int(s) for s in args.sizes.split(",")]
+        if args.sizes
+        else [10_000, 100_000]
+        if args.quick
+        else [10_000, 100_000, 1_000_000]
+    )
     from tuixp.store import synthetic
 
     results: list[Result] = []
@@ -254,30 +283,49 @@ def main() -> int:
             size_mb = store.stat().st_size / 2**20
             print(f"{n:>9,} trials: store written in {gen:.1f} s ({size_mb:,.0f} MB)", flush=True)
             windowed = _child("windowed", store)
-            print(f"{'':>9}  windowed : " + ", ".join(
-                f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}" for k, v in windowed.items()
-                if k != "total"), flush=True)
+            print(
+                f"{'':>9}  windowed : "
+                + ", ".join(
+                    f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}"
+                    for k, v in windowed.items()
+                    if k != "total"
+                ),
+                flush=True,
+            )
             base = None
             if n <= args.baseline_max:
                 base = _child("datatable", store)
-                print(f"{'':>9}  DataTable: " + ", ".join(
-                    f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}" for k, v in base.items()
-                    if k != "total"), flush=True)
+                print(
+                    f"{'':>9}  DataTable: "
+                    + ", ".join(
+                        f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}"
+                        for k, v in base.items()
+                        if k != "total"
+                    ),
+                    flush=True,
+                )
             fast = None
             if FASTDATATABLE:
                 fast = _child("fastdatatable", store)
-                print(f"{'':>9}  fastdatatable: " + ", ".join(
-                    f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}" for k, v in fast.items()
-                    if k != "total"), flush=True)
+                print(
+                    f"{'':>9}  fastdatatable: "
+                    + ", ".join(
+                        f"{k} {_fmt(v, 'MB' if k == 'rss_mb' else 's')}"
+                        for k, v in fast.items()
+                        if k != "total"
+                    ),
+                    flush=True,
+                )
             results.append((n, gen, windowed, base, fast))
             store.unlink()
-    common.write_part("tui_scale", _markdown(results, args.baseline_max,
-                                             (load_start, LOAD()[0])))
+    common.write_part("tui_scale", _markdown(results, args.baseline_max, (load_start, LOAD()[0])))
     worst = results[-1][2]
     if results[-1][0] >= 1_000_000:
         missed = [k for k, limit in TARGETS.items() if worst[k] > limit]
-        print("targets at 1,000,000 trials: " + ("all met" if not missed
-                                                 else "missed: " + ", ".join(missed)))
+        print(
+            "targets at 1,000,000 trials: "
+            + ("all met" if not missed else "missed: " + ", ".join(missed))
+        )
     return 0
 
 
@@ -290,38 +338,85 @@ def argparse_hidden() -> str:
 def _markdown(results: list[Result], baseline_max: int, load: tuple[float, float]) -> str:
     rows = []
     for n, _, w, b, f in results:
-        for label, figures in (("tuixp table (windowed)", w), ("DataTable, all rows", b),
-                               ("fastdatatable, all rows", f)):
+        for label, figures in (
+            ("tuixp table (windowed)", w),
+            ("DataTable, all rows", b),
+            ("fastdatatable, all rows", f),
+        ):
             if figures is None:
                 if label.startswith("DataTable") or FASTDATATABLE:
                     rows.append([f"{n:,}", label, "not run", "", "", "", "", "", ""])
                 continue
-            first = [figures.get(k) for k in (("sort_metric_cold", "sort_result_cold")
-                                               if "sort_metric_cold" in figures
-                                               else ("sort_metric_first", "sort_result_first"))]
-            rows.append([f"{n:,}", label, _fmt(figures["first_paint"], "s"),
-                         _fmt(figures["jump_end"], "s"), _fmt(figures["sort_metric"], "s"),
-                         _fmt(figures["sort_result"], "s"),
-                         _fmt(first[0], "s") if first[0] is not None else "n/a",
-                         _fmt(first[1], "s") if first[1] is not None else "n/a",
-                         _fmt(figures["rss_mb"], "MB")])
+            first = [
+                figures.get(k)
+                for k in (
+                    ("sort_metric_cold", "sort_result_cold")
+                    if "sort_metric_cold" in figures
+                    else ("sort_metric_first", "sort_result_first")
+                )
+            ]
+            rows.append(
+                [
+                    f"{n:,}",
+                    label,
+                    _fmt(figures["first_paint"], "s"),
+                    _fmt(figures["jump_end"], "s"),
+                    _fmt(figures["sort_metric"], "s"),
+                    _fmt(figures["sort_result"], "s"),
+                    _fmt(first[0], "s") if first[0] is not None else "n/a",
+                    _fmt(first[1], "s") if first[1] is not None else "n/a",
+                    _fmt(figures["rss_mb"], "MB"),
+                ]
+            )
     table = common.markdown_table(
-        ["trials", "table", "first paint", "jump to end", "sort by metric", "sort by result",
-         "first sort by metric", "first sort by result", "peak RSS"], rows,
-        right=(2, 3, 4, 5, 6, 7, 8))
-    db_rows = [[f"{n:,}", _fmt(w["db_open_close"], "s"), _fmt(w["db_jump_end"], "s"),
-                _fmt(w["db_sort_metric"], "s"), _fmt(w["db_sort_result"], "s")]
-               for n, _, w, _, _ in results if "db_open_close" in w]
+        [
+            "trials",
+            "table",
+            "first paint",
+            "jump to end",
+            "sort by metric",
+            "sort by result",
+            "first sort by metric",
+            "first sort by result",
+            "peak RSS",
+        ],
+        rows,
+        right=(2, 3, 4, 5, 6, 7, 8),
+    )
+    db_rows = [
+        [
+            f"{n:,}",
+            _fmt(w["db_open_close"], "s"),
+            _fmt(w["db_jump_end"], "s"),
+            _fmt(w["db_sort_metric"], "s"),
+            _fmt(w["db_sort_result"], "s"),
+        ]
+        for n, _, w, _, _ in results
+        if "db_open_close" in w
+    ]
     db_table = common.markdown_table(
-        ["trials", "open + close the store", "read: last window", "read: sorted by metric",
-         "read: sorted by result"], db_rows, right=(1, 2, 3, 4))
+        [
+            "trials",
+            "open + close the store",
+            "read: last window",
+            "read: sorted by metric",
+            "read: sorted by result",
+        ],
+        db_rows,
+        right=(1, 2, 3, 4),
+    )
     stores = ", ".join(f"{n:,} in {gen:.1f} s" for n, gen, _, _, _ in results)
-    ready = ", ".join(f"{n:,}: {w['summary_prepared']:.1f} s" for n, _, w, _, _ in results
-                      if "summary_prepared" in w)
-    fast = ("textual-fastdatatable (the `bench` extra) given every row as one Arrow table"
-            if FASTDATATABLE else
-            "textual-fastdatatable is not installed here (`pip install -e '.[bench]'`), so its "
-            "rows are missing")
+    ready = ", ".join(
+        f"{n:,}: {w['summary_prepared']:.1f} s"
+        for n, _, w, _, _ in results
+        if "summary_prepared" in w
+    )
+    fast = (
+        "textual-fastdatatable (the `bench` extra) given every row as one Arrow table"
+        if FASTDATATABLE
+        else "textual-fastdatatable is not installed here (`pip install -e '.[bench]'`), so its "
+        "rows are missing"
+    )
     return f"""## TUI at scale (bench/tui_scale.py)
 
 The trial table of `tuixp` against two tables given every row: Textual's `DataTable` and
@@ -350,7 +445,7 @@ a poll beside them (each opens the store, ingests, reads the window and its rows
 
 Stores written in: {stores}. Machine: {common.machine_line()}; load average during the run
 {load[0]:.1f} at the start and {load[1]:.1f} at the end (other work on the 2 cores slows the figures).
-Measured {time.strftime('%Y-%m-%d')}; `python bench/tui_scale.py{'' if len(results) > 2 else ' --quick'}`.
+Measured {time.strftime("%Y-%m-%d")}; `python bench/tui_scale.py{"" if len(results) > 2 else " --quick"}`.
 """
 
 

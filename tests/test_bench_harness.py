@@ -46,8 +46,9 @@ def test_assemble_orders_parts_and_reports_failures(run_all, tmp_path: Path) -> 
     (parts / "zz_extra.md").write_text("## Extra\n\nextra figures\n")
     runs = [
         run_all.BenchRun("peers", 0, 12.5, ["done"], wrote_part=True),
-        run_all.BenchRun("grid", 3, 1.25, ["Traceback (most recent call last):",
-                                           "ValueError: grid exploded"]),
+        run_all.BenchRun(
+            "grid", 3, 1.25, ["Traceback (most recent call last):", "ValueError: grid exploded"]
+        ),
         run_all.BenchRun("trial_overhead", 0, 2.0, [], wrote_part=True),
         run_all.BenchRun("tui_scale", None, 900.0, ["(killed after 900 s)"]),
     ]
@@ -55,8 +56,14 @@ def test_assemble_orders_parts_and_reports_failures(run_all, tmp_path: Path) -> 
     doc = run_all.assemble(parts, runs, machine, "2030-01-02 03:04 UTC", quick=True)
 
     assert _sections(doc) == [
-        "Machine", "This run", "trial_overhead", "grid: FAILED (exit 3)",
-        "tui_scale: FAILED (timed out)", "Against peers", "Extra"]
+        "Machine",
+        "This run",
+        "trial_overhead",
+        "grid: FAILED (exit 3)",
+        "tui_scale: FAILED (timed out)",
+        "Against peers",
+        "Extra",
+    ]
     assert "| CPU | Fake CPU 3000 |" in doc
     assert "2030-01-02 03:04 UTC, quick sizes" in doc
     assert "**2 benchmark(s) failed: grid, tui_scale.**" in doc
@@ -71,14 +78,24 @@ def test_assemble_orders_parts_and_reports_failures(run_all, tmp_path: Path) -> 
 
 
 def test_discover_skips_helpers_and_orders_benches(run_all, tmp_path: Path) -> None:
-    for name in ("common.py", "run_all.py", "_scratch.py", "zeta.py", "grid.py",
-                 "trial_overhead.py"):
+    for name in (
+        "common.py",
+        "run_all.py",
+        "_scratch.py",
+        "zeta.py",
+        "grid.py",
+        "trial_overhead.py",
+    ):
         (tmp_path / name).write_text("")
     (tmp_path / "peers").mkdir()
     (tmp_path / "peers" / "run.py").write_text("")
     (tmp_path / "notes").mkdir()  # a folder without run.py is not a benchmark
-    assert [b.name for b in run_all.discover(tmp_path)] == ["trial_overhead", "grid", "peers",
-                                                             "zeta"]
+    assert [b.name for b in run_all.discover(tmp_path)] == [
+        "trial_overhead",
+        "grid",
+        "peers",
+        "zeta",
+    ]
 
 
 FAKE_OK = """
@@ -97,8 +114,9 @@ sys.exit("grid could not measure anything")
 def _fake_benches(root: Path) -> Path:
     bench = root / "bench"
     (bench / "peers").mkdir(parents=True)
-    (bench / "peers" / "run.py").write_text(textwrap.dedent(
-        FAKE_OK.format(name="peers", title="Fake peers")))
+    (bench / "peers" / "run.py").write_text(
+        textwrap.dedent(FAKE_OK.format(name="peers", title="Fake peers"))
+    )
     (bench / "zeta.py").write_text(textwrap.dedent(FAKE_OK.format(name="zeta", title="Zeta")))
     (bench / "grid.py").write_text(textwrap.dedent(FAKE_FAIL))
     return bench
@@ -106,9 +124,21 @@ def _fake_benches(root: Path) -> Path:
 
 def _run_all(root: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(BENCH / "run_all.py"), "--bench-dir", str(root / "bench"),
-         "--parts-dir", str(root / "parts"), "--out", str(root / "benchmarks.md"), *extra],
-        capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(BENCH / "run_all.py"),
+            "--bench-dir",
+            str(root / "bench"),
+            "--parts-dir",
+            str(root / "parts"),
+            "--out",
+            str(root / "benchmarks.md"),
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_run_all_runs_fake_benches_and_reports_the_failed_one(tmp_path: Path) -> None:
@@ -123,8 +153,10 @@ def test_run_all_runs_fake_benches_and_reports_the_failed_one(tmp_path: Path) ->
     assert "quick=True" in doc.split("## Fake peers")[1]  # `make bench` passes --quick
     assert "| grid | FAILED (exit 1) |" in doc
     assert "grid could not measure anything" in doc.split("## grid")[1]
-    assert ("Not written yet, skipped: trial_overhead, step_cache, concurrent_writers, "
-            "cli_startup, tui_scale") in done.stdout
+    assert (
+        "Not written yet, skipped: trial_overhead, step_cache, concurrent_writers, "
+        "cli_startup, tui_scale"
+    ) in done.stdout
 
     full = _run_all(tmp_path, "--full", "--only", "zeta")
     assert full.returncode == 0, full.stdout + full.stderr
@@ -200,12 +232,20 @@ def test_peers_expected_answers_and_timing_summary() -> None:
 
 
 def _measured(peers, last_ms: float, disk: int, read_s: float, version: str = "1.0"):
-    record = {"version": version, "first_trial_ms": 100.0, "first_ms": last_ms,
-              "first_median_ms": last_ms, "last_ms": last_ms, "last_median_ms": last_ms,
-              "total_s": last_ms, "import_s": 0.5}
+    record = {
+        "version": version,
+        "first_trial_ms": 100.0,
+        "first_ms": last_ms,
+        "first_median_ms": last_ms,
+        "last_ms": last_ms,
+        "last_median_ms": last_ms,
+        "total_s": last_ms,
+        "import_s": 0.5,
+    }
     reads = {"import_s": 0.5, "first_s": read_s, "again_s": read_s}
-    return peers.Measured(record=record, history=dict(reads), top10=dict(reads),
-                          disk=(disk, disk, 3))
+    return peers.Measured(
+        record=record, history=dict(reads), top10=dict(reads), disk=(disk, disk, 3)
+    )
 
 
 def test_peers_report_computes_ratios_and_verdicts(peers) -> None:
@@ -215,18 +255,36 @@ def test_peers_report_computes_ratios_and_verdicts(peers) -> None:
         "mlflow": _measured(peers, last_ms=12.0, disk=3_000_000, read_s=0.04),
         "sacred": peers.Measured(error="could not install sacred (sacred==0.8.7): exit 1\nno net"),
     }
-    text = peers.render([1_000], {1_000: results}, {}, 0, quick=False, started="then",
-                        elapsed=60.0, profile=None, loads=(1.0, 2.0))
-    rows = {line.split("|")[1].strip(): line for line in text.splitlines()
-            if line.startswith("| ") and "x" in line}
-    assert "15.0x (mean of the last 100 trials) | met" in rows[
-        "per-trial cost at 1,000 trials: 10x below daskperiment's"]
-    assert "3.0x (mean of the last 100 trials) | **missed**: 3.0x of 5x (1.7x short)" in rows[
-        "per-trial cost at 1,000 trials: 5x below MLflow's"]
+    text = peers.render(
+        [1_000],
+        {1_000: results},
+        {},
+        0,
+        quick=False,
+        started="then",
+        elapsed=60.0,
+        profile=None,
+        loads=(1.0, 2.0),
+    )
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in text.splitlines()
+        if line.startswith("| ") and "x" in line
+    }
+    assert (
+        "15.0x (mean of the last 100 trials) | met"
+        in rows["per-trial cost at 1,000 trials: 10x below daskperiment's"]
+    )
+    assert (
+        "3.0x (mean of the last 100 trials) | **missed**: 3.0x of 5x (1.7x short)"
+        in rows["per-trial cost at 1,000 trials: 5x below MLflow's"]
+    )
     assert "**missed**: 10.0x of 20x (2.0x short)" in rows["disk: 20x smaller than daskperiment's"]
     # cold read = import + first call: (0.5 + 0.04) / (0.5 + 0.01)
-    assert f"{(0.54 / 0.51):.1f}x" in rows["history read-back cold: 5x faster than MLflow's "
-                                          "search_runs"]
+    assert (
+        f"{(0.54 / 0.51):.1f}x"
+        in rows["history read-back cold: 5x faster than MLflow's search_runs"]
+    )
     assert "| sacred |" in text and "failed" in text.split("| sacred |")[1].splitlines()[0]
     assert "**Could not measure** sacred: could not install sacred" in text
     assert "Checked: tuixp, daskperiment, mlflow each read back 1,000 history rows" in text

@@ -48,8 +48,10 @@ class Pipeline:
 
     def steps(self, trial_id: int) -> dict[str, tuple[str, int | None]]:
         with Store(self.ex.store.path).connect() as con:
-            rows = con.execute("SELECT step, status, reused_from FROM steps WHERE experiment = ? "
-                               "AND trial_id = ?", [self.ex.id, trial_id]).fetchall()
+            rows = con.execute(
+                "SELECT step, status, reused_from FROM steps WHERE experiment = ? AND trial_id = ?",
+                [self.ex.id, trial_id],
+            ).fetchall()
         return {step: (status, reused) for step, status, reused in rows}
 
 
@@ -84,8 +86,9 @@ def test_no_reuse_when_a_parameter_reaching_the_step_changes(store_path: Path, d
     assert p.steps(3)["prepare"] == ("reused", 1)
 
 
-def test_no_reuse_when_the_data_file_changes(store_path: Path, data: Path,
-                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_no_reuse_when_the_data_file_changes(
+    store_path: Path, data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     p = Pipeline(store_path, data)
     p.node.compute()
     data.write_text("1\n2\n4\n")
@@ -95,13 +98,16 @@ def test_no_reuse_when_the_data_file_changes(store_path: Path, data: Path,
     assert p.calls["prepare"] == 2
     assert f"Data input has been changed: {data}" in caplog.text
     with Store(store_path).connect() as con:
-        inputs = [json.loads(r[0]) for r in con.execute(
-            "SELECT data_inputs FROM trials ORDER BY trial_id").fetchall()]
+        inputs = [
+            json.loads(r[0])
+            for r in con.execute("SELECT data_inputs FROM trials ORDER BY trial_id").fetchall()
+        ]
     assert list(inputs[0]) == [str(data)] and inputs[0] != inputs[1]
 
 
-def test_no_reuse_when_the_step_source_changes(store_path: Path, data: Path,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_no_reuse_when_the_step_source_changes(
+    store_path: Path, data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     p = Pipeline(store_path, data)
     p.node.compute()
     ex = p.ex
@@ -115,13 +121,15 @@ def test_no_reuse_when_the_step_source_changes(store_path: Path, data: Path,
     node = score(prepare(load(p.data), p.k), p.c)
     assert node.compute() == 16.0  # computed anew: (2+4+6) + 3 + 1
     with Store(store_path).connect() as con:
-        statuses = con.execute("SELECT status FROM steps WHERE trial_id = 2 AND step = 'prepare'"
-                               ).fetchall()
+        statuses = con.execute(
+            "SELECT status FROM steps WHERE trial_id = 2 AND step = 'prepare'"
+        ).fetchall()
     assert statuses == [("succeeded",)]
 
 
-def test_no_reuse_when_a_package_version_changes(store_path: Path, data: Path, tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_reuse_when_a_package_version_changes(
+    store_path: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     p = Pipeline(store_path, data)
     p.node.compute()
     site = tmp_path / "site"
@@ -157,8 +165,9 @@ def test_impure_step_is_never_reused(store_path: Path) -> None:
     assert state["n"] == n + 2  # computed every time once flagged
 
 
-def test_missing_or_corrupt_cached_output_is_recomputed(store_path: Path, data: Path,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_or_corrupt_cached_output_is_recomputed(
+    store_path: Path, data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     p = Pipeline(store_path, data)
     p.node.compute()
     objects = store_path.with_name(store_path.name + ".objects")
@@ -184,7 +193,8 @@ def test_cache_with_process_scheduler(store_path: Path, tmp_path: Path) -> None:
     from .conftest import env_with_path
 
     script = tmp_path / "cached.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import tuixp
         ex = tuixp.Experiment("proc_cache", store={str(store_path)!r})
         k = ex.parameter("k", default=2)
@@ -200,14 +210,21 @@ def test_cache_with_process_scheduler(store_path: Path, tmp_path: Path) -> None:
             print(node.compute(scheduler="processes"))
             ex.set_parameters(c=10)
             print(node.compute(scheduler="processes"))
-    """))
-    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         env=env_with_path(), timeout=120)
+    """)
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env=env_with_path(),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["2", "11"]
     with Store(store_path).connect() as con:
-        assert con.execute("SELECT status, reused_from FROM steps WHERE trial_id = 2 AND "
-                           "step = 'prepare'").fetchall() == [("reused", 1)]
+        assert con.execute(
+            "SELECT status, reused_from FROM steps WHERE trial_id = 2 AND step = 'prepare'"
+        ).fetchall() == [("reused", 1)]
 
 
 def test_gc_frees_unreferenced_objects(store_path: Path, data: Path) -> None:
@@ -243,10 +260,12 @@ def test_schema_1_store_is_migrated(store_path: Path) -> None:
     con.execute("UPDATE tuixp_meta SET value = '1' WHERE key = 'schema_version'")
     con.close()
     with Store(store_path).connect() as con:
-        assert con.execute("SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
-                           ).fetchone() == (str(schema.SCHEMA_VERSION),)
+        assert con.execute(
+            "SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
+        ).fetchone() == (str(schema.SCHEMA_VERSION),)
         assert con.execute("SELECT trial_id, result, data_inputs FROM trials").fetchall() == [
-            (1, "42", None)]
+            (1, "42", None)
+        ]
 
 
 def test_tuixp_gc_command(store_path: Path, data: Path) -> None:

@@ -11,12 +11,21 @@ import pytest
 import tuixp
 from tuixp.capture import environment, git
 
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "init.defaultBranch=main"]
+GIT = [
+    "git",
+    "-c",
+    "user.name=t",
+    "-c",
+    "user.email=t@example.com",
+    "-c",
+    "init.defaultBranch=main",
+]
 
 
 def sh(repo: Path, *args: str) -> str:
-    return subprocess.run([*GIT, *args], cwd=repo, check=True, capture_output=True,
-                          text=True).stdout.strip()
+    return subprocess.run(
+        [*GIT, *args], cwd=repo, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 @pytest.fixture(autouse=True)
@@ -106,8 +115,9 @@ def test_cpu_record_is_cached_per_host(tmp_path: Path, monkeypatch: pytest.Monke
         environment.capture_cpu.cache_clear()
 
 
-def test_packages_reread_only_when_sys_path_changes(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_packages_reread_only_when_sys_path_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first = environment.capture_packages()
     assert environment.capture_packages() is first  # nothing changed: the same object
     site = tmp_path / "site"

@@ -64,8 +64,16 @@ def test_ls_lists_experiments(recorded: Path) -> None:
     assert rows["second_experiment_with_a_long_name"]["trials"] == 1
     table = invoke("ls", "--store", recorded, "--format", "table")
     lines = table.stdout.splitlines()
-    assert lines[0].split() == ["EXPERIMENT", "TRIALS", "OK", "FAILED", "RUNNING", "LAST", "RUN",
-                                "RESULT"]
+    assert lines[0].split() == [
+        "EXPERIMENT",
+        "TRIALS",
+        "OK",
+        "FAILED",
+        "RUNNING",
+        "LAST",
+        "RUN",
+        "RESULT",
+    ]
     assert quick["goal"] is None and quick["best_result"] is None  # the script did not say
     assert all(len(line) <= 80 for line in lines)
     quick_line = next(line for line in lines if line.startswith("quick "))
@@ -111,9 +119,17 @@ def test_show_prints_everything_recorded(recorded: Path) -> None:
     assert result.exit_code == 0, result.stderr
     text = result.stdout
     assert text.startswith("quick trial 3: failed")
-    for expected in ("ZeroDivisionError: division by zero", "Traceback (most recent call last)",
-                     "model  lasso", "loss       3", "prepare  succeeded", "score    failed",
-                     "Python Version:", "def score(s, model):", "return 10 / s"):
+    for expected in (
+        "ZeroDivisionError: division by zero",
+        "Traceback (most recent call last)",
+        "model  lasso",
+        "loss       3",
+        "prepare  succeeded",
+        "score    failed",
+        "Python Version:",
+        "def score(s, model):",
+        "return 10 / s",
+    ):
         assert expected in text, expected
     assert all(len(line) <= 80 for line in text.splitlines() if not line.startswith("  "))
 
@@ -127,8 +143,11 @@ def test_show_json_and_latest(recorded: Path) -> None:
     assert "return a + b + 1" in doc["code"]["prepare"]
     assert "<script>" in doc["code"]
     # s = a + b + 1 = 4 after the code change: loss = 1 / (epoch + 1 + 4)
-    assert doc["metric_values"]["loss"] == [[0, pytest.approx(1 / 5)], [1, pytest.approx(1 / 6)],
-                                            [2, pytest.approx(1 / 7)]]
+    assert doc["metric_values"]["loss"] == [
+        [0, pytest.approx(1 / 5)],
+        [1, pytest.approx(1 / 6)],
+        [2, pytest.approx(1 / 7)],
+    ]
     assert doc["environment"]["packages"]["duckdb"]
     assert [c["kind"] for c in doc["changes"]] == ["code"]
 
@@ -147,37 +166,42 @@ def test_diff_parameters_code_and_environment(recorded: Path) -> None:
     assert any(line.split() == ["a", "1", "-2", "changed"] for line in lines)
     assert any(line.split() == ["model", "ridge", "lasso", "changed"] for line in lines)
     assert "same: b" in params.stdout
-    doc = json.loads(invoke("diff", "quick", "1", "4", "-f", "json", "--code", "--store",
-                            recorded).stdout)
+    doc = json.loads(
+        invoke("diff", "quick", "1", "4", "-f", "json", "--code", "--store", recorded).stdout
+    )
     assert doc["trials"] == [1, 4] and "params" not in doc
     assert {c["step"]: c["status"] for c in doc["code"]}["prepare"] == "changed"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["ls", "nope"], "Unable to find experiment: nope. Known: quick, second_experiment_with"),
-    (["show", "nope", "1"], "Unable to find experiment: nope"),
-    (["show", "quick", "9"], "Unable to find trial id: 9 (experiment quick has trials 1 to 4)"),
-    (["show", "quick", "x"], "not a trial id: 'x'"),
-    (["show", "quick", "0"], "trial ids start at 1"),
-    (["diff", "quick", "1", "99"], "Unable to find trial id: 99"),
-    (["show", "quick", "1", "-f", "csv"], "unknown format 'csv': use table, json"),
-    (["ls", "--status", "done"], "unknown status 'done'"),
-    (["ls", "quick", "--limit", "0"], "--limit must be at least 1"),
-    (["sql", "DROP VIEW trials"], "DROP statements are refused"),
-    (["sql", "DELETE FROM trial_record"], "DELETE statements are refused"),
-    (["sql", "INSERT INTO blob VALUES ('a', 'b')"], "INSERT statements are refused"),
-    (["sql", "UPDATE trial_record SET status = 'x'"], "UPDATE statements are refused"),
-    (["sql", "CREATE TABLE t AS SELECT 1"], "CREATE statements are refused"),
-    (["sql", "ATTACH 'x.duckdb'"], "ATTACH statements are refused"),
-    (["sql", "COPY trial_record TO 'x.csv'"], "COPY statements are refused"),
-    (["sql", "SELECT 1; DROP VIEW trials"], "give one statement at a time"),
-    (["sql", "SELECT * FROM read_csv('/etc/passwd')"], "not allowed here"),
-    (["sql", "SELEC 1"], "SQL error: Parser Error"),
-    (["sql", "SELECT * FROM nothing_here"], "SQL error: Catalog Error"),
-    (["export", "{out}", "--format", "xlsx"], "unknown export format 'xlsx'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["ls", "nope"], "Unable to find experiment: nope. Known: quick, second_experiment_with"),
+        (["show", "nope", "1"], "Unable to find experiment: nope"),
+        (["show", "quick", "9"], "Unable to find trial id: 9 (experiment quick has trials 1 to 4)"),
+        (["show", "quick", "x"], "not a trial id: 'x'"),
+        (["show", "quick", "0"], "trial ids start at 1"),
+        (["diff", "quick", "1", "99"], "Unable to find trial id: 99"),
+        (["show", "quick", "1", "-f", "csv"], "unknown format 'csv': use table, json"),
+        (["ls", "--status", "done"], "unknown status 'done'"),
+        (["ls", "quick", "--limit", "0"], "--limit must be at least 1"),
+        (["sql", "DROP VIEW trials"], "DROP statements are refused"),
+        (["sql", "DELETE FROM trial_record"], "DELETE statements are refused"),
+        (["sql", "INSERT INTO blob VALUES ('a', 'b')"], "INSERT statements are refused"),
+        (["sql", "UPDATE trial_record SET status = 'x'"], "UPDATE statements are refused"),
+        (["sql", "CREATE TABLE t AS SELECT 1"], "CREATE statements are refused"),
+        (["sql", "ATTACH 'x.duckdb'"], "ATTACH statements are refused"),
+        (["sql", "COPY trial_record TO 'x.csv'"], "COPY statements are refused"),
+        (["sql", "SELECT 1; DROP VIEW trials"], "give one statement at a time"),
+        (["sql", "SELECT * FROM read_csv('/etc/passwd')"], "not allowed here"),
+        (["sql", "SELEC 1"], "SQL error: Parser Error"),
+        (["sql", "SELECT * FROM nothing_here"], "SQL error: Catalog Error"),
+        (["export", "{out}", "--format", "xlsx"], "unknown export format 'xlsx'"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_the_store_unchanged(
-        recorded: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    recorded: Path, tmp_path: Path, args: list[str], message: str
+) -> None:
     before = store_snapshot(recorded)
     result = invoke(*[a.format(out=tmp_path / "out") for a in args], "--store", recorded)
     assert result.exit_code == 2, (result.stdout, result.stderr)
@@ -185,9 +209,17 @@ def test_bad_input_is_one_line_exit_2_and_the_store_unchanged(
     assert store_snapshot(recorded) == before
 
 
-@pytest.mark.parametrize("command", [["ls"], ["ls", "quick"], ["show", "quick", "1"],
-                                     ["diff", "quick", "1", "2"], ["sql", "SELECT 1"],
-                                     ["export", "out"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["ls"],
+        ["ls", "quick"],
+        ["show", "quick", "1"],
+        ["diff", "quick", "1", "2"],
+        ["sql", "SELECT 1"],
+        ["export", "out"],
+    ],
+)
 def test_no_store_is_refused_and_none_is_created(tmp_path: Path, command: list[str]) -> None:
     store = tmp_path / "missing.duckdb"
     result = invoke(*command, "--store", store)
@@ -197,23 +229,46 @@ def test_no_store_is_refused_and_none_is_created(tmp_path: Path, command: list[s
 
 
 def test_sql_reads_the_views(recorded: Path) -> None:
-    result = invoke("sql", "SELECT trial_id, status, params->>'a' AS a FROM trials "
-                    "WHERE experiment = 'quick' ORDER BY trial_id", "--store", recorded)
+    result = invoke(
+        "sql",
+        "SELECT trial_id, status, params->>'a' AS a FROM trials "
+        "WHERE experiment = 'quick' ORDER BY trial_id",
+        "--store",
+        recorded,
+    )
     assert result.exit_code == 0, result.stderr
     assert parse_csv(result.stdout) == [
         {"trial_id": "1", "status": "succeeded", "a": "1"},
         {"trial_id": "2", "status": "succeeded", "a": "4"},
         {"trial_id": "3", "status": "failed", "a": "-2"},
-        {"trial_id": "4", "status": "succeeded", "a": "1"}]
-    doc = json.loads(invoke("sql", "SELECT name, count(*) AS n FROM metrics GROUP BY name",
-                            "--store", recorded, "-f", "json").stdout)
+        {"trial_id": "4", "status": "succeeded", "a": "1"},
+    ]
+    doc = json.loads(
+        invoke(
+            "sql",
+            "SELECT name, count(*) AS n FROM metrics GROUP BY name",
+            "--store",
+            recorded,
+            "-f",
+            "json",
+        ).stdout
+    )
     assert doc == [{"name": "loss", "n": 15}]
-    table = invoke("sql", "SELECT trial_id FROM trials ORDER BY trial_id", "--store", recorded,
-                   "-f", "table", "--max-rows", "2")
+    table = invoke(
+        "sql",
+        "SELECT trial_id FROM trials ORDER BY trial_id",
+        "--store",
+        recorded,
+        "-f",
+        "table",
+        "--max-rows",
+        "2",
+    )
     assert table.stdout.split() == ["trial_id", "1", "1"]
     assert "first 2 rows shown" in table.stderr
-    piped = invoke("sql", "-", "--store", recorded, "-f", "json",
-                   input_text="SELECT count(*) AS n FROM trials")
+    piped = invoke(
+        "sql", "-", "--store", recorded, "-f", "json", input_text="SELECT count(*) AS n FROM trials"
+    )
     assert json.loads(piped.stdout) == [{"n": 5}]
 
 
@@ -229,8 +284,14 @@ def test_sql_sees_trials_still_in_the_journal(tmp_path: Path) -> None:
         return x * 2
 
     f(x).compute(x=21)
-    result = invoke("sql", "SELECT result FROM trials WHERE experiment = 'journaled'",
-                    "--store", store, "-f", "json")
+    result = invoke(
+        "sql",
+        "SELECT result FROM trials WHERE experiment = 'journaled'",
+        "--store",
+        store,
+        "-f",
+        "json",
+    )
     assert json.loads(result.stdout) == [{"result": "42"}]
 
 
@@ -248,11 +309,14 @@ def test_export_writes_every_view(recorded: Path, tmp_path: Path, fmt: str) -> N
     with Store(recorded).connect(read_only=True) as store_con:
         for view in PUBLIC_VIEWS:
             want = store_con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
-            got = con.execute(f"SELECT count(*) FROM {reader}('{out / (view + '.' + fmt)}')"
-                              ).fetchone()[0]
+            got = con.execute(
+                f"SELECT count(*) FROM {reader}('{out / (view + '.' + fmt)}')"
+            ).fetchone()[0]
             assert got == want, view
-    trials = con.execute(f"SELECT trial_id, status FROM {reader}('{out}/trials.{fmt}') "
-                         "WHERE experiment = 'quick' ORDER BY trial_id").fetchall()
+    trials = con.execute(
+        f"SELECT trial_id, status FROM {reader}('{out}/trials.{fmt}') "
+        "WHERE experiment = 'quick' ORDER BY trial_id"
+    ).fetchall()
     assert trials == [(1, "succeeded"), (2, "succeeded"), (3, "failed"), (4, "succeeded")]
     assert store_snapshot(recorded) == before
 
@@ -263,22 +327,32 @@ def test_demo_records_something_to_look_at(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert "Recorded 10 trials of experiment demo (trials 1 to 10, 1 failed)" in result.stdout
     with Store(store).connect() as con:
-        statuses = con.execute("SELECT status, count(*) FROM trials WHERE experiment = 'demo' "
-                               "GROUP BY status ORDER BY status").fetchall()
+        statuses = con.execute(
+            "SELECT status, count(*) FROM trials WHERE experiment = 'demo' "
+            "GROUP BY status ORDER BY status"
+        ).fetchall()
         assert statuses == [("failed", 1), ("succeeded", 9)]
-        grid = con.execute("SELECT DISTINCT params->>'lr', params->>'model' FROM trials "
-                           "WHERE trial_id BETWEEN 2 AND 7").fetchall()
+        grid = con.execute(
+            "SELECT DISTINCT params->>'lr', params->>'model' FROM trials "
+            "WHERE trial_id BETWEEN 2 AND 7"
+        ).fetchall()
         assert len(grid) == 6
-        epochs = con.execute("SELECT count(DISTINCT epoch) FROM metrics WHERE name = 'loss' "
-                             "AND trial_id = 1").fetchone()[0]
+        epochs = con.execute(
+            "SELECT count(DISTINCT epoch) FROM metrics WHERE name = 'loss' AND trial_id = 1"
+        ).fetchone()[0]
         assert epochs == 25
         persisted = con.execute("SELECT count(*), min(format) FROM persisted").fetchone()
         assert persisted == (9, "npy")
-        changed = con.execute("SELECT trial_id FROM trials, unnest(CAST(changes AS JSON[])) c "
-                              "WHERE c.c->>'kind' = 'code' ORDER BY trial_id").fetchall()
+        changed = con.execute(
+            "SELECT trial_id FROM trials, unnest(CAST(changes AS JSON[])) c "
+            "WHERE c.c->>'kind' = 'code' ORDER BY trial_id"
+        ).fetchall()
         assert changed == [(9,), (10,)]  # both trials of the run after the edit
-        code = dict(con.execute("SELECT trial_id, source FROM code WHERE step = 'train' "
-                                "AND trial_id IN (1, 10)").fetchall())
+        code = dict(
+            con.execute(
+                "SELECT trial_id, source FROM code WHERE step = 'train' AND trial_id IN (1, 10)"
+            ).fetchall()
+        )
         scripts = con.execute("SELECT DISTINCT script FROM trials").fetchall()
     assert scripts == [(str(store.parent / "tuixp.duckdb.demo" / "demo_experiment.py"),)]
     assert "w -= lr * grad" in code[1] and "decaying step size" in code[10]
@@ -320,9 +394,12 @@ def test_diff_shows_a_git_change_in_the_environment(tmp_path: Path) -> None:
     repo.mkdir()
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com",
-                               "-C", str(repo), *args], capture_output=True, text=True,
-                              check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-C", str(repo), *args],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
 
     store = tmp_path / "store" / "s.duckdb"
     script = write_script(repo)
@@ -342,19 +419,40 @@ def test_diff_shows_a_git_change_in_the_environment(tmp_path: Path) -> None:
     assert "packages:" not in result.stdout and "Code" not in result.stdout
     doc = json.loads(invoke("diff", "quick", "1", "2", "-f", "json", "--store", store).stdout)
     assert doc["environment"]["git"] == [
-        {"name": "commit", "status": "changed", "old": first, "new": second}]
+        {"name": "commit", "status": "changed", "old": first, "new": second}
+    ]
     ls = invoke("ls", "quick", "--store", store, "-f", "table")
     assert first[:7] in ls.stdout and second[:7] in ls.stdout
 
 
 def test_sql_values_of_every_kind(recorded: Path) -> None:
-    query = ("SELECT 1.50::DECIMAL(5, 2) AS d, DATE '2025-06-15' AS day, INTERVAL 90 SECOND AS i, "
-             "[1, 2] AS l, {'k': 'v'} AS s, NULL AS n, 'x' AS t")
+    query = (
+        "SELECT 1.50::DECIMAL(5, 2) AS d, DATE '2025-06-15' AS day, INTERVAL 90 SECOND AS i, "
+        "[1, 2] AS l, {'k': 'v'} AS s, NULL AS n, 'x' AS t"
+    )
     doc = json.loads(invoke("sql", query, "--store", recorded, "-f", "json").stdout)
-    assert doc == [{"d": 1.5, "day": "2025-06-15", "i": 90.0, "l": [1, 2], "s": {"k": "v"},
-                    "n": None, "t": "x"}]
+    assert doc == [
+        {
+            "d": 1.5,
+            "day": "2025-06-15",
+            "i": 90.0,
+            "l": [1, 2],
+            "s": {"k": "v"},
+            "n": None,
+            "t": "x",
+        }
+    ]
     rows = parse_csv(invoke("sql", query, "--store", recorded, "-f", "csv").stdout)
-    assert rows == [{"d": "1.50", "day": "2025-06-15", "i": "0:01:30", "l": "[1,2]",
-                     "s": '{"k":"v"}', "n": "", "t": "x"}]
+    assert rows == [
+        {
+            "d": "1.50",
+            "day": "2025-06-15",
+            "i": "0:01:30",
+            "l": "[1,2]",
+            "s": '{"k":"v"}',
+            "n": "",
+            "t": "x",
+        }
+    ]
     table = invoke("sql", query, "--store", recorded, "-f", "table").stdout.splitlines()
     assert table[1].split() == ["1.50", "2025-06-15", "0:01:30", "[1,2]", '{"k":"v"}', "x"]

@@ -23,7 +23,9 @@ def trials(store: Path, experiment: str = "quick") -> list[tuple]:
     with Store(store).connect() as con:
         return con.execute(
             "SELECT trial_id, status, params::VARCHAR, result::VARCHAR, seed, script "
-            "FROM trials WHERE experiment = ? ORDER BY trial_id", [experiment]).fetchall()
+            "FROM trials WHERE experiment = ? ORDER BY trial_id",
+            [experiment],
+        ).fetchall()
 
 
 def test_one_trial_with_parameters(tmp_path: Path) -> None:
@@ -32,11 +34,25 @@ def test_one_trial_with_parameters(tmp_path: Path) -> None:
     result = invoke("run", script, "a=3", "model=lasso", "--store", store)
     assert result.exit_code == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert rows == [{"experiment": "quick", "trial_id": "1", "status": "succeeded", "a": "3",
-                     "b": "2", "model": "lasso", "result": "2.0", "error": ""}]
-    (tid, status, params, res, _, recorded_script), = trials(store)
+    assert rows == [
+        {
+            "experiment": "quick",
+            "trial_id": "1",
+            "status": "succeeded",
+            "a": "3",
+            "b": "2",
+            "model": "lasso",
+            "result": "2.0",
+            "error": "",
+        }
+    ]
+    ((tid, status, params, res, _, recorded_script),) = trials(store)
     assert (tid, status, json.loads(params), json.loads(res)) == (
-        1, "succeeded", {"a": 3, "b": 2, "model": "lasso"}, 2.0)
+        1,
+        "succeeded",
+        {"a": 3, "b": 2, "model": "lasso"},
+        2.0,
+    )
     assert recorded_script == str(script.resolve())
     # imported as a module: the script's main block did not run
     assert not (tmp_path / "main-block-ran").exists()
@@ -45,21 +61,41 @@ def test_one_trial_with_parameters(tmp_path: Path) -> None:
 def test_values_keep_their_python_types(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     script = write_script(tmp_path)
-    result = invoke("run", script, "a=1.5", "b=-0.5", "model=[1, 'x', None]", "--store", store,
-                    "--format", "json")
+    result = invoke(
+        "run",
+        script,
+        "a=1.5",
+        "b=-0.5",
+        "model=[1, 'x', None]",
+        "--store",
+        store,
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.stderr
     doc = json.loads(result.stdout)
     assert doc[0]["params"] == {"a": 1.5, "b": -0.5, "model": [1, "x", None]}
     assert doc[0]["result"] == 10.0
-    (_, _, params, *_), = trials(store)
+    ((_, _, params, *_),) = trials(store)
     assert json.loads(params) == {"a": 1.5, "b": -0.5, "model": [1, "x", None]}
 
 
 def test_a_grid_runs_one_trial_per_combination(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     script = write_script(tmp_path)
-    result = invoke("run", script, "b=10", "--grid", "a=1,2", "--grid", "model=ridge,lasso",
-                    "--store", store, "--format", "json")
+    result = invoke(
+        "run",
+        script,
+        "b=10",
+        "--grid",
+        "a=1,2",
+        "--grid",
+        "model=ridge,lasso",
+        "--store",
+        store,
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.stderr
     shown = json.loads(result.stdout)
     recorded = trials(store)
@@ -78,7 +114,8 @@ def test_a_seed_is_recorded_and_passed_to_every_trial(tmp_path: Path) -> None:
         "import random\nimport tuixp\nex = tuixp.Experiment('rand')\n"
         "n = ex.parameter('n', default=3)\n"
         "@ex.result\ndef draw(n):\n    return [random.random() for _ in range(n)]\n"
-        "r = draw(n)\n")
+        "r = draw(n)\n"
+    )
     first = invoke("run", script, "--seed", 5, "--store", store, "--format", "json")
     second = invoke("run", script, "--seed", 5, "--store", store, "--format", "json")
     other = invoke("run", script, "--seed", 6, "--store", store, "--format", "json")
@@ -108,8 +145,10 @@ def test_jsonl_progress_owns_stdout(tmp_path: Path) -> None:
     events = [json.loads(line) for line in result.stdout.splitlines()]
     kinds = [e["kind"] for e in events]
     assert kinds[-1] == "run_finished"
-    assert events[-1]["trials"] == [{"trial_id": 1, "status": "succeeded"},
-                                    {"trial_id": 2, "status": "succeeded"}]
+    assert events[-1]["trials"] == [
+        {"trial_id": 1, "status": "succeeded"},
+        {"trial_id": 2, "status": "succeeded"},
+    ]
     assert events[-1]["store"] == str(store.resolve())
     for trial_id in (1, 2):
         mine = [e for e in events if e.get("trial_id") == trial_id]
@@ -130,10 +169,12 @@ def test_text_progress_off_a_terminal_prints_a_line_per_trial(tmp_path: Path) ->
     result = invoke("run", script, "--grid", "a=-2,5", "--progress", "text", "--store", store)
     assert result.exit_code == 1
     lines = result.stderr.splitlines()
-    assert any(line.startswith("trial 1 failed (") and "ZeroDivisionError" in line
-               for line in lines), result.stderr
-    assert any(line.startswith("trial 2 succeeded (") and "result 1.42857" in line
-               for line in lines), result.stderr
+    assert any(
+        line.startswith("trial 1 failed (") and "ZeroDivisionError" in line for line in lines
+    ), result.stderr
+    assert any(
+        line.startswith("trial 2 succeeded (") and "result 1.42857" in line for line in lines
+    ), result.stderr
     assert any("step score failed" in line for line in lines)
 
 
@@ -174,7 +215,7 @@ def test_top_level_store_option(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "--store needs a PATH" in missing.stderr
 
 
-SEVERAL = '''
+SEVERAL = """
 import tuixp
 ex = tuixp.Experiment("several")
 x = ex.parameter("x", default=2)
@@ -193,7 +234,7 @@ def squared(y):
 
 small = plus_one(double(x))
 big = squared(double(x))
-'''
+"""
 
 
 def test_result_picks_one_of_several_result_nodes(tmp_path: Path) -> None:
@@ -209,8 +250,9 @@ def test_result_picks_one_of_several_result_nodes(tmp_path: Path) -> None:
     before = store_snapshot(store)
     ambiguous = invoke("run", script, "--store", store)
     assert ambiguous.exit_code == 2
-    assert "several result nodes (small, big): pick one with --result NAME" in \
-        one_error_line(ambiguous)
+    assert "several result nodes (small, big): pick one with --result NAME" in one_error_line(
+        ambiguous
+    )
     unknown = invoke("run", script, "--result", "nope", "--store", store)
     assert unknown.exit_code == 2
     assert "has no result node 'nope' (it has: small, big)" in one_error_line(unknown)
@@ -218,7 +260,7 @@ def test_result_picks_one_of_several_result_nodes(tmp_path: Path) -> None:
 
 
 NO_EXPERIMENT = "x = 1\n"
-NO_RESULT = '''
+NO_RESULT = """
 import tuixp
 ex = tuixp.Experiment("noresult")
 a = ex.parameter("a")
@@ -229,40 +271,50 @@ def f(a):
 
 def main():
     return f(a).compute()
-'''
+"""
 BROKEN = "import tuixp\nex = tuixp.Experiment('broken')\ndef f(:\n"
 RAISES = "import tuixp\nex = tuixp.Experiment('raises')\nraise RuntimeError('no data here')\n"
 EXITS = "import sys\nsys.exit(3)\n"
 
 
-@pytest.mark.parametrize("args, message", [
-    (["{script}", "zz=1"], "unknown parameter zz for experiment quick (its parameters: a, b, "
-                           "model)"),
-    (["{script}", "a=1", "--grid", "zz=1,2"], "unknown parameter zz"),
-    (["{script}", "a"], "malformed parameter 'a': expected NAME=VALUE"),
-    (["{script}", "a=[1, 2"], "malformed value for a: [1, 2 is not a Python literal"),
-    (["{script}", "2a=1"], "'2a' is not a parameter name"),
-    (["{script}", "--grid", "a=1,,2"], "an empty value"),
-    (["{script}"], "no value for parameter(s) a of experiment quick: give NAME=VALUE"),
-    (["{script}", "a=1", "--scheduler", "gpu"], "Unknown scheduler: 'gpu'"),
-    (["{script}", "a=1", "--progress", "bar"], "unknown progress mode 'bar'"),
-    (["{script}", "a=1", "--format", "xml"], "unknown format 'xml'"),
-    (["{script}", "a={{1, 2}}"], "Parameter a cannot be recorded"),
-    (["{missing}", "a=1"], "script not found:"),
-    (["{folder}", "a=1"], "not a script file:"),
-    (["{no_experiment}"], "no_experiment.py defines no tuixp Experiment"),
-    (["{no_result}", "a=1"], "defines experiment noresult but no result node at module level"),
-    (["{broken}"], "broken.py, line 3: SyntaxError"),
-    (["{raises}"], "raises.py failed while being loaded: line 3: RuntimeError: no data here"),
-    (["{exits}"], "exits.py exited while being loaded (exit code 3)"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["{script}", "zz=1"],
+            "unknown parameter zz for experiment quick (its parameters: a, b, model)",
+        ),
+        (["{script}", "a=1", "--grid", "zz=1,2"], "unknown parameter zz"),
+        (["{script}", "a"], "malformed parameter 'a': expected NAME=VALUE"),
+        (["{script}", "a=[1, 2"], "malformed value for a: [1, 2 is not a Python literal"),
+        (["{script}", "2a=1"], "'2a' is not a parameter name"),
+        (["{script}", "--grid", "a=1,,2"], "an empty value"),
+        (["{script}"], "no value for parameter(s) a of experiment quick: give NAME=VALUE"),
+        (["{script}", "a=1", "--scheduler", "gpu"], "Unknown scheduler: 'gpu'"),
+        (["{script}", "a=1", "--progress", "bar"], "unknown progress mode 'bar'"),
+        (["{script}", "a=1", "--format", "xml"], "unknown format 'xml'"),
+        (["{script}", "a={{1, 2}}"], "Parameter a cannot be recorded"),
+        (["{missing}", "a=1"], "script not found:"),
+        (["{folder}", "a=1"], "not a script file:"),
+        (["{no_experiment}"], "no_experiment.py defines no tuixp Experiment"),
+        (["{no_result}", "a=1"], "defines experiment noresult but no result node at module level"),
+        (["{broken}"], "broken.py, line 3: SyntaxError"),
+        (["{raises}"], "raises.py failed while being loaded: line 3: RuntimeError: no data here"),
+        (["{exits}"], "exits.py exited while being loaded (exit code 3)"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_the_store_unchanged(
-        tmp_path: Path, args: list[str], message: str) -> None:
+    tmp_path: Path, args: list[str], message: str
+) -> None:
     store = tmp_path / "s.duckdb"
-    paths = {"script": write_script(tmp_path), "missing": tmp_path / "nope.py",
-             "folder": tmp_path}
-    for name, text in (("no_experiment", NO_EXPERIMENT), ("no_result", NO_RESULT),
-                       ("broken", BROKEN), ("raises", RAISES), ("exits", EXITS)):
+    paths = {"script": write_script(tmp_path), "missing": tmp_path / "nope.py", "folder": tmp_path}
+    for name, text in (
+        ("no_experiment", NO_EXPERIMENT),
+        ("no_result", NO_RESULT),
+        ("broken", BROKEN),
+        ("raises", RAISES),
+        ("exits", EXITS),
+    ):
         paths[name] = tmp_path / f"{name}.py"
         paths[name].write_text(text)
     assert invoke("run", paths["script"], "a=1", "--store", store).exit_code == 0
@@ -289,7 +341,8 @@ def test_a_script_imports_its_neighbours(tmp_path: Path) -> None:
     script = tmp_path / "uses_helper.py"
     script.write_text(
         "import tuixp\nfrom helpers_for_exp import triple\nex = tuixp.Experiment('nb')\n"
-        "x = ex.parameter('x')\n@ex.result\ndef f(x):\n    return triple(x)\nr = f(x)\n")
+        "x = ex.parameter('x')\n@ex.result\ndef f(x):\n    return triple(x)\nr = f(x)\n"
+    )
     result = invoke("run", script, "x=4", "--store", store, "-f", "json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["result"] == 12
@@ -302,9 +355,22 @@ def test_parameters_named_like_compute_grid_keywords_can_be_gridded(tmp_path: Pa
         "import tuixp\nex = tuixp.Experiment('kw')\n"
         "seed = ex.parameter('seed')\ncache = ex.parameter('cache', default=0)\n"
         "@ex.result\ndef total(seed, cache):\n    return seed * 10 + cache\n"
-        "r = total(seed, cache)\n")
-    result = invoke("run", script, "--grid", "seed=1,2", "--grid", "cache=3,4", "--seed", 7,
-                    "--store", store, "--format", "json")
+        "r = total(seed, cache)\n"
+    )
+    result = invoke(
+        "run",
+        script,
+        "--grid",
+        "seed=1,2",
+        "--grid",
+        "cache=3,4",
+        "--seed",
+        7,
+        "--store",
+        store,
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.stderr
     assert sorted(d["result"] for d in json.loads(result.stdout)) == [13, 14, 23, 24]
     assert {t[4] for t in trials(store, "kw")} == {7}  # --seed is the trials' seed, apart

@@ -23,17 +23,31 @@ COMMANDS = ("run", "ls", "show", "diff", "sql", "export", "demo", "ui")
 HEAVY = ("dask", "duckdb", "pandas", "pyarrow", "numpy", "textual", "distributed", "pydantic")
 
 
-def tuixp(*args: object, cwd: Path | None = None, stdin: str | None = None,
-          timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def tuixp(
+    *args: object, cwd: Path | None = None, stdin: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     exe = [str(TUIXP)] if TUIXP.exists() else [sys.executable, "-m", "tuixp"]
-    return subprocess.run([*exe, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          input=stdin, env=env_with_path(), timeout=timeout)
+    return subprocess.run(
+        [*exe, *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        input=stdin,
+        env=env_with_path(),
+        timeout=timeout,
+    )
 
 
 def test_help_lists_every_command() -> None:
-    for result in (tuixp("--help"),
-                   subprocess.run([sys.executable, "-m", "tuixp", "--help"], capture_output=True,
-                                  text=True, env=env_with_path())):
+    for result in (
+        tuixp("--help"),
+        subprocess.run(
+            [sys.executable, "-m", "tuixp", "--help"],
+            capture_output=True,
+            text=True,
+            env=env_with_path(),
+        ),
+    ):
         assert result.returncode == 0, result.stderr
         for command in COMMANDS:
             assert f"  {command} " in result.stdout
@@ -55,8 +69,9 @@ def test_help_imports_nothing_heavy() -> None:
         "        assert exc.code == 0, (args, exc.code)\n"
         f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env_with_path())
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env_with_path()
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
@@ -64,12 +79,29 @@ def test_help_imports_nothing_heavy() -> None:
 def test_run_ls_show_sql_through_real_processes(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     script = write_script(tmp_path)
-    run = tuixp("run", script, "b=1", "--grid", "a=1,3", "--seed", 3, "--progress", "jsonl",
-                "--store", store)
+    run = tuixp(
+        "run",
+        script,
+        "b=1",
+        "--grid",
+        "a=1,3",
+        "--seed",
+        3,
+        "--progress",
+        "jsonl",
+        "--store",
+        store,
+    )
     assert run.returncode == 0, run.stderr
     events = [json.loads(line) for line in run.stdout.splitlines()]
-    assert {e["kind"] for e in events} == {"trial_started", "task_started", "task_finished",
-                                           "metric", "trial_finished", "run_finished"}
+    assert {e["kind"] for e in events} == {
+        "trial_started",
+        "task_started",
+        "task_finished",
+        "metric",
+        "trial_finished",
+        "run_finished",
+    }
     finished = {e["trial_id"]: e for e in events if e["kind"] == "trial_finished"}
     assert json.loads(finished[1]["data"]["result"]) == 5.0
     assert json.loads(finished[2]["data"]["result"]) == 2.5
@@ -78,12 +110,21 @@ def test_run_ls_show_sql_through_real_processes(tmp_path: Path) -> None:
     ls = tuixp("ls", "quick", "--store", store, "--format", "json")
     assert ls.returncode == 0, ls.stderr
     assert [(t["trial_id"], t["status"]) for t in json.loads(ls.stdout)] == [
-        (1, "succeeded"), (2, "succeeded")]
+        (1, "succeeded"),
+        (2, "succeeded"),
+    ]
     show = tuixp("show", "quick", 2, "--store", store)
     assert show.returncode == 0 and "quick trial 2: succeeded" in show.stdout
     assert "seed       3" in show.stdout
-    sql = tuixp("sql", "-", "--store", store, "--format", "csv",
-                stdin="SELECT trial_id, seed FROM trials ORDER BY trial_id")
+    sql = tuixp(
+        "sql",
+        "-",
+        "--store",
+        store,
+        "--format",
+        "csv",
+        stdin="SELECT trial_id, seed FROM trials ORDER BY trial_id",
+    )
     assert sql.stdout.splitlines() == ["trial_id,seed", "1,3", "2,3"]
     table = tuixp("ls", "--store", store)  # piped: CSV by default
     assert table.stdout.splitlines()[0].startswith("experiment,trials,succeeded,failed")
@@ -101,17 +142,20 @@ def one_trial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
-@pytest.mark.parametrize("args, message", [
-    (["run", "{script}", "nope=1"], "unknown parameter nope"),
-    (["run", "{script}", "a=1", "b"], "malformed parameter 'b'"),
-    (["run", "{missing}"], "script not found"),
-    (["run", "{empty}"], "defines no tuixp Experiment"),
-    (["show", "quick", "7"], "Unable to find trial id: 7"),
-    (["ls", "unknown"], "Unable to find experiment: unknown"),
-    (["sql", "DROP VIEW trials"], "DROP statements are refused"),
-    (["sql", "DELETE FROM trial_record"], "DELETE statements are refused"),
-    (["sql", "INSERT INTO blob VALUES ('x', 'y')"], "INSERT statements are refused"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["run", "{script}", "nope=1"], "unknown parameter nope"),
+        (["run", "{script}", "a=1", "b"], "malformed parameter 'b'"),
+        (["run", "{missing}"], "script not found"),
+        (["run", "{empty}"], "defines no tuixp Experiment"),
+        (["show", "quick", "7"], "Unable to find trial id: 7"),
+        (["ls", "unknown"], "Unable to find experiment: unknown"),
+        (["sql", "DROP VIEW trials"], "DROP statements are refused"),
+        (["sql", "DELETE FROM trial_record"], "DELETE statements are refused"),
+        (["sql", "INSERT INTO blob VALUES ('x', 'y')"], "INSERT statements are refused"),
+    ],
+)
 def test_bad_input_in_a_real_process(one_trial: Path, args: list[str], message: str) -> None:
     store = one_trial
     tmp_path = store.parent
@@ -146,9 +190,13 @@ def test_ctrl_c_records_the_trial_as_interrupted_and_exits_130(tmp_path: Path) -
     script = tmp_path / "sleepy.py"
     script.write_text(SLEEPY)
     exe = [str(TUIXP)] if TUIXP.exists() else [sys.executable, "-m", "tuixp"]
-    proc = subprocess.Popen([*exe, "run", str(script), "--progress", "jsonl", "--store",
-                             str(store)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env_with_path())
+    proc = subprocess.Popen(
+        [*exe, "run", str(script), "--progress", "jsonl", "--store", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_with_path(),
+    )
     try:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -175,8 +223,9 @@ def run_on_a_terminal(*args: object) -> tuple[int, str]:
     termios.tcsetwinsize(follower, (24, 80))
     exe = [str(TUIXP)] if TUIXP.exists() else [sys.executable, "-m", "tuixp"]
     env = {**env_with_path(), "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
-    proc = subprocess.Popen([*exe, *map(str, args)], stdout=follower, stderr=follower,
-                            stdin=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [*exe, *map(str, args)], stdout=follower, stderr=follower, stdin=subprocess.DEVNULL, env=env
+    )
     os.close(follower)
     chunks = []
     while True:
@@ -213,8 +262,19 @@ def test_a_script_runs_on_a_dask_cluster(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     script = tmp_path / "demo_experiment.py"
     shutil.copy(ROOT / "tuixp" / "demo_experiment.py", script)
-    result = tuixp("run", script, "--grid", "model=linear,quadratic", "--scheduler",
-                   "distributed", "--store", store, "--format", "json", timeout=240)
+    result = tuixp(
+        "run",
+        script,
+        "--grid",
+        "model=linear,quadratic",
+        "--scheduler",
+        "distributed",
+        "--store",
+        store,
+        "--format",
+        "json",
+        timeout=240,
+    )
     assert result.returncode == 0, result.stderr
     trials = json.loads(result.stdout)
     assert [t["status"] for t in trials] == ["succeeded", "succeeded"]
@@ -226,8 +286,18 @@ def test_processes_scheduler(tmp_path: Path) -> None:
     store = tmp_path / "s.duckdb"
     script = tmp_path / "demo_experiment.py"
     shutil.copy(ROOT / "tuixp" / "demo_experiment.py", script)
-    result = tuixp("run", script, "--grid", "lr=0.1,0.2", "--scheduler", "processes",
-                   "--store", store, "--format", "json")
+    result = tuixp(
+        "run",
+        script,
+        "--grid",
+        "lr=0.1,0.2",
+        "--scheduler",
+        "processes",
+        "--store",
+        store,
+        "--format",
+        "json",
+    )
     assert result.returncode == 0, result.stderr
     assert [t["status"] for t in json.loads(result.stdout)] == ["succeeded", "succeeded"]
 
@@ -242,13 +312,27 @@ def test_tuixp_without_a_command_opens_the_tui(tmp_path: Path) -> None:
     env = env_with_path()
     exports = " ".join(f"{k}='{env[k]}'" for k in ("PYTHONPATH", "XDG_CACHE_HOME") if k in env)
     exe = TUIXP if TUIXP.exists() else f"{sys.executable} -m tuixp"
-    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24",
-                    f"env {exports} TERM=xterm-256color {exe} --store {store}; "
-                    "echo exit=$?; sleep 30"], check=True)
+    subprocess.run(
+        [
+            "tmux",
+            "new-session",
+            "-d",
+            "-s",
+            name,
+            "-x",
+            "80",
+            "-y",
+            "24",
+            f"env {exports} TERM=xterm-256color {exe} --store {store}; echo exit=$?; sleep 30",
+        ],
+        check=True,
+    )
     try:
+
         def screen() -> str:
-            return subprocess.run(["tmux", "capture-pane", "-p", "-t", name],
-                                  capture_output=True, text=True).stdout
+            return subprocess.run(
+                ["tmux", "capture-pane", "-p", "-t", name], capture_output=True, text=True
+            ).stdout
 
         deadline = time.monotonic() + 60
         while "shown_in_tui" not in screen() and time.monotonic() < deadline:
@@ -265,10 +349,13 @@ def test_tuixp_without_a_command_opens_the_tui(tmp_path: Path) -> None:
 
 def test_without_the_tui_one_line_says_so(tmp_path: Path) -> None:
     # sys.modules[name] = None makes `import name` fail, as when the TUI is not installed
-    code = ("import sys\nsys.modules['tuixp.tui.app'] = None\nfrom tuixp.cli import main\n"
-            f"sys.argv = ['tuixp', '--store', {str(tmp_path / 's.duckdb')!r}]\nmain()\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=env_with_path())
+    code = (
+        "import sys\nsys.modules['tuixp.tui.app'] = None\nfrom tuixp.cli import main\n"
+        f"sys.argv = ['tuixp', '--store', {str(tmp_path / 's.duckdb')!r}]\nmain()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env_with_path()
+    )
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("tuixp: the TUI is not available"), lines

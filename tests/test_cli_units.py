@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from tuixp import cli
 
 # -- helpers shared by the CLI tests ----------------------------------------------------------
-SCRIPT = '''
+SCRIPT = """
 import tuixp
 
 ex = tuixp.Experiment("{name}"{store})
@@ -39,23 +39,26 @@ s = score(prepare(a, b), model)
 
 if __name__ == "__main__":
     open({marker!r}, "w").write("the main block ran")
-'''
+"""
 
 
-def write_script(folder: Path, name: str = "quick", store: Path | None = None,
-                 filename: str = "exp.py") -> Path:
+def write_script(
+    folder: Path, name: str = "quick", store: Path | None = None, filename: str = "exp.py"
+) -> Path:
     path = folder / filename
     marker = str(folder / "main-block-ran")
-    path.write_text(SCRIPT.format(name=name, marker=marker,
-                                  store=f", store={str(store)!r}" if store else ""))
+    path.write_text(
+        SCRIPT.format(name=name, marker=marker, store=f", store={str(store)!r}" if store else "")
+    )
     return path
 
 
 def invoke(*args: Any, env: dict[str, str] | None = None, input_text: str | None = None) -> Any:
     """Run the CLI in this process; stdout and stderr apart, exceptions left for the test."""
     runner = CliRunner()
-    return runner.invoke(cli.app, [str(a) for a in args], env=env, input=input_text,
-                         catch_exceptions=False)
+    return runner.invoke(
+        cli.app, [str(a) for a in args], env=env, input=input_text, catch_exceptions=False
+    )
 
 
 def store_snapshot(store: Path) -> dict[str, Any]:
@@ -65,9 +68,13 @@ def store_snapshot(store: Path) -> dict[str, Any]:
     snap: dict[str, Any] = {}
     if store.exists():
         with Store(store).connect(read_only=True) as con:
-            tables = [r[0] for r in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
-                "ORDER BY table_name").fetchall()]
+            tables = [
+                r[0]
+                for r in con.execute(
+                    "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+                    "ORDER BY table_name"
+                ).fetchall()
+            ]
             for table in tables:
                 rows = con.execute(f'SELECT * FROM "{table}"').fetchall()
                 snap[f"table:{table}"] = sorted(repr(r) for r in rows)
@@ -76,8 +83,11 @@ def store_snapshot(store: Path) -> dict[str, Any]:
         if side.is_file():
             snap[suffix] = side.read_bytes()
         elif side.is_dir():
-            snap[suffix] = {str(p.relative_to(side)): p.read_bytes()
-                            for p in sorted(side.rglob("*")) if p.is_file()}
+            snap[suffix] = {
+                str(p.relative_to(side)): p.read_bytes()
+                for p in sorted(side.rglob("*"))
+                if p.is_file()
+            }
     snap["files"] = sorted(p.name for p in store.parent.glob(store.name + "*"))
     return snap
 
@@ -97,12 +107,24 @@ def one_error_line(result: Any) -> str:
 
 
 # -- parsing NAME=VALUE --------------------------------------------------------------------------
-@pytest.mark.parametrize("text, value", [
-    ("1", 1), ("-2.5", -2.5), ("1e-3", 0.001), ("True", True), ("None", None),
-    ("[1, 2]", [1, 2]), ("{'k': 1}", {"k": 1}), ("'quoted'", "quoted"), ("ridge", "ridge"),
-    ("adam-v2", "adam-v2"), ("/data/train.csv", "/data/train.csv"), ("1.2.3", "1.2.3"),
-    ("two words", "two words"),
-])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("1", 1),
+        ("-2.5", -2.5),
+        ("1e-3", 0.001),
+        ("True", True),
+        ("None", None),
+        ("[1, 2]", [1, 2]),
+        ("{'k': 1}", {"k": 1}),
+        ("'quoted'", "quoted"),
+        ("ridge", "ridge"),
+        ("adam-v2", "adam-v2"),
+        ("/data/train.csv", "/data/train.csv"),
+        ("1.2.3", "1.2.3"),
+        ("two words", "two words"),
+    ],
+)
 def test_values_are_python_literals_and_bare_words_are_strings(text: str, value: Any) -> None:
     parsed = cli.parse_value(text, "x")
     assert parsed == value and type(parsed) is type(value)
@@ -114,10 +136,15 @@ def test_a_broken_literal_is_refused(text: str) -> None:
         cli.parse_value(text, "x")
 
 
-@pytest.mark.parametrize("text, message", [
-    ("a", "expected NAME=VALUE"), ("=1", "is not a parameter name"),
-    ("1a=2", "is not a parameter name"), ("a-b=2", "is not a parameter name"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a", "expected NAME=VALUE"),
+        ("=1", "is not a parameter name"),
+        ("1a=2", "is not a parameter name"),
+        ("a-b=2", "is not a parameter name"),
+    ],
+)
 def test_malformed_assignments(text: str, message: str) -> None:
     with pytest.raises(cli.CliError, match=message):
         cli.parse_assignment(text)
@@ -133,15 +160,19 @@ def test_grid_values_split_on_top_level_commas_only() -> None:
     assert grid == {"a": [1, 2.5, "x"], "pair": [(1, 2), (3, 4)]}
 
 
-@pytest.mark.parametrize("assignments, grids, message", [
-    (["a=1", "a=2"], [], "given twice"),
-    (["a=1"], ["a=2,3"], "both as a=... and in --grid"),
-    ([], ["a=1", "a=2"], "--grid a is given twice"),
-    ([], ["a=1,,2"], "an empty value"),
-    ([], ["a=1,"], "an empty value"),
-])
-def test_parameter_clashes_are_refused(assignments: list[str], grids: list[str],
-                                       message: str) -> None:
+@pytest.mark.parametrize(
+    "assignments, grids, message",
+    [
+        (["a=1", "a=2"], [], "given twice"),
+        (["a=1"], ["a=2,3"], "both as a=... and in --grid"),
+        ([], ["a=1", "a=2"], "--grid a is given twice"),
+        ([], ["a=1,,2"], "an empty value"),
+        ([], ["a=1,"], "an empty value"),
+    ],
+)
+def test_parameter_clashes_are_refused(
+    assignments: list[str], grids: list[str], message: str
+) -> None:
     with pytest.raises(cli.CliError, match=message):
         cli.parse_parameters(assignments, grids)
 
@@ -169,9 +200,16 @@ def test_short_tables_are_left_alone() -> None:
     assert cli.render_table(["A", "B"], [["1", "2"]], width=80) == "A  B\n1  2"
 
 
-@pytest.mark.parametrize("seconds, text", [
-    (0.0123, "0.01s"), (12.34, "12.3s"), (75, "1m15s"), (3 * 3600 + 125, "3h02m"), (None, ""),
-])
+@pytest.mark.parametrize(
+    "seconds, text",
+    [
+        (0.0123, "0.01s"),
+        (12.34, "12.3s"),
+        (75, "1m15s"),
+        (3 * 3600 + 125, "3h02m"),
+        (None, ""),
+    ],
+)
 def test_elapsed_times_read_well(seconds: float | None, text: str) -> None:
     assert cli.fmt_elapsed(seconds) == text
 

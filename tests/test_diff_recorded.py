@@ -67,16 +67,21 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 # Commits made at fixed times by a fixed author have the same hash on every machine.
-GIT_ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com",
-           "GIT_AUTHOR_DATE": "2025-06-15T09:00:00+00:00",
-           "GIT_COMMITTER_DATE": "2025-06-15T09:00:00+00:00"}
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.com",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.com",
+    "GIT_AUTHOR_DATE": "2025-06-15T09:00:00+00:00",
+    "GIT_COMMITTER_DATE": "2025-06-15T09:00:00+00:00",
+}
 
 
 def _git(repo: Path, *args: str) -> str:
     env = {**os.environ, **GIT_ENV}
-    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
-                          check=True, env=env).stdout.strip()
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
 
 
 def _install(site: Path, version: str) -> None:
@@ -127,8 +132,9 @@ def record_compare_trials(root: Path) -> Path:
     try:
         _trial(script, store, data, seed=1, lr=0.1)
         _trial(script, store, data, seed=1, lr=0.05)
-        script.write_text(SCRIPT.replace("w = w + lr * (sum(rows) - w)",
-                                         "w = w + lr * (sum(rows) - w) * 0.9"))
+        script.write_text(
+            SCRIPT.replace("w = w + lr * (sum(rows) - w)", "w = w + lr * (sum(rows) - w) * 0.9")
+        )
         _install(site, "1.1")
         _other(site)
         _trial(script, store, data, seed=1, lr=0.05)
@@ -180,12 +186,18 @@ def test_uncommitted_code_and_package_changes(recorded: dict[int, dict[str, Any]
     result = diff.compare_trials(recorded[2], recorded[3], ("#2", "#3"))
     assert result.params_changed == []
     assert {c.step: c.status for c in result.code} == {
-        "load": SAME, "train": CHANGED, "score": SAME, "<script>": CHANGED}
+        "load": SAME,
+        "train": CHANGED,
+        "score": SAME,
+        "<script>": CHANGED,
+    }
     train = next(c for c in result.code if c.step == "train")
     assert "+        w = w + lr * (sum(rows) - w) * 0.9" in train.diff.splitlines()
     groups = result.environment.groups
     assert [(c.name, c.old, c.new, c.status) for c in groups["packages"]] == [
-        ("fastmath", "1.0", "1.1", CHANGED), ("unrelated-tool", diff.MISSING, "0.3", "added")]
+        ("fastmath", "1.0", "1.1", CHANGED),
+        ("unrelated-tool", diff.MISSING, "0.3", "added"),
+    ]
     assert {c.name for c in groups["git"]} == {"dirty", "diff"}
     assert "* 0.9" in next(c.new for c in groups["git"] if c.name == "diff")
 
@@ -193,8 +205,12 @@ def test_uncommitted_code_and_package_changes(recorded: dict[int, dict[str, Any]
 def test_likely_causes_come_in_order(recorded: dict[int, dict[str, Any]]) -> None:
     causes = diff.explain(recorded[2], recorded[3])
     assert [(c.kind, c.name) for c in causes] == [
-        ("code", "train"), ("code", "<script>"), ("package", "fastmath"),
-        ("uncommitted", "git diff"), ("other_package", "unrelated-tool")]
+        ("code", "train"),
+        ("code", "<script>"),
+        ("package", "fastmath"),
+        ("uncommitted", "git diff"),
+        ("other_package", "unrelated-tool"),
+    ]
     assert causes[0].detail == "+1 -1 lines"
     assert (causes[2].old, causes[2].new) == ("1.0", "1.1")
 
@@ -216,8 +232,16 @@ def test_commit_seed_and_data_changes(recorded: dict[int, dict[str, Any]]) -> No
 def test_everything_between_the_first_and_the_last(recorded: dict[int, dict[str, Any]]) -> None:
     kinds = [c.kind for c in diff.explain(recorded[1], recorded[4])]
     # rows.txt is tracked: changing it left trial 4 with an uncommitted diff.
-    assert kinds == ["code", "code", "package", "seed", "commit", "uncommitted", "data",
-                     "other_package"]
+    assert kinds == [
+        "code",
+        "code",
+        "package",
+        "seed",
+        "commit",
+        "uncommitted",
+        "data",
+        "other_package",
+    ]
     rows = diff.param_table([recorded[t]["params"] for t in (1, 2, 3, 4)])
     assert [(r.name, r.values, r.differs) for r in rows] == [("lr", (0.1, 0.05, 0.05, 0.05), True)]
 

@@ -60,23 +60,52 @@ class Cluster:
 
     def spawn(self, args: list[str], log: str, **env: str) -> subprocess.Popen[bytes]:
         with open(self.folder / log, "wb") as out:
-            proc = subprocess.Popen([DASK, *args], stdout=out, stderr=subprocess.STDOUT,
-                                    env={**env_with_path(), **env}, cwd=self.folder,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                [DASK, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**env_with_path(), **env},
+                cwd=self.folder,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         return proc
 
     def start(self) -> None:
         info = self.folder / "scheduler.json"
-        self.spawn(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                    "--scheduler-file", str(info)], "scheduler.log",
-                   DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1")
+        self.spawn(
+            [
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(info),
+            ],
+            "scheduler.log",
+            DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
+        )
         _wait_for(lambda: info.exists() and info.stat().st_size, 60, "the scheduler")
-        self.address = _wait_for(lambda: json.loads(info.read_text()).get("address"), 10,
-                                 "the scheduler's address")
+        self.address = _wait_for(
+            lambda: json.loads(info.read_text()).get("address"), 10, "the scheduler's address"
+        )
         for i in (1, 2):
-            self.spawn(["worker", self.address, "--nthreads", "1", "--no-dashboard",
-                        "--name", f"w{i}", "--death-timeout", "60"], f"worker{i}.log")
+            self.spawn(
+                [
+                    "worker",
+                    self.address,
+                    "--nthreads",
+                    "1",
+                    "--no-dashboard",
+                    "--name",
+                    f"w{i}",
+                    "--death-timeout",
+                    "60",
+                ],
+                f"worker{i}.log",
+            )
         self.ready()
 
     def ready(self) -> None:
@@ -132,31 +161,36 @@ def test_cluster_runs_trials_with_the_same_event_stream(store_path: Path, addres
     assert shapes[2] == [*EXPECTED[:-2], ("task_failed", "score"), ("trial_finished", None)]
     # the steps ran on the workers, and said so
     assert {e.worker for e in events if e.kind.startswith("task_")} <= set(
-        distributed_client(address).scheduler_info()["workers"])
+        distributed_client(address).scheduler_info()["workers"]
+    )
     assert ex.get_persisted("feat", 3)["pid"] != os.getpid()
     # metrics saved on the workers reach the store, the failed trial's included
     rows = query(store_path, "SELECT trial_id, name, value FROM metrics ORDER BY trial_id")
     assert rows == [(1, "seen", 10.0), (2, "seen", 20.0), (3, "seen", 30.0)]
-    steps = query(store_path, "SELECT trial_id, step, status, worker, input_hash, output_hash "
-                              "FROM steps ORDER BY trial_id, started_at")
+    steps = query(
+        store_path,
+        "SELECT trial_id, step, status, worker, input_hash, output_hash "
+        "FROM steps ORDER BY trial_id, started_at",
+    )
     assert len(steps) == 9
     assert all(r[3].startswith("tcp://127.0.0.1:") and r[4] for r in steps)
     assert [r[2] for r in steps if r[0] == 2] == ["succeeded", "succeeded", "failed"]
     trials = query(store_path, "SELECT trial_id, status, scheduler FROM trials ORDER BY 1")
-    assert trials == [(1, "succeeded", address), (2, "failed", address),
-                      (3, "succeeded", address)]
+    assert trials == [(1, "succeeded", address), (2, "failed", address), (3, "succeeded", address)]
 
 
 def test_grid_trials_finish_one_by_one_on_the_cluster(store_path: Path, address: str) -> None:
     events: list[ProgressEvent] = []
-    outcomes = staggered(store_path).compute_grid(n=[1, 2], scheduler=address,
-                                                  listeners=[events.append])
+    outcomes = staggered(store_path).compute_grid(
+        n=[1, 2], scheduler=address, listeners=[events.append]
+    )
     assert [o.result for o in outcomes] == [1, 2]
     check_finished_one_by_one(events)
 
 
-def test_purity_is_checked_on_the_cluster(store_path: Path, address: str,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_purity_is_checked_on_the_cluster(
+    store_path: Path, address: str, caplog: pytest.LogCaptureFixture
+) -> None:
     ex = tuixp.Experiment("purity", store=store_path)
     x = ex.parameter("x")
 
@@ -174,8 +208,10 @@ def test_purity_is_checked_on_the_cluster(store_path: Path, address: str,
     assert first != second
     impure = [r.getMessage() for r in caplog.records if "changed with the same input" in r.message]
     assert len(impure) == 1 and "step: stamped" in impure[0]
-    rows = query(store_path, "SELECT step, trial_id, input_hash, output_hash FROM steps "
-                             "ORDER BY step, trial_id")
+    rows = query(
+        store_path,
+        "SELECT step, trial_id, input_hash, output_hash FROM steps ORDER BY step, trial_id",
+    )
     by_step: dict[str, list[tuple[Any, ...]]] = {}
     for step, _, ih, oh in rows:
         by_step.setdefault(step, []).append((ih, oh))
@@ -221,16 +257,20 @@ def _run_in_thread(node: Any, **kw: Any) -> tuple[threading.Thread, dict[str, An
 
 def _kill_nap(pids: Path, count: int) -> int:
     """Kill the worker process running ``nap`` the count-th time; return its pid."""
-    found = _wait_for(lambda: len(list(pids.iterdir())) >= count and sorted(pids.iterdir()),
-                      90, f"nap to start (attempt {count})")
+    found = _wait_for(
+        lambda: len(list(pids.iterdir())) >= count and sorted(pids.iterdir()),
+        90,
+        f"nap to start (attempt {count})",
+    )
     pid = int(sorted(found, key=lambda p: p.name.split("-")[1])[count - 1].name.split("-")[0])
     os.kill(pid, signal.SIGKILL)
     return pid
 
 
 @pytest.mark.parametrize("kills", [1, 2])
-def test_a_worker_killed_mid_trial(tmp_path: Path, store_path: Path, address: str,
-                                   kills: int) -> None:
+def test_a_worker_killed_mid_trial(
+    tmp_path: Path, store_path: Path, address: str, kills: int
+) -> None:
     pids = tmp_path / "pids"
     pids.mkdir()
     ex, node = killer_experiment(store_path, pids)
@@ -255,8 +295,11 @@ def test_a_worker_killed_mid_trial(tmp_path: Path, store_path: Path, address: st
         assert [e.kind for e in naps] == ["task_started", "task_started", "task_failed"]
         assert trial[-1].kind == "trial_finished" and trial[-1].status == "failed"
         assert rows[0][1] == "failed" and rows[0][2].startswith("KilledWorker")
-        step = query(store_path, "SELECT status, error FROM steps WHERE step = 'nap' "
-                                 "AND trial_id = ?", [first.trial_id])
+        step = query(
+            store_path,
+            "SELECT status, error FROM steps WHERE step = 'nap' AND trial_id = ?",
+            [first.trial_id],
+        )
         assert step[0][0] == "failed" and step[0][1].startswith("KilledWorker")
     assert rows[1][1] == "succeeded"
     # the metric of the step that finished before the deaths is kept either way
@@ -268,9 +311,15 @@ def test_a_worker_killed_mid_trial(tmp_path: Path, store_path: Path, address: st
 def test_ctrl_c_during_a_cluster_run(tmp_path: Path, store_path: Path, address: str) -> None:
     script = tmp_path / "long.py"
     script.write_text(textwrap.dedent(INTERRUPTED_SCRIPT))
-    proc = subprocess.Popen([sys.executable, str(script), str(store_path), address],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env_with_path(), start_new_session=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(store_path), address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_with_path(),
+        start_new_session=True,
+        cwd=ROOT,
+    )
     try:
         seen = []
         assert proc.stdout is not None
@@ -320,16 +369,32 @@ s = score(feat(prep(a)))
 """
 
 
-def test_tuixp_run_on_the_cluster_streams_the_same_events(tmp_path: Path, store_path: Path,
-                                                          address: str) -> None:
+def test_tuixp_run_on_the_cluster_streams_the_same_events(
+    tmp_path: Path, store_path: Path, address: str
+) -> None:
     """What the TUI launches: `tuixp run --grid --scheduler tcp://... --progress jsonl`."""
     script = tmp_path / "pipeline.py"
     script.write_text(CLI_SCRIPT)
     tuixp_cli = str(Path(sys.executable).with_name("tuixp"))
-    done = subprocess.run([tuixp_cli, "run", str(script), "--grid", "a=1,3",
-                           "--scheduler", address, "--progress", "jsonl",
-                           "--store", str(store_path)],
-                          capture_output=True, text=True, env=env_with_path(), timeout=120)
+    done = subprocess.run(
+        [
+            tuixp_cli,
+            "run",
+            str(script),
+            "--grid",
+            "a=1,3",
+            "--scheduler",
+            address,
+            "--progress",
+            "jsonl",
+            "--store",
+            str(store_path),
+        ],
+        capture_output=True,
+        text=True,
+        env=env_with_path(),
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     from tuixp.execution.events import KINDS
 
@@ -337,8 +402,10 @@ def test_tuixp_run_on_the_cluster_streams_the_same_events(tmp_path: Path, store_
     events = [ProgressEvent.from_json(json.dumps(x)) for x in lines if x["kind"] in KINDS]
     assert check_stream(events, [1, 2]) == {1: EXPECTED, 2: EXPECTED}
     assert all(e.worker.startswith("tcp://") for e in events if e.kind.startswith("task_"))
-    assert query(store_path, "SELECT trial_id, value FROM metrics ORDER BY 1") == [(1, 10.0),
-                                                                                  (2, 30.0)]
+    assert query(store_path, "SELECT trial_id, value FROM metrics ORDER BY 1") == [
+        (1, 10.0),
+        (2, 30.0),
+    ]
 
 
 def test_distributed_starts_a_local_cluster(store_path: Path) -> None:
@@ -353,4 +420,6 @@ def test_distributed_starts_a_local_cluster(store_path: Path) -> None:
     assert check_stream(events, [1, 2]) == {1: EXPECTED, 2: EXPECTED}
     assert {e.worker for e in events if e.kind == "task_finished"} <= workers
     assert query(store_path, "SELECT trial_id, scheduler FROM trials ORDER BY 1") == [
-        (1, "distributed"), (2, "distributed")]
+        (1, "distributed"),
+        (2, "distributed"),
+    ]

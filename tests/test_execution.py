@@ -26,9 +26,15 @@ from .conftest import env_with_path
 
 # What every trial of ``build`` reports, in this order, on every scheduler.
 EXPECTED = [
-    ("trial_started", None), ("task_started", "prep"), ("metric", "prep"),
-    ("task_finished", "prep"), ("task_started", "feat"), ("task_finished", "feat"),
-    ("task_started", "score"), ("task_finished", "score"), ("trial_finished", None),
+    ("trial_started", None),
+    ("task_started", "prep"),
+    ("metric", "prep"),
+    ("task_finished", "prep"),
+    ("task_started", "feat"),
+    ("task_finished", "feat"),
+    ("task_started", "score"),
+    ("task_finished", "score"),
+    ("trial_finished", None),
 ]
 
 
@@ -127,8 +133,9 @@ def test_a_failing_point_fails_only_its_trial(store_path: Path, scheduler: str) 
     shapes = check_stream(events, [1, 2, 3])
     assert shapes[2][-2:] == [("task_failed", "score"), ("trial_finished", None)]
     assert per_trial(events)[2][-1].status == "failed"
-    rows = query(store_path, "SELECT trial_id, step, status, error FROM steps "
-                             "WHERE status <> 'succeeded'")
+    rows = query(
+        store_path, "SELECT trial_id, step, status, error FROM steps WHERE status <> 'succeeded'"
+    )
     assert [(r[0], r[1], r[2]) for r in rows] == [(2, "score", "failed")]
     assert rows[0][3].startswith("ZeroDivisionError")
     # the metric of the step before the failing one is kept, even from another process
@@ -166,8 +173,9 @@ def test_two_concurrent_runs_see_only_their_own_tasks(store_path: Path, schedule
     def run(name: str) -> None:
         try:
             t0 = time.time()
-            runs[name][1].compute_grid(x=[1, 2], scheduler=scheduler,
-                                       listeners=[events[name].append])
+            runs[name][1].compute_grid(
+                x=[1, 2], scheduler=scheduler, listeners=[events[name].append]
+            )
             windows[name] = (t0, time.time())
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
@@ -212,8 +220,9 @@ def check_finished_one_by_one(events: list[ProgressEvent]) -> None:
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
 def test_grid_trials_finish_one_by_one(store_path: Path, scheduler: str) -> None:
     events: list[ProgressEvent] = []
-    outcomes = staggered(store_path).compute_grid(n=[1, 2], scheduler=scheduler,
-                                                  listeners=[events.append])
+    outcomes = staggered(store_path).compute_grid(
+        n=[1, 2], scheduler=scheduler, listeners=[events.append]
+    )
     assert [o.result for o in outcomes] == [1, 2]
     check_finished_one_by_one(events)
 
@@ -236,21 +245,26 @@ def test_steps_view_says_which_step_is_slow(store_path: Path) -> None:
         return a + b
 
     assert join(quick(n), slow(n)).compute(n=1) == 2
-    rows = query(store_path, "SELECT step, status, worker, started_at <= finished_at, elapsed_s "
-                             "FROM steps ORDER BY elapsed_s DESC")
+    rows = query(
+        store_path,
+        "SELECT step, status, worker, started_at <= finished_at, elapsed_s "
+        "FROM steps ORDER BY elapsed_s DESC",
+    )
     assert [r[0] for r in rows][0] == "slow" and {r[0] for r in rows} == {"quick", "slow", "join"}
     assert all(r[1] == "succeeded" and r[2] and r[3] for r in rows)
     assert rows[0][4] >= 0.3 > rows[1][4]
 
 
-def test_scheduler_from_environment_and_argument(store_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_scheduler_from_environment_and_argument(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ex, s = build(store_path)
     monkeypatch.setenv("TUIXP_SCHEDULER", "sync")
     events: list[ProgressEvent] = []
     s.compute(a=1, listeners=[events.append])
     assert {e.worker for e in events if e.kind == "task_finished"} == {
-        f"{os.uname().nodename}:{os.getpid()}/{threading.current_thread().name}"}
+        f"{os.uname().nodename}:{os.getpid()}/{threading.current_thread().name}"
+    }
     s.compute(a=1, scheduler="threads")
     rows = query(store_path, "SELECT trial_id, scheduler FROM trials ORDER BY trial_id")
     assert rows == [(1, "sync"), (2, "threads")]
@@ -258,7 +272,8 @@ def test_scheduler_from_environment_and_argument(store_path: Path,
 
 @pytest.mark.parametrize("name", ["thread", "tcp://", "http://127.0.0.1:8786", ""])
 def test_unknown_scheduler_is_refused_before_any_trial(
-        store_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    store_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
     ex, s = build(store_path)
     if not name:  # an empty argument falls back to the environment
         monkeypatch.setenv("TUIXP_SCHEDULER", "gpu-cluster")
@@ -270,7 +285,8 @@ def test_unknown_scheduler_is_refused_before_any_trial(
 
 
 def test_unreachable_cluster_is_refused_before_any_trial(
-        store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import socket
 
     with socket.socket() as sock:  # a port nothing listens on
@@ -295,7 +311,7 @@ def living_in_group(pgid: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()  # state, ppid, pgrp, ...
+        fields = stat[stat.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
         if int(fields[2]) == pgid and fields[0] != "Z":
             found.append(int(entry.name))
     return found
@@ -339,13 +355,19 @@ if __name__ == "__main__":
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
-def test_ctrl_c_marks_running_trials_interrupted(tmp_path: Path, store_path: Path,
-                                                 scheduler: str) -> None:
+def test_ctrl_c_marks_running_trials_interrupted(
+    tmp_path: Path, store_path: Path, scheduler: str
+) -> None:
     script = tmp_path / "long.py"
     script.write_text(textwrap.dedent(INTERRUPTED_SCRIPT))
-    proc = subprocess.Popen([sys.executable, str(script), str(store_path), scheduler],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env_with_path(), start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(store_path), scheduler],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_with_path(),
+        start_new_session=True,
+    )
     try:
         seen = []
         assert proc.stdout is not None
@@ -376,5 +398,9 @@ def test_ctrl_c_marks_running_trials_interrupted(tmp_path: Path, store_path: Pat
     assert [(r[0], r[1]) for r in rows] == [(1, "interrupted"), (2, "interrupted")]
     assert all(r[2].startswith("KeyboardInterrupt") for r in rows)
     steps = query(store_path, "SELECT trial_id, step, status FROM steps ORDER BY trial_id, step")
-    assert steps == [(1, "forever", "interrupted"), (1, "quick", "succeeded"),
-                     (2, "forever", "interrupted"), (2, "quick", "succeeded")]
+    assert steps == [
+        (1, "forever", "interrupted"),
+        (1, "quick", "succeeded"),
+        (2, "forever", "interrupted"),
+        (2, "quick", "succeeded"),
+    ]

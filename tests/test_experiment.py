@@ -48,8 +48,10 @@ def quickstart(store: Path) -> tuple[tuixp.Experiment, object]:
 def test_quickstart_flow(store_path: Path) -> None:
     ex, s = quickstart(store_path)
     assert ex.trial_id == 0
-    with pytest.raises(errors.ParameterError, match="Parameters are not defined. Use "
-                       "Experiment.set_parameters to initialize: a, b"):
+    with pytest.raises(
+        errors.ParameterError,
+        match="Parameters are not defined. Use Experiment.set_parameters to initialize: a, b",
+    ):
         s.compute()
     assert ex.trial_id == 0  # refused before any trial id was used
 
@@ -64,8 +66,15 @@ def test_quickstart_flow(store_path: Path) -> None:
 
     hist = ex.get_history()
     assert hist.index.name == "Trial ID"
-    assert list(hist.columns) == ["a", "b", "Result", "Success", "Finished", "Process Time",
-                                  "Description"]
+    assert list(hist.columns) == [
+        "a",
+        "b",
+        "Result",
+        "Success",
+        "Finished",
+        "Process Time",
+        "Description",
+    ]
     assert hist["Success"].tolist() == [True, False, True]
     assert hist.loc[2, "Description"] == "ZeroDivisionError(division by zero)"
     assert math.isnan(hist.loc[1, "Description"])
@@ -83,8 +92,9 @@ def test_quickstart_flow(store_path: Path) -> None:
     assert len(loss) == 100
     assert loss.loc[0, 1] == pytest.approx(1.0 + 3)
     assert loss.loc[99, 3] == pytest.approx(0.01 + 5)
-    with pytest.raises(errors.MetricNotFound,
-                       match="Unable to find saved metric with specified key: acc"):
+    with pytest.raises(
+        errors.MetricNotFound, match="Unable to find saved metric with specified key: acc"
+    ):
         ex.load_metric("acc", 1)
     with pytest.raises(errors.TrialNotFound, match="Unable to find trial id: 7"):
         ex.get_parameters(7)
@@ -95,7 +105,8 @@ def test_quickstart_flow(store_path: Path) -> None:
 
 def test_store_reopened_in_new_process_continues_ids(store_path: Path, tmp_path: Path) -> None:
     script = tmp_path / "exp.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys, tuixp
         ex = tuixp.Experiment("demo_pj", store={str(store_path)!r})
         a = ex.parameter("a")
@@ -106,14 +117,22 @@ def test_store_reopened_in_new_process_continues_ids(store_path: Path, tmp_path:
         node = double(a)
         ex.set_parameters(a=int(sys.argv[1]))
         print(node.compute(), ex.trial_id)
-    """))
+    """)
+    )
     for i in (1, 2):
-        out = subprocess.run([sys.executable, str(script), str(i * 10)], capture_output=True,
-                             text=True, env=env_with_path(), timeout=60, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, str(script), str(i * 10)],
+            capture_output=True,
+            text=True,
+            env=env_with_path(),
+            timeout=60,
+            check=True,
+        ).stdout
         assert out.split() == [str(i * 20), str(i)]
     with duckdb.connect(str(store_path), read_only=True) as con:
-        rows = con.execute("SELECT trial_id, status, result, params->>'a' FROM trials "
-                       "ORDER BY trial_id").fetchall()
+        rows = con.execute(
+            "SELECT trial_id, status, result, params->>'a' FROM trials ORDER BY trial_id"
+        ).fetchall()
     assert rows == [(1, "succeeded", "20", "10"), (2, "succeeded", "40", "20")]
     ex = tuixp.Experiment("demo_pj", store=store_path)
     assert ex.trial_id == 2
@@ -132,8 +151,9 @@ def test_failed_trial_records_error_and_traceback(store_path: Path) -> None:
         boom(x).compute()
     with Store(store_path).connect() as con:
         row = con.execute("SELECT status, error FROM trials").fetchone()
-        tb = con.execute("SELECT b.text FROM trial_record t JOIN blob b ON b.hash = t.traceback_hash"
-                     ).fetchone()[0]
+        tb = con.execute(
+            "SELECT b.text FROM trial_record t JOIN blob b ON b.hash = t.traceback_hash"
+        ).fetchone()[0]
         step = con.execute("SELECT step, status, error FROM steps").fetchone()
     assert row == ("failed", "RuntimeError: bad value 0")
     assert "Traceback" in tb and "raise RuntimeError" in tb
@@ -145,8 +165,9 @@ def test_undeclared_and_invalid_names(store_path: Path) -> None:
         tuixp.Experiment("1x", store=store_path)
     ex = tuixp.Experiment("names", store=store_path)
     ex.parameter("a")
-    with pytest.raises(ValueError, match="Parameter is not declared. Use Experiment.parameter "
-                       "to declare: zz"):
+    with pytest.raises(
+        ValueError, match="Parameter is not declared. Use Experiment.parameter to declare: zz"
+    ):
         ex.set_parameters(zz=1)
     with pytest.raises(ValueError, match="Current Trial ID only exists during a trial execution"):
         _ = ex.current_trial_id
@@ -208,8 +229,10 @@ def test_purity_warning(store_path: Path, caplog: pytest.LogCaptureFixture) -> N
         node.compute()
         assert "changed with the same input" not in caplog.text
         node.compute()
-    assert ("Experiment step result is changed with the same input: (step: calculate_score, "
-            "args: (7,), kwargs: {})") in caplog.text
+    assert (
+        "Experiment step result is changed with the same input: (step: calculate_score, "
+        "args: (7,), kwargs: {})"
+    ) in caplog.text
     with Store(store_path).connect() as con:
         notes = con.execute("SELECT notes FROM trial_record WHERE trial_id = 2").fetchone()[0]
     assert "impure: calculate_score" in notes
@@ -218,7 +241,8 @@ def test_purity_warning(store_path: Path, caplog: pytest.LogCaptureFixture) -> N
 def test_code_change_across_processes(store_path: Path, tmp_path: Path) -> None:
     def script(body: str) -> Path:
         path = tmp_path / "exp.py"
-        path.write_text(textwrap.dedent(f"""
+        path.write_text(
+            textwrap.dedent(f"""
             import tuixp
             ex = tuixp.Experiment("code_pj", store={str(store_path)!r})
             a = ex.parameter("a", default=2)
@@ -226,29 +250,39 @@ def test_code_change_across_processes(store_path: Path, tmp_path: Path) -> None:
             def score(a):
                 return {body}
             print(score(a).compute())
-        """))
+        """)
+        )
         return path
 
     run = [sys.executable, str(script("a * 10"))]
     first = subprocess.run(run, capture_output=True, text=True, env=env_with_path(), timeout=60)
     assert first.returncode == 0, first.stderr
     assert "Code context has been changed" not in first.stderr
-    second = subprocess.run([sys.executable, str(script("a * 100"))], capture_output=True,
-                            text=True, env=env_with_path(), timeout=60)
+    second = subprocess.run(
+        [sys.executable, str(script("a * 100"))],
+        capture_output=True,
+        text=True,
+        env=env_with_path(),
+        timeout=60,
+    )
     assert second.returncode == 0, second.stderr
     assert "Code context has been changed: score" in second.stderr
     assert "-    return a * 10" in second.stderr and "+    return a * 100" in second.stderr
     with Store(store_path).connect() as con:
-        changes = json.loads(con.execute("SELECT changes FROM trial_record WHERE trial_id = 2"
-                                     ).fetchone()[0])
-        sources = con.execute("SELECT trial_id, source FROM code WHERE step = 'score' "
-                          "ORDER BY trial_id").fetchall()
+        changes = json.loads(
+            con.execute("SELECT changes FROM trial_record WHERE trial_id = 2").fetchone()[0]
+        )
+        sources = con.execute(
+            "SELECT trial_id, source FROM code WHERE step = 'score' ORDER BY trial_id"
+        ).fetchall()
     assert changes[0]["kind"] == "code" and changes[0]["name"] == "score"
     assert "a * 10\n" in sources[0][1] and "a * 100\n" in sources[1][1]
 
 
 def test_package_install_between_trials_is_seen(
-    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    store_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     site = tmp_path / "site"
@@ -301,8 +335,13 @@ def test_unreadable_source_is_recorded_by_hash(store_path: Path) -> None:
         print(node.compute())
         print(ex.get_code(1))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env_with_path(), timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env_with_path(),
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("4\n")
     assert "# source not available" in out.stdout and "# bytecode hash:" in out.stdout
@@ -322,8 +361,10 @@ def test_texts_are_stored_once(store_path: Path) -> None:
         ex.set_parameters(a=i)
         node.compute()
     with Store(store_path).connect() as con:
-        assert con.execute("SELECT count(DISTINCT packages_hash), count(DISTINCT environment_hash), "
-                       "count(DISTINCT code_hash) FROM trials").fetchone() == (1, 1, 1)
+        assert con.execute(
+            "SELECT count(DISTINCT packages_hash), count(DISTINCT environment_hash), "
+            "count(DISTINCT code_hash) FROM trials"
+        ).fetchone() == (1, 1, 1)
         n_pkgs = con.execute("SELECT count(*) FROM package_set").fetchone()[0]
         assert n_pkgs == len(ex.get_environment(1, category="requirements"))
         assert con.execute("SELECT count(*) FROM packages").fetchone()[0] == 30 * n_pkgs
@@ -340,8 +381,10 @@ def test_grid_runs_one_trial_per_point(store_path: Path) -> None:
 
     outcomes = ratio(a, b).compute_grid(a=[1, 2], b=[0, 4])
     assert [(o.params, o.status) for o in outcomes] == [
-        ({"a": 1, "b": 0}, "failed"), ({"a": 1, "b": 4}, "succeeded"),
-        ({"a": 2, "b": 0}, "failed"), ({"a": 2, "b": 4}, "succeeded"),
+        ({"a": 1, "b": 0}, "failed"),
+        ({"a": 1, "b": 4}, "succeeded"),
+        ({"a": 2, "b": 0}, "failed"),
+        ({"a": 2, "b": 4}, "succeeded"),
     ]
     assert [o.trial_id for o in outcomes] == [1, 2, 3, 4]
     assert outcomes[3].result == 0.5
@@ -390,8 +433,10 @@ def test_plain_duckdb_reads_the_views(store_path: Path) -> None:
         pass  # ingest what the journal holds
     con = duckdb.connect(str(store_path), read_only=True)
     try:
-        row = con.execute("SELECT experiment, trial_id, status, started_at, finished_at, seed, "
-                      "result, error, params FROM trials").fetchone()
+        row = con.execute(
+            "SELECT experiment, trial_id, status, started_at, finished_at, seed, "
+            "result, error, params FROM trials"
+        ).fetchone()
         assert row[0:3] == ("demo_pj", 1, "succeeded")
         assert json.loads(row[8]) == {"a": 1, "b": 1}
         assert con.execute("SELECT count(*) FROM metrics WHERE name = 'loss'").fetchone()[0] == 100
@@ -405,11 +450,18 @@ def test_plain_duckdb_reads_the_views(store_path: Path) -> None:
 
 
 def test_data_layer_does_not_import_textual() -> None:
-    code = ("import sys, tuixp, tuixp.store, tuixp.capture, tuixp.execution, tuixp.changes\n"
-            "import importlib.util\n"
-            "if importlib.util.find_spec('tuixp.diff'): import tuixp.diff\n"
-            "print('textual' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env_with_path(), timeout=60)
+    code = (
+        "import sys, tuixp, tuixp.store, tuixp.capture, tuixp.execution, tuixp.changes\n"
+        "import importlib.util\n"
+        "if importlib.util.find_spec('tuixp.diff'): import tuixp.diff\n"
+        "print('textual' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env_with_path(),
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"

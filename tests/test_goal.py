@@ -57,8 +57,10 @@ def test_best_follows_the_goal(store_path: Path) -> None:
     unsaid = describe(found["unsaid"]).plain
     assert "max 0.5" in unsaid and "best" not in unsaid
     # tuixp ls: the goal and the best result, as JSON and in the table.
-    rows = {r["experiment"]: r for r in json.loads(
-        invoke("ls", "--store", store_path, "--format", "json").stdout)}
+    rows = {
+        r["experiment"]: r
+        for r in json.loads(invoke("ls", "--store", store_path, "--format", "json").stdout)
+    }
     assert (rows["loss_pj"]["goal"], rows["loss_pj"]["best_result"]) == ("min", 0.125)
     table = invoke("ls", "--store", store_path, "--format", "table").stdout.splitlines()
     assert all(len(line) <= 80 for line in table)
@@ -67,13 +69,16 @@ def test_best_follows_the_goal(store_path: Path) -> None:
     unsaid = next(line for line in table if line.startswith("unsaid"))
     assert unsaid.rstrip().endswith("0.25 .. 0.5")  # no goal: the range, nothing called best
 
+
 def test_a_later_process_that_says_the_goal_has_the_last_word(store_path: Path) -> None:
     _record(store_path, "pj", None, [1.0, 2.0])
     assert _experiments(store_path)["pj"]["goal"] is None
     _record(store_path, "pj", "min", [3.0])
     assert _experiments(store_path)["pj"]["best_result"] == 1.0
     _record(store_path, "pj", None, [0.5])  # saying nothing changes nothing
-    assert (_experiments(store_path)["pj"]["goal"],
-            _experiments(store_path)["pj"]["best_result"]) == ("min", 0.5)
+    assert (
+        _experiments(store_path)["pj"]["goal"],
+        _experiments(store_path)["pj"]["best_result"],
+    ) == ("min", 0.5)
     _record(store_path, "pj", "max", [0.25])
     assert _experiments(store_path)["pj"]["best_result"] == 3.0

@@ -41,25 +41,45 @@ def test_a_query_returns_columns_types_and_rows(store: Path) -> None:
     assert len(capped.rows) == 2 and capped.truncated
 
 
-@pytest.mark.parametrize("statement", [
-    "SELECT 1", "select 1;", "WITH t AS (SELECT 1) SELECT * FROM t", "FROM trials",
-    "DESCRIBE trials", "SHOW TABLES", "SUMMARIZE trials", "EXPLAIN SELECT 1",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "SELECT 1",
+        "select 1;",
+        "WITH t AS (SELECT 1) SELECT * FROM t",
+        "FROM trials",
+        "DESCRIBE trials",
+        "SHOW TABLES",
+        "SUMMARIZE trials",
+        "EXPLAIN SELECT 1",
+    ],
+)
 def test_queries_are_allowed(statement: str) -> None:
     assert sql.check_query(statement) == statement
 
 
-@pytest.mark.parametrize("statement, kind", [
-    ("DROP VIEW trials", "DROP"), ("DELETE FROM trial_record", "DELETE"),
-    ("INSERT INTO blob VALUES ('a', 'b')", "INSERT"), ("UPDATE blob SET text = ''", "UPDATE"),
-    ("CREATE TEMP TABLE t AS SELECT 1", "CREATE"), ("ALTER TABLE blob ADD COLUMN x INT", "ALTER"),
-    ("ATTACH 'other.duckdb'", "ATTACH"), ("COPY blob TO 'out.csv'", "COPY"),
-    ("INSTALL httpfs", "LOAD"), ("LOAD httpfs", "LOAD"), ("SET threads = 1", "SET"),
-    ("PRAGMA enable_profiling", "PRAGMA"), ("CHECKPOINT", "CALL"),
-    ("EXPORT DATABASE 'x'", "EXPORT"),
-])
+@pytest.mark.parametrize(
+    "statement, kind",
+    [
+        ("DROP VIEW trials", "DROP"),
+        ("DELETE FROM trial_record", "DELETE"),
+        ("INSERT INTO blob VALUES ('a', 'b')", "INSERT"),
+        ("UPDATE blob SET text = ''", "UPDATE"),
+        ("CREATE TEMP TABLE t AS SELECT 1", "CREATE"),
+        ("ALTER TABLE blob ADD COLUMN x INT", "ALTER"),
+        ("ATTACH 'other.duckdb'", "ATTACH"),
+        ("COPY blob TO 'out.csv'", "COPY"),
+        ("INSTALL httpfs", "LOAD"),
+        ("LOAD httpfs", "LOAD"),
+        ("SET threads = 1", "SET"),
+        ("PRAGMA enable_profiling", "PRAGMA"),
+        ("CHECKPOINT", "CALL"),
+        ("EXPORT DATABASE 'x'", "EXPORT"),
+    ],
+)
 def test_anything_but_a_query_is_refused_before_opening_the_store(
-        store: Path, statement: str, kind: str) -> None:
+    store: Path, statement: str, kind: str
+) -> None:
     before = store_snapshot(store)
     with pytest.raises(ReadOnlyQuery, match=f"{kind} statements are refused"):
         sql.query(store, statement)
@@ -78,9 +98,14 @@ def test_a_syntax_error_is_a_tuixp_error() -> None:
         sql.check_query("SELEC 1")
 
 
-@pytest.mark.parametrize("statement", [
-    "DELETE FROM trial_record", "DROP VIEW trials", "CREATE TABLE t AS SELECT 1",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "DELETE FROM trial_record",
+        "DROP VIEW trials",
+        "CREATE TABLE t AS SELECT 1",
+    ],
+)
 def test_the_connection_itself_is_read_only(store: Path, statement: str) -> None:
     """Behind the statement check, DuckDB refuses writes on its own."""
     before = store_snapshot(store)
@@ -89,19 +114,21 @@ def test_the_connection_itself_is_read_only(store: Path, statement: str) -> None
     assert store_snapshot(store) == before
 
 
-@pytest.mark.parametrize("statement", [
-    "ATTACH '{dir}/other.duckdb' AS other",
-    "COPY (SELECT 1) TO '{dir}/out.csv'",
-    "SELECT * FROM read_csv('/etc/passwd')",
-    "SELECT * FROM read_text('/etc/hostname')",
-    "SELECT * FROM glob('/etc/*')",
-    "SELECT * FROM read_parquet('https://example.com/x.parquet')",
-    "INSTALL httpfs",
-    "LOAD httpfs",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "ATTACH '{dir}/other.duckdb' AS other",
+        "COPY (SELECT 1) TO '{dir}/out.csv'",
+        "SELECT * FROM read_csv('/etc/passwd')",
+        "SELECT * FROM read_text('/etc/hostname')",
+        "SELECT * FROM glob('/etc/*')",
+        "SELECT * FROM read_parquet('https://example.com/x.parquet')",
+        "INSTALL httpfs",
+        "LOAD httpfs",
+    ],
+)
 def test_the_connection_cannot_reach_other_files(store: Path, statement: str) -> None:
-    with sql.sandboxed(store) as con, pytest.raises(duckdb.Error,
-                                                    match="disabled|Permission"):
+    with sql.sandboxed(store) as con, pytest.raises(duckdb.Error, match="disabled|Permission"):
         con.execute(statement.format(dir=store.parent))
     assert not (store.parent / "out.csv").exists()
     assert not (store.parent / "other.duckdb").exists()

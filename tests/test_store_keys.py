@@ -18,7 +18,7 @@ from tuixp.store import Store, schema
 from tuixp.store.db import insert_rows
 
 # The views as schema 2 made them: all but the experiments view (new in 3).
-SCHEMA_2_VIEWS = schema.VIEWS[:schema.VIEWS.index("CREATE OR REPLACE VIEW experiments")]
+SCHEMA_2_VIEWS = schema.VIEWS[: schema.VIEWS.index("CREATE OR REPLACE VIEW experiments")]
 # The per-trial tables as schema 2 wrote them: with primary keys.
 V2_TABLES = {
     "param_record": "PRIMARY KEY (trial_uuid, name)",
@@ -53,12 +53,17 @@ def test_metric_saved_again_after_an_ingest_keeps_the_last_value(store_path: Pat
     assert saved.wait(30)
     # This ingest takes the first two values (and the running step) into the database.
     assert _rows(store_path, "SELECT epoch, value FROM metrics ORDER BY epoch") == [
-        (0, 1.0), (1, 0.5)]
+        (0, 1.0),
+        (1, 0.5),
+    ]
     go_on.set()
     worker.join(60)
     assert not worker.is_alive()
     assert _rows(store_path, "SELECT epoch, value FROM metrics ORDER BY epoch") == [
-        (0, 1.0), (1, 0.25), (2, 0.125)]
+        (0, 1.0),
+        (1, 0.25),
+        (2, 0.125),
+    ]
     # The step's start and its end came in two ingests: one row, finished.
     assert _rows(store_path, "SELECT step, status FROM steps") == [("train", "succeeded")]
 
@@ -70,23 +75,40 @@ def test_a_batch_written_twice_leaves_one_row_per_key(store_path: Path) -> None:
     store = Store(store_path)
     with store.connect() as con:
         uuid, tid = con.execute("SELECT uuid, trial_id FROM trial_record").fetchall()[0]
-        metric = {"trial_uuid": uuid, "experiment": "keys", "trial_id": tid, "name": "acc",
-                  "epoch": 0, "value": 0.5, "recorded_at": 0.0, "seq": 1}
-        param = {"trial_uuid": uuid, "experiment": "keys", "trial_id": tid, "name": "lr",
-                 "value": "0.1"}
+        metric = {
+            "trial_uuid": uuid,
+            "experiment": "keys",
+            "trial_id": tid,
+            "name": "acc",
+            "epoch": 0,
+            "value": 0.5,
+            "recorded_at": 0.0,
+            "seq": 1,
+        }
+        param = {
+            "trial_uuid": uuid,
+            "experiment": "keys",
+            "trial_id": tid,
+            "name": "lr",
+            "value": "0.1",
+        }
         for value in (0.5, 0.75):
             insert_rows(con, "metric_record", [{**metric, "value": value}], conflict="REPLACE")
             insert_rows(con, "param_record", [param])  # IGNORE: the first one stays
         insert_rows(con, "param_record", [{**param, "value": "0.2"}])
         assert con.execute("SELECT value FROM metric_record WHERE name = 'acc'").fetchall() == [
-            (0.75,)]
+            (0.75,)
+        ]
         assert con.execute("SELECT value FROM param_record WHERE name = 'lr'").fetchall() == [
-            ("0.1",)]
+            ("0.1",)
+        ]
         # A row without a trial id (an old journal line) still replaces, scanning everything.
-        insert_rows(con, "metric_record", [{**metric, "trial_id": None, "value": 0.9}],
-                    conflict="REPLACE")
+        insert_rows(
+            con, "metric_record", [{**metric, "trial_id": None, "value": 0.9}], conflict="REPLACE"
+        )
         assert con.execute("SELECT value FROM metric_record WHERE name = 'acc'").fetchall() == [
-            (0.9,)]
+            (0.9,)
+        ]
 
 
 def _to_schema_2(store_path: Path) -> None:
@@ -106,12 +128,14 @@ def _to_schema_2(store_path: Path) -> None:
 
 
 def _keys(store_path: Path) -> set[str]:
-    con = duckdb.connect(str(store_path), read_only=True,
-                         config={"default_block_size": "16384"})
+    con = duckdb.connect(str(store_path), read_only=True, config={"default_block_size": "16384"})
     try:
-        return {r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'"
-        ).fetchall()}
+        return {
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'"
+            ).fetchall()
+        }
     finally:
         con.close()
 
@@ -129,15 +153,18 @@ def test_schema_2_store_is_migrated_to_keyless_tables(store_path: Path) -> None:
     for value in (0.1, 0.2):
         ex.set_parameters(lr=value)
         fit(lr).compute()
-    views = ("SELECT trial_id, name, epoch, value FROM metrics ORDER BY ALL",
-             "SELECT trial_id, name, value FROM params ORDER BY ALL",
-             "SELECT trial_id, step, status FROM steps ORDER BY ALL")
+    views = (
+        "SELECT trial_id, name, epoch, value FROM metrics ORDER BY ALL",
+        "SELECT trial_id, name, value FROM params ORDER BY ALL",
+        "SELECT trial_id, step, status FROM steps ORDER BY ALL",
+    )
     before = [_rows(store_path, sql) for sql in views]
     _to_schema_2(store_path)
     assert set(V2_TABLES) <= _keys(store_path)
     with Store(store_path).connect() as con:
-        assert con.execute("SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
-                           ).fetchall() == [(str(schema.SCHEMA_VERSION),)]
+        assert con.execute(
+            "SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
+        ).fetchall() == [(str(schema.SCHEMA_VERSION),)]
     assert not set(V2_TABLES) & _keys(store_path)
     assert _rows(store_path, "SELECT experiment, goal FROM experiments") == [("old", None)]
     assert "trial_record" in _keys(store_path)

@@ -152,8 +152,9 @@ def all_cache_objects(store_path: Path) -> set[str]:
     return found
 
 
-def garbage_collect(store_path: Path, referenced: set[str], dry_run: bool = False,
-                    min_age_s: float = 600.0) -> tuple[int, int]:
+def garbage_collect(
+    store_path: Path, referenced: set[str], dry_run: bool = False, min_age_s: float = 600.0
+) -> tuple[int, int]:
     """Delete stored objects that no trial and no cache entry references; (files, bytes) freed.
 
     Files written or re-used in the last ``min_age_s`` seconds are spared: a trial running in

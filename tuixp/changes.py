@@ -26,10 +26,16 @@ ENV_FIELDS = {
 
 
 def unified(old: str, new: str, name: str, n: int = 2, limit: int = 60) -> str:
-    lines = list(difflib.unified_diff(
-        old.splitlines(), new.splitlines(), f"{name} (previous)", f"{name} (current)",
-        n=n, lineterm="",
-    ))
+    lines = list(
+        difflib.unified_diff(
+            old.splitlines(),
+            new.splitlines(),
+            f"{name} (previous)",
+            f"{name} (current)",
+            n=n,
+            lineterm="",
+        )
+    )
     if len(lines) > limit:
         lines = lines[:limit] + [f"... {len(lines) - limit} more lines"]
     return "\n".join(lines)
@@ -97,8 +103,10 @@ class StateFile:
             for c in changes:
                 logger.warning("%s: %s\n%s", c["message"], c["name"], c["diff"])
             state = {
-                "code": world["code"], "environment": world["environment"],
-                "packages": world["packages"], "git": {
+                "code": world["code"],
+                "environment": world["environment"],
+                "packages": world["packages"],
+                "git": {
                     k: world["git"].get(k) for k in ("repository", "branch", "commit", "dirty")
                 },
                 "script": world.get("script_hash"),
@@ -115,38 +123,66 @@ def compare(prev: dict[str, Any], world: dict[str, Any]) -> list[dict[str, str]]
     for step, source in world["code"].items():
         before = old_code.get(step)
         if before is not None and before != source:
-            changes.append({"kind": "code", "name": step,
-                            "message": "Code context has been changed",
-                            "diff": unified(before, source, step)})
+            changes.append(
+                {
+                    "kind": "code",
+                    "name": step,
+                    "message": "Code context has been changed",
+                    "diff": unified(before, source, step),
+                }
+            )
     old_data: dict[str, str] = prev.get("data") or {}
     for path, digest in (world.get("data") or {}).items():
         before = old_data.get(path)
         if before is not None and before != digest:
-            changes.append({"kind": "data", "name": path,
-                            "message": "Data input has been changed",
-                            "diff": f"~ content hash: {before} -> {digest}"})
+            changes.append(
+                {
+                    "kind": "data",
+                    "name": path,
+                    "message": "Data input has been changed",
+                    "diff": f"~ content hash: {before} -> {digest}",
+                }
+            )
     old_env = prev.get("environment", {})
     for category, fields in ENV_FIELDS.items():
         a = old_env.get(category) or {}
         b = world["environment"].get(category) or {}
         lines = [f"~ {f}: {a.get(f)} -> {b.get(f)}" for f in fields if a.get(f) != b.get(f)]
         if lines:
-            changes.append({"kind": "environment", "name": category,
-                            "message": "Environment information has been changed",
-                            "diff": "\n".join(lines)})
+            changes.append(
+                {
+                    "kind": "environment",
+                    "name": category,
+                    "message": "Environment information has been changed",
+                    "diff": "\n".join(lines),
+                }
+            )
     if "packages" in prev:
         lines = package_changes(prev["packages"], world["packages"])
         if lines:
             shown = lines[:30] + ([f"... {len(lines) - 30} more"] if len(lines) > 30 else [])
-            changes.append({"kind": "environment", "name": "packages",
-                            "message": "Environment information has been changed",
-                            "diff": "\n".join(shown)})
+            changes.append(
+                {
+                    "kind": "environment",
+                    "name": "packages",
+                    "message": "Environment information has been changed",
+                    "diff": "\n".join(shown),
+                }
+            )
     old_git = prev.get("git") or {}
     new_git = world["git"]
-    git_lines = [f"~ {f}: {old_git.get(f)} -> {new_git.get(f)}"
-                 for f in ("repository", "branch", "commit") if old_git.get(f) != new_git.get(f)]
+    git_lines = [
+        f"~ {f}: {old_git.get(f)} -> {new_git.get(f)}"
+        for f in ("repository", "branch", "commit")
+        if old_git.get(f) != new_git.get(f)
+    ]
     if git_lines:
-        changes.append({"kind": "environment", "name": "git",
-                        "message": "Environment information has been changed",
-                        "diff": "\n".join(git_lines)})
+        changes.append(
+            {
+                "kind": "environment",
+                "name": "git",
+                "message": "Environment information has been changed",
+                "diff": "\n".join(git_lines),
+            }
+        )
     return changes

@@ -91,8 +91,10 @@ class _Root(TyperGroup):
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         with formatter.section("Options"):
-            formatter.write_dl([("--store PATH", STORE_HELP)] + [
-                rv for p in self.get_params(ctx) if (rv := p.get_help_record(ctx))])
+            formatter.write_dl(
+                [("--store PATH", STORE_HELP)]
+                + [rv for p in self.get_params(ctx) if (rv := p.get_help_record(ctx))]
+            )
         self.format_commands(ctx, formatter)
 
 
@@ -100,7 +102,7 @@ app = typer.Typer(
     name="tuixp",
     cls=_Root,
     help="Record, compare and re-run every trial of a Dask experiment. Without a command, "
-         "opens the TUI on the store.",
+    "opens the TUI on the store.",
     invoke_without_command=True,
     no_args_is_help=False,
     add_completion=False,
@@ -115,8 +117,13 @@ StoreOption = Annotated[
 ]
 FormatOption = Annotated[
     str | None,
-    typer.Option("--format", "-f", metavar="table|csv|json", show_default=False,
-                 help="Output format (default: table on a terminal, CSV when piped)."),
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="table|csv|json",
+        show_default=False,
+        help="Output format (default: table on a terminal, CSV when piped).",
+    ),
 ]
 
 
@@ -297,8 +304,13 @@ def _elide(text: str, width: int) -> str:
     return text[: max(width - 1, 0)] + "…" if width > 0 else ""
 
 
-def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: int = 80,
-                 right: Iterable[int] = (), keep: Iterable[int] = ()) -> str:
+def render_table(
+    headers: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    width: int = 80,
+    right: Iterable[int] = (),
+    keep: Iterable[int] = (),
+) -> str:
     """A plain table that fits ``width`` columns: the widest columns give way, cells elided.
 
     Columns in ``keep`` give way last: the others first shrink to 10 characters.
@@ -333,18 +345,24 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], width: i
     return "\n".join([line(headers), *(line(r) for r in rows)])
 
 
-def emit(columns: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str,
-         table_columns: Sequence[str] | None = None,
-         table_cells: Callable[[Sequence[Any]], Sequence[str]] | None = None,
-         right: Iterable[int] = (), optional: Iterable[int] = (),
-         keep: Iterable[int] = ()) -> None:
+def emit(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    fmt: str,
+    table_columns: Sequence[str] | None = None,
+    table_cells: Callable[[Sequence[Any]], Sequence[str]] | None = None,
+    right: Iterable[int] = (),
+    optional: Iterable[int] = (),
+    keep: Iterable[int] = (),
+) -> None:
     """Print rows as a table (people), CSV or JSON (programs).
 
     In a table, the ``optional`` columns are left out when every cell of theirs is empty.
     """
     if fmt == "json":
-        typer.echo(json.dumps([dict(zip(columns, r)) for r in rows], default=_json_default,
-                              indent=2))
+        typer.echo(
+            json.dumps([dict(zip(columns, r)) for r in rows], default=_json_default, indent=2)
+        )
         return
     if fmt == "csv":
         buf = io.StringIO()
@@ -388,8 +406,7 @@ def parse_value(text: str, name: str) -> Any:
         pass
     stripped = text.strip()
     if not stripped:
-        raise CliError(f"malformed value for {name}: empty (write {name}=\"\" for an empty "
-                       "string)")
+        raise CliError(f'malformed value for {name}: empty (write {name}="" for an empty string)')
     if stripped[0] in "[({'\"" or stripped[-1] in "])}'\"":
         raise CliError(f"malformed value for {name}: {text} is not a Python literal")
     return text
@@ -430,8 +447,9 @@ def split_values(raw: str) -> list[str]:
     return items
 
 
-def parse_parameters(assignments: Sequence[str], grids: Sequence[str]
-                     ) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+def parse_parameters(
+    assignments: Sequence[str], grids: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
     """``NAME=VALUE`` arguments and ``--grid NAME=V1,V2`` options, checked for clashes."""
     fixed: dict[str, Any] = {}
     for text in assignments:
@@ -443,8 +461,9 @@ def parse_parameters(assignments: Sequence[str], grids: Sequence[str]
     for text in grids:
         name, raw = parse_assignment(text)
         if name in grid:
-            raise CliError(f"--grid {name} is given twice: list all its values in one, "
-                           f"--grid {name}=V1,V2")
+            raise CliError(
+                f"--grid {name} is given twice: list all its values in one, --grid {name}=V1,V2"
+            )
         if name in fixed:
             raise CliError(f"parameter {name} is given both as {name}=... and in --grid")
         items = split_values(raw)
@@ -478,10 +497,13 @@ class LoadedScript:
             names = ", ".join(e.id for e in self.experiments)
             raise CliError(
                 f"{self.path.name} defines experiment {names} but no result node at module "
-                "level: assign the result step's call to a variable (s = score(...))")
+                "level: assign the result step's call to a variable (s = score(...))"
+            )
         if len(self.results) > 1:
-            raise CliError(f"{self.path.name} has several result nodes "
-                           f"({', '.join(self.results)}): pick one with --result NAME")
+            raise CliError(
+                f"{self.path.name} has several result nodes "
+                f"({', '.join(self.results)}): pick one with --result NAME"
+            )
         return next(iter(self.results.values()))
 
 
@@ -516,16 +538,20 @@ def load_script(path: Path) -> LoadedScript:
         spec.loader.exec_module(module)
     except SystemExit as exc:
         sys.modules.pop(name, None)
-        raise CliError(f"{path.name} exited while being loaded (exit code {exc.code}); "
-                       "tuixp run imports the script, so keep argument parsing under "
-                       "if __name__ == \"__main__\":") from None
+        raise CliError(
+            f"{path.name} exited while being loaded (exit code {exc.code}); "
+            "tuixp run imports the script, so keep argument parsing under "
+            'if __name__ == "__main__":'
+        ) from None
     except SyntaxError as exc:
         sys.modules.pop(name, None)
         raise CliError(f"{path.name}, line {exc.lineno}: SyntaxError: {exc.msg}") from None
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise CliError(f"{path.name} failed while being loaded: {_where(exc, path)}"
-                       f"{type(exc).__name__}: {_one_line(str(exc))}") from None
+        raise CliError(
+            f"{path.name} failed while being loaded: {_where(exc, path)}"
+            f"{type(exc).__name__}: {_one_line(str(exc))}"
+        ) from None
     finally:
         try:
             sys.path.remove(folder)
@@ -543,8 +569,10 @@ def load_script(path: Path) -> LoadedScript:
                 if all(value.ex is not e for e in experiments):
                     experiments.append(value.ex)
     if not experiments:
-        raise CliError(f"{path.name} defines no tuixp Experiment "
-                       "(ex = tuixp.Experiment(\"name\") at module level)")
+        raise CliError(
+            f"{path.name} defines no tuixp Experiment "
+            '(ex = tuixp.Experiment("name") at module level)'
+        )
     for ex in experiments:
         ex.script = str(path)  # the trials' script: this file, not the tuixp executable
     return LoadedScript(path, module, experiments, results)
@@ -618,9 +646,14 @@ class TextProgress:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                                MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-                                console=Console(stderr=True), transient=True)
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"),
+                console=Console(stderr=True),
+                transient=True,
+            )
             self.task = self.bar.add_task("tasks", total=self.total, note="")
 
     def __enter__(self) -> TextProgress:
@@ -654,11 +687,15 @@ class TextProgress:
                 if self.bar is not None and left > 0:
                     self.bar.update(self.task, advance=left)
                 data = event.data or {}
-                what = (f"result {fmt_value(_loads(data.get('result')))}"
-                        if event.status == "succeeded" else
-                        f"{data.get('error') or event.status}: {data.get('message') or ''}")
-                self._say(f"trial {event.trial_id} {event.status} "
-                          f"({self.finished}/{self.trials}): {what}".rstrip(": "))
+                what = (
+                    f"result {fmt_value(_loads(data.get('result')))}"
+                    if event.status == "succeeded"
+                    else f"{data.get('error') or event.status}: {data.get('message') or ''}"
+                )
+                self._say(
+                    f"trial {event.trial_id} {event.status} "
+                    f"({self.finished}/{self.trials}): {what}".rstrip(": ")
+                )
 
 
 # -- the commands ------------------------------------------------------------------------------
@@ -674,8 +711,12 @@ def _version(value: bool) -> None:
 @handled
 def _root(
     ctx: typer.Context,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     """Without a command, open the TUI on the store (--store PATH)."""
     if ctx.invoked_subcommand is None:
@@ -703,29 +744,63 @@ def ui_command(ctx: typer.Context, store: StoreOption = None) -> None:
 @handled
 def run_command(
     ctx: typer.Context,
-    script: Annotated[Path, typer.Argument(metavar="SCRIPT", show_default=False,
-                                           help="A Python file that defines an Experiment and "
-                                                "its result node.")],
-    assignments: Annotated[list[str] | None, typer.Argument(
-        metavar="NAME=VALUE", show_default=False,
-        help="Parameter values: Python literals; a bare word is a string (model=ridge).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed random and numpy for the trial(s).",
-                                             show_default=False)] = None,
-    grid: Annotated[list[str] | None, typer.Option(
-        "--grid", metavar="NAME=V1,V2", show_default=False,
-        help="One trial per combination of values; repeat for more parameters.")] = None,
-    scheduler: Annotated[str | None, typer.Option(
-        metavar="threads|processes|sync|distributed|tcp://HOST:PORT", show_default=False,
-        help="Where the steps run (default: $TUIXP_SCHEDULER, else threads).")] = None,
-    progress: Annotated[str | None, typer.Option(
-        metavar="text|jsonl|none", show_default=False,
-        help="text: a progress bar on stderr (default on a terminal); jsonl: one event a line "
-             "on stdout (docs/events.md); none.")] = None,
-    result: Annotated[str | None, typer.Option(
-        "--result", metavar="NAME", show_default=False,
-        help="The result node to run when the script has several.")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache",
-                                           help="Compute cached steps again.")] = False,
+    script: Annotated[
+        Path,
+        typer.Argument(
+            metavar="SCRIPT",
+            show_default=False,
+            help="A Python file that defines an Experiment and its result node.",
+        ),
+    ],
+    assignments: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="NAME=VALUE",
+            show_default=False,
+            help="Parameter values: Python literals; a bare word is a string (model=ridge).",
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed random and numpy for the trial(s).", show_default=False)
+    ] = None,
+    grid: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            metavar="NAME=V1,V2",
+            show_default=False,
+            help="One trial per combination of values; repeat for more parameters.",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="threads|processes|sync|distributed|tcp://HOST:PORT",
+            show_default=False,
+            help="Where the steps run (default: $TUIXP_SCHEDULER, else threads).",
+        ),
+    ] = None,
+    progress: Annotated[
+        str | None,
+        typer.Option(
+            metavar="text|jsonl|none",
+            show_default=False,
+            help="text: a progress bar on stderr (default on a terminal); jsonl: one event a line "
+            "on stdout (docs/events.md); none.",
+        ),
+    ] = None,
+    result: Annotated[
+        str | None,
+        typer.Option(
+            "--result",
+            metavar="NAME",
+            show_default=False,
+            help="The result node to run when the script has several.",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Compute cached steps again.")
+    ] = False,
     store: StoreOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -770,21 +845,34 @@ def run_command(
         ex.set_parameters(**fixed)
         if text is not None:
             with text:
-                outcomes = node.compute_grid(grid_values, seed=seed, scheduler=scheduler,
-                                             listeners=listeners, cache=not no_cache)
+                outcomes = node.compute_grid(
+                    grid_values,
+                    seed=seed,
+                    scheduler=scheduler,
+                    listeners=listeners,
+                    cache=not no_cache,
+                )
         else:
-            outcomes = node.compute_grid(grid_values, seed=seed, scheduler=scheduler,
-                                         listeners=listeners, cache=not no_cache)
+            outcomes = node.compute_grid(
+                grid_values, seed=seed, scheduler=scheduler, listeners=listeners, cache=not no_cache
+            )
     finally:
         sys.stdout = events_out
     failed = [o for o in outcomes if o.status != "succeeded"]
     store_file = ex.store.path
     if jsonl is not None:
-        jsonl.write(json.dumps({
-            "kind": "run_finished", "experiment": ex.id, "time": time.time(),
-            "store": str(store_file),
-            "trials": [{"trial_id": o.trial_id, "status": o.status} for o in outcomes],
-        }, separators=(",", ":")))
+        jsonl.write(
+            json.dumps(
+                {
+                    "kind": "run_finished",
+                    "experiment": ex.id,
+                    "time": time.time(),
+                    "store": str(store_file),
+                    "trials": [{"trial_id": o.trial_id, "status": o.status} for o in outcomes],
+                },
+                separators=(",", ":"),
+            )
+        )
     else:
         _print_outcomes(ex.id, outcomes, fmt)
         if fmt == "table":
@@ -800,15 +888,17 @@ def _check_parameters(ex: Any, fixed: dict[str, Any], grid: dict[str, list[Any]]
     unknown = [n for n in [*fixed, *grid] if n not in declared]
     if unknown:
         known = ", ".join(declared) or "none"
-        raise CliError(f"unknown parameter {unknown[0]} for experiment {ex.id} "
-                       f"(its parameters: {known})")
+        raise CliError(
+            f"unknown parameter {unknown[0]} for experiment {ex.id} (its parameters: {known})"
+        )
     point = {**fixed, **{k: v[0] for k, v in grid.items()}}
     try:
         ex._values(point)
     except ParameterError as exc:
         missing = str(exc).rpartition(": ")[2]
-        raise CliError(f"no value for parameter(s) {missing} of experiment {ex.id}: give "
-                       "NAME=VALUE") from None
+        raise CliError(
+            f"no value for parameter(s) {missing} of experiment {ex.id}: give NAME=VALUE"
+        ) from None
 
 
 def _print_outcomes(experiment: str, outcomes: Sequence[Any], fmt: str) -> None:
@@ -829,12 +919,21 @@ def _print_outcomes(experiment: str, outcomes: Sequence[Any], fmt: str) -> None:
         emit(columns, rows, fmt)
         return
     same = _common_params([r[3] for r in rows]) if len(rows) > 1 else {}
-    emit(columns, rows, fmt,
-         table_columns=["TRIAL", "STATUS", "PARAMS", "RESULT"],
-         table_cells=lambda r: [str(r[1]), r[2],
-                                fmt_params({k: v for k, v in r[3].items() if k not in same}),
-                                fmt_value(r[4]) if r[2] == "succeeded" else (r[5] or "")],
-         right=[0], optional=[2], keep=[2])
+    emit(
+        columns,
+        rows,
+        fmt,
+        table_columns=["TRIAL", "STATUS", "PARAMS", "RESULT"],
+        table_cells=lambda r: [
+            str(r[1]),
+            r[2],
+            fmt_params({k: v for k, v in r[3].items() if k not in same}),
+            fmt_value(r[4]) if r[2] == "succeeded" else (r[5] or ""),
+        ],
+        right=[0],
+        optional=[2],
+        keep=[2],
+    )
     if same:
         typer.echo(f"same in every trial: {fmt_params(same)}", err=True)
 
@@ -843,15 +942,26 @@ def _print_outcomes(experiment: str, outcomes: Sequence[Any], fmt: str) -> None:
 @handled
 def ls_command(
     ctx: typer.Context,
-    experiment: Annotated[str | None, typer.Argument(
-        metavar="EXPERIMENT", show_default=False,
-        help="List this experiment's trials (default: list experiments).")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", metavar="N",
-                                       help="Show the latest N trials.")] = DEFAULT_LIMIT,
+    experiment: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="EXPERIMENT",
+            show_default=False,
+            help="List this experiment's trials (default: list experiments).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", help="Show the latest N trials.")
+    ] = DEFAULT_LIMIT,
     all_trials: Annotated[bool, typer.Option("--all", "-a", help="Show every trial.")] = False,
-    status: Annotated[str | None, typer.Option(
-        metavar="succeeded|failed|running|interrupted", show_default=False,
-        help="Only trials with this status.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option(
+            metavar="succeeded|failed|running|interrupted",
+            show_default=False,
+            help="Only trials with this status.",
+        ),
+    ] = None,
     store: StoreOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -860,8 +970,7 @@ def ls_command(
     if limit < 1:
         raise CliError("--limit must be at least 1 (or use --all)")
     if status is not None and status not in ("succeeded", "failed", "running", "interrupted"):
-        raise CliError(f"unknown status {status!r}: use succeeded, failed, running or "
-                       "interrupted")
+        raise CliError(f"unknown status {status!r}: use succeeded, failed, running or interrupted")
     st = open_store(store_path(store, ctx))
     with st.connect() as con:
         if experiment is None:
@@ -873,8 +982,19 @@ def ls_command(
 def _ls_experiments(con: Any, fmt: str) -> None:
     from tuixp.store import queries
 
-    columns = ["experiment", "trials", "succeeded", "failed", "running", "interrupted",
-               "last_run", "min_result", "max_result", "goal", "best_result"]
+    columns = [
+        "experiment",
+        "trials",
+        "succeeded",
+        "failed",
+        "running",
+        "interrupted",
+        "last_run",
+        "min_result",
+        "max_result",
+        "goal",
+        "best_result",
+    ]
     rows = [[e[c] for c in columns] for e in queries.experiments(con)]
     if not rows and fmt == "table":
         typer.echo("no trials yet: run one with tuixp run SCRIPT (or try tuixp demo)", err=True)
@@ -887,11 +1007,22 @@ def _ls_experiments(con: Any, fmt: str) -> None:
             return f"best {fmt_number(best)} ({goal})"
         return "" if low is None else f"{fmt_number(low)} .. {fmt_number(high)}"
 
-    emit(columns, rows, fmt,
-         table_columns=["EXPERIMENT", "TRIALS", "OK", "FAILED", "RUNNING", "LAST RUN", "RESULT"],
-         table_cells=lambda r: [r[0], str(r[1]), str(r[2]), str(r[3]), str(r[4]),
-                                fmt_time(r[6]), result(r[7], r[8], r[9], r[10])],
-         right=[1, 2, 3, 4, 6])
+    emit(
+        columns,
+        rows,
+        fmt,
+        table_columns=["EXPERIMENT", "TRIALS", "OK", "FAILED", "RUNNING", "LAST RUN", "RESULT"],
+        table_cells=lambda r: [
+            r[0],
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            str(r[4]),
+            fmt_time(r[6]),
+            result(r[7], r[8], r[9], r[10]),
+        ],
+        right=[1, 2, 3, 4, 6],
+    )
 
 
 def _require_experiment(con: Any, experiment: str) -> None:
@@ -900,36 +1031,85 @@ def _require_experiment(con: Any, experiment: str) -> None:
     queries.require_experiment(con, experiment)
 
 
-def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
-               fmt: str) -> None:
+def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None, fmt: str) -> None:
     _require_experiment(con, experiment)
     where = "experiment = ?" + (" AND status = ?" if status else "")
     args: list[Any] = [experiment] + ([status] if status else [])
     total = con.execute(f"SELECT count(*) FROM trials WHERE {where}", args).fetchone()[0]
-    sql = (f"SELECT trial_id, status, params, result, elapsed_s, started_at, git_commit, "
-           f"git_dirty, changes, error FROM trials WHERE {where} ORDER BY trial_id DESC")
+    sql = (
+        f"SELECT trial_id, status, params, result, elapsed_s, started_at, git_commit, "
+        f"git_dirty, changes, error FROM trials WHERE {where} ORDER BY trial_id DESC"
+    )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     raw = con.execute(sql, args).fetchall()
     raw.reverse()
     rows = []
     for tid, st, params, result, elapsed, started, commit, dirty, changes, error in raw:
-        kinds = sorted({c.get("kind", "?") for c in (_loads(changes) or [])
-                        if isinstance(c, dict)})
-        rows.append([experiment, tid, st, _loads(params) or {}, _loads(result), elapsed,
-                     started, commit, bool(dirty), kinds, error])
+        kinds = sorted({c.get("kind", "?") for c in (_loads(changes) or []) if isinstance(c, dict)})
+        rows.append(
+            [
+                experiment,
+                tid,
+                st,
+                _loads(params) or {},
+                _loads(result),
+                elapsed,
+                started,
+                commit,
+                bool(dirty),
+                kinds,
+                error,
+            ]
+        )
     if fmt == "csv":
         from tuixp.store import queries
 
         names = queries.param_names(con, experiment)
-        columns = ["experiment", "trial_id", "status", *names, "result", "elapsed_s",
-                   "started_at", "git_commit", "git_dirty", "changed", "error"]
-        flat = [[r[0], r[1], r[2], *(r[3].get(n) for n in names), r[4], r[5], r[6], r[7], r[8],
-                 ",".join(r[9]), r[10]] for r in rows]
+        columns = [
+            "experiment",
+            "trial_id",
+            "status",
+            *names,
+            "result",
+            "elapsed_s",
+            "started_at",
+            "git_commit",
+            "git_dirty",
+            "changed",
+            "error",
+        ]
+        flat = [
+            [
+                r[0],
+                r[1],
+                r[2],
+                *(r[3].get(n) for n in names),
+                r[4],
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                ",".join(r[9]),
+                r[10],
+            ]
+            for r in rows
+        ]
         emit(columns, flat, fmt)
     elif fmt == "json":
-        columns = ["experiment", "trial_id", "status", "params", "result", "elapsed_s",
-                   "started_at", "git_commit", "git_dirty", "changed", "error"]
+        columns = [
+            "experiment",
+            "trial_id",
+            "status",
+            "params",
+            "result",
+            "elapsed_s",
+            "started_at",
+            "git_commit",
+            "git_dirty",
+            "changed",
+            "error",
+        ]
         emit(columns, rows, fmt)
     else:
         # A table shows the parameters that differ between the rows it shows; the others are
@@ -937,31 +1117,57 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
         same = _common_params([r[3] for r in rows]) if len(rows) > 1 else {}
         commits = {(r[7], r[8]) for r in rows}
         one_commit = len(rows) > 1 and len(commits) == 1 and rows[0][7] is not None
-        table_rows = [[*r[:3], {k: v for k, v in r[3].items() if k not in same}, *r[4:7],
-                       None if one_commit else r[7], *r[8:]] for r in rows]
-        emit([], table_rows, fmt,
-             table_columns=["TRIAL", "STATUS", "PARAMS", "RESULT", "ELAPSED", "STARTED",
-                            "COMMIT", "CHG"],
-             table_cells=functools.partial(_trial_cells,
-                                           clock=all(_today(r[6]) for r in rows)),
-             right=[0, 4], optional=[2, 6, 7], keep=[2])
+        table_rows = [
+            [
+                *r[:3],
+                {k: v for k, v in r[3].items() if k not in same},
+                *r[4:7],
+                None if one_commit else r[7],
+                *r[8:],
+            ]
+            for r in rows
+        ]
+        emit(
+            [],
+            table_rows,
+            fmt,
+            table_columns=[
+                "TRIAL",
+                "STATUS",
+                "PARAMS",
+                "RESULT",
+                "ELAPSED",
+                "STARTED",
+                "COMMIT",
+                "CHG",
+            ],
+            table_cells=functools.partial(_trial_cells, clock=all(_today(r[6]) for r in rows)),
+            right=[0, 4],
+            optional=[2, 6, 7],
+            keep=[2],
+        )
         if same:
             typer.echo(f"same in every trial shown: {fmt_params(same)}", err=True)
         if one_commit:
             commit, dirty = rows[0][7], rows[0][8]
-            typer.echo(f"every trial shown ran at commit {commit[:7]}"
-                       + (" with uncommitted changes" if dirty else ""), err=True)
+            typer.echo(
+                f"every trial shown ran at commit {commit[:7]}"
+                + (" with uncommitted changes" if dirty else ""),
+                err=True,
+            )
         if total > len(rows):
-            typer.echo(f"latest {len(rows)} of {total} trials (--limit N or --all for more)",
-                       err=True)
+            typer.echo(
+                f"latest {len(rows)} of {total} trials (--limit N or --all for more)", err=True
+            )
 
 
 def _common_params(params: list[dict[str, Any]]) -> dict[str, Any]:
     """The parameters every one of ``params`` has, with the same value."""
     first = params[0]
     marker = object()
-    return {k: v for k, v in first.items()
-            if all(_same_json(p.get(k, marker), v) for p in params[1:])}
+    return {
+        k: v for k, v in first.items() if all(_same_json(p.get(k, marker), v) for p in params[1:])
+    }
 
 
 def _same_json(a: Any, b: Any) -> bool:
@@ -972,9 +1178,16 @@ def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
     _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error = r
     shown = fmt_value(result) if st == "succeeded" else (error or "")
     marks = "".join(k[0].upper() for k in kinds)
-    return [str(tid), st, fmt_params(params), shown,
-            fmt_elapsed(elapsed) if st != "running" else "…", fmt_time(started, clock=clock),
-            (commit[:7] + ("*" if dirty else "")) if commit else "", marks]
+    return [
+        str(tid),
+        st,
+        fmt_params(params),
+        shown,
+        fmt_elapsed(elapsed) if st != "running" else "…",
+        fmt_time(started, clock=clock),
+        (commit[:7] + ("*" if dirty else "")) if commit else "",
+        marks,
+    ]
 
 
 def parse_trial(text: str) -> int | str:
@@ -995,16 +1208,20 @@ def resolve_trial(con: Any, experiment: str, trial: int | str) -> int:
 
     _require_experiment(con, experiment)
     if trial == "latest":
-        row = con.execute("SELECT max(trial_id) FROM trials WHERE experiment = ?",
-                          [experiment]).fetchone()
+        row = con.execute(
+            "SELECT max(trial_id) FROM trials WHERE experiment = ?", [experiment]
+        ).fetchone()
         return int(row[0])
-    found = con.execute("SELECT 1 FROM trials WHERE experiment = ? AND trial_id = ?",
-                        [experiment, trial]).fetchone()
+    found = con.execute(
+        "SELECT 1 FROM trials WHERE experiment = ? AND trial_id = ?", [experiment, trial]
+    ).fetchone()
     if found is None:
-        last = con.execute("SELECT max(trial_id) FROM trials WHERE experiment = ?",
-                           [experiment]).fetchone()[0]
-        raise TrialNotFound(f"Unable to find trial id: {trial} (experiment {experiment} has "
-                            f"trials 1 to {last})")
+        last = con.execute(
+            "SELECT max(trial_id) FROM trials WHERE experiment = ?", [experiment]
+        ).fetchone()[0]
+        raise TrialNotFound(
+            f"Unable to find trial id: {trial} (experiment {experiment} has trials 1 to {last})"
+        )
     return int(trial)
 
 
@@ -1014,43 +1231,79 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
 
     rec = queries.trial(con, experiment, trial_id)
     doc: dict[str, Any] = {
-        "experiment": experiment, "trial_id": trial_id, "status": rec["status"],
-        "started_at": rec["started_at"], "finished_at": rec["finished_at"],
-        "elapsed_s": rec.get("elapsed_s"), "seed": rec["seed"], "params": rec["params"],
-        "result": rec["result"], "result_type": rec["result_type"],
-        "error_type": rec["error_type"], "error_message": rec["error_message"],
-        "traceback": rec.get("traceback"), "host": rec["host"], "pid": rec["pid"],
-        "script": rec["script"], "scheduler": rec["scheduler"],
-        "changes": rec["changes"], "notes": rec["notes"],
-        "data_inputs": _loads(rec.get("data_inputs")) or {}, "uuid": rec["uuid"],
+        "experiment": experiment,
+        "trial_id": trial_id,
+        "status": rec["status"],
+        "started_at": rec["started_at"],
+        "finished_at": rec["finished_at"],
+        "elapsed_s": rec.get("elapsed_s"),
+        "seed": rec["seed"],
+        "params": rec["params"],
+        "result": rec["result"],
+        "result_type": rec["result_type"],
+        "error_type": rec["error_type"],
+        "error_message": rec["error_message"],
+        "traceback": rec.get("traceback"),
+        "host": rec["host"],
+        "pid": rec["pid"],
+        "script": rec["script"],
+        "scheduler": rec["scheduler"],
+        "changes": rec["changes"],
+        "notes": rec["notes"],
+        "data_inputs": _loads(rec.get("data_inputs")) or {},
+        "uuid": rec["uuid"],
     }
     doc["metrics"] = [
-        {"name": n, "epochs": c, "first_epoch": e0, "last_epoch": e1, "last": last, "min": lo,
-         "max": hi}
-        for n, c, e0, e1, last, lo, hi in con.execute("""
+        {
+            "name": n,
+            "epochs": c,
+            "first_epoch": e0,
+            "last_epoch": e1,
+            "last": last,
+            "min": lo,
+            "max": hi,
+        }
+        for n, c, e0, e1, last, lo, hi in con.execute(
+            """
             SELECT name, count(*), min(epoch), max(epoch), arg_max(value, epoch), min(value),
                    max(value)
             FROM metrics WHERE experiment = ? AND trial_id = ? GROUP BY name ORDER BY name
-        """, [experiment, trial_id]).fetchall()
+        """,
+            [experiment, trial_id],
+        ).fetchall()
     ]
     doc["metric_values"] = {}
     for name, epoch, value in con.execute(
-            "SELECT name, epoch, value FROM metrics WHERE experiment = ? AND trial_id = ? "
-            "ORDER BY name, epoch", [experiment, trial_id]).fetchall():
+        "SELECT name, epoch, value FROM metrics WHERE experiment = ? AND trial_id = ? "
+        "ORDER BY name, epoch",
+        [experiment, trial_id],
+    ).fetchall():
         doc["metric_values"].setdefault(name, []).append([epoch, value])
     doc["steps"] = [
-        {"key": k, "step": s, "status": st, "elapsed_s": el, "worker": w, "error": err,
-         "reused_from": ru}
-        for k, s, st, el, w, err, ru in con.execute("""
+        {
+            "key": k,
+            "step": s,
+            "status": st,
+            "elapsed_s": el,
+            "worker": w,
+            "error": err,
+            "reused_from": ru,
+        }
+        for k, s, st, el, w, err, ru in con.execute(
+            """
             SELECT key, step, status, elapsed_s, worker, error, reused_from FROM steps
             WHERE experiment = ? AND trial_id = ? ORDER BY started_at, key
-        """, [experiment, trial_id]).fetchall()
+        """,
+            [experiment, trial_id],
+        ).fetchall()
     ]
     doc["persisted"] = [
         {"step": s, "format": f, "size": z, "object_hash": h}
         for s, f, z, h in con.execute(
             "SELECT step, format, size, object_hash FROM persisted WHERE experiment = ? AND "
-            "trial_id = ? ORDER BY step", [experiment, trial_id]).fetchall()
+            "trial_id = ? ORDER BY step",
+            [experiment, trial_id],
+        ).fetchall()
     ]
     doc["code"] = queries.code(con, experiment, trial_id)
     env = queries.environment(con, experiment, trial_id)
@@ -1063,12 +1316,20 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
 def show_command(
     ctx: typer.Context,
     experiment: Annotated[str, typer.Argument(metavar="EXPERIMENT", show_default=False)],
-    trial: Annotated[str, typer.Argument(metavar="TRIAL", show_default=False,
-                                         help="A trial id, or latest.")],
+    trial: Annotated[
+        str, typer.Argument(metavar="TRIAL", show_default=False, help="A trial id, or latest.")
+    ],
     store: StoreOption = None,
-    fmt: Annotated[str | None, typer.Option(
-        "--format", "-f", metavar="table|json", show_default=False,
-        help="text for people (default) or JSON with everything, packages included.")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="table|json",
+            show_default=False,
+            help="text for people (default) or JSON with everything, packages included.",
+        ),
+    ] = None,
 ) -> None:
     """Everything recorded about one trial."""
     fmt = output_format(fmt or "table", ("table", "json"))
@@ -1096,8 +1357,10 @@ def render_trial(doc: dict[str, Any]) -> str:
         ("started", fmt_time(doc["started_at"], full=True)),
         ("finished", fmt_time(doc["finished_at"], full=True)),
         ("elapsed", fmt_elapsed(doc["elapsed_s"])),
-        ("seed", doc["seed"]), ("host", f"{doc['host']} (pid {doc['pid']})"),
-        ("scheduler", doc["scheduler"]), ("script", doc["script"] or ""),
+        ("seed", doc["seed"]),
+        ("host", f"{doc['host']} (pid {doc['pid']})"),
+        ("scheduler", doc["scheduler"]),
+        ("script", doc["script"] or ""),
     ]
     out += [f"  {k:<10} {v}" for k, v in fields]
     out.append(_section("Parameters"))
@@ -1114,25 +1377,47 @@ def render_trial(doc: dict[str, Any]) -> str:
             out += ["", *("  " + line for line in doc["traceback"].rstrip().splitlines())]
     if doc["metrics"]:
         out.append(_section("Metrics"))
-        rows = [[m["name"], str(m["epochs"]), f"{m['first_epoch']}..{m['last_epoch']}",
-                 fmt_value(m["last"]), fmt_value(m["min"]), fmt_value(m["max"])]
-                for m in doc["metrics"]]
-        out.append(_indent(render_table(["NAME", "EPOCHS", "RANGE", "LAST", "MIN", "MAX"],
-                                        rows, 78, right=[1, 3, 4, 5])))
+        rows = [
+            [
+                m["name"],
+                str(m["epochs"]),
+                f"{m['first_epoch']}..{m['last_epoch']}",
+                fmt_value(m["last"]),
+                fmt_value(m["min"]),
+                fmt_value(m["max"]),
+            ]
+            for m in doc["metrics"]
+        ]
+        out.append(
+            _indent(
+                render_table(
+                    ["NAME", "EPOCHS", "RANGE", "LAST", "MIN", "MAX"], rows, 78, right=[1, 3, 4, 5]
+                )
+            )
+        )
     if doc["steps"]:
         out.append(_section("Steps"))
-        rows = [[s["step"], s["status"] + (f" (from trial {s['reused_from']})"
-                                           if s["reused_from"] else ""),
-                 fmt_elapsed(s["elapsed_s"]), s["worker"] or "", s["error"] or ""]
-                for s in doc["steps"]]
-        out.append(_indent(render_table(["STEP", "STATUS", "ELAPSED", "WORKER", "ERROR"], rows,
-                                        78, right=[2])))
+        rows = [
+            [
+                s["step"],
+                s["status"] + (f" (from trial {s['reused_from']})" if s["reused_from"] else ""),
+                fmt_elapsed(s["elapsed_s"]),
+                s["worker"] or "",
+                s["error"] or "",
+            ]
+            for s in doc["steps"]
+        ]
+        out.append(
+            _indent(
+                render_table(["STEP", "STATUS", "ELAPSED", "WORKER", "ERROR"], rows, 78, right=[2])
+            )
+        )
     if doc["persisted"]:
         out.append(_section("Persisted outputs"))
-        rows = [[p["step"], p["format"], _size(p["size"]), p["object_hash"]]
-                for p in doc["persisted"]]
-        out.append(_indent(render_table(["STEP", "FORMAT", "SIZE", "OBJECT"], rows, 78,
-                                        right=[2])))
+        rows = [
+            [p["step"], p["format"], _size(p["size"]), p["object_hash"]] for p in doc["persisted"]
+        ]
+        out.append(_indent(render_table(["STEP", "FORMAT", "SIZE", "OBJECT"], rows, 78, right=[2])))
     if doc["data_inputs"]:
         out.append(_section("Data inputs"))
         out += [f"  {p}  {h}" for p, h in doc["data_inputs"].items()]
@@ -1145,8 +1430,7 @@ def render_trial(doc: dict[str, Any]) -> str:
     out.append(_section("Environment"))
     env = doc["environment"]
     out += ["  " + line for line in environment_view(env, None)]
-    out.append(f"  Packages: {len(env.get('packages') or {})} recorded "
-               "(--format json lists them)")
+    out.append(f"  Packages: {len(env.get('packages') or {})} recorded (--format json lists them)")
     for step, source in doc["code"].items():
         if step == "<script>":
             continue
@@ -1179,17 +1463,26 @@ def _size(n: int | None) -> str:
 def diff_command(
     ctx: typer.Context,
     experiment: Annotated[str, typer.Argument(metavar="EXPERIMENT", show_default=False)],
-    first: Annotated[str, typer.Argument(metavar="T1", show_default=False,
-                                         help="A trial id, or latest.")],
-    second: Annotated[str, typer.Argument(metavar="T2", show_default=False,
-                                          help="A trial id, or latest.")],
+    first: Annotated[
+        str, typer.Argument(metavar="T1", show_default=False, help="A trial id, or latest.")
+    ],
+    second: Annotated[
+        str, typer.Argument(metavar="T2", show_default=False, help="A trial id, or latest.")
+    ],
     params: Annotated[bool, typer.Option("--params", help="Only the parameters.")] = False,
     code: Annotated[bool, typer.Option("--code", help="Only the code.")] = False,
     env: Annotated[bool, typer.Option("--env", help="Only the environment.")] = False,
     store: StoreOption = None,
-    fmt: Annotated[str | None, typer.Option(
-        "--format", "-f", metavar="table|json", show_default=False,
-        help="text for people (default) or JSON.")] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="table|json",
+            show_default=False,
+            help="text for people (default) or JSON.",
+        ),
+    ] = None,
 ) -> None:
     """What differs between trials T1 and T2: parameters, code, environment."""
     from tuixp import diff as diffs
@@ -1202,15 +1495,20 @@ def diff_command(
         ta, tb = resolve_trial(con, experiment, a), resolve_trial(con, experiment, b)
         docs = []
         for tid in (ta, tb):
-            docs.append({"params": queries.trial(con, experiment, tid)["params"],
-                         "code": queries.code(con, experiment, tid),
-                         "environment": queries.environment(con, experiment, tid)})
+            docs.append(
+                {
+                    "params": queries.trial(con, experiment, tid)["params"],
+                    "code": queries.code(con, experiment, tid),
+                    "environment": queries.environment(con, experiment, tid),
+                }
+            )
     result = diffs.compare_trials(docs[0], docs[1], (f"trial {ta}", f"trial {tb}"))
     sections = [s for s, on in (("params", params), ("code", code), ("env", env)) if on]
     sections = sections or ["params", "code", "env"]
     if fmt == "json":
-        typer.echo(json.dumps(_diff_json(result, ta, tb, sections), default=_json_default,
-                              indent=2))
+        typer.echo(
+            json.dumps(_diff_json(result, ta, tb, sections), default=_json_default, indent=2)
+        )
         return
     typer.echo(render_diff(result, ta, tb, sections))
 
@@ -1224,16 +1522,30 @@ def _missing_to_none(value: Any) -> Any:
 def _diff_json(result: Any, ta: int, tb: int, sections: list[str]) -> dict[str, Any]:
     doc: dict[str, Any] = {"trials": [ta, tb]}
     if "params" in sections:
-        doc["params"] = [{"name": p.name, "status": p.status, "old": _missing_to_none(p.old),
-                          "new": _missing_to_none(p.new)} for p in result.params]
+        doc["params"] = [
+            {
+                "name": p.name,
+                "status": p.status,
+                "old": _missing_to_none(p.old),
+                "new": _missing_to_none(p.new),
+            }
+            for p in result.params
+        ]
     if "code" in sections:
-        doc["code"] = [{"step": c.step, "status": c.status, "diff": c.diff}
-                       for c in result.code]
+        doc["code"] = [{"step": c.step, "status": c.status, "diff": c.diff} for c in result.code]
     if "env" in sections:
         doc["environment"] = {
-            group: [{"name": c.name, "status": c.status, "old": _missing_to_none(c.old),
-                     "new": _missing_to_none(c.new)} for c in changes]
-            for group, changes in result.environment.groups.items()}
+            group: [
+                {
+                    "name": c.name,
+                    "status": c.status,
+                    "old": _missing_to_none(c.old),
+                    "new": _missing_to_none(c.new),
+                }
+                for c in changes
+            ]
+            for group, changes in result.environment.groups.items()
+        }
     return doc
 
 
@@ -1248,8 +1560,9 @@ def render_diff(result: Any, ta: int, tb: int, sections: list[str]) -> str:
             out.append("  no differences")
         rows = [[p.name, short(p.old, 30), short(p.new, 30), p.status] for p in changed]
         if rows:
-            out.append(_indent(render_table(["NAME", f"TRIAL {ta}", f"TRIAL {tb}", "CHANGE"],
-                                            rows, 78)))
+            out.append(
+                _indent(render_table(["NAME", f"TRIAL {ta}", f"TRIAL {tb}", "CHANGE"], rows, 78))
+            )
         same = [p.name for p in result.params if p.status == "same"]
         if same:
             out.append(f"  same: {', '.join(same)}")
@@ -1293,13 +1606,24 @@ def render_diff(result: Any, ta: int, tb: int, sections: list[str]) -> str:
 @handled
 def sql_command(
     ctx: typer.Context,
-    query: Annotated[str, typer.Argument(metavar="QUERY", show_default=False,
-                                         help="One read-only statement; - reads it from stdin.")],
+    query: Annotated[
+        str,
+        typer.Argument(
+            metavar="QUERY",
+            show_default=False,
+            help="One read-only statement; - reads it from stdin.",
+        ),
+    ],
     store: StoreOption = None,
     fmt: FormatOption = None,
-    max_rows: Annotated[int | None, typer.Option(
-        "--max-rows", metavar="N", show_default=False,
-        help=f"At most N rows (default: {TABLE_MAX_ROWS} in a table, all in CSV and JSON).")
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--max-rows",
+            metavar="N",
+            show_default=False,
+            help=f"At most N rows (default: {TABLE_MAX_ROWS} in a table, all in CSV and JSON).",
+        ),
     ] = None,
 ) -> None:
     """Run SQL on the store's views (trials, params, metrics, steps, ...), read-only."""
@@ -1323,8 +1647,10 @@ def sql_command(
                 rows = rows[:limit] if limit is not None else rows
                 emit(columns, rows, fmt, table_columns=columns)
                 if more:
-                    typer.echo(f"first {limit} rows shown (--max-rows N, or --format csv for "
-                               "all)", err=True)
+                    typer.echo(
+                        f"first {limit} rows shown (--max-rows N, or --format csv for all)",
+                        err=True,
+                    )
                 return
             _stream(cur, columns, fmt, limit)
     except duckdb.Error as exc:
@@ -1351,8 +1677,10 @@ def _stream(cur: Any, columns: list[str], fmt: str, limit: int | None) -> None:
             if writer is not None:
                 writer.writerow([_csv_cell(v) for v in row])
             else:
-                out.write(("\n  " if first else ",\n  ")
-                          + json.dumps(dict(zip(columns, row)), default=_json_default))
+                out.write(
+                    ("\n  " if first else ",\n  ")
+                    + json.dumps(dict(zip(columns, row)), default=_json_default)
+                )
                 first = False
     if writer is None:
         out.write("\n]\n" if not first else "]\n")
@@ -1363,10 +1691,13 @@ def _stream(cur: Any, columns: list[str], fmt: str, limit: int | None) -> None:
 @handled
 def export_command(
     ctx: typer.Context,
-    folder: Annotated[Path, typer.Argument(metavar="DIR", show_default=False,
-                                           help="Where to write one file per view.")],
-    fmt: Annotated[str, typer.Option("--format", "-f", metavar="parquet|csv",
-                                     help="File format.")] = "parquet",
+    folder: Annotated[
+        Path,
+        typer.Argument(metavar="DIR", show_default=False, help="Where to write one file per view."),
+    ],
+    fmt: Annotated[
+        str, typer.Option("--format", "-f", metavar="parquet|csv", help="File format.")
+    ] = "parquet",
     store: StoreOption = None,
 ) -> None:
     """Write each public view (trials, params, metrics, ...) to DIR as Parquet or CSV."""
@@ -1391,19 +1722,30 @@ def export_command(
             con.execute(f"COPY (SELECT * FROM {view}) TO '{quoted}' ({options})")
             rows = con.execute(f"SELECT count(*) FROM {view}").fetchone()[0]
             written.append([view, str(target), rows])
-    emit(["view", "file", "rows"], written, output_format(None),
-         table_columns=["VIEW", "FILE", "ROWS"], right=[2])
+    emit(
+        ["view", "file", "rows"],
+        written,
+        output_format(None),
+        table_columns=["VIEW", "FILE", "ROWS"],
+        right=[2],
+    )
 
 
 @app.command("gc")
 @handled
 def gc_command(
     ctx: typer.Context,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be freed; delete "
-                                          "nothing.")] = False,
-    min_age: Annotated[float, typer.Option("--min-age", metavar="SECONDS", help="Spare files "
-                                           "written more recently (a running trial may use "
-                                           "them).")] = 600.0,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be freed; delete nothing.")
+    ] = False,
+    min_age: Annotated[
+        float,
+        typer.Option(
+            "--min-age",
+            metavar="SECONDS",
+            help="Spare files written more recently (a running trial may use them).",
+        ),
+    ] = 600.0,
     store: StoreOption = None,
 ) -> None:
     """Delete persisted outputs that no trial and no step-cache entry references any more."""
@@ -1412,8 +1754,10 @@ def gc_command(
     path = store_path(store, ctx)
     st = open_store(path)
     with st.connect() as con:  # ingest first: a just-finished trial's outputs are referenced
-        referenced = {r[0] for r in con.execute(
-            "SELECT DISTINCT object_hash FROM persisted_record").fetchall()}
+        referenced = {
+            r[0]
+            for r in con.execute("SELECT DISTINCT object_hash FROM persisted_record").fetchall()
+        }
         files, freed = garbage_collect(st.path, referenced, dry_run=dry_run, min_age_s=min_age)
     verb = "would free" if dry_run else "freed"
     typer.echo(f"{verb} {files} file(s), {freed:,} bytes; {len(referenced)} output(s) kept")

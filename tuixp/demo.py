@@ -57,12 +57,14 @@ def run_demo(store: Path, say: Callable[[str], None] = print) -> str:
     ex = node.ex
     failed = sum(o.status != "succeeded" for o in outcomes)
     first, last = outcomes[0].trial_id, outcomes[-1].trial_id
-    return "\n".join([
-        f"Recorded {len(outcomes)} trials of experiment {ex.id} (trials {first} to {last}, "
-        f"{failed} failed) in {store}.",
-        "Look at them with:",
-        f"  tuixp --store {store}                 (the TUI)",
-        f"  tuixp ls {ex.id} --store {store}",
-        f"  tuixp diff {ex.id} {first} {last} --store {store}",
-        f"  tuixp sql \"SELECT trial_id, params->>'lr' AS lr, result FROM trials\" --store {store}",
-    ])
+    return "\n".join(
+        [
+            f"Recorded {len(outcomes)} trials of experiment {ex.id} (trials {first} to {last}, "
+            f"{failed} failed) in {store}.",
+            "Look at them with:",
+            f"  tuixp --store {store}                 (the TUI)",
+            f"  tuixp ls {ex.id} --store {store}",
+            f"  tuixp diff {ex.id} {first} {last} --store {store}",
+            f"  tuixp sql \"SELECT trial_id, params->>'lr' AS lr, result FROM trials\" --store {store}",
+        ]
+    )

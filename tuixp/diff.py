@@ -46,14 +46,27 @@ ENV_GROUPS: dict[str, tuple[str, ...]] = {
     "packages": (),
     "python": ("implementation", "version", "executable", "venv", "conda"),
     "platform": ("system", "release", "version", "machine", "hostname"),
-    "cpu": ("brand_raw", "arch", "bits", "count", "vendor_id_raw", "family", "model", "stepping",
-            "l2_cache_size", "l3_cache_size", "flags"),
+    "cpu": (
+        "brand_raw",
+        "arch",
+        "bits",
+        "count",
+        "vendor_id_raw",
+        "family",
+        "model",
+        "stepping",
+        "l2_cache_size",
+        "l3_cache_size",
+        "flags",
+    ),
     "gpu": (),
     "git": ("repository", "branch", "commit", "dirty", "detached", "untracked", "diff"),
 }
 # Fields that vary without meaning anything changed (the platform's build string is kept).
-_ENV_NOISE: dict[str, frozenset[str]] = {"cpu": frozenset({"hz_actual", "hz_actual_friendly"}),
-                                         "git": frozenset({"notes"})}
+_ENV_NOISE: dict[str, frozenset[str]] = {
+    "cpu": frozenset({"hz_actual", "hz_actual_friendly"}),
+    "git": frozenset({"notes"}),
+}
 
 
 def _status(old: Any, new: Any) -> str:
@@ -137,24 +150,34 @@ class CodeChange:
 
     @property
     def added_lines(self) -> int:
-        return sum(1 for line in self.diff.splitlines()
-                   if line.startswith("+") and not line.startswith("+++"))
+        return sum(
+            1
+            for line in self.diff.splitlines()
+            if line.startswith("+") and not line.startswith("+++")
+        )
 
     @property
     def removed_lines(self) -> int:
-        return sum(1 for line in self.diff.splitlines()
-                   if line.startswith("-") and not line.startswith("---"))
+        return sum(
+            1
+            for line in self.diff.splitlines()
+            if line.startswith("-") and not line.startswith("---")
+        )
 
 
 def unified_diff(old: str, new: str, old_label: str, new_label: str, context: int = 3) -> str:
-    lines = difflib.unified_diff(old.splitlines(), new.splitlines(), old_label, new_label,
-                                 n=context, lineterm="")
+    lines = difflib.unified_diff(
+        old.splitlines(), new.splitlines(), old_label, new_label, n=context, lineterm=""
+    )
     return "\n".join(lines)
 
 
-def compare_code(old: Mapping[str, str], new: Mapping[str, str],
-                 labels: tuple[str, str] = ("before", "after"),
-                 context: int = 3) -> list[CodeChange]:
+def compare_code(
+    old: Mapping[str, str],
+    new: Mapping[str, str],
+    labels: tuple[str, str] = ("before", "after"),
+    context: int = 3,
+) -> list[CodeChange]:
     """Each step's source in both trials (the ``<script>`` entry too), with a unified diff."""
     steps = list(old) + [s for s in new if s not in old]
     out = []
@@ -166,8 +189,13 @@ def compare_code(old: Mapping[str, str], new: Mapping[str, str],
             status = REMOVED
         else:
             status = SAME if a == b else CHANGED
-        diff = "" if status == SAME else unified_diff(
-            a or "", b or "", f"{step} ({labels[0]})", f"{step} ({labels[1]})", context)
+        diff = (
+            ""
+            if status == SAME
+            else unified_diff(
+                a or "", b or "", f"{step} ({labels[0]})", f"{step} ({labels[1]})", context
+            )
+        )
         out.append(CodeChange(step, status, a, b, diff))
     return out
 
@@ -197,8 +225,10 @@ class EnvDiff:
         for c in self.changes:
             out.setdefault(c.group, []).append(c)
         order = list(ENV_GROUPS)
-        return {g: out[g] for g in sorted(out, key=lambda g: order.index(g) if g in order
-                                          else len(order))}
+        return {
+            g: out[g]
+            for g in sorted(out, key=lambda g: order.index(g) if g in order else len(order))
+        }
 
     def __bool__(self) -> bool:
         return bool(self.changes)
@@ -267,8 +297,9 @@ class TrialDiff:
         return [c for c in self.code if c.status != SAME]
 
 
-def compare_trials(old: Mapping[str, Any], new: Mapping[str, Any],
-                   labels: tuple[str, str] = ("before", "after")) -> TrialDiff:
+def compare_trials(
+    old: Mapping[str, Any], new: Mapping[str, Any], labels: tuple[str, str] = ("before", "after")
+) -> TrialDiff:
     """Both trials as ``{"params": ..., "code": ..., "environment": ...}``."""
     return TrialDiff(
         compare_params(old.get("params") or {}, new.get("params") or {}),
@@ -334,21 +365,39 @@ def side_by_side(old: str, new: str, context: int | None = 3) -> list[SideRow | 
                 keep_head, keep_tail = min(keep_head, context), min(keep_tail, context)
             # A gap of one line would take the room of the line itself: show it instead.
             if context is None or keep_head + keep_tail >= span - 1:
-                rows += [SideRow("equal", i + 1, a[i], j + 1, b[j])
-                         for i, j in zip(range(i1, i2), range(j1, j2))]
+                rows += [
+                    SideRow("equal", i + 1, a[i], j + 1, b[j])
+                    for i, j in zip(range(i1, i2), range(j1, j2))
+                ]
                 continue
-            rows += [SideRow("equal", i1 + k + 1, a[i1 + k], j1 + k + 1, b[j1 + k])
-                     for k in range(keep_head)]
+            rows += [
+                SideRow("equal", i1 + k + 1, a[i1 + k], j1 + k + 1, b[j1 + k])
+                for k in range(keep_head)
+            ]
             skipped = span - keep_head - keep_tail
             rows.append(Gap(i1 + keep_head + 1, j1 + keep_head + 1, skipped))
-            rows += [SideRow("equal", i2 - keep_tail + k + 1, a[i2 - keep_tail + k],
-                             j2 - keep_tail + k + 1, b[j2 - keep_tail + k])
-                     for k in range(keep_tail)]
+            rows += [
+                SideRow(
+                    "equal",
+                    i2 - keep_tail + k + 1,
+                    a[i2 - keep_tail + k],
+                    j2 - keep_tail + k + 1,
+                    b[j2 - keep_tail + k],
+                )
+                for k in range(keep_tail)
+            ]
             continue
         for k in range(max(i2 - i1, j2 - j1)):
             i, j = i1 + k, j1 + k
-            rows.append(SideRow(tag, i + 1 if i < i2 else None, a[i] if i < i2 else None,
-                                j + 1 if j < j2 else None, b[j] if j < j2 else None))
+            rows.append(
+                SideRow(
+                    tag,
+                    i + 1 if i < i2 else None,
+                    a[i] if i < i2 else None,
+                    j + 1 if j < j2 else None,
+                    b[j] if j < j2 else None,
+                )
+            )
     return rows
 
 
@@ -388,11 +437,19 @@ def unified_rows(rows: Sequence[SideRow | Gap]) -> list[tuple[str, int | None, i
 # Import names whose distribution is named otherwise (the common ones; a mapping from the
 # running interpreter can be passed to ``explain`` for the rest).
 IMPORT_ALIASES: dict[str, tuple[str, ...]] = {
-    "sklearn": ("scikit-learn",), "skimage": ("scikit-image",), "PIL": ("pillow",),
-    "yaml": ("pyyaml",), "cv2": ("opencv-python", "opencv-python-headless"),
-    "bs4": ("beautifulsoup4",), "dateutil": ("python-dateutil",), "jwt": ("pyjwt",),
-    "Crypto": ("pycryptodome",), "attr": ("attrs",), "google": ("protobuf",),
-    "tensorflow": ("tensorflow", "tensorflow-cpu"), "torch": ("torch",),
+    "sklearn": ("scikit-learn",),
+    "skimage": ("scikit-image",),
+    "PIL": ("pillow",),
+    "yaml": ("pyyaml",),
+    "cv2": ("opencv-python", "opencv-python-headless"),
+    "bs4": ("beautifulsoup4",),
+    "dateutil": ("python-dateutil",),
+    "jwt": ("pyjwt",),
+    "Crypto": ("pycryptodome",),
+    "attr": ("attrs",),
+    "google": ("protobuf",),
+    "tensorflow": ("tensorflow", "tensorflow-cpu"),
+    "torch": ("torch",),
 }
 
 
@@ -412,8 +469,9 @@ def imported_modules(sources: Iterable[str]) -> set[str]:
         try:
             tree = ast.parse(textwrap.dedent(source))
         except (SyntaxError, ValueError):
-            for m in re.finditer(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", source,
-                                 re.MULTILINE):
+            for m in re.finditer(
+                r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", source, re.MULTILINE
+            ):
                 found.add((m.group(1) or m.group(2)).split(".")[0])
             continue
         for node in ast.walk(tree):
@@ -424,8 +482,9 @@ def imported_modules(sources: Iterable[str]) -> set[str]:
     return found
 
 
-def imported_packages(sources: Iterable[str],
-                      distributions: Mapping[str, Sequence[str]] | None = None) -> set[str]:
+def imported_packages(
+    sources: Iterable[str], distributions: Mapping[str, Sequence[str]] | None = None
+) -> set[str]:
     """Normalized distribution names the sources import (``sklearn`` -> ``scikit-learn``).
 
     ``distributions`` is ``importlib.metadata.packages_distributions()`` or the like: import
@@ -441,8 +500,17 @@ def imported_packages(sources: Iterable[str],
 
 
 # Why a trial's result may differ from another's, most likely first.
-CAUSE_ORDER = ("code", "package", "seed", "commit", "uncommitted", "data", "python",
-               "code_not_run", "other_package")
+CAUSE_ORDER = (
+    "code",
+    "package",
+    "seed",
+    "commit",
+    "uncommitted",
+    "data",
+    "python",
+    "code_not_run",
+    "other_package",
+)
 CAUSE_TITLES = {
     "code": "code changed in a step that ran",
     "package": "version changed of a package the code imports",
@@ -481,8 +549,11 @@ def _data_inputs(trial: Mapping[str, Any]) -> dict[str, Any]:
     return dict(value) if isinstance(value, Mapping) else {}
 
 
-def explain(old: Mapping[str, Any], new: Mapping[str, Any],
-            distributions: Mapping[str, Sequence[str]] | None = None) -> list[Cause]:
+def explain(
+    old: Mapping[str, Any],
+    new: Mapping[str, Any],
+    distributions: Mapping[str, Sequence[str]] | None = None,
+) -> list[Cause]:
     """The differences between two trials that most likely explain a different result, in order.
 
     Each trial is ``{"trial": queries.trial(...), "code": ..., "environment": ...,
@@ -502,8 +573,11 @@ def explain(old: Mapping[str, Any], new: Mapping[str, Any],
         # The script runs whenever a trial does: its changes count as code that ran.
         did_run = ran is None or change.step in ran or change.step == "<script>"
         detail = f"+{change.added_lines} -{change.removed_lines} lines"
-        causes.append(Cause("code" if did_run else "code_not_run", change.step,
-                            change.old, change.new, detail))
+        causes.append(
+            Cause(
+                "code" if did_run else "code_not_run", change.step, change.old, change.new, detail
+            )
+        )
     sources = [*(old.get("code") or {}).values(), *(new.get("code") or {}).values()]
     imported = imported_packages(sources, distributions)
     env = compare_environment(old.get("environment") or {}, new.get("environment") or {})

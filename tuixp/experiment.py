@@ -59,8 +59,9 @@ class ParamNode:
 class Node:
     """A lazy call of a step: ``.compute()`` runs a trial of the graph that ends here."""
 
-    def __init__(self, ex: "Experiment", step: "Step", args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, ex: "Experiment", step: "Step", args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         self.ex, self.step, self.args, self.kwargs = ex, step, args, kwargs
         self.index = _next_index()
 
@@ -71,24 +72,37 @@ class Node:
     def key(self) -> str:
         return f"{self.step.name}-{self.index}"
 
-    def compute(self, seed: int | None = None, scheduler: str | None = None,
-                listeners: Iterable[Listener] = (), cache: bool = True, **params: Any) -> Any:
+    def compute(
+        self,
+        seed: int | None = None,
+        scheduler: str | None = None,
+        listeners: Iterable[Listener] = (),
+        cache: bool = True,
+        **params: Any,
+    ) -> Any:
         """Run one trial and return its result; a failing step's exception is re-raised.
 
         ``cache=False`` computes every step, even cached ones whose inputs did not change.
         """
-        outcome = self.ex._run(self, [params] if params else [{}], seed, scheduler,
-                               list(listeners), cache)[0]
+        outcome = self.ex._run(
+            self, [params] if params else [{}], seed, scheduler, list(listeners), cache
+        )[0]
         if outcome.status != "succeeded":
             if outcome.error is not None:
                 raise outcome.error
             raise KeyboardInterrupt
         return outcome.result
 
-    def compute_grid(self, grid: Mapping[str, Iterable[Any]] | None = None, /,
-                     seed: int | None = None, scheduler: str | None = None,
-                     listeners: Iterable[Listener] = (), cache: bool = True,
-                     **lists: Iterable[Any]) -> list["TrialOutcome"]:
+    def compute_grid(
+        self,
+        grid: Mapping[str, Iterable[Any]] | None = None,
+        /,
+        seed: int | None = None,
+        scheduler: str | None = None,
+        listeners: Iterable[Listener] = (),
+        cache: bool = True,
+        **lists: Iterable[Any],
+    ) -> list["TrialOutcome"]:
         """One trial per point of the grid, all in one Dask computation.
 
         ``s.compute_grid(a=[1, 2], b=[0.1, 0.2])`` runs four trials; parameters not in the grid
@@ -99,9 +113,11 @@ class Node:
         both = sorted(set(grid or {}) & set(lists))
         if both:
             raise errors.ParameterError(
-                f"Grid parameter {both[0]!r} is given twice: in the mapping and as a keyword")
-        return self.ex._run(self, grid_points({**(grid or {}), **lists}), seed, scheduler,
-                            list(listeners), cache)
+                f"Grid parameter {both[0]!r} is given twice: in the mapping and as a keyword"
+            )
+        return self.ex._run(
+            self, grid_points({**(grid or {}), **lists}), seed, scheduler, list(listeners), cache
+        )
 
     def visualize(self, *args: Any, **kwargs: Any) -> Any:
         return self.to_delayed().visualize(*args, **kwargs)
@@ -119,7 +135,8 @@ class Node:
             if isinstance(x, Node):
                 if x.index not in memo:
                     memo[x.index] = dask.delayed(x.step.func, name=x.key, pure=False)(
-                        *[conv(a) for a in x.args], **{k: conv(v) for k, v in x.kwargs.items()})
+                        *[conv(a) for a in x.args], **{k: conv(v) for k, v in x.kwargs.items()}
+                    )
                 return memo[x.index]
             if isinstance(x, (list, tuple)):
                 return type(x)(conv(i) for i in x)
@@ -166,8 +183,9 @@ def _nodes(root: Node) -> list[Node]:
 
 
 def _data_files(root: Node) -> list[str]:
-    found = (str(x) for n in _nodes(root) for x in _leaves([n.args, n.kwargs])
-             if isinstance(x, DataFile))
+    found = (
+        str(x) for n in _nodes(root) for x in _leaves([n.args, n.kwargs]) if isinstance(x, DataFile)
+    )
     return list(dict.fromkeys(found))
 
 
@@ -180,8 +198,12 @@ def _substitute(root: Node, values: dict[int, Any]) -> Any:
             if x.index in values:
                 return values[x.index]
             if x.index not in memo:
-                copy = Node(x.ex, x.step, tuple(conv(a) for a in x.args),
-                            {k: conv(v) for k, v in x.kwargs.items()})
+                copy = Node(
+                    x.ex,
+                    x.step,
+                    tuple(conv(a) for a in x.args),
+                    {k: conv(v) for k, v in x.kwargs.items()},
+                )
                 memo[x.index] = copy
             return memo[x.index]
         if isinstance(x, list):
@@ -208,8 +230,9 @@ def grid_points(grid: dict[str, Iterable[Any]]) -> list[dict[str, Any]]:
 class Step:
     """A decorated function: calling it builds a lazy ``Node``; ``.func`` is the plain function."""
 
-    def __init__(self, ex: "Experiment", func: Callable[..., Any], kind: str,
-                 cache: bool = False) -> None:
+    def __init__(
+        self, ex: "Experiment", func: Callable[..., Any], kind: str, cache: bool = False
+    ) -> None:
         self.ex, self.func, self.kind, self.cache = ex, func, kind, cache
         self.name = func.__name__
         self.source, self.source_readable = function_source(func)
@@ -248,14 +271,20 @@ class _Plan:
 class Experiment:
     """An experiment: its parameters, its steps, and every trial recorded in a store."""
 
-    def __init__(self, id: str, store: str | os.PathLike[str] | None = None,
-                 seed: int | None = None, goal: str | None = None) -> None:
+    def __init__(
+        self,
+        id: str,
+        store: str | os.PathLike[str] | None = None,
+        seed: int | None = None,
+        goal: str | None = None,
+    ) -> None:
         if not isinstance(id, str) or not id.isidentifier() or keyword.iskeyword(id):
             raise errors.TuixpError(f"Experiment ID must be valid as python identifier: {id}")
         if goal not in GOALS:
             raise errors.TuixpError(
                 f"goal must be 'min' (a lower result is better: a loss, an error) or 'max' (a "
-                f"higher one is: an accuracy, a score), not {goal!r}")
+                f"higher one is: an accuracy, a score), not {goal!r}"
+            )
         self.id = id
         self.seed = seed
         self.goal = goal
@@ -298,7 +327,9 @@ class Experiment:
     # -- definition ------------------------------------------------------------------------
     def parameter(self, name: str, default: Any = _NO_DEFAULT) -> ParamNode:
         if not isinstance(name, str) or not name.isidentifier():
-            raise errors.ParameterError(f"Parameter name must be valid as python identifier: {name!r}")
+            raise errors.ParameterError(
+                f"Parameter name must be valid as python identifier: {name!r}"
+            )
         found = self._params.get(name)
         if found is None:
             found = self._params[name] = ParamNode(self, name, default)
@@ -314,8 +345,11 @@ class Experiment:
         step = Step(self, func, kind, cache)
         old = self._steps.get(step.name)
         if old is not None and old.source != step.source:
-            logger.warning("Code context has been changed: %s\n%s", step.name,
-                           unified(old.source, step.source, step.name))
+            logger.warning(
+                "Code context has been changed: %s\n%s",
+                step.name,
+                unified(old.source, step.source, step.name),
+            )
         self._steps[step.name] = step
         return step
 
@@ -357,14 +391,16 @@ class Experiment:
         for name in kwargs:
             if name not in self._params:
                 raise errors.ParameterError(
-                    f"Parameter is not declared. Use Experiment.parameter to declare: {name}")
+                    f"Parameter is not declared. Use Experiment.parameter to declare: {name}"
+                )
         self._values_set.update(kwargs)
 
     def _values(self, overrides: dict[str, Any]) -> dict[str, Any]:
         for name in overrides:
             if name not in self._params:
                 raise errors.ParameterError(
-                    f"Parameter is not declared. Use Experiment.parameter to declare: {name}")
+                    f"Parameter is not declared. Use Experiment.parameter to declare: {name}"
+                )
         values = {}
         missing = []
         for name, p in self._params.items():
@@ -379,7 +415,8 @@ class Experiment:
         if missing:
             raise errors.ParameterError(
                 "Parameters are not defined. Use Experiment.set_parameters to initialize: "
-                + ", ".join(missing))
+                + ", ".join(missing)
+            )
         return values
 
     # -- inside a step ---------------------------------------------------------------------
@@ -397,7 +434,8 @@ class Experiment:
             epoch, value = int(epoch), float(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise errors.TuixpError(
-                f"Metric {key}: epoch must be an integer and value a number ({exc})") from exc
+                f"Metric {key}: epoch must be an integer and value a number ({exc})"
+            ) from exc
         if not -(1 << 63) <= epoch < (1 << 63):
             raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
         steps_mod.record_metric(key, epoch, value)
@@ -428,8 +466,9 @@ class Experiment:
             blobs[h] = source
             code_rows.append({"ord": i, "step": name, "source_hash": h})
         if world["script_text"]:
-            code_rows.append({"ord": len(code_rows), "step": "<script>",
-                              "source_hash": world["script_hash"]})
+            code_rows.append(
+                {"ord": len(code_rows), "step": "<script>", "source_hash": world["script_hash"]}
+            )
             blobs[world["script_hash"]] = world["script_text"]
         code_hash = text_hash(canonical_json(code_rows))
         env_text = canonical_json(world["environment"])
@@ -450,17 +489,35 @@ class Experiment:
                 events.append({"t": "package_set", "hash": h, "packages": world["packages"]})
         if not self._announced:
             self._announced = True
-            events.append({"t": "experiment", "name": self.id, "created_at": time.time(),
-                           "script": self.script, "goal": self.goal})
-        refs = {"code_hash": code_hash, "environment_hash": env_hash,
-                "packages_hash": packages_hash, "git_hash": git_hash,
-                "git_commit": git_doc.get("commit"), "git_branch": git_doc.get("branch"),
-                "git_dirty": bool(git_doc.get("dirty"))}
+            events.append(
+                {
+                    "t": "experiment",
+                    "name": self.id,
+                    "created_at": time.time(),
+                    "script": self.script,
+                    "goal": self.goal,
+                }
+            )
+        refs = {
+            "code_hash": code_hash,
+            "environment_hash": env_hash,
+            "packages_hash": packages_hash,
+            "git_hash": git_hash,
+            "git_commit": git_doc.get("commit"),
+            "git_branch": git_doc.get("branch"),
+            "git_dirty": bool(git_doc.get("dirty")),
+        }
         return events, refs
 
-    def _run(self, node: Node, points: list[dict[str, Any]], seed: int | None,
-             scheduler: str | None, listeners: list[Listener],
-             cache: bool = True) -> list[TrialOutcome]:
+    def _run(
+        self,
+        node: Node,
+        points: list[dict[str, Any]],
+        seed: int | None,
+        scheduler: str | None,
+        listeners: list[Listener],
+        cache: bool = True,
+    ) -> list[TrialOutcome]:
         from tuixp.execution.runner import build_graph, execute
 
         # Everything that can be refused is checked before a trial id is used.
@@ -476,8 +533,10 @@ class Experiment:
             self._state = StateFile(self.store.path, self.id)
         changes = self._state.compare_and_update(world)
         if world["unreadable"]:
-            logger.warning("Source not available for step(s) %s; their code is recorded by hash "
-                           "only", ", ".join(world["unreadable"]))
+            logger.warning(
+                "Source not available for step(s) %s; their code is recorded by hash only",
+                ", ".join(world["unreadable"]),
+            )
         texts, refs = self._texts_and_refs(world)
         self._start_purity_load()
         ids = self.store.counter.next_ids(self.id, len(param_sets))
@@ -485,8 +544,15 @@ class Experiment:
         for trial_id, values, rec_values in zip(ids, param_sets, recorded):
             trial_seed = base_seed if base_seed is not None else new_seed()
             u = uuidlib.uuid4().hex
-            ctx = TrialContext(self.id, u, trial_id, trial_seed, os.getpid(), socket.gethostname(),
-                               channel=sched.channel)
+            ctx = TrialContext(
+                self.id,
+                u,
+                trial_id,
+                trial_seed,
+                os.getpid(),
+                socket.gethostname(),
+                channel=sched.channel,
+            )
             rec = TrialRecorder(self.store, self.id, trial_id, u, listeners)
             plans.append(_Plan(ctx, values, rec, rec_values, "", {}))
         use_cache = cache and any(n.step.cache for n in _nodes(node))
@@ -495,7 +561,8 @@ class Experiment:
             for plan in plans:
                 trial_node = self._plan_cache(node, plan, world["data"], refs["packages_hash"])
                 part, ((result_key, persist_keys),) = build_graph(
-                    trial_node, [(plan.ctx, plan.params)])
+                    trial_node, [(plan.ctx, plan.params)]
+                )
                 dsk.update(part)
                 plan.result_key, plan.persist_keys = result_key, persist_keys
         else:
@@ -507,13 +574,25 @@ class Experiment:
         try:
             for i, plan in enumerate(plans):
                 steps_mod.RECORDERS[plan.ctx.trial_uuid] = plan.recorder
-                plan.recorder.start({
-                    "t": "trial_started", "uuid": plan.ctx.trial_uuid, "experiment": self.id,
-                    "trial_id": plan.ctx.trial_id, "started_at": started, "seed": plan.ctx.seed,
-                    "params": plan.recorded, "host": plan.ctx.owner_host,
-                    "pid": plan.ctx.owner_pid, "script": self.script, "scheduler": sched.name,
-                    "changes": changes, "data": world["data"], **refs,
-                }, texts if i == 0 else [])
+                plan.recorder.start(
+                    {
+                        "t": "trial_started",
+                        "uuid": plan.ctx.trial_uuid,
+                        "experiment": self.id,
+                        "trial_id": plan.ctx.trial_id,
+                        "started_at": started,
+                        "seed": plan.ctx.seed,
+                        "params": plan.recorded,
+                        "host": plan.ctx.owner_host,
+                        "pid": plan.ctx.owner_pid,
+                        "script": self.script,
+                        "scheduler": sched.name,
+                        "changes": changes,
+                        "data": world["data"],
+                        **refs,
+                    },
+                    texts if i == 0 else [],
+                )
                 begun.append(plan)
                 if plan.reused:
                     self._record_reused(plan)
@@ -542,10 +621,21 @@ class Experiment:
         out = outputs.get(plan.result_key)
         if isinstance(out, StepFailure):
             rec.absorb(out.records)
-            rec.finish("failed", error=out.error, error_type=out.error_type, message=out.message,
-                       traceback_text=out.traceback)
-            logger.error("Trial %d of %s failed in step %s: %s: %s", plan.ctx.trial_id, self.id,
-                         out.step, out.error_type, out.message)
+            rec.finish(
+                "failed",
+                error=out.error,
+                error_type=out.error_type,
+                message=out.message,
+                traceback_text=out.traceback,
+            )
+            logger.error(
+                "Trial %d of %s failed in step %s: %s: %s",
+                plan.ctx.trial_id,
+                self.id,
+                out.step,
+                out.error_type,
+                out.message,
+            )
             return TrialOutcome(plan.ctx.trial_id, plan.params, "failed", error=out.error)
         assert isinstance(out, StepOutput), out
         rec.absorb(out.records)
@@ -574,9 +664,18 @@ class Experiment:
                 logger.warning("Could not persist the output of %s: %s", step, exc)
                 continue
             kept[step] = (digest, fmt)
-            events.append({"t": "persisted", "trial_uuid": plan.ctx.trial_uuid,
-                           "experiment": self.id, "trial_id": plan.ctx.trial_id, "step": step,
-                           "object_hash": digest, "format": fmt, "size": size})
+            events.append(
+                {
+                    "t": "persisted",
+                    "trial_uuid": plan.ctx.trial_uuid,
+                    "experiment": self.id,
+                    "trial_id": plan.ctx.trial_id,
+                    "step": step,
+                    "object_hash": digest,
+                    "format": fmt,
+                    "size": size,
+                }
+            )
         if events:
             self.store.record(events)
         return notes, kept
@@ -600,7 +699,9 @@ class Experiment:
                     rows = con.execute(
                         "SELECT step, input_hash, output_hash, trial_id FROM step_record "
                         "WHERE experiment = ? AND status = 'succeeded' AND input_hash IS NOT NULL "
-                        "AND output_hash IS NOT NULL ORDER BY trial_id", [self.id]).fetchall()
+                        "AND output_hash IS NOT NULL ORDER BY trial_id",
+                        [self.id],
+                    ).fetchall()
                 for step, ih, oh, tid in rows:
                     found[(step, ih)] = (oh, tid)
             except errors.StoreError:
@@ -621,8 +722,10 @@ class Experiment:
                     continue
                 before = seen.get((r.step, r.input_hash))
                 if before is not None and before[0] != r.output_hash:
-                    msg = (f"Experiment step result is changed with the same input: "
-                           f"(step: {r.step}, {r.input_repr})")
+                    msg = (
+                        f"Experiment step result is changed with the same input: "
+                        f"(step: {r.step}, {r.input_repr})"
+                    )
                     logger.warning("%s (previous: trial %d)", msg, before[1])
                     notes.append(f"impure: {r.step} (same input as trial {before[1]})")
                     StepCache(self.store.path, self.id).mark_impure(r.step)
@@ -648,10 +751,15 @@ class Experiment:
                 return ["data", data[str(x)]]
             if isinstance(x, Node):
                 if x.index not in keys:
-                    keys[x.index] = cache_key([
-                        x.step.name, text_hash(x.step.source),
-                        [key_of(a) for a in x.args],
-                        {k: key_of(v) for k, v in sorted(x.kwargs.items())}, packages])
+                    keys[x.index] = cache_key(
+                        [
+                            x.step.name,
+                            text_hash(x.step.source),
+                            [key_of(a) for a in x.args],
+                            {k: key_of(v) for k, v in sorted(x.kwargs.items())},
+                            packages,
+                        ]
+                    )
                 return keys[x.index]
             if isinstance(x, (list, tuple)):
                 return [key_of(i) for i in x]
@@ -679,9 +787,13 @@ class Experiment:
                         plan.reused[n.step.name] = entry
                         return
                     except Exception as exc:  # noqa: BLE001 - recompute, never a wrong result
-                        logger.warning("The cached output of %s from trial %d is missing or "
-                                       "corrupt (%s); computing it again", n.step.name,
-                                       entry.trial_id, exc)
+                        logger.warning(
+                            "The cached output of %s from trial %d is missing or "
+                            "corrupt (%s); computing it again",
+                            n.step.name,
+                            entry.trial_id,
+                            exc,
+                        )
             for child in _children(n):
                 find(child)
 
@@ -696,17 +808,43 @@ class Experiment:
         events = []
         for step, entry in plan.reused.items():
             key = f"{step}-{plan.ctx.trial_id}-reused"
-            events.append({"t": "step", "trial_uuid": plan.ctx.trial_uuid, "experiment": self.id,
-                           "trial_id": plan.ctx.trial_id, "key": key, "step": step,
-                           "started_at": now, "finished_at": now, "status": "reused",
-                           "worker": None, "input_hash": None, "output_hash": entry.output_hash,
-                           "reused_from": entry.trial_id})
-            events.append({"t": "persisted", "trial_uuid": plan.ctx.trial_uuid,
-                           "experiment": self.id, "trial_id": plan.ctx.trial_id, "step": step,
-                           "object_hash": entry.object_hash, "format": entry.format,
-                           "size": _size(objects.path_of(entry.object_hash, entry.format))})
-            plan.recorder.emit("task_finished", now, key=key, step=step, status="reused",
-                               data={"reused_from": entry.trial_id, "elapsed": 0.0})
+            events.append(
+                {
+                    "t": "step",
+                    "trial_uuid": plan.ctx.trial_uuid,
+                    "experiment": self.id,
+                    "trial_id": plan.ctx.trial_id,
+                    "key": key,
+                    "step": step,
+                    "started_at": now,
+                    "finished_at": now,
+                    "status": "reused",
+                    "worker": None,
+                    "input_hash": None,
+                    "output_hash": entry.output_hash,
+                    "reused_from": entry.trial_id,
+                }
+            )
+            events.append(
+                {
+                    "t": "persisted",
+                    "trial_uuid": plan.ctx.trial_uuid,
+                    "experiment": self.id,
+                    "trial_id": plan.ctx.trial_id,
+                    "step": step,
+                    "object_hash": entry.object_hash,
+                    "format": entry.format,
+                    "size": _size(objects.path_of(entry.object_hash, entry.format)),
+                }
+            )
+            plan.recorder.emit(
+                "task_finished",
+                now,
+                key=key,
+                step=step,
+                status="reused",
+                data={"reused_from": entry.trial_id, "elapsed": 0.0},
+            )
             logger.info("Step %s reused from trial %d", step, entry.trial_id)
         self.store.record(events)
 
@@ -716,8 +854,11 @@ class Experiment:
             return
         cache = StepCache(self.store.path, self.id)
         impure = cache.impure_steps()
-        outputs = {r.step: r.output_hash for r in plan.recorder.steps_seen.values()
-                   if r.status == "succeeded"}
+        outputs = {
+            r.step: r.output_hash
+            for r in plan.recorder.steps_seen.values()
+            if r.status == "succeeded"
+        }
         for step, key in plan.cache_keys.items():
             if step in plan.reused or step in impure or step not in kept:
                 continue
@@ -786,7 +927,8 @@ class Experiment:
             found = queries.persisted(con, self.id, trial_id, step_name)
         if found is None:
             raise errors.TuixpError(
-                f"Unable to find persisted output of step {step_name!r} in trial {trial_id}")
+                f"Unable to find persisted output of step {step_name!r} in trial {trial_id}"
+            )
         return ObjectStore(self.store.objects_dir).get(*found)
 
     def load_metric(self, key: str, trial_id: int | list[int] | None = None) -> Any:
@@ -823,7 +965,8 @@ def _normalize_params(values: dict[str, Any]) -> dict[str, Any]:
         except (TypeError, ValueError, RecursionError) as exc:
             raise errors.ParameterError(
                 f"Parameter {name} cannot be recorded: {exc}. Use numbers, strings, booleans, "
-                "None, or lists and dicts of them.") from None
+                "None, or lists and dicts of them."
+            ) from None
         out[name] = strict(clean)
     return out
 
@@ -840,8 +983,10 @@ def _main_script() -> str | None:
         return override
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if path and os.path.basename(path) not in ("pytest", "__main__.py") and not path.endswith(
-            ("pytest/__main__.py",)):
+    if (
+        path
+        and os.path.basename(path) not in ("pytest", "__main__.py")
+        and not path.endswith(("pytest/__main__.py",))
+    ):
         return os.path.abspath(path)
     return None
-

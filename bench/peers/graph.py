@@ -46,7 +46,7 @@ def rounded(values: list[float]) -> list[float]:
 def summarize(times: list[float]) -> dict[str, float]:
     """Per-trial seconds -> milliseconds: the first trial (it pays for what a tool imports or
     opens lazily), the next 100, the last 100, and the whole run."""
-    first, last = times[1:EDGE + 1], times[-EDGE:]
+    first, last = times[1 : EDGE + 1], times[-EDGE:]
     return {
         "first_trial_ms": times[0] * 1e3,
         "first_ms": statistics.fmean(first) * 1e3,

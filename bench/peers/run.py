@@ -46,8 +46,10 @@ QUICK_SIZES = (200, 1_000)
 WORKLOAD_TIMEOUT = 4 * 3600.0
 # daskperiment looks at __main__.__file__ to tell a script from a notebook; under ``python -c``
 # there is none, so it does not parse our arguments as trial parameters.
-INTERACTIVE_SHIM = ("import sys; p = sys.argv[1]; sys.argv = sys.argv[1:]; "
-                    "exec(compile(open(p).read(), p, 'exec'), {'__name__': '__main__'})")
+INTERACTIVE_SHIM = (
+    "import sys; p = sys.argv[1]; sys.argv = sys.argv[1:]; "
+    "exec(compile(open(p).read(), p, 'exec'), {'__name__': '__main__'})"
+)
 
 
 @dataclass(frozen=True)
@@ -64,15 +66,31 @@ class Tool:
 
 
 TOOLS = {
-    "tuixp": Tool("tuixp", (), "one DuckDB file + per-process journal",
-                  "environment, packages, code, git (texts stored once by hash)"),
-    "daskperiment": Tool("daskperiment", ("daskperiment==0.5.0", "pymongo<4"),
-                         "local backend: pickles and text files",
-                         "environment, packages, code (files per trial)", interactive=True),
-    "mlflow": Tool("mlflow", ("mlflow==3.17.2",), "SQLite (`sqlite:///mlflow.db`)",
-                   "nothing by default (no packages or environment)"),
-    "sacred": Tool("sacred", ("sacred==0.8.7", "pandas"), "FileStorageObserver: JSON per run",
-                   "host, imported packages, sources (sources once by hash)"),
+    "tuixp": Tool(
+        "tuixp",
+        (),
+        "one DuckDB file + per-process journal",
+        "environment, packages, code, git (texts stored once by hash)",
+    ),
+    "daskperiment": Tool(
+        "daskperiment",
+        ("daskperiment==0.5.0", "pymongo<4"),
+        "local backend: pickles and text files",
+        "environment, packages, code (files per trial)",
+        interactive=True,
+    ),
+    "mlflow": Tool(
+        "mlflow",
+        ("mlflow==3.17.2",),
+        "SQLite (`sqlite:///mlflow.db`)",
+        "nothing by default (no packages or environment)",
+    ),
+    "sacred": Tool(
+        "sacred",
+        ("sacred==0.8.7", "pandas"),
+        "FileStorageObserver: JSON per run",
+        "host, imported packages, sources (sources once by hash)",
+    ),
 }
 PEERS = [name for name in TOOLS if name != "tuixp"]
 
@@ -108,9 +126,18 @@ def ensure_venv(tool: Tool) -> Path:
     print(f"Creating {venv} ({', '.join(tool.requirements)}); log: {log}", flush=True)
     shutil.rmtree(venv, ignore_errors=True)
     base = getattr(sys, "_base_executable", sys.executable)
-    steps = [[base, "-m", "venv", str(venv)],
-             [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-              *tool.requirements]]
+    steps = [
+        [base, "-m", "venv", str(venv)],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "-q",
+            *tool.requirements,
+        ],
+    ]
     with log.open("w") as out:
         for cmd in steps:
             try:
@@ -118,9 +145,11 @@ def ensure_venv(tool: Tool) -> Path:
             except subprocess.TimeoutExpired as exc:
                 raise BenchError(f"installing {tool.name} took over an hour; see {log}") from exc
             if done.returncode != 0:
-                raise BenchError(f"could not install {tool.name} ({' '.join(tool.requirements)}): "
-                                 f"`{' '.join(cmd[:4])} ...` exited {done.returncode}; "
-                                 f"last lines of {log}:\n" + _tail(log))
+                raise BenchError(
+                    f"could not install {tool.name} ({' '.join(tool.requirements)}): "
+                    f"`{' '.join(cmd[:4])} ...` exited {done.returncode}; "
+                    f"last lines of {log}:\n" + _tail(log)
+                )
     marker.write_text(wanted)
     return python
 
@@ -147,8 +176,16 @@ class Runner:
             return [python, "-c", INTERACTIVE_SHIM, script, *args]
         return [python, script, *args]
 
-    def run(self, tool: Tool, action: str, workdir: Path, tag: str, n: int = 0, i: int = 1,
-            profile: Path | None = None) -> dict[str, Any]:
+    def run(
+        self,
+        tool: Tool,
+        action: str,
+        workdir: Path,
+        tag: str,
+        n: int = 0,
+        i: int = 1,
+        profile: Path | None = None,
+    ) -> dict[str, Any]:
         """Run one workload; its result line, plus ``process_s`` timed from outside."""
         args = [action, "--dir", str(workdir), "--n", str(n), "--i", str(i)]
         if profile is not None:
@@ -159,20 +196,29 @@ class Runner:
         start = time.perf_counter()
         with log.open("w") as out:
             try:
-                done = subprocess.run(self.command(tool, args), cwd=workdir, env=env,
-                                      stdout=out, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, timeout=WORKLOAD_TIMEOUT)
+                done = subprocess.run(
+                    self.command(tool, args),
+                    cwd=workdir,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    timeout=WORKLOAD_TIMEOUT,
+                )
             except subprocess.TimeoutExpired as exc:
-                raise BenchError(f"{tool.name} {action} did not finish in "
-                                 f"{WORKLOAD_TIMEOUT:.0f} s; see {log}") from exc
+                raise BenchError(
+                    f"{tool.name} {action} did not finish in {WORKLOAD_TIMEOUT:.0f} s; see {log}"
+                ) from exc
         process_s = time.perf_counter() - start
         result = None
         for line in log.read_text(errors="replace").splitlines():
             if line.startswith(graph.RESULT_MARK):
-                result = json.loads(line[len(graph.RESULT_MARK):])
+                result = json.loads(line[len(graph.RESULT_MARK) :])
         if done.returncode != 0 or result is None:
-            raise BenchError(f"{tool.name} {action} exited {done.returncode} without a result; "
-                             f"last lines of {log}:\n" + _tail(log))
+            raise BenchError(
+                f"{tool.name} {action} exited {done.returncode} without a result; "
+                f"last lines of {log}:\n" + _tail(log)
+            )
         result["process_s"] = process_s
         return result
 
@@ -214,11 +260,14 @@ def measure(runner: Runner, tool: Tool, n: int, base: Path, keep: bool) -> Measu
         if graph.rounded(m.top10[key]) != expected:
             m.problems.append(f"top-10 scores differ from the expected ones: {m.top10[key]}")
     r = m.record
-    print(f"  {tool.name}: {common.fmt_ms(r['first_ms'] / 1e3)} ms/trial first 100, "
-          f"{common.fmt_ms(r['last_ms'] / 1e3)} ms last 100, {common.fmt_s(r['total_s'])} s total, "
-          f"{common.fmt_bytes(m.disk[0])} in {m.disk[2]:,} files; history "
-          f"{common.fmt_s(m.history['first_s'])} s, top-10 {common.fmt_s(m.top10['first_s'])} s"
-          + (f"; WRONG: {'; '.join(m.problems)}" if m.problems else ""), flush=True)
+    print(
+        f"  {tool.name}: {common.fmt_ms(r['first_ms'] / 1e3)} ms/trial first 100, "
+        f"{common.fmt_ms(r['last_ms'] / 1e3)} ms last 100, {common.fmt_s(r['total_s'])} s total, "
+        f"{common.fmt_bytes(m.disk[0])} in {m.disk[2]:,} files; history "
+        f"{common.fmt_s(m.history['first_s'])} s, top-10 {common.fmt_s(m.top10['first_s'])} s"
+        + (f"; WRONG: {'; '.join(m.problems)}" if m.problems else ""),
+        flush=True,
+    )
     return m
 
 
@@ -268,16 +317,20 @@ def profile_tuixp(runner: Runner, n: int, base: Path) -> str:
     total = stats.total_tt  # type: ignore[attr-defined]
     rows = []
     for (path, line, func), (_, ncalls, tt, ct, _) in sorted(
-            stats.stats.items(), key=lambda kv: kv[1][3], reverse=True)[:25]:  # type: ignore[attr-defined]
+        stats.stats.items(), key=lambda kv: kv[1][3], reverse=True
+    )[:25]:  # type: ignore[attr-defined]
         where = f"{_short(path)}:{line}({func})" if line else func
         per = 1e3 / (n - 1)
         rows.append((f"`{where}`", f"{ncalls:,}", f"{ct * per:.3f}", f"{tt * per:.3f}"))
     shutil.rmtree(workdir, ignore_errors=True)
-    return (f"cProfile of tuixp's recording loop, trials 2 to {n:,} ({total:.1f} s under the "
-            "profiler, which slows every call), the 25 largest by cumulative time, per "
-            "trial:\n\n"
-            + common.markdown_table(["function", "calls", "cumulative ms/trial", "own ms/trial"],
-                                    rows, right=[1, 2, 3]))
+    return (
+        f"cProfile of tuixp's recording loop, trials 2 to {n:,} ({total:.1f} s under the "
+        "profiler, which slows every call), the 25 largest by cumulative time, per "
+        "trial:\n\n"
+        + common.markdown_table(
+            ["function", "calls", "cumulative ms/trial", "own ms/trial"], rows, right=[1, 2, 3]
+        )
+    )
 
 
 def _short(path: str) -> str:
@@ -296,8 +349,12 @@ def fmt_ratio(r: float | None) -> str:
     return common.fmt_ratio(r) if r is not None else "n/a"
 
 
-READS = [("history cold", "history", "cold"), ("history warm", "history", "again_s"),
-         ("top-10 cold", "top10", "cold"), ("top-10 warm", "top10", "again_s")]
+READS = [
+    ("history cold", "history", "cold"),
+    ("history warm", "history", "again_s"),
+    ("top-10 cold", "top10", "cold"),
+    ("top-10 warm", "top10", "again_s"),
+]
 
 
 def read_seconds(m: Measured, which: str, how: str) -> float:
@@ -315,81 +372,160 @@ def size_section(n: int, results: dict[str, Measured]) -> list[str]:
             rows.append((name, "", "failed", "", "", "", "", "", "", "", "", ""))
             continue
         r = m.record
-        rows.append((
-            f"**{name}**" if name == "tuixp" else name, r["version"],
-            common.fmt_ms(r["first_trial_ms"] / 1e3),
-            _mean_median(r, "first"), _mean_median(r, "last"),
-            common.fmt_s(r["total_s"]), common.fmt_bytes(m.disk[0]), f"{m.disk[2]:,}",
-            *(common.fmt_s(read_seconds(m, which, how)) for _, which, how in READS)))
-    out.append(common.markdown_table(
-        ["tool", "version", "first trial (ms)", "ms/trial, next 100: mean (median)",
-         "ms/trial, last 100: mean (median)",
-         "total (s)", "disk", "files", "history cold (s)", "history warm (s)", "top-10 cold (s)",
-         "top-10 warm (s)"], rows, right=range(2, 12)))
+        rows.append(
+            (
+                f"**{name}**" if name == "tuixp" else name,
+                r["version"],
+                common.fmt_ms(r["first_trial_ms"] / 1e3),
+                _mean_median(r, "first"),
+                _mean_median(r, "last"),
+                common.fmt_s(r["total_s"]),
+                common.fmt_bytes(m.disk[0]),
+                f"{m.disk[2]:,}",
+                *(common.fmt_s(read_seconds(m, which, how)) for _, which, how in READS),
+            )
+        )
+    out.append(
+        common.markdown_table(
+            [
+                "tool",
+                "version",
+                "first trial (ms)",
+                "ms/trial, next 100: mean (median)",
+                "ms/trial, last 100: mean (median)",
+                "total (s)",
+                "disk",
+                "files",
+                "history cold (s)",
+                "history warm (s)",
+                "top-10 cold (s)",
+                "top-10 warm (s)",
+            ],
+            rows,
+            right=range(2, 12),
+        )
+    )
     ours = ok.get("tuixp")
     if ours is not None and len(ok) > 1:
         ratios = []
         for name, m in ok.items():
             if name == "tuixp":
                 continue
-            ratios.append((name,
-                           fmt_ratio(ratio(m.record["first_ms"], ours.record["first_ms"])),
-                           fmt_ratio(ratio(m.record["last_ms"], ours.record["last_ms"])),
-                           fmt_ratio(ratio(m.record["total_s"], ours.record["total_s"])),
-                           fmt_ratio(ratio(m.disk[0], ours.disk[0])),
-                           fmt_ratio(ratio(m.disk[2], ours.disk[2])),
-                           *(fmt_ratio(ratio(read_seconds(m, w, h), read_seconds(ours, w, h)))
-                             for _, w, h in READS)))
-        out += ["", f"Peer / tuixp at {n:,} trials (above 1x: tuixp is faster or smaller):", "",
-                common.markdown_table(
-                    ["peer", "next 100", "last 100", "total", "disk", "files",
-                     *(label for label, _, _ in READS)], ratios, right=range(1, 10))]
+            ratios.append(
+                (
+                    name,
+                    fmt_ratio(ratio(m.record["first_ms"], ours.record["first_ms"])),
+                    fmt_ratio(ratio(m.record["last_ms"], ours.record["last_ms"])),
+                    fmt_ratio(ratio(m.record["total_s"], ours.record["total_s"])),
+                    fmt_ratio(ratio(m.disk[0], ours.disk[0])),
+                    fmt_ratio(ratio(m.disk[2], ours.disk[2])),
+                    *(
+                        fmt_ratio(ratio(read_seconds(m, w, h), read_seconds(ours, w, h)))
+                        for _, w, h in READS
+                    ),
+                )
+            )
+        out += [
+            "",
+            f"Peer / tuixp at {n:,} trials (above 1x: tuixp is faster or smaller):",
+            "",
+            common.markdown_table(
+                [
+                    "peer",
+                    "next 100",
+                    "last 100",
+                    "total",
+                    "disk",
+                    "files",
+                    *(label for label, _, _ in READS),
+                ],
+                ratios,
+                right=range(1, 10),
+            ),
+        ]
     problems = [f"{name}: {p}" for name, m in results.items() for p in m.problems]
     errors = [f"{name}: {m.error}" for name, m in results.items() if m.error]
     if problems:
         out += ["", "**Wrong answers:** " + "; ".join(problems)]
     for e in errors:
-        out += ["", "**Could not measure** " + e.split("\n", 1)[0], "", "```",
-                *e.split("\n")[1:], "```"]
+        out += [
+            "",
+            "**Could not measure** " + e.split("\n", 1)[0],
+            "",
+            "```",
+            *e.split("\n")[1:],
+            "```",
+        ]
     if not problems and ok:
-        out += ["", f"Checked: {', '.join(ok)} each read back {n:,} history rows and found the "
-                "same 10 best scores as computed by the harness."]
+        out += [
+            "",
+            f"Checked: {', '.join(ok)} each read back {n:,} history rows and found the "
+            "same 10 best scores as computed by the harness.",
+        ]
     return out
 
 
 def _mean_median(record: dict[str, Any], edge: str) -> str:
-    return (f"{common.fmt_ms(record[f'{edge}_ms'] / 1e3)} "
-            f"({common.fmt_ms(record[f'{edge}_median_ms'] / 1e3)})")
+    return (
+        f"{common.fmt_ms(record[f'{edge}_ms'] / 1e3)} "
+        f"({common.fmt_ms(record[f'{edge}_median_ms'] / 1e3)})"
+    )
 
 
 def cold_section(cold: dict[str, Cold], k: int) -> list[str]:
-    out = [f"#### One trial per fresh process ({k} processes each)", "",
-           "Both tools capture the environment, the package list and the code of every trial; "
-           "here nothing is warm. Wall time of the whole process (interpreter start, imports, "
-           "capture, the trial, writing it), the import of the tool, and the time from defining "
-           "the experiment to the result inside the process; medians. Disk per trial is the "
-           "folder's total over the trials: a DuckDB file starts at a few hundred KB that all "
-           "trials share, so tuixp's figure falls as trials are added (see the tables above)."]
+    out = [
+        f"#### One trial per fresh process ({k} processes each)",
+        "",
+        "Both tools capture the environment, the package list and the code of every trial; "
+        "here nothing is warm. Wall time of the whole process (interpreter start, imports, "
+        "capture, the trial, writing it), the import of the tool, and the time from defining "
+        "the experiment to the result inside the process; medians. Disk per trial is the "
+        "folder's total over the trials: a DuckDB file starts at a few hundred KB that all "
+        "trials share, so tuixp's figure falls as trials are added (see the tables above).",
+    ]
     rows = []
     for name, c in cold.items():
         if c.error is not None:
             rows.append((name, "failed", "", "", "", ""))
             continue
-        rows.append((name, common.fmt_s(common.summary(c.process_s)["median"]),
-                     common.fmt_s(common.summary(c.import_s)["median"]),
-                     common.fmt_ms(common.summary(c.trial_s)["median"]),
-                     common.fmt_bytes(c.disk[0] / k), f"{c.disk[2] / k:.1f}"))
-    out += ["", common.markdown_table(
-        ["tool", "process (s)", "import (s)", "define + trial (ms)", "disk per trial",
-         "files per trial"], rows, right=range(1, 6))]
+        rows.append(
+            (
+                name,
+                common.fmt_s(common.summary(c.process_s)["median"]),
+                common.fmt_s(common.summary(c.import_s)["median"]),
+                common.fmt_ms(common.summary(c.trial_s)["median"]),
+                common.fmt_bytes(c.disk[0] / k),
+                f"{c.disk[2] / k:.1f}",
+            )
+        )
+    out += [
+        "",
+        common.markdown_table(
+            [
+                "tool",
+                "process (s)",
+                "import (s)",
+                "define + trial (ms)",
+                "disk per trial",
+                "files per trial",
+            ],
+            rows,
+            right=range(1, 6),
+        ),
+    ]
     ours, theirs = cold.get("tuixp"), cold.get("daskperiment")
     if ours and theirs and ours.error is None and theirs.error is None:
+
         def med(x: list[float]) -> float:
             return common.summary(x)["median"]
-        out += ["", "daskperiment / tuixp: process "
-                f"{fmt_ratio(ratio(med(theirs.process_s), med(ours.process_s)))}, define + trial "
-                f"{fmt_ratio(ratio(med(theirs.trial_s), med(ours.trial_s)))}, disk per trial "
-                f"{fmt_ratio(ratio(theirs.disk[0], ours.disk[0]))}."]
+
+        out += [
+            "",
+            "daskperiment / tuixp: process "
+            f"{fmt_ratio(ratio(med(theirs.process_s), med(ours.process_s)))}, define + trial "
+            f"{fmt_ratio(ratio(med(theirs.trial_s), med(ours.trial_s)))}, disk per trial "
+            f"{fmt_ratio(ratio(theirs.disk[0], ours.disk[0]))}.",
+        ]
     for name, c in cold.items():
         if c.error:
             out += ["", f"**Could not measure {name}:** " + c.error.split("\n", 1)[0]]
@@ -416,8 +552,10 @@ class Target:
         if self.met:
             verdict = "met"
         else:
-            verdict = f"**missed**: {fmt_ratio(self.value)} of {self.need:g}x " \
-                      f"({self.need / self.value:.1f}x short)"
+            verdict = (
+                f"**missed**: {fmt_ratio(self.value)} of {self.need:g}x "
+                f"({self.need / self.value:.1f}x short)"
+            )
         return (self.label, f"{fmt_ratio(self.value)} ({self.how})", verdict)
 
 
@@ -434,38 +572,78 @@ def targets(n: int, results: dict[str, Measured]) -> list[Target]:
     def last(m: Measured) -> float:
         return m.record["last_ms"]
 
-    out = [Target(f"per-trial cost at {n:,} trials: 10x below daskperiment's", "daskperiment",
-                  10, get("daskperiment", last), "mean of the last 100 trials"),
-           Target(f"per-trial cost at {n:,} trials: 5x below MLflow's", "mlflow", 5,
-                  get("mlflow", last), "mean of the last 100 trials")]
+    out = [
+        Target(
+            f"per-trial cost at {n:,} trials: 10x below daskperiment's",
+            "daskperiment",
+            10,
+            get("daskperiment", last),
+            "mean of the last 100 trials",
+        ),
+        Target(
+            f"per-trial cost at {n:,} trials: 5x below MLflow's",
+            "mlflow",
+            5,
+            get("mlflow", last),
+            "mean of the last 100 trials",
+        ),
+    ]
     for label, which, how in READS:
-        out.append(Target(f"{label.replace('history', 'history read-back')}: 5x faster than "
-                          "MLflow's search_runs", "mlflow", 5,
-                          get("mlflow", lambda m, w=which, h=how: read_seconds(m, w, h)),
-                          f"{n:,} trials"))
-    out.append(Target("disk: 20x smaller than daskperiment's", "daskperiment", 20,
-                      get("daskperiment", lambda m: m.disk[0]), f"{n:,} trials, allocated bytes"))
+        out.append(
+            Target(
+                f"{label.replace('history', 'history read-back')}: 5x faster than "
+                "MLflow's search_runs",
+                "mlflow",
+                5,
+                get("mlflow", lambda m, w=which, h=how: read_seconds(m, w, h)),
+                f"{n:,} trials",
+            )
+        )
+    out.append(
+        Target(
+            "disk: 20x smaller than daskperiment's",
+            "daskperiment",
+            20,
+            get("daskperiment", lambda m: m.disk[0]),
+            f"{n:,} trials, allocated bytes",
+        )
+    )
     return out
 
 
-def render(sizes: list[int], results: dict[int, dict[str, Measured]], cold: dict[str, Cold],
-           k: int, quick: bool, started: str, elapsed: float, profile: str | None,
-           loads: tuple[float, float]) -> str:
+def render(
+    sizes: list[int],
+    results: dict[int, dict[str, Measured]],
+    cold: dict[str, Cold],
+    k: int,
+    quick: bool,
+    started: str,
+    elapsed: float,
+    profile: str | None,
+    loads: tuple[float, float],
+) -> str:
     largest = max(sizes)
     label = "Quick sizes" if quick else "Full sizes" if tuple(sizes) == FULL_SIZES else "Sizes"
     tgts = targets(largest, results[largest])
-    out = [f"### {label}: {', '.join(f'{n:,}' for n in sizes)} trials",
-           "",
-           f"Measured {started} in {elapsed / 60:.1f} min on {common.machine_line()}; load "
-           f"average {loads[0]:.1f} at the start and {loads[1]:.1f} at the end (other work on "
-           "the machine slows every tool alike, but not evenly).",
-           "",
-           f"Targets from issue 9, judged at {largest:,} trials"
-           + (" (the quick sizes stop at 1,000; the issue's figure is 10,000: see the full "
-              "sizes)" if quick else "") + ":",
-           "",
-           common.markdown_table(["target", "measured (peer / tuixp)", "verdict"],
-                                 [t.row() for t in tgts])]
+    out = [
+        f"### {label}: {', '.join(f'{n:,}' for n in sizes)} trials",
+        "",
+        f"Measured {started} in {elapsed / 60:.1f} min on {common.machine_line()}; load "
+        f"average {loads[0]:.1f} at the start and {loads[1]:.1f} at the end (other work on "
+        "the machine slows every tool alike, but not evenly).",
+        "",
+        f"Targets from issue 9, judged at {largest:,} trials"
+        + (
+            " (the quick sizes stop at 1,000; the issue's figure is 10,000: see the full sizes)"
+            if quick
+            else ""
+        )
+        + ":",
+        "",
+        common.markdown_table(
+            ["target", "measured (peer / tuixp)", "verdict"], [t.row() for t in tgts]
+        ),
+    ]
     for n in sizes:
         out += [""] + size_section(n, results[n])
     if cold:
@@ -475,7 +653,8 @@ def render(sizes: list[int], results: dict[int, dict[str, Measured]], cold: dict
     return "\n".join(out)
 
 
-INTRO = """## Against daskperiment, MLflow and Sacred
+INTRO = (
+    """## Against daskperiment, MLflow and Sacred
 
 `bench/peers/run.py` runs the same workloads on tuixp and on the tools users would pick instead,
 in the same run: (1) record N trials of the quickstart graph (parameters `a` and `b`, a step
@@ -496,11 +675,14 @@ Dask, and MLflow records no environment by default.
 
 | tool | keeps trials in | captures per trial |
 |---|---|---|
-""" + "\n".join(f"| {t.name} | {t.stores} | {t.captures} |" for t in TOOLS.values()) + """
+"""
+    + "\n".join(f"| {t.name} | {t.stores} | {t.captures} |" for t in TOOLS.values())
+    + """
 
 Regenerate: `.venv/bin/python bench/peers/run.py` (full sizes, 1,000 and 10,000 trials: the
 better part of an hour on 2 cores) or `--quick` (200 and 1,000; what `make bench` runs). Options:
 `--tools tuixp,mlflow`, `--sizes 500,2000`, `--cold K`, `--profile`, `--keep`."""
+)
 
 MARK = "<!-- peers:{kind}:{edge} -->"
 
@@ -514,32 +696,45 @@ def merge_part(existing: str, kind: str, section: str) -> str:
             sections[other] = existing.split(start, 1)[1].split(end, 1)[0].strip()
     sections[kind] = section.strip()
     if "full" not in sections:
-        sections["full"] = ("### Full sizes: not measured yet\n\nRun `.venv/bin/python "
-                            "bench/peers/run.py` to measure 1,000 and 10,000 trials.")
+        sections["full"] = (
+            "### Full sizes: not measured yet\n\nRun `.venv/bin/python "
+            "bench/peers/run.py` to measure 1,000 and 10,000 trials."
+        )
     out = [INTRO]
     for other in ("full", "quick"):
         if other in sections:
-            out += ["", MARK.format(kind=other, edge="start"), sections[other],
-                    MARK.format(kind=other, edge="end")]
+            out += [
+                "",
+                MARK.format(kind=other, edge="start"),
+                sections[other],
+                MARK.format(kind=other, edge="end"),
+            ]
     return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = common.arguments(__doc__.splitlines()[0])
-    parser.add_argument("--sizes", help="comma-separated trial counts (default 1000,10000; "
-                        "--quick 200,1000)")
-    parser.add_argument("--tools", default=",".join(TOOLS),
-                        help=f"comma-separated, among {', '.join(TOOLS)}")
-    parser.add_argument("--cold", type=int, help="processes of one trial each (default 20; "
-                        "--quick 8; 0 skips)")
-    parser.add_argument("--profile", action="store_true",
-                        help="also profile tuixp recording the smallest size")
+    parser.add_argument(
+        "--sizes", help="comma-separated trial counts (default 1000,10000; --quick 200,1000)"
+    )
+    parser.add_argument(
+        "--tools", default=",".join(TOOLS), help=f"comma-separated, among {', '.join(TOOLS)}"
+    )
+    parser.add_argument(
+        "--cold", type=int, help="processes of one trial each (default 20; --quick 8; 0 skips)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="also profile tuixp recording the smallest size"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the tools' folders and logs")
     parser.add_argument("--no-write", action="store_true", help="print only; leave the part")
     args = parser.parse_args(argv)
     try:
-        sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else \
-            list(QUICK_SIZES if args.quick else FULL_SIZES)
+        sizes = (
+            [int(s.replace("_", "")) for s in args.sizes.split(",")]
+            if args.sizes
+            else list(QUICK_SIZES if args.quick else FULL_SIZES)
+        )
     except ValueError:
         parser.error(f"--sizes takes comma-separated integers, not {args.sizes!r}")
     if any(n <= graph.EDGE for n in sizes):
@@ -547,8 +742,10 @@ def main(argv: list[str] | None = None) -> int:
     names = [t.strip() for t in args.tools.split(",") if t.strip()]
     unknown = [t for t in names if t not in TOOLS]
     if unknown or "tuixp" not in names:
-        parser.error(f"--tools takes names among {', '.join(TOOLS)} and must include tuixp"
-                     + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+        parser.error(
+            f"--tools takes names among {', '.join(TOOLS)} and must include tuixp"
+            + (f" (unknown: {', '.join(unknown)})" if unknown else "")
+        )
     k = args.cold if args.cold is not None else (8 if args.quick else 20)
     started_at = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     load_start = os.getloadavg()[0]
@@ -597,20 +794,32 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(base, ignore_errors=True)
 
-    section = render(sizes, results, cold, k, args.quick, started_at,
-                     time.perf_counter() - t0, profile, (load_start, os.getloadavg()[0]))
+    section = render(
+        sizes,
+        results,
+        cold,
+        k,
+        args.quick,
+        started_at,
+        time.perf_counter() - t0,
+        profile,
+        (load_start, os.getloadavg()[0]),
+    )
     print()
     print(section)
     standard = tuple(sizes) == (QUICK_SIZES if args.quick else FULL_SIZES)
     if not standard and not args.no_write:
-        print("\nOther sizes than the documented ones: printed only, "
-              f"docs/benchmarks/{PART}.md left as it was.")
+        print(
+            "\nOther sizes than the documented ones: printed only, "
+            f"docs/benchmarks/{PART}.md left as it was."
+        )
     elif not args.no_write:
         parts = Path(os.environ.get("TUIXP_BENCH_PARTS") or common.PARTS_DIR)
         path = parts / f"{PART}.md"
         existing = path.read_text() if path.exists() else ""
-        common.write_part(PART, merge_part(existing, "quick" if args.quick else "full", section),
-                          parts)
+        common.write_part(
+            PART, merge_part(existing, "quick" if args.quick else "full", section), parts
+        )
         print(f"\nWrote {path}")
     for n in sizes:
         for name, m in results[n].items():

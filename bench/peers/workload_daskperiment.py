@@ -39,11 +39,17 @@ def define():
 
 def main() -> None:
     if hasattr(sys.modules["__main__"], "__file__"):
-        sys.exit("workload_daskperiment.py must run in interactive mode (python -c), or "
-                 "daskperiment parses its arguments as trial parameters")
+        sys.exit(
+            "workload_daskperiment.py must run in interactive mode (python -c), or "
+            "daskperiment parses its arguments as trial parameters"
+        )
     args = graph.arguments()
     os.chdir(args.dir)  # the local backend keeps everything in ./daskperiment_cache
-    common = {"tool": "daskperiment", "version": graph.version("daskperiment"), "import_s": IMPORT_S}
+    common = {
+        "tool": "daskperiment",
+        "version": graph.version("daskperiment"),
+        "import_s": IMPORT_S,
+    }
     clock = graph.Clock()
     if args.action in ("record", "one"):
         ex, result = define()
@@ -66,8 +72,14 @@ def main() -> None:
         first_s = clock.lap()
         t = time.perf_counter()
         again = ex.get_history()
-        graph.emit(**common, first_s=first_s, again_s=time.perf_counter() - t, rows=len(df),
-                   rows_again=len(again), columns=[str(c) for c in df.columns])
+        graph.emit(
+            **common,
+            first_s=first_s,
+            again_s=time.perf_counter() - t,
+            rows=len(df),
+            rows_again=len(again),
+            columns=[str(c) for c in df.columns],
+        )
     elif args.action == "top10":
         ex = daskperiment.Experiment(id=graph.EXPERIMENT)
 
@@ -79,8 +91,9 @@ def main() -> None:
         first_s = clock.lap()
         t = time.perf_counter()
         again = top10()
-        graph.emit(**common, first_s=first_s, again_s=time.perf_counter() - t, top=top,
-                   top_again=again)
+        graph.emit(
+            **common, first_s=first_s, again_s=time.perf_counter() - t, top=top, top_again=again
+        )
 
 
 main()

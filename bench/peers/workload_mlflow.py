@@ -34,7 +34,8 @@ def main() -> None:
     clock = graph.Clock()
     if args.action == "record":
         experiment_id = mlflow.create_experiment(
-            graph.EXPERIMENT, artifact_location=(Path(args.dir) / "mlartifacts").as_uri())
+            graph.EXPERIMENT, artifact_location=(Path(args.dir) / "mlartifacts").as_uri()
+        )
         times = []
         for i in range(1, args.n + 1):
             t = time.perf_counter()
@@ -50,20 +51,31 @@ def main() -> None:
         first_s = clock.lap()
         t = time.perf_counter()
         again = mlflow.search_runs(experiment_names=[graph.EXPERIMENT])
-        graph.emit(**common, first_s=first_s, again_s=time.perf_counter() - t, rows=len(df),
-                   rows_again=len(again), columns=[str(c) for c in df.columns])
+        graph.emit(
+            **common,
+            first_s=first_s,
+            again_s=time.perf_counter() - t,
+            rows=len(df),
+            rows_again=len(again),
+            columns=[str(c) for c in df.columns],
+        )
     elif args.action == "top10":
+
         def top10() -> list[float]:
-            df = mlflow.search_runs(experiment_names=[graph.EXPERIMENT], max_results=10,
-                                    order_by=[f"metrics.{graph.METRIC} DESC"])
+            df = mlflow.search_runs(
+                experiment_names=[graph.EXPERIMENT],
+                max_results=10,
+                order_by=[f"metrics.{graph.METRIC} DESC"],
+            )
             return [float(v) for v in df[f"metrics.{graph.METRIC}"]]
 
         top = top10()
         first_s = clock.lap()
         t = time.perf_counter()
         again = top10()
-        graph.emit(**common, first_s=first_s, again_s=time.perf_counter() - t, top=top,
-                   top_again=again)
+        graph.emit(
+            **common, first_s=first_s, again_s=time.perf_counter() - t, top=top, top_again=again
+        )
     else:
         raise SystemExit(f"workload_mlflow.py has no {args.action!r} workload")
 

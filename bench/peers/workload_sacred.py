@@ -51,9 +51,17 @@ def history(root: Path):
     for run in run_dirs(root):
         info = json.loads((run / "run.json").read_text())
         config = json.loads((run / "config.json").read_text())
-        rows.append({"Trial ID": int(run.name), "a": config["a"], "b": config["b"],
-                     "Result": info.get("result"), "Status": info.get("status"),
-                     "Started": info.get("start_time"), "Finished": info.get("stop_time")})
+        rows.append(
+            {
+                "Trial ID": int(run.name),
+                "a": config["a"],
+                "b": config["b"],
+                "Result": info.get("result"),
+                "Status": info.get("status"),
+                "Started": info.get("start_time"),
+                "Finished": info.get("stop_time"),
+            }
+        )
     df = pd.DataFrame(rows).set_index("Trial ID").sort_index()
     df["Started"] = pd.to_datetime(df["Started"])
     df["Finished"] = pd.to_datetime(df["Finished"])
@@ -86,15 +94,22 @@ def main() -> None:
         first_s = clock.lap()
         t = time.perf_counter()
         again = history(root)
-        graph.emit(**common, first_s=first_s, again_s=time.perf_counter() - t, rows=len(df),
-                   rows_again=len(again), columns=[str(c) for c in df.columns])
+        graph.emit(
+            **common,
+            first_s=first_s,
+            again_s=time.perf_counter() - t,
+            rows=len(df),
+            rows_again=len(again),
+            columns=[str(c) for c in df.columns],
+        )
     elif args.action == "top10":
         top = top10(root)
         first_s = clock.lap()
         t = time.perf_counter()
         again = top10(root)
-        graph.emit(**common, first_s=first_s, again_s=time.perf_counter() - t, top=top,
-                   top_again=again)
+        graph.emit(
+            **common, first_s=first_s, again_s=time.perf_counter() - t, top=top, top_again=again
+        )
     else:
         raise SystemExit(f"workload_sacred.py has no {args.action!r} workload")
 

@@ -74,13 +74,21 @@ def main() -> None:
         first_s = clock.lap()
         t = time.perf_counter()
         again = ex.get_history()
-        graph.emit(**common, first_s=first_s, again_s=time.perf_counter() - t, rows=len(df),
-                   rows_again=len(again), columns=[str(c) for c in df.columns])
+        graph.emit(
+            **common,
+            first_s=first_s,
+            again_s=time.perf_counter() - t,
+            rows=len(df),
+            rows_again=len(again),
+            columns=[str(c) for c in df.columns],
+        )
     elif args.action == "top10":
         from tuixp.store.db import get_store
 
-        query = ("SELECT trial_id, value FROM metrics WHERE experiment = ? AND name = ? "
-                 "ORDER BY value DESC LIMIT 10")
+        query = (
+            "SELECT trial_id, value FROM metrics WHERE experiment = ? AND name = ? "
+            "ORDER BY value DESC LIMIT 10"
+        )
 
         def top10() -> list[float]:
             with get_store(store).connect() as con:
@@ -91,8 +99,9 @@ def main() -> None:
         first_s = clock.lap()
         t = time.perf_counter()
         again = top10()
-        graph.emit(**common, first_s=first_s, again_s=time.perf_counter() - t, top=top,
-                   top_again=again)
+        graph.emit(
+            **common, first_s=first_s, again_s=time.perf_counter() - t, top=top, top_again=again
+        )
 
 
 if __name__ == "__main__":

@@ -33,7 +33,10 @@ def proc_env(**extra: str) -> dict[str, str]:
 def start_writer(store: Path, *args: str, **extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(PROCS), "write", "--store", str(store), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=proc_env(**extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=proc_env(**extra),
     )
 
 
@@ -77,9 +80,12 @@ def verify_store(path: Path, experiment: str = "rel") -> StoreState:
     """
     state = StoreState()
     with Store(path).connect() as con:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
-        ).fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+            ).fetchall()
+        ]
         for t in tables:
             state.rows[t] = len(con.execute(f'SELECT * FROM "{t}"').fetchall())
             con.execute(f"SELECT * FROM pragma_storage_info('{t}')").fetchall()
@@ -88,21 +94,28 @@ def verify_store(path: Path, experiment: str = "rel") -> StoreState:
         con.execute("FORCE CHECKPOINT")
         dup = con.execute(
             "SELECT experiment, trial_id, count(*) FROM trial_record "
-            "GROUP BY ALL HAVING count(*) > 1").fetchall()
+            "GROUP BY ALL HAVING count(*) > 1"
+        ).fetchall()
         assert not dup, f"trial ids used twice: {dup}"
         cur = con.execute(
             "SELECT trial_id, status, result, error, uuid FROM trials WHERE experiment = ?",
-            [experiment])
+            [experiment],
+        )
         for tid, status, result, error, u in cur.fetchall():
-            state.trials[tid] = {"status": status, "result": result and json.loads(result),
-                                 "error": error, "uuid": u}
+            state.trials[tid] = {
+                "status": status,
+                "result": result and json.loads(result),
+                "error": error,
+                "uuid": u,
+            }
         for tid, name, value in con.execute(
-                "SELECT trial_id, name, value FROM params WHERE experiment = ?",
-                [experiment]).fetchall():
+            "SELECT trial_id, name, value FROM params WHERE experiment = ?", [experiment]
+        ).fetchall():
             state.params.setdefault(tid, {})[name] = json.loads(value)
         for tid, epoch, value in con.execute(
-                "SELECT trial_id, epoch, value FROM metrics WHERE experiment = ? "
-                "AND name = 'loss'", [experiment]).fetchall():
+            "SELECT trial_id, epoch, value FROM metrics WHERE experiment = ? AND name = 'loss'",
+            [experiment],
+        ).fetchall():
             state.metrics.setdefault(tid, {})[epoch] = value
     return state
 
@@ -134,8 +147,11 @@ def tmpfs(tmp_path: Path) -> Iterator[Any]:
     def mount(size: str = "2m") -> Path:
         where = tmp_path / f"fs-{uuid.uuid4().hex[:6]}"
         where.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
             pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}): needs root")
         mounted.append(where)
@@ -153,7 +169,8 @@ def remount(where: Path, mode: str) -> None:
 def duckdb_tables(path: Path) -> list[str]:
     con = duckdb.connect(str(path), read_only=True)
     try:
-        return sorted(r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables").fetchall())
+        return sorted(
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        )
     finally:
         con.close()

@@ -76,8 +76,9 @@ def install_death(point: str, n: int) -> None:
     elif point == "ingest":
         original_insert = db.insert_rows
 
-        def insert_rows(con: Any, table: str, rows: list[dict[str, Any]], *a: Any,
-                        **kw: Any) -> None:
+        def insert_rows(
+            con: Any, table: str, rows: list[dict[str, Any]], *a: Any, **kw: Any
+        ) -> None:
             original_insert(con, table, rows, *a, **kw)
             # Trials are in, their parameters not yet: the transaction is half done.
             if table == "trial_record" and rows and hit():
@@ -204,8 +205,10 @@ def write_grids(args: argparse.Namespace) -> int:
     # While this process still lives: nothing of it may show as running.
     with Store(args.store).connect() as con:
         running = con.execute("SELECT count(*) FROM trials WHERE status = 'running'").fetchone()
-    print(json.dumps({"running_in_store": running[0],
-                      "running_in_process": ex.store.trials_running}), flush=True)
+    print(
+        json.dumps({"running_in_store": running[0], "running_in_process": ex.store.trials_running}),
+        flush=True,
+    )
     return 0
 
 
@@ -263,8 +266,16 @@ def tui(args: argparse.Namespace) -> int:
                     break
 
     asyncio.run(watch())
-    print(json.dumps({"last": seen[-1] if seen else 0, "samples": len(seen),
-                      "never_shrank": seen == sorted(seen), "problems": problems}))
+    print(
+        json.dumps(
+            {
+                "last": seen[-1] if seen else 0,
+                "samples": len(seen),
+                "never_shrank": seen == sorted(seen),
+                "problems": problems,
+            }
+        )
+    )
     return 0
 
 

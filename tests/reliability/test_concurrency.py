@@ -24,19 +24,23 @@ WRITERS = 4
 PER_WRITER = 250
 
 
-def start_reader(store: Path, stop: Path, kind: str = "read", *args: str
-                 ) -> subprocess.Popen[str]:
+def start_reader(store: Path, stop: Path, kind: str = "read", *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(PROCS), kind, "--store", str(store), "--stop", str(stop), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=proc_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=proc_env(),
     )
 
 
 def run_writers(store: Path, writers: int, per_writer: int) -> tuple[float, list[dict]]:
     """Start ``writers`` processes at once; return the wall time and what each saw finish."""
     t0 = time.perf_counter()
-    procs = [start_writer(store, "--worker", str(w), "--trials", str(per_writer),
-                          "--scheduler", "sync") for w in range(writers)]
+    procs = [
+        start_writer(store, "--worker", str(w), "--trials", str(per_writer), "--scheduler", "sync")
+        for w in range(writers)
+    ]
     completed: list[dict] = []
     for w, p in enumerate(procs):
         out, err = p.communicate(timeout=240)
@@ -57,8 +61,9 @@ def check_complete(store: Path, total: int, completed: list[dict]) -> None:
     for tid in state.trials:
         assert_trial_intact(state, tid)
     assert not state.by_status("running")
-    assert not list((store.parent / (store.name + ".journal")).glob("*.jsonl")), \
+    assert not list((store.parent / (store.name + ".journal")).glob("*.jsonl")), (
         "every writer ended: their journals are ingested and removed"
+    )
 
 
 @pytest.mark.slow
@@ -86,17 +91,20 @@ def test_four_writers_and_a_polling_reader_record_exactly_1000_trials(tmp_path: 
     check_complete(store, total, completed)
 
     # The figure against one process doing all 1,000: bench/concurrent_writers.py.
-    print(f"\n1000 trials: {WRITERS} processes x {PER_WRITER} = {wall:.2f} s wall "
-          f"(reader polls {polls['polls']}, longest open {polls['longest_s']} s; TUI samples "
-          f"{shown['samples']}, busy notices {len(shown['problems'])})")
+    print(
+        f"\n1000 trials: {WRITERS} processes x {PER_WRITER} = {wall:.2f} s wall "
+        f"(reader polls {polls['polls']}, longest open {polls['longest_s']} s; TUI samples "
+        f"{shown['samples']}, busy notices {len(shown['problems'])})"
+    )
 
 
 def _tuixp_sql_available() -> str | None:
     exe = Path(sys.executable).with_name("tuixp")
     if not exe.exists() and not shutil.which("tuixp"):
         return "no tuixp executable"
-    done = subprocess.run([str(exe), "sql", "--help"], capture_output=True, text=True,
-                          env=proc_env(), timeout=60)
+    done = subprocess.run(
+        [str(exe), "sql", "--help"], capture_output=True, text=True, env=proc_env(), timeout=60
+    )
     if done.returncode != 0:
         return f"`tuixp sql` is not available yet: {(done.stderr or done.stdout).strip()[-200:]}"
     return None
@@ -109,15 +117,28 @@ def test_tuixp_sql_loop_reads_while_writers_record(tmp_path: Path) -> None:
         pytest.skip(missing)
     store = tmp_path / "store.duckdb"
     exe = str(Path(sys.executable).with_name("tuixp"))
-    procs = [start_writer(store, "--worker", str(w), "--trials", "60", "--scheduler", "sync")
-             for w in range(3)]
+    procs = [
+        start_writer(store, "--worker", str(w), "--trials", "60", "--scheduler", "sync")
+        for w in range(3)
+    ]
     counts: list[int] = []
     failures: list[str] = []
     while any(p.poll() is None for p in procs):
         done = subprocess.run(
-            [exe, "sql", "--store", str(store), "--format", "csv",
-             "SELECT count(*) AS n FROM trials"],
-            capture_output=True, text=True, env=proc_env(), timeout=120)
+            [
+                exe,
+                "sql",
+                "--store",
+                str(store),
+                "--format",
+                "csv",
+                "SELECT count(*) AS n FROM trials",
+            ],
+            capture_output=True,
+            text=True,
+            env=proc_env(),
+            timeout=120,
+        )
         if done.returncode == 0:
             counts.append(int(done.stdout.strip().splitlines()[-1]))
         elif "No tuixp store" not in done.stderr:  # the very first poll may precede any trial

@@ -48,8 +48,7 @@ def check_after_crash(store: Path, completed: list[dict]) -> tuple[int, int]:
 def test_kill9_inside_a_step_leaves_the_trial_interrupted(tmp_path: Path) -> None:
     store = tmp_path / "store.duckdb"
     signal_file = tmp_path / "in-step"
-    writer = start_writer(store, "--trials", "10", "--stall-at", "5", "--signal",
-                          str(signal_file))
+    writer = start_writer(store, "--trials", "10", "--stall-at", "5", "--signal", str(signal_file))
     wait_for(signal_file)
     # While its writer lives, the stalled trial is running, not taken for dead.
     state = verify_store(store)
@@ -74,9 +73,16 @@ def test_kill9_inside_a_step_leaves_the_trial_interrupted(tmp_path: Path) -> Non
 # (point, n): SIGKILL at the n-th occurrence. A trial of procs.py makes six journal writes:
 # started (with texts, fsynced), step prepare, metric, metric, step score, finished (fsynced).
 DEATHS = [
-    ("journal-before", 1), ("journal-partial", 1), ("journal-after", 1),
-    ("journal-partial", 3), ("journal-partial", 6), ("journal-before", 8),
-    ("journal-after", 12), ("ingest", 1), ("committed", 1), ("ids", 2),
+    ("journal-before", 1),
+    ("journal-partial", 1),
+    ("journal-after", 1),
+    ("journal-partial", 3),
+    ("journal-partial", 6),
+    ("journal-before", 8),
+    ("journal-after", 12),
+    ("ingest", 1),
+    ("committed", 1),
+    ("ids", 2),
 ]
 
 
@@ -109,9 +115,21 @@ def test_kill9_at_random_moments_loses_no_finished_trial(tmp_path: Path) -> None
     interrupted_total = 0
     rounds = 5
     for r in range(rounds):
-        writer = start_writer(store, "--trials", "100000", "--start", str(r * 100_000),
-                              "--scheduler", "threads", "--pause-every", "15", "--pause", "0.6",
-                              "--step-sleep", "0.02")
+        writer = start_writer(
+            store,
+            "--trials",
+            "100000",
+            "--start",
+            str(r * 100_000),
+            "--scheduler",
+            "threads",
+            "--pause-every",
+            "15",
+            "--pause",
+            "0.6",
+            "--step-sleep",
+            "0.02",
+        )
         time.sleep(rng.uniform(1.0, 3.0))
         os.kill(writer.pid, signal.SIGKILL)
         out, err = writer.communicate(timeout=30)
@@ -122,6 +140,8 @@ def test_kill9_at_random_moments_loses_no_finished_trial(tmp_path: Path) -> None
     lost = len({c["trial_id"] for c in completed} - set(verify_store(store).trials))
     assert lost == 0
     assert interrupted_total <= rounds
-    print(f"\nrandom kill -9 (seed {seed}): {rounds} kills, ids handed out {attempted}, "
-          f"recorded {recorded}, seen finished {len(completed)}, interrupted "
-          f"{interrupted_total}, finished-but-lost {lost}")
+    print(
+        f"\nrandom kill -9 (seed {seed}): {rounds} kills, ids handed out {attempted}, "
+        f"recorded {recorded}, seen finished {len(completed)}, interrupted "
+        f"{interrupted_total}, finished-but-lost {lost}"
+    )

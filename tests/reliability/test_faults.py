@@ -36,8 +36,9 @@ from .conftest import (
 
 def dead_writer(store: Path, trials: int, start: int = 0) -> list[dict]:
     """A writer killed right after ``trials`` trials: its journal is all that holds them."""
-    died = run_writer(store, "--trials", str(trials + 5), "--start", str(start),
-                      "--die-after", str(trials))
+    died = run_writer(
+        store, "--trials", str(trials + 5), "--start", str(start), "--die-after", str(trials)
+    )
     assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
     assert len(died.completed) == trials
     return died.completed
@@ -220,9 +221,23 @@ def test_disk_full_says_so_and_loses_nothing_recorded(tmp_path: Path, tmpfs, whe
     if when == "later":  # a store that exists and has trials when the disk fills up
         done = run_writer(store, "--trials", "3")
         assert done.returncode == 0, done.stderr
-    p = subprocess.run([sys.executable, str(PROCS), "fill", "--store", str(store),
-                        "--size", "100000", "--trials", "100"],
-                       capture_output=True, text=True, env=proc_env(), timeout=120)
+    p = subprocess.run(
+        [
+            sys.executable,
+            str(PROCS),
+            "fill",
+            "--store",
+            str(store),
+            "--size",
+            "100000",
+            "--trials",
+            "100",
+        ],
+        capture_output=True,
+        text=True,
+        env=proc_env(),
+        timeout=120,
+    )
     assert p.returncode == 3, p.stderr[-3000:]
     assert "Traceback" not in p.stderr, p.stderr[-3000:]
     message = [line for line in p.stderr.splitlines() if line.startswith("FAILED")]
@@ -237,8 +252,10 @@ def test_disk_full_says_so_and_loses_nothing_recorded(tmp_path: Path, tmpfs, whe
     assert not state.by_status("running")
     if when == "later":
         assert len(verify_store(store).trials) == 3
-    print(f"\ndisk full ({when}): {len(filled)} trials fit and were kept, "
-          f"{len(state.trials)} recorded; refused with: {message[0][:90]}")
+    print(
+        f"\ndisk full ({when}): {len(filled)} trials fit and were kept, "
+        f"{len(state.trials)} recorded; refused with: {message[0][:90]}"
+    )
 
 
 # -- stores tuixp cannot use -----------------------------------------------------------------
@@ -264,8 +281,9 @@ def test_store_from_a_newer_tuixp_is_left_alone(tmp_path: Path) -> None:
     assert later.returncode == 0, later.stderr
     assert file_digest(store) == digest, "nothing was changed in the newer store"
     con = duckdb.connect(str(store))
-    con.execute("UPDATE tuixp_meta SET value = ? WHERE key = 'schema_version'",
-                [str(SCHEMA_VERSION)])
+    con.execute(
+        "UPDATE tuixp_meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
+    )
     con.close()
     state = verify_store(store)
     assert sorted(state.trials) == [1, 2, 3, 4]
@@ -293,8 +311,12 @@ def _random_bytes(p: Path) -> None:
     p.write_bytes(os.urandom(50_000))
 
 
-FOREIGN = {"text": _text_file, "other-duckdb": _foreign_duckdb, "sqlite": _sqlite,
-           "random-bytes": _random_bytes}
+FOREIGN = {
+    "text": _text_file,
+    "other-duckdb": _foreign_duckdb,
+    "sqlite": _sqlite,
+    "random-bytes": _random_bytes,
+}
 
 
 @pytest.mark.parametrize("kind", list(FOREIGN))
@@ -367,8 +389,12 @@ def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
     con = duckdb.connect(str(newer))
     con.execute("UPDATE tuixp_meta SET value = '99' WHERE key = 'schema_version'")
     con.close()
-    cases = {"text": tmp_path / "notes.txt", "other-duckdb": tmp_path / "sales.duckdb",
-             "newer": newer, "folder": tmp_path / "folder.duckdb"}
+    cases = {
+        "text": tmp_path / "notes.txt",
+        "other-duckdb": tmp_path / "sales.duckdb",
+        "newer": newer,
+        "folder": tmp_path / "folder.duckdb",
+    }
     _text_file(cases["text"])
     _foreign_duckdb(cases["other-duckdb"])
     cases["folder"].mkdir()
@@ -376,8 +402,13 @@ def test_the_cli_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
         before = file_digest(path) if path.is_file() else None
         commands = [["ls"], ["sql", "SELECT count(*) FROM trials"]] if kind == "text" else [["ls"]]
         for args in commands:
-            done = subprocess.run([exe, *args, "--store", str(path)], capture_output=True,
-                                  text=True, env=proc_env(), timeout=60)
+            done = subprocess.run(
+                [exe, *args, "--store", str(path)],
+                capture_output=True,
+                text=True,
+                env=proc_env(),
+                timeout=60,
+            )
             assert done.returncode == 2, (kind, args, done.stderr)
             lines = done.stderr.strip().splitlines()
             assert len(lines) == 1 and "Traceback" not in done.stderr, (kind, done.stderr)
@@ -399,6 +430,10 @@ def test_a_grid_refused_halfway_leaves_no_trial_running(tmp_path: Path) -> None:
     assert lines[4] == {"running_in_store": 0, "running_in_process": 0}
     with Store(store).connect() as con:
         rows = con.execute("SELECT trial_id, status, error FROM trials ORDER BY 1").fetchall()
-    assert [(t, s) for t, s, _ in rows] == [(1, "failed"), (4, "succeeded"), (5, "succeeded"),
-                                            (6, "succeeded")]
+    assert [(t, s) for t, s, _ in rows] == [
+        (1, "failed"),
+        (4, "succeeded"),
+        (5, "succeeded"),
+        (6, "succeeded"),
+    ]
     assert "No space left" in rows[0][2]

@@ -24,9 +24,12 @@ import tuixp
 from tuixp import errors
 from tuixp.store import PUBLIC_VIEWS, Store
 
-SETTINGS = settings(max_examples=15, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=15,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 
 # Any text, lone surrogates included (st.text() leaves them out by default).
 any_text = st.text(st.characters(codec=None, exclude_categories=()), max_size=30)
@@ -53,9 +56,23 @@ def _gen() -> Iterator[int]:
 
 
 # (Hypothesis itself calls repr() on what it generates: Unprintable has its own test below.)
-ODD = [lambda: None, threading.Lock(), object(), {1, 2}, b"\x00bytes", complex(1, 2),
-       Unpicklable(), _gen(), np.arange(3.0), np.float64("nan"), np.int64(7),
-       pd.DataFrame({"a": [1, 2]}), (1, "two"), {"k": {1, 2}}, [math.inf, -math.inf]]
+ODD = [
+    lambda: None,
+    threading.Lock(),
+    object(),
+    {1, 2},
+    b"\x00bytes",
+    complex(1, 2),
+    Unpicklable(),
+    _gen(),
+    np.arange(3.0),
+    np.float64("nan"),
+    np.int64(7),
+    pd.DataFrame({"a": [1, 2]}),
+    (1, "two"),
+    {"k": {1, 2}},
+    [math.inf, -math.inf],
+]
 anything = json_like | st.sampled_from(ODD)
 TEN_MB = "x" * 10_000_000
 
@@ -134,17 +151,25 @@ def read_back(store: Path, experiment: str, trial_id: int) -> dict[str, Any]:
         row = con.execute(
             "SELECT t.status, t.params, t.result, t.error, r.notes FROM trials t "
             "JOIN trial_record r USING (uuid) WHERE t.experiment = ? AND t.trial_id = ?",
-            [experiment, trial_id]).fetchone()
+            [experiment, trial_id],
+        ).fetchone()
         metrics = con.execute(
             "SELECT name, epoch, value FROM metrics WHERE experiment = ? AND trial_id = ?",
-            [experiment, trial_id]).fetchall()
+            [experiment, trial_id],
+        ).fetchall()
         running = con.execute("SELECT count(*) FROM trials WHERE status = 'running'").fetchone()
     assert row is not None, f"trial {trial_id} of {experiment} was not recorded"
     assert running[0] == 0, "no trial may be left running once compute() has returned"
     status, params, result, error, notes = row
-    return {"status": status, "params": json.loads(params), "result_text": result,
-            "result": json.loads(result) if result is not None else None, "error": error,
-            "notes": json.loads(notes) if notes else [], "metrics": metrics}
+    return {
+        "status": status,
+        "params": json.loads(params),
+        "result_text": result,
+        "result": json.loads(result) if result is not None else None,
+        "error": error,
+        "notes": json.loads(notes) if notes else [],
+        "metrics": metrics,
+    }
 
 
 @pytest.mark.slow
@@ -198,14 +223,17 @@ def test_any_parameter_name(store: Path, name: str) -> None:
 
 @pytest.mark.slow
 @SETTINGS
-@given(name=any_text | st.sampled_from(["loss", "acc_1"]),
-       epoch=st.integers() | huge_ints | st.floats() | any_text | st.none(),
-       value=st.floats() | st.integers() | huge_ints | any_text | st.none() | st.sampled_from(ODD))
+@given(
+    name=any_text | st.sampled_from(["loss", "acc_1"]),
+    epoch=st.integers() | huge_ints | st.floats() | any_text | st.none(),
+    value=st.floats() | st.integers() | huge_ints | any_text | st.none() | st.sampled_from(ODD),
+)
 @example(name="loss", epoch=2**63, value=1.0)
 @example(name="loss", epoch=1, value=10**400)
 @example(name="loss", epoch=1, value=np.float32(0.5))
-def test_any_metric(metrics_experiment: tuple[Path, Any, Any, dict[str, Any]], name: str,
-                    epoch: Any, value: Any) -> None:
+def test_any_metric(
+    metrics_experiment: tuple[Path, Any, Any, dict[str, Any]], name: str, epoch: Any, value: Any
+) -> None:
     store, ex, node, inputs = metrics_experiment
     inputs.update(name=name, epoch=epoch, value=value)
     try:
@@ -228,19 +256,22 @@ def test_any_metric(metrics_experiment: tuple[Path, Any, Any, dict[str, Any]], n
 @given(value=anything)
 @example(value=10**400)
 @example(value=np.arange(10**5))
-def test_any_step_result(results_experiment: tuple[Path, Any, Any, dict[str, Any]],
-                         value: Any) -> None:
+def test_any_step_result(
+    results_experiment: tuple[Path, Any, Any, dict[str, Any]], value: Any
+) -> None:
     check_step_result(results_experiment, value)
 
 
-def test_a_result_whose_repr_fails(results_experiment: tuple[Path, Any, Any, dict[str, Any]]
-                                   ) -> None:
+def test_a_result_whose_repr_fails(
+    results_experiment: tuple[Path, Any, Any, dict[str, Any]],
+) -> None:
     got = check_step_result(results_experiment, Unprintable())
     assert got["result"] == "<Unprintable object: its repr failed>"
 
 
-def check_step_result(experiment: tuple[Path, Any, Any, dict[str, Any]],
-                      value: Any) -> dict[str, Any]:
+def check_step_result(
+    experiment: tuple[Path, Any, Any, dict[str, Any]], value: Any
+) -> dict[str, Any]:
     store, ex, node, inputs = experiment
     inputs["value"] = value
     out = node.compute(scheduler="sync")
@@ -251,8 +282,10 @@ def check_step_result(experiment: tuple[Path, Any, Any, dict[str, Any]],
     # numpy scalars are kept as the number they hold
     plain_value = value.item() if isinstance(value, np.generic) else value
     try:
-        plain = (not isinstance(plain_value, tuple)
-                 and json.loads(json.dumps(plain_value, allow_nan=False)) == plain_value)
+        plain = (
+            not isinstance(plain_value, tuple)
+            and json.loads(json.dumps(plain_value, allow_nan=False)) == plain_value
+        )
     except (TypeError, ValueError):
         plain = False  # not strict JSON, or (numpy) no single truth value
     if plain:

@@ -99,11 +99,18 @@ def test_the_sql_console_still_answers_queries(store: Path) -> None:
 def test_tuixp_sql_refuses_in_one_line_with_exit_2(store: Path) -> None:
     exe = Path(sys.executable).with_name("tuixp")
     before = files_under(store.parent)
-    for statement in ("DELETE FROM trial_record", "SELECT * FROM read_csv('{dir}/secret.csv')",
-                      "COPY trial_record TO '{dir}/copied.csv'"):
+    for statement in (
+        "DELETE FROM trial_record",
+        "SELECT * FROM read_csv('{dir}/secret.csv')",
+        "COPY trial_record TO '{dir}/copied.csv'",
+    ):
         done = subprocess.run(
             [str(exe), "sql", "--store", str(store), statement.format(dir=store.parent)],
-            capture_output=True, text=True, env=proc_env(), timeout=60)
+            capture_output=True,
+            text=True,
+            env=proc_env(),
+            timeout=60,
+        )
         assert done.returncode == 2, (statement, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr and SECRET not in done.stdout + done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
@@ -154,11 +161,20 @@ def test_persisted_pickles_load_only_on_an_explicit_call(tmp_path: Path) -> None
     for view in ("trials", "params", "metrics", "steps", "persisted", "environments", "code"):
         sql.query(store, f"SELECT * FROM {view}")
     exe = str(Path(sys.executable).with_name("tuixp"))
-    for args in (["ls"], ["show", "tripwire", "1"], ["show", "tripwire", "1", "-f", "json"],
-                 ["export", str(tmp_path / "export")],
-                 ["sql", "SELECT * FROM persisted"]):
-        done = subprocess.run([exe, *args, "--store", str(store)], capture_output=True,
-                              text=True, env=proc_env(), timeout=120)
+    for args in (
+        ["ls"],
+        ["show", "tripwire", "1"],
+        ["show", "tripwire", "1", "-f", "json"],
+        ["export", str(tmp_path / "export")],
+        ["sql", "SELECT * FROM persisted"],
+    ):
+        done = subprocess.run(
+            [exe, *args, "--store", str(store)],
+            capture_output=True,
+            text=True,
+            env=proc_env(),
+            timeout=120,
+        )
         assert done.returncode == 0, (args, done.stderr)
         assert not tripped.exists(), f"`tuixp {' '.join(args)}` loaded a pickle"
     assert not tripped.exists()
@@ -195,7 +211,7 @@ def bound_sockets(pids: list[int]) -> list[str]:
             except OSError:
                 continue
             if link.startswith("socket:["):
-                inodes.add(link[len("socket:["):-1])
+                inodes.add(link[len("socket:[") : -1])
     found = []
     for proto in ("tcp", "tcp6", "udp", "udp6"):
         with open(f"/proc/net/{proto}") as f:
@@ -210,8 +226,17 @@ def bound_sockets(pids: list[int]) -> list[str]:
 def sockets_while_a_trial_runs(tmp_path: Path, scheduler: str) -> list[str]:
     store = tmp_path / scheduler / "store.duckdb"
     signal_file = tmp_path / f"{scheduler}.in-step"
-    writer = start_writer(store, "--trials", "3", "--stall-at", "1", "--signal",
-                          str(signal_file), "--scheduler", scheduler)
+    writer = start_writer(
+        store,
+        "--trials",
+        "3",
+        "--stall-at",
+        "1",
+        "--signal",
+        str(signal_file),
+        "--scheduler",
+        scheduler,
+    )
     try:
         deadline = time.monotonic() + 120
         while not signal_file.exists():
@@ -241,9 +266,22 @@ def test_the_tui_listens_on_no_port(tmp_path: Path) -> None:
     assert run_writer(store, "--trials", "2").returncode == 0
     stop = tmp_path / "stop"
     tui = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("procs.py")), "tui", "--store",
-         str(store), "--stop", str(stop), "--expect", "2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=proc_env())
+        [
+            sys.executable,
+            str(Path(__file__).with_name("procs.py")),
+            "tui",
+            "--store",
+            str(store),
+            "--stop",
+            str(stop),
+            "--expect",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=proc_env(),
+    )
     try:
         time.sleep(3.0)  # started, mounted and polled a few times
         assert tui.poll() is None, tui.communicate()[1][-3000:]

@@ -47,7 +47,9 @@ def _build(path: Path) -> None:
 
     @ex.persist
     def load_data(depth):
-        return pd.DataFrame({"x": np.arange(8, dtype=float), "y": np.arange(8, dtype=float) * depth})
+        return pd.DataFrame(
+            {"x": np.arange(8, dtype=float), "y": np.arange(8, dtype=float) * depth}
+        )
 
     @ex
     def train(data, lr, model):
@@ -107,8 +109,9 @@ def _stabilise(path: Path) -> None:
         con.execute("UPDATE metric_record SET recorded_at = TIMESTAMPTZ '2025-06-15 09:00:00+00'")
         # Tracebacks name the checkout's folder and the line numbers of tuixp's own files, which
         # differ between machines and commits: fix them so the snapshots do not.
-        for h, text in con.execute("SELECT b.hash, b.text FROM blob b JOIN trial_record t "
-                                   "ON t.traceback_hash = b.hash").fetchall():
+        for h, text in con.execute(
+            "SELECT b.hash, b.text FROM blob b JOIN trial_record t ON t.traceback_hash = b.hash"
+        ).fetchall():
             fixed = text.replace(str(ROOT), "/src/tuixp")
             fixed = re.sub(r'(/src/tuixp/tuixp/[\w/]+\.py", line )\d+', r"\g<1>100", fixed)
             con.execute("UPDATE blob SET text = ? WHERE hash = ?", [fixed, h])

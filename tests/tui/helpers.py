@@ -9,8 +9,9 @@ from typing import Any
 from textual.pilot import Pilot
 
 
-async def wait_for(pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 10.0,
-                   what: str = "condition") -> None:
+async def wait_for(
+    pilot: Pilot[Any], condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition"
+) -> None:
     """Let the app run until ``condition()`` holds; fail saying what did not happen."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

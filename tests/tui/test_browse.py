@@ -51,8 +51,7 @@ async def test_experiments_and_trials_show(real_store: Path) -> None:
         assert set(rows[1].metrics) == {"loss", "accuracy"}
         headers = [c.header for c in table.columns]
         # The outcome first (on screen at 80 columns), then the parameters.
-        assert headers[:8] == ["#", "status", "result", "accuracy", "loss", "lr", "depth",
-                               "model"]
+        assert headers[:8] == ["#", "status", "result", "accuracy", "loss", "lr", "depth", "model"]
     kinds = {type(m) for m in messages}
     assert StoreRefreshed in kinds and TrialsLoaded in kinds and QueryChanged in kinds
 
@@ -93,9 +92,15 @@ async def test_sort_by_column_key_and_reverse(real_store: Path) -> None:
         await pilot.press("s")
         await wait_for(pilot, lambda: app.query_state.sort == "result", what="sort by result")
         await loaded(pilot, total=10)
-        expected = [r[0] for r in _db(real_store, """
+        expected = [
+            r[0]
+            for r in _db(
+                real_store,
+                """
             SELECT trial_id FROM trial_record WHERE experiment = 'regression'
-            ORDER BY result_value DESC NULLS LAST, trial_id DESC""")]
+            ORDER BY result_value DESC NULLS LAST, trial_id DESC""",
+            )
+        ]
         assert [r.trial_id for r in table.visible_rows()] == expected
         await pilot.press("s")
         await wait_for(pilot, lambda: not app.query_state.descending, what="reversed sort")
@@ -137,25 +142,34 @@ async def test_filter_box_applies_and_rejects(real_store: Path) -> None:
         await pilot.press(*"model = 'lasso' AND loss < 0.9", "enter")
         await wait_for(pilot, lambda: app.query_state.where != "", what="the filter")
         await loaded(pilot)
-        expected = _db(real_store, """
+        expected = _db(
+            real_store,
+            """
             SELECT count(*) FROM trial_record WHERE experiment = 'regression'
             AND json_extract_string(params, '$.model') = 'lasso'
             AND trial_id IN (SELECT trial_id FROM metric_record WHERE experiment = 'regression'
                              AND name = 'loss' GROUP BY trial_id HAVING arg_max(value, epoch) < 0.9)
-        """)[0][0]
+        """,
+        )[0][0]
         assert app.browse.table.total == expected > 0
         assert all(r.params["model"] == "lasso" for r in app.browse.table.visible_rows())
         # A broken filter: one clear message, the previous query stays.
         app.browse.query_one("#filter").value = "nosuch > 1"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: any(isinstance(m, FilterRejected) for m in messages),
-                       what="the filter to be refused")
+        await wait_for(
+            pilot,
+            lambda: any(isinstance(m, FilterRejected) for m in messages),
+            what="the filter to be refused",
+        )
         assert "nosuch" in app.browse.status.problem
         assert app.query_state.where == "model = 'lasso' AND loss < 0.9"
         app.browse.query_one("#filter").value = "1=1; DROP TABLE trial_record"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: sum(isinstance(m, FilterRejected) for m in messages) == 2,
-                       what="the second refusal")
+        await wait_for(
+            pilot,
+            lambda: sum(isinstance(m, FilterRejected) for m in messages) == 2,
+            what="the second refusal",
+        )
         await pilot.press("escape", "x")
         await wait_for(pilot, lambda: app.query_state.where == "", what="the filter cleared")
         await loaded(pilot, total=10)
@@ -224,8 +238,10 @@ async def test_quit_key_exits(real_store: Path) -> None:
 async def test_unknown_status_is_shown_plainly(real_store: Path) -> None:
     """A status written by a newer tuixp (or by hand) must not break the table."""
     with Store(real_store).connect() as con:
-        con.execute("UPDATE trial_record SET status = 'paused' WHERE experiment = 'regression' "
-                    "AND trial_id = 9")
+        con.execute(
+            "UPDATE trial_record SET status = 'paused' WHERE experiment = 'regression' "
+            "AND trial_id = 9"
+        )
     app = _app(real_store)
     async with app.run_test(size=(100, 30)) as pilot:
         await loaded(pilot)
@@ -254,8 +270,16 @@ async def test_seven_digit_trial_ids_and_big_counts_fit(tmp_path: Path) -> None:
         top = table.render_line(1).text
         assert "1000010" in top and "…" not in top.split()[0]
     # The experiment list's counts stay short: 1,250,000 trials, 79,384 failed.
-    text = describe({"experiment": "search", "trials": 1_250_000, "failed": 79_384,
-                     "running": 3, "goal": None, "max_result": 0.5}).plain
+    text = describe(
+        {
+            "experiment": "search",
+            "trials": 1_250_000,
+            "failed": 79_384,
+            "running": 3,
+            "goal": None,
+            "max_result": 0.5,
+        }
+    ).plain
     assert text.splitlines()[1] == "1.2M trials 79k failed 3 running"
 
 
@@ -269,7 +293,8 @@ async def test_a_failure_that_repeats_every_poll_is_notified_once(tmp_path: Path
     _db(path, "ALTER TABLE experiment_record DROP COLUMN goal")
     app = _app(path, poll_interval=0.1)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: "goal" in app.browse.status.problem,
-                       what="the failure in the status bar")
+        await wait_for(
+            pilot, lambda: "goal" in app.browse.status.problem, what="the failure in the status bar"
+        )
         await pilot.pause(1.0)  # several more polls, each failing
         assert len(app._notifications) == 1

@@ -38,16 +38,21 @@ from tuixp.tui.screens.detail import DetailScreen
 def _stabilise(path: Path, root: Path) -> None:
     """Fixed times, host and pid; the temporary folder's name replaced by /work."""
     with Store(path).connect() as con:
-        con.execute(f"""
+        con.execute(
+            f"""
             UPDATE trial_record SET
               started_at = TIMESTAMPTZ '{BASE}' + to_seconds((trial_id - 1) * 90),
               finished_at = TIMESTAMPTZ '{BASE}' + to_seconds((trial_id - 1) * 90 + 1.25),
               host = 'trainbox', pid = 4242,
               script = replace(script, ?, '/work'),
-              data_inputs = replace(data_inputs, ?, '/work')""", [str(root), str(root)])
+              data_inputs = replace(data_inputs, ?, '/work')""",
+            [str(root), str(root)],
+        )
         con.execute("UPDATE metric_record SET recorded_at = TIMESTAMPTZ '2025-06-15 09:00:00+00'")
-        con.execute("UPDATE step_record SET started_at = TIMESTAMPTZ '2025-06-15 09:00:00+00', "
-                    "finished_at = TIMESTAMPTZ '2025-06-15 09:00:00.2+00', worker = 'thread'")
+        con.execute(
+            "UPDATE step_record SET started_at = TIMESTAMPTZ '2025-06-15 09:00:00+00', "
+            "finished_at = TIMESTAMPTZ '2025-06-15 09:00:00.2+00', worker = 'thread'"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +92,9 @@ def _text(screen: Any, selector: str) -> str:
 
 
 def _cells(table: DataTable[Any]) -> list[list[str]]:
-    return [[str(getattr(c, "plain", c)) for c in table.get_row_at(i)]
-            for i in range(table.row_count)]
+    return [
+        [str(getattr(c, "plain", c)) for c in table.get_row_at(i)] for i in range(table.row_count)
+    ]
 
 
 async def _house(pilot: Any, marks: tuple[int, ...] = ()) -> None:
@@ -101,8 +107,11 @@ async def _house(pilot: Any, marks: tuple[int, ...] = ()) -> None:
 
 async def _compared(pilot: Any) -> CompareScreen:
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen)
-                   and app.screen.details is not None, what="the compare screen")
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, CompareScreen) and app.screen.details is not None,
+        what="the compare screen",
+    )
     return app.screen
 
 
@@ -134,8 +143,7 @@ async def test_compare_marked_trials_and_show_only_differences(compare_store: Pa
     assert marks[-1].trial_ids == frozenset({1, 3})
     loaded_msgs = [m for m in messages if isinstance(m, ComparisonLoaded)]
     assert [d.trial_id for d in loaded_msgs[0].details] == [1, 3]
-    toggles = [(m.option, m.value) for m in _once(messages)
-               if isinstance(m, CompareToggled)]
+    toggles = [(m.option, m.value) for m in _once(messages) if isinstance(m, CompareToggled)]
     assert toggles == [("only_differences", True), ("only_differences", False)]
 
 
@@ -158,11 +166,10 @@ async def test_tabs_code_and_environment(compare_store: Path) -> None:
         assert tabs.active == "environment"
         env = _text(screen, "#compare-environment-body")
         lines = [line.strip() for line in env.splitlines() if line.strip()]
-        causes = lines[1:lines.index("packages")]
+        causes = lines[1 : lines.index("packages")]
         assert causes[0].startswith("1. code changed in a step that ran: train (+1 -1 lines)")
         assert causes[1].startswith("2. code changed in a step that ran: the script")
-        assert causes[2] == ("3. version changed of a package the code imports: "
-                             "fastmath 1.0 → 1.1")
+        assert causes[2] == ("3. version changed of a package the code imports: fastmath 1.0 → 1.1")
         assert causes[-1].endswith("unrelated-tool (none) → 0.3")
         assert "changed version (1)" in env and "added (1)" in env
         await pilot.press("4")
@@ -191,8 +198,9 @@ async def test_unified_on_narrow_terminals_and_the_toggle(compare_store: Path) -
         both = [ln for ln in split.splitlines() if "w = w + lr * (sum(rows) - w)" in ln]
         # Side by side: the old and the new line on the same row.
         assert any(ln.count("w = w + lr") == 2 and "* 0.9" in ln for ln in both)
-    assert [(m.option, m.value) for m in _once(messages)
-            if isinstance(m, CompareToggled)] == [("unified", False)]
+    assert [(m.option, m.value) for m in _once(messages) if isinstance(m, CompareToggled)] == [
+        ("unified", False)
+    ]
 
 
 async def test_three_trials_and_next_pair(compare_store: Path) -> None:
@@ -203,7 +211,11 @@ async def test_three_trials_and_next_pair(compare_store: Path) -> None:
         screen = await _compared(pilot)
         assert screen.trial_ids == [1, 3, 4]
         assert [c.label.plain for c in screen.query_one(DataTable).columns.values()] == [
-            "", "#1", "#3", "#4"]
+            "",
+            "#1",
+            "#3",
+            "#4",
+        ]
         assert screen.other.trial_id == 3
         await pilot.press("n")
         assert screen.other.trial_id == 4
@@ -224,16 +236,22 @@ async def test_previous_trial_from_browse_and_detail(compare_store: Path) -> Non
         assert screen.trial_ids == [row.trial_id - 1, row.trial_id]
         await pilot.press("escape")
         app.open_trial(3)
-        await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen)
-                       and app.screen.detail is not None, what="the detail")
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, DetailScreen) and app.screen.detail is not None,
+            what="the detail",
+        )
         await pilot.press("v")
         screen = await _compared(pilot)
         assert screen.trial_ids == [2, 3]
         await pilot.press("escape")
         await pilot.press("escape")
         app.compare_previous(1)
-        await wait_for(pilot, lambda: any(isinstance(m, ComparisonFailed) for m in messages),
-                       what="the refusal")
+        await wait_for(
+            pilot,
+            lambda: any(isinstance(m, ComparisonFailed) for m in messages),
+            what="the refusal",
+        )
         assert isinstance(app.screen, CompareScreen) and app.screen.details is None
     failed = [m.message for m in _once(messages) if isinstance(m, ComparisonFailed)]
     assert failed == ["Trial #1 has no previous trial to compare with."]
@@ -266,8 +284,9 @@ async def test_rerun_in_the_launch_form_or_as_a_command(compare_store: Path) -> 
         await pilot.press("y")
         await wait_for(pilot, lambda: isinstance(app.screen, RerunScreen), what="the modal")
         command = app.screen.command
-        assert command == (f"tuixp run /work/repo/house.py lr=0.05 --seed 2 "
-                           f"--store {compare_store}")
+        assert command == (
+            f"tuixp run /work/repo/house.py lr=0.05 --seed 2 --store {compare_store}"
+        )
         assert copied == [command]
         await pilot.press("escape")
         assert isinstance(app.screen, CompareScreen)
@@ -301,8 +320,9 @@ async def _snap_setup(pilot: Any, tab: str) -> None:
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 @pytest.mark.parametrize("tab", ["1", "2", "3", "4"], ids=["params", "code", "env", "metrics"])
-def test_compare_snapshot(compare_store: Path, snap_compare: Any, tab: str,
-                          size: tuple[int, int]) -> None:
+def test_compare_snapshot(
+    compare_store: Path, snap_compare: Any, tab: str, size: tuple[int, int]
+) -> None:
     async def run_before(pilot: Any) -> None:
         await _snap_setup(pilot, tab)
 

@@ -30,8 +30,11 @@ async def _open(pilot: Any, experiment: str, trial_id: int) -> DetailScreen:
     app.select_experiment(experiment)
     await loaded(pilot)
     app.open_trial(trial_id)
-    await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen)
-                   and app.screen.detail is not None, what="the trial detail")
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, DetailScreen) and app.screen.detail is not None,
+        what="the trial detail",
+    )
     return app.screen
 
 
@@ -55,8 +58,9 @@ async def test_tabs_code_environment_git_steps(real_store: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await _open(pilot, "regression", 1)
         tabs = screen.query_one(TabbedContent)
-        for key, pane in zip("1234567", ["overview", "metrics", "code", "environment", "git",
-                                        "outputs", "steps"]):
+        for key, pane in zip(
+            "1234567", ["overview", "metrics", "code", "environment", "git", "outputs", "steps"]
+        ):
             await pilot.press(key)
             assert tabs.active == pane
         code = _text(screen, "#code-body")
@@ -98,8 +102,11 @@ async def test_dataframe_preview_and_pickle_needs_explicit_key(real_store: Path)
     async with app.run_test(size=(120, 40), message_hook=messages.append) as pilot:
         screen = await _open(pilot, "regression", 2)
         await pilot.press("6", "p")
-        await wait_for(pilot, lambda: any(isinstance(m, OutputLoaded) for m in messages),
-                       what="the DataFrame preview")
+        await wait_for(
+            pilot,
+            lambda: any(isinstance(m, OutputLoaded) for m in messages),
+            what="the DataFrame preview",
+        )
         text = _text(screen, "#output-preview")
         assert "DataFrame 8 rows x 2 columns" in text and "14.0" in text  # y = x * depth(2)
         await pilot.press("escape")
@@ -110,8 +117,11 @@ async def test_dataframe_preview_and_pickle_needs_explicit_key(real_store: Path)
         assert not any(isinstance(m, OutputLoaded) for m in messages)
         assert "is a pickle" in _text(screen, "#output-preview")
         await pilot.press("P")
-        await wait_for(pilot, lambda: any(isinstance(m, OutputLoaded) for m in messages),
-                       what="the pickle to load after P")
+        await wait_for(
+            pilot,
+            lambda: any(isinstance(m, OutputLoaded) for m in messages),
+            what="the pickle to load after P",
+        )
         assert "Centroids(k=2)" in _text(screen, "#output-preview")
 
 

@@ -66,9 +66,25 @@ def _template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     script = root / "tiny.py"
     script.write_text(SCRIPT)
     store = root / "tiny.duckdb"
-    subprocess.run([sys.executable, "-m", "tuixp", "run", str(script), "a=1", "--seed", "5",
-                    "--store", str(store)], check=True, env=env_for_subprocess(),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tuixp",
+            "run",
+            str(script),
+            "a=1",
+            "--seed",
+            "5",
+            "--store",
+            str(store),
+        ],
+        check=True,
+        env=env_for_subprocess(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+    )
     return store
 
 
@@ -91,16 +107,24 @@ def shown(widget: Any) -> str:
 
 
 def trials_in(store: Path) -> list[tuple[Any, ...]]:
-    return store_sql.query(store, "SELECT trial_id, status, params, result FROM trials "
-                                  "ORDER BY trial_id").rows
+    return store_sql.query(
+        store, "SELECT trial_id, status, params, result FROM trials ORDER BY trial_id"
+    ).rows
 
 
 async def _open_form(pilot: Any) -> LaunchScreen:
     await loaded(pilot)
     await pilot.press("L")
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, LaunchScreen) and app.screen.loaded
-                   and app.screen.choice is not None, what="the launch form")
+    await wait_for(
+        pilot,
+        lambda: (
+            isinstance(app.screen, LaunchScreen)
+            and app.screen.loaded
+            and app.screen.choice is not None
+        ),
+        what="the launch form",
+    )
     await pilot.pause()
     return app.screen
 
@@ -135,7 +159,9 @@ async def test_launch_a_real_trial_and_see_it_arrive(tiny_store: Path) -> None:
         for trial in launch.trials.values():
             assert trial.status == "succeeded" and trial.result == "41"
             assert [(t.step, t.status) for t in trial.tasks.values()] == [
-                ("double", "succeeded"), ("score", "succeeded")]
+                ("double", "succeeded"),
+                ("score", "succeeded"),
+            ]
             assert [e for e, _ in trial.metrics["loss"]] == [0, 1, 2]
         assert any("scoring 40" in line for line in launch.stderr)
         kinds = [m.payload for m in messages if isinstance(m, LaunchUpdated) and m.kind == "event"]
@@ -144,8 +170,12 @@ async def test_launch_a_real_trial_and_see_it_arrive(tiny_store: Path) -> None:
         assert "trial #3" in detail and "succeeded" in detail
         # The new trials are in the store and in the browse table.
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app.browse.table.total == 3, timeout=20,
-                       what="the new trials in the table")
+        await wait_for(
+            pilot,
+            lambda: app.browse.table.total == 3,
+            timeout=20,
+            what="the new trials in the table",
+        )
     rows = trials_in(tiny_store)
     assert [(r[0], r[1]) for r in rows] == [(1, "succeeded"), (2, "succeeded"), (3, "succeeded")]
     assert '"a":20' in rows[2][2].replace(" ", "")
@@ -162,8 +192,10 @@ async def test_cancel_a_long_launch_ends_its_trial_interrupted(tiny_store: Path)
         launch = app.launches.items[-1]
 
         def scoring() -> bool:
-            return any(t.tasks.get("score") is not None and t.tasks["score"].status == "running"
-                       for t in launch.trials.values())
+            return any(
+                t.tasks.get("score") is not None and t.tasks["score"].status == "running"
+                for t in launch.trials.values()
+            )
 
         await wait_for(pilot, scoring, timeout=30, what="the long step to start")
         await pilot.press("c")
@@ -192,25 +224,36 @@ async def test_a_bad_value_is_caught_as_it_is_typed_and_nothing_starts(tiny_stor
     assert store_snapshot(tiny_store) == before
 
 
-@pytest.mark.parametrize("field, text, says", [
-    ("#launch-extra", "zz=1", "unknown parameter zz"),
-    ("#launch-script", "/nowhere/missing.py", "script not found"),
-])
+@pytest.mark.parametrize(
+    "field, text, says",
+    [
+        ("#launch-extra", "zz=1", "unknown parameter zz"),
+        ("#launch-script", "/nowhere/missing.py", "script not found"),
+    ],
+)
 async def test_a_launch_the_command_line_refuses_shows_why_and_records_nothing(
-        tiny_store: Path, field: str, text: str, says: str) -> None:
+    tiny_store: Path, field: str, text: str, says: str
+) -> None:
     before = store_snapshot(tiny_store)
     app = create_app(tiny_store, poll_interval=3600)
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await _open_form(pilot)
         await _set(pilot, screen.query_one(field, Input), text)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: bool(app.launches.items) and app.launches.items[-1].done,
-                       timeout=30, what="the refusal")
+        await wait_for(
+            pilot,
+            lambda: bool(app.launches.items) and app.launches.items[-1].done,
+            timeout=30,
+            what="the refusal",
+        )
         launch = app.launches.items[-1]
         assert launch.returncode == 2 and launch.state == "refused"
         assert says in launch.message and not launch.trials
-        await wait_for(pilot, lambda: says in shown(app.screen.query_one("#progress-detail")),
-                       what="the refusal on screen")
+        await wait_for(
+            pilot,
+            lambda: says in shown(app.screen.query_one("#progress-detail")),
+            what="the refusal on screen",
+        )
     assert store_snapshot(tiny_store) == before
 
 
@@ -230,9 +273,15 @@ def test_values_are_checked_with_the_command_lines_rules() -> None:
 def _recorded_launch(app: Any, store: Path) -> Launch:
     """A launch fed recorded events (no child): a deterministic picture of one in progress."""
     now = fixed_clock()
-    request = LaunchRequest(script="tiny.py", store=store, params={"a": "4"},
-                            grid={"wait": "0,0.5"}, seed=7, experiment="tiny",
-                            steps=["double", "score"])
+    request = LaunchRequest(
+        script="tiny.py",
+        store=store,
+        params={"a": "4"},
+        grid={"wait": "0,0.5"},
+        seed=7,
+        experiment="tiny",
+        steps=["double", "score"],
+    )
     launch = app.launches.new(request)
     launch.state = "running"
 
@@ -242,19 +291,49 @@ def _recorded_launch(app: Any, store: Path) -> Launch:
     lines = [
         ev("trial_started", 2, 3, data={"params": {"a": 4, "wait": 0}, "seed": 7}),
         ev("trial_started", 3, 3, data={"params": {"a": 4, "wait": 0.5}, "seed": 7}),
-        ev("task_finished", 2, 3, key="double-2", step="double", status="reused",
-           data={"reused_from": 1, "elapsed": 0.0}),
+        ev(
+            "task_finished",
+            2,
+            3,
+            key="double-2",
+            step="double",
+            status="reused",
+            data={"reused_from": 1, "elapsed": 0.0},
+        ),
         ev("task_started", 3, 2.9, key="double-3", step="double"),
-        ev("task_finished", 3, 2.6, key="double-3", step="double", status="succeeded",
-           data={"started": now - 2.9, "elapsed": 0.25}),
+        ev(
+            "task_finished",
+            3,
+            2.6,
+            key="double-3",
+            step="double",
+            status="succeeded",
+            data={"started": now - 2.9, "elapsed": 0.25},
+        ),
     ]
     for trial_id in (2, 3):
         lines.append(ev("task_started", trial_id, 2.5, key=f"score-{trial_id}", step="score"))
-        lines += [ev("metric", trial_id, 2, step="score",
-                     data={"name": "loss", "epoch": e, "value": 1 / (e + trial_id)})
-                  for e in range(6)]
-    lines.append(ev("task_finished", 2, 1, key="score-2", step="score", status="succeeded",
-                    data={"started": now - 2.5, "elapsed": 1.5}))
+        lines += [
+            ev(
+                "metric",
+                trial_id,
+                2,
+                step="score",
+                data={"name": "loss", "epoch": e, "value": 1 / (e + trial_id)},
+            )
+            for e in range(6)
+        ]
+    lines.append(
+        ev(
+            "task_finished",
+            2,
+            1,
+            key="score-2",
+            step="score",
+            status="succeeded",
+            data={"started": now - 2.5, "elapsed": 1.5},
+        )
+    )
     lines.append(ev("trial_finished", 2, 1, status="succeeded", data={"result": "9"}))
     for line in lines:
         launch.apply("event", line)

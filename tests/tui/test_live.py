@@ -42,8 +42,9 @@ WRITER = textwrap.dedent("""
 
 
 @pytest.mark.slow
-async def test_trials_from_another_process_appear_and_finish(real_store: Path,
-                                                             tmp_path: Path) -> None:
+async def test_trials_from_another_process_appear_and_finish(
+    real_store: Path, tmp_path: Path
+) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     gate = tmp_path / "gate"
@@ -53,24 +54,47 @@ async def test_trials_from_another_process_appear_and_finish(real_store: Path,
         app.select_experiment("regression")
         await loaded(pilot, total=10)
         table = app.browse.table
-        proc = subprocess.Popen([sys.executable, str(script), str(real_store), str(gate)],
-                                env=env_for_subprocess(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(real_store), str(gate)],
+            env=env_for_subprocess(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             # The running trial shows by itself, as running, with its parameters.
-            await wait_for(pilot, lambda: table.total == 11 and table.rows.get(0) is not None
-                           and table.rows[0].status == "running", timeout=30,
-                           what="trial 11 to show as running")
+            await wait_for(
+                pilot,
+                lambda: (
+                    table.total == 11
+                    and table.rows.get(0) is not None
+                    and table.rows[0].status == "running"
+                ),
+                timeout=30,
+                what="trial 11 to show as running",
+            )
             row = table.rows[0]
             assert row.trial_id == 11 and row.params == {"lr": 0.25}
             # Its elapsed time ticks on screen by itself: the drawn screen changes, no key sent.
             before = app.export_screenshot()
-            await wait_for(pilot, lambda: app.export_screenshot() != before, timeout=10,
-                           what="the running trial's elapsed time to tick")
+            await wait_for(
+                pilot,
+                lambda: app.export_screenshot() != before,
+                timeout=10,
+                what="the running trial's elapsed time to tick",
+            )
             gate.write_text("go")
-            await wait_for(pilot, lambda: table.total == 13 and all(
-                table.rows.get(i) is not None and table.rows[i].status == "succeeded"
-                for i in range(3)), timeout=30, what="trials 11-13 to finish")
+            await wait_for(
+                pilot,
+                lambda: (
+                    table.total == 13
+                    and all(
+                        table.rows.get(i) is not None and table.rows[i].status == "succeeded"
+                        for i in range(3)
+                    )
+                ),
+                timeout=30,
+                what="trials 11-13 to finish",
+            )
             assert [table.rows[i].trial_id for i in range(3)] == [13, 12, 11]
             assert table.rows[2].result_value == 0.5
             assert proc.wait(timeout=30) == 0, proc.stdout.read() if proc.stdout else ""
@@ -91,8 +115,9 @@ HOLDER = textwrap.dedent("""
 @pytest.mark.slow
 async def test_busy_store_is_shown_and_recovers(real_store: Path, tmp_path: Path) -> None:
     flag = tmp_path / "held"
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(real_store), str(flag)],
-                              env=env_for_subprocess())
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(real_store), str(flag)], env=env_for_subprocess()
+    )
     try:
         deadline = time.monotonic() + 20
         while not flag.exists() and holder.poll() is None and time.monotonic() < deadline:
@@ -100,8 +125,12 @@ async def test_busy_store_is_shown_and_recovers(real_store: Path, tmp_path: Path
         assert flag.exists(), "the holder process never took the store"
         app = create_app(real_store, poll_interval=0.3, connect_timeout=0.2)
         async with app.run_test(size=(100, 30)) as pilot:
-            await wait_for(pilot, lambda: "held by another process" in app.browse.status.problem,
-                           timeout=10, what="the busy message")
+            await wait_for(
+                pilot,
+                lambda: "held by another process" in app.browse.status.problem,
+                timeout=10,
+                what="the busy message",
+            )
             assert app.browse.table.total == 0
             holder.kill()
             holder.wait()
@@ -117,8 +146,11 @@ async def test_missing_store_waits_without_creating_it(tmp_path: Path) -> None:
     path = tmp_path / "later.duckdb"
     app = create_app(path, poll_interval=0.2)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: "No tuixp store" in app.browse.status.problem,
-                       what="the missing-store message")
+        await wait_for(
+            pilot,
+            lambda: "No tuixp store" in app.browse.status.problem,
+            what="the missing-store message",
+        )
         assert not path.exists()
         synthetic.generate(path, 25, experiment="later")
         await loaded(pilot, total=25)
@@ -169,8 +201,12 @@ def test_polls_skip_the_database_until_a_file_changes(tmp_path: Path) -> None:
     assert reader.snapshot(query, 0, 40, first.fingerprint) is None
     assert reader.polls_skipped == skipped + 1
     # Another process starts a trial: its journal is new, so the next poll reads it.
-    proc = subprocess.Popen([sys.executable, "-c", SLEEPER, str(path)], env=env_for_subprocess(),
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLEEPER, str(path)],
+        env=env_for_subprocess(),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "started"
         snap = reader.snapshot(TrialQuery("sleepy"), 0, 40, first.fingerprint)

@@ -32,8 +32,11 @@ async def _detail(pilot: Any, trial_id: int, tab: str, marks: tuple[int, ...] = 
     app = pilot.app
     await _regression(pilot, marks)
     app.open_trial(trial_id)
-    await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen)
-                   and app.screen.detail is not None, what="the detail")
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, DetailScreen) and app.screen.detail is not None,
+        what="the detail",
+    )
     await pilot.press(tab)
     await pilot.pause(0.2)
 

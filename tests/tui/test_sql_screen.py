@@ -31,8 +31,11 @@ async def _open_sql(pilot: Any) -> SqlScreen:
     await pilot.press("colon")
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, SqlScreen), what="the SQL screen")
     screen = pilot.app.screen
-    await wait_for(pilot, lambda: len(screen.query_one(Tree).root.children) > 0,
-                   what="the views beside the editor")
+    await wait_for(
+        pilot,
+        lambda: len(screen.query_one(Tree).root.children) > 0,
+        what="the views beside the editor",
+    )
     return screen
 
 
@@ -40,8 +43,11 @@ async def _run(pilot: Any, screen: SqlScreen, text: str) -> None:
     screen.query_one(TextArea).text = text
     before = screen.outcome
     await pilot.press("ctrl+j")
-    await wait_for(pilot, lambda: screen.outcome is not before and not screen.running,
-                   what="the query to finish")
+    await wait_for(
+        pilot,
+        lambda: screen.outcome is not before and not screen.running,
+        what="the query to finish",
+    )
 
 
 def _message(screen: SqlScreen) -> str:
@@ -60,13 +66,18 @@ async def test_a_query_shows_its_rows_and_is_kept_in_the_history(real_store: Pat
         screen = await _open_sql(pilot)
         views = [str(node.label) for node in screen.query_one(Tree).root.children]
         assert views[:3] == ["trials", "params", "metrics"]
-        await _run(pilot, screen, "SELECT experiment, count(*) AS n, max(result_value) AS best "
-                                  "FROM trials GROUP BY experiment ORDER BY experiment")
+        await _run(
+            pilot,
+            screen,
+            "SELECT experiment, count(*) AS n, max(result_value) AS best "
+            "FROM trials GROUP BY experiment ORDER BY experiment",
+        )
         table = screen.query_one(DataTable)
         assert [str(c.label) for c in table.columns.values()] == ["experiment", "n", "best"]
         with Store(real_store).connect() as con:  # the same question, asked without the screen
-            expected = con.execute("SELECT experiment, count(*), max(result_value) FROM trials "
-                                   "GROUP BY ALL ORDER BY 1").fetchall()
+            expected = con.execute(
+                "SELECT experiment, count(*), max(result_value) FROM trials GROUP BY ALL ORDER BY 1"
+            ).fetchall()
         assert _cells(screen) == [[e, str(n), format(b, ".6g")] for e, n, b in expected]
         assert [row[:2] for row in _cells(screen)] == [["classify", "3"], ["regression", "10"]]
         assert "2 rows" in _message(screen)
@@ -76,8 +87,9 @@ async def test_a_query_shows_its_rows_and_is_kept_in_the_history(real_store: Pat
 
 
 async def test_history_is_recalled_with_ctrl_up_in_a_new_session(real_store: Path) -> None:
-    history_path(real_store).write_text('{"sql": "SELECT 1 AS one"}\nnot json\n'
-                                        '{"sql": "SELECT 2 AS two"}\n')
+    history_path(real_store).write_text(
+        '{"sql": "SELECT 1 AS one"}\nnot json\n{"sql": "SELECT 2 AS two"}\n'
+    )
     async with _app(real_store).run_test(size=(100, 30)) as pilot:
         screen = await _open_sql(pilot)
         editor = screen.query_one(TextArea)
@@ -106,8 +118,11 @@ async def test_examples_run_on_a_real_store(real_store: Path) -> None:
 async def test_a_syntax_error_is_shown_and_the_last_rows_stay(real_store: Path) -> None:
     async with _app(real_store).run_test(size=(100, 30)) as pilot:
         screen = await _open_sql(pilot)
-        await _run(pilot, screen, "SELECT trial_id FROM trials WHERE experiment = 'classify' "
-                                  "ORDER BY trial_id")
+        await _run(
+            pilot,
+            screen,
+            "SELECT trial_id FROM trials WHERE experiment = 'classify' ORDER BY trial_id",
+        )
         assert _cells(screen) == [["1"], ["2"], ["3"]]
         await _run(pilot, screen, "SELEC trial_id FROM trials")
         assert "SQL error" in _message(screen) and "syntax error" in _message(screen)
@@ -119,8 +134,11 @@ async def test_drop_table_is_refused_and_the_store_is_unchanged(real_store: Path
     before = store_snapshot(real_store)
     async with _app(real_store).run_test(size=(100, 30)) as pilot:
         screen = await _open_sql(pilot)
-        for statement in ("DROP TABLE trial_record", "DELETE FROM trial_record",
-                          "SELECT 1; DROP VIEW trials"):
+        for statement in (
+            "DROP TABLE trial_record",
+            "DELETE FROM trial_record",
+            "SELECT 1; DROP VIEW trials",
+        ):
             await _run(pilot, screen, statement)
             assert screen.outcome is not None and screen.outcome.refused, statement
             assert _message(screen).startswith("Refused:")
@@ -136,8 +154,9 @@ async def test_drop_table_is_refused_and_the_store_is_unchanged(real_store: Path
 async def test_a_long_query_is_cancelled(real_store: Path) -> None:
     async with _app(real_store).run_test(size=(100, 30)) as pilot:
         screen = await _open_sql(pilot)
-        screen.query_one(TextArea).text = (
-            "SELECT count(*) FROM range(100000000000) a WHERE hash(a.range) % 7 = 3")
+        screen.query_one(
+            TextArea
+        ).text = "SELECT count(*) FROM range(100000000000) a WHERE hash(a.range) % 7 = 3"
         await pilot.press("ctrl+j")
         await wait_for(pilot, lambda: screen._con is not None, what="the query to start")
         await pilot.press("ctrl+g")
@@ -179,9 +198,12 @@ async def test_the_best_trial_example_follows_each_experiments_goal(real_store: 
         rows = {r[0]: r for r in _cells(screen)}
     with Store(real_store).connect() as con:
         # classify says goal="max"; regression says nothing, so the highest counts.
-        results = dict(con.execute(
-            "SELECT experiment || '#' || trial_id, result_value FROM trials "
-            "WHERE status = 'succeeded'").fetchall())
+        results = dict(
+            con.execute(
+                "SELECT experiment || '#' || trial_id, result_value FROM trials "
+                "WHERE status = 'succeeded'"
+            ).fetchall()
+        )
     assert rows["classify"][1] == "max" and rows["regression"][1] == "NULL"
     for exp in ("classify", "regression"):
         best = max(v for k, v in results.items() if k.startswith(exp + "#"))

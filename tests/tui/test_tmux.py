@@ -16,25 +16,33 @@ from tests.tui.conftest import env_for_subprocess
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("tmux") is None,
-                       reason="tmux is not installed (.ci/run installs it)"),
+    pytest.mark.skipif(
+        shutil.which("tmux") is None, reason="tmux is not installed (.ci/run installs it)"
+    ),
 ]
 
 
 class Tmux:
     def __init__(self, command: list[str], env: dict[str, str]) -> None:
         self.name = f"tuixp-test-{uuid.uuid4().hex[:8]}"
-        exports = " ".join(f"{k}='{v}'" for k, v in env.items()
-                           if k in ("PYTHONPATH", "TZ", "XDG_CACHE_HOME", "TUIXP_LOCK_TIMEOUT"))
+        exports = " ".join(
+            f"{k}='{v}'"
+            for k, v in env.items()
+            if k in ("PYTHONPATH", "TZ", "XDG_CACHE_HOME", "TUIXP_LOCK_TIMEOUT")
+        )
         cmd = f"env {exports} TERM=xterm-256color " + " ".join(command)
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", "80", "-y", "24",
-                        cmd], check=True)
-        subprocess.run(["tmux", "set-option", "-t", self.name, "remain-on-exit", "on"],
-                       check=True)
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", self.name, "-x", "80", "-y", "24", cmd], check=True
+        )
+        subprocess.run(["tmux", "set-option", "-t", self.name, "remain-on-exit", "on"], check=True)
 
     def screen(self) -> str:
-        out = subprocess.run(["tmux", "capture-pane", "-p", "-t", self.name],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            ["tmux", "capture-pane", "-p", "-t", self.name],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return out.stdout
 
     def keys(self, *keys: str) -> None:
@@ -51,8 +59,11 @@ class Tmux:
         raise AssertionError(f"gave up waiting for {what}; the screen was:\n{text}")
 
     def pane_dead(self) -> bool:
-        out = subprocess.run(["tmux", "display-message", "-p", "-t", self.name,
-                              "#{pane_dead}"], capture_output=True, text=True)
+        out = subprocess.run(
+            ["tmux", "display-message", "-p", "-t", self.name, "#{pane_dead}"],
+            capture_output=True,
+            text=True,
+        )
         return out.stdout.strip() == "1"
 
     def close(self) -> None:
@@ -70,16 +81,19 @@ def _command(store: Path) -> list[str]:
 def test_tuixp_in_tmux_80x24(real_store: Path) -> None:
     tmux = Tmux(_command(real_store), env_for_subprocess())
     try:
-        screen = tmux.wait(lambda s: "classify" in s and "regression" in s and "✓ ok" in s,
-                           "the experiments and trials")
+        screen = tmux.wait(
+            lambda s: "classify" in s and "regression" in s and "✓ ok" in s,
+            "the experiments and trials",
+        )
         lines = screen.splitlines()
         assert len(lines) <= 24 and all(len(line) <= 80 for line in lines)
         assert "Quit" in lines[-1] and "Help" in lines[-1]  # the footer shows the keys
         tmux.keys("e")
         time.sleep(0.3)  # keys typed by a person arrive apart; the focus moves between them
         tmux.keys("j")
-        tmux.wait(lambda s: "regression │ 10 trials" in s and "✗ failed" in s,
-                  "the regression trials")
+        tmux.wait(
+            lambda s: "regression │ 10 trials" in s and "✗ failed" in s, "the regression trials"
+        )
         tmux.keys("Enter")
         time.sleep(0.3)
         tmux.keys("G")

@@ -27,10 +27,13 @@ def synthetic_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _frame(path: Path) -> pd.DataFrame:
     """Every trial of ``search`` with its parameters and last metrics, read plainly."""
     with Store(path).connect() as con:
-        trials = con.execute("SELECT trial_id, status, result_value, params FROM trial_record "
-                             "WHERE experiment = 'search'").fetchdf()
-        metrics = con.execute("SELECT trial_id, name, epoch, value FROM metric_record "
-                              "WHERE experiment = 'search'").fetchdf()
+        trials = con.execute(
+            "SELECT trial_id, status, result_value, params FROM trial_record "
+            "WHERE experiment = 'search'"
+        ).fetchdf()
+        metrics = con.execute(
+            "SELECT trial_id, name, epoch, value FROM metric_record WHERE experiment = 'search'"
+        ).fetchdf()
     params = pd.DataFrame([json.loads(p) for p in trials.pop("params")])
     df = pd.concat([trials, params], axis=1)
     last = metrics.sort_values("epoch").groupby(["trial_id", "name"])["value"].last().unstack()
@@ -42,19 +45,32 @@ def test_layout_names_params_and_metrics(synthetic_store: Path) -> None:
         lay = window.layout(con, "search")
         other = window.layout(con, "other")
     assert [(c.name, c.type) for c in lay.params] == [
-        ("lr", "DOUBLE"), ("depth", "BIGINT"), ("model", "VARCHAR")]
+        ("lr", "DOUBLE"),
+        ("depth", "BIGINT"),
+        ("model", "VARCHAR"),
+    ]
     assert [c.name for c in lay.metrics] == ["accuracy", "loss"]
     assert other.metrics == ()
 
 
-@pytest.mark.parametrize("sort,descending", [
-    ("trial_id", True), ("result", True), ("result", False), ("loss", False), ("lr", True),
-    ("model", False), ("accuracy", True)])
+@pytest.mark.parametrize(
+    "sort,descending",
+    [
+        ("trial_id", True),
+        ("result", True),
+        ("result", False),
+        ("loss", False),
+        ("lr", True),
+        ("model", False),
+        ("accuracy", True),
+    ],
+)
 def test_pages_follow_the_order(synthetic_store: Path, sort: str, descending: bool) -> None:
     df = _frame(synthetic_store)
     key = {"result": "result_value"}.get(sort, sort)
-    expected = df.sort_values([key, "trial_id"], ascending=[not descending, not descending],
-                              na_position="last")["trial_id"].tolist()
+    expected = df.sort_values(
+        [key, "trial_id"], ascending=[not descending, not descending], na_position="last"
+    )["trial_id"].tolist()
     q = TrialQuery("search", sort=sort, descending=descending)
     summary = window.MetricSummary("search")
     with Store(synthetic_store).connect() as con:
@@ -76,8 +92,12 @@ def test_pages_follow_the_order(synthetic_store: Path, sort: str, descending: bo
 def test_filter_over_params_metrics_and_columns(synthetic_store: Path) -> None:
     df = _frame(synthetic_store)
     mask = (df["model"] == "ridge") & (df["loss"] < 0.3) & (df["status"] == "succeeded")
-    q = TrialQuery("search", where="model = 'ridge' AND loss < 0.3 AND status = 'succeeded'",
-                   sort="lr", descending=False)
+    q = TrialQuery(
+        "search",
+        where="model = 'ridge' AND loss < 0.3 AND status = 'succeeded'",
+        sort="lr",
+        descending=False,
+    )
     with Store(synthetic_store).connect() as con:
         lay = window.layout(con, "search")
         assert window.count(con, lay, q) == int(mask.sum()) > 0
@@ -88,14 +108,18 @@ def test_filter_over_params_metrics_and_columns(synthetic_store: Path) -> None:
     assert all(r.metrics["loss"] < 0.3 for r in rows)
 
 
-@pytest.mark.parametrize("bad,says", [
-    ("1=1; DELETE FROM trial_record", "Not a SQL condition"),
-    ("nosuch > 1", "nosuch"),
-    ("lr >", "Not a SQL condition"),
-    ("model > 1", "does not work"),
-])
-def test_bad_filters_are_refused_and_nothing_changes(synthetic_store: Path, bad: str,
-                                                     says: str) -> None:
+@pytest.mark.parametrize(
+    "bad,says",
+    [
+        ("1=1; DELETE FROM trial_record", "Not a SQL condition"),
+        ("nosuch > 1", "nosuch"),
+        ("lr >", "Not a SQL condition"),
+        ("model > 1", "does not work"),
+    ],
+)
+def test_bad_filters_are_refused_and_nothing_changes(
+    synthetic_store: Path, bad: str, says: str
+) -> None:
     with Store(synthetic_store).connect() as con:
         lay = window.layout(con, "search")
         with pytest.raises(FilterError, match=says):
@@ -125,10 +149,17 @@ def test_rows_carry_flags_and_errors(synthetic_store: Path) -> None:
 
 
 def test_store_modules_do_not_import_textual() -> None:
-    code = ("import sys, tuixp, tuixp.store.window, tuixp.store.synthetic, tuixp.tui.data; "
-            "print('textual' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=env_for_subprocess(), check=True)
+    code = (
+        "import sys, tuixp, tuixp.store.window, tuixp.store.synthetic, tuixp.tui.data; "
+        "print('textual' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env_for_subprocess(),
+        check=True,
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -151,11 +182,14 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
     with Store(path).connect() as con:
         con.execute("UPDATE metric_record SET value = -1 WHERE trial_id = 250 AND name = 'loss'")
         # It finished with a result larger than any other's.
-        con.execute("UPDATE trial_record SET status = 'succeeded', result_value = 1e9 "
-                    "WHERE trial_id = 250")
-        con.execute("INSERT INTO metric_record SELECT trial_uuid, experiment, trial_id, name, "
-                    "epoch + 10, -2, recorded_at, seq FROM metric_record "
-                    "WHERE trial_id = 250 AND name = 'loss' AND epoch = 0")
+        con.execute(
+            "UPDATE trial_record SET status = 'succeeded', result_value = 1e9 WHERE trial_id = 250"
+        )
+        con.execute(
+            "INSERT INTO metric_record SELECT trial_uuid, experiment, trial_id, name, "
+            "epoch + 10, -2, recorded_at, seq FROM metric_record "
+            "WHERE trial_id = 250 AND name = 'loss' AND epoch = 0"
+        )
         assert summary.refresh(con)
         fresh = window.MetricSummary("search")
         fresh.refresh(con)
@@ -163,13 +197,24 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
             assert (summary.by_name[name][0] == fresh.by_name[name][0]).all()
             assert (summary.by_name[name][1] == fresh.by_name[name][1]).all()
         assert summary.values("loss", [250, 499, 9999]) == {
-            250: -2.0, 499: fresh.values("loss", [499])[499]}
+            250: -2.0,
+            499: fresh.values("loss", [499])[499],
+        }
         lay = window.layout(con, "search")
         with_summary = window.page(con, lay, sorted_by_loss, 0, 500, summary)
         without = window.page(con, lay, sorted_by_loss, 0, 500)
-        by_result = {d: [[r.trial_id for r in window.page(
-            con, lay, TrialQuery("search", sort="result", descending=d), 0, 500, s)]
-            for s in (summary, None)] for d in (True, False)}
+        by_result = {
+            d: [
+                [
+                    r.trial_id
+                    for r in window.page(
+                        con, lay, TrialQuery("search", sort="result", descending=d), 0, 500, s
+                    )
+                ]
+                for s in (summary, None)
+            ]
+            for d in (True, False)
+        }
         with_result = con.execute(
             "SELECT count(result_value) FROM trial_record WHERE experiment = 'search'"
         ).fetchall()[0][0]
@@ -183,8 +228,9 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
     assert by_result[True][0][0] == 250 and by_result[False][0][with_result - 1] == 250
 
 
-def test_metric_summary_builds_a_slice_at_a_time(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_metric_summary_builds_a_slice_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "slices.duckdb"
     synthetic.generate(path, 250, experiment="search", seed=3)
     monkeypatch.setattr(window.MetricSummary, "SLICE", 100)
@@ -222,15 +268,18 @@ def test_default_order_with_gaps_in_trial_ids(tmp_path: Path, descending: bool) 
 
 
 @pytest.mark.parametrize("descending", [True, False])
-def test_in_memory_metric_order_puts_trials_without_it_last(tmp_path: Path,
-                                                             descending: bool) -> None:
+def test_in_memory_metric_order_puts_trials_without_it_last(
+    tmp_path: Path, descending: bool
+) -> None:
     path = tmp_path / "holes.duckdb"
     synthetic.generate(path, 120, experiment="search", seed=5)
     q = TrialQuery("search", sort="loss", descending=descending)
     with Store(path).connect() as con:
         con.execute("DELETE FROM metric_record WHERE trial_id IN (3, 50, 51, 119)")
-        con.execute("UPDATE metric_record SET value = 0.5 WHERE name = 'loss' AND epoch = 2 "
-                    "AND trial_id IN (7, 8, 9)")  # ties: broken by trial id
+        con.execute(
+            "UPDATE metric_record SET value = 0.5 WHERE name = 'loss' AND epoch = 2 "
+            "AND trial_id IN (7, 8, 9)"
+        )  # ties: broken by trial id
         lay = window.layout(con, "search")
         summary = window.MetricSummary("search")
         while not summary.ready:

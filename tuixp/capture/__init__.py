@@ -5,5 +5,9 @@ from tuixp.capture.environment import capture_environment, capture_packages
 from tuixp.capture.git import capture_git
 
 __all__ = [
-    "function_source", "script_source", "capture_environment", "capture_packages", "capture_git",
+    "function_source",
+    "script_source",
+    "capture_environment",
+    "capture_packages",
+    "capture_git",
 ]

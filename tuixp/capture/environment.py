@@ -24,8 +24,19 @@ from typing import Any
 _lock = threading.Lock()
 _packages: tuple[tuple[float, ...], dict[str, str]] | None = None
 
-CPU_KEYS = ("brand_raw", "arch", "bits", "count", "vendor_id_raw", "family", "model", "stepping",
-            "l2_cache_size", "l3_cache_size", "flags")
+CPU_KEYS = (
+    "brand_raw",
+    "arch",
+    "bits",
+    "count",
+    "vendor_id_raw",
+    "family",
+    "model",
+    "stepping",
+    "l2_cache_size",
+    "l3_cache_size",
+    "flags",
+)
 
 
 def _cache_dir() -> Path:
@@ -91,7 +102,10 @@ def capture_gpus() -> list[dict[str, Any]]:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []

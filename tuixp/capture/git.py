@@ -48,8 +48,16 @@ def capture_git(start: str) -> dict[str, Any]:
 
 
 def _none(why: str) -> dict[str, Any]:
-    return {"repository": None, "branch": None, "detached": False, "commit": None,
-            "dirty": False, "untracked": [], "diff": "", "notes": [why]}
+    return {
+        "repository": None,
+        "branch": None,
+        "detached": False,
+        "commit": None,
+        "dirty": False,
+        "untracked": [],
+        "diff": "",
+        "notes": [why],
+    }
 
 
 def clear_cache() -> None:
@@ -88,7 +96,9 @@ def _read(pygit2: Any, gitdir: str) -> dict[str, Any]:
         record["notes"].append(f"could not read the working tree status: {exc}")
         return record
     untracked = sorted(p for p, f in status.items() if f & pygit2.GIT_STATUS_WT_NEW)
-    changed = [p for p, f in status.items() if not f & pygit2.GIT_STATUS_IGNORED and p not in untracked]
+    changed = [
+        p for p, f in status.items() if not f & pygit2.GIT_STATUS_IGNORED and p not in untracked
+    ]
     record["untracked"] = untracked
     record["dirty"] = bool(changed)
     if changed:

@@ -12,7 +12,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 KINDS = (
-    "trial_started", "trial_finished", "task_started", "task_finished", "task_failed", "metric",
+    "trial_started",
+    "trial_finished",
+    "task_started",
+    "task_finished",
+    "task_failed",
+    "metric",
 )
 
 

@@ -43,8 +43,9 @@ class StepThreadPool(Executor):
         if not self._idle.acquire(blocking=False):
             with self._lock:
                 if len(self._threads) < self._max_workers:
-                    thread = threading.Thread(target=self._serve, daemon=True,
-                                              name=f"tuixp-step-{len(self._threads)}")
+                    thread = threading.Thread(
+                        target=self._serve, daemon=True, name=f"tuixp-step-{len(self._threads)}"
+                    )
                     self._threads.append(thread)
                     thread.start()
         return future
@@ -91,8 +92,9 @@ def step_process_pool(max_workers: int) -> ProcessPoolExecutor:
     # As Dask does: the same string hashing in every child, so tokens agree across processes.
     if os.environ.get("PYTHONHASHSEED") in (None, "0"):
         os.environ["PYTHONHASHSEED"] = "6640"
-    return ProcessPoolExecutor(max_workers, mp_context=get_context(),
-                               initializer=_init_step_process)
+    return ProcessPoolExecutor(
+        max_workers, mp_context=get_context(), initializer=_init_step_process
+    )
 
 
 def abandon_process_pool(pool: ProcessPoolExecutor) -> None:

@@ -83,8 +83,11 @@ class TrialRecorder:
         except BaseException:
             self.store.trial_ended()  # it never started: the store's count must not keep it
             raise
-        self.emit("trial_started", started["started_at"],
-                  data={"params": started.get("params", {}), "seed": started.get("seed")})
+        self.emit(
+            "trial_started",
+            started["started_at"],
+            data={"params": started.get("params", {}), "seed": started.get("seed")},
+        )
 
     def _ids(self) -> dict[str, Any]:
         return {"trial_uuid": self.uuid, "experiment": self.experiment, "trial_id": self.trial_id}
@@ -104,8 +107,12 @@ class TrialRecorder:
                     return
                 self._metric_ids.add(mid)
         self.store.record([{"t": "metric", **self._ids(), **event}])
-        self.emit("metric", event["recorded_at"], step=event.get("step"),
-                  data={"name": event["name"], "epoch": event["epoch"], "value": event["value"]})
+        self.emit(
+            "metric",
+            event["recorded_at"],
+            step=event.get("step"),
+            data={"name": event["name"], "epoch": event["epoch"], "value": event["value"]},
+        )
 
     def on_step(self, rec: StepRecord) -> None:
         with self._lock:
@@ -115,17 +122,37 @@ class TrialRecorder:
             self._running.pop(rec.key, None)
         for m in rec.metrics:
             self.on_metric(m)
-        self.store.record([{
-            "t": "step", **self._ids(), "key": rec.key, "step": rec.step,
-            "started_at": rec.started_at, "finished_at": rec.finished_at, "status": rec.status,
-            "worker": rec.worker, "input_hash": rec.input_hash, "output_hash": rec.output_hash,
-            "error": rec.error,
-        }])
+        self.store.record(
+            [
+                {
+                    "t": "step",
+                    **self._ids(),
+                    "key": rec.key,
+                    "step": rec.step,
+                    "started_at": rec.started_at,
+                    "finished_at": rec.finished_at,
+                    "status": rec.status,
+                    "worker": rec.worker,
+                    "input_hash": rec.input_hash,
+                    "output_hash": rec.output_hash,
+                    "error": rec.error,
+                }
+            ]
+        )
         kind = "task_finished" if rec.status == "succeeded" else "task_failed"
-        self.emit(kind, rec.finished_at, key=rec.key, step=rec.step, worker=rec.worker,
-                  status=rec.status, data={"started": rec.started_at,
-                                           "elapsed": rec.finished_at - rec.started_at,
-                                           **({"error": rec.error} if rec.error else {})})
+        self.emit(
+            kind,
+            rec.finished_at,
+            key=rec.key,
+            step=rec.step,
+            worker=rec.worker,
+            status=rec.status,
+            data={
+                "started": rec.started_at,
+                "elapsed": rec.finished_at - rec.started_at,
+                **({"error": rec.error} if rec.error else {}),
+            },
+        )
 
     def absorb(self, records: dict[str, StepRecord]) -> None:
         """Records that travelled back with a remote step's output."""
@@ -147,13 +174,29 @@ class TrialRecorder:
         with self._lock:
             running, self._running = self._running, {}
         for key, (step, started_at, worker) in running.items():
-            self.on_step(StepRecord(key, step, started_at, max(finished_at, started_at), status,
-                                    worker or "", error=reason))
+            self.on_step(
+                StepRecord(
+                    key,
+                    step,
+                    started_at,
+                    max(finished_at, started_at),
+                    status,
+                    worker or "",
+                    error=reason,
+                )
+            )
 
-    def finish(self, status: str, finished_at: float | None = None, result: Any = None,
-               error: BaseException | None = None, error_type: str | None = None,
-               message: str | None = None, traceback_text: str | None = None,
-               notes: list[str] | None = None) -> None:
+    def finish(
+        self,
+        status: str,
+        finished_at: float | None = None,
+        result: Any = None,
+        error: BaseException | None = None,
+        error_type: str | None = None,
+        message: str | None = None,
+        traceback_text: str | None = None,
+        notes: list[str] | None = None,
+    ) -> None:
         with self._lock:
             if self.finished or self._finishing:
                 return
@@ -162,11 +205,18 @@ class TrialRecorder:
         if status != "succeeded":
             reason = message if message is not None else (str(error) if error else None)
             kind = error_type or (type(error).__name__ if error is not None else status)
-            self._end_unfinished_tasks(status if status == "interrupted" else "failed",
-                                       finished_at, f"{kind}: {reason}" if reason else kind)
+            self._end_unfinished_tasks(
+                status if status == "interrupted" else "failed",
+                finished_at,
+                f"{kind}: {reason}" if reason else kind,
+            )
         self.finished = True
-        event: dict[str, Any] = {"t": "trial_finished", "uuid": self.uuid,
-                                 "status": status, "finished_at": finished_at}
+        event: dict[str, Any] = {
+            "t": "trial_finished",
+            "uuid": self.uuid,
+            "status": status,
+            "finished_at": finished_at,
+        }
         texts = []
         if status == "succeeded":
             event.update(result_fields(result))
@@ -188,11 +238,23 @@ class TrialRecorder:
             self.store.record([*texts, event], sync=True)
         finally:
             self.store.trial_ended()
-        self.emit("trial_finished", finished_at, status=status,
-                  data={"result": event.get("result"), "error": event.get("error_type"),
-                        "message": event.get("error_message")})
+        self.emit(
+            "trial_finished",
+            finished_at,
+            status=status,
+            data={
+                "result": event.get("result"),
+                "error": event.get("error_type"),
+                "message": event.get("error_message"),
+            },
+        )
 
 
 def metric_event(name: str, epoch: int, value: float) -> dict[str, Any]:
-    return {"name": name, "epoch": epoch, "value": value, "recorded_at": time.time(),
-            "seq": next_seq()}
+    return {
+        "name": name,
+        "epoch": epoch,
+        "value": value,
+        "recorded_at": time.time(),
+        "seq": next_seq(),
+    }

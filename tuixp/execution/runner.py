@@ -161,11 +161,21 @@ class _Trials:
         from tuixp.experiment import TrialOutcome
 
         message = str(exc) or type(exc).__name__
-        plan.recorder.finish(status, finished_at=time.time(), error=exc,
-                             error_type=type(exc).__name__, message=message)
+        plan.recorder.finish(
+            status,
+            finished_at=time.time(),
+            error=exc,
+            error_type=type(exc).__name__,
+            message=message,
+        )
         if status == "failed":
-            logger.error("Trial %d of %s failed: %s: %s", plan.ctx.trial_id, self.ex.id,
-                         type(exc).__name__, message)
+            logger.error(
+                "Trial %d of %s failed: %s: %s",
+                plan.ctx.trial_id,
+                self.ex.id,
+                type(exc).__name__,
+                message,
+            )
         return TrialOutcome(plan.ctx.trial_id, plan.params, status, error=exc)
 
     def end_all(self, status: str, exc: BaseException) -> None:
@@ -229,8 +239,9 @@ class _Trials:
                 except Exception as exc:  # noqa: BLE001 - a worker died too often, a lost cluster
                     self.end(plan, "failed", exc)
                     # The trial's other outputs are of no use now; the rest of a grid runs on.
-                    client.cancel([futures[k] for k in self.waiting[plan.result_key]
-                                   if k in futures])
+                    client.cancel(
+                        [futures[k] for k in self.waiting[plan.result_key] if k in futures]
+                    )
                     continue
                 self.arrived(key, value)
         except BaseException:
@@ -263,8 +274,9 @@ def _listen(client: Any, channel: str | None) -> None:
     client.subscribe_topic(channel, handle)
 
 
-def execute(ex: "Experiment", sched: Scheduler, dsk: dict[str, Any],
-            plans: list["_Plan"]) -> list["TrialOutcome"]:
+def execute(
+    ex: "Experiment", sched: Scheduler, dsk: dict[str, Any], plans: list["_Plan"]
+) -> list["TrialOutcome"]:
     """Run the graph and record every trial's end: succeeded, failed or interrupted."""
     # Every trial's start is on disk before its first step runs: one fsync for the whole run.
     ex.store.record([], sync=True)

@@ -60,8 +60,9 @@ class Scheduler:
         try:
             # One task a submission and no fusing: each step is its own task, so the owner's
             # callbacks see every step start and end, as they do on the other schedulers.
-            values = dask.multiprocessing.get(dsk, keys, callbacks=callbacks, pool=ppool,
-                                              chunksize=1, optimize_graph=False)
+            values = dask.multiprocessing.get(
+                dsk, keys, callbacks=callbacks, pool=ppool, chunksize=1, optimize_graph=False
+            )
         except BaseException:
             abandon_process_pool(ppool)
             raise
@@ -139,8 +140,11 @@ def distributed_client(address: str) -> Any:
                 # No dashboard; the scheduler's HTTP endpoints on any free port (the default,
                 # 8787, is often taken by another cluster and then only warns).
                 cluster = LocalCluster(
-                    n_workers=min(4, os.cpu_count() or 1), threads_per_worker=1,
-                    processes=True, dashboard_address=None, host="127.0.0.1",
+                    n_workers=min(4, os.cpu_count() or 1),
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    host="127.0.0.1",
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 )
                 client = Client(cluster)

@@ -219,8 +219,9 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
     if local is not None:
         local.on_task_started(key, spec.name, started, worker)
     else:
-        publish(ctx, "task_started", {"key": key, "step": spec.name, "time": started,
-                                      "worker": worker})
+        publish(
+            ctx, "task_started", {"key": key, "step": spec.name, "time": started, "worker": worker}
+        )
     input_hash = _tokenize((plain_args, plain_kwargs)) if ctx.purity else None
     apply_seed(step_seed(ctx.seed, spec.name))
     try:
@@ -228,22 +229,44 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
     except Exception as exc:  # noqa: BLE001 - reported to the owner, who re-raises it
         finished = time.time()
         tb = traceback.format_exc()
-        record = StepRecord(key, spec.name, started, finished, "failed", worker, input_hash,
-                            None, None, f"{type(exc).__name__}: {exc}", scope.metrics)
+        record = StepRecord(
+            key,
+            spec.name,
+            started,
+            finished,
+            "failed",
+            worker,
+            input_hash,
+            None,
+            None,
+            f"{type(exc).__name__}: {exc}",
+            scope.metrics,
+        )
         if local is not None:
             local.on_step(record)
         else:
             records[key] = record
             publish(ctx, "step", {"record": asdict(record)})
-        return StepFailure(key, spec.name, _picklable_error(exc), type(exc).__name__,
-                           str(exc), tb, records)
+        return StepFailure(
+            key, spec.name, _picklable_error(exc), type(exc).__name__, str(exc), tb, records
+        )
     finally:
         current_scope.reset(token)
     finished = time.time()
     output_hash = _tokenize(value) if ctx.purity else None
-    record = StepRecord(key, spec.name, started, finished, "succeeded", worker, input_hash,
-                        output_hash, _short_repr(tuple(plain_args), plain_kwargs) if ctx.purity
-                        else None, None, scope.metrics)
+    record = StepRecord(
+        key,
+        spec.name,
+        started,
+        finished,
+        "succeeded",
+        worker,
+        input_hash,
+        output_hash,
+        _short_repr(tuple(plain_args), plain_kwargs) if ctx.purity else None,
+        None,
+        scope.metrics,
+    )
     if local is not None:
         local.on_step(record)
     else:
@@ -258,9 +281,16 @@ def record_metric(name: str, epoch: Any, value: Any) -> None:
         raise ValueError("save_metric can only be called inside a step while a trial runs")
     # ``mid`` names this one call: a metric can reach the owner twice (live from a cluster
     # worker, then again inside its step's record) and is counted once.
-    event = {"name": name, "epoch": int(epoch), "value": float(value),
-             "recorded_at": time.time(), "seq": next_seq(), "step": scope.step,
-             "key": scope.key, "mid": uuid.uuid4().hex[:16]}
+    event = {
+        "name": name,
+        "epoch": int(epoch),
+        "value": float(value),
+        "recorded_at": time.time(),
+        "seq": next_seq(),
+        "step": scope.step,
+        "key": scope.key,
+        "mid": uuid.uuid4().hex[:16],
+    }
     if scope.local is not None:
         scope.local.on_metric(event)
     else:

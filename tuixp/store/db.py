@@ -90,8 +90,15 @@ _TRIAL_COLUMNS = [
     ("data_inputs", "string", None),
 ]
 _FINISH_FIELDS = [
-    "status", "finished_at", "result", "result_type", "result_value", "error_type",
-    "error_message", "traceback_hash", "notes",
+    "status",
+    "finished_at",
+    "result",
+    "result_type",
+    "result_value",
+    "error_type",
+    "error_message",
+    "traceback_hash",
+    "notes",
 ]
 _COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
     "trial_record": _TRIAL_COLUMNS,
@@ -103,35 +110,55 @@ _COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
         ("goal", "string", None),
     ],
     "param_record": [
-        ("trial_uuid", "string", None), ("experiment", "string", None),
-        ("trial_id", "int32", None), ("name", "string", None), ("value", "string", None),
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("name", "string", None),
+        ("value", "string", None),
     ],
     "metric_record": [
-        ("trial_uuid", "string", None), ("experiment", "string", None),
-        ("trial_id", "int32", None), ("name", "string", None), ("epoch", "int64", None),
-        ("value", "float64", None), ("recorded_at", _TS, "to_timestamp(recorded_at)"),
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("name", "string", None),
+        ("epoch", "int64", None),
+        ("value", "float64", None),
+        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
         ("seq", "int64", None),
     ],
     "step_record": [
-        ("trial_uuid", "string", None), ("experiment", "string", None),
-        ("trial_id", "int32", None), ("key", "string", None), ("step", "string", None),
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("key", "string", None),
+        ("step", "string", None),
         ("started_at", _TS, "to_timestamp(started_at)"),
         ("finished_at", _TS, "to_timestamp(finished_at)"),
-        ("status", "string", None), ("worker", "string", None),
-        ("input_hash", "string", None), ("output_hash", "string", None),
-        ("error", "string", None), ("reused_from", "int32", None),
+        ("status", "string", None),
+        ("worker", "string", None),
+        ("input_hash", "string", None),
+        ("output_hash", "string", None),
+        ("error", "string", None),
+        ("reused_from", "int32", None),
     ],
     "code_set": [
-        ("hash", "string", None), ("ord", "int32", None), ("step", "string", None),
+        ("hash", "string", None),
+        ("ord", "int32", None),
+        ("step", "string", None),
         ("source_hash", "string", None),
     ],
     "package_set": [
-        ("hash", "string", None), ("name", "string", None), ("version", "string", None),
+        ("hash", "string", None),
+        ("name", "string", None),
+        ("version", "string", None),
     ],
     "persisted_record": [
-        ("trial_uuid", "string", None), ("experiment", "string", None),
-        ("trial_id", "int32", None), ("step", "string", None),
-        ("object_hash", "string", None), ("format", "string", None),
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("step", "string", None),
+        ("object_hash", "string", None),
+        ("format", "string", None),
         ("size", "int64", None),
     ],
 }
@@ -142,8 +169,12 @@ def _arrow_table(columns: dict[str, tuple[list[Any], str]]) -> Any:
     write: a command that only reads (``tuixp ls``) starts about 70 ms sooner without it."""
     import pyarrow as pa
 
-    return pa.table({name: pa.array(values, type=getattr(pa, "bool_" if typ == "bool" else typ)())
-                     for name, (values, typ) in columns.items()})
+    return pa.table(
+        {
+            name: pa.array(values, type=getattr(pa, "bool_" if typ == "bool" else typ)())
+            for name, (values, typ) in columns.items()
+        }
+    )
 
 
 def insert_rows(
@@ -167,8 +198,7 @@ def insert_rows(
         names = ", ".join(f'"{name}"' for name, _, _ in cols)
         keys = schema.KEYS.get(table)
         if keys is None:
-            con.execute(
-                f"INSERT OR {conflict} INTO {table} ({names}) SELECT {exprs} FROM {staged}")
+            con.execute(f"INSERT OR {conflict} INTO {table} ({names}) SELECT {exprs} FROM {staged}")
             return
         match = " AND ".join(f'k."{k}" = s."{k}"' for k in keys)
         ids = [i for i in (r.get("trial_id") for r in rows) if isinstance(i, int)]
@@ -181,7 +211,8 @@ def insert_rows(
         else:
             con.execute(
                 f"INSERT INTO {table} ({names}) SELECT {exprs} FROM {staged} s WHERE NOT EXISTS "
-                f"(SELECT 1 FROM {table} k WHERE {match}{near})")
+                f"(SELECT 1 FROM {table} k WHERE {match}{near})"
+            )
     finally:
         con.unregister(staged)
 
@@ -191,12 +222,21 @@ def insert_rows(
 # that died mid-write, or a person. One line DuckDB cannot take must not stop a store from
 # opening, so every event is checked (and its text made storable) before the ingest transaction.
 
-_EVENT_TABLE = {"blob": "blob", "experiment": "experiment_record", "metric": "metric_record",
-                "step": "step_record", "persisted": "persisted_record"}
+_EVENT_TABLE = {
+    "blob": "blob",
+    "experiment": "experiment_record",
+    "metric": "metric_record",
+    "step": "step_record",
+    "persisted": "persisted_record",
+}
 _REQUIRED = {
-    "blob": ("hash",), "experiment": ("name",), "metric": ("trial_uuid", "name", "epoch"),
-    "step": ("trial_uuid", "key"), "persisted": ("trial_uuid", "step"),
-    "trial_started": ("uuid", "experiment", "trial_id"), "trial_finished": ("uuid", "status"),
+    "blob": ("hash",),
+    "experiment": ("name",),
+    "metric": ("trial_uuid", "name", "epoch"),
+    "step": ("trial_uuid", "key"),
+    "persisted": ("trial_uuid", "step"),
+    "trial_started": ("uuid", "experiment", "trial_id"),
+    "trial_finished": ("uuid", "status"),
     "package_set": ("hash",),
 }
 _STATUSES = ("succeeded", "failed", "interrupted")
@@ -322,11 +362,15 @@ def check_event(ev: dict[str, Any]) -> str | None:
             return None
         if kind == "package_set":
             packages = ev.get("packages")
-            if not isinstance(ev["hash"], str) or not isinstance(packages, dict) or not all(
-                    isinstance(v, (str, type(None))) for v in packages.values()):
+            if (
+                not isinstance(ev["hash"], str)
+                or not isinstance(packages, dict)
+                or not all(isinstance(v, (str, type(None))) for v in packages.values())
+            ):
                 return "package_set is not a mapping of names to versions"
-            ev["packages"] = {storable_text(str(k)): v and storable_text(v)
-                              for k, v in packages.items()}
+            ev["packages"] = {
+                storable_text(str(k)): v and storable_text(v) for k, v in packages.items()
+            }
             return None
     except RecursionError:
         return "nested too deeply"
@@ -351,8 +395,10 @@ _stores_lock = threading.Lock()
 # Never fetch or load an extension behind the user's back: opening a SQLite file would otherwise
 # download sqlite_scanner from the network.
 _CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "default_block_size": "16384", "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False}
+    "default_block_size": "16384",
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
 _guards: dict[Path, threading.RLock] = {}
 _guards_lock = threading.Lock()
 
@@ -438,8 +484,9 @@ class Store:
             self._ingest_due = time.monotonic() + delay
             thread = self._ingest_thread
             if thread is None or not thread.is_alive():  # first time, or a forked child
-                thread = threading.Thread(target=self._ingest_loop, name="tuixp-ingest",
-                                          daemon=True)
+                thread = threading.Thread(
+                    target=self._ingest_loop, name="tuixp-ingest", daemon=True
+                )
                 self._ingest_thread = thread
                 thread.start()
 
@@ -483,7 +530,10 @@ class Store:
     # -- the database ------------------------------------------------------------------------
     @contextlib.contextmanager
     def connect(
-        self, read_only: bool = False, timeout: float | None = None, ingest: bool = True,
+        self,
+        read_only: bool = False,
+        timeout: float | None = None,
+        ingest: bool = True,
         _final: bool = False,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """Open the database (waiting at most ``timeout`` s for another process), yield, close."""
@@ -528,7 +578,10 @@ class Store:
             logger.warning(
                 "The store %s cannot be written: showing what it held at its last update. Trials "
                 "recorded since wait in %d journal file(s) in %s until a process can write it.",
-                self.path, waiting, journal_dir(self.path))
+                self.path,
+                waiting,
+                journal_dir(self.path),
+            )
 
     def _drop_unfinished_file(self) -> None:
         """Remove an empty database file: a creation that never finished (a full disk, a kill).
@@ -548,15 +601,17 @@ class Store:
                 return
             if os.fstat(fd).st_size == 0:
                 os.unlink(self.path)
-                logger.info("Removed the empty database file %s left by an interrupted "
-                            "creation", self.path)
+                logger.info(
+                    "Removed the empty database file %s left by an interrupted creation", self.path
+                )
         finally:
             os.close(fd)
 
     def _open(self, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
         if self.path.is_dir():
             raise NotAStore(
-                f"{self.path} is a folder, not a tuixp store: give the path of the store file.")
+                f"{self.path} is a folder, not a tuixp store: give the path of the store file."
+            )
         with contextlib.suppress(OSError):
             if self.path.stat().st_size == 0:
                 self._drop_unfinished_file()
@@ -567,7 +622,9 @@ class Store:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreReadOnly(f"Cannot create the store folder {self.path.parent}: {exc}") from exc
+                raise StoreReadOnly(
+                    f"Cannot create the store folder {self.path.parent}: {exc}"
+                ) from exc
         elif not read_only and not os.access(self.path, os.W_OK):
             read_only = True
         deadline = time.monotonic() + timeout
@@ -596,11 +653,13 @@ class Store:
                         read_only = True
                         continue
                     raise StoreReadOnly(
-                        f"Cannot open the store {self.path}: {_first_line(exc)}") from exc
+                        f"Cannot open the store {self.path}: {_first_line(exc)}"
+                    ) from exc
                 if "no space left" in text or "disk full" in text:
                     raise StoreError(
                         f"Cannot create the store {self.path}: the disk is full. Trials recorded "
-                        f"so far are safe in {journal_dir(self.path)}; free some space.") from exc
+                        f"so far are safe in {journal_dir(self.path)}; free some space."
+                    ) from exc
                 raise NotAStore(
                     f"{self.path} is not a tuixp store (DuckDB could not open it: "
                     f"{_first_line(exc)})."
@@ -614,12 +673,15 @@ class Store:
     def _schema_version(self, con: duckdb.DuckDBPyConnection) -> int | None:
         try:  # the common case, without a catalog scan (about 10 ms a connection)
             rows = con.execute(
-                "SELECT value FROM tuixp_meta WHERE key = 'schema_version'").fetchall()
+                "SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
+            ).fetchall()
             if rows:
                 return int(rows[0][0])
         except duckdb.CatalogException:
             pass
-        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        tables = {
+            r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
         if "tuixp_meta" not in tables:
             if tables:
                 raise NotAStore(
@@ -704,8 +766,12 @@ class Store:
             report.events += len(events)
             if not alive:
                 dead.append(path)
-        if (not report.events and not dead and not new_offsets
-                and not self._stale_running(con, present)):
+        if (
+            not report.events
+            and not dead
+            and not new_offsets
+            and not self._stale_running(con, present)
+        ):
             return report
         con.execute("BEGIN")
         try:
@@ -714,7 +780,7 @@ class Store:
             report.interrupted = self._mark_interrupted(con, dead_names, present)
             if new_offsets:
                 con.executemany(
-                    'INSERT OR REPLACE INTO journal_offset VALUES (?, ?)', list(new_offsets.items())
+                    "INSERT OR REPLACE INTO journal_offset VALUES (?, ?)", list(new_offsets.items())
                 )
             gone = [f for f in offsets if f not in present]
             if gone:
@@ -741,12 +807,21 @@ class Store:
                 target = set_aside(self.path, name, lines)
             except OSError as exc:
                 failed.add(name)
-                logger.warning("Journal %s has %d unreadable line(s), left in place (%s)",
-                               name, len(lines), exc.strerror)
+                logger.warning(
+                    "Journal %s has %d unreadable line(s), left in place (%s)",
+                    name,
+                    len(lines),
+                    exc.strerror,
+                )
                 continue
             logger.warning(
                 "Journal %s: set aside %d line(s) tuixp could not read (%s) in %s; every other "
-                "event was recorded", name, len(lines), lines[0][1], target)
+                "event was recorded",
+                name,
+                len(lines),
+                lines[0][1],
+                target,
+            )
         return failed
 
     def _stale_running(self, con: duckdb.DuckDBPyConnection, present: set[str]) -> bool:
@@ -771,15 +846,20 @@ class Store:
         return len(lost)
 
     def _apply(
-        self, con: duckdb.DuckDBPyConnection, batches: dict[str, list[dict[str, Any]]],
+        self,
+        con: duckdb.DuckDBPyConnection,
+        batches: dict[str, list[dict[str, Any]]],
         report: IngestReport,
     ) -> None:
         insert_rows(con, "blob", batches.get("blob", []))
         insert_rows(con, "code_set", [r for e in batches.get("code_set", []) for r in e["rows"]])
         insert_rows(
-            con, "package_set", [
+            con,
+            "package_set",
+            [
                 {"hash": e["hash"], "name": n, "version": v}
-                for e in batches.get("package_set", []) for n, v in e["packages"].items()
+                for e in batches.get("package_set", [])
+                for n, v in e["packages"].items()
             ],
         )
         announced = batches.get("experiment", [])
@@ -790,8 +870,10 @@ class Store:
         # The latest process that says which result is best has the last word.
         goals = {e["name"]: e["goal"] for e in announced if e["goal"] is not None}
         if goals:
-            con.executemany("UPDATE experiment_record SET goal = ? WHERE name = ?",
-                            [[g, n] for n, g in goals.items()])
+            con.executemany(
+                "UPDATE experiment_record SET goal = ? WHERE name = ?",
+                [[g, n] for n, g in goals.items()],
+            )
         started = batches.get("trial_started", [])
         finished = {e["uuid"]: e for e in batches.get("trial_finished", [])}
         rows = []
@@ -809,17 +891,26 @@ class Store:
                     row[k] = fin.get(k)
             rows.append(row)
             for name, value in (e.get("params") or {}).items():
-                params.append({
-                    "trial_uuid": e["uuid"], "experiment": e["experiment"],
-                    "trial_id": e["trial_id"], "name": name, "value": json.dumps(value),
-                })
+                params.append(
+                    {
+                        "trial_uuid": e["uuid"],
+                        "experiment": e["experiment"],
+                        "trial_id": e["trial_id"],
+                        "name": name,
+                        "value": json.dumps(value),
+                    }
+                )
         insert_rows(con, "trial_record", rows)
         insert_rows(con, "param_record", _last_per_key(params, schema.KEYS["param_record"]))
         report.trials = len(rows)
         for kind in ("metric", "step", "persisted"):
             table = _EVENT_TABLE[kind]
-            insert_rows(con, table, _last_per_key(batches.get(kind, []), schema.KEYS[table]),
-                        conflict="REPLACE")
+            insert_rows(
+                con,
+                table,
+                _last_per_key(batches.get(kind, []), schema.KEYS[table]),
+                conflict="REPLACE",
+            )
         started_here = {e["uuid"] for e in started}
         late = [f for u, f in finished.items() if u not in started_here]
         if late:

@@ -147,7 +147,7 @@ def read_entries(
         f.seek(offset)
         data = f.read()
     cut = data.rfind(b"\n")
-    chunk = Chunk([], offset if cut < 0 else offset + cut + 1, tail=data[cut + 1:])
+    chunk = Chunk([], offset if cut < 0 else offset + cut + 1, tail=data[cut + 1 :])
     for line in data[: cut + 1].splitlines():
         if not line.strip():
             continue
@@ -167,9 +167,7 @@ def read_entries(
     return chunk
 
 
-def read_complete_lines(
-    path: Path, offset: int
-) -> tuple[list[dict[str, Any]], int, int]:
+def read_complete_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, int]:
     """Events after ``offset`` up to the last complete line, the new offset, and bad-line count.
 
     A trailing line without its newline is a write in progress (or cut by a crash) and is left

@@ -100,10 +100,12 @@ class ObjectStore:
         except OSError as exc:
             raise StoreError(
                 f"The persisted output {path} cannot be read ({exc.strerror}): it was moved or "
-                "deleted. The trial's record is intact; only this output is gone.") from exc
+                "deleted. The trial's record is intact; only this output is gone."
+            ) from exc
         if hashlib.sha256(data).hexdigest() != digest:
             # Checked before anything is decoded: a damaged pickle is never loaded.
             raise StoreError(
                 f"The persisted output {path} is damaged (its content no longer matches its "
-                "hash), so it is not loaded. The trial's record is intact.")
+                "hash), so it is not loaded. The trial's record is intact."
+            )
         return deserialize(data, fmt)

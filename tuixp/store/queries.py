@@ -38,19 +38,36 @@ def experiments(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
         LEFT JOIN experiment_record e ON e.name = t.experiment
         ORDER BY t.last_run DESC NULLS LAST, t.experiment
     """).fetchall()
-    cols = ["experiment", "trials", "succeeded", "failed", "running", "interrupted", "last_run",
-            "min_result", "max_result", "last_trial", "goal", "best_result"]
+    cols = [
+        "experiment",
+        "trials",
+        "succeeded",
+        "failed",
+        "running",
+        "interrupted",
+        "last_run",
+        "min_result",
+        "max_result",
+        "last_trial",
+        "goal",
+        "best_result",
+    ]
     return [dict(zip(cols, r)) for r in rows]
 
 
 def experiment_names(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in con.execute(
-        "SELECT DISTINCT experiment FROM trial_record ORDER BY experiment").fetchall()]
+    return [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT experiment FROM trial_record ORDER BY experiment"
+        ).fetchall()
+    ]
 
 
 def require_experiment(con: duckdb.DuckDBPyConnection, experiment: str) -> None:
-    if not con.execute("SELECT 1 FROM trial_record WHERE experiment = ? LIMIT 1",
-                       [experiment]).fetchone():
+    if not con.execute(
+        "SELECT 1 FROM trial_record WHERE experiment = ? LIMIT 1", [experiment]
+    ).fetchone():
         known = experiment_names(con)
         hint = f" Known: {', '.join(known)}." if known else " The store has no trials yet."
         raise ExperimentNotFound(f"Unable to find experiment: {experiment}.{hint}")
@@ -58,19 +75,25 @@ def require_experiment(con: duckdb.DuckDBPyConnection, experiment: str) -> None:
 
 def param_names(con: duckdb.DuckDBPyConnection, experiment: str) -> list[str]:
     """Parameter names of an experiment, in the order they first appeared."""
-    rows = con.execute("""
+    rows = con.execute(
+        """
         SELECT name FROM param_record WHERE experiment = ?
         GROUP BY name ORDER BY min(trial_id), name
-    """, [experiment]).fetchall()
+    """,
+        [experiment],
+    ).fetchall()
     return [r[0] for r in rows]
 
 
 def trial(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> dict[str, Any]:
-    cur = con.execute("""
+    cur = con.execute(
+        """
         SELECT t.*, epoch(finished_at) - epoch(started_at) AS elapsed_s, b.text AS traceback
         FROM trial_record t LEFT JOIN blob b ON b.hash = t.traceback_hash
         WHERE experiment = ? AND trial_id = ?
-    """, [experiment, trial_id])
+    """,
+        [experiment, trial_id],
+    )
     row = cur.fetchone()
     if row is None:
         raise TrialNotFound(f"Unable to find trial id: {trial_id}")
@@ -84,33 +107,52 @@ def trial(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> dic
 
 
 def code(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> dict[str, str]:
-    rows = con.execute("""
+    rows = con.execute(
+        """
         SELECT c.step, b.text FROM trial_record t JOIN code_set c ON c.hash = t.code_hash
         LEFT JOIN blob b ON b.hash = c.source_hash
         WHERE t.experiment = ? AND t.trial_id = ? ORDER BY c.ord
-    """, [experiment, trial_id]).fetchall()
+    """,
+        [experiment, trial_id],
+    ).fetchall()
     return {step: text or "" for step, text in rows}
 
 
 def environment(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> dict[str, Any]:
-    row = con.execute("""
+    row = con.execute(
+        """
         SELECT e.text, g.text, t.packages_hash FROM trial_record t
         LEFT JOIN blob e ON e.hash = t.environment_hash
         LEFT JOIN blob g ON g.hash = t.git_hash
         WHERE t.experiment = ? AND t.trial_id = ?
-    """, [experiment, trial_id]).fetchone()
+    """,
+        [experiment, trial_id],
+    ).fetchone()
     if row is None:
         raise TrialNotFound(f"Unable to find trial id: {trial_id}")
     env = _loads(row[0]) or {}
     env["git"] = _loads(row[1]) or {}
-    env["packages"] = dict(con.execute(
-        "SELECT name, version FROM package_set WHERE hash = ? ORDER BY lower(name)", [row[2]]
-    ).fetchall())
+    env["packages"] = dict(
+        con.execute(
+            "SELECT name, version FROM package_set WHERE hash = ? ORDER BY lower(name)", [row[2]]
+        ).fetchall()
+    )
     return env
 
 
-ENV_CATEGORIES = ("platform", "cpu", "gpu", "python", "numpy", "scipy", "pandas", "conda", "git",
-                  "requirements", "packages")
+ENV_CATEGORIES = (
+    "platform",
+    "cpu",
+    "gpu",
+    "python",
+    "numpy",
+    "scipy",
+    "pandas",
+    "conda",
+    "git",
+    "requirements",
+    "packages",
+)
 
 
 def environment_view(env: dict[str, Any], category: str | None) -> Any:
@@ -131,8 +173,9 @@ def environment_view(env: dict[str, Any], category: str | None) -> Any:
             f"Git Uncommitted Changes: {'yes' if git.get('dirty') else 'no'}",
         ]
     if category not in ENV_CATEGORIES:
-        raise ValueError(f"Unknown environment category: {category}. Use one of "
-                         + ", ".join(ENV_CATEGORIES))
+        raise ValueError(
+            f"Unknown environment category: {category}. Use one of " + ", ".join(ENV_CATEGORIES)
+        )
     packages = env.get("packages") or {}
     if category in ("numpy", "scipy", "pandas"):
         return {"version": packages.get(category)}
@@ -143,25 +186,31 @@ def environment_view(env: dict[str, Any], category: str | None) -> Any:
     return env.get(category)
 
 
-def persisted(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int,
-              step: str) -> tuple[str, str] | None:
+def persisted(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int, step: str
+) -> tuple[str, str] | None:
     row = con.execute(
         "SELECT object_hash, format FROM persisted_record WHERE experiment = ? AND trial_id = ? "
-        "AND step = ?", [experiment, trial_id, step]).fetchone()
+        "AND step = ?",
+        [experiment, trial_id, step],
+    ).fetchone()
     return (row[0], row[1]) if row else None
 
 
-def load_metric(con: duckdb.DuckDBPyConnection, experiment: str, name: str,
-                trial_ids: list[int]) -> Any:
+def load_metric(
+    con: duckdb.DuckDBPyConnection, experiment: str, name: str, trial_ids: list[int]
+) -> Any:
     import pandas as pd
 
-    if not con.execute("SELECT 1 FROM metric_record WHERE experiment = ? AND name = ? LIMIT 1",
-                       [experiment, name]).fetchone():
+    if not con.execute(
+        "SELECT 1 FROM metric_record WHERE experiment = ? AND name = ? LIMIT 1", [experiment, name]
+    ).fetchone():
         raise MetricNotFound(f"Unable to find saved metric with specified key: {name}")
     rows = con.execute(
         "SELECT trial_id, epoch, value FROM metric_record WHERE experiment = ? AND name = ? "
         "AND list_contains(?, trial_id) ORDER BY epoch",
-        [experiment, name, trial_ids]).fetchall()
+        [experiment, name, trial_ids],
+    ).fetchall()
     df = pd.DataFrame(rows, columns=["Trial ID", "Epoch", "value"])
     wide = df.pivot_table(index="Epoch", columns="Trial ID", values="value", aggfunc="last")
     wide = wide.reindex(columns=trial_ids)
@@ -169,17 +218,21 @@ def load_metric(con: duckdb.DuckDBPyConnection, experiment: str, name: str,
     return wide
 
 
-def history(con: duckdb.DuckDBPyConnection, experiment: str, declared: list[str],
-            verbose: bool = False) -> Any:
+def history(
+    con: duckdb.DuckDBPyConnection, experiment: str, declared: list[str], verbose: bool = False
+) -> Any:
     """daskperiment's history DataFrame, indexed by ``Trial ID``."""
     import pandas as pd
 
     names = list(declared) or param_names(con, experiment)
-    rows = con.execute("""
+    rows = con.execute(
+        """
         SELECT trial_id, params, result, result_type, status, started_at, finished_at, seed,
                error_type, error_message
         FROM trial_record WHERE experiment = ? ORDER BY trial_id
-    """, [experiment]).fetchall()
+    """,
+        [experiment],
+    ).fetchall()
     records = []
     for tid, params, result, rtype, status, started, finished, seed, etype, emsg in rows:
         p = _loads(params) or {}
@@ -198,9 +251,14 @@ def history(con: duckdb.DuckDBPyConnection, experiment: str, declared: list[str]
         if verbose:
             rec["Status"] = status
         records.append(rec)
-    cols = ["Trial ID", *names] + (["Seed"] if verbose else []) + ["Result"] + (
-        ["Result Type"] if verbose else []) + ["Success", "Finished", "Process Time", "Description"] + (
-        ["Status"] if verbose else [])
+    cols = (
+        ["Trial ID", *names]
+        + (["Seed"] if verbose else [])
+        + ["Result"]
+        + (["Result Type"] if verbose else [])
+        + ["Success", "Finished", "Process Time", "Description"]
+        + (["Status"] if verbose else [])
+    )
     df = pd.DataFrame(records, columns=cols).set_index("Trial ID")
     if not records:
         df["Finished"] = pd.Series(dtype="datetime64[ns]")

@@ -26,13 +26,19 @@ PER_TRIAL_TABLES = {
     trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, step VARCHAR, object_hash VARCHAR,
     format VARCHAR, size BIGINT""",
 }
-KEYS = {"param_record": ("trial_uuid", "name"), "metric_record": ("trial_uuid", "name", "epoch"),
-        "step_record": ("trial_uuid", "key"), "persisted_record": ("trial_uuid", "step")}
+KEYS = {
+    "param_record": ("trial_uuid", "name"),
+    "metric_record": ("trial_uuid", "name", "epoch"),
+    "step_record": ("trial_uuid", "key"),
+    "persisted_record": ("trial_uuid", "step"),
+}
 
 
 def _per_trial(prefix: str = "", suffix: str = "") -> str:
-    return "".join(f"CREATE TABLE {prefix}{name}{suffix} ({cols}\n);\n"
-                   for name, cols in PER_TRIAL_TABLES.items())
+    return "".join(
+        f"CREATE TABLE {prefix}{name}{suffix} ({cols}\n);\n"
+        for name, cols in PER_TRIAL_TABLES.items()
+    )
 
 
 TABLES = """
@@ -78,8 +84,7 @@ CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, tria
 CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARCHAR,
     PRIMARY KEY (hash, name));
 CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
-""".replace(
-    "{per_trial}", _per_trial("IF NOT EXISTS "))
+""".replace("{per_trial}", _per_trial("IF NOT EXISTS "))
 
 VIEWS = """
 CREATE OR REPLACE VIEW trials AS
@@ -122,12 +127,24 @@ SELECT name AS experiment, created_at, script, goal FROM experiment_record;
 # Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
 # Views and indexes depend on their tables, and DuckDB refuses to alter a table that has
 # dependents: drop them first (the views are recreated after every migration).
-_DROP_VIEWS = "".join(f"DROP VIEW IF EXISTS {v};" for v in (
-    "trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted",
-    "experiments"))
+_DROP_VIEWS = "".join(
+    f"DROP VIEW IF EXISTS {v};"
+    for v in (
+        "trials",
+        "params",
+        "metrics",
+        "steps",
+        "environments",
+        "packages",
+        "code",
+        "persisted",
+        "experiments",
+    )
+)
 MIGRATIONS: dict[int, str] = {
     # 2: data inputs declared with Experiment.data_file, {path: content hash} per trial.
-    1: _DROP_VIEWS + """
+    1: _DROP_VIEWS
+    + """
         DROP INDEX IF EXISTS trial_by_experiment;
         ALTER TABLE trial_record ADD COLUMN data_inputs VARCHAR;
         CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
@@ -135,11 +152,23 @@ MIGRATIONS: dict[int, str] = {
     # 3: the per-trial tables lose their primary keys (see PER_TRIAL_TABLES): copied into
     # keyless tables in their order (zone maps on trial_id stay useful), then renamed. And an
     # experiment says whether its best result is the lowest or the highest (Experiment(goal=)).
-    2: _DROP_VIEWS + "ALTER TABLE experiment_record ADD COLUMN goal VARCHAR;"
-    + _per_trial(suffix="_v3") + "".join(
+    2: _DROP_VIEWS
+    + "ALTER TABLE experiment_record ADD COLUMN goal VARCHAR;"
+    + _per_trial(suffix="_v3")
+    + "".join(
         f"INSERT INTO {t}_v3 SELECT * FROM {t}; DROP TABLE {t}; ALTER TABLE {t}_v3 RENAME TO {t};"
-        for t in PER_TRIAL_TABLES),
+        for t in PER_TRIAL_TABLES
+    ),
 }
 
-PUBLIC_VIEWS = ("trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted",
-                "experiments")
+PUBLIC_VIEWS = (
+    "trials",
+    "params",
+    "metrics",
+    "steps",
+    "environments",
+    "packages",
+    "code",
+    "persisted",
+    "experiments",
+)

@@ -57,7 +57,8 @@ def check_query(sql: str) -> str:
     if kind not in ALLOWED:
         raise ReadOnlyQuery(
             f"{kind} statements are refused: the store is read-only here (only queries: SELECT, "
-            "WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)")
+            "WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)"
+        )
     return sql
 
 
@@ -76,7 +77,9 @@ def require_store(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def sandboxed(path: str | Path, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def sandboxed(
+    path: str | Path, timeout: float | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only, no-external-access connection to the store, closed on exit.
 
     Holds this process's lock on the store file meanwhile: DuckDB refuses two connections of
@@ -96,7 +99,8 @@ def sandboxed(path: str | Path, timeout: float | None = None) -> Iterator[duckdb
                 if time.monotonic() >= deadline:
                     raise StoreBusy(
                         f"The store {path} is held by another process; try again when it is "
-                        "done (TUIXP_LOCK_TIMEOUT sets the wait).") from exc
+                        "done (TUIXP_LOCK_TIMEOUT sets the wait)."
+                    ) from exc
                 time.sleep(delay)
                 delay = min(delay * 1.5, 0.2)
             except duckdb.Error as exc:
@@ -114,9 +118,12 @@ def ingest(path: str | Path) -> None:
 
 
 @contextlib.contextmanager
-def execute(path: str | Path, sql: str, ingest_first: bool = True,
-            on_connect: Callable[[duckdb.DuckDBPyConnection], None] | None = None
-            ) -> Iterator[Any]:
+def execute(
+    path: str | Path,
+    sql: str,
+    ingest_first: bool = True,
+    on_connect: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> Iterator[Any]:
     """Run one read-only query; yields the DuckDB cursor to ``fetchmany`` from.
 
     Raises ``ReadOnlyQuery`` for a refused statement or a file it may not reach, and
@@ -139,9 +146,13 @@ def execute(path: str | Path, sql: str, ingest_first: bool = True,
         yield cur
 
 
-def query(path: str | Path, sql: str, max_rows: int | None = None,
-          ingest_first: bool = True,
-          on_connect: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> QueryResult:
+def query(
+    path: str | Path,
+    sql: str,
+    max_rows: int | None = None,
+    ingest_first: bool = True,
+    on_connect: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
+) -> QueryResult:
     """Run one read-only query and fetch at most ``max_rows`` rows (all when None)."""
     with execute(path, sql, ingest_first, on_connect) as cur:
         columns = [d[0] for d in cur.description or []]

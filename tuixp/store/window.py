@@ -54,8 +54,12 @@ TRIAL_COLUMNS: tuple[Column, ...] = (
     Column("trial_id", "trial", "t.trial_id", "INTEGER"),
     Column("status", "trial", "t.status"),
     Column("result", "trial", "t.result_value", "DOUBLE"),
-    Column("elapsed", "trial", "coalesce(epoch(t.finished_at), epoch(now())) - epoch(t.started_at)",
-           "DOUBLE"),
+    Column(
+        "elapsed",
+        "trial",
+        "coalesce(epoch(t.finished_at), epoch(now())) - epoch(t.started_at)",
+        "DOUBLE",
+    ),
     Column("started", "trial", "t.started_at", "TIMESTAMPTZ"),
     Column("finished", "trial", "t.finished_at", "TIMESTAMPTZ"),
     Column("seed", "trial", "t.seed", "BIGINT"),
@@ -64,12 +68,19 @@ TRIAL_COLUMNS: tuple[Column, ...] = (
     Column("dirty", "trial", "t.git_dirty", "BOOLEAN"),
     Column("error", "trial", "t.error_type || ': ' || t.error_message"),
     Column("host", "trial", "t.host"),
-    Column("code_changed", "trial",
-           "coalesce(list_contains(json_extract_string(t.changes, '$[*].kind'), 'code'), false)",
-           "BOOLEAN"),
-    Column("env_changed", "trial",
-           "coalesce(list_contains(json_extract_string(t.changes, '$[*].kind'), 'environment'),"
-           " false)", "BOOLEAN"),
+    Column(
+        "code_changed",
+        "trial",
+        "coalesce(list_contains(json_extract_string(t.changes, '$[*].kind'), 'code'), false)",
+        "BOOLEAN",
+    ),
+    Column(
+        "env_changed",
+        "trial",
+        "coalesce(list_contains(json_extract_string(t.changes, '$[*].kind'), 'environment'),"
+        " false)",
+        "BOOLEAN",
+    ),
     Column("impure", "trial", "coalesce(contains(t.notes, 'impure:'), false)", "BOOLEAN"),
 )
 
@@ -90,8 +101,9 @@ class Layout:
         for c in self.columns:
             if c.name == name:
                 return c
-        raise FilterError(f"No column named {name!r}. Columns: "
-                          + ", ".join(c.name for c in self.columns))
+        raise FilterError(
+            f"No column named {name!r}. Columns: " + ", ".join(c.name for c in self.columns)
+        )
 
 
 @dataclass(frozen=True)
@@ -147,7 +159,8 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
     """Parameter names and types (from the latest trials) and metric names of ``experiment``."""
     rows = con.execute(
         "SELECT params FROM trial_record WHERE experiment = ? ORDER BY trial_id DESC LIMIT ?",
-        [experiment, SAMPLE_TRIALS]).fetchall()
+        [experiment, SAMPLE_TRIALS],
+    ).fetchall()
     seen: dict[str, list[Any]] = {}
     for (text,) in reversed(rows):
         try:
@@ -171,9 +184,13 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
         col_name = name if name not in taken else f"param_{name}"
         taken.add(col_name)
         params.append(Column(col_name, "param", sql, typ, name))
-    metric_names = [r[0] for r in con.execute(
-        "SELECT DISTINCT name FROM metric_record WHERE experiment = ? ORDER BY name",
-        [experiment]).fetchall()]
+    metric_names = [
+        r[0]
+        for r in con.execute(
+            "SELECT DISTINCT name FROM metric_record WHERE experiment = ? ORDER BY name",
+            [experiment],
+        ).fetchall()
+    ]
     metrics: list[Column] = []
     for name in metric_names:
         col_name = name if name not in taken else f"metric_{name}"
@@ -218,14 +235,17 @@ class MetricSummary:
 
     def refresh(self, con: duckdb.DuckDBPyConnection) -> bool:
         """One step towards an up-to-date summary; True if the summary changed."""
-        row = con.execute("""
+        row = con.execute(
+            """
             SELECT (SELECT count(*) FROM metric_record WHERE experiment = $1)
                        + count(result_value),
                    (SELECT min(trial_id) FROM trial_record
                     WHERE experiment = $1 AND status = 'running'),
                    max(trial_id), min(trial_id), count(*)
             FROM trial_record WHERE experiment = $1
-        """, [self.experiment]).fetchall()[0]
+        """,
+            [self.experiment],
+        ).fetchall()[0]
         count, running, last = int(row[0]), row[1], int(row[2] or 0)
         self.span = (int(row[3] or 0), last, int(row[4]))
         settled = min(int(running), last + 1) if running is not None else last + 1
@@ -255,16 +275,20 @@ class MetricSummary:
         self.settled_below = settled_at_start
         return True
 
-    def _read(self, con: duckdb.DuckDBPyConnection, lo: int,
-              hi: int | None) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
-        bounds = "experiment = $1 AND trial_id >= $2" + (" AND trial_id < $3" if hi is not None
-                                                          else "")
+    def _read(
+        self, con: duckdb.DuckDBPyConnection, lo: int, hi: int | None
+    ) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+        bounds = "experiment = $1 AND trial_id >= $2" + (
+            " AND trial_id < $3" if hi is not None else ""
+        )
         args: list[Any] = [self.experiment, lo] + ([hi] if hi is not None else [])
         table = con.sql(
             "SELECT name, trial_id, arg_max(value, epoch) AS value, count(*)::INTEGER AS n "
             f"FROM metric_record WHERE {bounds} GROUP BY name, trial_id UNION ALL "
             f"SELECT {_quote_str(RESULT)}, trial_id, result_value, 1 FROM trial_record "
-            f"WHERE {bounds} AND result_value IS NOT NULL", params=args).to_arrow_table()
+            f"WHERE {bounds} AND result_value IS NOT NULL",
+            params=args,
+        ).to_arrow_table()
         if not table.num_rows:
             return []
         # Names as dictionary codes: no Python string per row (a slice has ~350,000 rows).
@@ -292,18 +316,25 @@ class MetricSummary:
 
     def _top_up(self, con: duckdb.DuckDBPyConnection, count: int) -> bool:
         since = self.settled_below
-        fresh = {name: (ids, values, counts) for name, ids, values, counts
-                 in self._read(con, since, None)}
+        fresh = {
+            name: (ids, values, counts)
+            for name, ids, values, counts in self._read(con, since, None)
+        }
         for name in set(self.by_name) | set(fresh):
-            old_ids, old_values = self.by_name.get(name, (np.array([], np.int64),
-                                                           np.array([], np.float64)))
+            old_ids, old_values = self.by_name.get(
+                name, (np.array([], np.int64), np.array([], np.float64))
+            )
             old_counts = self._counts.get(name, np.array([], np.int64))
             keep = old_ids < since
-            new = fresh.get(name, (np.array([], np.int64), np.array([], np.float64),
-                                   np.array([], np.int64)))
-            self._set(name, np.concatenate([old_ids[keep], new[0]]),
-                      np.concatenate([old_values[keep], new[1]]),
-                      np.concatenate([old_counts[keep], new[2]]))
+            new = fresh.get(
+                name, (np.array([], np.int64), np.array([], np.float64), np.array([], np.int64))
+            )
+            self._set(
+                name,
+                np.concatenate([old_ids[keep], new[0]]),
+                np.concatenate([old_values[keep], new[1]]),
+                np.concatenate([old_counts[keep], new[2]]),
+            )
         if self._total_rows() == count:
             self.rows = count
             return True
@@ -409,8 +440,12 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _relation(lay: Layout, query: TrialQuery, con: duckdb.DuckDBPyConnection | None = None,
-              summary: MetricSummary | None = None) -> tuple[str, list[Any]]:
+def _relation(
+    lay: Layout,
+    query: TrialQuery,
+    con: duckdb.DuckDBPyConnection | None = None,
+    summary: MetricSummary | None = None,
+) -> tuple[str, list[Any]]:
     """SQL of the filtered relation with the columns the filter and sort need, and its args.
 
     Metric columns join the in-memory ``summary`` (registered on ``con``) when it is ready,
@@ -428,13 +463,17 @@ def _relation(lay: Layout, query: TrialQuery, con: duckdb.DuckDBPyConnection | N
             con.register(f"_tuixp_metric_{i}", summary.arrow(c.source))
             source = f"_tuixp_metric_{i}"
         else:
-            source = ("(SELECT trial_id, arg_max(value, epoch) AS value FROM metric_record "
-                      "WHERE experiment = ? AND name = ? GROUP BY trial_id)")
+            source = (
+                "(SELECT trial_id, arg_max(value, epoch) AS value FROM metric_record "
+                "WHERE experiment = ? AND name = ? GROUP BY trial_id)"
+            )
             args += [lay.experiment, c.source]
         joins.append(f"LEFT JOIN {source} m_{i} ON m_{i}.trial_id = t.trial_id")
     select = ", ".join(f"{c.sql} AS {_quote_ident(c.name)}" for c in needed)
-    inner = (f"SELECT t.uuid AS _uuid, {select} FROM trial_record t {' '.join(joins)} "
-             "WHERE t.experiment = ?")
+    inner = (
+        f"SELECT t.uuid AS _uuid, {select} FROM trial_record t {' '.join(joins)} "
+        "WHERE t.experiment = ?"
+    )
     args.append(lay.experiment)
     sql = f"SELECT * FROM ({inner}) r" + (f" WHERE ({where})" if where else "")
     return sql, args
@@ -450,30 +489,52 @@ def _order(lay: Layout, query: TrialQuery) -> str:
 def _run(con: duckdb.DuckDBPyConnection, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
     try:
         return con.execute(sql, args).fetchall()
-    except (duckdb.BinderException, duckdb.ParserException, duckdb.ConversionException,
-            duckdb.InvalidInputException, duckdb.CatalogException) as exc:
+    except (
+        duckdb.BinderException,
+        duckdb.ParserException,
+        duckdb.ConversionException,
+        duckdb.InvalidInputException,
+        duckdb.CatalogException,
+    ) as exc:
         raise FilterError(f"The filter does not work: {_first_line(exc)}") from None
 
 
-def count(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery,
-          summary: MetricSummary | None = None) -> int:
+def count(
+    con: duckdb.DuckDBPyConnection,
+    lay: Layout,
+    query: TrialQuery,
+    summary: MetricSummary | None = None,
+) -> int:
     """How many trials the query selects."""
     if not query.where.strip():
-        row = con.execute("SELECT count(*) FROM trial_record WHERE experiment = ?",
-                          [query.experiment]).fetchall()
+        row = con.execute(
+            "SELECT count(*) FROM trial_record WHERE experiment = ?", [query.experiment]
+        ).fetchall()
         return int(row[0][0]) if row else 0
     sql, args = _relation(lay, query, con, summary)
     return int(_run(con, f"SELECT count(*) FROM ({sql})", args)[0][0])
 
 
-def page_ids(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, offset: int,
-             limit: int, summary: MetricSummary | None = None) -> list[int]:
+def page_ids(
+    con: duckdb.DuckDBPyConnection,
+    lay: Layout,
+    query: TrialQuery,
+    offset: int,
+    limit: int,
+    summary: MetricSummary | None = None,
+) -> list[int]:
     """Trial ids of rows ``offset`` to ``offset + limit`` of the query's order."""
     return [tid for tid, _ in _page_keys(con, lay, query, offset, limit, summary)]
 
 
-def _page_keys(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, offset: int,
-               limit: int, summary: MetricSummary | None) -> list[tuple[int, str]]:
+def _page_keys(
+    con: duckdb.DuckDBPyConnection,
+    lay: Layout,
+    query: TrialQuery,
+    offset: int,
+    limit: int,
+    summary: MetricSummary | None,
+) -> list[tuple[int, str]]:
     if limit <= 0:
         return []
     series = None  # the summary's series to sort by, when it holds the sort column
@@ -486,22 +547,30 @@ def _page_keys(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, o
         # every trial to skip ``offset`` of them. Gaps (ids never recorded) fall back to sorting.
         lo, hi, n = con.execute(
             "SELECT min(trial_id), max(trial_id), count(*) FROM trial_record WHERE experiment = ?",
-            [query.experiment]).fetchall()[0]
+            [query.experiment],
+        ).fetchall()[0]
         if n and hi - lo + 1 == n and series is not None and summary is not None:
             # Sorted by the result or a metric, every trial's value in memory: sort there, once.
-            ids = summary.order(series, query.descending, lo, hi)[offset:offset + limit]
+            ids = summary.order(series, query.descending, lo, hi)[offset : offset + limit]
             return [(int(t), "") for t in ids]
         if n and hi - lo + 1 == n and query.sort == "trial_id":
-            first, last = ((hi - offset - limit + 1, hi - offset) if query.descending
-                           else (lo + offset, lo + offset + limit - 1))
+            first, last = (
+                (hi - offset - limit + 1, hi - offset)
+                if query.descending
+                else (lo + offset, lo + offset + limit - 1)
+            )
             rows = con.execute(
                 "SELECT trial_id, uuid FROM trial_record WHERE experiment = ? "
                 f"AND trial_id BETWEEN ? AND ? ORDER BY trial_id {'DESC' if query.descending else ''}",
-                [query.experiment, max(first, lo), min(last, hi)]).fetchall()
+                [query.experiment, max(first, lo), min(last, hi)],
+            ).fetchall()
             return [(r[0], r[1]) for r in rows]
     sql, args = _relation(lay, query, con, summary)
-    rows = _run(con, f"SELECT trial_id, _uuid FROM ({sql}) {_order(lay, query)} LIMIT ? OFFSET ?",
-                [*args, limit, max(0, offset)])
+    rows = _run(
+        con,
+        f"SELECT trial_id, _uuid FROM ({sql}) {_order(lay, query)} LIMIT ? OFFSET ?",
+        [*args, limit, max(0, offset)],
+    )
     return [(r[0], r[1]) for r in rows]
 
 
@@ -512,9 +581,13 @@ _ROW_COLUMNS = """
     FROM trial_record"""
 
 
-def rows_for(con: duckdb.DuckDBPyConnection, lay: Layout, trial_ids: list[int],
-             summary: MetricSummary | None = None,
-             uuids: list[str] | None = None) -> list[TrialRow]:
+def rows_for(
+    con: duckdb.DuckDBPyConnection,
+    lay: Layout,
+    trial_ids: list[int],
+    summary: MetricSummary | None = None,
+    uuids: list[str] | None = None,
+) -> list[TrialRow]:
     """The table rows of these trials, in the order given (metrics from ``summary`` if ready).
 
     With ``uuids`` (the same trials' keys) the rows come through the primary key's index: a
@@ -527,9 +600,11 @@ def rows_for(con: duckdb.DuckDBPyConnection, lay: Layout, trial_ids: list[int],
         keys = ", ".join(_quote_str(u) for u in uuids)
         found = con.execute(f"{_ROW_COLUMNS} WHERE uuid IN ({keys})").fetchall()
     else:
-        found = con.execute(f"""{_ROW_COLUMNS} WHERE experiment = ? AND trial_id BETWEEN ? AND ?
+        found = con.execute(
+            f"""{_ROW_COLUMNS} WHERE experiment = ? AND trial_id BETWEEN ? AND ?
               AND trial_id IN (SELECT unnest(?::INTEGER[]))""",
-                            [exp, min(trial_ids), max(trial_ids), trial_ids]).fetchall()
+            [exp, min(trial_ids), max(trial_ids), trial_ids],
+        ).fetchall()
     metrics: dict[int, dict[str, float]] = {}
     unsettled = list(trial_ids)
     if lay.metrics and summary is not None and summary.ready:
@@ -539,42 +614,81 @@ def rows_for(con: duckdb.DuckDBPyConnection, lay: Layout, trial_ids: list[int],
             for tid, value in summary.values(c.source, settled).items():
                 metrics.setdefault(tid, {})[c.source] = value
     if lay.metrics and unsettled:
-        for tid, name, value in con.execute("""
+        for tid, name, value in con.execute(
+            """
             SELECT trial_id, name, arg_max(value, epoch) FROM metric_record
             WHERE experiment = ? AND trial_id BETWEEN ? AND ?
               AND trial_id IN (SELECT unnest(?::INTEGER[]))
             GROUP BY trial_id, name
-        """, [exp, min(unsettled), max(unsettled), unsettled]).fetchall():
+        """,
+            [exp, min(unsettled), max(unsettled), unsettled],
+        ).fetchall():
             metrics.setdefault(tid, {})[name] = value
     by_id: dict[int, TrialRow] = {}
-    for (tid, status, result, rvalue, started, finished, commit, dirty, changes, notes, params,
-         error) in found:
-        kinds = {c.get("kind") for c in _loads(changes, [])
-                 if isinstance(c, dict)}
+    for (
+        tid,
+        status,
+        result,
+        rvalue,
+        started,
+        finished,
+        commit,
+        dirty,
+        changes,
+        notes,
+        params,
+        error,
+    ) in found:
+        kinds = {c.get("kind") for c in _loads(changes, []) if isinstance(c, dict)}
         by_id[tid] = TrialRow(
-            trial_id=tid, status=status, result=_loads(result, None), result_value=rvalue,
-            started_at=started, finished_at=finished, commit=commit, dirty=bool(dirty),
-            code_changed="code" in kinds, env_changed="environment" in kinds,
+            trial_id=tid,
+            status=status,
+            result=_loads(result, None),
+            result_value=rvalue,
+            started_at=started,
+            finished_at=finished,
+            commit=commit,
+            dirty=bool(dirty),
+            code_changed="code" in kinds,
+            env_changed="environment" in kinds,
             impure=any(str(n).startswith("impure:") for n in _loads(notes, []) or []),
-            params=_loads(params, {}) or {}, metrics=metrics.get(tid, {}), error=error)
+            params=_loads(params, {}) or {},
+            metrics=metrics.get(tid, {}),
+            error=error,
+        )
     return [by_id[t] for t in trial_ids if t in by_id]
 
 
-def page(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery, offset: int,
-         limit: int, summary: MetricSummary | None = None) -> list[TrialRow]:
+def page(
+    con: duckdb.DuckDBPyConnection,
+    lay: Layout,
+    query: TrialQuery,
+    offset: int,
+    limit: int,
+    summary: MetricSummary | None = None,
+) -> list[TrialRow]:
     """Rows ``offset`` to ``offset + limit`` of the query, ready to show."""
     keys = _page_keys(con, lay, query, offset, limit, summary)
     uuids = [k[1] for k in keys]
     return rows_for(con, lay, [k[0] for k in keys], summary, uuids if all(uuids) else None)
 
 
-def position(con: duckdb.DuckDBPyConnection, lay: Layout, query: TrialQuery,
-             trial_id: int, summary: MetricSummary | None = None) -> int | None:
+def position(
+    con: duckdb.DuckDBPyConnection,
+    lay: Layout,
+    query: TrialQuery,
+    trial_id: int,
+    summary: MetricSummary | None = None,
+) -> int | None:
     """The row index of ``trial_id`` under the query's order, or None if it is not selected."""
     sql, args = _relation(lay, query, con, summary)
-    rows = _run(con, f"""
+    rows = _run(
+        con,
+        f"""
         SELECT n FROM (SELECT trial_id, row_number() OVER ({_order(lay, query)}) - 1 AS n
-                       FROM ({sql})) WHERE trial_id = ?""", [*args, trial_id])
+                       FROM ({sql})) WHERE trial_id = ?""",
+        [*args, trial_id],
+    )
     return int(rows[0][0]) if rows else None
 
 
@@ -590,36 +704,47 @@ def _loads(text: str | None, default: Any) -> Any:
 # -- what the trial detail screen shows, beyond tuixp.store.queries ----------------------------
 def steps(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> list[dict[str, Any]]:
     """Per-step timings of a trial, in the order the steps started."""
-    cur = con.execute("""
+    cur = con.execute(
+        """
         SELECT step, key, status, started_at, finished_at,
                epoch(finished_at) - epoch(started_at) AS elapsed_s, worker, error, reused_from
         FROM step_record WHERE experiment = ? AND trial_id = ? ORDER BY started_at, key
-    """, [experiment, trial_id])
+    """,
+        [experiment, trial_id],
+    )
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 
 
-def metric_series(con: duckdb.DuckDBPyConnection, experiment: str,
-                  trial_ids: list[int]) -> dict[str, dict[int, list[tuple[int, float]]]]:
+def metric_series(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_ids: list[int]
+) -> dict[str, dict[int, list[tuple[int, float]]]]:
     """Every metric of these trials: ``{metric: {trial_id: [(epoch, value), ...]}}``."""
     out: dict[str, dict[int, list[tuple[int, float]]]] = {}
     if not trial_ids:
         return out
-    for name, tid, epoch, value in con.execute("""
+    for name, tid, epoch, value in con.execute(
+        """
         SELECT name, trial_id, epoch, value FROM metric_record
         WHERE experiment = ? AND list_contains(?, trial_id) ORDER BY name, trial_id, epoch
-    """, [experiment, trial_ids]).fetchall():
+    """,
+        [experiment, trial_ids],
+    ).fetchall():
         out.setdefault(name, {}).setdefault(tid, []).append((epoch, value))
     return out
 
 
-def persisted_outputs(con: duckdb.DuckDBPyConnection, experiment: str,
-                      trial_id: int) -> list[dict[str, Any]]:
+def persisted_outputs(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int
+) -> list[dict[str, Any]]:
     """The persisted step outputs of a trial: step, object hash, format, size in bytes."""
-    cur = con.execute("""
+    cur = con.execute(
+        """
         SELECT step, object_hash, format, size FROM persisted_record
         WHERE experiment = ? AND trial_id = ? ORDER BY step
-    """, [experiment, trial_id])
+    """,
+        [experiment, trial_id],
+    )
     cols = [d[0] for d in cur.description]
     return [dict(zip(cols, r)) for r in cur.fetchall()]
 

@@ -10,8 +10,9 @@ from tuixp.store.db import resolve_store_path
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tuixp.tui", description=__doc__)
-    parser.add_argument("--store", default=None, help="the store (default: $TUIXP_STORE, "
-                        "else tuixp.duckdb here)")
+    parser.add_argument(
+        "--store", default=None, help="the store (default: $TUIXP_STORE, else tuixp.duckdb here)"
+    )
     parser.add_argument("--theme", default=None, help="dark, light, ansi or a Textual theme")
     args = parser.parse_args(argv)
     from tuixp.tui.app import create_app

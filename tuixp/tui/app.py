@@ -41,8 +41,12 @@ from tuixp.tui.screens.launch import LaunchUpdated, handle_update
 from tuixp.tui.widgets.trial_table import fmt_number
 
 POLL_INTERVAL = 1.0
-THEMES = {"dark": "textual-dark", "light": "textual-light", "ansi": "ansi-dark",
-          "ansi-light": "ansi-light"}
+THEMES = {
+    "dark": "textual-dark",
+    "light": "textual-light",
+    "ansi": "ansi-dark",
+    "ansi-light": "ansi-light",
+}
 
 
 class TuixpApp(App[None]):
@@ -59,9 +63,15 @@ class TuixpApp(App[None]):
         Binding("colon", "sql", "SQL", show=True, key_display=":"),
     ]
 
-    def __init__(self, store_path: str | os.PathLike[str], *,
-                 clock: Callable[[], float] | None = None, poll_interval: float = POLL_INTERVAL,
-                 theme: str | None = None, connect_timeout: float = 0.5) -> None:
+    def __init__(
+        self,
+        store_path: str | os.PathLike[str],
+        *,
+        clock: Callable[[], float] | None = None,
+        poll_interval: float = POLL_INTERVAL,
+        theme: str | None = None,
+        connect_timeout: float = 0.5,
+    ) -> None:
         super().__init__()
         self.reader = StoreReader(Path(store_path), timeout=connect_timeout)
         self.clock = clock or time.time
@@ -123,8 +133,14 @@ class TuixpApp(App[None]):
         self._poll_worker(self.query_state, offset, limit, known, self.generation)
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
-    def _poll_worker(self, query: TrialQuery | None, offset: int, limit: int,
-                     known: tuple[Any, ...] | None, generation: int) -> None:
+    def _poll_worker(
+        self,
+        query: TrialQuery | None,
+        offset: int,
+        limit: int,
+        known: tuple[Any, ...] | None,
+        generation: int,
+    ) -> None:
         delivered = False
 
         def deliver(snap: Any) -> None:
@@ -166,8 +182,11 @@ class TuixpApp(App[None]):
             self.select_experiment(names[0])
         elif self.experiment is not None and self.experiment not in names:
             browse.table.empty_text = f"No trials of {self.experiment} in this store."
-        if (snap.trials is not None and message.generation == self.generation
-                and snap.trials.query == self.query_state):
+        if (
+            snap.trials is not None
+            and message.generation == self.generation
+            and snap.trials.query == self.query_state
+        ):
             t = snap.trials
             browse.table.show_window(t.layout, t.total, t.offset, t.rows, replace=True)
         elif not names:
@@ -183,8 +202,11 @@ class TuixpApp(App[None]):
         """The poll's worker is done: arm the next poll, and build the summary if it needs it."""
         self._rearm()
         exp = self.experiment
-        if exp is not None and exp != self._summary_building and not self.reader.summary(
-                exp).prepared:
+        if (
+            exp is not None
+            and exp != self._summary_building
+            and not self.reader.summary(exp).prepared
+        ):
             self._summary_building = exp
             self._summary_worker(exp)
 
@@ -193,8 +215,9 @@ class TuixpApp(App[None]):
         """Every trial's result and metrics in memory, so sorting by them needs no scan."""
         worker = get_current_worker()
         try:
-            self.reader.build_summary(experiment, lambda: worker.is_cancelled
-                                      or self.experiment != experiment)
+            self.reader.build_summary(
+                experiment, lambda: worker.is_cancelled or self.experiment != experiment
+            )
         except StoreError:
             pass  # the poll says what is wrong with the store; the next poll starts again
         finally:
@@ -247,8 +270,9 @@ class TuixpApp(App[None]):
             self._window_worker(self.query_state, offset, limit, self.generation, False)
 
     @work(thread=True, exclusive=True, group="window", exit_on_error=False)
-    def _window_worker(self, query: TrialQuery, offset: int, limit: int, generation: int,
-                       adopt: bool) -> None:
+    def _window_worker(
+        self, query: TrialQuery, offset: int, limit: int, generation: int, adopt: bool
+    ) -> None:
         # Only the latest request matters (the table asks again for rows it still lacks):
         # one overtaken while it waited for the store gives way without reading.
         worker = get_current_worker()
@@ -402,8 +426,10 @@ class TuixpApp(App[None]):
         parts = []
         if self.experiment:
             parts.append(self.experiment)
-            parts.append(f"{table.total:,} trials" + (" (filtered)" if self.query_state
-                                                      and self.query_state.where else ""))
+            parts.append(
+                f"{table.total:,} trials"
+                + (" (filtered)" if self.query_state and self.query_state.where else "")
+            )
             row = table.current_row
             if row is not None:
                 part = f"#{row.trial_id} {row.status}"
@@ -412,8 +438,10 @@ class TuixpApp(App[None]):
                 parts.append(part)
             marks = self.marked()
             if marks:
-                parts.append(f"marked: {', '.join('#' + str(m) for m in sorted(marks)[:6])}"
-                             + ("…" if len(marks) > 6 else ""))
+                parts.append(
+                    f"marked: {', '.join('#' + str(m) for m in sorted(marks)[:6])}"
+                    + ("…" if len(marks) > 6 else "")
+                )
         browse.status.info = " │ ".join(parts)
 
     # -- failures ----------------------------------------------------------------------------

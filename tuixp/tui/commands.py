@@ -28,34 +28,69 @@ class TuixpCommands(Provider):
             table = screen.table
             q = app.query_state
             for col in table.columns:
-                out.append((f"Sort by {col.sort}", partial(app.sort_by, col.sort),
-                            "sort the trials (again: reverse)"))
+                out.append(
+                    (
+                        f"Sort by {col.sort}",
+                        partial(app.sort_by, col.sort),
+                        "sort the trials (again: reverse)",
+                    )
+                )
             row = table.current_row
             if row is not None:
-                out.append((f"Open trial #{row.trial_id}", partial(app.open_trial, row.trial_id),
-                            "parameters, metrics, code, environment, outputs"))
+                out.append(
+                    (
+                        f"Open trial #{row.trial_id}",
+                        partial(app.open_trial, row.trial_id),
+                        "parameters, metrics, code, environment, outputs",
+                    )
+                )
                 verb = "Unmark" if row.trial_id in app.marked() else "Mark"
-                out.append((f"{verb} trial #{row.trial_id} for comparison",
-                            partial(app.toggle_mark, row.trial_id), "space in the table"))
+                out.append(
+                    (
+                        f"{verb} trial #{row.trial_id} for comparison",
+                        partial(app.toggle_mark, row.trial_id),
+                        "space in the table",
+                    )
+                )
             if app.marked():
                 out.append(("Clear marks", app.clear_marks, f"{len(app.marked())} marked"))
             if len(app.marked()) >= 2:
-                out.append(("Compare the marked trials", screen.action_compare,
-                            "C: parameters, code, environment, metrics side by side"))
+                out.append(
+                    (
+                        "Compare the marked trials",
+                        screen.action_compare,
+                        "C: parameters, code, environment, metrics side by side",
+                    )
+                )
             if row is not None:
-                out.append((f"Compare trial #{row.trial_id} with the previous one",
-                            screen.action_compare_previous, "v"))
+                out.append(
+                    (
+                        f"Compare trial #{row.trial_id} with the previous one",
+                        screen.action_compare_previous,
+                        "v",
+                    )
+                )
             out.append(("Filter trials", screen.action_filter, "a SQL condition over the columns"))
             if q is not None and q.where:
                 out.append(("Clear filter", screen.action_clear_filter, q.where))
             for status in ("failed", "running", "succeeded", "interrupted"):
-                out.append((f"Show only {status} trials",
-                            partial(app.filter_by, f"status = '{status}'"), "filter"))
+                out.append(
+                    (
+                        f"Show only {status} trials",
+                        partial(app.filter_by, f"status = '{status}'"),
+                        "filter",
+                    )
+                )
             for exp in app.experiments:
                 name = exp["experiment"]
                 if name != app.experiment:
-                    out.append((f"Switch to experiment {name}",
-                                partial(app.select_experiment, name), f"{exp['trials']} trials"))
+                    out.append(
+                        (
+                            f"Switch to experiment {name}",
+                            partial(app.select_experiment, name),
+                            f"{exp['trials']} trials",
+                        )
+                    )
             out.append(("Refresh now", partial(app.poll, True), "read the store again"))
         elif isinstance(screen, DetailScreen):
             for i, (pane, title) in enumerate(TABS, 1):
@@ -64,30 +99,54 @@ class TuixpCommands(Provider):
                 out.append((f"Plot metric {name}", partial(self._plot, screen, name), "metrics"))
             out.append(("Preview persisted output", screen.action_preview, "outputs"))
             out.append(("Back to trials", screen.action_back, "escape"))
-            out.append((f"Compare trial #{screen.trial_id} with the previous one",
-                        screen.action_compare_previous, "v"))
+            out.append(
+                (
+                    f"Compare trial #{screen.trial_id} with the previous one",
+                    screen.action_compare_previous,
+                    "v",
+                )
+            )
             out.append(("Re-run with these parameters", screen.action_rerun, "R"))
         elif isinstance(screen, CompareScreen):
             for i, (pane, title) in enumerate(COMPARE_TABS, 1):
                 out.append((f"Show {title.lower()}", partial(screen.action_tab, pane), f"key {i}"))
-            out.append(("Show only the rows that differ" if not screen.only_differences
-                        else "Show every row", screen.action_only_differences, "d"))
+            out.append(
+                (
+                    "Show only the rows that differ"
+                    if not screen.only_differences
+                    else "Show every row",
+                    screen.action_only_differences,
+                    "d",
+                )
+            )
             out.append(("Code: unified / side by side", screen.action_unified, "u"))
             if len(screen.trial_ids) > 2:
                 out.append(("Compare with the next trial", screen.action_next_pair, "n"))
-            out.append(("Re-run the compared trial with its parameters", screen.action_rerun,
-                        "R"))
+            out.append(("Re-run the compared trial with its parameters", screen.action_rerun, "R"))
             out.append(("Copy the tuixp run command", screen.action_copy_command, "y"))
             out.append(("Back", screen.action_back, "escape"))
-        out.append(("Launch a trial", app.action_launch,
-                    "L: tuixp run in a child process, form prefilled from the selected trial"))
+        out.append(
+            (
+                "Launch a trial",
+                app.action_launch,
+                "L: tuixp run in a child process, form prefilled from the selected trial",
+            )
+        )
         if app.launches.items:
-            out.append(("Show launched runs", app.action_runs,
-                        f"{len(app.launches.running)} running of {len(app.launches.items)}"))
+            out.append(
+                (
+                    "Show launched runs",
+                    app.action_runs,
+                    f"{len(app.launches.running)} running of {len(app.launches.items)}",
+                )
+            )
         out.append(("SQL query", app.action_sql, ": read-only queries over the store's views"))
         out.append(("Help: keys", app.action_help, "?"))
-        for label, theme in (("light", "textual-light"), ("dark", "textual-dark"),
-                             ("16 colours", "ansi-dark")):
+        for label, theme in (
+            ("light", "textual-light"),
+            ("dark", "textual-dark"),
+            ("16 colours", "ansi-dark"),
+        ):
             out.append((f"Use the {label} theme", partial(setattr, app, "theme", theme), "theme"))
         return out
 

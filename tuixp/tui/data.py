@@ -115,7 +115,8 @@ class StoreReader:
             # Opening would create an empty store; wait for a trial to create it instead.
             raise StoreMissing(
                 f"No tuixp store at {self.path} yet. Run a trial with store={str(self.path)!r} "
-                "(or tuixp run SCRIPT --store PATH); it will show here by itself.")
+                "(or tuixp run SCRIPT --store PATH); it will show here by itself."
+            )
         return self.store.connect(timeout=self.timeout)
 
     @contextlib.contextmanager
@@ -143,9 +144,14 @@ class StoreReader:
         self._layouts[experiment] = (fp, lay)
         return lay
 
-    def snapshot(self, query: window.TrialQuery | None, offset: int, limit: int,
-                 known: tuple[Any, ...] | None = None,
-                 deliver: Callable[[Snapshot], None] | None = None) -> Snapshot | None:
+    def snapshot(
+        self,
+        query: window.TrialQuery | None,
+        offset: int,
+        limit: int,
+        known: tuple[Any, ...] | None = None,
+        deliver: Callable[[Snapshot], None] | None = None,
+    ) -> Snapshot | None:
         """Experiments and a window of trials; skips what did not change.
 
         ``known`` is the fingerprint of the caller's last snapshot. When the store's files are
@@ -166,9 +172,15 @@ class StoreReader:
             self._disk = disk  # taken before reading: a write since shows at the next poll
             return snap
 
-    def _snapshot(self, con: Any, query: window.TrialQuery | None, offset: int, limit: int,
-                  known: tuple[Any, ...] | None,
-                  deliver: Callable[[Snapshot], None] | None) -> Snapshot:
+    def _snapshot(
+        self,
+        con: Any,
+        query: window.TrialQuery | None,
+        offset: int,
+        limit: int,
+        known: tuple[Any, ...] | None,
+        deliver: Callable[[Snapshot], None] | None,
+    ) -> Snapshot:
         self._prepare(con)
         fp = window.fingerprint(con)
         exps = queries.experiments(con)
@@ -188,8 +200,12 @@ class StoreReader:
                 summary.refresh(con)  # top up: only trials new or running since are read
         return snap
 
-    def build_summary(self, experiment: str, cancelled: Callable[[], bool] = lambda: False,
-                      budget: float = SUMMARY_BUDGET) -> bool:
+    def build_summary(
+        self,
+        experiment: str,
+        cancelled: Callable[[], bool] = lambda: False,
+        budget: float = SUMMARY_BUDGET,
+    ) -> bool:
         """Build and sort ``experiment``'s summary, giving way to every other read.
 
         The store is opened for at most ``budget`` seconds at a time (other processes write in
@@ -211,8 +227,12 @@ class StoreReader:
                     with self._connect() as con:
                         self._prepare(con)
                         summary.refresh(con)
-                        while (not summary.ready and not self._waiting
-                               and time.monotonic() < deadline and not cancelled()):
+                        while (
+                            not summary.ready
+                            and not self._waiting
+                            and time.monotonic() < deadline
+                            and not cancelled()
+                        ):
                             summary.refresh(con)
                 else:
                     summary.prepare(deadline, lambda: bool(self._waiting) or cancelled())
@@ -221,8 +241,9 @@ class StoreReader:
             time.sleep(0.002)  # let a waiting thread, or another process, take the store
         return False
 
-    def _window(self, con: Any, query: window.TrialQuery, offset: int, limit: int,
-                fp: tuple[Any, ...]) -> TrialWindow:
+    def _window(
+        self, con: Any, query: window.TrialQuery, offset: int, limit: int, fp: tuple[Any, ...]
+    ) -> TrialWindow:
         lay = self._layout(con, query.experiment, fp)
         summary = self.summaries.get(query.experiment)
         total = window.count(con, lay, query, summary)
@@ -230,8 +251,13 @@ class StoreReader:
         rows = window.page(con, lay, query, offset, limit, summary)
         return TrialWindow(query, lay, total, offset, rows)
 
-    def trials(self, query: window.TrialQuery, offset: int, limit: int,
-               cancelled: Callable[[], bool] = lambda: False) -> TrialWindow | None:
+    def trials(
+        self,
+        query: window.TrialQuery,
+        offset: int,
+        limit: int,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> TrialWindow | None:
         """A window of trials (the count too: the filter or the store may have changed it).
 
         None if ``cancelled()`` says, once the store is ours, that nobody wants it any more.
@@ -251,7 +277,9 @@ class StoreReader:
             rec = queries.trial(con, experiment, trial_id)
             ids = [trial_id] + [t for t in overlay if t != trial_id]
             return TrialDetail(
-                experiment=experiment, trial_id=trial_id, trial=rec,
+                experiment=experiment,
+                trial_id=trial_id,
+                trial=rec,
                 code=queries.code(con, experiment, trial_id),
                 environment=queries.environment(con, experiment, trial_id),
                 steps=window.steps(con, experiment, trial_id),

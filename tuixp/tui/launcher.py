@@ -114,8 +114,9 @@ Deliver = Callable[["Launch", str, Any], None]
 class Launch:
     """One child ``tuixp run``: its request, its process and the progress it reported."""
 
-    def __init__(self, number: int, request: LaunchRequest,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, number: int, request: LaunchRequest, clock: Callable[[], float] = time.time
+    ) -> None:
         self.number = number
         self.request = request
         self.clock = clock
@@ -231,30 +232,52 @@ class Launch:
                 trial.finished = self.finished
 
     # -- the process -------------------------------------------------------------------------
-    def start(self, deliver: Deliver | None = None, env: dict[str, str] | None = None,
-              cwd: str | None = None) -> None:
+    def start(
+        self,
+        deliver: Deliver | None = None,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+    ) -> None:
         """Start the child and its two reader threads; updates go to ``deliver``."""
         send: Deliver = deliver or (lambda launch, kind, payload: launch.apply(kind, payload))
         environment = dict(os.environ if env is None else env)
         # The child imports the same tuixp as this process, and flushes its prints at once.
         root = str(Path(__file__).resolve().parents[2])
         environment["PYTHONPATH"] = os.pathsep.join(
-            p for p in (root, environment.get("PYTHONPATH", "")) if p)
+            p for p in (root, environment.get("PYTHONPATH", "")) if p
+        )
         environment["PYTHONUNBUFFERED"] = "1"
         environment.pop("TUIXP_SCRIPT", None)
         try:
             self.proc = subprocess.Popen(
-                self.request.argv(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace",
-                bufsize=1, env=environment, cwd=cwd, start_new_session=True)
+                self.request.argv(),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
+                env=environment,
+                cwd=cwd,
+                start_new_session=True,
+            )
         except OSError as exc:
             send(self, "stderr", f"cannot start tuixp run: {exc}")
             send(self, "exit", 2)
             return
-        err = threading.Thread(target=self._read_stderr, args=(send,), daemon=True,
-                               name=f"tuixp-launch-{self.number}-stderr")
-        out = threading.Thread(target=self._read_stdout, args=(send, err), daemon=True,
-                               name=f"tuixp-launch-{self.number}-stdout")
+        err = threading.Thread(
+            target=self._read_stderr,
+            args=(send,),
+            daemon=True,
+            name=f"tuixp-launch-{self.number}-stderr",
+        )
+        out = threading.Thread(
+            target=self._read_stdout,
+            args=(send, err),
+            daemon=True,
+            name=f"tuixp-launch-{self.number}-stdout",
+        )
         self._threads = [err, out]
         err.start()
         out.start()

@@ -20,7 +20,7 @@ from typing import Any
 
 SIZE = (110, 32)
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import math, random, sys
     import tuixp
 
@@ -67,7 +67,7 @@ SCRIPT = textwrap.dedent('''
 
     e = evaluate(k)
     e.compute_grid(seed=3, k=[1, 2, 4, 8])
-''')
+""")
 
 
 def record_store(folder: Path) -> Path:
@@ -78,8 +78,14 @@ def record_store(folder: Path) -> Path:
     env = dict(os.environ)
     root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
-    subprocess.run([sys.executable, str(script), str(store)], check=True, env=env, cwd=folder,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(script), str(store)],
+        check=True,
+        env=env,
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     from tuixp.store.db import Store
 
     with Store(store).connect() as con:
@@ -113,8 +119,7 @@ async def _shoot(store: Path, out: Path) -> list[Path]:
         return table.loaded and table.pending is None and (total is None or table.total == total)
 
     for theme, names in (("dark", ("browse", "detail", "metrics")), ("light", ("light",))):
-        app = create_app(store, poll_interval=3600, theme=theme,
-                         clock=lambda: 1_772_445_600.0)
+        app = create_app(store, poll_interval=3600, theme=theme, clock=lambda: 1_772_445_600.0)
         async with app.run_test(size=SIZE) as pilot:
             await until(pilot, lambda a=app: ready(a))
             app.select_experiment("house_prices")
@@ -129,14 +134,24 @@ async def _shoot(store: Path, out: Path) -> list[Path]:
                 written.append(out / f"{name}.svg")
             if "detail" in names:
                 app.open_trial(13)
-                await until(pilot, lambda a=app: isinstance(a.screen, DetailScreen)
-                            and a.screen.detail is not None)
+                await until(
+                    pilot,
+                    lambda a=app: (
+                        isinstance(a.screen, DetailScreen) and a.screen.detail is not None
+                    ),
+                )
                 app.save_screenshot("detail.svg", str(out))
                 written.append(out / "detail.svg")
                 await pilot.press("escape")
                 app.open_trial(11)
-                await until(pilot, lambda a=app: isinstance(a.screen, DetailScreen)
-                            and a.screen.detail is not None and a.screen.trial_id == 11)
+                await until(
+                    pilot,
+                    lambda a=app: (
+                        isinstance(a.screen, DetailScreen)
+                        and a.screen.detail is not None
+                        and a.screen.trial_id == 11
+                    ),
+                )
                 await pilot.press("2")
                 await pilot.pause(0.3)
                 app.save_screenshot("metrics.svg", str(out))
@@ -146,15 +161,19 @@ async def _shoot(store: Path, out: Path) -> list[Path]:
 
                 await pilot.press("escape")
                 app.open_compare(app.marked())
-                await until(pilot, lambda a=app: isinstance(a.screen, CompareScreen)
-                            and a.screen.details is not None)
+                await until(
+                    pilot,
+                    lambda a=app: (
+                        isinstance(a.screen, CompareScreen) and a.screen.details is not None
+                    ),
+                )
                 app.save_screenshot("compare.svg", str(out))
                 written.append(out / "compare.svg")
     written += await _shoot_launch_and_sql(store, out, until, ready)
     return written
 
 
-SWEEP = textwrap.dedent('''
+SWEEP = textwrap.dedent("""
     import time
     import tuixp
 
@@ -177,7 +196,7 @@ SWEEP = textwrap.dedent('''
         return round(loss, 4)
 
     s = train(prepare(width), lr)
-''')
+""")
 
 
 async def _shoot_launch_and_sql(store: Path, out: Path, until: Any, ready: Any) -> list[Path]:
@@ -193,13 +212,25 @@ async def _shoot_launch_and_sql(store: Path, out: Path, until: Any, ready: Any) 
     app = create_app(store, poll_interval=3600, clock=time.time)
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: ready(app))
-        request = LaunchRequest(script=str(script), store=store, grid={"lr": "0.05,0.2"},
-                                seed=1, experiment="sweep", steps=["prepare", "train"])
+        request = LaunchRequest(
+            script=str(script),
+            store=store,
+            grid={"lr": "0.05,0.2"},
+            seed=1,
+            experiment="sweep",
+            steps=["prepare", "train"],
+        )
         launch = start_launch(app, request)
         app.push_screen(ProgressScreen())
 
-        await until(pilot, lambda: launch.trials and all(
-            t.status == "running" for t in launch.trials.values()) and _metric_points(launch) >= 60)
+        await until(
+            pilot,
+            lambda: (
+                launch.trials
+                and all(t.status == "running" for t in launch.trials.values())
+                and _metric_points(launch) >= 60
+            ),
+        )
         app.save_screenshot("launch.svg", str(out))
         written.append(out / "launch.svg")
         launch.cancel()
@@ -210,9 +241,11 @@ async def _shoot_launch_and_sql(store: Path, out: Path, until: Any, ready: Any) 
         from textual.widgets import TextArea
 
         editor = app.screen.query_one("#sql-editor", TextArea)
-        editor.text = ("SELECT experiment, count(*) AS trials, min(result_value) AS worst,\n"
-                       "       max(result_value) AS best\nFROM trials\n"
-                       "WHERE status = 'succeeded' GROUP BY experiment ORDER BY best DESC")
+        editor.text = (
+            "SELECT experiment, count(*) AS trials, min(result_value) AS worst,\n"
+            "       max(result_value) AS best\nFROM trials\n"
+            "WHERE status = 'succeeded' GROUP BY experiment ORDER BY best DESC"
+        )
         app.screen.action_run()  # type: ignore[attr-defined]
         from textual.widgets import DataTable
 

@@ -53,8 +53,10 @@ class BrowseScreen(Screen[None]):
             with Vertical(id="right"):
                 with Horizontal(id="filter-row"):
                     yield Label("where", id="filter-label")
-                    yield FilterInput(placeholder="SQL condition, e.g. status = 'failed' or lr > 0.01",
-                                      id="filter")
+                    yield FilterInput(
+                        placeholder="SQL condition, e.g. status = 'failed' or lr > 0.01",
+                        id="filter",
+                    )
                 yield TrialTable(id="trials", clock=self.tuixp.clock)
         yield StatusBar(id="status")
         yield Footer()
@@ -127,8 +129,11 @@ class BrowseScreen(Screen[None]):
         if len(ids) == 1 and row is not None:
             ids.add(row.trial_id)
         if not self.tuixp.open_compare(frozenset(ids)):
-            self.notify("Mark two or more trials with space to compare them "
-                        "(or press v: this trial vs the previous one).", severity="warning")
+            self.notify(
+                "Mark two or more trials with space to compare them "
+                "(or press v: this trial vs the previous one).",
+                severity="warning",
+            )
 
     def action_compare_previous(self) -> None:
         row = self.table.current_row

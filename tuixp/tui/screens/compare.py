@@ -122,8 +122,13 @@ def result_rows(details: Sequence[TrialDetail]) -> list[diff.ParamRow]:
         ("result", [d.trial.get("result", diff.MISSING) for d in details]),
         ("status", [d.trial.get("status") for d in details]),
         ("seed", [d.trial.get("seed") for d in details]),
-        ("commit", [(d.trial.get("git_commit") or "")[:12] + ("+" if d.trial.get("git_dirty")
-                                                             else "") for d in details]),
+        (
+            "commit",
+            [
+                (d.trial.get("git_commit") or "")[:12] + ("+" if d.trial.get("git_dirty") else "")
+                for d in details
+            ],
+        ),
         ("elapsed s", [_elapsed(d.trial) for d in details]),
     ]
     names = sorted({n for d in details for n in d.metrics})
@@ -174,8 +179,12 @@ class RerunScreen(ModalScreen[None]):
         with Vertical(id="rerun"):
             yield Static(Text("Re-run with these parameters", style="bold"))
             yield Static(Text(self.command), id="rerun-command")
-            yield Static(Text("Copied to the clipboard (OSC 52). Paste it in a shell; "
-                              "escape closes this.", style="dim"))
+            yield Static(
+                Text(
+                    "Copied to the clipboard (OSC 52). Paste it in a shell; escape closes this.",
+                    style="dim",
+                )
+            )
 
     def action_close(self) -> None:
         self.dismiss()
@@ -227,8 +236,7 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
                 with TabPane(f"{i} {title}", id=pane_id):
                     if pane_id == "params":
                         yield Static("Loading…", id="params-head")
-                        yield DataTable(id="params-table", cursor_type="row",
-                                        zebra_stripes=False)
+                        yield DataTable(id="params-table", cursor_type="row", zebra_stripes=False)
                     elif pane_id == "metrics":
                         yield PlotextPlot(id="compare-plot")
                     else:
@@ -240,8 +248,11 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
 
     def on_mount(self) -> None:
         ids = self.trial_ids
-        what = f"#{ids[0]} and the previous trial" if self.previous else ", ".join(
-            f"#{t}" for t in ids)
+        what = (
+            f"#{ids[0]} and the previous trial"
+            if self.previous
+            else ", ".join(f"#{t}" for t in ids)
+        )
         self.title = f"{self.experiment}: compare {what}"
         self._load_worker(self.trial_ids, self.previous)
 
@@ -262,12 +273,15 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
                     except TrialNotFound:
                         continue
                 if earlier is None:
-                    self.post_message(ComparisonFailed(
-                        f"Trial #{ids[0]} has no previous trial to compare with."))
+                    self.post_message(
+                        ComparisonFailed(f"Trial #{ids[0]} has no previous trial to compare with.")
+                    )
                     return
                 ids = [earlier.trial_id, latest.trial_id]
-            details = [reader.detail(self.experiment, tid, ids if i == 0 else [])
-                       for i, tid in enumerate(ids)]
+            details = [
+                reader.detail(self.experiment, tid, ids if i == 0 else [])
+                for i, tid in enumerate(ids)
+            ]
         except TuixpError as exc:
             self.post_message(ComparisonFailed(f"Could not read the trials: {exc}"))
             return
@@ -319,8 +333,9 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         assert self.details is not None
         mode = "unified" if self.is_unified() else "side by side"
         only = "only differences" if self.only_differences else "all rows"
-        self.query_one("#compare-status", StatusBar).info = (
-            f"{len(self.details)} trials │ {only} │ code {mode} │ {self._pair_label()}")
+        self.query_one(
+            "#compare-status", StatusBar
+        ).info = f"{len(self.details)} trials │ {only} │ code {mode} │ {self._pair_label()}"
 
     def is_unified(self) -> bool:
         if self.unified is not None:
@@ -332,8 +347,9 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         """``(section, row)`` of the parameter table as shown (after "only differences")."""
         assert self.details is not None
         params = diff.param_table([d.trial.get("params") or {} for d in self.details])
-        rows = [("parameter", r) for r in params] + [("result", r)
-                                                     for r in result_rows(self.details)]
+        rows = [("parameter", r) for r in params] + [
+            ("result", r) for r in result_rows(self.details)
+        ]
         if self.only_differences:
             rows = [(s, r) for s, r in rows if r.differs]
         return rows
@@ -351,9 +367,10 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         total = len(every) if every is not None else None
         for section, row in rows:
             first = row.values[0]
-            name = Text(("≠ " if row.differs else "  ") + row.name,
-                        style="bold yellow" if row.differs else
-                        ("" if section == "parameter" else "dim"))
+            name = Text(
+                ("≠ " if row.differs else "  ") + row.name,
+                style="bold yellow" if row.differs else ("" if section == "parameter" else "dim"),
+            )
             cells: list[Any] = [name]
             for i, value in enumerate(row.values):
                 style = "bold yellow" if i > 0 and not diff.same(value, first) else ""
@@ -361,35 +378,54 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
             table.add_row(*cells)
         if not rows:
             table.add_row(Text("  no differences", style="dim"), *[""] * len(self.details))
-        shown = ("only the rows that differ" if self.only_differences
-                 else f"{differ} of {total} rows differ")
-        self.query_one("#params-head", Static).update(Text.assemble(
-            (f"{len(self.details)} trials", "bold"), f" · {shown} · ",
-            ("d", "bold"), ": " + ("show all rows" if self.only_differences
-                                   else "show only differences")))
+        shown = (
+            "only the rows that differ"
+            if self.only_differences
+            else f"{differ} of {total} rows differ"
+        )
+        self.query_one("#params-head", Static).update(
+            Text.assemble(
+                (f"{len(self.details)} trials", "bold"),
+                f" · {shown} · ",
+                ("d", "bold"),
+                ": " + ("show all rows" if self.only_differences else "show only differences"),
+            )
+        )
 
     # -- code --------------------------------------------------------------------------------
     def code_changes(self) -> list[diff.CodeChange]:
-        return diff.compare_code(_sources(self.reference), _sources(self.other),
-                                 (f"#{self.reference.trial_id}", f"#{self.other.trial_id}"))
+        return diff.compare_code(
+            _sources(self.reference),
+            _sources(self.other),
+            (f"#{self.reference.trial_id}", f"#{self.other.trial_id}"),
+        )
 
     def _show_code(self) -> None:
         changes = self.code_changes()
         changed = [c for c in changes if c.status != diff.SAME]
         unified = self.is_unified()
-        head = Text.assemble((f"Code {self._pair_label()}", "bold"),
-                             f" · {len(changed)} of {len(changes)} changed · ",
-                             ("u", "bold"), ": " + ("side by side" if unified else "unified"))
+        head = Text.assemble(
+            (f"Code {self._pair_label()}", "bold"),
+            f" · {len(changed)} of {len(changes)} changed · ",
+            ("u", "bold"),
+            ": " + ("side by side" if unified else "unified"),
+        )
         self.query_one("#code-head", Static).update(head)
         parts: list[Any] = []
         for c in changed:
             label = "the script" if c.step == "<script>" else c.step
-            parts.append(Text.assemble((label, "bold underline"),
-                                       f"  {c.status}  +{c.added_lines} -{c.removed_lines}"))
+            parts.append(
+                Text.assemble(
+                    (label, "bold underline"), f"  {c.status}  +{c.added_lines} -{c.removed_lines}"
+                )
+            )
             parts.append(self._diff_table(c, unified))
             parts.append(Text(""))
-        same = [("the script" if c.step == "<script>" else c.step) for c in changes
-                if c.status == diff.SAME]
+        same = [
+            ("the script" if c.step == "<script>" else c.step)
+            for c in changes
+            if c.status == diff.SAME
+        ]
         if same:
             parts.append(Text("unchanged: " + ", ".join(same), style="dim"))
         if not changes:
@@ -416,8 +452,9 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
             return text
 
         def number(no: int | None, style: str) -> Text:
-            return Text(str(no) if no is not None else "", style=f"dim {style}".strip(),
-                        justify="right")
+            return Text(
+                str(no) if no is not None else "", style=f"dim {style}".strip(), justify="right"
+            )
 
         if unified:
             table.add_column(width=width, no_wrap=True)
@@ -429,11 +466,15 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
                     table.add_row("", "", Text("⋯", style="dim"), Text(text, style="dim italic"))
                     continue
                 style = removed if sign == "-" else added if sign == "+" else ""
-                body = (line(old_lines, old_no, style) if sign == "-"
-                        else line(new_lines, new_no, style))
+                body = (
+                    line(old_lines, old_no, style)
+                    if sign == "-"
+                    else line(new_lines, new_no, style)
+                )
                 sign_style = "bold red" if sign == "-" else "bold green" if sign == "+" else ""
-                table.add_row(number(old_no, ""), number(new_no, ""),
-                              Text(sign, style=sign_style), body)
+                table.add_row(
+                    number(old_no, ""), number(new_no, ""), Text(sign, style=sign_style), body
+                )
             return table
         table.add_column(width=width, no_wrap=True)
         table.add_column(ratio=1, overflow="fold")
@@ -445,33 +486,45 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
                 table.add_row("", gap, "", gap.copy())
                 continue
             changed = row.tag != "equal"
-            table.add_row(number(row.old_no, ""),
-                          line(old_lines, row.old_no, removed if changed else ""),
-                          number(row.new_no, ""),
-                          line(new_lines, row.new_no, added if changed else ""))
+            table.add_row(
+                number(row.old_no, ""),
+                line(old_lines, row.old_no, removed if changed else ""),
+                number(row.new_no, ""),
+                line(new_lines, row.new_no, added if changed else ""),
+            )
         return table
 
     # -- environment -------------------------------------------------------------------------
     def causes(self) -> list[diff.Cause]:
         def doc(d: TrialDetail) -> dict[str, Any]:
-            return {"trial": d.trial, "code": d.code, "environment": d.environment,
-                    "steps_ran": [s["step"] for s in d.steps] if d.steps else None}
+            return {
+                "trial": d.trial,
+                "code": d.code,
+                "environment": d.environment,
+                "steps_ran": [s["step"] for s in d.steps] if d.steps else None,
+            }
 
         return diff.explain(doc(self.reference), doc(self.other))
 
     def _show_environment(self) -> None:
         a, b = self.reference, self.other
         self.query_one("#environment-head", Static).update(
-            Text(f"Environment {self._pair_label()}", style="bold"))
+            Text(f"Environment {self._pair_label()}", style="bold")
+        )
         parts: list[Any] = [Text("Likely causes, most likely first", style="bold underline")]
         causes = self.causes()
         if not causes:
-            parts.append(Text("Nothing here explains a different result: same code, packages, "
-                              "seed, commit and data inputs. Look at the parameters (1).",
-                              style="dim"))
+            parts.append(
+                Text(
+                    "Nothing here explains a different result: same code, packages, "
+                    "seed, commit and data inputs. Look at the parameters (1).",
+                    style="dim",
+                )
+            )
         for i, cause in enumerate(causes, 1):
-            parts.append(Text.assemble(f"{i:>2}. ", (cause.title, "bold"), ": ",
-                                       _cause_text(cause)))
+            parts.append(
+                Text.assemble(f"{i:>2}. ", (cause.title, "bold"), ": ", _cause_text(cause))
+            )
         parts.append(Text(""))
         env = diff.compare_environment(a.environment, b.environment)
         if not env:
@@ -479,8 +532,11 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         for group, changes in env.groups.items():
             parts.append(Text(group, style="bold underline"))
             if group == "packages":
-                for status, title in ((diff.CHANGED, "changed version"), (diff.ADDED, "added"),
-                                      (diff.REMOVED, "removed")):
+                for status, title in (
+                    (diff.CHANGED, "changed version"),
+                    (diff.ADDED, "added"),
+                    (diff.REMOVED, "removed"),
+                ):
                     these = [c for c in changes if c.status == status]
                     if these:
                         parts.append(Text(f"  {title} ({len(these)})", style="italic"))
@@ -513,8 +569,12 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         shown = names if self.metric_index == 0 else [names[self.metric_index - 1]]
         for name in shown:
             for tid, series in sorted(self.details[0].metrics[name].items()):
-                plt.plot([e for e, _ in series], [v for _, v in series],
-                         label=f"{name} #{tid}", marker="braille")
+                plt.plot(
+                    [e for e, _ in series],
+                    [v for _, v in series],
+                    label=f"{name} #{tid}",
+                    marker="braille",
+                )
         which = "all metrics" if self.metric_index == 0 else shown[0]
         plt.title(f"{which} by epoch  [m: next metric]")
         plt.xlabel("epoch")

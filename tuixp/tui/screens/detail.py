@@ -29,8 +29,15 @@ from tuixp.tui.widgets.trial_table import STATUS_TEXT, fmt_elapsed, fmt_number
 if TYPE_CHECKING:
     from tuixp.tui.app import TuixpApp
 
-TABS = [("overview", "Overview"), ("metrics", "Metrics"), ("code", "Code"),
-        ("environment", "Env"), ("git", "Git"), ("outputs", "Outputs"), ("steps", "Steps")]
+TABS = [
+    ("overview", "Overview"),
+    ("metrics", "Metrics"),
+    ("code", "Code"),
+    ("environment", "Env"),
+    ("git", "Git"),
+    ("outputs", "Outputs"),
+    ("steps", "Steps"),
+]
 
 
 def _when(value: datetime | None) -> str:
@@ -167,32 +174,51 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             ("host", f"{t.get('host')} pid {t.get('pid')}"),
             ("scheduler", t.get("scheduler") or "—"),
             ("script", t.get("script") or "—"),
-            ("commit", (t.get("git_commit") or "—")[:12]
-             + (" (uncommitted changes)" if t.get("git_dirty") else "")),
+            (
+                "commit",
+                (t.get("git_commit") or "—")[:12]
+                + (" (uncommitted changes)" if t.get("git_dirty") else ""),
+            ),
         ]
         params = _kv_table([(k, _json_text(v)) for k, v in (t.get("params") or {}).items()])
-        parts: list[Any] = [Text("Parameters", style="bold underline"), params, Text(""),
-                            Text("Trial", style="bold underline"), _kv_table(rows)]
-        last = {name: series[self.trial_id][-1][1] for name, series in d.metrics.items()
-                if self.trial_id in series and series[self.trial_id]}
+        parts: list[Any] = [
+            Text("Parameters", style="bold underline"),
+            params,
+            Text(""),
+            Text("Trial", style="bold underline"),
+            _kv_table(rows),
+        ]
+        last = {
+            name: series[self.trial_id][-1][1]
+            for name, series in d.metrics.items()
+            if self.trial_id in series and series[self.trial_id]
+        }
         if last:
-            parts += [Text(""), Text("Metrics (last epoch)", style="bold underline"),
-                      _kv_table([(k, fmt_number(v, 12)) for k, v in last.items()])]
+            parts += [
+                Text(""),
+                Text("Metrics (last epoch)", style="bold underline"),
+                _kv_table([(k, fmt_number(v, 12)) for k, v in last.items()]),
+            ]
         if t.get("changes"):
             parts += [Text(""), Text("Changed since the previous trial", style="bold underline")]
             for c in t["changes"]:
                 parts.append(Text(f"{c.get('message')}: {c.get('name')}", style="yellow"))
-                parts.append(Syntax(c.get("diff") or "", "diff", word_wrap=True,
-                                    background_color="default"))
+                parts.append(
+                    Syntax(c.get("diff") or "", "diff", word_wrap=True, background_color="default")
+                )
         if t.get("notes"):
             parts += [Text(""), Text("Notes", style="bold underline")]
             parts += [Text(f"• {n}") for n in t["notes"]]
         if t.get("error_type"):
-            parts += [Text(""), Text("Error", style="bold underline"),
-                      Text(f"{t['error_type']}: {t.get('error_message')}", style="bold red")]
+            parts += [
+                Text(""),
+                Text("Error", style="bold underline"),
+                Text(f"{t['error_type']}: {t.get('error_message')}", style="bold red"),
+            ]
             if t.get("traceback"):
-                parts.append(Syntax(t["traceback"], "pytb", word_wrap=True,
-                                    background_color="default"))
+                parts.append(
+                    Syntax(t["traceback"], "pytb", word_wrap=True, background_color="default")
+                )
         self.query_one("#overview-body", Static).update(Group(*parts))
 
     def metric_names(self) -> list[str]:
@@ -217,8 +243,11 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
                 plt.plot(epochs, values, label=f"{name} #{tid}", marker="braille")
         which = "all metrics" if self.metric_index == 0 else shown[0]
         overlay = len({t for n in shown for t in self.detail.metrics[n]}) - 1
-        plt.title(f"{which} by epoch" + (f" (+{overlay} marked)" if overlay > 0 else "")
-                  + "  [m: next metric]")
+        plt.title(
+            f"{which} by epoch"
+            + (f" (+{overlay} marked)" if overlay > 0 else "")
+            + "  [m: next metric]"
+        )
         plt.xlabel("epoch")
         plot.refresh()
 
@@ -229,9 +258,15 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             parts: list[Any] = []
             for step, source in d.code.items():
                 parts.append(Text(step, style="bold underline"))
-                parts.append(Syntax(source or "(source not available)", "python",
-                                    line_numbers=True, word_wrap=True,
-                                    background_color="default"))
+                parts.append(
+                    Syntax(
+                        source or "(source not available)",
+                        "python",
+                        line_numbers=True,
+                        word_wrap=True,
+                        background_color="default",
+                    )
+                )
                 parts.append(Text(""))
             body = Group(*parts)
         self.query_one("#code-body", Static).update(body)
@@ -243,8 +278,11 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             rec = env.get(cat) or {}
             if rec:
                 parts.append(Text(cat, style="bold underline"))
-                parts.append(_kv_table([(k, v) for k, v in rec.items()
-                                        if k != "flags" and v not in (None, "", [])]))
+                parts.append(
+                    _kv_table(
+                        [(k, v) for k, v in rec.items() if k != "flags" and v not in (None, "", [])]
+                    )
+                )
                 parts.append(Text(""))
         gpus = env.get("gpu") or []
         parts.append(Text("gpu", style="bold underline"))
@@ -257,27 +295,36 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
     def _show_git(self, d: TrialDetail) -> None:
         git = d.environment.get("git") or {}
-        rows = [("repository", git.get("repository") or "—"),
-                ("branch", git.get("branch") or ("(detached)" if git.get("detached") else "—")),
-                ("commit", git.get("commit") or "—"),
-                ("uncommitted", "yes" if git.get("dirty") else "no")]
+        rows = [
+            ("repository", git.get("repository") or "—"),
+            ("branch", git.get("branch") or ("(detached)" if git.get("detached") else "—")),
+            ("commit", git.get("commit") or "—"),
+            ("uncommitted", "yes" if git.get("dirty") else "no"),
+        ]
         parts: list[Any] = [_kv_table(rows)]
         for note in git.get("notes") or []:
             parts.append(Text(f"• {note}", style="dim"))
         if git.get("untracked"):
             parts.append(Text("untracked: " + ", ".join(git["untracked"][:20]), style="dim"))
         if git.get("diff"):
-            parts += [Text(""), Text("Uncommitted diff", style="bold underline"),
-                      Syntax(git["diff"], "diff", word_wrap=True, background_color="default")]
+            parts += [
+                Text(""),
+                Text("Uncommitted diff", style="bold underline"),
+                Syntax(git["diff"], "diff", word_wrap=True, background_color="default"),
+            ]
         self.query_one("#git-body", Static).update(Group(*parts))
 
     def _show_outputs(self, d: TrialDetail) -> None:
         outputs = self.query_one("#output-list", OptionList)
         outputs.set_options(
             Option(f"{o['step']}  {o['format']}  {o['size']:,} bytes", id=o["step"])
-            for o in d.persisted)
-        text = ("Select an output and press p to preview it." if d.persisted
-                else "No persisted outputs: mark a step with @ex.persist to keep its output.")
+            for o in d.persisted
+        )
+        text = (
+            "Select an output and press p to preview it."
+            if d.persisted
+            else "No persisted outputs: mark a step with @ex.persist to keep its output."
+        )
         self.query_one("#output-preview", Static).update(text)
 
     def _show_steps(self, d: TrialDetail) -> None:
@@ -299,11 +346,17 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             elapsed = s["elapsed_s"] or 0.0
             bar = "█" * max(1, round(20 * elapsed / total))
             status = s["status"] or "?"
-            label = (f"reused from #{s['reused_from']}" if s.get("reused_from") is not None
-                     else status)
-            table.add_row(s["step"], Text(label, style=_status_color(status)),
-                          f"+{fmt_elapsed(start)}", fmt_elapsed(elapsed),
-                          Text(bar, style=_status_color(status)), s.get("worker") or "")
+            label = (
+                f"reused from #{s['reused_from']}" if s.get("reused_from") is not None else status
+            )
+            table.add_row(
+                s["step"],
+                Text(label, style=_status_color(status)),
+                f"+{fmt_elapsed(start)}",
+                fmt_elapsed(elapsed),
+                Text(bar, style=_status_color(status)),
+                s.get("worker") or "",
+            )
             if s.get("error"):
                 errors.append(Text(f"{s['step']}: {s['error']}", style="red"))
         body: Any = Group(table, Text(""), *errors) if errors else table
@@ -327,9 +380,13 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             return
         if out["format"] == "pickle":
             self._pickle_armed = out["step"]
-            self.query_one("#output-preview", Static).update(Text(
-                f"{out['step']} is a pickle: loading it runs code stored in the file. "
-                "Press P (shift+p) to load it anyway.", style="yellow"))
+            self.query_one("#output-preview", Static).update(
+                Text(
+                    f"{out['step']} is a pickle: loading it runs code stored in the file. "
+                    "Press P (shift+p) to load it anyway.",
+                    style="yellow",
+                )
+            )
             return
         self._preview_worker(out)
 
@@ -386,5 +443,10 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
 
 def _status_color(status: str) -> str:
-    return {"succeeded": "green", "failed": "red", "running": "yellow",
-            "interrupted": "magenta", "reused": "cyan"}.get(status, "")
+    return {
+        "succeeded": "green",
+        "failed": "red",
+        "running": "yellow",
+        "interrupted": "magenta",
+        "reused": "cyan",
+    }.get(status, "")

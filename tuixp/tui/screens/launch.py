@@ -39,12 +39,24 @@ if TYPE_CHECKING:
 
 SCHEDULERS = ("threads", "processes", "sync", "distributed")
 STATE_STYLE = {
-    "starting": "yellow", "running": "bold yellow", "succeeded": "green", "failed": "bold red",
-    "refused": "bold red", "interrupted": "magenta", "killed": "bold red", "waiting": "dim",
+    "starting": "yellow",
+    "running": "bold yellow",
+    "succeeded": "green",
+    "failed": "bold red",
+    "refused": "bold red",
+    "interrupted": "magenta",
+    "killed": "bold red",
+    "waiting": "dim",
     "reused": "cyan",
 }
-TASK_ICON = {"waiting": "·", "running": "▶", "succeeded": "✓", "failed": "✗", "reused": "↺",
-             "interrupted": "■"}
+TASK_ICON = {
+    "waiting": "·",
+    "running": "▶",
+    "succeeded": "✓",
+    "failed": "✗",
+    "reused": "↺",
+    "interrupted": "■",
+}
 STDERR_SHOWN = 6
 
 
@@ -137,10 +149,13 @@ class LaunchChoice:
 def read_choices(store: Path, prefer: tuple[str, int] | None) -> list[LaunchChoice]:
     """Experiments with a recorded script, most recent first; each from its latest trial (or
     from ``prefer``, the trial the person had selected)."""
-    rows = store_sql.query(store, """
+    rows = store_sql.query(
+        store,
+        """
         SELECT experiment, arg_max(script, trial_id) AS script, max(trial_id) AS latest
         FROM trials WHERE script IS NOT NULL
-        GROUP BY experiment ORDER BY max(started_at) DESC, experiment""").rows
+        GROUP BY experiment ORDER BY max(started_at) DESC, experiment""",
+    ).rows
     out = []
     for experiment, script, latest in rows:
         if not str(experiment).isidentifier():
@@ -148,21 +163,36 @@ def read_choices(store: Path, prefer: tuple[str, int] | None) -> list[LaunchChoi
         trial_id = int(latest)
         if prefer is not None and prefer[0] == experiment:
             trial_id = int(prefer[1])
-        found = store_sql.query(store, f"""
+        found = store_sql.query(
+            store,
+            f"""
             SELECT params, seed, scheduler, script FROM trials
             WHERE experiment = '{experiment}' AND trial_id = {trial_id}""",
-                                ingest_first=False).rows
+            ingest_first=False,
+        ).rows
         if not found:
             continue
         params_json, seed, scheduler, trial_script = found[0]
-        steps = store_sql.query(store, f"""
+        steps = store_sql.query(
+            store,
+            f"""
             SELECT step FROM code WHERE experiment = '{experiment}' AND trial_id = {trial_id}
-            ORDER BY ord""", ingest_first=False).rows
+            ORDER BY ord""",
+            ingest_first=False,
+        ).rows
         params = json.loads(params_json) if params_json else {}
         steps = [row for row in steps if not str(row[0]).startswith("<")]  # <script> etc.
-        out.append(LaunchChoice(experiment, trial_script or script, trial_id,
-                                params if isinstance(params, dict) else {}, seed, scheduler,
-                                [s for (s,) in steps]))
+        out.append(
+            LaunchChoice(
+                experiment,
+                trial_script or script,
+                trial_id,
+                params if isinstance(params, dict) else {},
+                seed,
+                scheduler,
+                [s for (s,) in steps],
+            )
+        )
     return out
 
 
@@ -188,20 +218,29 @@ def handle_update(app: "TuixpApp", message: LaunchUpdated) -> None:
     """The app's part: apply the update on the UI thread, read the store when trials change."""
     launch = message.launch
     launch.apply(message.kind, message.payload)
-    if message.kind == "exit" or (message.kind == "event" and (
-            '"trial_started"' in message.payload or '"trial_finished"' in message.payload)):
+    if message.kind == "exit" or (
+        message.kind == "event"
+        and ('"trial_started"' in message.payload or '"trial_finished"' in message.payload)
+    ):
         app.poll(force=True)
     if message.kind == "exit":
         if launch.state == "refused":
-            app.notify(launch.message, title=f"Launch #{launch.number} refused",
-                       severity="error", timeout=8)
+            app.notify(
+                launch.message,
+                title=f"Launch #{launch.number} refused",
+                severity="error",
+                timeout=8,
+            )
         else:
             counts: dict[str, int] = {}
             for trial in launch.trials.values():
                 counts[trial.status] = counts.get(trial.status, 0) + 1
             summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no trials"
-            app.notify(summary, title=f"Launch #{launch.number} {launch.state}",
-                       severity="error" if launch.state in ("failed", "killed") else "information")
+            app.notify(
+                summary,
+                title=f"Launch #{launch.number} {launch.state}",
+                severity="error" if launch.state in ("failed", "killed") else "information",
+            )
     screen = app.screen
     if isinstance(screen, ProgressScreen):
         screen.launch_changed(launch)
@@ -209,6 +248,7 @@ def handle_update(app: "TuixpApp", message: LaunchUpdated) -> None:
 
 def start_launch(app: "TuixpApp", request: LaunchRequest) -> Launch:
     launch = app.launches.new(request)
+
     def deliver(ln: Launch, kind: str, payload: Any) -> None:
         app.post_message(LaunchUpdated(ln, kind, payload))
 
@@ -228,8 +268,12 @@ class ParamRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label(self.param, classes="param-name")
-        yield Input(as_text(self.previous) if self.previous is not None else "",
-                    placeholder="value", classes="param-value", id=f"value-{self.index}")
+        yield Input(
+            as_text(self.previous) if self.previous is not None else "",
+            placeholder="value",
+            classes="param-value",
+            id=f"value-{self.index}",
+        )
         yield Input("", placeholder="grid: v1,v2,…", classes="param-grid", id=f"grid-{self.index}")
         yield Static("", classes="param-hint", id=f"hint-{self.index}")
 
@@ -284,8 +328,12 @@ class LaunchScreen(Screen[None]):
         with VerticalScroll(id="launch-form"):
             with Horizontal(classes="form-row"):
                 yield Label("experiment", classes="form-label")
-                yield Select[str]([], prompt="(type a script path below)", id="launch-experiment",
-                                  allow_blank=True)
+                yield Select[str](
+                    [],
+                    prompt="(type a script path below)",
+                    id="launch-experiment",
+                    allow_blank=True,
+                )
             with Horizontal(classes="form-row"):
                 yield Label("script", classes="form-label")
                 yield Input(placeholder="path/to/experiment.py", id="launch-script")
@@ -293,14 +341,18 @@ class LaunchScreen(Screen[None]):
             yield Vertical(id="launch-params")
             with Horizontal(classes="form-row"):
                 yield Label("more", classes="form-label")
-                yield Input(placeholder="NAME=VALUE … (parameters not listed above)",
-                            id="launch-extra")
+                yield Input(
+                    placeholder="NAME=VALUE … (parameters not listed above)", id="launch-extra"
+                )
             with Horizontal(classes="form-row"):
                 yield Label("seed", classes="form-label")
                 yield Input(placeholder="none", id="launch-seed", type="integer")
                 yield Label("scheduler", classes="form-label-2")
-                yield Input("threads", id="launch-scheduler",
-                            placeholder="threads|processes|sync|tcp://HOST:PORT")
+                yield Input(
+                    "threads",
+                    id="launch-scheduler",
+                    placeholder="threads|processes|sync|tcp://HOST:PORT",
+                )
         yield Static("", id="launch-message")
         yield Footer()
 
@@ -327,8 +379,10 @@ class LaunchScreen(Screen[None]):
         if not self.choices:
             self.query_one("#launch-script", Input).focus()
             if not message.error:
-                self._say("No earlier trial recorded a script: type one (and its parameters "
-                          "in 'more').", "")
+                self._say(
+                    "No earlier trial recorded a script: type one (and its parameters in 'more').",
+                    "",
+                )
             return
         wanted = self.prefer[0] if self.prefer else self.choices[0].experiment
         names = [c.experiment for c in self.choices]
@@ -347,21 +401,32 @@ class LaunchScreen(Screen[None]):
         if choice.scheduler in SCHEDULERS:
             self.query_one("#launch-scheduler", Input).value = choice.scheduler
         seed = self.query_one("#launch-seed", Input)
-        seed.placeholder = f"none (trial #{choice.trial_id} had {choice.seed})" \
-            if choice.seed is not None else "none"
-        self.query_one("#launch-from", Static).update(Text.assemble(
-            ("parameters from trial ", "dim"), (f"#{choice.trial_id} ", "bold"),
-            (f" of {choice.experiment}", "dim"),
-            (f" · steps: {' → '.join(choice.steps)}" if choice.steps else "", "dim")))
+        seed.placeholder = (
+            f"none (trial #{choice.trial_id} had {choice.seed})"
+            if choice.seed is not None
+            else "none"
+        )
+        self.query_one("#launch-from", Static).update(
+            Text.assemble(
+                ("parameters from trial ", "dim"),
+                (f"#{choice.trial_id} ", "bold"),
+                (f" of {choice.experiment}", "dim"),
+                (f" · steps: {' → '.join(choice.steps)}" if choice.steps else "", "dim"),
+            )
+        )
         box = self.query_one("#launch-params", Vertical)
         await box.remove_children()
-        await box.mount_all([ParamRow(name, value, i)
-                             for i, (name, value) in enumerate(choice.params.items())])
+        await box.mount_all(
+            [ParamRow(name, value, i) for i, (name, value) in enumerate(choice.params.items())]
+        )
         rows = list(box.query(ParamRow))
         if rows:
             rows[0].query_one(".param-value", Input).focus()
-        self._say("Enter launches · values are Python literals or bare words · "
-                  "grid: comma-separated values", "")
+        self._say(
+            "Enter launches · values are Python literals or bare words · "
+            "grid: comma-separated values",
+            "",
+        )
 
     @on(Input.Submitted)
     def _submitted(self) -> None:
@@ -385,8 +450,9 @@ class LaunchScreen(Screen[None]):
         grid: dict[str, str] = {}
         for row in self.query(ParamRow):
             if not row.check():
-                raise ValueError(f"parameter {row.param}: "
-                                 f"{row.query_one('.param-hint', Static).content}")
+                raise ValueError(
+                    f"parameter {row.param}: {row.query_one('.param-hint', Static).content}"
+                )
             value = row.query_one(".param-value", Input).value.strip()
             values = row.query_one(".param-grid", Input).value.strip()
             if values:
@@ -407,10 +473,16 @@ class LaunchScreen(Screen[None]):
         if check_scheduler(scheduler)[0]:
             raise ValueError(f"scheduler: {check_scheduler(scheduler)[1]}")
         choice = self.choice if self.choice and self.choice.script == script else None
-        return LaunchRequest(script=script, store=self.tuixp.reader.path, params=params,
-                             grid=grid, seed=seed, scheduler=scheduler,
-                             experiment=choice.experiment if choice else Path(script).stem,
-                             steps=list(choice.steps) if choice else [])
+        return LaunchRequest(
+            script=script,
+            store=self.tuixp.reader.path,
+            params=params,
+            grid=grid,
+            seed=seed,
+            scheduler=scheduler,
+            experiment=choice.experiment if choice else Path(script).stem,
+            steps=list(choice.steps) if choice else [],
+        )
 
     def action_launch(self) -> None:
         try:
@@ -441,12 +513,25 @@ def _styled(state: str) -> Text:
 def render_launch(launch: Launch, now: float, width: int = 80) -> Group:
     """A launch as text: its command, its state, each trial and each of its tasks."""
     req = launch.request
-    head = Text.assemble((f"#{launch.number} ", "bold"), (req.experiment or "", "bold"), "  ",
-                         _styled(launch.state), " ", (f" {req.scheduler}", "dim"))
+    head = Text.assemble(
+        (f"#{launch.number} ", "bold"),
+        (req.experiment or "", "bold"),
+        "  ",
+        _styled(launch.state),
+        " ",
+        (f" {req.scheduler}", "dim"),
+    )
     if launch.request.seed is not None:
         head.append(f"  seed {launch.request.seed}", style="dim")
-    parts: list[Any] = [head, Text(req.describe() or "(parameters as recorded)", style="dim",
-                                   no_wrap=True, overflow="ellipsis")]
+    parts: list[Any] = [
+        head,
+        Text(
+            req.describe() or "(parameters as recorded)",
+            style="dim",
+            no_wrap=True,
+            overflow="ellipsis",
+        ),
+    ]
     if launch.message:
         parts.append(Text(launch.message, style="bold red"))
     if launch.cancel_requested and not launch.done:
@@ -468,19 +553,28 @@ def render_launch(launch: Launch, now: float, width: int = 80) -> Group:
 def _trial_rows(table: Table, trial: TrialProgress, now: float) -> None:
     shown = " ".join(f"{k}={as_text(v)}" for k, v in trial.params.items())
     outcome = trial.error or (f"result {trial.result}" if trial.result is not None else shown)
-    table.add_row(Text("●", style=STATE_STYLE.get(trial.status, "")),
-                  Text(f"trial #{trial.trial_id}", style="bold"), _styled(trial.status),
-                  fmt_elapsed(trial.elapsed_at(now)),
-                  Text(outcome, style="red" if trial.error else "dim"))
+    table.add_row(
+        Text("●", style=STATE_STYLE.get(trial.status, "")),
+        Text(f"trial #{trial.trial_id}", style="bold"),
+        _styled(trial.status),
+        fmt_elapsed(trial.elapsed_at(now)),
+        Text(outcome, style="red" if trial.error else "dim"),
+    )
     for task in trial.tasks.values():
         status = task.status
-        label = _styled(status if status != "reused" or task.reused_from is None
-                        else f"reused #{task.reused_from}")
+        label = _styled(
+            status
+            if status != "reused" or task.reused_from is None
+            else f"reused #{task.reused_from}"
+        )
         elapsed = task.elapsed_at(now)
-        table.add_row(Text("  " + TASK_ICON.get(status, "?"), style=STATE_STYLE.get(status, "")),
-                      Text(task.step), label,
-                      fmt_elapsed(elapsed) if elapsed is not None else "",
-                      Text(task.error or "", style="red"))
+        table.add_row(
+            Text("  " + TASK_ICON.get(status, "?"), style=STATE_STYLE.get(status, "")),
+            Text(task.step),
+            label,
+            fmt_elapsed(elapsed) if elapsed is not None else "",
+            Text(task.error or "", style="red"),
+        )
 
 
 class ProgressScreen(Screen[None]):
@@ -535,9 +629,15 @@ class ProgressScreen(Screen[None]):
         options.clear_options()
         for launch in self.tuixp.launches.items:
             text = Text(no_wrap=True, overflow="ellipsis")
-            text.append_text(Text.assemble((f"#{launch.number} ", "bold"),
-                                 (launch.request.experiment or "?", ""), " ",
-                                 _styled(launch.state), " "))
+            text.append_text(
+                Text.assemble(
+                    (f"#{launch.number} ", "bold"),
+                    (launch.request.experiment or "?", ""),
+                    " ",
+                    _styled(launch.state),
+                    " ",
+                )
+            )
             n = len(launch.trials)
             if n:
                 text.append(f"{n} trial{'s' if n != 1 else ''}", style="dim")
@@ -600,8 +700,12 @@ class ProgressScreen(Screen[None]):
         for trial in sorted(launch.trials.values(), key=lambda t: t.trial_id):
             points = sorted(trial.metrics.get(name, []))
             if points:
-                plt.plot([p[0] for p in points], [p[1] for p in points],
-                         label=f"#{trial.trial_id}", marker="braille")
+                plt.plot(
+                    [p[0] for p in points],
+                    [p[1] for p in points],
+                    label=f"#{trial.trial_id}",
+                    marker="braille",
+                )
         plt.title(f"{name} by epoch" + (" (m: next metric)" if len(names) > 1 else ""))
         widget.refresh()
 

@@ -18,7 +18,8 @@ class ScrollsActivePane:
         pane = self.query_one(TabbedContent).active  # type: ignore[attr-defined]
         try:
             return self.query_one(  # type: ignore[attr-defined, no-any-return]
-                f"#{self.SCROLL_PREFIX}{pane}-scroll", VerticalScroll)
+                f"#{self.SCROLL_PREFIX}{pane}-scroll", VerticalScroll
+            )
         except Exception:  # noqa: BLE001 - this pane has no scroller of its own
             return None
 

@@ -38,28 +38,43 @@ HISTORY_KEPT = 500  # entries read back from the history file
 CELL_WIDTH = 60
 
 EXAMPLES: list[tuple[str, str]] = [
-    ("best trial per experiment (by its goal)", """\
+    (
+        "best trial per experiment (by its goal)",
+        """\
 SELECT t.experiment, e.goal,
        CASE e.goal WHEN 'min' THEN arg_min(t.trial_id, t.result_value)
                    ELSE arg_max(t.trial_id, t.result_value) END AS best_trial,
        CASE e.goal WHEN 'min' THEN min(t.result_value)
                    ELSE max(t.result_value) END AS best_result, count(*) AS trials
 FROM trials t LEFT JOIN experiments e USING (experiment)
-WHERE t.status = 'succeeded' GROUP BY t.experiment, e.goal ORDER BY t.experiment"""),
-    ("a metric at epoch N across trials", """\
+WHERE t.status = 'succeeded' GROUP BY t.experiment, e.goal ORDER BY t.experiment""",
+    ),
+    (
+        "a metric at epoch N across trials",
+        """\
 SELECT experiment, trial_id, value AS loss_at_epoch_3
 FROM metrics WHERE name = 'loss' AND epoch = 3
-ORDER BY value LIMIT 20"""),
-    ("which step is slowest", """\
+ORDER BY value LIMIT 20""",
+    ),
+    (
+        "which step is slowest",
+        """\
 SELECT experiment, step, count(*) AS runs, round(avg(elapsed_s), 4) AS mean_s,
        round(max(elapsed_s), 4) AS max_s
-FROM steps GROUP BY experiment, step ORDER BY mean_s DESC"""),
-    ("failed trials and their errors", """\
+FROM steps GROUP BY experiment, step ORDER BY mean_s DESC""",
+    ),
+    (
+        "failed trials and their errors",
+        """\
 SELECT experiment, trial_id, started_at, error
-FROM trials WHERE status = 'failed' ORDER BY started_at DESC"""),
-    ("parameters of the latest trials", """\
+FROM trials WHERE status = 'failed' ORDER BY started_at DESC""",
+    ),
+    (
+        "parameters of the latest trials",
+        """\
 SELECT experiment, trial_id, name, value
-FROM params ORDER BY trial_id DESC, name LIMIT 50"""),
+FROM params ORDER BY trial_id DESC, name LIMIT 50""",
+    ),
 ]
 
 
@@ -199,8 +214,7 @@ class SqlScreen(Screen[None]):
         editor = self.query_one("#sql-editor", TextArea)
         editor.text = self.history[-1] if self.history else EXAMPLES[0][1]
         editor.focus()
-        self._say("ctrl+enter runs the query (read-only) · F2 an example · ctrl+↑ history",
-                  "")
+        self._say("ctrl+enter runs the query (read-only) · F2 an example · ctrl+↑ history", "")
         self._load_schema()
 
     # -- the views beside the editor -----------------------------------------------------------
@@ -209,10 +223,14 @@ class SqlScreen(Screen[None]):
         names = ", ".join(f"'{v}'" for v in PUBLIC_VIEWS)
         columns: dict[str, list[tuple[str, str]]] = {v: [] for v in PUBLIC_VIEWS}
         try:
-            res = store_sql.query(self.store, (
-                "SELECT table_name, column_name, data_type FROM information_schema.columns "
-                f"WHERE table_name IN ({names}) ORDER BY table_name, ordinal_position"),
-                ingest_first=False)
+            res = store_sql.query(
+                self.store,
+                (
+                    "SELECT table_name, column_name, data_type FROM information_schema.columns "
+                    f"WHERE table_name IN ({names}) ORDER BY table_name, ordinal_position"
+                ),
+                ingest_first=False,
+            )
         except TuixpError as exc:
             self.post_message(SchemaLoaded({}, str(exc)))
             return
@@ -271,8 +289,9 @@ class SqlScreen(Screen[None]):
     def _run_worker(self, text: str) -> None:
         outcome = QueryOutcome(text)
         try:
-            outcome.result = store_sql.query(self.store, text, max_rows=MAX_ROWS,
-                                             on_connect=self._keep_connection)
+            outcome.result = store_sql.query(
+                self.store, text, max_rows=MAX_ROWS, on_connect=self._keep_connection
+            )
         except store_sql.ReadOnlyQuery as exc:
             outcome.error, outcome.refused = f"Refused: {exc}", True
         except TuixpError as exc:
@@ -308,8 +327,11 @@ class SqlScreen(Screen[None]):
         table.add_rows([[fmt_cell(v) for v in row] for row in res.rows])
         n = len(res.rows)
         if res.truncated:
-            self._say(f"First {n:,} rows shown (the query selects more; add a LIMIT or "
-                      "use tuixp sql --format csv for all).", "-warning")
+            self._say(
+                f"First {n:,} rows shown (the query selects more; add a LIMIT or "
+                "use tuixp sql --format csv for all).",
+                "-warning",
+            )
         else:
             self._say(f"{n:,} row{'s' if n != 1 else ''} · {len(res.columns)} columns", "")
 
@@ -325,8 +347,11 @@ class SqlScreen(Screen[None]):
         editor = self.query_one("#sql-editor", TextArea)
         editor.text = text
         editor.focus()
-        self._say(f"Example {self.example_index + 1}/{len(EXAMPLES)}: {title} "
-                  "(F2 for the next, ctrl+enter runs it)", "")
+        self._say(
+            f"Example {self.example_index + 1}/{len(EXAMPLES)}: {title} "
+            "(F2 for the next, ctrl+enter runs it)",
+            "",
+        )
 
     def action_history(self, step: int) -> None:
         if not self.history:

@@ -62,8 +62,7 @@ class ExperimentList(OptionList):
             return
         self.experiments = experiments
         with self.app.batch_update():
-            self.set_options(
-                Option(describe(e), id=e["experiment"]) for e in experiments)
+            self.set_options(Option(describe(e), id=e["experiment"]) for e in experiments)
             names = [e["experiment"] for e in experiments]
             if selected in names:
                 self.highlighted = names.index(selected)

@@ -28,8 +28,12 @@ from textual.strip import Strip
 from tuixp.store.window import Layout, TrialRow
 
 MAX_CACHED_ROWS = 2000
-STATUS_TEXT = {"succeeded": "✓ ok", "failed": "✗ failed", "running": "● running",
-               "interrupted": "! interrupt"}
+STATUS_TEXT = {
+    "succeeded": "✓ ok",
+    "failed": "✗ failed",
+    "running": "● running",
+    "interrupted": "! interrupt",
+}
 
 
 def fmt_number(value: Any, width: int = 9) -> str:
@@ -101,8 +105,11 @@ def _elapsed(row: TrialRow, now: float) -> tuple[str, str]:
 
 
 def _flags(row: TrialRow, now: float) -> tuple[str, str]:
-    text = ("C" if row.code_changed else "·") + ("E" if row.env_changed else "·") + (
-        "I" if row.impure else "·")
+    text = (
+        ("C" if row.code_changed else "·")
+        + ("E" if row.env_changed else "·")
+        + ("I" if row.impure else "·")
+    )
     return text, "trial-table--flag" if text != "···" else "trial-table--dim"
 
 
@@ -123,22 +130,34 @@ def display_columns(lay: Layout, id_width: int = 6) -> list[DisplayColumn]:
         DisplayColumn("trial_id", "#", id_width, lambda r, n: (str(r.trial_id), ""), right=True),
         DisplayColumn("status", "status", 11, _status),
         DisplayColumn(
-            "result", "result", 9,
-            lambda r, n: (fmt_number(r.result_value if r.result_value is not None
-                                     else r.result, 9), "trial-table--result"), right=True),
+            "result",
+            "result",
+            9,
+            lambda r, n: (
+                fmt_number(r.result_value if r.result_value is not None else r.result, 9),
+                "trial-table--result",
+            ),
+            right=True,
+        ),
     ]
     for m in lay.metrics:
         width = max(7, min(10, len(m.name)))
         cols.append(DisplayColumn(m.name, m.name, width, _metric(m.source, width), right=True))
     for p in lay.params:
         width = max(8 if p.numeric else 6, min(10, len(p.name)))
-        cols.append(DisplayColumn(p.name, p.name, width, _param(p.source, width),
-                                  right=p.numeric))
+        cols.append(DisplayColumn(p.name, p.name, width, _param(p.source, width), right=p.numeric))
     cols += [
         DisplayColumn("elapsed", "elapsed", 7, _elapsed, right=True),
         DisplayColumn("started", "started", 11, lambda r, n: (fmt_time(r.started_at), "")),
-        DisplayColumn("commit", "commit", 8, lambda r, n: (
-            ((r.commit or "")[:7] + ("*" if r.dirty else "")) if r.commit else "", "")),
+        DisplayColumn(
+            "commit",
+            "commit",
+            8,
+            lambda r, n: (
+                ((r.commit or "")[:7] + ("*" if r.dirty else "")) if r.commit else "",
+                "",
+            ),
+        ),
         DisplayColumn("code_changed", "CEI", 3, _flags),
     ]
     return cols
@@ -152,10 +171,19 @@ class TrialTable(ScrollView, can_focus=True):
     """Trials of one experiment, drawn a line at a time from a window of rows."""
 
     COMPONENT_CLASSES = {
-        "trial-table--header", "trial-table--header-sorted", "trial-table--cursor",
-        "trial-table--column-cursor", "trial-table--succeeded", "trial-table--failed",
-        "trial-table--running", "trial-table--interrupted", "trial-table--mark",
-        "trial-table--result", "trial-table--flag", "trial-table--dim", "trial-table--loading",
+        "trial-table--header",
+        "trial-table--header-sorted",
+        "trial-table--cursor",
+        "trial-table--column-cursor",
+        "trial-table--succeeded",
+        "trial-table--failed",
+        "trial-table--running",
+        "trial-table--interrupted",
+        "trial-table--mark",
+        "trial-table--result",
+        "trial-table--flag",
+        "trial-table--dim",
+        "trial-table--loading",
     }
 
     BINDINGS = [
@@ -208,8 +236,14 @@ class TrialTable(ScrollView, can_focus=True):
             self.table = table
             self.column = column
 
-    def __init__(self, *, clock: Callable[[], float] | None = None, name: str | None = None,
-                 id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] | None = None,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.clock = clock or time.time
         self.layout_info: Layout | None = None
@@ -235,8 +269,9 @@ class TrialTable(ScrollView, can_focus=True):
         self.scroll_to(y=0, animate=False)
         self.refresh()
 
-    def show_window(self, lay: Layout, total: int, offset: int, rows: list[TrialRow],
-                    replace: bool = False) -> None:
+    def show_window(
+        self, lay: Layout, total: int, offset: int, rows: list[TrialRow], replace: bool = False
+    ) -> None:
         """Rows ``offset..`` of ``total``; ``replace`` drops the rows kept from before."""
         id_width = max([self.id_width, *(len(str(r.trial_id)) for r in rows)])
         if lay != self.layout_info or id_width != self.id_width:
@@ -312,8 +347,7 @@ class TrialTable(ScrollView, can_focus=True):
             if row is None:
                 self._need(index)
                 style = self.get_component_rich_style("trial-table--loading")
-                strip = Strip([Segment(" " * MARK_WIDTH + "…".rjust(self.columns[0].width),
-                                       style)])
+                strip = Strip([Segment(" " * MARK_WIDTH + "…".rjust(self.columns[0].width), style)])
             else:
                 strip = self._row(index, row)
         return self._scrolled(strip, width, base)
