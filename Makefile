@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_STORE ?= demo/tuixp.duckdb
 
-.PHONY: install test check lint demo screenshots bench clean
+.PHONY: install test check lint format demo screenshots bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -17,14 +17,22 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# What CI gates on (`make test` runs it first): formatting, lint, types, the import contracts.
 lint: install
+	$(BIN)/ruff format --check tuixp tests bench
 	$(BIN)/ruff check tuixp tests bench
+	$(BIN)/mypy tuixp
+	$(BIN)/lint-imports
 
 test: install lint
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider --snapshot-warn-unused $(PYTEST_ARGS)
 
+# The same gate as CI, under the name Harlequin and its peers use.
 check: test
-	$(BIN)/mypy tuixp
+
+format: install
+	$(BIN)/ruff format tuixp tests bench
+	$(BIN)/ruff check --fix tuixp tests bench
 
 demo: install
 	$(BIN)/tuixp demo --store $(DEMO_STORE)
