@@ -72,6 +72,21 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
+# DuckDB's words for a write the filesystem refused: the store can still be read.
+_CANNOT_WRITE = re.compile(
+    r"no space left|disk full|could not write|read-only|permission denied|quota", re.I
+)
+
+
+def _cause(exc: BaseException) -> str:
+    """The most telling part of a DuckDB write error: "No space left on device" if it says so."""
+    text = str(exc)
+    for words in ("No space left on device", "Disk quota exceeded", "Read-only file system"):
+        if words.lower() in text.lower():
+            return words
+    return _first_line(exc)
+
+
 def _rollback(con: duckdb.DuckDBPyConnection) -> None:
     """Roll back after a failure, keeping the failure's own error: when DuckDB has already
     aborted the transaction (a COMMIT that hit a full disk), ROLLBACK raises "no transaction is
@@ -465,6 +480,7 @@ class Store:
         self._emitted_blobs: set[str] = set()
         self._atexit_registered = False
         self._said_read_only = False
+        self._said_skipped = False
         # Held while this process has the database open. At exit we take it and set
         # _closing, so no background thread is inside DuckDB when the interpreter shuts down
         # (a daemon thread killed inside DuckDB aborts the process).
@@ -585,7 +601,8 @@ class Store:
     def _connect(
         self, read_only: bool, timeout: float | None, ingest: bool
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._open(read_only=read_only, timeout=LOCK_TIMEOUT if timeout is None else timeout)
+        wait = LOCK_TIMEOUT if timeout is None else timeout
+        con = self._open(read_only=read_only, timeout=wait)
         try:
             # _open may have fallen back to read-only (a file we cannot write): ask DuckDB.
             mode = con.execute("SELECT current_setting('access_mode')").fetchone()
@@ -598,16 +615,38 @@ class Store:
                 else:
                     self._check_schema(con)
             except duckdb.Error as exc:
-                raise StoreError(
-                    f"Cannot update the store {self.path}: {_first_line(exc)}. Trials recorded "
-                    f"since are safe in {journal_dir(self.path)} and are added the next time the "
-                    "store can be written (free some disk space if it is full)."
-                ) from exc
+                if not (writable and ingest and _CANNOT_WRITE.search(str(exc))):
+                    raise StoreError(
+                        f"Cannot update the store {self.path}: {_first_line(exc)}. Trials "
+                        f"recorded since are safe in {journal_dir(self.path)} and are added the "
+                        "next time the store can be written (free some disk space if it is full)."
+                    ) from exc
+                # A full disk (or a file that cannot be written after all): what the store
+                # held at its last ingest is still there to read; say why the rest is not.
+                con.close()
+                con = self._open(read_only=True, timeout=wait)
+                self._check_schema(con)
+                self._say_ingest_skipped(exc)
             if not read_only and not writable:
                 self._say_read_only()
             yield con
         finally:
             con.close()
+
+    def _say_ingest_skipped(self, exc: BaseException) -> None:
+        if self._said_skipped:
+            return
+        self._said_skipped = True
+        waiting = sum(1 for _ in journal_files(self.path))
+        logger.warning(
+            "Showing the store %s as of its last update: newer trials could not be added (%s). "
+            "They wait in %d journal file(s) in %s and are added once the store can be written "
+            "(free some disk space if it is full).",
+            self.path,
+            _cause(exc),
+            waiting,
+            journal_dir(self.path),
+        )
 
     def _say_read_only(self) -> None:
         waiting = sum(1 for _ in journal_files(self.path))
