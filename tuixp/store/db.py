@@ -481,12 +481,51 @@ class Store:
         self._atexit_registered = False
         self._said_read_only = False
         self._said_skipped = False
+        self._target_ok = False
         # Held while this process has the database open. At exit we take it and set
         # _closing, so no background thread is inside DuckDB when the interpreter shuts down
         # (a daemon thread killed inside DuckDB aborts the process).
         self._guard = _guard_for(self.path)
         self._closing = False
         self._opened_file: tuple[int, int] | None = None  # (device, inode) of the open file
+
+    # -- before the first trial ------------------------------------------------------------
+    def check_target(self) -> None:
+        """Refuse a store path tuixp cannot use before anything is written beside it.
+
+        A folder, a file that is not a DuckDB database, or a DuckDB database that is not a
+        tuixp store would otherwise get ``NAME.ids``, ``NAME.state/`` and a journal beside it
+        before the first open refused it. Checked once per process; a DuckDB file is opened
+        (read-only, briefly) only when no ids file shows tuixp has used it already.
+        """
+        if self._target_ok:
+            return
+        if self.path.is_dir():
+            raise NotAStore(
+                f"{self.path} is a folder, not a tuixp store: give the path of the store file."
+            )
+        head = b""
+        with contextlib.suppress(OSError):  # unreadable: opening says why, later
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+        if head and head[8:12] != b"DUCK":
+            raise NotAStore(
+                f"{self.path} is not a tuixp store (not a DuckDB database file): give the path "
+                "of a store, or of a file that does not exist yet to start one."
+            )
+        if head and not self.counter.path.exists():
+            try:
+                with self.connect(read_only=True, timeout=min(LOCK_TIMEOUT, 5.0)):
+                    pass
+            except (StoreBusy, SchemaTooNew):
+                pass  # held by a tuixp now / a newer tuixp's: trials wait in the journal
+            except NotAStore:
+                raise
+            except StoreDamaged:
+                raise
+            except StoreError:
+                pass  # an empty DuckDB file becomes a store on the first write
+        self._target_ok = True
 
     # -- writing: journal only -------------------------------------------------------------
     def record(self, events: list[dict[str, Any]], sync: bool = False) -> None:
