@@ -730,6 +730,9 @@ def open_tui(path: Path) -> None:
         fail(f"the TUI is not available ({exc}); use tuixp ls, show, diff and sql meanwhile")
     if path.is_dir():
         fail(f"{path} is a folder, not a store file")
+    from tuixp.store.sql import require_store
+
+    require_store(path)  # a missing store: one line and exit 2, not an empty TUI waiting
     run_tui(path)
 
 

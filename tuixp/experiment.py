@@ -529,6 +529,7 @@ class Experiment:
         base_seed = seed if seed is not None else self.seed
         world = self._world()
         world["data"] = {d: data_hash(d) for d in _data_files(node)}
+        self.store.check_target()  # a store path that cannot be used: refused, nothing written
         if self._state is None:
             self._state = StateFile(self.store.path, self.id)
         changes = self._state.compare_and_update(world)
