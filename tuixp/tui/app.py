@@ -87,6 +87,7 @@ class TuixpApp(App[None]):
         self._poll_timer: Any = None
         self._summary_building: str | None = None  # the experiment whose summary is being built
         self._last_error = ""  # the last unexpected failure notified
+        self.filter_problem = ""  # why the typed filter was refused: shown until the next one
         self.sub_title = self.reader.path.name
         self.launches = Launches(clock=self.clock)
         if theme:
@@ -170,7 +171,7 @@ class TuixpApp(App[None]):
         self.fingerprint = snap.fingerprint
         self.experiments = snap.experiments
         browse = self.browse
-        browse.status.problem = ""
+        browse.status.problem = self.filter_problem
         browse.query_one("#experiments").show(snap.experiments, self.experiment)  # type: ignore[attr-defined]
         names = [e["experiment"] for e in snap.experiments]
         if self.experiment is None and snap.trials is not None:
@@ -253,6 +254,7 @@ class TuixpApp(App[None]):
 
     def set_query(self, query: TrialQuery) -> None:
         """Show ``query``: read its first window; the table changes when it arrives."""
+        self.filter_problem = ""
         self.generation += 1
         self._adopting = True
         self._window_worker(query, 0, self._limit(), self.generation, True)
@@ -302,12 +304,13 @@ class TuixpApp(App[None]):
             table.show_window(win.layout, win.total, win.offset, win.rows, replace=True)
         elif win.query == self.query_state:
             table.show_window(win.layout, win.total, win.offset, win.rows)
-        self.browse.status.problem = ""
+        self.browse.status.problem = self.filter_problem
         self.update_status()
 
     @on(FilterRejected)
     def _filter_rejected(self, message: FilterRejected) -> None:
         self._adopting = False
+        self.filter_problem = message.message  # a poll or a scroll does not wipe it
         browse = self.browse
         browse.status.problem = message.message
         browse.query_one("#filter").add_class("-invalid")
