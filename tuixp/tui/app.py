@@ -472,7 +472,31 @@ def create_app(store_path: str | os.PathLike[str], **options: Any) -> TuixpApp:
     return TuixpApp(store_path, **options)
 
 
+class NoTerminal(TuixpError):
+    """The TUI was started without a terminal to read keys from and draw on."""
+
+
+def require_terminal(streams: dict[str, Any] | None = None) -> None:
+    """Refuse to start without a terminal: with stdin at end of file (``< /dev/null``, cron, a
+    pipe) Textual's input loop spins at full CPU, and output redirected to a file fills it with
+    escape codes. ``NoTerminal`` names the stream that is not one."""
+    import sys
+
+    found = streams or {"stdin": sys.stdin, "stdout": sys.stdout, "stderr": sys.stderr}
+    for name, stream in found.items():
+        try:
+            ok = stream is not None and stream.isatty()
+        except (AttributeError, ValueError):  # closed, or not a file at all
+            ok = False
+        if not ok:
+            raise NoTerminal(
+                f"the TUI needs a terminal, and {name} is not one; from a script or a pipe use "
+                "tuixp ls, show, diff or sql (--format csv|json)"
+            )
+
+
 def run(store_path: Path) -> None:
     """Open the TUI on ``store_path`` until the user quits (the CLI's ``tuixp`` / ``tuixp ui``)."""
+    require_terminal()
     theme = os.environ.get("TUIXP_THEME") or None
     create_app(store_path, theme=theme).run()
