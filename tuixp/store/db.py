@@ -641,7 +641,7 @@ class Store:
                     if time.monotonic() >= deadline:
                         raise StoreBusy(
                             f"The store {self.path} is held by another process; gave up after "
-                            f"{timeout:.0f} s. Try again when it is done (TUIXP_LOCK_TIMEOUT sets "
+                            f"{timeout:g} s. Try again when it is done (TUIXP_LOCK_TIMEOUT sets "
                             "the wait)."
                         ) from exc
                     time.sleep(delay)
