@@ -196,6 +196,37 @@ def _install_import_hook() -> None:
         if not _hook_installed:
             sys.meta_path.insert(0, _SeedOnImport())  # type: ignore[arg-type]
             _hook_installed = True
+    _private_generator_for_dask()
+
+
+# Modules of Dask that draw from the global ``random`` from their own threads (the event loop
+# of a dask.distributed worker or of an in-process cluster) while steps run.
+_DASK_MODULES = (
+    "dask.sizeof",  # samples big collections to measure task outputs (random.sample)
+    "distributed.comm.core",  # connection back-off
+    "distributed.utils_comm",  # retry jitter
+    "distributed.worker",
+    "distributed.scheduler",  # work stealing, with an in-process scheduler
+    "distributed.client",
+)
+
+
+def _private_generator_for_dask() -> None:
+    """Give Dask's own draws a generator of their own.
+
+    A dask.distributed worker measured each task's output with ``dask.sizeof``, which samples
+    big collections with the global ``random.sample``, from its event loop while steps ran on
+    the worker's threads, and ``distributed.protocol.compression`` samples every big message
+    with the global ``random.randint``: that moved the draws of seeded steps
+    (tests/test_seeding.py, the cluster case). None of them needs particular randomness.
+    """
+    for name in _DASK_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "random", None) is random:
+            module.random = random.Random()  # type: ignore[attr-defined]
+    compression = sys.modules.get("distributed.protocol.compression")
+    if compression is not None and getattr(compression, "randint", None) is random.randint:
+        compression.randint = random.Random().randint  # type: ignore[attr-defined]
 
 
 # -- who may use the generators now ------------------------------------------------------------
@@ -216,6 +247,7 @@ class _Gate:
         # The state the generators were left in when the last holder left, and the steps
         # that left Python threads running then (they may draw while no step holds them).
         self.left: dict[str, Any] | None = None
+        self.abandoned: _Gate | None = None  # the gate of an interrupted run's steps
         self.threads_left: dict[str, list[threading.Thread]] = {}
 
     def acquire(self, wants_exclusive: Callable[[], bool], step: str) -> tuple[bool, bool]:
@@ -270,6 +302,21 @@ class _Gate:
 
 
 _GATE = _Gate()
+_gate_swap = threading.Lock()
+
+
+def abandon_steps() -> None:
+    """The steps running on this process's threads were abandoned (an interrupted run: they
+    run on in daemon threads until they return). The next steps must not wait for them: they
+    get a new gate, and are told if an abandoned step still holds the generators."""
+    global _GATE
+    with _gate_swap:
+        old = _GATE
+        if old.holders():
+            _GATE = _Gate()
+            _GATE.abandoned = old
+
+
 # The gate a step running in this context must use: its enclosing step's, else the process's.
 _holding: contextvars.ContextVar[_Gate | None] = contextvars.ContextVar(
     "tuixp_seed_gate", default=None
@@ -349,6 +396,12 @@ class StepSeeding:
 
     def __enter__(self) -> StepSeeding:
         """Seed the generators as the step's function starts (inside ``held``)."""
+        abandoned = self._gate.abandoned.holders() if self._gate.abandoned else set()
+        if abandoned:
+            self._problems.append(
+                f"step(s) {', '.join(sorted(abandoned))} of an interrupted run still run in "
+                "this process and can draw from the global generators during this step"
+            )
         found = _snapshot()
         if self._idle:
             self._check_between_steps(found)
