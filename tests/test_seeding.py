@@ -105,6 +105,50 @@ def test_steps_that_draw_nothing_still_run_in_parallel(store_path: Path) -> None
     assert starts[-1] < ends[0], "steps that draw nothing were run one at a time"
 
 
+def test_a_grid_inside_a_step_reproduces_and_does_not_wait_for_its_caller(
+    store_path: Path,
+) -> None:
+    """A step that runs a grid of another experiment (a nested computation on threads): the
+    inner steps do not wait for the generators their caller holds, and the caller's own draws
+    after the inner grid are the same as without it running beside anything."""
+    inner_ex = tuixp.Experiment("inner", store=store_path)
+    b = inner_ex.parameter("b")
+
+    @inner_ex.result
+    def inner(b):
+        time.sleep(0.01)
+        return random.random() + b
+
+    inner_node = inner(b)
+    outer_ex = tuixp.Experiment("outer", store=store_path)
+    a = outer_ex.parameter("a")
+
+    @outer_ex.result
+    def outer(a):
+        before = random.random()
+        ys = [o.result for o in inner_node.compute_grid(b=[1, 2, 3], seed=5)]
+        return [before, ys, random.random() + a]
+
+    node = outer(a)
+    found: list[Any] = []
+    worker = threading.Thread(
+        target=lambda: found.extend(
+            [
+                [o.result for o in node.compute_grid(a=[1, 2], seed=0)],
+                [o.result for o in node.compute_grid(a=[1, 2], seed=0)],
+                node.compute(a=2, seed=0, scheduler="sync"),
+            ]
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=120)
+    assert not worker.is_alive(), "a nested grid waited for its caller's generators"
+    grid, again, alone = found
+    assert grid == again and grid[1] == alone
+    assert grid[0][1] == grid[1][1], "the inner grid's seeded results differ"
+
+
 def test_the_notes_say_which_generators_each_step_drew_from(store_path: Path) -> None:
     ex = tuixp.Experiment("noted", store=store_path)
     a = ex.parameter("a")

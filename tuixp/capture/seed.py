@@ -6,8 +6,8 @@ seed is applied under a rule (docs/python-api.md, "Seeds"):
 
 - A step that draws from the global generators (or whose habits are not known yet) runs
   alone among the steps of its process (``exclusive``): the generators are seeded from the
-  step's seed when it starts, and given back as it found them when it ends. So a trial's
-  result does not depend on what ran beside it.
+  step's seed when it starts (a step inside a step gives them back to the enclosing step as it
+  found them). So a trial's result does not depend on what ran beside it.
 - A step seen to draw nothing from them (the first run of each step function in a process is
   exclusive, and learns it) runs beside the others (``shared``), unseeded: it draws nothing, so
   it needs no seed. If it does draw after all (a draw that depends on its input), its result
@@ -296,8 +296,8 @@ class _Gate:
                 self._exclusive = False
             else:
                 self._shared -= 1
-            if not self._shared and not self._exclusive:
-                self.left = left()
+            if not self._shared and not self._exclusive and self.threads_left:
+                self.left = left()  # only looked at while a step's thread may still draw
             self._cond.notify_all()
 
 
@@ -383,7 +383,9 @@ class StepSeeding:
     def held(self) -> Iterator[StepSeeding]:
         """Hold the generators (exclusive or shared) for the whole step; waits for them."""
         _install_import_hook()
-        self._gate = _holding.get() or _GATE
+        enclosing = _holding.get()
+        self._nested = enclosing is not None
+        self._gate = enclosing or _GATE
         self._exclusive, self._idle = self._gate.acquire(
             lambda: _known_to_draw(self.func) is not False, self.step
         )
@@ -402,18 +404,21 @@ class StepSeeding:
                 f"step(s) {', '.join(sorted(abandoned))} of an interrupted run still run in "
                 "this process and can draw from the global generators during this step"
             )
-        found = _snapshot()
-        if self._idle:
+        # A snapshot costs ~10-50 µs (numpy copies its state): taken only when it is used.
+        seeds = self._exclusive or self._idle
+        watch = self._idle and bool(self._gate.threads_left)
+        found = _snapshot() if self._nested or watch or not seeds else None
+        if watch and found is not None:
             self._check_between_steps(found)
         self._found = found
         self._threads = set(threading.enumerate())
         # A shared step that finds no other holder is seeded too: alone (sync, processes, a
         # one-thread worker) it then reproduces even when it draws after all.
-        if self._exclusive or self._idle:
+        if seeds:
             self._seeded = _seed_all(self.seed)
             self._base = _snapshot()
         else:
-            self._base = found
+            self._base = found or {}
         self._tokens = (_holding.set(_Gate()), _active.set(self))
         return self
 
@@ -478,7 +483,9 @@ class StepSeeding:
             if self._problems:
                 self.outcome["problem"] = "; ".join(self._problems)
         finally:
-            if self._exclusive:
+            # A step inside a step gives the generators back to its enclosing step as it
+            # found them; at the top the next step seeds them anyway.
+            if self._exclusive and self._found is not None:
                 _restore({k: v for k, v in self._found.items() if k in end})
 
 
