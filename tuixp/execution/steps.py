@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tuixp.capture.seed import apply_seed, step_seed
+from tuixp.capture.seed import StepSeeding, step_seed
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ class StepRecord:
     input_repr: str | None = None
     error: str | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    # What the step's seed did (capture.seed.StepSeeding.outcome); the owner puts it in the
+    # trial's notes and warns when the seed may not reproduce the step's result.
+    seeding: dict[str, Any] | None = None
 
 
 @dataclass
@@ -196,6 +199,16 @@ def _picklable_error(exc: BaseException) -> BaseException:
 
 
 def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: Any) -> Any:
+    seeding = StepSeeding(step_seed(ctx.seed, spec.name), spec.name, spec.func)
+    # Waits for the process's random generators (capture.seed): a step waiting for them has
+    # not started, and its recorded start and elapsed time leave the wait out.
+    with seeding.held():
+        return _run_step(seeding, ctx, spec, key, *args, **kwargs)
+
+
+def _run_step(
+    seeding: StepSeeding, ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: Any
+) -> Any:
     records: dict[str, StepRecord] = {}
     upstream_failure: StepFailure | None = None
     plain_args = []
@@ -223,9 +236,9 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
             ctx, "task_started", {"key": key, "step": spec.name, "time": started, "worker": worker}
         )
     input_hash = _tokenize((plain_args, plain_kwargs)) if ctx.purity else None
-    apply_seed(step_seed(ctx.seed, spec.name))
     try:
-        value = spec.func(*plain_args, **plain_kwargs)
+        with seeding:
+            value = spec.func(*plain_args, **plain_kwargs)
     except Exception as exc:  # noqa: BLE001 - reported to the owner, who re-raises it
         finished = time.time()
         tb = traceback.format_exc()
@@ -241,6 +254,7 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
             None,
             f"{type(exc).__name__}: {exc}",
             scope.metrics,
+            seeding.outcome or None,
         )
         if local is not None:
             local.on_step(record)
@@ -266,6 +280,7 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
         _short_repr(tuple(plain_args), plain_kwargs) if ctx.purity else None,
         None,
         scope.metrics,
+        seeding.outcome or None,
     )
     if local is not None:
         local.on_step(record)
