@@ -273,6 +273,8 @@ class _Plan:
     persist_keys: dict[str, str]
     cache_keys: dict[str, str] = field(default_factory=dict)  # cached step -> its cache key
     reused: dict[str, CacheEntry] = field(default_factory=dict)  # step -> entry it reused
+    # cached step -> the modules its code and the code of the steps it reads import
+    cache_imports: dict[str, set[str]] = field(default_factory=dict)
     source_hashes: dict[str, str] = field(default_factory=dict)  # step -> its source's hash
     context: str = ""  # what else its steps' outputs may depend on (tuixp.purity)
 
@@ -799,6 +801,9 @@ class Experiment:
                 return
             if n.step.cache:
                 plan.cache_keys[n.step.name] = keys[n.index]
+                plan.cache_imports[n.step.name] = set().union(
+                    *(code_imports(m.step.func) for m in _nodes(n))
+                )
             if n.step.cache and n is not node:  # the node asked for is always computed
                 upstream = {m.step.name for m in _nodes(n)}
                 entry = cache.get(keys[n.index]) if not (upstream & impure) else None
@@ -889,14 +894,11 @@ class Experiment:
             for r in plan.recorder.steps_seen.values()
             if r.status == "succeeded"
         }
-        imports: set[str] = set()
-        for s in list(self._steps.values()):
-            imports |= code_imports(s.func)
-        packages = imported_distributions(imports)
         for step, key in plan.cache_keys.items():
             if step in plan.reused or step in impure or step not in kept:
                 continue
             digest, fmt = kept[step]
+            packages = imported_distributions(plan.cache_imports.get(step, ()))
             cache.put(
                 key, CacheEntry(step, plan.ctx.trial_id, digest, fmt, outputs.get(step), packages)
             )

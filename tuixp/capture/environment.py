@@ -151,8 +151,8 @@ def capture_packages() -> dict[str, str]:
         found: dict[str, str] = {}
         for dist in metadata.distributions():
             name = dist.metadata["Name"]
-            if name:
-                found[name] = dist.version
+            if name:  # the first on sys.path, as import would find it
+                found.setdefault(name, dist.version)
         packages = dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
         _packages = (stamps, packages)
         return packages
@@ -248,17 +248,21 @@ def changed_distributions(recorded: dict[str, str]) -> list[str]:
     return out
 
 
-def code_imports(func: Any) -> set[str]:
+def code_imports(func: Any) -> frozenset[str]:
     """The modules a function's code imports (``import x``, ``from x import y``), nested
     functions included; relative imports are left out (they are the project's own code)."""
+    code = getattr(func, "__code__", None)
+    return _code_imports(code) if code is not None else frozenset()
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_imports(top: Any) -> frozenset[str]:
     import dis
 
     found: set[str] = set()
-    stack = [getattr(func, "__code__", None)]
+    stack = [top]
     while stack:
         code = stack.pop()
-        if code is None:
-            continue
         level = 0
         for ins in dis.get_instructions(code):
             if ins.opname == "LOAD_CONST" and isinstance(ins.argval, int):
@@ -268,4 +272,4 @@ def code_imports(func: Any) -> set[str]:
                     found.add(ins.argval)
                 level = 0
         stack.extend(c for c in code.co_consts if type(c).__name__ == "code")
-    return found
+    return frozenset(found)
