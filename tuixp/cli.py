@@ -1032,20 +1032,24 @@ def _require_experiment(con: Any, experiment: str) -> None:
 
 
 def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None, fmt: str) -> None:
+    from tuixp.store import flags
+
     _require_experiment(con, experiment)
     where = "experiment = ?" + (" AND status = ?" if status else "")
     args: list[Any] = [experiment] + ([status] if status else [])
     total = con.execute(f"SELECT count(*) FROM trials WHERE {where}", args).fetchone()[0]
     sql = (
-        f"SELECT trial_id, status, params, result, elapsed_s, started_at, git_commit, "
-        f"git_dirty, changes, error FROM trials WHERE {where} ORDER BY trial_id DESC"
+        "SELECT trial_id, status, params, result, epoch(finished_at) - epoch(started_at), "
+        "started_at, git_commit, git_dirty, changes, notes, CASE WHEN error_type IS NULL THEN "
+        "NULL ELSE error_type || ': ' || error_message END "
+        f"FROM trial_record WHERE {where} ORDER BY trial_id DESC"
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     raw = con.execute(sql, args).fetchall()
     raw.reverse()
     rows = []
-    for tid, st, params, result, elapsed, started, commit, dirty, changes, error in raw:
+    for tid, st, params, result, elapsed, started, commit, dirty, changes, notes, error in raw:
         kinds = sorted({c.get("kind", "?") for c in (_loads(changes) or []) if isinstance(c, dict)})
         rows.append(
             [
@@ -1060,6 +1064,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 bool(dirty),
                 kinds,
                 error,
+                flags.text(changes, notes),
             ]
         )
     if fmt == "csv":
@@ -1078,6 +1083,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             "git_dirty",
             "changed",
             "error",
+            "flags",
         ]
         flat = [
             [
@@ -1092,6 +1098,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 r[8],
                 ",".join(r[9]),
                 r[10],
+                r[11],
             ]
             for r in rows
         ]
@@ -1109,6 +1116,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             "git_dirty",
             "changed",
             "error",
+            "flags",
         ]
         emit(columns, rows, fmt)
     else:
@@ -1134,17 +1142,17 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             table_columns=[
                 "TRIAL",
                 "STATUS",
+                flags.HEADER,
                 "PARAMS",
                 "RESULT",
                 "ELAPSED",
                 "STARTED",
                 "COMMIT",
-                "CHG",
             ],
             table_cells=functools.partial(_trial_cells, clock=all(_today(r[6]) for r in rows)),
-            right=[0, 4],
-            optional=[2, 6, 7],
-            keep=[2],
+            right=[0, 5],
+            optional=[3, 7],
+            keep=[3],
         )
         if same:
             typer.echo(f"same in every trial shown: {fmt_params(same)}", err=True)
@@ -1175,18 +1183,17 @@ def _same_json(a: Any, b: Any) -> bool:
 
 
 def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
-    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error = r
+    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r
     shown = fmt_value(result) if st == "succeeded" else (error or "")
-    marks = "".join(k[0].upper() for k in kinds)
     return [
         str(tid),
         st,
+        marks,
         fmt_params(params),
         shown,
         fmt_elapsed(elapsed) if st != "running" else "…",
         fmt_time(started, clock=clock),
         (commit[:7] + ("*" if dirty else "")) if commit else "",
-        marks,
     ]
 
 
@@ -1227,7 +1234,7 @@ def resolve_trial(con: Any, experiment: str, trial: int | str) -> int:
 
 def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
     """Everything recorded about one trial, as plain data (what show --format json prints)."""
-    from tuixp.store import queries
+    from tuixp.store import flags, queries
 
     rec = queries.trial(con, experiment, trial_id)
     doc: dict[str, Any] = {
@@ -1252,6 +1259,7 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
         "notes": rec["notes"],
         "data_inputs": _loads(rec.get("data_inputs")) or {},
         "uuid": rec["uuid"],
+        "flags": flags.text(rec["changes"], rec["notes"]),
     }
     doc["metrics"] = [
         {
@@ -1350,6 +1358,7 @@ def _section(title: str) -> str:
 
 def render_trial(doc: dict[str, Any]) -> str:
     """``tuixp show`` for people: one section per kind of record."""
+    from tuixp.store import flags
     from tuixp.store.queries import environment_view
 
     out = [f"{doc['experiment']} trial {doc['trial_id']}: {doc['status']}"]
@@ -1361,8 +1370,10 @@ def render_trial(doc: dict[str, Any]) -> str:
         ("host", f"{doc['host']} (pid {doc['pid']})"),
         ("scheduler", doc["scheduler"]),
         ("script", doc["script"] or ""),
+        ("flags", doc["flags"]),
     ]
     out += [f"  {k:<10} {v}" for k, v in fields]
+    out += [" " * 13 + line for line in flags.describe(doc["changes"], doc["notes"])]
     out.append(_section("Parameters"))
     width = max([len(k) for k in doc["params"]] + [1])
     out += [f"  {k:<{width}}  {fmt_value(v)}" for k, v in doc["params"].items()] or ["  (none)"]

@@ -90,9 +90,9 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
 
 FILTER_NOTE = (
     "A filter can use trial_id status result elapsed started finished seed commit branch dirty "
-    "error host code_changed env_changed impure, each parameter and each metric (its last "
-    "value) by name: model = 'ridge' AND loss < 0.2. The CEI column flags a changed Code or "
-    "Environment since the previous trial, or an Impure step."
+    "error host code_changed data_changed env_changed impure, each parameter and each metric "
+    "(its last value) by name: model = 'ridge' AND loss < 0.2. The CDEI column flags a changed "
+    "Code, Data input or Environment since the previous trial, or an Impure step."
 )
 
 
