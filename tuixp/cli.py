@@ -267,8 +267,14 @@ def fmt_elapsed(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def fmt_param(value: Any) -> str:
+    """A parameter's value: as ``fmt_value``, but None is shown as ``None`` (``max_depth=None``
+    is a value the trial ran with, not a blank: ``tuixp run`` reads it back as None)."""
+    return "None" if value is None else fmt_value(value)
+
+
 def fmt_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={fmt_value(v)}" for k, v in params.items())
+    return " ".join(f"{k}={fmt_param(v)}" for k, v in params.items())
 
 
 def _json_default(value: Any) -> Any:
@@ -1376,7 +1382,7 @@ def render_trial(doc: dict[str, Any]) -> str:
     out += [" " * 13 + line for line in flags.describe(doc["changes"], doc["notes"])]
     out.append(_section("Parameters"))
     width = max([len(k) for k in doc["params"]] + [1])
-    out += [f"  {k:<{width}}  {fmt_value(v)}" for k, v in doc["params"].items()] or ["  (none)"]
+    out += [f"  {k:<{width}}  {fmt_param(v)}" for k, v in doc["params"].items()] or ["  (none)"]
     if doc["status"] == "succeeded":
         out.append(_section("Result"))
         kind = re.sub(r"^<class '(.*)'>$", r"\1", doc["result_type"] or "")
