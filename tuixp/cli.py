@@ -129,11 +129,19 @@ FormatOption = Annotated[
 
 # -- errors ------------------------------------------------------------------------------------
 class CliError(Exception):
-    """Bad input: one line on stderr, exit code 2 (or ``code``)."""
+    """Bad input: one line on stderr, exit code 2 (or ``code``); ``detail`` (a traceback) is
+    printed above it with ``--debug`` (``tuixp run -v``)."""
 
-    def __init__(self, message: str, code: int = 2) -> None:
+    def __init__(self, message: str, code: int = 2, detail: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.detail = detail
+
+
+class _Debug:
+    """Whether this invocation asked for tracebacks (``tuixp --debug ...``, ``run -v``)."""
+
+    on = False
 
 
 def _one_line(text: str) -> str:
@@ -156,6 +164,10 @@ def handled(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except CliError as exc:
+            if exc.detail and _Debug.on:
+                typer.echo(exc.detail.rstrip(), err=True)
+            elif exc.detail:
+                fail(f"{exc} (--debug shows the traceback)", exc.code)
             fail(str(exc), exc.code)
         except StoreBusy as exc:
             fail(str(exc), 1)
@@ -551,12 +563,22 @@ def load_script(path: Path) -> LoadedScript:
         ) from None
     except SyntaxError as exc:
         sys.modules.pop(name, None)
-        raise CliError(f"{path.name}, line {exc.lineno}: SyntaxError: {exc.msg}") from None
+        where = path.name
+        if exc.filename and Path(exc.filename).resolve() != path:  # in a module it imports
+            bad = Path(exc.filename).resolve()
+            where = f"{path.name} failed while being loaded: " + (
+                str(bad.relative_to(path.parent)) if bad.is_relative_to(path.parent) else str(bad)
+            )
+        raise CliError(
+            f"{where}, line {exc.lineno}: SyntaxError: {exc.msg}",
+            detail=_user_traceback(exc, path),
+        ) from None
     except Exception as exc:
         sys.modules.pop(name, None)
         raise CliError(
             f"{path.name} failed while being loaded: {_where(exc, path)}"
-            f"{type(exc).__name__}: {_one_line(str(exc))}"
+            f"{type(exc).__name__}: {_one_line(str(exc))}",
+            detail=_user_traceback(exc, path),
         ) from None
     finally:
         try:
@@ -591,11 +613,49 @@ def use_store(loaded: LoadedScript, path: Path) -> None:
         ex._store_arg, ex._store, ex._state = path, None, None
 
 
-def _where(exc: BaseException, path: Path) -> str:
+def _user_frames(exc: BaseException, path: Path) -> list[Any]:
+    """The frames of ``exc``'s traceback in the user's own files: the script and the modules
+    beside it (its folder and below), not installed packages (a venv inside the project
+    included) nor tuixp itself."""
     import traceback
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
-    return f"line {frames[-1].lineno}: " if frames else ""
+    folder, own = path.parent, Path(__file__).resolve().parent
+
+    def users(filename: str) -> bool:
+        try:
+            file = Path(filename).resolve()
+        except (OSError, ValueError):
+            return False
+        return (
+            file.is_relative_to(folder)
+            and not file.is_relative_to(own)
+            and not {"site-packages", "dist-packages"} & set(file.parts)
+        )
+
+    return [f for f in traceback.extract_tb(exc.__traceback__) if users(f.filename)]
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """Where in the user's files it went wrong: the innermost frame there (the script's own
+    line when that is all there is), as ``helpers.py, line 2: `` or ``line 7: ``."""
+    frames = _user_frames(exc, path)
+    if not frames:
+        return ""
+    last = frames[-1]
+    file = Path(last.filename).resolve()
+    if file == path:
+        return f"line {last.lineno}: "
+    return f"{file.relative_to(path.parent)}, line {last.lineno}: "
+
+
+def _user_traceback(exc: BaseException, path: Path) -> str:
+    """The traceback from the script's first line on (tuixp's import machinery left out)."""
+    import traceback
+
+    tb = exc.__traceback__
+    while tb is not None and Path(tb.tb_frame.f_code.co_filename) != path:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -723,8 +783,13 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="On an error, print its full traceback too."),
+    ] = False,
 ) -> None:
     """Without a command, open the TUI on the store (--store PATH)."""
+    _Debug.on = debug
     if ctx.invoked_subcommand is None:
         open_tui(store_path(None, ctx))
 
@@ -807,10 +872,20 @@ def run_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Compute cached steps again.")
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            "--debug",
+            help="When the script fails to load, print its full traceback too.",
+        ),
+    ] = False,
     store: StoreOption = None,
     fmt: FormatOption = None,
 ) -> None:
     """Run one trial of SCRIPT's experiment, or one per point of the --grid."""
+    _Debug.on = _Debug.on or verbose
     fixed, grid_values = parse_parameters(assignments or [], grid or [])
     fmt = output_format(fmt)
     mode = (progress or ("text" if sys.stderr.isatty() else "none")).strip().lower()
