@@ -442,8 +442,9 @@ class Experiment:
     def save_metric(self, key: str, epoch: int, value: float) -> None:
         if not isinstance(key, str) or not key.isidentifier():
             raise errors.TuixpError(f"Metric key must be valid as python identifier: {key!r}")
+        epoch = _whole_epoch(key, epoch)
         try:
-            epoch, value = int(epoch), float(value)
+            value = float(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise errors.TuixpError(
                 f"Metric {key}: epoch must be an integer and value a number ({exc})"
@@ -1029,3 +1030,23 @@ def _main_script() -> str | None:
     ):
         return os.path.abspath(path)
     return None
+
+
+def _whole_epoch(key: str, epoch: Any) -> int:
+    """An epoch as stored: an integer, or a float that is one (2.0); 1.5 is refused, never
+    silently stored as 1."""
+    import numbers
+
+    if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):
+        return int(epoch)
+    if isinstance(epoch, numbers.Real) and not isinstance(epoch, bool):
+        as_float = float(epoch)
+        if as_float.is_integer():
+            return int(as_float)
+        raise errors.TuixpError(
+            f"Metric {key}: epoch must be a whole number, not {epoch!r} (epochs are stored as "
+            "integers: number fractional steps 0, 1, 2, ... or save them under their own metric)"
+        )
+    raise errors.TuixpError(
+        f"Metric {key}: epoch must be an integer, not {type(epoch).__name__} {epoch!r}"
+    )
