@@ -205,7 +205,7 @@ UNSEEDED = textwrap.dedent("""
 def test_a_step_that_ignores_the_seed_is_named_impure(tmp_path: Path) -> None:
     (tmp_path / "dice.py").write_text(UNSEEDED)
     store = tmp_path / "d.duckdb"
-    ran = tuixp("run", tmp_path / "dice.py", "--seed", "1", "--store", store, cwd=tmp_path)
+    ran = tuixp("run", tmp_path / "dice.py", "--grid", "sides=6,8", "--seed", "1", "--store", store)
     assert ran.returncode == 0, ran.stderr
     done = tuixp("repeat", "dice", "1", "--store", store, "--format", "json", cwd=tmp_path)
     assert done.returncode == 1, done.stderr
@@ -214,6 +214,9 @@ def test_a_step_that_ignores_the_seed_is_named_impure(tmp_path: Path) -> None:
     assert doc["first_difference"]["reason"] == "same input and code"
     assert [c["kind"] for c in doc["causes"]][-1] == "impurity"
     assert doc["causes"][-1]["name"] == "roll"
+    # The grid's other point ran in the same process at the same time: said, as a fact.
+    assert doc["ran_beside"] == [2]
+    assert doc["causes"][-1]["detail"].endswith("trial 1 ran beside trial(s) 2 in one process")
 
 
 def test_an_output_whose_hash_is_not_checked_is_not_verified(project: Path) -> None:

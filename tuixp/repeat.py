@@ -446,6 +446,7 @@ def verify(
                     "rows": rows,
                 }
             )
+        beside = _ran_beside(con, experiment, original)
     changed = [
         c.step for c in diff.compare_code(docs[0]["code"], docs[1]["code"]) if c.status != diff.SAME
     ]
@@ -471,7 +472,13 @@ def verify(
                     "name": step,
                     "old": first["original"]["output_hash"],
                     "new": first["repeat"]["output_hash"],
-                    "detail": "unseeded randomness, the clock, a file or a service it reads",
+                    "detail": "unseeded randomness, the clock, a file or a service it reads"
+                    + (
+                        f"; trial {original} ran beside trial(s) "
+                        f"{', '.join(map(str, beside))} in one process"
+                        if beside
+                        else ""
+                    ),
                     "this_step": True,
                 }
             )
@@ -493,11 +500,28 @@ def verify(
             "original": _error(ta),
             "repeat": _error(tb),
         },
+        "ran_beside": beside,
         "seed": ta.get("seed"),
         "params": ta["params"],
         "script": ta.get("script"),
         "causes": causes,
     }
+
+
+def _ran_beside(con: Any, experiment: str, trial_id: int) -> list[int]:
+    """Trials of the experiment that ran at the same time as this one, in the same process
+    (a grid's other points): a step that shares state with them may not repeat alone."""
+    rows = con.execute(
+        """
+        SELECT o.trial_id FROM trial_record t JOIN trial_record o
+          ON o.experiment = t.experiment AND o.host = t.host AND o.pid = t.pid
+         AND o.trial_id <> t.trial_id
+         AND o.started_at < coalesce(t.finished_at, now())
+         AND coalesce(o.finished_at, now()) > t.started_at
+        WHERE t.experiment = ? AND t.trial_id = ? ORDER BY o.trial_id""",
+        [experiment, trial_id],
+    ).fetchall()
+    return [int(r[0]) for r in rows]
 
 
 def _error(trial: Mapping[str, Any]) -> str | None:
