@@ -219,6 +219,36 @@ def test_a_step_that_ignores_the_seed_is_named_impure(tmp_path: Path) -> None:
     assert doc["causes"][-1]["detail"].endswith("trial 1 ran beside trial(s) 2 in one process")
 
 
+def test_a_failed_trial_repeats_its_failure_and_a_fix_is_the_first_difference(
+    project: Path,
+) -> None:
+    store = project / "s.duckdb"
+    ran = tuixp("run", project / "train.py", "scale=oops", "--seed", "4", "--store", store)
+    assert ran.returncode == 1  # noise: a string times an array
+    done = repeat(project, "toy", "2", "--format", "json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["verdict"] == "reproduced" and doc["status"]["repeat"] == "failed"
+    assert [(s["step"], s["status"], s["reason"]) for s in doc["steps"]] == [
+        ("load", "same", "same output hash"),
+        ("noise", "same", "failed the same way in both"),
+    ]
+    assert "the same failure" in repeats.headline(doc)
+    # Once the step copes with the value, the repeat goes further than the original did: the
+    # step that failed is where they part, and the steps after it were never run by the original.
+    script = project / "train.py"
+    script.write_text(
+        script.read_text().replace("* scale", "* (0 if isinstance(scale, str) else scale)")
+    )
+    fixed = json.loads(repeat(project, "toy", "2", "--format", "json").stdout)
+    assert fixed["verdict"] == "differs"
+    assert [(s["step"], s["status"], s["reason"]) for s in fixed["steps"]] == [
+        ("load", "same", "same output hash"),
+        ("noise", "differs", "failed, then succeeded"),
+        ("score", "not_checked", "not run by the original (a step before it failed)"),
+    ]
+
+
 def test_an_output_whose_hash_is_not_checked_is_not_verified(project: Path) -> None:
     # What a hash known to be unstable leaves in the store (the purity rules): no hash.
     with_store(
@@ -341,6 +371,19 @@ def test_steps_the_original_took_from_the_cache_are_not_checked() -> None:
         ("fit", "same"),
         ("score", "same"),
     ]
+
+
+def test_steps_an_interrupted_original_never_ran_are_not_checked() -> None:
+    old = [_row("load-1-aa-1", "load", "l")]
+    new = [_row("load-2-bb-1", "load", "l"), _row("fit-2-bb-2", "fit", "f")]
+    steps = repeats.compare_steps(old, new, [("load", 1), ("fit", 2)], (), "interrupted")
+    assert [(s["step"], s["status"], s["reason"]) for s in steps] == [
+        ("load", "same", "same output hash"),
+        ("fit", "not_checked", "not run by the original (it was interrupted)"),
+    ]
+    # The same records from an original that succeeded: the repeat has a step it did not.
+    steps = repeats.compare_steps(old, new, [("load", 1), ("fit", 2)])
+    assert steps[1]["status"] == "differs" and steps[1]["reason"] == "only in the repeat"
 
 
 def test_hashes_marked_not_checked_are_never_compared() -> None:

@@ -321,19 +321,20 @@ def _side(r: Mapping[str, Any] | None) -> dict[str, Any] | None:
 def compare_step(
     old: Mapping[str, Any] | None,
     new: Mapping[str, Any] | None,
-    original_reused: bool = False,
+    original_gap: str | None = None,
     code_changed: bool = False,
 ) -> tuple[str, str]:
     """(``same`` | ``differs`` | ``not_checked``, why) for one step of both trials.
 
-    ``original_reused``: the original reused a cached step, so the steps upstream of it have
-    no record there. ``code_changed``: the step's source differs between the two trials.
+    ``original_gap``: why the original may lack steps (it reused a cached step, so the steps
+    upstream of it did not run; it was interrupted; a step failed); a step only the repeat has
+    is then not checked. ``code_changed``: the step's source differs between the two trials.
     """
     if old is None and new is None:
         return NOT_CHECKED, "recorded in neither trial"
     if old is None:
-        if original_reused:
-            return NOT_CHECKED, "not run by the original (it reused a later step)"
+        if original_gap:
+            return NOT_CHECKED, f"not run by the original ({original_gap})"
         return DIFFERS, "only in the repeat"
     if new is None:
         return DIFFERS, "only in the original"
@@ -374,13 +375,23 @@ def compare_steps(
     new_rows: Sequence[Mapping[str, Any]],
     order: Sequence[tuple[str, int]] = (),
     code_changed: Iterable[str] = (),
+    original_status: str = "succeeded",
 ) -> list[dict[str, Any]]:
     """Every step of both trials, in graph order (``order``: the repeat's ``graph_order``;
     steps it does not name follow, in the order they ran), compared. ``code_changed``: the
-    steps whose source differs between the two trials."""
+    steps whose source differs between the two trials; ``original_status``: how the original
+    ended (an interrupted or failed trial did not run every step)."""
     old, new = _occurrences(old_rows), _occurrences(new_rows)
     changed = set(code_changed)
-    reused = any(r["status"] == "reused" for r in old_rows)
+    gap = (
+        "it reused a later step"
+        if any(r["status"] == "reused" for r in old_rows)
+        else "it was interrupted"
+        if original_status == "interrupted"
+        else "a step before it failed"
+        if original_status == "failed"
+        else None
+    )
     calls: dict[str, list[int]] = {}
     for name, index in order:
         calls.setdefault(name, []).append(index)
@@ -393,7 +404,9 @@ def compare_steps(
     out = []
     for name, occurrence in ranked:
         a, b = old.get((name, occurrence)), new.get((name, occurrence))
-        status, why = compare_step(a, b, reused, name in changed)
+        if a is None and b is None:
+            continue  # downstream of a step that failed in both: neither trial has it to compare
+        status, why = compare_step(a, b, gap, name in changed)
         out.append(
             {
                 "step": name,
@@ -450,11 +463,13 @@ def verify(
     changed = [
         c.step for c in diff.compare_code(docs[0]["code"], docs[1]["code"]) if c.status != diff.SAME
     ]
-    steps = compare_steps(docs[0]["rows"], docs[1]["rows"], order, changed)
-    first = next((s for s in steps if s["status"] == DIFFERS), None)
     ta, tb = docs[0]["trial"], docs[1]["trial"]
-    status_differs = ta["status"] != tb["status"]
-    if first is None and not status_differs and steps and all(s["status"] == SAME for s in steps):
+    steps = compare_steps(docs[0]["rows"], docs[1]["rows"], order, changed, ta["status"])
+    first = next((s for s in steps if s["status"] == DIFFERS), None)
+    # An interrupted original never got to its end: how the repeat ends is not a difference.
+    status_differs = ta["status"] != tb["status"] and ta["status"] != "interrupted"
+    every_step_same = bool(steps) and all(s["status"] == SAME for s in steps)
+    if first is None and ta["status"] == tb["status"] and every_step_same:
         verdict = REPRODUCED
     elif first is not None or status_differs:
         verdict = DIFFERENT
@@ -537,7 +552,8 @@ def headline(doc: Mapping[str, Any]) -> str:
     counts = doc["counts"]
     total = sum(counts.values())
     if doc["verdict"] == REPRODUCED:
-        return f"{where}: reproduced bit for bit ({total} of {total} steps the same)"
+        again = ", the same failure" if doc["status"]["original"] == "failed" else ""
+        return f"{where}: reproduced bit for bit ({total} of {total} steps the same{again})"
     if doc["verdict"] == DIFFERENT:
         first = doc.get("first_difference")
         if first is not None:
