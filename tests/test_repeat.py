@@ -289,6 +289,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(project: Path) -> None
     assert "Unable to find trial id: 7" in _refused(project, "toy", "7")
     assert "Unable to find experiment: nope" in _refused(project, "nope", "1")
     assert "not a trial id" in _refused(project, "toy", "x")
+    assert "Unknown scheduler: 'nope'" in _refused(project, "toy", "1", "--scheduler", "nope")
     (project / "train.py").unlink()
     assert "the script of trial 1 of toy is gone" in _refused(project, "toy", "1")
 
@@ -326,13 +327,17 @@ def test_a_trial_recorded_without_a_script_is_refused(tmp_path: Path) -> None:
 
 
 def test_progress_jsonl_streams_the_run_then_the_verdict(project: Path) -> None:
-    done = repeat(project, "toy", "1", "--progress", "jsonl")
+    done = repeat(project, "toy", "1", "--progress", "jsonl", "--scheduler", "sync")
     assert done.returncode == 0, done.stderr
     events = [json.loads(line) for line in done.stdout.splitlines()]
     kinds = [e["kind"] for e in events]
     assert kinds[0] == "trial_started" and kinds[-1] == "repeat_finished"
     assert kinds.count("task_finished") == 3 and "trial_finished" in kinds
     assert events[-1]["verdict"] == "reproduced" and events[-1]["repeat"] == 2
+    schedulers = store_sql.query(
+        project / "s.duckdb", "SELECT scheduler FROM trials ORDER BY trial_id"
+    ).rows
+    assert schedulers == [("threads",), ("sync",)]  # the one asked for
 
 
 # -- the comparison itself, on recorded rows ---------------------------------------------------

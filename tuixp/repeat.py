@@ -212,15 +212,16 @@ def repeat_trial(
     ``load_script`` and ``use_store`` are the command line's (``tuixp.cli``): the script is
     loaded and run exactly as ``tuixp run`` does. Every refusal happens before the run.
     """
+    from tuixp.execution.schedulers import resolve_name
+
     plan = read_plan(store, experiment, trial)
+    chosen = scheduler_for(plan, scheduler)
+    kind = resolve_name(chosen)  # an unknown scheduler is refused before the script loads
     loaded = load_script(plan.script)
     node = pick_result(plan, loaded, result)
     ex = node.ex
     check_parameters(plan, ex)
-    chosen = scheduler_for(plan, scheduler)
-    from tuixp.execution.schedulers import resolve_name
-
-    if resolve_name(chosen) not in ("threads", "sync"):
+    if kind not in ("threads", "sync"):
         import cloudpickle
 
         # As tuixp run: the script is not importable by name in worker processes.
