@@ -53,6 +53,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("P", "load a pickled output (only after p asked)"),
             ("v", "compare with the previous trial"),
             ("R", "re-run: the launch form with this trial's parameters"),
+            ("X", "repeat: run it again, check each step's output"),
             ("j k g G", "scroll"),
             ("escape", "back to the trials"),
         ],
@@ -66,6 +67,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("n", "next trial against the first one"),
             ("m", "next metric"),
             ("R  y", "re-run with these parameters / copy the tuixp run line"),
+            ("X", "repeat the compared trial, check each step's output"),
         ],
     ),
     (
