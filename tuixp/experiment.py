@@ -46,17 +46,155 @@ def _next_index() -> int:
         return next(_node_counter)
 
 
-class ParamNode:
-    """A placeholder for a parameter; its value is set per trial."""
+class _Undefined:
+    def __repr__(self) -> str:
+        return "Undefined"
+
+
+UNDEFINED = _Undefined()
+
+
+class Lazy:
+    """What parameters and step outputs share with ``dask.delayed`` objects.
+
+    Operators, attribute access and calls build graph nodes (``a + 1``, ``d.sum()``), and the
+    dask collection protocol lets ``dask.compute``, ``dask.delayed(f)(node)`` and
+    ``dask.visualize`` take them. Computing a node whose graph holds a step through dask runs
+    a recorded trial, exactly as ``.compute()`` does.
+    """
+
+    ex: "Experiment"
+
+    def __getattr__(self, attr: str) -> Any:
+        # Private names and the node's own attributes (missing while unpickling) are never
+        # lazy: pickle, copy and IPython probe for them.
+        if attr.startswith("_") or attr in ("ex", "step", "args", "kwargs", "index", "name"):
+            raise AttributeError(attr)
+        return _op(self, "getattr", getattr, (self, attr))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "Node":
+        return _op(self, "call", _call, (self, args, kwargs))
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"The truth of {self!r} is not known until it is computed: use .compute(), or "
+            "branch inside a step"
+        )
+
+    def __iter__(self) -> Iterator[Any]:
+        raise TypeError(f"{self!r} cannot be iterated before it is computed")
+
+    __hash__ = object.__hash__
+
+    # -- the dask collection protocol ------------------------------------------------------
+    def _dask_key(self) -> str:
+        raise NotImplementedError
+
+    def __dask_graph__(self) -> Any:
+        from dask._task_spec import Task
+
+        key = self._dask_key()
+        return {key: Task(key, _Computed(self))}
+
+    @property
+    def dask(self) -> Any:
+        """The dask graph (as ``Delayed.dask``): one task that computes this node."""
+        return self.__dask_graph__()
+
+    def __dask_keys__(self) -> list[str]:
+        return [self._dask_key()]
+
+    def __dask_layers__(self) -> tuple[str]:
+        return (self._dask_key(),)
+
+    def __dask_tokenize__(self) -> str:
+        return self._dask_key()
+
+    def __dask_postcompute__(self) -> tuple[Callable[..., Any], tuple[()]]:
+        return _first, ()
+
+    def __dask_postpersist__(self) -> tuple[Callable[..., Any], tuple[str]]:
+        return _rebuild, (self._dask_key(),)
+
+    @staticmethod
+    def __dask_optimize__(dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        return dsk
+
+    @staticmethod
+    def __dask_scheduler__(dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        import dask.threaded
+
+        return dask.threaded.get(dsk, keys, **kwargs)
+
+    def _plain(self) -> Any:
+        """This graph as a plain dask Delayed: steps unrecorded, parameters read at compute."""
+        return _plain_delayed(self)
+
+    def visualize(self, filename: str = "mydask", format: str | None = None, **kwargs: Any) -> Any:
+        """Draw the graph (parameters need no value yet); needs graphviz, as dask's does."""
+        return self._plain().visualize(filename=filename, format=format, **kwargs)
+
+
+def _first(results: Any) -> Any:
+    return results[0]
+
+
+def _rebuild(dsk: Any, key: str) -> Any:
+    from dask.delayed import Delayed
+
+    return Delayed(key, dsk)
+
+
+def _call(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return func(*args, **kwargs)
+
+
+def _op(first: Lazy, name: str, func: Callable[..., Any], args: tuple[Any, ...]) -> "Node":
+    """A graph node applying ``func`` (an operator) to ``args``; computed, not recorded."""
+    return Node(first.ex, _OpStep(first.ex, name, func), args, {})
+
+
+class _Computed:
+    """The one task of a node's dask graph: compute the node (a trial when it has a step)."""
+
+    def __init__(self, node: Lazy) -> None:
+        self.node = node
+
+    def __call__(self) -> Any:
+        return self.node.compute()  # type: ignore[attr-defined]
+
+    def __repr__(self) -> str:
+        return f"compute({self.node!r})"
+
+
+class ParamNode(Lazy):
+    """A placeholder for a parameter; its value is set per trial. Like daskperiment's
+    ``Parameter``: ``.compute()`` gives its current value, operators build graph nodes."""
 
     def __init__(self, ex: "Experiment", name: str, default: Any) -> None:
         self.ex, self.name, self.default = ex, name, default
 
     def __repr__(self) -> str:
-        return f"Parameter({self.name!r})"
+        value = self.ex._current_value(self.name)
+        if value is UNDEFINED:
+            return f"Parameter({self.name}: Undefined)"
+        return f"Parameter({self.name}: {value}{type(value)})"
+
+    def _dask_key(self) -> str:
+        return f"{self.name}-param-{self.ex.id}"
+
+    def compute(self, **kwargs: Any) -> Any:
+        """The parameter's current value (set, else its default); undefined raises."""
+        value = self.ex._current_value(self.name)
+        if value is UNDEFINED:
+            raise errors.ParameterUndefinedError(
+                "Parameters are not defined. Use Experiment.set_parameters to initialize: "
+                + self.name
+            )
+        return value
 
 
-class Node:
+class Node(Lazy):
     """A lazy call of a step: ``.compute()`` runs a trial of the graph that ends here."""
 
     def __init__(
@@ -72,6 +210,9 @@ class Node:
     def key(self) -> str:
         return f"{self.step.name}-{self.index}"
 
+    def _dask_key(self) -> str:
+        return self.key
+
     def compute(
         self,
         seed: int | None = None,
@@ -84,6 +225,9 @@ class Node:
 
         ``cache=False`` computes every step, even cached ones whose inputs did not change.
         """
+        if not any(n.step.kind != "op" for n in _nodes(self)):
+            # Only operators on parameters (``(a + 1).compute()``): no step, so no trial.
+            return self._plain().compute(scheduler="sync")
         outcome = self.ex._run(
             self, [params] if params else [{}], seed, scheduler, list(listeners), cache
         )[0]
@@ -118,9 +262,6 @@ class Node:
         return self.ex._run(
             self, grid_points({**(grid or {}), **lists}), seed, scheduler, list(listeners), cache
         )
-
-    def visualize(self, *args: Any, **kwargs: Any) -> Any:
-        return self.to_delayed().visualize(*args, **kwargs)
 
     def to_delayed(self) -> Any:
         """A plain dask Delayed of this graph with the current parameters (records nothing)."""
@@ -247,6 +388,83 @@ class Step:
         return f"<tuixp {self.kind} {self.name}>"
 
 
+class _OpStep(Step):
+    """An operator or attribute access on parameters and outputs (``a + 1``): part of the
+    graph, never registered as a step, so it has no code, record or cache of its own."""
+
+    def __init__(self, ex: "Experiment", name: str, func: Callable[..., Any]) -> None:
+        self.ex, self.func, self.kind, self.cache = ex, func, "op", False
+        self.name = name
+        self.source, self.source_readable = f"<operator {name}>", True
+        self.__wrapped__ = func
+        self.__doc__ = None
+        self.__name__ = name
+
+
+def _bind_operators() -> None:
+    """Give Lazy the operators dask.delayed objects have; each builds an operator node."""
+    import operator
+
+    def binary(name: str, func: Callable[..., Any], reflected: bool) -> None:
+        def method(self: Lazy, other: Any) -> Node:
+            return _op(self, name, func, (other, self) if reflected else (self, other))
+
+        method.__name__ = f"__{'r' if reflected else ''}{name}__"
+        setattr(Lazy, method.__name__, method)
+
+    def unary(name: str, func: Callable[..., Any]) -> None:
+        def method(self: Lazy) -> Node:
+            return _op(self, name, func, (self,))
+
+        method.__name__ = f"__{name}__"
+        setattr(Lazy, method.__name__, method)
+
+    for name in "add sub mul matmul truediv floordiv mod pow lshift rshift and or xor".split():
+        func = getattr(operator, name + "_" if name in ("and", "or") else name)
+        binary(name, func, reflected=False)
+        binary(name, func, reflected=True)
+    for name in "eq ne lt le gt ge getitem".split():
+        binary(name, getattr(operator, name), reflected=False)
+    for name in "neg pos invert abs".split():
+        unary(name, getattr(operator, name))
+
+
+_bind_operators()
+
+
+def _plain_delayed(root: Lazy) -> Any:
+    """The graph ending at ``root`` as a plain dask Delayed: steps as they are (unrecorded),
+    parameters as tasks that read their value when computed, so it can be drawn before any
+    value is set."""
+    import dask
+    from dask._task_spec import Task
+    from dask.delayed import Delayed
+
+    memo: dict[Any, Any] = {}
+
+    def conv(x: Any) -> Any:
+        if isinstance(x, ParamNode):
+            key = x._dask_key()
+            if key not in memo:
+                memo[key] = Delayed(key, {key: Task(key, _Computed(x))})
+            return memo[key]
+        if isinstance(x, Node):
+            if x.index not in memo:
+                memo[x.index] = dask.delayed(x.step.func, pure=False)(
+                    *[conv(a) for a in x.args],
+                    dask_key_name=x.key,
+                    **{k: conv(v) for k, v in x.kwargs.items()},
+                )
+            return memo[x.index]
+        if isinstance(x, (list, tuple)):
+            return type(x)(conv(i) for i in x)
+        if isinstance(x, dict):
+            return {k: conv(v) for k, v in x.items()}
+        return x
+
+    return conv(root)
+
+
 @dataclass
 class TrialOutcome:
     trial_id: int
@@ -269,7 +487,33 @@ class _Plan:
 
 
 class Experiment:
-    """An experiment: its parameters, its steps, and every trial recorded in a store."""
+    """An experiment: its parameters, its steps, and every trial recorded in a store.
+
+    One object per (id, store) in a process, as daskperiment's was: ``Experiment("x") is
+    Experiment("x")``; the second call keeps the first one's parameters and steps.
+    """
+
+    _instances: dict[tuple[str, str], "Experiment"] = {}
+    _instances_lock = threading.Lock()
+    seed: int | None
+    goal: str | None
+
+    def __new__(
+        cls,
+        id: str | None = None,
+        store: str | os.PathLike[str] | None = None,
+        seed: int | None = None,
+        goal: str | None = None,
+        backend: Any = None,
+    ) -> "Experiment":
+        if id is None:  # unpickling, or a subclass's own construction
+            return super().__new__(cls)
+        key = _instance_key(id, store, backend)
+        with cls._instances_lock:
+            found = cls._instances.get(key) if key is not None else None
+        if found is not None and type(found) is cls:
+            return found
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -277,7 +521,16 @@ class Experiment:
         store: str | os.PathLike[str] | None = None,
         seed: int | None = None,
         goal: str | None = None,
+        backend: Any = None,
     ) -> None:
+        if self.__dict__.get("_initialized"):
+            # The same experiment asked for again: keep its parameters and steps.
+            if seed is not None:
+                self.seed = seed
+            if goal is not None and goal in GOALS:
+                self.goal = goal
+            return
+        store = _store_from_backend(store, backend)
         if not isinstance(id, str) or not id.isidentifier() or keyword.iskeyword(id):
             raise errors.TuixpError(f"Experiment ID must be valid as python identifier: {id}")
         if goal not in GOALS:
@@ -299,6 +552,22 @@ class Experiment:
         self._announced = False
         self.script = _main_script()
         EXPERIMENTS.append(self)
+        key = _instance_key(id, store, None)
+        if key is not None:
+            with self._instances_lock:
+                self._instances.setdefault(key, self)
+        self._initialized = True
+        self._log_created()
+
+    def _log_created(self) -> None:
+        try:
+            last = self.store.counter.last(self.id) if self.store.counter.path.exists() else 0
+        except errors.StoreError:
+            last = 0
+        if last:
+            logger.info("Loaded existing experiment: %r (trial_id: %d)", self, last)
+        else:
+            logger.info("Initialized new experiment: %r", self)
 
     def __repr__(self) -> str:
         return f"Experiment(id={self.id!r}, store={str(self.store.path)!r})"
@@ -353,7 +622,10 @@ class Experiment:
         self._steps[step.name] = step
         return step
 
-    def __call__(self, func: Callable[..., Any]) -> Step:
+    def __call__(self, func: Callable[..., Any] | None = None) -> Any:
+        """A step: ``@ex`` or ``@ex()``."""
+        if func is None:
+            return lambda f: self._register(f, "step")
         return self._register(func, "step")
 
     def persist(self, func: Callable[..., Any] | None = None, *, cache: bool = False) -> Any:
@@ -384,21 +656,31 @@ class Experiment:
             raise errors.TuixpError(f"Data input not found: {data}")
         return data
 
-    def result(self, func: Callable[..., Any]) -> Step:
+    def result(self, func: Callable[..., Any] | None = None) -> Any:
+        """The trial's result step: ``@ex.result`` or ``@ex.result()``."""
+        if func is None:
+            return lambda f: self._register(f, "result")
         return self._register(func, "result")
 
     def set_parameters(self, **kwargs: Any) -> None:
         for name in kwargs:
             if name not in self._params:
-                raise errors.ParameterError(
+                raise errors.ParameterUndeclaredError(
                     f"Parameter is not declared. Use Experiment.parameter to declare: {name}"
                 )
         self._values_set.update(kwargs)
 
+    def _current_value(self, name: str) -> Any:
+        """A parameter's value now: set, else its default, else UNDEFINED."""
+        if name in self._values_set:
+            return self._values_set[name]
+        default = self._params[name].default
+        return UNDEFINED if default is _NO_DEFAULT else default
+
     def _values(self, overrides: dict[str, Any]) -> dict[str, Any]:
         for name in overrides:
             if name not in self._params:
-                raise errors.ParameterError(
+                raise errors.ParameterUndeclaredError(
                     f"Parameter is not declared. Use Experiment.parameter to declare: {name}"
                 )
         values = {}
@@ -413,7 +695,7 @@ class Experiment:
             else:
                 missing.append(name)
         if missing:
-            raise errors.ParameterError(
+            raise errors.ParameterUndefinedError(
                 "Parameters are not defined. Use Experiment.set_parameters to initialize: "
                 + ", ".join(missing)
             )
@@ -424,7 +706,9 @@ class Experiment:
     def current_trial_id(self) -> int:
         scope = steps_mod.current_scope.get()
         if scope is None or scope.ctx.experiment != self.id:
-            raise errors.TuixpError("Current Trial ID only exists during a trial execution")
+            raise errors.TrialIDNotFoundError(
+                "Current Trial ID only exists during a trial execution"
+            )
         return scope.ctx.trial_id
 
     def save_metric(self, key: str, epoch: int, value: float) -> None:
@@ -868,24 +1152,31 @@ class Experiment:
     # -- history ---------------------------------------------------------------------------
     @property
     def trial_id(self) -> int:
-        """The latest trial id of this experiment (0 when none), across processes."""
+        """The latest trial id of this experiment (0 when none), across processes.
+
+        Inside a running step it raises LockedTrialError: use ``current_trial_id`` there.
+        """
+        scope = steps_mod.current_scope.get()
+        if scope is not None and scope.ctx.experiment == self.id:
+            raise errors.LockedTrialError()
         return self.store.counter.last(self.id)
 
     def _check_trial(self, trial_id: int | None) -> int:
-        last = self.trial_id
+        last = self.store.counter.last(self.id)
         if trial_id is None:
             if last == 0:
-                raise errors.TrialNotFound("Unable to find trial id: no trial has run yet")
+                raise errors.TrialIDNotFoundError("Unable to find trial id: no trial has run yet")
             return last
         if not isinstance(trial_id, int) or trial_id < 1 or trial_id > last:
-            raise errors.TrialNotFound(f"Unable to find trial id: {trial_id}")
+            raise errors.TrialIDNotFoundError(f"Unable to find trial id: {trial_id}")
         return trial_id
 
-    def get_history(self, verbose: bool = False) -> Any:
+    def get_history(self, verbose: bool = False, status: bool = False) -> Any:
+        """daskperiment's history; ``status=True`` adds tuixp's ``Status`` column last."""
         from tuixp.store import queries
 
         with self.store.connect() as con:
-            return queries.history(con, self.id, list(self._params), verbose=verbose)
+            return queries.history(con, self.id, list(self._params), verbose=verbose, status=status)
 
     def get_parameters(self, trial_id: int | None = None) -> dict[str, Any]:
         if trial_id is None:
@@ -938,6 +1229,56 @@ class Experiment:
 
         with self.store.connect() as con:
             return queries.load_metric(con, self.id, key, ids)
+
+
+def _store_from_backend(store: Any, backend: Any) -> Any:
+    """daskperiment's ``backend=`` as a tuixp store: 'local' is the default store, a folder
+    holds ``tuixp.duckdb``; Redis and MongoDB have no tuixp counterpart."""
+    if backend is None or (isinstance(backend, str) and backend == "local"):
+        return store
+    if store is not None:
+        raise errors.TuixpError("Give store= or backend=, not both (backend= is daskperiment's)")
+    text = os.fspath(backend) if isinstance(backend, (str, os.PathLike)) else None
+    if text is None:
+        raise errors.TuixpError(
+            f"backend= must be 'local' or a folder path, not {type(backend).__name__}"
+        )
+    if text.startswith(("redis://", "mongodb://", "mongodb+srv://")):
+        raise errors.TuixpError(
+            f"tuixp has no {text.split(':', 1)[0]} backend: every trial is recorded in one DuckDB "
+            "store file (store='path/tuixp.duckdb'); to share history between machines, copy the "
+            "file or bring another store's trials in with `tuixp merge OTHER.duckdb`"
+        )
+    if text.endswith(".duckdb"):
+        return text
+    return os.path.join(text, "tuixp.duckdb")
+
+
+def _instance_key(id: Any, store: Any, backend: Any) -> tuple[str, str] | None:
+    """The (id, store path) an experiment object is shared under; None when not shareable."""
+    from tuixp.store.db import resolve_store_path
+
+    if not isinstance(id, str):
+        return None
+    try:
+        path = resolve_store_path(_store_from_backend(store, backend))
+    except (errors.TuixpError, OSError, TypeError, ValueError):
+        return None  # __init__ raises the clear error
+    return id, str(path)
+
+
+class fresh_instances:
+    """Within this block ``Experiment(id)`` makes new objects (``tuixp run`` loading a script
+    is a fresh start, even when the same process loaded it before)."""
+
+    def __enter__(self) -> None:
+        with Experiment._instances_lock:
+            self._saved = Experiment._instances
+            Experiment._instances = {}
+
+    def __exit__(self, *exc: Any) -> None:
+        with Experiment._instances_lock:
+            Experiment._instances = self._saved
 
 
 def _normalize_params(values: dict[str, Any]) -> dict[str, Any]:
