@@ -258,3 +258,98 @@ def test_daskperiment_error_classes_are_exported(store_path: Path) -> None:
     with pytest.raises(tuixp.TrialIDNotFoundError, match="Unable to find trial id: 1"):
         ex.get_parameters(1)
     assert ex.trial_id == 0
+
+
+# -- 5. get_history has daskperiment's columns exactly ----------------------------------------
+HISTORY = ["Result", "Success", "Finished", "Process Time", "Description"]
+VERBOSE = ["Seed", "Result", "Result Type", "Success", "Finished", "Process Time", "Description"]
+
+
+def test_empty_history_has_daskperiments_columns(store_path: Path) -> None:
+    ex, _ = quickstart(store_path)
+    hist = ex.get_history()
+    assert list(hist.columns) == HISTORY  # no parameter columns before a trial
+    assert hist.index.name == "Trial ID" and len(hist) == 0
+    assert list(ex.get_history(verbose=True).columns) == VERBOSE
+
+
+def test_verbose_history_columns_and_failed_result_type(store_path: Path) -> None:
+    ex, s = quickstart(store_path)
+    ex.set_parameters(a=1, b=1)
+    s.compute(seed=3)
+    ex.set_parameters(b=-1)
+    with pytest.raises(ZeroDivisionError):
+        s.compute(seed=4)
+    verbose = ex.get_history(verbose=True)
+    assert list(verbose.columns) == ["a", "b", *VERBOSE]
+    assert verbose["Result Type"].tolist() == ["<class 'float'>", "None"]
+    assert verbose["Seed"].tolist() == [3, 4]
+    assert list(ex.get_history().columns) == ["a", "b", *HISTORY]
+    # tuixp's own Status column, only when asked for.
+    with_status = ex.get_history(verbose=True, status=True)
+    assert list(with_status.columns) == ["a", "b", *VERBOSE, "Status"]
+    assert with_status["Status"].tolist() == ["succeeded", "failed"]
+    assert list(ex.get_history(status=True).columns) == ["a", "b", *HISTORY, "Status"]
+
+
+# -- 6. metrics ---------------------------------------------------------------------------------
+def test_metrics_keyword_names_dtypes_and_messages(store_path: Path) -> None:
+    ex = tuixp.Experiment("m", store=store_path)
+    a = ex.parameter("a")
+
+    @ex.result
+    def score(a):
+        for i in range(3):
+            ex.save_metric(metric_key="count", epoch=i, value=i * a)
+            ex.save_metric("ratio", epoch=i, value=i / 4)
+            ex.save_metric(key="alias", epoch=i, value=1.5)
+        return a
+
+    s = score(a)
+    ex.set_parameters(a=2)
+    s.compute()
+    ex.set_parameters(a=3)
+    s.compute()
+    count = ex.load_metric(metric_key="count", trial_id=[1, 2])
+    assert count.index.name == "Epoch" and list(count.columns) == [1, 2]
+    assert str(count[1].dtype) == "int64" and count[2].tolist() == [0, 3, 6]
+    assert str(ex.load_metric("ratio", 1)[1].dtype) == "float64"
+    assert ex.load_metric(key="alias", trial_id=2)[2].tolist() == [1.5, 1.5, 1.5]
+    with pytest.raises(ValueError, match="Unable to find saved metric with specified key: nope"):
+        ex.load_metric("nope", 1)
+    with pytest.raises(ValueError, match=r"^Metric name must be str, given: 1<class 'int'>$"):
+        ex.load_metric(1, 1)
+    with pytest.raises(
+        ValueError, match=r"^Metric name must be valid as python identifier: aa:aa$"
+    ):
+        ex.load_metric("aa:aa", 1)
+
+    @ex.result
+    def other(a):
+        ex.save_metric("ratio", epoch=0, value=0.5)
+        ex.save_metric("aa:aa", epoch=0, value=1)
+
+    ex.set_parameters(a=1)
+    with pytest.raises(ValueError, match="python identifier: aa:aa"):
+        other(a).compute()
+
+    @ex.result
+    def quiet(a):
+        return a
+
+    quiet(a).compute()  # trial 4 saves no metric
+    with pytest.raises(tuixp.TrialIDNotFoundError, match=r"^Unable to find trial id: 4$"):
+        ex.load_metric("count", 4)
+
+
+# -- 7. get_code ----------------------------------------------------------------------------------
+def test_get_code_separates_steps_with_two_blank_lines(store_path: Path) -> None:
+    ex, s = quickstart(store_path)
+    expected = (
+        "@ex\ndef prepare_data(a, b):\n    return a + b\n\n\n"
+        "@ex.result\ndef calculate_score(s):\n    return 10 / s\n"
+    )
+    assert ex.get_code() == expected
+    ex.set_parameters(a=1, b=1)
+    s.compute()
+    assert ex.get_code(1) == expected

@@ -516,7 +516,7 @@ def load_script(path: Path) -> LoadedScript:
     Its ``if __name__ == "__main__":`` block does not run; its folder is on ``sys.path`` while
     it loads, so it can import its neighbours.
     """
-    from tuixp.experiment import EXPERIMENTS, Node
+    from tuixp.experiment import EXPERIMENTS, Node, fresh_instances
 
     path = path.expanduser()
     if not path.exists():
@@ -535,7 +535,8 @@ def load_script(path: Path) -> LoadedScript:
     sys.path.insert(0, folder)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        with fresh_instances():  # a script loaded again is a fresh start, as in a new process
+            spec.loader.exec_module(module)
     except SystemExit as exc:
         sys.modules.pop(name, None)
         raise CliError(

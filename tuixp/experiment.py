@@ -531,7 +531,8 @@ class Experiment:
                 self.goal = goal
             return
         store = _store_from_backend(store, backend)
-        if not isinstance(id, str) or not id.isidentifier() or keyword.iskeyword(id):
+        _identifier(id, "Experiment ID")
+        if keyword.iskeyword(id):
             raise errors.TuixpError(f"Experiment ID must be valid as python identifier: {id}")
         if goal not in GOALS:
             raise errors.TuixpError(
@@ -711,9 +712,17 @@ class Experiment:
             )
         return scope.ctx.trial_id
 
-    def save_metric(self, key: str, epoch: int, value: float) -> None:
-        if not isinstance(key, str) or not key.isidentifier():
-            raise errors.TuixpError(f"Metric key must be valid as python identifier: {key!r}")
+    def save_metric(
+        self, metric_key: Any = None, epoch: Any = None, value: Any = None, *, key: Any = None
+    ) -> None:
+        """Save a metric from inside a step: ``save_metric("loss", epoch=1, value=0.5)``.
+
+        ``metric_key`` is daskperiment's name for it; ``key=`` is accepted too. Integers load
+        back as int64, other numbers as float64.
+        """
+        key = _metric_key(metric_key, key)
+        if epoch is None or value is None:
+            raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
         try:
             epoch, value = int(epoch), float(value)
         except (TypeError, ValueError, OverflowError) as exc:
@@ -1189,13 +1198,13 @@ class Experiment:
 
     def get_code(self, trial_id: int | None = None) -> str:
         if trial_id is None:
-            return "\n".join(s.source for s in self._steps.values())
+            return _join_code(s.source for s in self._steps.values())
         trial_id = self._check_trial(trial_id)
         from tuixp.store import queries
 
         with self.store.connect() as con:
             code = queries.code(con, self.id, trial_id)
-        return "\n".join(src for step, src in code.items() if step != "<script>")
+        return _join_code(src for step, src in code.items() if step != "<script>")
 
     def get_environment(self, trial_id: int | None = None, category: str | None = None) -> Any:
         from tuixp.store import queries
@@ -1222,13 +1231,39 @@ class Experiment:
             )
         return ObjectStore(self.store.objects_dir).get(*found)
 
-    def load_metric(self, key: str, trial_id: int | list[int] | None = None) -> Any:
+    def load_metric(
+        self, metric_key: Any = None, trial_id: int | list[int] | None = None, *, key: Any = None
+    ) -> Any:
+        """A DataFrame indexed by ``Epoch``, one column per trial id (an int or a list; the
+        latest trial when None). A trial that never saved the metric raises
+        TrialIDNotFoundError, as daskperiment's did."""
+        key = _metric_key(metric_key, key)
         ids = [trial_id] if isinstance(trial_id, int) or trial_id is None else list(trial_id)
         ids = [self._check_trial(t) for t in ids]
         from tuixp.store import queries
 
         with self.store.connect() as con:
             return queries.load_metric(con, self.id, key, ids)
+
+
+def _join_code(sources: Iterable[str]) -> str:
+    """Step sources in registration order, two blank lines apart (as daskperiment's)."""
+    return "\n\n".join(src.rstrip("\n") + "\n" for src in sources)
+
+
+def _identifier(value: Any, what: str) -> str:
+    """daskperiment's check of an id or a name, with its messages."""
+    if not isinstance(value, str):
+        raise errors.TuixpError(f"{what} must be str, given: {value}{type(value)}")
+    if not value.isidentifier():
+        raise errors.TuixpError(f"{what} must be valid as python identifier: {value}")
+    return value
+
+
+def _metric_key(metric_key: Any, key: Any) -> str:
+    if metric_key is not None and key is not None:
+        raise errors.TuixpError("Give the metric's name once: metric_key= or key=, not both")
+    return _identifier(metric_key if metric_key is not None else key, "Metric name")
 
 
 def _store_from_backend(store: Any, backend: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Any
 
 import duckdb
 
-from tuixp.errors import ExperimentNotFound, MetricNotFound, TrialNotFound
+from tuixp.errors import ExperimentNotFound, MetricNotFound, TrialIDNotFoundError, TrialNotFound
 
 
 def _loads(text: str | None) -> Any:
@@ -211,10 +211,20 @@ def load_metric(
         "AND list_contains(?, trial_id) ORDER BY epoch",
         [experiment, name, trial_ids],
     ).fetchall()
+    found = {r[0] for r in rows}
+    for tid in trial_ids:
+        if tid not in found:  # daskperiment's answer for a trial without this metric
+            raise TrialIDNotFoundError(f"Unable to find trial id: {tid}")
     df = pd.DataFrame(rows, columns=["Trial ID", "Epoch", "value"])
     wide = df.pivot_table(index="Epoch", columns="Trial ID", values="value", aggfunc="last")
     wide = wide.reindex(columns=trial_ids)
     wide.columns.name = "Trial ID"
+    # Values are stored as DOUBLE: a trial's column of whole numbers (what an int metric
+    # saves) comes back as int64, as the ints it was saved from.
+    for tid in trial_ids:
+        col = wide[tid]
+        if col.notna().all() and bool((col == col.round()).all()) and col.abs().max() < 2**53:
+            wide[tid] = col.astype("int64")
     return wide
 
 
