@@ -353,3 +353,66 @@ def test_get_code_separates_steps_with_two_blank_lines(store_path: Path) -> None
     ex.set_parameters(a=1, b=1)
     s.compute()
     assert ex.get_code(1) == expected
+
+
+# -- 8. get_environment is daskperiment's text -------------------------------------------------
+SUMMARY_LABELS = [
+    "Platform Information",
+    "Device CPU Count",
+    "Python Implementation",
+    "Python Version",
+    "Python Shell Mode",
+    "Python venv",  # "Python venv Name: NAME" in a venv, "Python venv: False" outside one
+    "tuixp Version",  # where daskperiment said "Daskperiment Version"
+    "Git Repository",
+    "Git Active Branch",
+    "Git HEAD Commit",
+]
+
+
+def test_environment_summary_is_daskperiments_text(store_path: Path) -> None:
+    import platform
+    import sys
+
+    ex, s = quickstart(store_path)
+    ex.set_parameters(a=1, b=1)
+    s.compute()
+    for trial in (None, 1):
+        text = ex.get_environment(trial)
+        assert isinstance(text, str)
+        lines = text.splitlines()
+        labels = [line.split(":", 1)[0] for line in lines]
+        assert [lab.replace(" Name", "") for lab in labels[:10]] == SUMMARY_LABELS
+        assert lines[3] == f"Python Version: {platform.python_version()}"
+        assert lines[1] == f"Device CPU Count: {__import__('os').cpu_count()}"
+        assert labels[10:] == ["Device GPUs"]  # tuixp's extra facts come after
+    assert "Python Shell Mode: Test" in ex.get_environment()  # this process: pytest
+    venv = sys.prefix != sys.base_prefix
+    assert ("Python venv Name: " if venv else "Python venv: False") in ex.get_environment(1)
+
+
+def test_environment_categories_are_text(store_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    ex, s = quickstart(store_path)
+    ex.set_parameters(a=1, b=1)
+    s.compute()
+    reqs = ex.get_environment(1, category="requirements")
+    assert f"numpy=={np.__version__}" in reqs.splitlines()
+    assert f"pandas=={pd.__version__}" in reqs.splitlines()
+    assert ex.get_python_packages(1) == reqs
+    assert ex.get_python_packages() == ex.get_environment(category="requirements")
+    assert ex.get_environment(1, category="numpy") == f"NumPy Version: {np.__version__}"
+    assert ex.get_environment(1, category="platform").splitlines()[1].startswith("Device CPU")
+    cpu = ex.get_environment(1, category="cpu")
+    assert "Count: " in cpu and "Hz Actual" not in cpu  # clock speed is noise: not recorded
+    git = ex.get_environment(1, category="git").splitlines()
+    assert git[0].startswith("Git Repository: ")
+    python = ex.get_environment(1, category="Python").splitlines()  # case as daskperiment
+    assert python[0] == "Python Implementation: CPython"
+    with pytest.raises(ValueError, match="Category must be either platform, cpu"):
+        ex.get_environment(1, category="nope")
+    # tuixp's structured records stay available.
+    assert ex.get_environment_record(1, category="python")["version"] == python[1].split(": ")[1]
+    assert isinstance(ex.get_environment_record(1, category="packages"), dict)

@@ -1206,17 +1206,46 @@ class Experiment:
             code = queries.code(con, self.id, trial_id)
         return _join_code(src for step, src in code.items() if step != "<script>")
 
-    def get_environment(self, trial_id: int | None = None, category: str | None = None) -> Any:
+    def get_environment(self, trial_id: int | None = None, category: str | None = None) -> str:
+        """daskperiment's text: a summary, or one category's (platform, cpu, python, numpy,
+        scipy, pandas, conda, git, requirements). The structured record is
+        ``get_environment_record``."""
+        from tuixp import daskperiment_text as text
+
+        if category is not None and str(category).lower() not in text.CATEGORIES:
+            raise errors.TuixpError(
+                f"Category must be either {', '.join(text.CATEGORIES)}, given: {category}"
+            )
+        env = self._environment_doc(trial_id)
+        shell = text.shell_mode() if trial_id is None else None
+        if category is None:
+            return text.summary(env, shell)
+        return text.category_text(env, str(category).lower(), shell)
+
+    def get_python_packages(self, trial_id: int | None = None) -> str:
+        """The trial's installed packages as ``name==version`` lines (as pip freeze)."""
+        return self.get_environment(trial_id, category="requirements")
+
+    def _environment_doc(self, trial_id: int | None) -> dict[str, Any]:
         from tuixp.store import queries
 
         if trial_id is None:
             world = self._world()
-            env = {**world["environment"], "packages": world["packages"], "git": world["git"]}
-        else:
-            trial_id = self._check_trial(trial_id)
-            with self.store.connect() as con:
-                env = queries.environment(con, self.id, trial_id)
-        return queries.environment_view(env, category)
+            return {**world["environment"], "packages": world["packages"], "git": world["git"]}
+        trial_id = self._check_trial(trial_id)
+        with self.store.connect() as con:
+            env: dict[str, Any] = queries.environment(con, self.id, trial_id)
+        return env
+
+    def get_environment_record(
+        self, trial_id: int | None = None, category: str | None = None
+    ) -> Any:
+        """tuixp's structured environment: summary lines, or one category's record (platform,
+        cpu, gpu, python, numpy, scipy, pandas, conda, git with its diff, requirements,
+        packages)."""
+        from tuixp.store import queries
+
+        return queries.environment_view(self._environment_doc(trial_id), category)
 
     def get_persisted(self, step_name: str, trial_id: int | None = None) -> Any:
         trial_id = self._check_trial(trial_id)
