@@ -8,6 +8,7 @@ its quickstart notebook (docs/daskperiment.md lists what still differs, and why)
 from __future__ import annotations
 
 import importlib.util
+import logging
 import pickle
 import shutil
 from pathlib import Path
@@ -416,3 +417,72 @@ def test_environment_categories_are_text(store_path: Path) -> None:
     # tuixp's structured records stay available.
     assert ex.get_environment_record(1, category="python")["version"] == python[1].split(": ")[1]
     assert isinstance(ex.get_environment_record(1, category="packages"), dict)
+
+
+# -- 9. logging -----------------------------------------------------------------------------------
+def test_info_lines_on_creation_parameters_and_each_trial(
+    store_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="tuixp"):
+        ex = tuixp.Experiment("logged", store=store_path)
+        a = ex.parameter("a")
+
+        @ex.persist
+        def prepare(a):
+            return a + 1
+
+        @ex.result
+        def score(x):
+            return x * 2
+
+        s = score(prepare(a))
+        ex.set_parameters(a=1)
+        s.compute()
+        s.compute(seed=7)
+    infos = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert infos[0].startswith("Initialized new experiment: Experiment(id='logged'")
+    assert "Updated parameters: a=1<class 'int'>" in infos
+    first = infos.index("Started Experiment (trial id=1)")
+    assert infos[first + 1] == "Parameters: a=1<class 'int'>"
+    assert infos[first + 2].startswith(
+        "Random seed is not provided, initialized with generated seed: "
+    )
+    generated = int(infos[first + 2].rsplit(" ", 1)[1])
+    assert ex.get_history(verbose=True).loc[1, "Seed"] == generated
+    assert "Saved the output of prepare (trial id=1)" in infos
+    assert "Finished Experiment (trial id=1)" in infos
+    assert "Random seed is initialized with given seed: 7" in infos
+    assert "Finished Experiment (trial id=2)" in infos
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tuixp"):
+        tuixp.Experiment("logged2", store=store_path)
+        assert tuixp.Experiment("logged", store=store_path) is ex  # the same: not logged again
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Initialized new experiment: Experiment(id='logged2', store='{store_path}')"
+    ]
+
+
+def test_code_change_is_warned_once(store_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    ex = tuixp.Experiment("changed", store=store_path)
+    a = ex.parameter("a")
+
+    @ex.result
+    def score(a):
+        return a
+
+    ex.set_parameters(a=1)
+    score(a).compute()
+    with caplog.at_level(logging.WARNING, logger="tuixp"):
+
+        @ex.result
+        def score(a):  # noqa: F811 - redefined, as a notebook cell run again
+            return a + 1
+
+        warned = [r.getMessage() for r in caplog.records]
+        assert len(warned) == 1 and warned[0].startswith("Code context has been changed: score")
+        assert "+    return a + 1" in warned[0]
+        score(a).compute()  # the same change: not warned again
+    code_warnings = [r for r in caplog.records if "Code context" in r.getMessage()]
+    assert len(code_warnings) == 1
+    # The trial still records the change (tuixp diff, the TUI show it).
+    assert ex.get_history().loc[2, "Result"] == 2

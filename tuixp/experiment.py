@@ -547,6 +547,7 @@ class Experiment:
         self._params: dict[str, ParamNode] = {}
         self._values_set: dict[str, Any] = {}
         self._steps: dict[str, Step] = {}
+        self._code_warned: dict[str, str] = {}  # step -> the diff warned at its redefinition
         self._state: StateFile | None = None
         self._purity: dict[tuple[str, str], tuple[str, int]] | None = None
         self._purity_lock = threading.Lock()
@@ -561,6 +562,7 @@ class Experiment:
         self._log_created()
 
     def _log_created(self) -> None:
+        _show_info_in_notebooks()
         try:
             last = self.store.counter.last(self.id) if self.store.counter.path.exists() else 0
         except errors.StoreError:
@@ -615,11 +617,9 @@ class Experiment:
         step = Step(self, func, kind, cache)
         old = self._steps.get(step.name)
         if old is not None and old.source != step.source:
-            logger.warning(
-                "Code context has been changed: %s\n%s",
-                step.name,
-                unified(old.source, step.source, step.name),
-            )
+            diff = unified(old.source, step.source, step.name)
+            logger.warning("Code context has been changed: %s\n%s", step.name, diff)
+            self._code_warned[step.name] = diff  # not again at the next compute()
         self._steps[step.name] = step
         return step
 
@@ -670,6 +670,8 @@ class Experiment:
                     f"Parameter is not declared. Use Experiment.parameter to declare: {name}"
                 )
         self._values_set.update(kwargs)
+        current = {n: self._current_value(n) for n in self._params}
+        logger.info("Updated parameters: %s", _describe(current))
 
     def _current_value(self, name: str) -> Any:
         """A parameter's value now: set, else its default, else UNDEFINED."""
@@ -824,7 +826,9 @@ class Experiment:
         world["data"] = {d: data_hash(d) for d in _data_files(node)}
         if self._state is None:
             self._state = StateFile(self.store.path, self.id)
-        changes = self._state.compare_and_update(world)
+        with _CodeWarnedFilter(self._code_warned):  # warned when the step was redefined
+            changes = self._state.compare_and_update(world)
+        self._code_warned.clear()
         if world["unreadable"]:
             logger.warning(
                 "Source not available for step(s) %s; their code is recorded by hash only",
@@ -887,6 +891,7 @@ class Experiment:
                     texts if i == 0 else [],
                 )
                 begun.append(plan)
+                self._log_started(plan, seed is not None or self.seed is not None)
                 if plan.reused:
                     self._record_reused(plan)
         except BaseException as exc:
@@ -903,10 +908,24 @@ class Experiment:
         if sched.kind == "local" and sched.name != "processes":
             apply_seed(plans[0].ctx.seed)
         try:
-            return execute(self, sched, dsk, plans)
+            outcomes = execute(self, sched, dsk, plans)
+            for o in outcomes:
+                logger.info("Finished Experiment (trial id=%d)", o.trial_id)
+            return outcomes
         finally:
             for plan in plans:
                 steps_mod.RECORDERS.pop(plan.ctx.trial_uuid, None)
+
+    def _log_started(self, plan: _Plan, seed_given: bool) -> None:
+        """daskperiment's INFO lines at a trial's start."""
+        tid = plan.ctx.trial_id
+        logger.info("Started Experiment (trial id=%d)", tid)
+        logger.info("Parameters: %s", _describe(plan.params))
+        if seed_given:
+            logger.info("Random seed is initialized with given seed: %d", plan.ctx.seed)
+        else:
+            msg = "Random seed is not provided, initialized with generated seed: %d"
+            logger.info(msg, plan.ctx.seed)
 
     def _finish_plan(self, plan: _Plan, outputs: dict[str, Any]) -> TrialOutcome:
         """Record a trial's end from its outputs (result and persisted keys)."""
@@ -957,6 +976,7 @@ class Experiment:
                 logger.warning("Could not persist the output of %s: %s", step, exc)
                 continue
             kept[step] = (digest, fmt)
+            logger.info("Saved the output of %s (trial id=%d)", step, plan.ctx.trial_id)
             events.append(
                 {
                     "t": "persisted",
@@ -1273,6 +1293,56 @@ class Experiment:
 
         with self.store.connect() as con:
             return queries.load_metric(con, self.id, key, ids)
+
+
+def _show_info_in_notebooks() -> None:
+    """In Jupyter or IPython, show tuixp's INFO lines as daskperiment did (its users read the
+    trial ids and seeds there), unless logging is configured already. Scripts and tools keep
+    Python's default: warnings only."""
+    from tuixp.daskperiment_text import shell_mode
+
+    if logger.handlers or logging.getLogger().handlers:
+        return
+    if shell_mode() not in ("Jupyter Notebook", "IPython Terminal"):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(name)s] [%(levelname)s] %(message)s"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
+def _describe(values: Mapping[str, Any]) -> str:
+    """Parameters as daskperiment logged them: ``a=1<class 'int'>, b=Undefined``."""
+    return ", ".join(
+        f"{n}={v}" if v is UNDEFINED else f"{n}={v}{type(v)}" for n, v in values.items()
+    )
+
+
+class _CodeWarnedFilter(logging.Filter):
+    """Drops the compute-time warning of a code change already warned, with the same diff,
+    when the step was redefined in this process (a notebook user saw each one twice)."""
+
+    def __init__(self, warned: dict[str, str]) -> None:
+        super().__init__()
+        self.warned = dict(warned)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            isinstance(args, tuple)
+            and len(args) == 3
+            and args[0] == "Code context has been changed"
+        ):
+            return self.warned.get(str(args[1])) != args[2]
+        return True
+
+    def __enter__(self) -> None:
+        if self.warned:
+            logger.addFilter(self)
+
+    def __exit__(self, *exc: Any) -> None:
+        logger.removeFilter(self)
 
 
 def _join_code(sources: Iterable[str]) -> str:
