@@ -8,9 +8,12 @@ its quickstart notebook (docs/daskperiment.md lists what still differs, and why)
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import pickle
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import cloudpickle
@@ -19,6 +22,8 @@ import pytest
 
 import tuixp
 from tuixp import errors
+
+from .conftest import env_with_path
 
 
 def quickstart(store: Path, name: str = "quickstart_pj") -> tuple[tuixp.Experiment, object]:
@@ -486,3 +491,71 @@ def test_code_change_is_warned_once(store_path: Path, caplog: pytest.LogCaptureF
     assert len(code_warnings) == 1
     # The trial still records the change (tuixp diff, the TUI show it).
     assert ex.get_history().loc[2, "Result"] == 2
+
+
+# -- 10. daskperiment's scripts -----------------------------------------------------------------
+DASKPERIMENT_SCRIPT = """\
+import tuixp as daskperiment
+
+ex = daskperiment.Experiment(id='simple_experiment_pj')
+
+a = ex.parameter('a')
+b = ex.parameter('b')
+
+
+@ex
+def prepare_data(a, b):
+    return a + b
+
+
+@ex.result
+def calculate_score(s):
+    return s + 1
+
+
+d = prepare_data(a, b)
+calculate_score(d)
+"""
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=cwd, capture_output=True, text=True, timeout=120, env=env_with_path()
+    )
+
+
+def test_tuixp_run_accepts_a_daskperiment_script(tmp_path: Path) -> None:
+    script = tmp_path / "simple_experiment.py"
+    script.write_text(DASKPERIMENT_SCRIPT)
+    tuixp_cmd = [sys.executable, "-m", "tuixp"]
+    done = _run([*tuixp_cmd, "run", "simple_experiment.py", "a=1", "b=2", "-f", "json"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)[0]["result"] == 4
+    again = _run([*tuixp_cmd, "run", "simple_experiment.py", "a=3", "b=2"], tmp_path)
+    assert again.returncode == 0, again.stderr
+    missing = _run([*tuixp_cmd, "run", "simple_experiment.py", "a=1"], tmp_path)
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        "tuixp: no value for parameter(s) b of experiment simple_experiment_pj: give NAME=VALUE"
+    ]
+    ex = tuixp.Experiment("simple_experiment_pj", store=tmp_path / "tuixp.duckdb")
+    assert ex.get_history()["Result"].tolist() == [4, 6]
+
+
+def test_plain_python_on_a_daskperiment_script_runs_nothing_but_says_how(tmp_path: Path) -> None:
+    script = tmp_path / "simple_experiment.py"
+    script.write_text(DASKPERIMENT_SCRIPT)
+    done = _run([sys.executable, "simple_experiment.py", "a=1", "b=2"], tmp_path)
+    assert done.returncode == 0
+    hint = done.stderr.strip().splitlines()
+    assert len(hint) == 1, done.stderr
+    assert "`tuixp run simple_experiment.py a=1 b=2`" in hint[0] and ".compute()" in hint[0]
+    assert not (tmp_path / "tuixp.duckdb").exists()  # no trial, nothing written
+    # A script that computes its result gets no hint.
+    script.write_text(
+        DASKPERIMENT_SCRIPT.replace("calculate_score(d)\n", "")
+        + "ex.set_parameters(a=1, b=2)\nprint(calculate_score(d).compute())\n"
+    )
+    done = _run([sys.executable, "simple_experiment.py"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "4" and "tuixp run" not in done.stderr

@@ -516,7 +516,7 @@ def load_script(path: Path) -> LoadedScript:
     Its ``if __name__ == "__main__":`` block does not run; its folder is on ``sys.path`` while
     it loads, so it can import its neighbours.
     """
-    from tuixp.experiment import EXPERIMENTS, Node, fresh_instances
+    from tuixp.experiment import EXPERIMENTS, Node, collect_results, fresh_instances
 
     path = path.expanduser()
     if not path.exists():
@@ -535,7 +535,9 @@ def load_script(path: Path) -> LoadedScript:
     sys.path.insert(0, folder)
     sys.modules[name] = module
     try:
-        with fresh_instances():  # a script loaded again is a fresh start, as in a new process
+        # A script loaded again is a fresh start, as in a new process; every result node it
+        # builds is seen, assigned to a variable or not.
+        with fresh_instances(), collect_results() as built:
             spec.loader.exec_module(module)
     except SystemExit as exc:
         sys.modules.pop(name, None)
@@ -569,6 +571,16 @@ def load_script(path: Path) -> LoadedScript:
                 results[var] = value
                 if all(value.ex is not e for e in experiments):
                     experiments.append(value.ex)
+    if not results:
+        # daskperiment's scripts end with a bare ``calculate_score(d)``: the result node the
+        # script built without assigning it.
+        for node in built:
+            name = f"{node.step.name}(...)"
+            if name in results:
+                name = f"{node.step.name}(...)#{len(results) + 1}"
+            results[name] = node
+            if all(node.ex is not e for e in experiments):
+                experiments.append(node.ex)
     if not experiments:
         raise CliError(
             f"{path.name} defines no tuixp Experiment "

@@ -382,10 +382,64 @@ class Step:
         self.__name__ = func.__name__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Node:
-        return Node(self.ex, self, args, kwargs)
+        node = Node(self.ex, self, args, kwargs)
+        if self.kind == "result":
+            _result_built(node)
+        return node
 
     def __repr__(self) -> str:
         return f"<tuixp {self.kind} {self.name}>"
+
+
+# Result nodes built while ``tuixp run`` loads a script (assigned to a variable or not: a
+# daskperiment script ends with a bare ``calculate_score(d)``); None when nobody collects.
+_collecting: list[Node] | None = None
+# A plain ``python script.py``: the last result node it built, and whether a trial ran.
+_script_hint: dict[str, Any] = {"node": None, "ran": False, "registered": False}
+
+
+class collect_results:
+    """``with collect_results() as built:`` gathers the result nodes built inside."""
+
+    def __enter__(self) -> list[Node]:
+        global _collecting
+        self._saved, _collecting = _collecting, []
+        return _collecting
+
+    def __exit__(self, *exc: Any) -> None:
+        global _collecting
+        _collecting = self._saved
+
+
+def _result_built(node: Node) -> None:
+    if _collecting is not None:
+        _collecting.append(node)
+        return
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or _main_script() is None or os.path.basename(path) == "tuixp":
+        return  # a notebook, a REPL, pytest or the tuixp command: no hint
+    _script_hint["node"] = node
+    if not _script_hint["registered"]:
+        import atexit
+
+        _script_hint["registered"] = True
+        atexit.register(_hint_at_exit, path, list(sys.argv[1:]))
+
+
+def _hint_at_exit(path: str, argv: list[str]) -> None:
+    """daskperiment ran a trial when a script called its result step; tuixp does not (so an
+    import or a test never starts one): say how, once, when the script ran none."""
+    node = _script_hint["node"]
+    if node is None or _script_hint["ran"]:
+        return
+    args = " ".join(argv) or " ".join(f"{n}=VALUE" for n in node.ex._params)
+    script = os.path.basename(path)
+    sys.stderr.write(
+        f"tuixp: {script} built the result {node.step.name}(...) but ran no trial: run one "
+        f"with `tuixp run {script} {args}`".rstrip()
+        + f", or call .compute() on the result node ({node.step.name}(...).compute())\n"
+    )
 
 
 class _OpStep(Step):
@@ -815,6 +869,7 @@ class Experiment:
     ) -> list[TrialOutcome]:
         from tuixp.execution.runner import build_graph, execute
 
+        _script_hint["ran"] = True
         # Everything that can be refused is checked before a trial id is used.
         param_sets = [self._values(p) for p in points]
         recorded = [_normalize_params(v) for v in param_sets]
