@@ -559,3 +559,46 @@ def test_plain_python_on_a_daskperiment_script_runs_nothing_but_says_how(tmp_pat
     done = _run([sys.executable, "simple_experiment.py"], tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "4" and "tuixp run" not in done.stderr
+
+
+# -- 11. backend= -------------------------------------------------------------------------------
+def test_backend_local_and_paths_map_to_a_duckdb_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    local = tuixp.Experiment("b", backend="local")
+    assert local.store.path == tmp_path / "tuixp.duckdb"
+    assert tuixp.Experiment("b") is local
+    folder = tuixp.Experiment("b", backend=tmp_path / "cache")
+    assert folder.store.path == tmp_path / "cache" / "tuixp.duckdb"
+    assert tuixp.Experiment("b", backend=str(tmp_path / "cache")) is folder
+    assert tuixp.Experiment("b", store=tmp_path / "cache" / "tuixp.duckdb") is folder
+    file = tuixp.Experiment("b", backend="elsewhere.duckdb")
+    assert file.store.path == tmp_path / "elsewhere.duckdb"
+    a = folder.parameter("a")
+
+    @folder.result
+    def score(a):
+        return a * 2
+
+    folder.set_parameters(a=2)
+    assert score(a).compute() == 4
+    assert folder.get_history()["Result"].tolist() == [4]
+    assert (tmp_path / "cache" / "tuixp.duckdb").exists()
+    assert local.trial_id == 0 and not (tmp_path / "tuixp.duckdb").exists()
+
+
+@pytest.mark.parametrize("uri", ["redis://localhost:6379/0", "mongodb://localhost:27017/"])
+def test_redis_and_mongodb_backends_say_what_to_use(
+    uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(tuixp.TuixpError) as info:
+        tuixp.Experiment("b", backend=uri)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "one DuckDB store file" in message and "tuixp merge" in message
+    assert uri.split(":")[0] in message
+    assert list(tmp_path.iterdir()) == []  # nothing written
+    with pytest.raises(tuixp.TuixpError, match="not both"):
+        tuixp.Experiment("b", store=tmp_path / "s.duckdb", backend=tmp_path / "x")
