@@ -602,3 +602,132 @@ def test_redis_and_mongodb_backends_say_what_to_use(
     assert list(tmp_path.iterdir()) == []  # nothing written
     with pytest.raises(tuixp.TuixpError, match="not both"):
         tuixp.Experiment("b", store=tmp_path / "s.duckdb", backend=tmp_path / "x")
+
+
+# -- the quickstart notebook, in a real Jupyter kernel -----------------------------------------
+QUICKSTART_CELLS = [
+    "import numpy as np\nimport tuixp as daskperiment",
+    "ex = daskperiment.Experiment(id='quickstart_pj')\nex",
+    "a = ex.parameter('a')\nb = ex.parameter('b')\na",
+    """\
+@ex
+def prepare_data(a, b):
+    return a + b
+
+@ex.result
+def calculate_score(s):
+    return 10 / s
+
+d = prepare_data(a, b)
+s = calculate_score(d)""",
+    "VISUALIZE",
+    "ex.set_parameters(a=1, b=2)\na.compute()",
+    "s.compute()",
+    "ex.set_parameters(b=3)\ns.compute()",
+    "ex.get_history()",
+    "ex.get_parameters(trial_id=1)",
+    """\
+ex.set_parameters(a=1, b=-1)
+try:
+    s.compute()
+except ZeroDivisionError as e:
+    print('{}({})'.format(e.__class__.__name__, e))""",
+    """\
+@ex.persist
+def prepare_data(a, b):
+    return a + b
+
+d = prepare_data(a, b)
+s = calculate_score(d)""",
+    "ex.set_parameters(a=1, b=2)\ns.compute()",
+    "ex.get_persisted('prepare_data', trial_id=4)",
+    """\
+@ex.result
+def calculate_score(s):
+    for i in range(100):
+        ex.save_metric('dummy_score', epoch=i, value=100 - np.random.random() * i)
+    return 10 / s
+
+d = prepare_data(a, b)
+s = calculate_score(d)""",
+    "ex.set_parameters(a=1, b=2)\ns.compute()",
+    "dummy_score = ex.load_metric('dummy_score', trial_id=5)\nprint(dummy_score.shape)",
+    "ex.set_parameters(a=3, b=4)\nfirst = s.compute(seed=1)\nsecond = s.compute(seed=1)\n"
+    "first == second",
+    "print(list(ex.get_history(verbose=True).columns))",
+    "ex_new = daskperiment.Experiment(id='quickstart_pj')\n"
+    "(ex_new is ex, ex_new.trial_id, len(ex_new.get_history()))",
+]
+
+
+def _cell_text(cell: dict) -> str:
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out["text"])
+        elif "data" in out:
+            parts.append(out["data"].get("text/plain", ""))
+        elif out.get("output_type") == "error":
+            parts.append(f"{out['ename']}: {out['evalue']}")
+    return "".join(parts)
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_in_a_jupyter_kernel(tmp_path: Path) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    have_graphviz = importlib.util.find_spec("graphviz") is not None and shutil.which("dot")
+    visualize = (
+        "s.visualize()"
+        if have_graphviz
+        else "try:\n    s.visualize()\nexcept RuntimeError as e:\n    print('no graphviz:', e)"
+    )
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(visualize if src == "VISUALIZE" else src)
+        for src in QUICKSTART_CELLS
+    ]
+    client = NotebookClient(
+        nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()
+    out = [_cell_text(c) for c in nb.cells]
+    assert "Initialized new experiment" in out[1]  # INFO lines show in a notebook
+    assert "Parameter(a: Undefined)" in out[2]
+    if not have_graphviz:
+        assert "no graphviz: No visualization engine detected" in out[4]
+    assert "Updated parameters: a=1<class 'int'>, b=2<class 'int'>" in out[5]
+    assert out[5].rstrip().endswith("\n1") or out[5].strip() == "1"
+    assert "Started Experiment (trial id=1)" in out[6] and "3.3333333333333335" in out[6]
+    assert "Finished Experiment (trial id=1)" in out[6]
+    assert out[7].rstrip().endswith("2.5")
+    history = out[8]
+    for column in ("a", "b", "Result", "Success", "Finished", "Process Time", "Description"):
+        assert column in history
+    assert "{'a': 1, 'b': 2}" in out[9]
+    assert "ZeroDivisionError(division by zero)" in out[10]
+    assert out[11].count("Code context has been changed: prepare_data") == 1
+    assert "Code context" not in out[12]  # warned once, at the redefinition
+    assert out[13].strip() == "3"
+    assert "(100, 1)" in out[16]
+    assert out[17].rstrip().endswith("True")
+    assert f"{['a', 'b', *VERBOSE]}" in out[18]
+    assert out[19].rstrip().endswith("(True, 7, 7)")
+    assert not [c for c in nb.cells for o in c.get("outputs", []) if o["output_type"] == "error"]
+
+
+def test_readme_example_runs_under_import_tuixp_as_daskperiment(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("## In Python\n\n```python\n", 1)[1].split("```", 1)[0]
+    assert block.startswith("import tuixp\n")
+    as_daskperiment = "import tuixp as daskperiment\n" + block[len("import tuixp\n") :].replace(
+        "tuixp.", "daskperiment."
+    )
+    script = tmp_path / "readme_example.py"
+    script.write_text(as_daskperiment + "\nprint(ex.get_history()['Result'].tolist())\n")
+    done = _run([sys.executable, str(script)], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == str(
+        [10 / 6] + [10 / ((a + b) * 2) for a in (1, 2, 3) for b in (0, 5)]
+    )
