@@ -731,3 +731,9 @@ def test_readme_example_runs_under_import_tuixp_as_daskperiment(tmp_path: Path) 
     assert done.stdout.strip() == str(
         [10 / 6] + [10 / ((a + b) * 2) for a in (1, 2, 3) for b in (0, 5)]
     )
+
+
+def test_dashboard_says_what_to_use_instead(store_path: Path) -> None:
+    ex = tuixp.Experiment("d", store=store_path)
+    with pytest.raises(tuixp.TuixpError, match=r"no web dashboard: run `tuixp` in a terminal"):
+        ex.start_dashboard()

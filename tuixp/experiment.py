@@ -1322,6 +1322,13 @@ class Experiment:
 
         return queries.environment_view(self._environment_doc(trial_id), category)
 
+    def start_dashboard(self, *args: Any, **kwargs: Any) -> None:
+        """daskperiment's Flask dashboard has no counterpart: tuixp's is a terminal UI."""
+        raise errors.TuixpError(
+            "tuixp has no web dashboard: run `tuixp` in a terminal (over SSH too) to browse, "
+            "compare and re-run trials, or `tuixp ls`/`tuixp sql` to query them"
+        )
+
     def get_persisted(self, step_name: str, trial_id: int | None = None) -> Any:
         trial_id = self._check_trial(trial_id)
         from tuixp.store import queries
