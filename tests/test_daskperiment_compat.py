@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import pickle
 import shutil
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import cloudpickle
@@ -737,3 +739,241 @@ def test_dashboard_says_what_to_use_instead(store_path: Path) -> None:
     ex = tuixp.Experiment("d", store=store_path)
     with pytest.raises(tuixp.TuixpError, match=r"no web dashboard: run `tuixp` in a terminal"):
         ex.start_dashboard()
+
+
+# -- 12. tuixp import-daskperiment --------------------------------------------------------------
+# daskperiment 0.5.0's local history, built from its documented layout with stand-ins for its
+# classes (same module and class names, same attributes), so the test needs no daskperiment.
+STAND_INS = {
+    "daskperiment/__init__.py": "",
+    "daskperiment/backend/__init__.py": "",
+    "daskperiment/backend/local.py": "class LocalBackend:\n    pass\n",
+    "daskperiment/core/__init__.py": "",
+    "daskperiment/core/trial/__init__.py": "",
+    "daskperiment/core/trial/local.py": "class LocalTrialManager:\n    pass\n",
+    "daskperiment/core/metric/__init__.py": "",
+    "daskperiment/core/metric/local.py": "class LocalMetricManager:\n    pass\n\n\n"
+    "class Metric:\n    pass\n",
+}
+WRITE_HISTORY = """\
+import json, pathlib, pickle, sys
+import numpy as np
+import pandas as pd
+from daskperiment.backend.local import LocalBackend
+from daskperiment.core.metric.local import LocalMetricManager, Metric
+from daskperiment.core.trial.local import LocalTrialManager
+
+exp, n_trials, claimed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+cache = pathlib.Path("daskperiment_cache") / exp
+for sub in ("code", "environment", "persist"):
+    (cache / sub).mkdir(parents=True, exist_ok=True)
+backend = LocalBackend()
+backend.experiment_id, backend.cache_dir = exp, cache
+trials, metrics = LocalTrialManager(), LocalMetricManager()
+backend.trials, backend.metrics = trials, metrics
+trials.backend = metrics.backend = backend
+trials._trial_id = trials._current_trial_id = claimed
+trials._parameters_history, trials._result_history, trials._hashes = {}, {}, {}
+metric = Metric()
+metric.metric_key, metric.values = "loss", {}
+metrics.metrics = {"loss": metric}
+t0 = pd.Timestamp("2019-04-24 06:18:59.932019")
+for tid in range(1, n_trials + 1):
+    ok = tid != 2
+    trials._parameters_history[tid] = {"a": tid, "b": np.int64(2)}
+    trials._result_history[tid] = {
+        "Result": np.float64(10 / (tid + 2)) if ok else None,
+        "Result Type": "<class 'numpy.float64'>" if ok else "None",
+        "Success": ok,
+        "Finished": t0 + pd.Timedelta(seconds=tid),
+        "Process Time": pd.Timedelta(milliseconds=40 + tid),
+        "Description": np.nan if ok else "ZeroDivisionError(division by zero)",
+        "Seed": 1000 + tid,
+    }
+    metric.values[tid] = [
+        {"Epoch": e, "Value": 100 - e * tid, "Timestamp": t0} for e in range(3)
+    ]
+    (cache / "code" / f"{exp}_{tid}.py").write_text(
+        f"# Code output saved in trial_id={tid}\\n@ex.result\\ndef score(a, b):\\n"
+        f"    return 10 / (a + b)\\n"
+    )
+    (cache / "environment" / f"requirements_{exp}_{tid}.txt").write_text(
+        "numpy==1.16.2\\npandas==0.24.2"
+    )
+    (cache / "environment" / f"python_{exp}_{tid}.json").write_text(json.dumps(
+        {"Python Implementation": "CPython", "Python Version": "3.6.8",
+         "Python venv Flag": False}
+    ))
+    (cache / "environment" / f"platform_{exp}_{tid}.json").write_text(json.dumps(
+        {"Platform Information": "Darwin-17.7.0-x86_64-i386-64bit", "Device CPU Count": 4}
+    ))
+    (cache / "environment" / f"git_{exp}_{tid}.json").write_text(json.dumps(
+        {"Working Directory": "/w", "Git Repository": "/w", "Git Active Branch": "master",
+         "Git HEAD Commit": "ac7a6ea4" * 5, "Git Dirty Flag": tid == 3}
+    ))
+    with open(cache / "persist" / f"{exp}_prepare_data_{tid}.pkl", "wb") as f:
+        pickle.dump({"sum": tid + 2}, f)
+with open(cache / f"{exp}.pkl", "wb") as f:
+    pickle.dump(backend, f)
+"""
+
+
+def _daskperiment_history(
+    where: Path, experiment: str = "quickstart_pj", trials: int = 3, claimed: int | None = None
+) -> Path:
+    fake = where / "stand_ins"
+    for rel, text in STAND_INS.items():
+        (fake / rel).parent.mkdir(parents=True, exist_ok=True)
+        (fake / rel).write_text(text)
+    (where / "write_history.py").write_text(WRITE_HISTORY)
+    env = env_with_path()
+    env["PYTHONPATH"] = f"{fake}:{env['PYTHONPATH']}"
+    done = subprocess.run(
+        [sys.executable, "write_history.py", experiment, str(trials), str(claimed or trials)],
+        cwd=where,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return where / "daskperiment_cache"
+
+
+def _import(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return _run([sys.executable, "-m", "tuixp", "import-daskperiment", *args], where)
+
+
+def test_import_daskperiment_history(tmp_path: Path) -> None:
+    cache = _daskperiment_history(tmp_path)
+    store = tmp_path / "t.duckdb"
+    done = _import(tmp_path, str(cache), "--store", str(store))
+    assert done.returncode == 0, done.stderr
+    assert "quickstart_pj: imported 3 trial(s)" in done.stdout
+    ex = tuixp.Experiment("quickstart_pj", store=store)
+    hist = ex.get_history(verbose=True)
+    assert list(hist.columns) == ["a", "b", *VERBOSE]
+    assert hist.index.tolist() == [1, 2, 3]
+    assert hist["a"].tolist() == [1, 2, 3] and hist["b"].tolist() == [2, 2, 2]
+    assert hist["Seed"].tolist() == [1001, 1002, 1003]
+    assert hist["Success"].tolist() == [True, False, True]
+    assert hist.loc[2, "Description"] == "ZeroDivisionError(division by zero)"
+    assert hist.loc[2, "Result Type"] == "None"
+    assert hist.loc[1, "Result"] == pytest.approx(10 / 3)
+    assert hist.loc[1, "Result Type"] == "<class 'numpy.float64'>"
+    assert str(hist.loc[3, "Finished"]) == "2019-04-24 06:19:02.932019"  # the local time written
+    assert hist.loc[3, "Process Time"] == __import__("pandas").Timedelta(milliseconds=43)
+    loss = ex.load_metric("loss", [1, 3])
+    assert loss[3].tolist() == [100, 97, 94] and str(loss[3].dtype) == "int64"
+    assert ex.get_persisted("prepare_data", 3) == {"sum": 5}
+    assert ex.get_code(1) == "@ex.result\ndef score(a, b):\n    return 10 / (a + b)\n"
+    assert ex.get_python_packages(1) == "numpy==1.16.2\npandas==0.24.2"
+    summary = ex.get_environment(3)
+    assert "Platform Information: Darwin-17.7.0-x86_64-i386-64bit" in summary
+    assert f"Git HEAD Commit: {'ac7a6ea4' * 5} (DIRTY)" in summary
+    # Idempotent: again adds nothing; trials recorded later continue the ids.
+    again = _import(tmp_path, str(cache / "quickstart_pj"), "--store", str(store))
+    assert again.returncode == 0, again.stderr
+    assert "imported 0 trial(s)" in again.stdout and "3 already in" in again.stdout
+    a, b = ex.parameter("a"), ex.parameter("b")
+
+    @ex.result
+    def score(a, b):
+        return 10 / (a + b)
+
+    ex.set_parameters(a=1, b=1)
+    score(a, b).compute()
+    assert ex.get_history().index.tolist() == [1, 2, 3, 4]
+
+
+def test_import_refuses_what_is_not_a_history(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    store = tmp_path / "t.duckdb"
+    done = _import(tmp_path, str(tmp_path / "empty"), "--store", str(store))
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"tuixp: {tmp_path / 'empty'} is not a daskperiment history: no "
+        "EXPERIMENT/EXPERIMENT.pkl in it"
+    ]
+    assert not store.exists() and not list(tmp_path.glob("t.duckdb*"))
+
+
+def test_import_refuses_bad_and_partial_histories_and_imports_the_rest(tmp_path: Path) -> None:
+    cache = _daskperiment_history(tmp_path, "good_pj")
+    _daskperiment_history(tmp_path, "partial_pj", trials=2, claimed=3)
+    _daskperiment_history(tmp_path, "cut_pj")
+    cut = cache / "cut_pj" / "cut_pj.pkl"
+    cut.write_bytes(cut.read_bytes()[:200])
+    # A pickle that would run a command: refused before anything runs.
+    evil = cache / "evil_pj"
+    evil.mkdir()
+    marker = tmp_path / "ran"
+    payload = f"cos\nsystem\n(S'touch {marker}'\ntR."
+    (evil / "evil_pj.pkl").write_bytes(payload.encode())
+    store = tmp_path / "t.duckdb"
+    done = _import(tmp_path, str(cache), "--store", str(store))
+    assert done.returncode == 1
+    assert "good_pj: imported 3 trial(s)" in done.stdout
+    refused = [line for line in done.stderr.splitlines() if "not imported" in line]
+    assert len(refused) == 3, done.stderr
+    assert any(
+        "cut_pj" in line and "not a readable daskperiment history" in line for line in refused
+    )
+    assert any("partial_pj" in line and "is partial" in line for line in refused)
+    assert any("evil_pj" in line and "holds os.system" in line for line in refused)
+    assert not marker.exists()
+    with tuixp.Experiment("good_pj", store=store).store.connect() as con:
+        names = con.execute("SELECT DISTINCT experiment FROM trial_record").fetchall()
+    assert names == [("good_pj",)]  # nothing of the refused histories was written
+
+
+REAL_DASKPERIMENT = os.environ.get("TUIXP_DASKPERIMENT_PYTHONPATH")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not REAL_DASKPERIMENT,
+    reason="set TUIXP_DASKPERIMENT_PYTHONPATH to a folder with daskperiment 0.5.0 (and "
+    "gitpython, pyparsing, setuptools<81) installed with pip --target",
+)
+def test_import_a_history_written_by_daskperiment_itself(tmp_path: Path) -> None:
+    script = textwrap.dedent("""
+        import daskperiment
+        ex = daskperiment.Experiment(id='real_pj')
+        a = ex.parameter('a')
+        ex.set_parameters(a=1)  # daskperiment runs a trial when a script builds its result
+        @ex.persist
+        def prepare_data(a):
+            return a + 1
+        @ex.result
+        def score(d):
+            ex.save_metric('m', epoch=0, value=1.5)
+            return 10 / d
+        s = score(prepare_data(a))
+        ex.set_parameters(a=-1)
+        try:
+            s.compute()
+        except ZeroDivisionError:
+            pass
+    """)
+    (tmp_path / "real.py").write_text(script)
+    env = env_with_path()
+    env["PYTHONPATH"] = f"{REAL_DASKPERIMENT}:{env['PYTHONPATH']}"
+    done = subprocess.run(
+        [sys.executable, "real.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    store = tmp_path / "t.duckdb"
+    imported = _import(tmp_path, "daskperiment_cache", "--store", str(store))
+    assert imported.returncode == 0, imported.stderr
+    ex = tuixp.Experiment("real_pj", store=store)
+    hist = ex.get_history()
+    assert hist["Success"].tolist() == [True, False]
+    assert hist.loc[1, "Result"] == 5.0 and hist.loc[2, "Description"].startswith("ZeroDivision")
+    assert ex.get_persisted("prepare_data", 1) == 2
+    assert ex.load_metric("m", 1)[1].tolist() == [1.5]

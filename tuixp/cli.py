@@ -1776,6 +1776,52 @@ def gc_command(
     typer.echo(f"{verb} {files} file(s), {freed:,} bytes; {len(referenced)} output(s) kept")
 
 
+@app.command("import-daskperiment")
+@handled
+def import_daskperiment_command(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="daskperiment_cache/ (every experiment) or one of its folders.")
+    ],
+    store: StoreOption = None,
+) -> None:
+    """Bring a daskperiment local history into the store; importing again adds nothing."""
+    from tuixp.daskperiment_import import (
+        ImportRefused,
+        find_histories,
+        import_history,
+        read_history,
+    )
+    from tuixp.store.db import get_store
+
+    target = store_path(store, ctx)
+    if target.is_dir():
+        raise CliError(f"{target} is a folder, not a store file")
+    folders = find_histories(path.expanduser())
+    histories, refused = [], []
+    for folder in folders:  # every history is read before anything is written
+        try:
+            histories.append(read_history(folder))
+        except ImportRefused as exc:
+            refused.append(f"{folder.name}: {exc}")
+    if not histories:
+        raise CliError("nothing imported: " + "; ".join(refused))
+    st = get_store(target)
+    for history in histories:
+        done = import_history(st, history)
+        moved = ", ".join(f"{d}->{t}" for d, t in done.trials.items()) or "none"
+        typer.echo(
+            f"{history.experiment}: imported {len(done.trials)} trial(s) (daskperiment->tuixp "
+            f"id: {moved}), {done.skipped} already in {target.name}"
+        )
+        for note in done.notes:
+            typer.echo(f"  note: {note}", err=True)
+    for line in refused:
+        typer.echo(f"tuixp: not imported: {line}", err=True)
+    if refused:
+        raise typer.Exit(1)
+
+
 @app.command("demo")
 @handled
 def demo_command(

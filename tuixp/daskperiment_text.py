@@ -71,7 +71,9 @@ def shell_mode() -> str:
 
 def _platform(env: dict[str, Any]) -> list[str]:
     plat, cpu = env.get("platform") or {}, env.get("cpu") or {}
-    name = "-".join(str(plat[k]) for k in ("system", "release", "machine") if plat.get(k))
+    name = plat.get("description") or "-".join(  # description: a trial imported from daskperiment
+        str(plat[k]) for k in ("system", "release", "machine") if plat.get(k)
+    )
     return [
         f"Platform Information: {name or NOT_RECORDED}",
         f"Device CPU Count: {cpu.get('count')}",
