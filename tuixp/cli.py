@@ -534,7 +534,7 @@ def load_script(path: Path) -> LoadedScript:
     Its ``if __name__ == "__main__":`` block does not run; its folder is on ``sys.path`` while
     it loads, so it can import its neighbours.
     """
-    from tuixp.experiment import EXPERIMENTS, Node
+    from tuixp.experiment import EXPERIMENTS, Node, collect_results, fresh_instances
 
     path = path.expanduser()
     if not path.exists():
@@ -553,7 +553,10 @@ def load_script(path: Path) -> LoadedScript:
     sys.path.insert(0, folder)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # A script loaded again is a fresh start, as in a new process; every result node it
+        # builds is seen, assigned to a variable or not.
+        with fresh_instances(), collect_results() as built:
+            spec.loader.exec_module(module)
     except SystemExit as exc:
         sys.modules.pop(name, None)
         raise CliError(
@@ -596,6 +599,16 @@ def load_script(path: Path) -> LoadedScript:
                 results[var] = value
                 if all(value.ex is not e for e in experiments):
                     experiments.append(value.ex)
+    if not results:
+        # daskperiment's scripts end with a bare ``calculate_score(d)``: the result node the
+        # script built without assigning it.
+        for node in built:
+            name = f"{node.step.name}(...)"
+            if name in results:
+                name = f"{node.step.name}(...)#{len(results) + 1}"
+            results[name] = node
+            if all(node.ex is not e for e in experiments):
+                experiments.append(node.ex)
     if not experiments:
         raise CliError(
             f"{path.name} defines no tuixp Experiment "
@@ -2030,6 +2043,52 @@ def gc_command(
         files, freed = garbage_collect(st.path, referenced, dry_run=dry_run, min_age_s=min_age)
     verb = "would free" if dry_run else "freed"
     typer.echo(f"{verb} {files} file(s), {freed:,} bytes; {len(referenced)} output(s) kept")
+
+
+@app.command("import-daskperiment")
+@handled
+def import_daskperiment_command(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="daskperiment_cache/ (every experiment) or one of its folders.")
+    ],
+    store: StoreOption = None,
+) -> None:
+    """Bring a daskperiment local history into the store; importing again adds nothing."""
+    from tuixp.daskperiment_import import (
+        ImportRefused,
+        find_histories,
+        import_history,
+        read_history,
+    )
+    from tuixp.store.db import get_store
+
+    target = store_path(store, ctx)
+    if target.is_dir():
+        raise CliError(f"{target} is a folder, not a store file")
+    folders = find_histories(path.expanduser())
+    histories, refused = [], []
+    for folder in folders:  # every history is read before anything is written
+        try:
+            histories.append(read_history(folder))
+        except ImportRefused as exc:
+            refused.append(f"{folder.name}: {exc}")
+    if not histories:
+        raise CliError("nothing imported: " + "; ".join(refused))
+    st = get_store(target)
+    for history in histories:
+        done = import_history(st, history)
+        moved = ", ".join(f"{d}->{t}" for d, t in done.trials.items()) or "none"
+        typer.echo(
+            f"{history.experiment}: imported {len(done.trials)} trial(s) (daskperiment->tuixp "
+            f"id: {moved}), {done.skipped} already in {target.name}"
+        )
+        for note in done.notes:
+            typer.echo(f"  note: {note}", err=True)
+    for line in refused:
+        typer.echo(f"tuixp: not imported: {line}", err=True)
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command("demo")

@@ -278,6 +278,37 @@ def _run_step(
     return StepOutput(value, records)
 
 
+def run_op(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: Any) -> Any:
+    """An operator node of the graph (``a + 1`` on parameters or outputs): its arguments are
+    unwrapped and its value passed on like a step's, but it records nothing of its own."""
+    records: dict[str, StepRecord] = {}
+    plain_args = []
+    failure: StepFailure | None = None
+    for a in args:
+        v, failed = _unwrap(a, records)
+        failure = failure or failed
+        plain_args.append(v)
+    plain_kwargs = {}
+    for k, a in kwargs.items():
+        plain_kwargs[k], failed = _unwrap(a, records)
+        failure = failure or failed
+    if failure is not None:
+        failure.records = records
+        return failure
+    try:
+        return StepOutput(spec.func(*plain_args, **plain_kwargs), records)
+    except Exception as exc:  # noqa: BLE001 - fails the trial like a step would
+        return StepFailure(
+            key,
+            spec.name,
+            _picklable_error(exc),
+            type(exc).__name__,
+            str(exc),
+            traceback.format_exc(),
+            records,
+        )
+
+
 def record_metric(name: str, epoch: Any, value: Any) -> None:
     scope = current_scope.get()
     if scope is None:
