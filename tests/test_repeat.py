@@ -292,6 +292,10 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(project: Path) -> None
     assert "Unknown scheduler: 'nope'" in _refused(project, "toy", "1", "--scheduler", "nope")
     (project / "train.py").unlink()
     assert "the script of trial 1 of toy is gone" in _refused(project, "toy", "1")
+    nowhere = project / "none.duckdb"
+    done = tuixp("repeat", "toy", "1", "--store", nowhere, cwd=project)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not nowhere.exists()
 
 
 def test_a_parameter_the_script_no_longer_declares_is_refused(project: Path) -> None:
