@@ -80,7 +80,7 @@ def check_value(text: str, name: str, previous: Any = None) -> tuple[str, str]:
         value = parse_value(text, name)
     except CliError as exc:
         return "-invalid", str(exc).split(": ", 1)[-1]
-    kind = type(value).__name__
+    kind = "None" if value is None else type(value).__name__
     if previous is not None and not _same_kind(previous, value):
         return "-warning", f"{kind}, was {type(previous).__name__}"
     return "", kind
@@ -296,8 +296,10 @@ class ParamRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label(self.param, classes="param-name")
+        # A recorded None is typed back as None: an empty field would mean "not passed" and
+        # the launch would silently use the parameter's default instead.
         yield Input(
-            as_text(self.previous) if self.previous is not None else "",
+            as_text(self.previous),
             placeholder="value",
             classes="param-value",
             id=f"value-{self.index}",
