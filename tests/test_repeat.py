@@ -458,3 +458,56 @@ def test_a_seeded_torch_trial_repeats_bit_for_bit(tmp_path: Path) -> None:
     doc = json.loads(done.stdout)
     assert doc["result"]["repeat"] == doc["result"]["original"]  # the same numbers, today too
     assert done.returncode == 0, [(s["step"], s["status"]) for s in doc["steps"]]
+
+
+SKLEARN = textwrap.dedent("""
+    import tuixp
+    from sklearn.datasets import load_digits
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import train_test_split
+
+    ex = tuixp.Experiment("digits_rf")
+    n_estimators = ex.parameter("n_estimators", default=10)
+    max_depth = ex.parameter("max_depth", default=None)
+
+    @ex
+    def data():
+        X, y = load_digits(return_X_y=True)
+        return train_test_split(X, y, test_size=0.25, random_state=0)
+
+    @ex
+    def fit(split, n_estimators, max_depth):
+        model = RandomForestClassifier(n_estimators=n_estimators, max_depth=max_depth)
+        return model.fit(split[0], split[2])
+
+    @ex.result
+    def score(model, split):
+        return float(model.score(split[1], split[3]))
+
+    d = data()
+    s = score(fit(d, n_estimators, max_depth), d)
+""")
+
+
+@pytest.mark.slow
+def test_a_point_of_a_threaded_scikit_learn_grid_repeats_alone_bit_for_bit(
+    tmp_path: Path,
+) -> None:
+    """The issue's case: a seeded grid on the default scheduler, one point repeated alone."""
+    pytest.importorskip("sklearn")
+    (tmp_path / "train.py").write_text(SKLEARN)
+    store = tmp_path / "s.duckdb"
+    ran = tuixp(
+        "run", tmp_path / "train.py", "--grid", "n_estimators=5,20", "--grid", "max_depth=4,None",
+        "--seed", "0", "--store", store, cwd=tmp_path,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    done = tuixp("repeat", "digits_rf", "4", "--store", store, "--format", "json", cwd=tmp_path)
+    doc = json.loads(done.stdout)
+    assert done.returncode == 0, [(s["step"], s["status"], s["reason"]) for s in doc["steps"]]
+    assert doc["ran_beside"] == [1, 2, 3]
+    assert [(s["step"], s["status"]) for s in doc["steps"]] == [
+        ("data", "same"),
+        ("fit", "same"),
+        ("score", "same"),
+    ]
