@@ -577,22 +577,23 @@ class Experiment:
         goal: str | None = None,
         backend: Any = None,
     ) -> None:
-        if self.__dict__.get("_initialized"):
-            # The same experiment asked for again: keep its parameters and steps.
-            if seed is not None:
-                self.seed = seed
-            if goal is not None and goal in GOALS:
-                self.goal = goal
-            return
-        store = _store_from_backend(store, backend)
-        _identifier(id, "Experiment ID")
-        if keyword.iskeyword(id):
-            raise errors.TuixpError(f"Experiment ID must be valid as python identifier: {id}")
         if goal not in GOALS:
             raise errors.TuixpError(
                 f"goal must be 'min' (a lower result is better: a loss, an error) or 'max' (a "
                 f"higher one is: an accuracy, a score), not {goal!r}"
             )
+        if self.__dict__.get("_initialized"):
+            # The same experiment asked for again: keep its parameters and steps.
+            if seed is not None:
+                self.seed = seed
+            if goal is not None and goal != self.goal:
+                self.goal = goal
+                self._announced = False  # the next trial tells the store the new goal
+            return
+        store = _store_from_backend(store, backend)
+        _identifier(id, "Experiment ID")
+        if keyword.iskeyword(id):
+            raise errors.TuixpError(f"Experiment ID must be valid as python identifier: {id}")
         self.id = id
         self.seed = seed
         self.goal = goal
