@@ -346,6 +346,10 @@ def test_metrics_keyword_names_dtypes_and_messages(store_path: Path) -> None:
         return a
 
     quiet(a).compute()  # trial 4 saves no metric
+    with pytest.raises(
+        tuixp.TrialIDNotFoundError, match="^Current Trial ID only exists during a trial execution$"
+    ):
+        ex.save_metric("count", epoch=0, value=1)  # outside a step
     with pytest.raises(tuixp.TrialIDNotFoundError, match=r"^Unable to find trial id: 4$"):
         ex.load_metric("count", 4)
 
@@ -575,6 +579,7 @@ def test_backend_local_and_paths_map_to_a_duckdb_store(
     assert folder.store.path == tmp_path / "cache" / "tuixp.duckdb"
     assert tuixp.Experiment("b", backend=str(tmp_path / "cache")) is folder
     assert tuixp.Experiment("b", store=tmp_path / "cache" / "tuixp.duckdb") is folder
+    assert tuixp.Experiment("b", "local") is local  # daskperiment's positional backend
     file = tuixp.Experiment("b", backend="elsewhere.duckdb")
     assert file.store.path == tmp_path / "elsewhere.duckdb"
     a = folder.parameter("a")

@@ -778,6 +778,10 @@ class Experiment:
         back as int64, other numbers as float64.
         """
         key = _metric_key(metric_key, key)
+        if steps_mod.current_scope.get() is None:  # daskperiment's answer outside a trial
+            raise errors.TrialIDNotFoundError(
+                "Current Trial ID only exists during a trial execution"
+            )
         if epoch is None or value is None:
             raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
         try:
@@ -1431,6 +1435,8 @@ def _metric_key(metric_key: Any, key: Any) -> str:
 def _store_from_backend(store: Any, backend: Any) -> Any:
     """daskperiment's ``backend=`` as a tuixp store: 'local' is the default store, a folder
     holds ``tuixp.duckdb``; Redis and MongoDB have no tuixp counterpart."""
+    if isinstance(store, str) and store == "local" and backend is None:
+        return None  # Experiment(id, 'local'): daskperiment's second argument was backend
     if backend is None or (isinstance(backend, str) and backend == "local"):
         return store
     if store is not None:
