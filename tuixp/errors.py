@@ -65,5 +65,9 @@ class NotAStore(StoreError):
     """The file exists but is not a tuixp store."""
 
 
+class StoreDamaged(StoreError):
+    """The file is a DuckDB database that cannot be read back whole (truncated, overwritten)."""
+
+
 class ReadOnlyQuery(TuixpError):
     """A SQL statement tried to write or reach outside the store."""

@@ -18,10 +18,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tuixp import errors
+from tuixp import errors, purity
 from tuixp.cache import CacheEntry, DataFile, StepCache, cache_key, data_hash, token
 from tuixp.capture.code import function_source, script_source
-from tuixp.capture.environment import capture_environment, capture_packages
+from tuixp.capture.environment import (
+    capture_environment,
+    capture_packages,
+    changed_distributions,
+    code_imports,
+    imported_distributions,
+)
 from tuixp.capture.git import capture_git
 from tuixp.capture.hashing import canonical_json, text_hash
 from tuixp.capture.seed import apply_seed, new_seed
@@ -37,6 +43,7 @@ logger = logging.getLogger("tuixp")
 _NO_DEFAULT = object()
 EXPERIMENTS: list["Experiment"] = []  # every Experiment made in this process (tuixp run finds them)
 GOALS = (None, "min", "max")  # which result is best: lowest, highest, or not said
+PURITY_LOAD_WAIT_S = 2.0  # at most this long a trial's end waits to read earlier outputs
 _node_counter = iter(range(1, 1 << 62))
 _node_lock = threading.Lock()
 
@@ -538,6 +545,10 @@ class _Plan:
     persist_keys: dict[str, str]
     cache_keys: dict[str, str] = field(default_factory=dict)  # cached step -> its cache key
     reused: dict[str, CacheEntry] = field(default_factory=dict)  # step -> entry it reused
+    # cached step -> the modules its code and the code of the steps it reads import
+    cache_imports: dict[str, set[str]] = field(default_factory=dict)
+    source_hashes: dict[str, str] = field(default_factory=dict)  # step -> its source's hash
+    context: str = ""  # what else its steps' outputs may depend on (tuixp.purity)
 
 
 class Experiment:
@@ -634,7 +645,7 @@ class Experiment:
         # Steps shipped to other processes or workers carry the experiment (their code calls
         # ex.save_metric): send what identifies it, never the store's files and locks.
         state = dict(self.__dict__)
-        for name in ("_store", "_state", "_purity", "_purity_lock"):
+        for name in ("_store", "_state", "_purity", "_purity_lock", "_purity_loaded"):
             state.pop(name, None)
         return state
 
@@ -697,7 +708,8 @@ class Experiment:
         """A persisted step that is not computed again when nothing it depends on changed.
 
         Its output is reused from the latest succeeded trial with the same step source, the
-        same inputs (parameters, upstream steps, data files) and the same installed packages.
+        same inputs (parameters, upstream steps, data files) and the same versions of the packages
+        it could use (those imported when it ran: ``tuixp.cache``).
         """
         return self._register(func, "persist", cache=True)
 
@@ -784,8 +796,9 @@ class Experiment:
             )
         if epoch is None or value is None:
             raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
+        epoch = _whole_epoch(key, epoch)
         try:
-            epoch, value = int(epoch), float(value)
+            value = float(value)
         except (TypeError, ValueError, OverflowError) as exc:
             raise errors.TuixpError(
                 f"Metric {key}: epoch must be an integer and value a number ({exc})"
@@ -884,6 +897,7 @@ class Experiment:
         base_seed = seed if seed is not None else self.seed
         world = self._world()
         world["data"] = {d: data_hash(d) for d in _data_files(node)}
+        self.store.check_target()  # a store path that cannot be used: refused, nothing written
         if self._state is None:
             self._state = StateFile(self.store.path, self.id)
         with _CodeWarnedFilter(self._code_warned):  # warned when the step was redefined
@@ -896,6 +910,8 @@ class Experiment:
             )
         texts, refs = self._texts_and_refs(world)
         self._start_purity_load()
+        source_hashes = {name: text_hash(src) for name, src in world["code"].items()}
+        context = purity.world_context(world, refs["packages_hash"])
         ids = self.store.counter.next_ids(self.id, len(param_sets))
         plans: list[_Plan] = []
         for trial_id, values, rec_values in zip(ids, param_sets, recorded):
@@ -911,12 +927,25 @@ class Experiment:
                 channel=sched.channel,
             )
             rec = TrialRecorder(self.store, self.id, trial_id, u, listeners)
-            plans.append(_Plan(ctx, values, rec, rec_values, "", {}))
+            plans.append(
+                _Plan(
+                    ctx,
+                    values,
+                    rec,
+                    rec_values,
+                    "",
+                    {},
+                    source_hashes=source_hashes,
+                    context=context,
+                )
+            )
         use_cache = cache and any(n.step.cache for n in _nodes(node))
         if use_cache:
+            py = world["environment"]["python"]
+            python = f"{py.get('implementation')} {py.get('version')}"
             dsk = {}
             for plan in plans:
-                trial_node = self._plan_cache(node, plan, world["data"], refs["packages_hash"])
+                trial_node = self._plan_cache(node, plan, world["data"], python)
                 part, ((result_key, persist_keys),) = build_graph(
                     trial_node, [(plan.ctx, plan.params)]
                 )
@@ -1012,7 +1041,7 @@ class Experiment:
         assert isinstance(out, StepOutput), out
         rec.absorb(out.records)
         notes, kept = self._persist(plan, outputs)
-        notes += self._check_purity(rec)
+        notes += self._check_purity(plan)
         self._fill_cache(plan, kept)
         rec.finish("succeeded", result=out.value, notes=notes)
         return TrialOutcome(plan.ctx.trial_id, plan.params, "succeeded", result=out.value)
@@ -1054,63 +1083,58 @@ class Experiment:
         return notes, kept
 
     def _start_purity_load(self) -> None:
-        """Read earlier outputs by (step, input hash) from the store, in the background.
+        """Read earlier outputs by (step, purity key) from the store, in the background.
 
-        A trial never waits for the database: until the read is done (or if the store is busy)
-        the check uses what this process has seen.
+        The steps never wait for it; a trial's end waits for it at most ``PURITY_LOAD_WAIT_S``
+        (a short trial in a new process, ``tuixp run``, ends before the read does and would
+        compare with nothing). A store busy longer: the check uses what this process has seen.
         """
         if self._purity is not None:
             return
         self._purity = {}
+        loaded = self._purity_loaded = threading.Event()
         if not self.store.path.exists():
+            loaded.set()
             return
 
         def load() -> None:
-            found: dict[tuple[str, str], tuple[str, int]] = {}
             try:
                 with self.store.connect(timeout=1.0) as con:
-                    rows = con.execute(
-                        "SELECT step, input_hash, output_hash, trial_id FROM step_record "
-                        "WHERE experiment = ? AND status = 'succeeded' AND input_hash IS NOT NULL "
-                        "AND output_hash IS NOT NULL ORDER BY trial_id",
-                        [self.id],
-                    ).fetchall()
-                for step, ih, oh, tid in rows:
-                    found[(step, ih)] = (oh, tid)
-            except errors.StoreError:
-                return
-            with self._purity_lock:
-                assert self._purity is not None
-                for k, v in found.items():
-                    self._purity.setdefault(k, v)
+                    found = purity.load_history(con, self.id)
+                with self._purity_lock:
+                    assert self._purity is not None
+                    for k, v in found.items():
+                        self._purity.setdefault(k, v)
+            except errors.StoreError as exc:
+                logger.debug("purity check: earlier outputs not read (%s)", exc)
+            finally:
+                loaded.set()
 
         threading.Thread(target=load, name="tuixp-purity-load", daemon=True).start()
 
-    def _check_purity(self, rec: TrialRecorder) -> list[str]:
-        notes = []
+    def _check_purity(self, plan: _Plan) -> list[str]:
+        rec = plan.recorder
+        loaded = getattr(self, "_purity_loaded", None)
+        if loaded is not None and not loaded.wait(PURITY_LOAD_WAIT_S):
+            logger.debug(
+                "purity check: earlier outputs still being read; compared with this process's"
+            )
         with self._purity_lock:
             seen = self._purity if self._purity is not None else {}
-            for r in rec.steps_seen.values():
-                if r.status != "succeeded" or not r.input_hash or not r.output_hash:
-                    continue
-                before = seen.get((r.step, r.input_hash))
-                if before is not None and before[0] != r.output_hash:
-                    msg = (
-                        f"Experiment step result is changed with the same input: "
-                        f"(step: {r.step}, {r.input_repr})"
-                    )
-                    logger.warning("%s (previous: trial %d)", msg, before[1])
-                    notes.append(f"impure: {r.step} (same input as trial {before[1]})")
-                    StepCache(self.store.path, self.id).mark_impure(r.step)
-                seen[(r.step, r.input_hash)] = (r.output_hash, rec.trial_id)
+            notes, impure = purity.check(
+                seen, rec.steps_seen.values(), rec.trial_id, plan.source_hashes, plan.context
+            )
+        for step in impure:
+            StepCache(self.store.path, self.id).mark_impure(step)
         return notes
 
     # -- the step cache --------------------------------------------------------------------
-    def _plan_cache(self, node: Node, plan: _Plan, data: dict[str, str], packages: str) -> Node:
+    def _plan_cache(self, node: Node, plan: _Plan, data: dict[str, str], python: str) -> Node:
         """The graph of one trial with reusable cached steps replaced by their stored outputs.
 
         Cache keys are computed top-down from the graph's structure before anything runs, so a
-        reused step and everything it depends on never reach a scheduler.
+        reused step and everything it depends on never reach a scheduler. An entry is reused
+        only if the distributions it names are installed at the versions it names (tuixp.cache).
         """
         from tuixp.store.objects import ObjectStore
 
@@ -1130,7 +1154,8 @@ class Experiment:
                             text_hash(x.step.source),
                             [key_of(a) for a in x.args],
                             {k: key_of(v) for k, v in sorted(x.kwargs.items())},
-                            packages,
+                            python,
+                            "cache-2",  # keys of entries that name their packages
                         ]
                     )
                 return keys[x.index]
@@ -1151,9 +1176,21 @@ class Experiment:
                 return
             if n.step.cache:
                 plan.cache_keys[n.step.name] = keys[n.index]
+                plan.cache_imports[n.step.name] = set().union(
+                    *(code_imports(m.step.func) for m in _nodes(n))
+                )
             if n.step.cache and n is not node:  # the node asked for is always computed
                 upstream = {m.step.name for m in _nodes(n)}
                 entry = cache.get(keys[n.index]) if not (upstream & impure) else None
+                stale = changed_distributions(entry.packages or {}) if entry is not None else []
+                if entry is not None and (entry.packages is None or stale):
+                    logger.info(
+                        "Step %s not reused from trial %d: %s",
+                        n.step.name,
+                        entry.trial_id,
+                        ", ".join(stale) or "its packages are not recorded",
+                    )
+                    entry = None
                 if entry is not None:
                     try:
                         reused_values[n.index] = objects.get(entry.object_hash, entry.format)
@@ -1236,7 +1273,10 @@ class Experiment:
             if step in plan.reused or step in impure or step not in kept:
                 continue
             digest, fmt = kept[step]
-            cache.put(key, CacheEntry(step, plan.ctx.trial_id, digest, fmt, outputs.get(step)))
+            packages = imported_distributions(plan.cache_imports.get(step, ()))
+            cache.put(
+                key, CacheEntry(step, plan.ctx.trial_id, digest, fmt, outputs.get(step), packages)
+            )
 
     # -- history ---------------------------------------------------------------------------
     @property
@@ -1534,3 +1574,23 @@ def _main_script() -> str | None:
     ):
         return os.path.abspath(path)
     return None
+
+
+def _whole_epoch(key: str, epoch: Any) -> int:
+    """An epoch as stored: an integer, or a float that is one (2.0); 1.5 is refused, never
+    silently stored as 1."""
+    import numbers
+
+    if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):
+        return int(epoch)
+    if isinstance(epoch, numbers.Real) and not isinstance(epoch, bool):
+        as_float = float(epoch)
+        if as_float.is_integer():
+            return int(as_float)
+        raise errors.TuixpError(
+            f"Metric {key}: epoch must be a whole number, not {epoch!r} (epochs are stored as "
+            "integers: number fractional steps 0, 1, 2, ... or save them under their own metric)"
+        )
+    raise errors.TuixpError(
+        f"Metric {key}: epoch must be an integer, not {type(epoch).__name__} {epoch!r}"
+    )
