@@ -530,6 +530,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_tuixp_run_accepts_a_daskperiment_script(tmp_path: Path) -> None:
     script = tmp_path / "simple_experiment.py"
     script.write_text(DASKPERIMENT_SCRIPT)
@@ -849,6 +850,7 @@ def _import(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return _run([sys.executable, "-m", "tuixp", "import-daskperiment", *args], where)
 
 
+@pytest.mark.slow
 def test_import_daskperiment_history(tmp_path: Path) -> None:
     cache = _daskperiment_history(tmp_path)
     store = tmp_path / "t.duckdb"
@@ -903,6 +905,7 @@ def test_import_refuses_what_is_not_a_history(tmp_path: Path) -> None:
     assert not store.exists() and not list(tmp_path.glob("t.duckdb*"))
 
 
+@pytest.mark.slow
 def test_import_refuses_bad_and_partial_histories_and_imports_the_rest(tmp_path: Path) -> None:
     cache = _daskperiment_history(tmp_path, "good_pj")
     _daskperiment_history(tmp_path, "partial_pj", trials=2, claimed=3)
