@@ -384,6 +384,8 @@ def test_describe_is_short_and_bounded() -> None:
     assert describe(pd.DataFrame({"a": range(100)})).startswith("DataFrame (100, 1) #")
     assert describe(list(range(10_000))).startswith("list[10000] #")
     assert len(describe({str(i): i for i in range(10_000)})) <= 100
+    path = "/data/" + "x" * 200 + "/train.csv"
+    assert describe(path).endswith("/train.csv' (str[216])") and len(describe(path)) < 80
 
 
 def test_a_data_file_hashes_by_its_path(tmp_path: Path) -> None:

@@ -224,8 +224,10 @@ class _Walker:
             self._frame(update, b"a", meta)
             if value.dtype.hasobject:
                 key = self._enter(value)
-                for item in value.ravel(order="C"):
-                    self._feed(update, item)
+                flat = value.ravel(order="C")
+                if not _strings(update, flat):
+                    for item in flat:
+                        self._feed(update, item)
                 self._path.discard(key)
             else:
                 flat = np.ascontiguousarray(value).reshape(-1)
@@ -285,12 +287,56 @@ class _Walker:
         if isinstance(values.dtype, np.dtype) and not values.dtype.hasobject:
             self._numpy(update, np.asarray(values))
             return
+        if _arrow_strings(update, values) or _strings(update, np.asarray(values, dtype=object)):
+            return
         try:
             rows = pd.util.hash_pandas_object(values, index=False, categorize=False)
         except (TypeError, ValueError):
             self._feed(update, list(values))
             return
         self._numpy(update, np.asarray(rows))
+
+
+def _arrow_strings(update: _Update, values: Any) -> bool:
+    """An Arrow-backed text column (pandas' ``str`` dtype): lengths, validity and UTF-8 bytes
+    straight from its buffers; False, and nothing hashed, for anything else."""
+    if "pyarrow" not in sys.modules or not hasattr(values.array, "__arrow_array__"):
+        return False
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(values.array)
+    except (TypeError, ValueError, pa.ArrowException):
+        return False
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return False
+    arr = arr.cast(pa.large_string())
+    lengths = pc.binary_length(arr).fill_null(-1).to_numpy(zero_copy_only=False)
+    offsets = np.frombuffer(arr.buffers()[1], dtype="<i8")[arr.offset : arr.offset + len(arr) + 1]
+    data = arr.buffers()[2]
+    update(b"w" + len(arr).to_bytes(8, "little"))
+    update(np.ascontiguousarray(lengths, dtype="<i8").data)
+    if data is not None and len(offsets):
+        update(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+    return True
+
+
+def _strings(update: _Update, items: Any) -> bool:
+    """A flat object array of nothing but ``str``: its lengths and its text, in one go (1M
+    strings one by one take a second); False, and nothing hashed, for any other array."""
+    import numpy as np
+
+    if not all(type(i) is str for i in items):
+        return False
+    lengths = np.fromiter(map(len, items), dtype="<i8", count=len(items))
+    update(b"s" + len(items).to_bytes(8, "little"))
+    update(lengths.data)
+    update("".join(items).encode("utf-8", "surrogatepass"))
+    return True
 
 
 # Types named like these are found again by their name: functions, methods, modules.
@@ -332,6 +378,9 @@ def describe(value: Any, limit: int = 100, digest: str | None | bool = False) ->
     short = _short_repr(value)
     if short is not None:
         return short
+    if isinstance(value, (str, bytes)):  # a long text or path: its two ends
+        text = repr(value)
+        return f"{text[:30]}...{text[-30:]} ({type(value).__name__}[{len(value)}])"
     if digest is False:
         digest = content_hash(value)
     out = f"{_outline(value, 0)} #{digest[:8] if isinstance(digest, str) else 'unstable'}"
