@@ -172,7 +172,7 @@ class _Walker:
             pass
         elif "pandas" in sys.modules and self._pandas(update, value):
             pass
-        elif isinstance(value, type) or t.__name__ in _NAMED_TYPES:
+        elif isinstance(value, type) or (t.__name__ in _NAMED_TYPES and _unbound(value)):
             self._named(update, value)
         else:
             self._generic(update, value)
@@ -207,7 +207,7 @@ class _Walker:
             parts = tuple(reduced) + (None,) * (6 - len(reduced))
             func, args, state, listitems, dictitems, _setter = parts[:6]
             update(b"O")
-            self._named(update, func)
+            self._feed(update, func)
             self._feed(update, tuple(args) if args is not None else None)
             self._feed(update, state)
             self._feed(update, list(listitems) if listitems is not None else None)
@@ -220,7 +220,7 @@ class _Walker:
         t = type(value)
         if t is np.ndarray:
             self.nodes += 1
-            meta = f"{np.lib.format.dtype_to_descr(value.dtype)!r}|{value.shape}".encode()
+            meta = f"{_dtype_text(value.dtype)}|{value.shape}".encode()
             self._frame(update, b"a", meta)
             if value.dtype.hasobject:
                 key = self._enter(value)
@@ -236,14 +236,14 @@ class _Walker:
             return True
         if isinstance(value, np.generic) and t.__module__ == "numpy":
             self.nodes += 1
-            self._frame(update, b"g", repr(np.lib.format.dtype_to_descr(value.dtype)).encode())
+            self._frame(update, b"g", _dtype_text(value.dtype).encode())
             if value.dtype.hasobject:
                 self._feed(update, value.item())
             else:
                 self._frame(update, b"v", np.asarray(value).tobytes())
             return True
         if t is np.dtype or isinstance(value, np.dtype):
-            self._frame(update, b"t", repr(np.lib.format.dtype_to_descr(value)).encode())
+            self._frame(update, b"t", _dtype_text(value).encode())
             return True
         return False
 
@@ -325,6 +325,11 @@ def _arrow_strings(update: _Update, values: Any) -> bool:
     return True
 
 
+def _dtype_text(dtype: Any) -> str:
+    """A dtype exactly: byte order, size, fields (``<f8``, ``<M8[ns]``, ``[('a', '<i4'), ...]``)."""
+    return repr(dtype.descr) if dtype.fields is not None else str(dtype.str)
+
+
 def _strings(update: _Update, items: Any) -> bool:
     """A flat object array of nothing but ``str``: its lengths and its text, in one go (1M
     strings one by one take a second); False, and nothing hashed, for any other array."""
@@ -343,6 +348,12 @@ def _strings(update: _Update, items: Any) -> bool:
 _NAMED_TYPES = frozenset(
     {"function", "builtin_function_or_method", "module", "method_descriptor", "wrapper_descriptor"}
 )
+
+
+def _unbound(value: Any) -> bool:
+    """A function found again by its name alone: not a method bound to some object."""
+    owner = getattr(value, "__self__", None)
+    return owner is None or type(owner).__name__ == "module"
 
 
 def _consts(consts: tuple[Any, ...]) -> tuple[Any, ...]:
