@@ -592,8 +592,9 @@ class Experiment:
             # The same experiment asked for again: keep its parameters and steps.
             if seed is not None:
                 self.seed = seed
-            if goal is not None and goal in GOALS:
+            if goal is not None and goal in GOALS and goal != self.goal:
                 self.goal = goal
+                self._announced = False  # the next trial tells the store the new goal
             return
         store = _store_from_backend(store, backend)
         _identifier(id, "Experiment ID")
