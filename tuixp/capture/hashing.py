@@ -50,7 +50,10 @@ def content_hash(value: Any) -> str | None:
     - NumPy arrays: dtype, shape and the bytes in C order (so a non-contiguous array and its
       contiguous copy hash alike); object arrays item by item; NumPy scalars: dtype and bytes;
     - pandas ``DataFrame``, ``Series`` and ``Index``: type, shape, names, dtypes, index and values
-      (numeric columns by their bytes, others by pandas' own seeded row hash);
+      (numeric columns by their bytes, text columns by their characters, others by pandas' own
+      seeded row hash);
+    - dense torch tensors and Parameters: dtype, shape, ``requires_grad`` and their bytes (a
+      module, an optimizer state: through pickle's structure, below, with these rules inside);
     - anything else (a fitted scikit-learn model, a dataclass): the structure pickle would write
       (``__reduce_ex__``: the class by its qualified name, the constructor arguments and the
       state), walked with the rules above and without pickle's memo, so shared or interned
@@ -172,6 +175,8 @@ class _Walker:
             pass
         elif "pandas" in sys.modules and self._pandas(update, value):
             pass
+        elif "torch" in sys.modules and self._torch(update, value):
+            pass
         elif isinstance(value, type) or (t.__name__ in _NAMED_TYPES and _unbound(value)):
             self._named(update, value)
         else:
@@ -276,6 +281,24 @@ class _Walker:
             self._path.discard(id(value))
             return True
         return False
+
+    def _torch(self, update: _Update, value: Any) -> bool:
+        """A dense torch tensor (or Parameter): type, dtype, shape, requires_grad and its bytes
+        in C order, copied to the CPU; others (sparse, quantized, meta) go through pickle."""
+        import torch  # type: ignore[import-not-found]
+
+        t = type(value)
+        if t is not torch.Tensor and t is not torch.nn.Parameter:
+            return False
+        if value.layout != torch.strided or value.is_quantized or value.device.type == "meta":
+            return False
+        self.nodes += 1
+        meta = f"{t.__name__}|{value.dtype}|{tuple(value.shape)}|{value.requires_grad}"
+        self._frame(update, b"o", meta.encode())
+        flat = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+        update(flat.numel().to_bytes(8, "little"))
+        update(flat.numpy().data)
+        return True
 
     def _column(self, update: _Update, values: Any) -> None:
         """The values of a Series or Index: numeric ones by their bytes, others by pandas'
