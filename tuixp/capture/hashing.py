@@ -474,9 +474,7 @@ def fingerprint_inputs(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
     return InputPrint(digest, summary, full_repr(args, kwargs))
 
 
-def full_repr(
-    args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], limit: int = 20_000
-) -> str:
+def full_repr(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], limit: int = 8_000) -> str:
     """The inputs' repr as a person would read it (bounded: containers and texts are cut)."""
     try:
         text = f"args: {_full.repr(tuple(args))}, kwargs: {_full.repr(kwargs)}"
