@@ -43,7 +43,7 @@ logger = logging.getLogger("tuixp")
 _NO_DEFAULT = object()
 EXPERIMENTS: list["Experiment"] = []  # every Experiment made in this process (tuixp run finds them)
 GOALS = (None, "min", "max")  # which result is best: lowest, highest, or not said
-PURITY_LOAD_WAIT_S = 2.0  # at most this long a trial's end waits to read earlier outputs
+PURITY_LOAD_WAIT_S = 10.0  # at most this long a trial's end waits to read earlier outputs
 _node_counter = iter(range(1, 1 << 62))
 _node_lock = threading.Lock()
 
@@ -1099,7 +1099,7 @@ class Experiment:
 
         def load() -> None:
             try:
-                with self.store.connect(timeout=1.0) as con:
+                with self.store.connect(timeout=PURITY_LOAD_WAIT_S / 2) as con:
                     found = purity.load_history(con, self.id)
                 with self._purity_lock:
                     assert self._purity is not None
