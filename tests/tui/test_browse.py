@@ -51,8 +51,18 @@ async def test_experiments_and_trials_show(real_store: Path) -> None:
         assert rows[1].params == {"lr": 0.1, "depth": 4, "model": "lasso"}
         assert set(rows[1].metrics) == {"loss", "accuracy"}
         headers = [c.header for c in table.columns]
-        # The outcome first (on screen at 80 columns), then the parameters.
-        assert headers[:8] == ["#", "status", "result", "accuracy", "loss", "lr", "depth", "model"]
+        # The change flags and the outcome first (on screen at 80 columns), then the parameters.
+        assert headers[:9] == [
+            "#",
+            "status",
+            "CDEI",
+            "result",
+            "accuracy",
+            "loss",
+            "lr",
+            "depth",
+            "model",
+        ]
     kinds = {type(m) for m in messages}
     assert StoreRefreshed in kinds and TrialsLoaded in kinds and QueryChanged in kinds
 

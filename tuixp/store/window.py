@@ -8,7 +8,8 @@ caller can open the store, ask, and close it again.
 
 Columns a filter or a sort can name: the trial's own (``trial_id``, ``status``, ``result``,
 ``elapsed``, ``started``, ``finished``, ``seed``, ``commit``, ``branch``, ``dirty``, ``error``,
-``host``, ``code_changed``, ``env_changed``, ``impure``), each parameter by its name and each
+``host``, ``code_changed``, ``data_changed``, ``env_changed``, ``impure``: the change flags of
+``tuixp.store.flags``), each parameter by its name and each
 metric by its name (its value at the last epoch). A parameter or metric whose name is taken by an
 earlier column is reachable as ``param_<name>`` or ``metric_<name>``.
 """
@@ -27,7 +28,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from tuixp.store import filters
+from tuixp.store import filters, flags
 from tuixp.store.filters import FilterError
 
 SAMPLE_TRIALS = 2000  # parameter names and types are read from the latest trials only
@@ -79,6 +80,12 @@ TRIAL_COLUMNS: tuple[Column, ...] = (
         "code_changed",
         "trial",
         "coalesce(list_contains(json_extract_string(t.changes, '$[*].kind'), 'code'), false)",
+        "BOOLEAN",
+    ),
+    Column(
+        "data_changed",
+        "trial",
+        "coalesce(list_contains(json_extract_string(t.changes, '$[*].kind'), 'data'), false)",
         "BOOLEAN",
     ),
     Column(
@@ -142,6 +149,12 @@ class TrialRow:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    data_changed: bool = False
+
+    @property
+    def flags(self) -> str:
+        """The change flags as every view shows them (``tuixp.store.flags``): ``C·E·``."""
+        return flags.text(set_letters={f.letter for f in flags.FLAGS if getattr(self, f.name)})
 
 
 def _json_type(values: list[Any]) -> str:
@@ -714,7 +727,7 @@ def rows_for(
         params_cut,
         error,
     ) in found:
-        kinds = {c.get("kind") for c in _loads(changes, []) if isinstance(c, dict)}
+        on = flags.letters(changes, notes)
         by_id[tid] = TrialRow(
             trial_id=tid,
             status=status,
@@ -724,12 +737,13 @@ def rows_for(
             finished_at=finished,
             commit=commit,
             dirty=bool(dirty),
-            code_changed="code" in kinds,
-            env_changed="environment" in kinds,
-            impure=any(str(n).startswith("impure:") for n in _loads(notes, []) or []),
+            code_changed="C" in on,
+            env_changed="E" in on,
+            impure="I" in on,
             params=_params_of(con, uuid, params, params_cut),
             metrics=metrics.get(tid, {}),
             error=error,
+            data_changed="D" in on,
         )
     return [by_id[t] for t in trial_ids if t in by_id]
 
