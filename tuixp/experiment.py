@@ -1544,6 +1544,11 @@ def _normalize_params(values: dict[str, Any]) -> dict[str, Any]:
 
     out = {}
     for name, value in values.items():
+        if _nested_deeper_than(value, MAX_PARAM_DEPTH):
+            raise errors.ParameterError(
+                f"Parameter {name} cannot be recorded: it is nested more than {MAX_PARAM_DEPTH} "
+                "levels deep (lists and dicts inside each other, or a list that holds itself)."
+            )
         try:
             clean = json.loads(json.dumps(value, allow_nan=True, default=_refuse))
         except (TypeError, ValueError, RecursionError) as exc:
@@ -1553,6 +1558,27 @@ def _normalize_params(values: dict[str, Any]) -> dict[str, Any]:
             ) from None
         out[name] = strict(clean)
     return out
+
+
+MAX_PARAM_DEPTH = 100  # deeper values hit Python's recursion limit here, in Dask or in readers
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists, tuples and dicts in ``value`` nest more than ``limit`` levels (no recursion:
+    it must work where recursion would not)."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    deepest: dict[int, int] = {}  # a list held twice is walked again only from deeper down
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (list, tuple, dict)):
+            if depth >= limit:
+                return True
+            if deepest.get(id(item), -1) >= depth:
+                continue
+            deepest[id(item)] = depth
+            children = item.values() if isinstance(item, dict) else item
+            todo.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _refuse(obj: Any) -> Any:

@@ -13,7 +13,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import duckdb
 
 from tuixp.errors import StoreError
 from tuixp.store import queries, window
@@ -23,7 +25,11 @@ from tuixp.store.objects import ObjectStore
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
 SUMMARY_BUDGET = 0.25  # seconds the summary builder holds the store at a time
-MEMORY_LIMIT = "128MB"  # DuckDB's buffers in the TUI: it reads windows, it never needs more
+MEMORY_LIMIT = "128MB"  # DuckDB's buffers in the TUI: it reads windows, it rarely needs more
+MEMORY_RETRY = "1GB"  # once, for a read that needed more (trials with parameters of many MB)
+
+
+T = TypeVar("T")
 
 
 class StoreMissing(StoreError):
@@ -136,6 +142,25 @@ class StoreReader:
         con.execute("SET enable_progress_bar = false")
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
 
+    def _roomy(self, con: Any, read: Callable[[], T]) -> T:
+        """``read()``, again with MEMORY_RETRY if it ran out of DuckDB's usual memory: a scan of
+        trials whose parameters take tens of MB each holds them all at once."""
+        try:
+            return read()
+        except duckdb.OutOfMemoryException:
+            pass
+        con.execute(f"SET memory_limit = '{MEMORY_RETRY}'")
+        try:
+            return read()
+        except duckdb.OutOfMemoryException as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise StoreError(
+                f"Not enough memory to read these trials, even with {MEMORY_RETRY} ({first}): "
+                "some hold parameters or results of many MB. Try tuixp sql with a narrower query."
+            ) from None
+        finally:
+            con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+
     def _layout(self, con: Any, experiment: str, fp: tuple[Any, ...]) -> window.Layout:
         cached = self._layouts.get(experiment)
         if cached is not None and cached[0] == fp:
@@ -168,7 +193,10 @@ class StoreReader:
                 self.polls_skipped += 1
                 return None
             with self._connect() as con:
-                snap = self._snapshot(con, query, offset, limit, known, deliver)
+                self._prepare(con)
+                snap = self._roomy(
+                    con, lambda: self._snapshot(con, query, offset, limit, known, deliver)
+                )
             self._disk = disk  # taken before reading: a write since shows at the next poll
             return snap
 
@@ -181,7 +209,6 @@ class StoreReader:
         known: tuple[Any, ...] | None,
         deliver: Callable[[Snapshot], None] | None,
     ) -> Snapshot:
-        self._prepare(con)
         fp = window.fingerprint(con)
         exps = queries.experiments(con)
         trials = None
@@ -268,7 +295,7 @@ class StoreReader:
             with self._connect() as con:
                 self._prepare(con)
                 fp = window.fingerprint(con)
-                return self._window(con, query, offset, limit, fp)
+                return self._roomy(con, lambda: self._window(con, query, offset, limit, fp))
 
     def detail(self, experiment: str, trial_id: int, overlay: list[int]) -> TrialDetail:
         """One trial's record, code, environment, steps, outputs; metrics of it and ``overlay``."""
