@@ -780,6 +780,16 @@ def run_command(
             help="Where the steps run (default: $TUIXP_SCHEDULER, else threads).",
         ),
     ] = None,
+    worker_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--worker-timeout",
+            metavar="SECONDS",
+            show_default=False,
+            help="On a cluster: how long to wait while it has no worker before the unfinished "
+            "trials fail (default: $TUIXP_WORKER_TIMEOUT, else 60).",
+        ),
+    ] = None,
     progress: Annotated[
         str | None,
         typer.Option(
@@ -812,9 +822,11 @@ def run_command(
         raise CliError(f"unknown progress mode {progress!r}: use text, jsonl or none")
     if not script.expanduser().exists():
         raise CliError(f"script not found: {script}")
-    from tuixp.execution.schedulers import resolve_name
+    from tuixp.execution.schedulers import resolve_name, resolve_worker_timeout
 
     sched_name = resolve_name(scheduler)
+    if worker_timeout is not None:
+        resolve_worker_timeout(worker_timeout, "--worker-timeout")  # exit 2, nothing written
     chosen_store = _explicit_store(store, ctx)
     events_out = sys.stdout
     # stdout carries tuixp's output (results, or the event stream): what the script prints
@@ -851,10 +863,16 @@ def run_command(
                     scheduler=scheduler,
                     listeners=listeners,
                     cache=not no_cache,
+                    worker_timeout=worker_timeout,
                 )
         else:
             outcomes = node.compute_grid(
-                grid_values, seed=seed, scheduler=scheduler, listeners=listeners, cache=not no_cache
+                grid_values,
+                seed=seed,
+                scheduler=scheduler,
+                listeners=listeners,
+                cache=not no_cache,
+                worker_timeout=worker_timeout,
             )
     finally:
         sys.stdout = events_out
