@@ -1799,7 +1799,39 @@ def demo_command(
 
 def main() -> None:
     """The ``tuixp`` console script."""
-    app(prog_name="tuixp")
+    try:
+        app(prog_name="tuixp")
+    except SystemExit as exc:
+        if exc.code == 130:
+            _exit_interrupted()
+        raise
+
+
+def _exit_interrupted() -> NoReturn:
+    """Leave an interrupted process with code 130 without the interpreter's shutdown.
+
+    After Ctrl-C, steps may still run on tuixp's daemon threads, inside native code (torch,
+    numpy, DuckDB) with the GIL released. At shutdown, Python 3.11 ends such a thread with
+    ``pthread_exit`` when it comes back for the GIL, which unwinds through C++ frames and aborts
+    the process ("terminate called without an active exception", exit 134), or leaves the import
+    lock held and hangs it (seen: a step inside ``import torch``); module teardown under the
+    running threads prints tracebacks too. The trials are already recorded ``interrupted`` in
+    the journal: run the exit hooks (the store's final ingest, logging's flush), flush stdout
+    and stderr, and end the process here. A second Ctrl-C meanwhile ends it at once (the
+    journal keeps every trial for the next open).
+    """
+    import atexit
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(130)
 
 
 if __name__ == "__main__":
