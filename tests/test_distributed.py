@@ -8,6 +8,7 @@ is retried, twice ends in ``KilledWorker``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 
 import tuixp
 from tuixp.execution.events import ProgressEvent
-from tuixp.execution.schedulers import close_clients, distributed_client
+from tuixp.execution.schedulers import SchedulerError, close_clients, distributed_client
 
 from .conftest import ROOT, env_with_path
 from .test_execution import (
@@ -565,7 +566,11 @@ def test_a_cluster_without_workers_fails_after_worker_timeout(
 
 @pytest.mark.timeout(180)
 def test_a_killed_scheduler_is_named(
-    tmp_path: Path, store_path: Path, own_cluster: Cluster
+    tmp_path: Path,
+    store_path: Path,
+    own_cluster: Cluster,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """issue 14, item 9: a scheduler killed mid-grid was reported as "the task was cancelled on
     the cluster"; the trials now fail saying the scheduler (its address) is gone."""
@@ -595,3 +600,13 @@ def test_a_killed_scheduler_is_named(
     assert [r[0] for r in rows] == ["failed", "failed"]
     assert all(r[1].startswith("SchedulerLost: " + gone) for r in rows), rows
     assert not any("cancelled on the cluster" in r[1] for r in rows)
+    # the client was closed with the run: closing the rest (as the process's exit does) logs
+    # no traceback of a reconnection cut short below the trials' message
+    with caplog.at_level(logging.ERROR, logger="distributed"):
+        close_clients()
+    assert not [r for r in caplog.records if r.name.startswith("distributed") and r.exc_info]
+    # the dead client is not reused: the next run says the scheduler cannot be reached
+    monkeypatch.setenv("TUIXP_CONNECT_TIMEOUT", "1")
+    with pytest.raises(SchedulerError, match="Cannot reach the Dask scheduler at"):
+        nap(n).compute(n=3, scheduler=own_cluster.address)
+    assert ex.trial_id == 2

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from dask._task_spec import Dict, GraphNode, List, Task, TaskRef, Tuple
 
 from tuixp.execution import steps as steps_mod
-from tuixp.execution.schedulers import ClusterWatch, Scheduler, cancellation
+from tuixp.execution.schedulers import (
+    ClusterWatch,
+    Scheduler,
+    SchedulerLost,
+    cancellation,
+    drop_client,
+)
 from tuixp.execution.steps import StepFailure, StepOutput, StepSpec, TrialContext, run_step
 
 if TYPE_CHECKING:
@@ -231,6 +237,8 @@ class _Trials:
         except BaseException:
             client.cancel(list(futures.values()))
             raise
+        if any(isinstance(o.error, SchedulerLost) for o in self.outcomes.values()):
+            drop_client(client)
 
     def _gather(
         self, client: Any, futures: dict[str, Any], sched: Scheduler, watch: ClusterWatch

@@ -14,6 +14,7 @@ away ends them with ``SchedulerLost`` (``ClusterWatch``).
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -290,6 +291,27 @@ def distributed_client(address: str) -> Any:
             ) from exc
         _clients[address] = client
         return client
+
+
+def drop_client(client: Any) -> None:
+    """Forget and close a client whose scheduler is gone (the next run connects anew).
+
+    Closed now, while it still tries to reconnect (for its connect timeout), rather than at
+    interpreter exit; distributed logs the cut-short reconnection as an ERROR with a traceback,
+    which says nothing the trials' SchedulerLost does not, so its client logger is quiet here.
+    """
+    with _clients_lock:
+        for address in [a for a, c in _clients.items() if c is client]:
+            del _clients[address]
+    log = logging.getLogger("distributed.client")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        client.close(timeout=5)
+    except Exception:  # noqa: BLE001 - it is gone either way
+        pass
+    finally:
+        log.setLevel(level)
 
 
 def close_clients() -> None:
