@@ -449,8 +449,11 @@ def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
         yield c
     finally:
         c.stop()
-    for proc in c.procs:
-        assert living_in_group(proc.pid) == [], "a cluster process outlived the test"
+    # A process SIGKILLed a moment ago may still be on its way out (not yet a zombie).
+    groups = [proc.pid for proc in c.procs]
+    _wait_for(
+        lambda: not any(living_in_group(g) for g in groups), 10, "the cluster's processes to end"
+    )
 
 
 def start_workers(cluster: Cluster, count: int) -> None:
@@ -532,6 +535,9 @@ def test_losing_every_worker_ends_the_grid(
     assert proc.returncode == 1, err
     gone = f"every worker of the cluster at {own_cluster.address} is gone"
     assert gone in err and "no worker for 2 s" in err, err
+    # the wait was said when it began, once
+    said = f"The cluster at {own_cluster.address} has no worker: its unfinished trials fail in 2 s"
+    assert err.count(said) == 1, err
     rows = query(store_path, "SELECT trial_id, status, error FROM trials ORDER BY trial_id")
     assert [(r[0], r[1]) for r in rows] == [(1, "failed"), (2, "failed")]
     assert all(r[2].startswith("WorkersLost: " + gone) for r in rows), rows
@@ -610,3 +616,38 @@ def test_a_killed_scheduler_is_named(
     with pytest.raises(SchedulerError, match="Cannot reach the Dask scheduler at"):
         nap(n).compute(n=3, scheduler=own_cluster.address)
     assert ex.trial_id == 2
+
+
+@pytest.mark.timeout(180)
+def test_a_scheduler_that_stops_answering_ends_the_run(
+    tmp_path: Path, store_path: Path, own_cluster: Cluster
+) -> None:
+    """A scheduler stopped (SIGSTOP) keeps its connections open, so the client sees nothing
+    wrong; after the worker timeout without an answer the run ends, saying so."""
+    start_workers(own_cluster, 1)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    ex = tuixp.Experiment("napper", store=store_path)
+    n = ex.parameter("n")
+
+    @ex.result
+    def nap(n):
+        (pids / str(os.getpid())).touch()
+        time.sleep(60)  # the run gives up long before
+        return n
+
+    thread, box = _run_in_thread(nap(n), n=[1, 2], scheduler=own_cluster.address, worker_timeout=2)
+    try:
+        _wait_for(lambda: list(pids.iterdir()), 90, "nap to start on the worker")
+        os.killpg(own_cluster.scheduler.pid, signal.SIGSTOP)
+        thread.join(timeout=90)
+    finally:
+        own_cluster.kill([own_cluster.scheduler])  # SIGKILL ends a stopped process too
+    assert not thread.is_alive() and "error" not in box, box
+    silent = f"the Dask scheduler at {own_cluster.address} is gone: it has not answered for 2 s"
+    for o in box["outcomes"]:
+        assert o.status == "failed" and type(o.error).__name__ == "SchedulerLost"
+        assert str(o.error).startswith(silent)
+    rows = query(store_path, "SELECT status, error FROM trials ORDER BY trial_id")
+    assert [r[0] for r in rows] == ["failed", "failed"]
+    assert all(r[1].startswith("SchedulerLost: " + silent) for r in rows), rows

@@ -26,6 +26,8 @@ NAMES = (*LOCAL, "distributed")
 ADDRESS_PREFIXES = ("tcp://", "tls://", "inproc://", "ws://", "wss://", "ucx://")
 WORKER_TIMEOUT = 60.0  # seconds a cluster run waits while the cluster has no worker
 
+logger = logging.getLogger("tuixp")
+
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
@@ -106,8 +108,10 @@ class ClusterWatch:
 
     Dask keeps a task whose workers are all gone waiting for a new worker forever (its state is
     ``no-worker``), so a run would wait forever with its trials ``running``. Once the scheduler
-    has reported no worker for ``timeout`` seconds, the watch cancels the run's futures, so the
-    run ends at once; ``reason`` then says why, for every trial that did not finish.
+    has reported no worker for ``timeout`` seconds, or has not answered for as long (stopped,
+    or cut off without its connection closing), the watch cancels the run's futures, so the run
+    ends at once; ``reason`` then says why, for every trial that did not finish. A scheduler
+    whose connection closes (killed) is reported by the client at once (``cancellation``).
     """
 
     def __init__(self, sched: Scheduler, futures: list[Any]) -> None:
@@ -117,6 +121,7 @@ class ClusterWatch:
         self.futures = futures
         self.reason: ClusterLost | None = None
         self.poll = min(1.0, self.timeout / 4)
+        self.ask_timeout = min(5.0, self.timeout)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="tuixp-cluster-watch", daemon=True)
 
@@ -126,40 +131,69 @@ class ClusterWatch:
 
     def __exit__(self, *exc: Any) -> None:
         self._stop.set()
-        # Bounded: the thread waits at most one poll, or one identity call of at most 5 s.
-        self._thread.join(timeout=self.poll + 6)
+        # Bounded: the thread waits at most one poll, or one question to the scheduler.
+        self._thread.join(timeout=self.poll + self.ask_timeout + 1)
 
     def workers(self) -> int | None:
         """How many workers the scheduler has now; None when it does not answer."""
         try:
-            info = self.client.sync(self.client.scheduler.identity, n_workers=0, callback_timeout=5)
+            info = self.client.sync(
+                self.client.scheduler.identity, n_workers=0, callback_timeout=self.ask_timeout
+            )
             return int(info["n_workers"])
-        except Exception:  # noqa: BLE001 - a lost scheduler is reported by the futures
+        except Exception:  # noqa: BLE001 - no answer, for whatever reason
             return None
 
     def _watch(self) -> None:
-        since: float | None = None  # when the cluster was first seen without a worker
+        no_worker: float | None = None  # since when the scheduler says it has no worker
+        no_answer: float | None = None  # since when it has not answered
         while not self._stop.wait(self.poll):
+            asked = time.monotonic()
             count = self.workers()
-            if count is None:
-                continue
-            if count > 0:
-                since = None
-                continue
             now = time.monotonic()
-            since = now if since is None else since
-            if now - since >= self.timeout:
-                self.reason = WorkersLost(
-                    f"every worker of the cluster at {self.address} is gone: it has had no "
-                    f"worker for {self.timeout:g} s (the worker timeout: --worker-timeout, "
-                    "worker_timeout= or $TUIXP_WORKER_TIMEOUT)"
+            if count is None:
+                no_answer = asked if no_answer is None else no_answer
+                if now - no_answer >= self.timeout:
+                    self._give_up(
+                        SchedulerLost(
+                            f"the Dask scheduler at {self.address} is gone: it has not answered "
+                            f"for {self.timeout:g} s (the worker timeout: --worker-timeout, "
+                            "worker_timeout= or $TUIXP_WORKER_TIMEOUT)"
+                        )
+                    )
+                    return
+                continue
+            no_answer = None
+            if count > 0:
+                no_worker = None
+                continue
+            if no_worker is None:
+                no_worker = now
+                logger.warning(
+                    "The cluster at %s has no worker: its unfinished trials fail in %g s "
+                    "unless one joins (the worker timeout)",
+                    self.address,
+                    self.timeout,
                 )
-                pending = [f for f in self.futures if not f.done()]
-                try:
-                    self.client.cancel(pending, reason="tuixp-no-workers", msg=str(self.reason))
-                except Exception:  # noqa: BLE001 - a client that is gone ends the run anyway
-                    pass
+            if now - no_worker >= self.timeout:
+                self._give_up(
+                    WorkersLost(
+                        f"every worker of the cluster at {self.address} is gone: it has had no "
+                        f"worker for {self.timeout:g} s (the worker timeout: --worker-timeout, "
+                        "worker_timeout= or $TUIXP_WORKER_TIMEOUT)"
+                    )
+                )
                 return
+
+    def _give_up(self, reason: ClusterLost) -> None:
+        if self._stop.is_set():
+            return  # the run ended meanwhile
+        self.reason = reason
+        pending = [f for f in self.futures if not f.done()]
+        try:
+            self.client.cancel(pending, reason="tuixp-gave-up", msg=str(reason))
+        except Exception:  # noqa: BLE001 - a client that is gone ends the run anyway
+            pass
 
 
 def cancellation(future: Any, address: str, watch: ClusterWatch | None) -> BaseException:
@@ -178,8 +212,6 @@ def cancellation(future: Any, address: str, watch: ClusterWatch | None) -> BaseE
             f"the Dask scheduler at {address} is gone: the connection to it was lost while "
             "the trial ran (it was stopped, killed or cut off); its workers' results are lost"
         )
-    if reason == "tuixp-no-workers" and watch is not None and watch.reason is not None:
-        return watch.reason
     return RuntimeError(
         "the task was cancelled on the cluster" + (f" (reason: {reason})" if reason else "")
     )
