@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -126,10 +127,10 @@ needs_torch = pytest.mark.skipif(
 )
 
 
-def _wait_for(predicate: object, timeout: float, what: str) -> None:
+def _wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
+        if predicate():
             return
         time.sleep(0.02)
     raise AssertionError(f"gave up after {timeout:.0f} s waiting for {what}")
