@@ -262,7 +262,7 @@ class _Trials:
                 # this is a no-op), by the watch when no worker is left, or by the client
                 # when it lost the scheduler: say which.
                 if plan.result_key not in self._claimed:
-                    self.end(plan, "failed", cancellation(future, sched.name, watch))
+                    self.end(plan, "failed", cancellation(future, watch.address, watch))
                 continue
             try:
                 value = future.result()

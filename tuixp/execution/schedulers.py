@@ -59,6 +59,11 @@ class Scheduler:
     # distributed only: how long a run waits while the cluster has no worker (seconds)
     worker_timeout: float = WORKER_TIMEOUT
 
+    def address(self) -> str:
+        """The scheduler's address (a ``distributed`` LocalCluster's too), for messages."""
+        scheduler = getattr(self.client, "scheduler", None)
+        return str(getattr(scheduler, "address", None) or self.name)
+
     def run_local(self, dsk: Any, keys: list[Any], callbacks: list[Any]) -> Any:
         """Compute ``keys`` on this local scheduler; ``callbacks`` apply to this call only."""
         if self.name == "sync":
@@ -120,7 +125,7 @@ class ClusterWatch:
 
     def __init__(self, sched: Scheduler, futures: list[Any]) -> None:
         self.client = sched.client
-        self.address = sched.name
+        self.address = sched.address()
         self.timeout = sched.worker_timeout
         self.futures = futures
         self.reason: ClusterLost | None = None
