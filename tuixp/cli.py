@@ -869,6 +869,16 @@ def run_command(
             help="Where the steps run (default: $TUIXP_SCHEDULER, else threads).",
         ),
     ] = None,
+    worker_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--worker-timeout",
+            metavar="SECONDS",
+            show_default=False,
+            help="On a cluster: how long to wait while it has no worker before the unfinished "
+            "trials fail (default: $TUIXP_WORKER_TIMEOUT, else 60).",
+        ),
+    ] = None,
     progress: Annotated[
         str | None,
         typer.Option(
@@ -911,9 +921,11 @@ def run_command(
         raise CliError(f"unknown progress mode {progress!r}: use text, jsonl or none")
     if not script.expanduser().exists():
         raise CliError(f"script not found: {script}")
-    from tuixp.execution.schedulers import resolve_name
+    from tuixp.execution.schedulers import resolve_name, resolve_worker_timeout
 
     sched_name = resolve_name(scheduler)
+    if worker_timeout is not None:
+        resolve_worker_timeout(worker_timeout, "--worker-timeout")  # exit 2, nothing written
     chosen_store = _explicit_store(store, ctx)
     events_out = sys.stdout
     # stdout carries tuixp's output (results, or the event stream): what the script prints
@@ -950,10 +962,16 @@ def run_command(
                     scheduler=scheduler,
                     listeners=listeners,
                     cache=not no_cache,
+                    worker_timeout=worker_timeout,
                 )
         else:
             outcomes = node.compute_grid(
-                grid_values, seed=seed, scheduler=scheduler, listeners=listeners, cache=not no_cache
+                grid_values,
+                seed=seed,
+                scheduler=scheduler,
+                listeners=listeners,
+                cache=not no_cache,
+                worker_timeout=worker_timeout,
             )
     finally:
         sys.stdout = events_out
@@ -2111,7 +2129,39 @@ def demo_command(
 
 def main() -> None:
     """The ``tuixp`` console script."""
-    app(prog_name="tuixp")
+    try:
+        app(prog_name="tuixp")
+    except SystemExit as exc:
+        if exc.code == 130:
+            _exit_interrupted()
+        raise
+
+
+def _exit_interrupted() -> NoReturn:
+    """Leave an interrupted process with code 130 without the interpreter's shutdown.
+
+    After Ctrl-C, steps may still run on tuixp's daemon threads, inside native code (torch,
+    numpy, DuckDB) with the GIL released. At shutdown, Python 3.11 ends such a thread with
+    ``pthread_exit`` when it comes back for the GIL, which unwinds through C++ frames and aborts
+    the process ("terminate called without an active exception", exit 134), or leaves the import
+    lock held and hangs it (seen: a step inside ``import torch``); module teardown under the
+    running threads prints tracebacks too. The trials are already recorded ``interrupted`` in
+    the journal: run the exit hooks (the store's final ingest, logging's flush), flush stdout
+    and stderr, and end the process here. A second Ctrl-C meanwhile ends it at once (the
+    journal keeps every trial for the next open).
+    """
+    import atexit
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(130)
 
 
 if __name__ == "__main__":

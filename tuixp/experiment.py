@@ -226,17 +226,26 @@ class Node(Lazy):
         scheduler: str | None = None,
         listeners: Iterable[Listener] = (),
         cache: bool = True,
+        worker_timeout: float | None = None,
         **params: Any,
     ) -> Any:
         """Run one trial and return its result; a failing step's exception is re-raised.
 
         ``cache=False`` computes every step, even cached ones whose inputs did not change.
+        ``worker_timeout``: on a cluster, how many seconds to wait while it has no worker
+        before the trial fails (default ``$TUIXP_WORKER_TIMEOUT``, else 60).
         """
         if not any(n.step.kind != "op" for n in _nodes(self)):
             # Only operators on parameters (``(a + 1).compute()``): no step, so no trial.
             return self._plain().compute(scheduler="sync")
         outcome = self.ex._run(
-            self, [params] if params else [{}], seed, scheduler, list(listeners), cache
+            self,
+            [params] if params else [{}],
+            seed,
+            scheduler,
+            list(listeners),
+            cache,
+            worker_timeout,
         )[0]
         if outcome.status != "succeeded":
             if outcome.error is not None:
@@ -252,6 +261,7 @@ class Node(Lazy):
         scheduler: str | None = None,
         listeners: Iterable[Listener] = (),
         cache: bool = True,
+        worker_timeout: float | None = None,
         **lists: Iterable[Any],
     ) -> list["TrialOutcome"]:
         """One trial per point of the grid, all in one Dask computation.
@@ -259,7 +269,7 @@ class Node(Lazy):
         ``s.compute_grid(a=[1, 2], b=[0.1, 0.2])`` runs four trials; parameters not in the grid
         keep their ``set_parameters`` values. A failing point fails only its own trial. A
         parameter named like a keyword here (``seed``, ``scheduler``, ...) goes in the mapping:
-        ``s.compute_grid({"seed": [1, 2]}, b=[0.1])``.
+        ``s.compute_grid({"seed": [1, 2]}, b=[0.1])``. ``worker_timeout`` as in ``compute``.
         """
         both = sorted(set(grid or {}) & set(lists))
         if both:
@@ -267,7 +277,13 @@ class Node(Lazy):
                 f"Grid parameter {both[0]!r} is given twice: in the mapping and as a keyword"
             )
         return self.ex._run(
-            self, grid_points({**(grid or {}), **lists}), seed, scheduler, list(listeners), cache
+            self,
+            grid_points({**(grid or {}), **lists}),
+            seed,
+            scheduler,
+            list(listeners),
+            cache,
+            worker_timeout,
         )
 
     def to_delayed(self) -> Any:
@@ -884,6 +900,7 @@ class Experiment:
         scheduler: str | None,
         listeners: list[Listener],
         cache: bool = True,
+        worker_timeout: float | None = None,
     ) -> list[TrialOutcome]:
         from tuixp.execution.runner import build_graph, execute
 
@@ -893,7 +910,7 @@ class Experiment:
         recorded = [_normalize_params(v) for v in param_sets]
         from tuixp.execution.schedulers import get_scheduler
 
-        sched = get_scheduler(scheduler)
+        sched = get_scheduler(scheduler, worker_timeout=worker_timeout)
         base_seed = seed if seed is not None else self.seed
         world = self._world()
         world["data"] = {d: data_hash(d) for d in _data_files(node)}
