@@ -671,6 +671,13 @@ def rows_for(
             error=error,
             data_changed="D" in on,
         )
+    running = [tid for tid, row in by_id.items() if row.status == "running"]
+    if running:
+        # Queued or running, and a running trial's time counts from its first step's start.
+        firsts = first_step_starts(con, exp, running)
+        for tid in running:
+            by_id[tid].status = shown_status("running", firsts.get(tid))
+            by_id[tid].started_at = firsts.get(tid, by_id[tid].started_at)
     return [by_id[t] for t in trial_ids if t in by_id]
 
 
@@ -714,6 +721,37 @@ def _loads(text: str | None, default: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+# -- queued or running ------------------------------------------------------------------------
+QUEUED = "queued"
+
+
+def first_step_starts(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_ids: list[int]
+) -> dict[int, datetime]:
+    """When the first step (not a reused one) of each of these trials started, if one has.
+
+    A ``running`` trial that is not here is *queued*: it waits for the scheduler (a thread, a
+    worker) and no step of it has started yet. Each step's start is journaled when it starts.
+    """
+    if not trial_ids:
+        return {}
+    rows = con.execute(
+        """
+        SELECT trial_id, min(started_at) FROM step_record
+        WHERE experiment = ? AND trial_id BETWEEN ? AND ?
+          AND trial_id IN (SELECT unnest(?::INTEGER[])) AND status <> 'reused'
+        GROUP BY trial_id
+    """,
+        [experiment, min(trial_ids), max(trial_ids), trial_ids],
+    ).fetchall()
+    return {tid: started for tid, started in rows if started is not None}
+
+
+def shown_status(status: str, first_step: datetime | None) -> str:
+    """The status as people see it: a running trial none of whose steps has started is queued."""
+    return QUEUED if status == "running" and first_step is None else status
 
 
 # -- what the trial detail screen shows, beyond tuixp.store.queries ----------------------------
