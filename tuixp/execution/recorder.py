@@ -250,7 +250,9 @@ class TrialRecorder:
             if self.finished or self._finishing:
                 return
             self._finishing = True
-        finished_at = finished_at or self._now()
+        start = (self._first_step or self._began)[0]
+        if not finished_at or finished_at < start:  # a wall clock read after it was set back
+            finished_at = self._now()
         if status != "succeeded":
             reason = message if message is not None else (str(error) if error else None)
             kind = error_type or (type(error).__name__ if error is not None else status)
