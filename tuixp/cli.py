@@ -534,7 +534,7 @@ def load_script(path: Path) -> LoadedScript:
     Its ``if __name__ == "__main__":`` block does not run; its folder is on ``sys.path`` while
     it loads, so it can import its neighbours.
     """
-    from tuixp.experiment import EXPERIMENTS, Node
+    from tuixp.experiment import EXPERIMENTS, Node, collect_results, fresh_instances
 
     path = path.expanduser()
     if not path.exists():
@@ -553,7 +553,10 @@ def load_script(path: Path) -> LoadedScript:
     sys.path.insert(0, folder)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # A script loaded again is a fresh start, as in a new process; every result node it
+        # builds is seen, assigned to a variable or not.
+        with fresh_instances(), collect_results() as built:
+            spec.loader.exec_module(module)
     except SystemExit as exc:
         sys.modules.pop(name, None)
         raise CliError(
@@ -596,6 +599,16 @@ def load_script(path: Path) -> LoadedScript:
                 results[var] = value
                 if all(value.ex is not e for e in experiments):
                     experiments.append(value.ex)
+    if not results:
+        # daskperiment's scripts end with a bare ``calculate_score(d)``: the result node the
+        # script built without assigning it.
+        for node in built:
+            name = f"{node.step.name}(...)"
+            if name in results:
+                name = f"{node.step.name}(...)#{len(results) + 1}"
+            results[name] = node
+            if all(node.ex is not e for e in experiments):
+                experiments.append(node.ex)
     if not experiments:
         raise CliError(
             f"{path.name} defines no tuixp Experiment "
@@ -801,6 +814,9 @@ def open_tui(path: Path) -> None:
         fail(f"the TUI is not available ({exc}); use tuixp ls, show, diff and sql meanwhile")
     if path.is_dir():
         fail(f"{path} is a folder, not a store file")
+    from tuixp.store.sql import require_store
+
+    require_store(path)  # a missing store: one line and exit 2, not an empty TUI waiting
     run_tui(path)
 
 
@@ -1802,6 +1818,96 @@ def _param_status(values: Sequence[Any]) -> str:
     return compare_params(old, new)[0].status if old or new else ""
 
 
+@app.command("repeat")
+@handled
+def repeat_command(
+    ctx: typer.Context,
+    experiment: Annotated[str, typer.Argument(metavar="EXPERIMENT", show_default=False)],
+    trial: Annotated[
+        str, typer.Argument(metavar="TRIAL", show_default=False, help="A trial id, or latest.")
+    ],
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="threads|processes|sync|distributed|tcp://HOST:PORT",
+            show_default=False,
+            help="Where the steps run (default: the trial's own when local, else threads).",
+        ),
+    ] = None,
+    result: Annotated[
+        str | None,
+        typer.Option(
+            "--result",
+            metavar="NAME",
+            show_default=False,
+            help="The result node to run when the script has several.",
+        ),
+    ] = None,
+    progress: Annotated[
+        str | None,
+        typer.Option(
+            metavar="jsonl|none",
+            show_default=False,
+            help="jsonl: tuixp run's events on stdout, then the verdict as one last event.",
+        ),
+    ] = None,
+    store: StoreOption = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="table|json",
+            show_default=False,
+            help="text for people (default) or JSON.",
+        ),
+    ] = None,
+) -> None:
+    """Run trial TRIAL again (its parameters and seed, today's code) and check every step's
+    output against it: exit 0 when it reproduced bit for bit, 1 when it did not."""
+    from tuixp import repeat as repeats
+
+    fmt = output_format(fmt or "table", ("table", "json"))
+    mode = (progress or "none").strip().lower()
+    if mode not in ("jsonl", "none"):
+        raise CliError(f"unknown progress mode {progress!r}: use jsonl or none")
+    wanted = parse_trial(trial)
+    path = store_path(store, ctx)
+    out = sys.stdout
+    jsonl = JsonlProgress(out) if mode == "jsonl" else None
+
+    def say(plan: Any) -> None:
+        typer.echo(
+            f"repeating trial {plan.trial_id} of {plan.experiment} with seed {plan.seed} "
+            f"{fmt_params(plan.params)} on {plan.script} as it is now",
+            err=True,
+        )
+
+    sys.stdout = sys.stderr  # what the script prints goes to stderr, as in tuixp run
+    try:
+        doc = repeats.repeat_trial(
+            path,
+            experiment,
+            wanted,
+            load_script=load_script,
+            use_store=use_store,
+            scheduler=scheduler,
+            result=result,
+            listeners=[jsonl] if jsonl is not None else [],
+            on_plan=say,
+        )
+    finally:
+        sys.stdout = out
+    if jsonl is not None:
+        jsonl.write(json.dumps({"kind": "repeat_finished", **doc}, default=_json_default))
+    elif fmt == "json":
+        typer.echo(json.dumps(doc, default=_json_default, indent=2))
+    else:
+        typer.echo(repeats.render(doc, table_width()))
+    if not doc["reproduced"]:
+        raise typer.Exit(1)
+
+
 @app.command("sql")
 @handled
 def sql_command(
@@ -1961,6 +2067,52 @@ def gc_command(
         files, freed = garbage_collect(st.path, referenced, dry_run=dry_run, min_age_s=min_age)
     verb = "would free" if dry_run else "freed"
     typer.echo(f"{verb} {files} file(s), {freed:,} bytes; {len(referenced)} output(s) kept")
+
+
+@app.command("import-daskperiment")
+@handled
+def import_daskperiment_command(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="daskperiment_cache/ (every experiment) or one of its folders.")
+    ],
+    store: StoreOption = None,
+) -> None:
+    """Bring a daskperiment local history into the store; importing again adds nothing."""
+    from tuixp.daskperiment_import import (
+        ImportRefused,
+        find_histories,
+        import_history,
+        read_history,
+    )
+    from tuixp.store.db import get_store
+
+    target = store_path(store, ctx)
+    if target.is_dir():
+        raise CliError(f"{target} is a folder, not a store file")
+    folders = find_histories(path.expanduser())
+    histories, refused = [], []
+    for folder in folders:  # every history is read before anything is written
+        try:
+            histories.append(read_history(folder))
+        except ImportRefused as exc:
+            refused.append(f"{folder.name}: {exc}")
+    if not histories:
+        raise CliError("nothing imported: " + "; ".join(refused))
+    st = get_store(target)
+    for history in histories:
+        done = import_history(st, history)
+        moved = ", ".join(f"{d}->{t}" for d, t in done.trials.items()) or "none"
+        typer.echo(
+            f"{history.experiment}: imported {len(done.trials)} trial(s) (daskperiment->tuixp "
+            f"id: {moved}), {done.skipped} already in {target.name}"
+        )
+        for note in done.notes:
+            typer.echo(f"  note: {note}", err=True)
+    for line in refused:
+        typer.echo(f"tuixp: not imported: {line}", err=True)
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command("demo")

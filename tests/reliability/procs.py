@@ -108,6 +108,15 @@ def install_death(point: str, n: int) -> None:
             original_ids(fd, counts)
 
         ids.TrialCounter._write = staticmethod(ids_write)  # type: ignore[method-assign]
+    elif point == "ids-stop":
+        original_ids_write = ids.TrialCounter._write
+
+        def ids_stop(fd: int, counts: dict[str, int]) -> None:
+            if hit():  # holding the ids lock: stopped as by Ctrl-Z, until SIGCONT
+                os.kill(os.getpid(), signal.SIGSTOP)
+            original_ids_write(fd, counts)
+
+        ids.TrialCounter._write = staticmethod(ids_stop)  # type: ignore[method-assign]
     elif point == "enospc":
         original_write = journal.JournalWriter.write
 

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuixp.capture.seed import seeding_notes, seeding_problem
 from tuixp.execution.events import Listener, ProgressEvent
 from tuixp.execution.steps import StepRecord, next_seq
 from tuixp.store.db import Store
 
+logger = logging.getLogger("tuixp")
 QUEUE_NOTE_AFTER = 0.5  # seconds of waiting for a first step worth a note on the trial
 
 
@@ -171,6 +174,15 @@ class TrialRecorder:
             self._step_began(rec.started_at)
         for m in rec.metrics:
             self.on_metric(m)
+        problem = seeding_problem(rec.seeding)
+        if problem:
+            logger.warning(
+                "Seed may not reproduce step %s of trial %d of %s: %s",
+                rec.step,
+                self.trial_id,
+                self.experiment,
+                problem,
+            )
         self.store.record(
             [
                 {
@@ -283,12 +295,15 @@ class TrialRecorder:
                 h = text_hash(traceback_text)
                 event["traceback_hash"] = h
                 texts = self.store.blob_events({h: traceback_text})
+        with self._lock:
+            steps = sorted(self.steps_seen.values(), key=lambda r: r.started_at)
+        notes = [*(notes or []), *seeding_notes((r.step, r.seeding) for r in steps)]
         if self._first_step is not None:
             # The trial ran from its first step's start: its elapsed time leaves the queue out.
             event["started_at"] = self._first_step[0]
             waited = self._first_step[1] - self._began[1]
             if waited >= QUEUE_NOTE_AFTER:
-                notes = [*(notes or []), f"queued {waited:.1f} s before its first step started"]
+                notes.append(f"queued {waited:.1f} s before its first step started")
         if notes:
             event["notes"] = json.dumps(notes)
         try:

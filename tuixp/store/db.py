@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import fcntl
 import json
 import logging
@@ -17,13 +18,21 @@ import os
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from tuixp.errors import NotAStore, SchemaTooNew, StoreBusy, StoreError, StoreReadOnly
+from tuixp.errors import (
+    NotAStore,
+    SchemaTooNew,
+    StoreBusy,
+    StoreDamaged,
+    StoreError,
+    StoreReadOnly,
+)
 from tuixp.store import schema
 from tuixp.store.ids import TrialCounter
 from tuixp.store.journal import (
@@ -39,6 +48,13 @@ logger = logging.getLogger("tuixp")
 
 DEFAULT_STORE = "tuixp.duckdb"
 LOCK_TIMEOUT = float(os.environ.get("TUIXP_LOCK_TIMEOUT", "30"))
+# A 0-byte database file younger than this may be a creation in progress (by an older tuixp or
+# another DuckDB client): it is waited for, never replaced.
+EMPTY_FILE_GRACE = 2.0
+# DuckDB's words for a file that is a DuckDB database but cannot be read back whole.
+_DAMAGED = re.compile(
+    r"could not read enough bytes|checksum|corrupt|truncat|invalid block|malformed", re.I
+)
 
 
 def resolve_store_path(store: str | os.PathLike[str] | None = None) -> Path:
@@ -54,6 +70,29 @@ def _is_lock_error(exc: BaseException) -> bool:
 def _first_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+# DuckDB's words for a write the filesystem refused: the store can still be read.
+_CANNOT_WRITE = re.compile(
+    r"no space left|disk full|could not write|read-only|permission denied|quota", re.I
+)
+
+
+def _cause(exc: BaseException) -> str:
+    """The most telling part of a DuckDB write error: "No space left on device" if it says so."""
+    text = str(exc)
+    for words in ("No space left on device", "Disk quota exceeded", "Read-only file system"):
+        if words.lower() in text.lower():
+            return words
+    return _first_line(exc)
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back after a failure, keeping the failure's own error: when DuckDB has already
+    aborted the transaction (a COMMIT that hit a full disk), ROLLBACK raises "no transaction is
+    active", which would hide "No space left on device"."""
+    with contextlib.suppress(duckdb.Error):
+        con.execute("ROLLBACK")
 
 
 # (column, arrow type, SQL expression over the staged column) for each ingested table.
@@ -441,14 +480,56 @@ class Store:
         self._emitted_blobs: set[str] = set()
         self._atexit_registered = False
         self._said_read_only = False
+        self._said_skipped = False
+        self._target_ok = False
         # Held while this process has the database open. At exit we take it and set
         # _closing, so no background thread is inside DuckDB when the interpreter shuts down
         # (a daemon thread killed inside DuckDB aborts the process).
         self._guard = _guard_for(self.path)
         self._closing = False
+        self._opened_file: tuple[int, int] | None = None  # (device, inode) of the open file
+
+    # -- before the first trial ------------------------------------------------------------
+    def check_target(self) -> None:
+        """Refuse a store path tuixp cannot use before anything is written beside it.
+
+        A folder, a file that is not a DuckDB database, or a DuckDB database that is not a
+        tuixp store would otherwise get ``NAME.ids``, ``NAME.state/`` and a journal beside it
+        before the first open refused it. Checked once per process; a DuckDB file is opened
+        (read-only, briefly) only when no ids file shows tuixp has used it already.
+        """
+        if self._target_ok:
+            return
+        if self.path.is_dir():
+            raise NotAStore(
+                f"{self.path} is a folder, not a tuixp store: give the path of the store file."
+            )
+        head = b""
+        with contextlib.suppress(OSError):  # unreadable: opening says why, later
+            with open(self.path, "rb") as f:
+                head = f.read(16)
+        if head and head[8:12] != b"DUCK":
+            raise NotAStore(
+                f"{self.path} is not a tuixp store (not a DuckDB database file): give the path "
+                "of a store, or of a file that does not exist yet to start one."
+            )
+        if head and not self.counter.path.exists():
+            try:
+                with self.connect(read_only=True, timeout=min(LOCK_TIMEOUT, 5.0)):
+                    pass
+            except (StoreBusy, SchemaTooNew):
+                pass  # held by a tuixp now / a newer tuixp's: trials wait in the journal
+            except NotAStore:
+                raise
+            except StoreDamaged:
+                raise
+            except StoreError:
+                pass  # an empty DuckDB file becomes a store on the first write
+        self._target_ok = True
 
     # -- writing: journal only -------------------------------------------------------------
     def record(self, events: list[dict[str, Any]], sync: bool = False) -> None:
+        self._register_exit()
         try:
             self.journal.write(events, sync=sync)
         except OSError as exc:
@@ -456,9 +537,20 @@ class Store:
                 f"Cannot write the trial journal in {journal_dir(self.path)}: {exc.strerror}. "
                 "Free some space or fix the folder's permissions; recorded trials are intact."
             ) from exc
-        if not self._atexit_registered:
+
+    def _register_exit(self) -> None:
+        """Make sure the exit hook runs before anything of this store can be left running.
+
+        Registered before the first journal write is even tried and before the ingest thread
+        starts: a process whose first trial was refused (a read-only or full journal folder)
+        still has that thread, and a thread inside DuckDB when the interpreter ends aborts the
+        process ("terminate called ..."), exit 134 instead of 2.
+        """
+        with self._timer_lock:
+            if self._atexit_registered:
+                return
             self._atexit_registered = True
-            atexit.register(self._at_exit)
+        atexit.register(self._at_exit)
 
     def blob_events(self, texts: dict[str, str]) -> list[dict[str, Any]]:
         """Events for the texts this process has not journaled yet (stored once by hash)."""
@@ -480,6 +572,7 @@ class Store:
 
     def schedule_ingest(self, delay: float = 0.5) -> None:
         """Ingest once a burst of trials is over; never once per trial."""
+        self._register_exit()
         with self._timer_lock:
             self._ingest_due = time.monotonic() + delay
             thread = self._ingest_thread
@@ -547,7 +640,8 @@ class Store:
     def _connect(
         self, read_only: bool, timeout: float | None, ingest: bool
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        con = self._open(read_only=read_only, timeout=LOCK_TIMEOUT if timeout is None else timeout)
+        wait = LOCK_TIMEOUT if timeout is None else timeout
+        con = self._open(read_only=read_only, timeout=wait)
         try:
             # _open may have fallen back to read-only (a file we cannot write): ask DuckDB.
             mode = con.execute("SELECT current_setting('access_mode')").fetchone()
@@ -560,16 +654,38 @@ class Store:
                 else:
                     self._check_schema(con)
             except duckdb.Error as exc:
-                raise StoreError(
-                    f"Cannot update the store {self.path}: {_first_line(exc)}. Trials recorded "
-                    f"since are safe in {journal_dir(self.path)} and are added the next time the "
-                    "store can be written (free some disk space if it is full)."
-                ) from exc
+                if not (writable and ingest and _CANNOT_WRITE.search(str(exc))):
+                    raise StoreError(
+                        f"Cannot update the store {self.path}: {_first_line(exc)}. Trials "
+                        f"recorded since are safe in {journal_dir(self.path)} and are added the "
+                        "next time the store can be written (free some disk space if it is full)."
+                    ) from exc
+                # A full disk (or a file that cannot be written after all): what the store
+                # held at its last ingest is still there to read; say why the rest is not.
+                con.close()
+                con = self._open(read_only=True, timeout=wait)
+                self._check_schema(con)
+                self._say_ingest_skipped(exc)
             if not read_only and not writable:
                 self._say_read_only()
             yield con
         finally:
             con.close()
+
+    def _say_ingest_skipped(self, exc: BaseException) -> None:
+        if self._said_skipped:
+            return
+        self._said_skipped = True
+        waiting = sum(1 for _ in journal_files(self.path))
+        logger.warning(
+            "Showing the store %s as of its last update: newer trials could not be added (%s). "
+            "They wait in %d journal file(s) in %s and are added once the store can be written "
+            "(free some disk space if it is full).",
+            self.path,
+            _cause(exc),
+            waiting,
+            journal_dir(self.path),
+        )
 
     def _say_read_only(self) -> None:
         waiting = sum(1 for _ in journal_files(self.path))
@@ -583,40 +699,150 @@ class Store:
                 journal_dir(self.path),
             )
 
-    def _drop_unfinished_file(self) -> None:
-        """Remove an empty database file: a creation that never finished (a full disk, a kill).
+    # -- creating the database -------------------------------------------------------------
+    # A new store is built under a hidden name of its own (schema committed, checkpointed and
+    # fsynced) and then hard-linked into place, which fails if the name exists: every process
+    # that opens the store sees either no file or a complete one, and a file once in place is
+    # never deleted or replaced. (DuckDB creating the file in place left it 0 bytes and
+    # unlocked for a moment: another process took it for an unfinished creation and deleted it
+    # while the first committed trials into it, and the journals behind them went too.)
 
-        DuckDB cannot open a 0-byte file and would refuse the store forever, while its trials
-        wait in the journals. Only when no process holds DuckDB's lock on it: one that is
-        creating it right now does.
+    def _creation_error(self, exc: BaseException) -> StoreError:
+        text = str(exc).lower()
+        errno_ = getattr(exc, "errno", None)
+        if "no space left" in text or "disk full" in text or errno_ in (errno.ENOSPC, errno.EDQUOT):
+            return StoreError(
+                f"Cannot create the store {self.path}: the disk is full (No space left on "
+                f"device). Trials recorded so far are safe in {journal_dir(self.path)}; free "
+                "some space."
+            )
+        if (
+            "permission" in text
+            or "read-only" in text
+            or errno_ in (errno.EACCES, errno.EPERM, errno.EROFS)
+        ):
+            return StoreReadOnly(
+                f"Cannot create the store {self.path}: its folder {self.path.parent} cannot be "
+                f"written ({_first_line(exc)})."
+            )
+        return StoreError(f"Cannot create the store {self.path}: {_first_line(exc)}")
+
+    def _build_new_file(self) -> Path:
+        """A complete, empty store under a hidden name beside ``path``; the caller places it."""
+        tmp = self.path.with_name(f".{self.path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        try:
+            con = duckdb.connect(str(tmp), config=_CONFIG)
+            try:
+                self._ensure_schema(con)
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except (duckdb.Error, OSError) as exc:
+            self._discard(tmp)
+            raise self._creation_error(exc) from exc
+        return tmp
+
+    @staticmethod
+    def _discard(tmp: Path) -> None:
+        for p in (tmp, tmp.with_name(tmp.name + ".wal")):
+            with contextlib.suppress(OSError):
+                p.unlink()
+
+    def _sync_folder(self) -> None:
+        with contextlib.suppress(OSError):
+            fd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _create(self) -> None:
+        """Put a new store at ``path`` unless another process did first (then use theirs)."""
+        tmp = self._build_new_file()
+        try:
+            try:
+                os.link(tmp, self.path)  # atomic, and never replaces an existing store
+            except FileExistsError:
+                return  # another process created it first: that file is the store
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+                    raise self._creation_error(exc) from exc
+                self._place_without_links(tmp)
+            self._sync_folder()
+            logger.debug("Created the store %s", self.path)
+        finally:
+            self._discard(tmp)
+
+    def _place_without_links(self, tmp: Path) -> None:
+        """A filesystem without hard links: rename into place under a lock on the folder."""
+        fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # held for one rename, by creators only
+            if not self.path.exists():
+                os.rename(tmp, self.path)
+        finally:
+            os.close(fd)
+
+    def _replace_empty_file(self) -> bool:
+        """Replace a 0-byte database file nobody is creating; False while someone may be.
+
+        tuixp never leaves one (it creates the file complete, see ``_create``), but an older
+        tuixp killed mid-creation did, and DuckDB refuses a 0-byte file forever. A file that
+        DuckDB holds, or that is younger than a creation takes, is left alone: the caller waits.
+        The replacement happens while this process holds DuckDB's lock on the empty file, so
+        two processes never both replace it.
         """
         try:
             fd = os.open(self.path, os.O_RDWR)
+        except FileNotFoundError:
+            return True
         except OSError:
-            return  # cannot be written: DuckDB's message will say what is wrong
+            return False
         try:
             try:
                 fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
-                return
-            if os.fstat(fd).st_size == 0:
-                os.unlink(self.path)
-                logger.info(
-                    "Removed the empty database file %s left by an interrupted creation", self.path
-                )
+                return False  # DuckDB has it: someone is creating or opening it right now
+            st = os.fstat(fd)
+            try:
+                now = os.stat(self.path)
+            except FileNotFoundError:
+                return True
+            if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino) or st.st_size != 0:
+                return True  # replaced or filled meanwhile: open what is there now
+            if time.time() - st.st_mtime < EMPTY_FILE_GRACE:
+                return False
+            tmp = self._build_new_file()
+            try:
+                os.rename(tmp, self.path)
+            finally:
+                self._discard(tmp)
+            self._sync_folder()
+            logger.info(
+                "Replaced the empty database file %s left by an interrupted creation", self.path
+            )
+            return True
         finally:
             os.close(fd)
+
+    def _file_id(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
 
     def _open(self, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
         if self.path.is_dir():
             raise NotAStore(
                 f"{self.path} is a folder, not a tuixp store: give the path of the store file."
             )
-        with contextlib.suppress(OSError):
-            if self.path.stat().st_size == 0:
-                self._drop_unfinished_file()
-        exists = self.path.exists()
-        if not exists:
+        if not self.path.exists():
             if read_only:
                 raise StoreError(f"No tuixp store at {self.path}: run a trial first.")
             try:
@@ -625,23 +851,26 @@ class Store:
                 raise StoreReadOnly(
                     f"Cannot create the store folder {self.path.parent}: {exc}"
                 ) from exc
+            self._create()
         elif not read_only and not os.access(self.path, os.W_OK):
             read_only = True
         deadline = time.monotonic() + timeout
         delay = 0.01
         while True:
+            before = self._file_id()
+            self._opened_file = before
             try:
                 # Small blocks: a store of a few thousand trials stays a few MB, not 256 KB a
                 # column segment. The setting only applies when the file is created, but every
                 # connection passes it: DuckDB refuses a second connection in one process whose
                 # configuration differs from the first's.
-                return duckdb.connect(str(self.path), read_only=read_only, config=_CONFIG)
+                con = duckdb.connect(str(self.path), read_only=read_only, config=_CONFIG)
             except duckdb.IOException as exc:
                 if _is_lock_error(exc):
                     if time.monotonic() >= deadline:
                         raise StoreBusy(
                             f"The store {self.path} is held by another process; gave up after "
-                            f"{timeout:.0f} s. Try again when it is done (TUIXP_LOCK_TIMEOUT sets "
+                            f"{timeout:g} s. Try again when it is done (TUIXP_LOCK_TIMEOUT sets "
                             "the wait)."
                         ) from exc
                     time.sleep(delay)
@@ -657,18 +886,44 @@ class Store:
                     ) from exc
                 if "no space left" in text or "disk full" in text:
                     raise StoreError(
-                        f"Cannot create the store {self.path}: the disk is full. Trials recorded "
+                        f"Cannot open the store {self.path}: the disk is full. Trials recorded "
                         f"so far are safe in {journal_dir(self.path)}; free some space."
                     ) from exc
-                raise NotAStore(
-                    f"{self.path} is not a tuixp store (DuckDB could not open it: "
-                    f"{_first_line(exc)})."
-                ) from exc
+                with contextlib.suppress(OSError):
+                    if self.path.stat().st_size == 0:
+                        if read_only or not self._replace_empty_file():
+                            if time.monotonic() >= deadline:
+                                raise NotAStore(
+                                    f"{self.path} is an empty file, not a tuixp store (a "
+                                    "creation that never finished?). Delete it and run again: "
+                                    "trials not yet in it wait in "
+                                    f"{journal_dir(self.path)}."
+                                ) from exc
+                            time.sleep(delay)
+                            delay = min(delay * 1.5, 0.2)
+                        continue
+                raise self._unreadable(exc) from exc
             except duckdb.Error as exc:
-                raise NotAStore(
-                    f"{self.path} is not a tuixp store (DuckDB could not open it: "
-                    f"{str(exc).splitlines()[0]})."
-                ) from exc
+                raise self._unreadable(exc) from exc
+            if before is not None and self._file_id() == before:
+                return con
+            # The name was pointed at another file while DuckDB opened it: open again, so the
+            # connection is to the file every process will open.
+            con.close()
+
+    def _unreadable(self, exc: BaseException) -> StoreError:
+        """What to say about a file DuckDB will not open: damaged, or not a store at all."""
+        text = str(exc)
+        if _DAMAGED.search(text):
+            return StoreDamaged(
+                f"The store {self.path} is damaged (DuckDB: {_first_line(exc)}), probably "
+                "truncated or overwritten. Nothing was changed: restore it from a backup, or "
+                "move it aside and run again to start a new store (trials not yet in it wait in "
+                f"{journal_dir(self.path)} and go into the store that opens next)."
+            )
+        return NotAStore(
+            f"{self.path} is not a tuixp store (DuckDB could not open it: {_first_line(exc)})."
+        )
 
     def _schema_version(self, con: duckdb.DuckDBPyConnection) -> int | None:
         try:  # the common case, without a catalog scan (about 10 ms a connection)
@@ -728,7 +983,7 @@ class Store:
             con.execute(schema.VIEWS)
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
 
     # -- ingest ----------------------------------------------------------------------------
@@ -787,8 +1042,17 @@ class Store:
                 con.executemany("DELETE FROM journal_offset WHERE file = ?", [[f] for f in gone])
             con.execute("COMMIT")
         except Exception:
-            con.execute("ROLLBACK")
+            _rollback(con)
             raise
+        if self._file_id() != self._opened_file:
+            # Never delete a journal unless the file that now holds its lines is the one every
+            # process opens: keep them all, the next open ingests them (idempotently).
+            logger.warning(
+                "The store file %s was replaced while this process wrote to it; the journals "
+                "are kept for the next open",
+                self.path,
+            )
+            return report
         kept_back = self._set_aside(rejected)
         for path in dead:
             # Its writer is gone and everything complete in it is in the database now.

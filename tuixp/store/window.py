@@ -1,8 +1,9 @@
 """Windowed trial queries: one experiment's trials as a table that is never loaded whole.
 
 The TUI's trial table asks for the rows on screen (plus a margin) through ``page``; counting,
-sorting by any column (parameters and metrics included) and filtering with a SQL ``WHERE``
-expression happen in DuckDB. Every function takes an open connection and keeps nothing, so the
+sorting by any column (parameters and metrics included) and filtering by a condition happen in
+DuckDB; the condition is parsed by ``tuixp.store.filters`` (trial columns only, no subquery, no
+file), never passed on as typed. Every function takes an open connection and keeps nothing, so the
 caller can open the store, ask, and close it again.
 
 Columns a filter or a sort can name: the trial's own (``trial_id``, ``status``, ``result``,
@@ -16,7 +17,6 @@ earlier column is reachable as ``param_<name>`` or ``metric_<name>``.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,14 +27,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from tuixp.errors import TuixpError
-from tuixp.store import flags
+from tuixp.store import filters, flags
+from tuixp.store.filters import FilterError
 
 SAMPLE_TRIALS = 2000  # parameter names and types are read from the latest trials only
-
-
-class FilterError(TuixpError):
-    """A filter expression that is not a valid, read-only SQL condition over the trial columns."""
 
 
 @dataclass(frozen=True)
@@ -432,22 +428,10 @@ class MetricSummary:
         return pa.table({"trial_id": ids.astype(np.int32), "value": values})
 
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def check_filter(where: str) -> str:
-    """The filter as one read-only SQL expression, or a ``FilterError`` saying what is wrong."""
-    text = where.strip()
-    if not text:
-        return ""
-    probe = f"SELECT 1 FROM (SELECT 1) WHERE ({text})"
-    try:
-        statements = duckdb.extract_statements(probe)
-    except duckdb.Error as exc:
-        raise FilterError(f"Not a SQL condition: {_first_line(exc)}") from None
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise FilterError("A filter is one condition, such as: status = 'failed' AND lr > 0.01")
-    return text
+def check_filter(where: str, lay: Layout) -> filters.Filter:
+    """The filter parsed over ``lay``'s columns (see ``tuixp.store.filters``), or a
+    ``FilterError`` saying what is wrong. Only the SQL written from the parse reaches DuckDB."""
+    return filters.parse(where, [c.name for c in lay.columns])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -465,8 +449,9 @@ def _relation(
     Metric columns join the in-memory ``summary`` (registered on ``con``) when it is ready,
     and aggregate the metric rows otherwise.
     """
-    where = check_filter(query.where)
-    words = set(_IDENT.findall(where)) | {query.sort}
+    parsed = check_filter(query.where, lay)
+    where = parsed.sql
+    words = parsed.columns | {query.sort}
     needed = [c for c in lay.columns if c.name == "trial_id" or c.name in words]
     joins = []
     args: list[Any] = []

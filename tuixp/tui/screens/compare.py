@@ -176,6 +176,7 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         Binding("n", "next_pair", "Next trial", show=True),
         Binding("m", "next_metric", "Metric", show=False),
         Binding("R", "rerun", "Re-run", show=True),
+        Binding("X", "repeat", "Repeat & check", show=False),
         Binding("y", "copy_command", "Copy run command", show=False),
         Binding("1", "tab('params')", "Params", show=False),
         Binding("2", "tab('code')", "Code", show=False),
@@ -585,6 +586,13 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         """The compared trial (the second column, or the one ``n`` chose) in the launch form."""
         if self.details is not None:
             rerun(self.tuixp, self.experiment, self.other.trial)
+
+    def action_repeat(self) -> None:
+        """``tuixp repeat`` of the compared trial: run again, each step's output checked."""
+        from tuixp.tui.screens.launch import start_repeat
+
+        if self.details is not None:
+            start_repeat(self.tuixp, self.experiment, self.other.trial)
 
     def action_copy_command(self) -> None:
         if self.details is not None:

@@ -1,0 +1,113 @@
+"""A --store that cannot be a store is refused before anything is written (issue 14 item 12).
+
+Before: ``tuixp run --store notes.txt`` (or a folder, or someone else's DuckDB file) was refused
+only when the store was first opened, after ``NAME.ids`` and ``NAME.state/`` had been created
+beside it, and ``tuixp ui`` on a store that does not exist (a mistyped path) opened an empty
+TUI waiting for it. Now the store path is checked before the first trial, and every read
+command, the TUI included, says in one line that there is no store (exit 2). Record commands
+(run, demo, compute) still create a new store, and its folder, as the rest of the suite expects.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import tuixp
+from tuixp import errors
+
+from .conftest import proc_env
+
+SCRIPT = """\
+import tuixp
+ex = tuixp.Experiment("paths")
+a = ex.parameter("a")
+
+@ex.result
+def twice(a):
+    return a * 2
+
+result = twice(a)
+"""
+
+
+def tuixp_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).with_name("tuixp"))
+    return subprocess.run(
+        [exe, *args], capture_output=True, text=True, env=proc_env(), timeout=60, cwd=cwd
+    )
+
+
+def listing(where: Path) -> list[str]:
+    return sorted(str(p.relative_to(where)) for p in where.rglob("*"))
+
+
+def _text(p: Path) -> None:
+    p.write_text("name,score\nalice,3\n")
+
+
+def _folder(p: Path) -> None:
+    p.mkdir()
+
+
+def _foreign(p: Path) -> None:
+    con = duckdb.connect(str(p))
+    con.execute("CREATE TABLE sales (id INTEGER)")
+    con.close()
+
+
+KINDS = {"text file": _text, "folder": _folder, "other DuckDB file": _foreign}
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_run_on_a_path_that_is_not_a_store_writes_nothing(tmp_path: Path, kind: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (tmp_path / "exp.py").write_text(SCRIPT)
+    target = work / "data.duckdb"
+    KINDS[kind](target)
+    before = listing(work)
+    done = tuixp_cli("run", str(tmp_path / "exp.py"), "a=1", "--store", str(target), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(target) in lines[0], done.stderr
+    assert "not a tuixp store" in lines[0], lines
+    assert listing(work) == before, "nothing may be written beside a refused store"
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_compute_on_a_path_that_is_not_a_store_writes_nothing(tmp_path: Path, kind: str) -> None:
+    target = tmp_path / "data.duckdb"
+    KINDS[kind](target)
+    before = listing(tmp_path)
+    ex = tuixp.Experiment("paths", store=target)
+    a = ex.parameter("a")
+
+    @ex.result
+    def twice(a):
+        return a * 2
+
+    with pytest.raises(errors.NotAStore, match="not a tuixp store"):
+        twice(a).compute(a=1)
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["ls"], ["show", "paths", "1"], ["diff", "paths", "1", "2"], ["sql", "SELECT 1"], ["ui"]],
+)
+def test_read_commands_on_a_missing_store_say_so_and_create_nothing(
+    tmp_path: Path, command: list[str]
+) -> None:
+    missing = tmp_path / "missing.duckdb"
+    done = tuixp_cli(*command, "--store", str(missing), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        f"tuixp: No tuixp store at {missing}: run a trial first, or give --store PATH."
+    ]
+    assert listing(tmp_path) == []
