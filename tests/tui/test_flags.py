@@ -4,9 +4,10 @@ item 9): C code, D data, E environment, I impure.
 Three trials recorded by real processes in a real git repository:
 
 1. the first: nothing to compare with, ``····``;
-2. the data file changed, and the step ``noisy`` (which returns the clock) gave another output
-   for the input it had in trial 1, in the same process: ``·D·I``;
-3. another process after the script was edited and committed (the code and the git commit
+2. the same again in the same process: the step ``noisy`` (which returns the clock) gave another
+   output for the input it had in trial 1: ``···I``;
+3. the data file changed (which also changes what ``noisy``'s purity is checked against): ``·D··``;
+4. another process after the script was edited and committed (the code and the git commit
    changed), with another input for ``noisy``: ``C·E·``.
 """
 
@@ -59,6 +60,7 @@ SCRIPT = textwrap.dedent("""
     if __name__ == "__main__":
         if sys.argv[3] == "first":
             node.compute(x=1)
+            node.compute(x=1)
             with open(sys.argv[2], "a") as f:
                 f.write("more rows\\n")
             node.compute(x=1)
@@ -96,7 +98,7 @@ def flagged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return store
 
 
-EXPECTED = {1: "····", 2: "·D·I", 3: "C·E·"}
+EXPECTED = {1: "····", 2: "···I", 3: "·D··", 4: "C·E·"}
 
 
 def test_the_flags_are_defined_once() -> None:
@@ -122,19 +124,20 @@ def test_show_names_the_flags(flagged: Path) -> None:
         doc = json.loads(tuixp("show", "flags", str(tid), "-f", "json", "--store", flagged).stdout)
         assert doc["flags"] == text
     shown = tuixp("show", "flags", "2", "--store", flagged).stdout
-    assert "             D  a data input's content changed (ex.data_file)" in shown
     assert "             I  a step gave another output for an input it had seen" in shown
+    shown = tuixp("show", "flags", "3", "--store", flagged).stdout
+    assert "             D  a data input's content changed (ex.data_file)" in shown
 
 
 async def test_the_trial_table_shows_every_flag_at_80_columns(flagged: Path) -> None:
     app = create_app(flagged, clock=fixed_clock)
     async with app.run_test(size=(80, 24)) as pilot:
-        await loaded(pilot, total=3)
+        await loaded(pilot, total=4)
         table = app.browse.table
         header = table.render_line(0).text
         assert header.split()[1:3] == ["status", "CDEI"]
         shown = {}
-        for y in (1, 2, 3):
+        for y in (1, 2, 3, 4):
             cells = table.render_line(y).text.split()
             shown[int(cells[0])] = cells[3]  # "#", status mark and word, flags
         assert shown == EXPECTED
@@ -146,4 +149,4 @@ async def test_the_trial_table_shows_every_flag_at_80_columns(flagged: Path) -> 
         assert table.scroll_offset.x > 0
         header = table.render_line(0).text
         assert header.split()[1:3] == ["status", "CDEI"] and "commit" in header
-        assert table.render_line(1).text.split()[3] == EXPECTED[3]
+        assert table.render_line(1).text.split()[3] == EXPECTED[4]
