@@ -29,9 +29,10 @@ from tuixp.capture.seed import seeding_notes, seeding_problem
 from tuixp.execution.events import Listener, ProgressEvent
 from tuixp.execution.steps import StepRecord, next_seq
 from tuixp.store.db import Store
+from tuixp.store.window import QUEUE_NOTE
 
 logger = logging.getLogger("tuixp")
-QUEUE_NOTE_AFTER = 0.5  # seconds of waiting for a first step worth a note on the trial
+QUEUE_NOTE_AFTER = 0.1  # seconds of waiting for a first step worth a note on the trial
 
 
 def result_fields(value: Any) -> dict[str, Any]:
@@ -303,7 +304,7 @@ class TrialRecorder:
             event["started_at"] = self._first_step[0]
             waited = self._first_step[1] - self._began[1]
             if waited >= QUEUE_NOTE_AFTER:
-                notes.append(f"queued {waited:.1f} s before its first step started")
+                notes.append(QUEUE_NOTE.format(waited))
         if notes:
             event["notes"] = json.dumps(notes)
         try:

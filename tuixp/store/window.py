@@ -17,6 +17,7 @@ earlier column is reachable as ``param_<name>`` or ``metric_<name>``.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -737,6 +738,24 @@ def first_step_starts(
 def shown_status(status: str, first_step: datetime | None) -> str:
     """The status as people see it: a running trial none of whose steps has started is queued."""
     return QUEUED if status == "running" and first_step is None else status
+
+
+# A trial that waited for the scheduler says how long in its notes (its started_at is its first
+# step's start): the recorder writes this, and whoever needs when it was queued reads it back.
+QUEUE_NOTE = "queued {:.1f} s before its first step started"
+_QUEUE_NOTE = re.compile(r"^queued ([0-9.]+) s before its first step started$")
+
+
+def queued_seconds(notes: Any) -> float:
+    """How long a trial waited for its first step, from its notes (list or JSON text); 0 if
+    it did not say (it waited less than a tenth of a second, or it ran before tuixp said)."""
+    if isinstance(notes, str):
+        notes = _loads(notes, [])
+    for note in notes if isinstance(notes, list) else []:
+        m = _QUEUE_NOTE.match(str(note))
+        if m:
+            return float(m.group(1))
+    return 0.0
 
 
 # -- what the trial detail screen shows, beyond tuixp.store.queries ----------------------------
