@@ -147,8 +147,8 @@ def bare_forests(workers: int) -> float:
 
 
 def seeding_cost_us(rounds: int = 2000) -> tuple[float, float]:
-    """The seeding of one step, alone in its process (µs): a step known to draw (seeded,
-    given back) and one known to draw nothing (only checked)."""
+    """The seeding of one step, alone in its process (µs): a step known to draw (seeded and
+    checked) and one known to draw nothing (alone in the process it is seeded too)."""
     import numpy as np
 
     from tuixp.capture.seed import StepSeeding
@@ -448,8 +448,8 @@ child's imports, as every `tuixp run --scheduler processes` pays them.
 {table4}
 
 - The seeding's own cost a step, alone in its process: {draws_us:.0f} µs for a step known to
-  draw (seeded, its generators given back), {quiet_us:.0f} µs for one known to draw nothing
-  (checked only), of the {common.fmt_ms(med(grid64) / TRIVIAL)} ms a trivial grid trial costs.
+  draw (seeded, its generators checked before and after), {quiet_us:.0f} µs for one known to draw nothing
+  (alone, it is seeded as well), of the {common.fmt_ms(med(grid64) / TRIVIAL)} ms a trivial grid trial costs.
 - The rows marked "draws nothing" pay one step's run alone first in the process (its first
   run, which learns it; here before the clock).
 

@@ -346,6 +346,10 @@ def test_metrics_keyword_names_dtypes_and_messages(store_path: Path) -> None:
         return a
 
     quiet(a).compute()  # trial 4 saves no metric
+    with pytest.raises(
+        tuixp.TrialIDNotFoundError, match="^Current Trial ID only exists during a trial execution$"
+    ):
+        ex.save_metric("count", epoch=0, value=1)  # outside a step
     with pytest.raises(tuixp.TrialIDNotFoundError, match=r"^Unable to find trial id: 4$"):
         ex.load_metric("count", 4)
 
@@ -526,6 +530,7 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_tuixp_run_accepts_a_daskperiment_script(tmp_path: Path) -> None:
     script = tmp_path / "simple_experiment.py"
     script.write_text(DASKPERIMENT_SCRIPT)
@@ -575,6 +580,7 @@ def test_backend_local_and_paths_map_to_a_duckdb_store(
     assert folder.store.path == tmp_path / "cache" / "tuixp.duckdb"
     assert tuixp.Experiment("b", backend=str(tmp_path / "cache")) is folder
     assert tuixp.Experiment("b", store=tmp_path / "cache" / "tuixp.duckdb") is folder
+    assert tuixp.Experiment("b", "local") is local  # daskperiment's positional backend
     file = tuixp.Experiment("b", backend="elsewhere.duckdb")
     assert file.store.path == tmp_path / "elsewhere.duckdb"
     a = folder.parameter("a")
@@ -844,6 +850,7 @@ def _import(where: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return _run([sys.executable, "-m", "tuixp", "import-daskperiment", *args], where)
 
 
+@pytest.mark.slow
 def test_import_daskperiment_history(tmp_path: Path) -> None:
     cache = _daskperiment_history(tmp_path)
     store = tmp_path / "t.duckdb"
@@ -898,6 +905,7 @@ def test_import_refuses_what_is_not_a_history(tmp_path: Path) -> None:
     assert not store.exists() and not list(tmp_path.glob("t.duckdb*"))
 
 
+@pytest.mark.slow
 def test_import_refuses_bad_and_partial_histories_and_imports_the_rest(tmp_path: Path) -> None:
     cache = _daskperiment_history(tmp_path, "good_pj")
     _daskperiment_history(tmp_path, "partial_pj", trials=2, claimed=3)

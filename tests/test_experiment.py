@@ -171,7 +171,10 @@ def test_undeclared_and_invalid_names(store_path: Path) -> None:
         ex.set_parameters(zz=1)
     with pytest.raises(ValueError, match="Current Trial ID only exists during a trial execution"):
         _ = ex.current_trial_id
-    with pytest.raises(ValueError, match="inside a step"):
+    # Outside a step: daskperiment's error, as current_trial_id's (issue 21).
+    with pytest.raises(
+        errors.TrialIDNotFoundError, match="Current Trial ID only exists during a trial execution"
+    ):
         ex.save_metric("loss", 1, 0.5)
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
+import signal
 import subprocess
 import sys
 import threading
@@ -147,6 +149,46 @@ def test_a_grid_inside_a_step_reproduces_and_does_not_wait_for_its_caller(
     grid, again, alone = found
     assert grid == again and grid[1] == alone
     assert grid[0][1] == grid[1][1], "the inner grid's seeded results differ"
+
+
+def test_after_ctrl_c_the_next_run_does_not_wait_for_abandoned_steps(store_path: Path) -> None:
+    """Ctrl-C on threads abandons the running steps (they run on in daemon threads): the next
+    run starts at once instead of waiting for the generators they hold, and its notes say that
+    an abandoned step still runs beside it."""
+    ex = tuixp.Experiment("abandon", store=store_path)
+    a = ex.parameter("a")
+    inside = threading.Event()
+    release = threading.Event()
+
+    @ex.result
+    def stuck(a):
+        random.random()
+        if a == 1:
+            inside.set()
+            release.wait(60)  # bounded: the test releases it at its end
+        return random.random() + a
+
+    node = stuck(a)
+    node.compute(a=0, seed=0)  # learnt: draws
+
+    def interrupt() -> None:
+        if inside.wait(30):
+            os.kill(os.getpid(), signal.SIGINT)  # as Ctrl-C does
+
+    threading.Thread(target=interrupt, daemon=True).start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            node.compute(a=1, seed=0)
+        t = time.monotonic()
+        node.compute(a=2, seed=0)
+        waited = time.monotonic() - t
+        alive = not release.is_set()
+    finally:
+        release.set()
+    assert alive and waited < 30, "the next run waited for the abandoned step"
+    ex.get_history()
+    (note,) = [n for n in notes(store_path, "abandon")[3] if n.startswith("seed not")]
+    assert "stuck of an interrupted run still run" in note
 
 
 def test_the_notes_say_which_generators_each_step_drew_from(store_path: Path) -> None:

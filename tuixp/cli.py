@@ -809,9 +809,11 @@ def _root(
 
 def open_tui(path: Path) -> None:
     try:
+        from tuixp.tui.app import require_terminal
         from tuixp.tui.app import run as run_tui
     except ImportError as exc:
         fail(f"the TUI is not available ({exc}); use tuixp ls, show, diff and sql meanwhile")
+    require_terminal()  # first: without a terminal nothing else the TUI could say is seen
     if path.is_dir():
         fail(f"{path} is a folder, not a store file")
     from tuixp.store.sql import require_store

@@ -588,11 +588,16 @@ class Experiment:
         goal: str | None = None,
         backend: Any = None,
     ) -> None:
+        if goal not in GOALS:
+            raise errors.TuixpError(
+                f"goal must be 'min' (a lower result is better: a loss, an error) or 'max' (a "
+                f"higher one is: an accuracy, a score), not {goal!r}"
+            )
         if self.__dict__.get("_initialized"):
             # The same experiment asked for again: keep its parameters and steps.
             if seed is not None:
                 self.seed = seed
-            if goal is not None and goal in GOALS and goal != self.goal:
+            if goal is not None and goal != self.goal:
                 self.goal = goal
                 self._announced = False  # the next trial tells the store the new goal
             return
@@ -600,11 +605,6 @@ class Experiment:
         _identifier(id, "Experiment ID")
         if keyword.iskeyword(id):
             raise errors.TuixpError(f"Experiment ID must be valid as python identifier: {id}")
-        if goal not in GOALS:
-            raise errors.TuixpError(
-                f"goal must be 'min' (a lower result is better: a loss, an error) or 'max' (a "
-                f"higher one is: an accuracy, a score), not {goal!r}"
-            )
         self.id = id
         self.seed = seed
         self.goal = goal
@@ -790,6 +790,10 @@ class Experiment:
         back as int64, other numbers as float64.
         """
         key = _metric_key(metric_key, key)
+        if steps_mod.current_scope.get() is None:  # daskperiment's answer outside a trial
+            raise errors.TrialIDNotFoundError(
+                "Current Trial ID only exists during a trial execution"
+            )
         if epoch is None or value is None:
             raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
         epoch = _whole_epoch(key, epoch)
@@ -1471,6 +1475,8 @@ def _metric_key(metric_key: Any, key: Any) -> str:
 def _store_from_backend(store: Any, backend: Any) -> Any:
     """daskperiment's ``backend=`` as a tuixp store: 'local' is the default store, a folder
     holds ``tuixp.duckdb``; Redis and MongoDB have no tuixp counterpart."""
+    if isinstance(store, str) and store == "local" and backend is None:
+        return None  # Experiment(id, 'local'): daskperiment's second argument was backend
     if backend is None or (isinstance(backend, str) and backend == "local"):
         return store
     if store is not None:

@@ -4,9 +4,10 @@ item 9): C code, D data, E environment, I impure.
 Three trials recorded by real processes in a real git repository:
 
 1. the first: nothing to compare with, ``····``;
-2. the same again in the same process: the step ``noisy`` (which returns the clock) gave another
-   output for the input it had in trial 1: ``···I``;
-3. the data file changed (which also changes what ``noisy``'s purity is checked against): ``·D··``;
+2. the same again: the step ``noisy`` (which returns the clock) gave another output for the
+   input it had in trial 1, with nothing else changed: ``···I``;
+3. the data file changed: ``·D··`` (an output that differs once a data input changed is not
+   called impure: the change is the likelier cause);
 4. another process after the script was edited and committed (the code and the git commit
    changed), with another input for ``noisy``: ``C·E·``.
 """
@@ -123,10 +124,10 @@ def test_show_names_the_flags(flagged: Path) -> None:
         assert f"  flags      {text}" in shown.splitlines()
         doc = json.loads(tuixp("show", "flags", str(tid), "-f", "json", "--store", flagged).stdout)
         assert doc["flags"] == text
-    shown = tuixp("show", "flags", "2", "--store", flagged).stdout
-    assert "             I  a step gave another output for an input it had seen" in shown
     shown = tuixp("show", "flags", "3", "--store", flagged).stdout
     assert "             D  a data input's content changed (ex.data_file)" in shown
+    shown = tuixp("show", "flags", "2", "--store", flagged).stdout
+    assert "             I  a step gave another output for an input it had seen" in shown
 
 
 async def test_the_trial_table_shows_every_flag_at_80_columns(flagged: Path) -> None:
