@@ -1074,7 +1074,7 @@ def ls_command(
     status: Annotated[
         str | None,
         typer.Option(
-            metavar="succeeded|failed|running|interrupted",
+            metavar="succeeded|failed|queued|running|interrupted",
             show_default=False,
             help="Only trials with this status.",
         ),
@@ -1086,14 +1086,17 @@ def ls_command(
     fmt = output_format(fmt)
     if limit < 1:
         raise CliError("--limit must be at least 1 (or use --all)")
-    if status is not None and status not in ("succeeded", "failed", "running", "interrupted"):
-        raise CliError(f"unknown status {status!r}: use succeeded, failed, running or interrupted")
+    if status is not None and status not in STATUSES:
+        raise CliError(f"unknown status {status!r}: use {', '.join(STATUSES[:-1])} or interrupted")
     st = open_store(store_path(store, ctx))
     with st.connect() as con:
         if experiment is None:
             _ls_experiments(con, fmt)
         else:
             _ls_trials(con, experiment, None if all_trials else limit, status, fmt)
+
+
+STATUSES = ("succeeded", "failed", "queued", "running", "interrupted")
 
 
 def _ls_experiments(con: Any, fmt: str) -> None:
@@ -1149,12 +1152,17 @@ def _require_experiment(con: Any, experiment: str) -> None:
 
 
 def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None, fmt: str) -> None:
-    from tuixp.store import flags
+    from tuixp.store import flags, window
 
     _require_experiment(con, experiment)
-    where = "experiment = ?" + (" AND status = ?" if status else "")
-    args: list[Any] = [experiment] + ([status] if status else [])
+    # Queued trials are running ones none of whose steps has started: told apart below.
+    stored = "running" if status == window.QUEUED else status
+    where = "experiment = ?" + (" AND status = ?" if stored else "")
+    args: list[Any] = [experiment] + ([stored] if stored else [])
     total = con.execute(f"SELECT count(*) FROM trials WHERE {where}", args).fetchone()[0]
+    requested = limit
+    if stored == "running":
+        limit = None  # a few: the split into queued and running is made here
     sql = (
         "SELECT trial_id, status, params, result, epoch(finished_at) - epoch(started_at), "
         "started_at, git_commit, git_dirty, changes, notes, CASE WHEN error_type IS NULL THEN "
@@ -1165,6 +1173,15 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
         sql += f" LIMIT {int(limit)}"
     raw = con.execute(sql, args).fetchall()
     raw.reverse()
+    firsts = window.first_step_starts(con, experiment, [r[0] for r in raw if r[1] == "running"])
+    raw = [
+        (r[0], window.shown_status(r[1], firsts.get(r[0])), *r[2:]) if r[1] == "running" else r
+        for r in raw
+    ]
+    if status in ("running", window.QUEUED):
+        raw = [r for r in raw if r[1] == status]
+        total = len(raw)
+        raw = raw[-requested:] if requested is not None else raw
     rows = []
     for tid, st, params, result, elapsed, started, commit, dirty, changes, notes, error in raw:
         kinds = sorted({c.get("kind", "?") for c in (_loads(changes) or []) if isinstance(c, dict)})
@@ -1308,7 +1325,7 @@ def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
         marks,
         fmt_params(params),
         shown,
-        fmt_elapsed(elapsed) if st != "running" else "…",
+        fmt_elapsed(elapsed) if st not in ("running", "queued") else "…",
         fmt_time(started, clock=clock),
         (commit[:7] + ("*" if dirty else "")) if commit else "",
     ]
@@ -1351,9 +1368,12 @@ def resolve_trial(con: Any, experiment: str, trial: int | str) -> int:
 
 def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
     """Everything recorded about one trial, as plain data (what show --format json prints)."""
-    from tuixp.store import flags, queries
+    from tuixp.store import flags, queries, window
 
     rec = queries.trial(con, experiment, trial_id)
+    if rec["status"] == "running":
+        first = window.first_step_starts(con, experiment, [trial_id]).get(trial_id)
+        rec["status"] = window.shown_status("running", first)
     doc: dict[str, Any] = {
         "experiment": experiment,
         "trial_id": trial_id,
@@ -1422,6 +1442,10 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
             [experiment, trial_id],
         ).fetchall()
     ]
+    if doc["status"] not in ("running", "queued"):
+        for s in doc["steps"]:  # a step that never reported its end (its process was killed)
+            if s["status"] == "running":
+                s["status"] = "interrupted"
     doc["persisted"] = [
         {"step": s, "format": f, "size": z, "object_hash": h}
         for s, f, z, h in con.execute(

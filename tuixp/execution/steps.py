@@ -213,7 +213,7 @@ def _run_step(
     scope = StepScope(ctx, spec.name, key, [], local)
     token = current_scope.set(scope)
     worker = worker_name()
-    started = time.time()
+    started, clock = time.time(), time.monotonic()  # durations from the monotonic clock
     if local is not None:
         local.on_task_started(key, spec.name, started, worker)
     else:
@@ -227,7 +227,7 @@ def _run_step(
         with seeding:
             value = spec.func(*plain_args, **plain_kwargs)
     except Exception as exc:  # noqa: BLE001 - reported to the owner, who re-raises it
-        finished = time.time()
+        finished = started + (time.monotonic() - clock)
         tb = traceback.format_exc()
         record = StepRecord(
             key,
@@ -253,7 +253,7 @@ def _run_step(
         )
     finally:
         current_scope.reset(token)
-    finished = time.time()
+    finished = started + (time.monotonic() - clock)
     output_hash = content_hash(value) if ctx.purity else None
     record = StepRecord(
         key,

@@ -1153,6 +1153,8 @@ class Store:
             if fin is not None:
                 for k in _FINISH_FIELDS:
                     row[k] = fin.get(k)
+                if fin.get("started_at") is not None:  # its first step's start (it queued)
+                    row["started_at"] = fin["started_at"]
             rows.append(row)
             for name, value in (e.get("params") or {}).items():
                 params.append(
@@ -1179,13 +1181,17 @@ class Store:
         late = [f for u, f in finished.items() if u not in started_here]
         if late:
             staged = [{k: f.get(k) for k, _, _ in _TRIAL_COLUMNS} for f in late]
-            cols = [c for c in _TRIAL_COLUMNS if c[0] in {"uuid", *_FINISH_FIELDS}]
+            cols = [c for c in _TRIAL_COLUMNS if c[0] in {"uuid", "started_at", *_FINISH_FIELDS}]
             arrow = _arrow_table({n: ([r.get(n) for r in staged], t) for n, t, _ in cols})
             con.register("_staged_finish", arrow)
             try:
                 sets = ", ".join(
                     f"{n} = " + (f"to_timestamp(f.{n})" if n == "finished_at" else f"f.{n}")
                     for n in _FINISH_FIELDS
+                )
+                # A trial that queued starts when its first step did (absent: as it was).
+                sets += (
+                    ", started_at = coalesce(to_timestamp(f.started_at), trial_record.started_at)"
                 )
                 con.execute(
                     f"UPDATE trial_record SET {sets} FROM _staged_finish f "

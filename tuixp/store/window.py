@@ -745,6 +745,13 @@ def rows_for(
             error=error,
             data_changed="D" in on,
         )
+    running = [tid for tid, row in by_id.items() if row.status == "running"]
+    if running:
+        # Queued or running, and a running trial's time counts from its first step's start.
+        firsts = first_step_starts(con, exp, running)
+        for tid in running:
+            by_id[tid].status = shown_status("running", firsts.get(tid))
+            by_id[tid].started_at = firsts.get(tid, by_id[tid].started_at)
     return [by_id[t] for t in trial_ids if t in by_id]
 
 
@@ -788,6 +795,55 @@ def _loads(text: str | None, default: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+# -- queued or running ------------------------------------------------------------------------
+QUEUED = "queued"
+
+
+def first_step_starts(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_ids: list[int]
+) -> dict[int, datetime]:
+    """When the first step (not a reused one) of each of these trials started, if one has.
+
+    A ``running`` trial that is not here is *queued*: it waits for the scheduler (a thread, a
+    worker) and no step of it has started yet. Each step's start is journaled when it starts.
+    """
+    if not trial_ids:
+        return {}
+    rows = con.execute(
+        """
+        SELECT trial_id, min(started_at) FROM step_record
+        WHERE experiment = ? AND trial_id BETWEEN ? AND ?
+          AND trial_id IN (SELECT unnest(?::INTEGER[])) AND status <> 'reused'
+        GROUP BY trial_id
+    """,
+        [experiment, min(trial_ids), max(trial_ids), trial_ids],
+    ).fetchall()
+    return {tid: started for tid, started in rows if started is not None}
+
+
+def shown_status(status: str, first_step: datetime | None) -> str:
+    """The status as people see it: a running trial none of whose steps has started is queued."""
+    return QUEUED if status == "running" and first_step is None else status
+
+
+# A trial that waited for the scheduler says how long in its notes (its started_at is its first
+# step's start): the recorder writes this, and whoever needs when it was queued reads it back.
+QUEUE_NOTE = "queued {:.1f} s before its first step started"
+_QUEUE_NOTE = re.compile(r"^queued ([0-9.]+) s before its first step started$")
+
+
+def queued_seconds(notes: Any) -> float:
+    """How long a trial waited for its first step, from its notes (list or JSON text); 0 if
+    it did not say (it waited less than a tenth of a second, or it ran before tuixp said)."""
+    if isinstance(notes, str):
+        notes = _loads(notes, [])
+    for note in notes if isinstance(notes, list) else []:
+        m = _QUEUE_NOTE.match(str(note))
+        if m:
+            return float(m.group(1))
+    return 0.0
 
 
 # -- what the trial detail screen shows, beyond tuixp.store.queries ----------------------------
