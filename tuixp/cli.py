@@ -813,9 +813,9 @@ def open_tui(path: Path) -> None:
         from tuixp.tui.app import run as run_tui
     except ImportError as exc:
         fail(f"the TUI is not available ({exc}); use tuixp ls, show, diff and sql meanwhile")
-    require_terminal()  # first: without a terminal nothing else the TUI could say is seen
     if path.is_dir():
         fail(f"{path} is a folder, not a store file")
+    require_terminal()  # before the store: a missing store is no reason to start without one
     from tuixp.store.sql import require_store
 
     require_store(path)  # a missing store: one line and exit 2, not an empty TUI waiting
