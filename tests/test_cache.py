@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -127,19 +128,48 @@ def test_no_reuse_when_the_step_source_changes(
     assert statuses == [("succeeded",)]
 
 
-def test_no_reuse_when_a_package_version_changes(
+def _dist(site: Path, name: str, version: str, module: str | None = None) -> None:
+    """A distribution as an installer leaves it: ``NAME-VERSION.dist-info`` and its module."""
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    if module is not None:
+        (site / f"{module}.py").write_text(f"VERSION = {version!r}\n")
+        (info / "RECORD").write_text(f"{module}.py,,\n{info.name}/METADATA,,\n")
+
+
+def test_cache_follows_the_packages_a_step_imports_not_every_install(
     store_path: Path, data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    p = Pipeline(store_path, data)
-    p.node.compute()
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
-    dist = site / "cache_probe-1.0.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: cache-probe\nVersion: 1.0\n")
-    p.node.compute()
-    assert p.calls["prepare"] == 2
+    _dist(site, "cache-probe", "1.0", module="cache_probe")
+    p = Pipeline(store_path, data)
+    ex = p.ex
+
+    calls = []
+
+    @ex.cached
+    def prepare(x, k):
+        import cache_probe  # imported inside the step: found in its code
+
+        calls.append(cache_probe.VERSION)
+        return x * k
+
+    node = ex._steps["score"](prepare(ex._steps["load"](p.data), p.k), p.c)
+    node.compute()
+    node.compute()
+    assert len(calls) == 1  # reused
+    _dist(site, "unrelated-probe", "2.0")  # an unrelated install: the cache stands
+    node.compute()
+    assert len(calls) == 1
+    assert p.steps(3)["prepare"] == ("reused", 1)
+    shutil.rmtree(site / "cache_probe-1.0.dist-info")
+    _dist(site, "cache-probe", "1.1")  # an upgrade of what the step imports: computed anew
+    node.compute()
+    assert len(calls) == 2
+    assert p.steps(4)["prepare"][0] == "succeeded"
 
 
 def test_impure_step_is_never_reused(store_path: Path) -> None:

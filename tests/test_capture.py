@@ -89,14 +89,14 @@ def test_dirty_diff_detached_head_and_commit_between_trials(
     git.clear_cache()
     node.compute()  # 4: detached
 
-    g1, g2, g3, g4 = (ex.get_environment(i, category="git") for i in (1, 2, 3, 4))
+    g1, g2, g3, g4 = (ex.get_environment_record(i, category="git") for i in (1, 2, 3, 4))
     assert (g1["commit"], g1["branch"], g1["dirty"], g1["diff"]) == (first, "main", False, "")
     assert g2["dirty"] is True
     assert "-lr = 0.1" in g2["diff"] and "+lr = 0.2" in g2["diff"]
     assert (g3["commit"], g3["dirty"]) == (second, False)
     assert g4["detached"] is True and g4["branch"] is None and g4["commit"] == first
     assert "HEAD is detached" in g4["notes"]
-    summary = ex.get_environment(2)
+    summary = ex.get_environment_record(2)
     assert f"Git HEAD Commit: {first}" in summary
     assert "Git Uncommitted Changes: yes" in summary
 

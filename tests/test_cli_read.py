@@ -97,9 +97,9 @@ def test_ls_table_fits_80_columns_and_shows_what_varies(recorded: Path) -> None:
     result = invoke("ls", "quick", "--store", recorded, "-f", "table")
     lines = result.stdout.splitlines()
     assert all(len(line) <= 80 for line in lines), result.stdout
-    assert lines[0].split()[:4] == ["TRIAL", "STATUS", "PARAMS", "RESULT"]
+    assert lines[0].split()[:4] == ["TRIAL", "STATUS", "CDEI", "PARAMS"]
     assert "a=-2 model=lasso" in lines[3]
-    assert lines[4].rstrip().endswith("C")  # the code changed before trial 4
+    assert lines[4].split()[2] == "C···"  # the code changed before trial 4
     assert "same in every trial shown: b=2" in result.stderr
 
 

@@ -389,3 +389,43 @@ def test_parameters_named_like_compute_grid_keywords_can_be_gridded(tmp_path: Pa
     assert sorted(o.result for o in outcomes) == [11, 12]
     with pytest.raises(tuixp.errors.ParameterError, match="'lr' is given twice"):
         add(s, c).compute_grid({"lr": [1]}, lr=[2])
+
+
+def test_a_helper_that_fails_to_import_is_named_with_its_line(tmp_path: Path) -> None:
+    """The error names the helper module's file and line, not the script's (issue 15 item 12);
+    --debug (and run -v) print the whole traceback; nothing is written."""
+    from tests.test_cli_subprocess import tuixp
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "__init__.py").write_text("")
+    (tmp_path / "lib" / "helpers.py").write_text("x = 1\ny = 1 / 0\nthing = 2\n")
+    script = tmp_path / "main.py"
+    script.write_text(
+        "import tuixp\nfrom lib.helpers import thing\nex = tuixp.Experiment('p12')\n\n\n"
+        "@ex.result\ndef f():\n    return thing\n\n\ns = f()\n"
+    )
+    store = tmp_path / "s.duckdb"
+    plain = tuixp("run", script, "--store", store)
+    assert plain.returncode == 2
+    assert plain.stderr.strip().splitlines() == [
+        "tuixp: main.py failed while being loaded: lib/helpers.py, line 2: "
+        "ZeroDivisionError: division by zero (--debug shows the traceback)"
+    ]
+    for args in (["--debug", "run", script], ["run", "-v", script], ["run", script, "--debug"]):
+        loud = tuixp(*args, "--store", store)
+        assert loud.returncode == 2
+        lines = loud.stderr.splitlines()
+        assert lines[0] == "Traceback (most recent call last):"
+        assert f'  File "{script}", line 2, in <module>' in lines
+        assert f'  File "{tmp_path / "lib" / "helpers.py"}", line 2, in <module>' in lines
+        assert "    y = 1 / 0" in lines
+        assert lines[-1] == (
+            "tuixp: main.py failed while being loaded: lib/helpers.py, line 2: "
+            "ZeroDivisionError: division by zero"
+        )
+    (tmp_path / "lib" / "helpers.py").write_text("x = (\n")
+    broken = tuixp("run", script, "--store", store)
+    assert "main.py failed while being loaded: lib/helpers.py, line 1: SyntaxError" in (
+        broken.stderr
+    )
+    assert not store.exists()

@@ -18,7 +18,7 @@ from tests.conftest import ROOT, env_with_path
 from tests.test_cli_units import store_snapshot, write_script
 
 TUIXP = ROOT / ".venv" / "bin" / "tuixp"
-COMMANDS = ("run", "ls", "show", "diff", "sql", "export", "demo", "ui")
+COMMANDS = ("run", "ls", "show", "diff", "repeat", "sql", "export", "demo", "ui")
 # pydantic: typer validates the options it processes with it; a help must not need it.
 HEAVY = ("dask", "duckdb", "pandas", "pyarrow", "numpy", "textual", "distributed", "pydantic")
 

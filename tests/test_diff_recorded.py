@@ -152,8 +152,13 @@ def record_compare_trials(root: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, Any]]:
-    store = record_compare_trials(tmp_path_factory.mktemp("diff_recorded"))
+def recorded_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return record_compare_trials(tmp_path_factory.mktemp("diff_recorded"))
+
+
+@pytest.fixture(scope="module")
+def recorded(recorded_store: Path) -> dict[int, dict[str, Any]]:
+    store = recorded_store
     out = {}
     with Store(store).connect() as con:
         for tid in (1, 2, 3, 4):
@@ -275,3 +280,61 @@ def test_imports_found_in_recorded_sources(recorded: dict[int, dict[str, Any]]) 
 def test_data_inputs_are_json_in_the_store(recorded: dict[int, dict[str, Any]]) -> None:
     raw = recorded[4]["trial"]["data_inputs"]
     assert isinstance(json.loads(raw) if isinstance(raw, str) else raw, dict)
+
+
+# -- tuixp diff shows what the compare screen shows ------------------------------------------
+def test_cli_diff_shows_seed_result_data_metrics_and_causes(recorded_store: Path) -> None:
+    """Trials 3 and 4 differ in seed, commit, data file and result, not in parameters: the
+    command line said only "git" before (issue 15 item 8)."""
+    from tests.test_cli_subprocess import tuixp
+
+    table = tuixp("diff", EXPERIMENT, "3", "4", "--store", recorded_store)
+    assert table.returncode == 0, table.stderr
+    lines = [line.split() for line in table.stdout.splitlines()]
+    assert ["seed", "1", "2", "changed"] in lines
+    assert ["status", "succeeded", "succeeded"] in lines
+    result = next(line for line in lines if line[:1] == ["result"])
+    assert result[-1] == "changed" and result[1] != result[2]
+    assert any(line[:2] == ["loss", "(last)"] and line[-1] == "changed" for line in lines)
+    data = next(line for line in lines if line[:1] == ["data"])
+    assert data[1].endswith("rows.txt") and data[-1] == "changed"
+    text = table.stdout
+    assert "Likely causes, most likely first" in text
+    assert "   1. different seed: 1 → 2" in text
+    assert "data input changed: " in text and "rows.txt" in text
+
+    doc = json.loads(
+        tuixp("diff", EXPERIMENT, "3", "4", "-f", "json", "--store", recorded_store).stdout
+    )
+    results = {r["name"]: r for r in doc["results"]}
+    assert (results["seed"]["old"], results["seed"]["new"], results["seed"]["differs"]) == (
+        1,
+        2,
+        True,
+    )
+    assert results["status"] == {
+        "name": "status",
+        "old": "succeeded",
+        "new": "succeeded",
+        "differs": False,
+    }
+    assert results["result"]["differs"] and results["loss (last)"]["differs"]
+    (data_row,) = [r for n, r in results.items() if n.startswith("data ")]
+    assert data_row["differs"] and data_row["old"] != data_row["new"]
+    assert [c["kind"] for c in doc["causes"]] == ["seed", "commit", "uncommitted", "data"]
+
+
+def test_cli_diff_and_compare_screen_read_the_same_rows(recorded_store: Path) -> None:
+    """The CLI's rows are the compare screen's: built by tuixp.diff from the same reads."""
+    from tests.test_cli_subprocess import tuixp
+    from tuixp.tui.data import StoreReader
+    from tuixp.tui.screens.compare import result_rows
+
+    reader = StoreReader(recorded_store, timeout=10)
+    details = [reader.detail(EXPERIMENT, 2, [2, 4]), reader.detail(EXPERIMENT, 4, [])]
+    screen = [(r.name, r.differs) for r in result_rows(details)]
+    doc = json.loads(
+        tuixp("diff", EXPERIMENT, "2", "4", "-f", "json", "--store", recorded_store).stdout
+    )
+    assert [(r["name"], r["differs"]) for r in doc["results"]] == screen
+    assert [p["name"] for p in doc["params"]] == ["lr"]

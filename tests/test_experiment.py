@@ -171,7 +171,10 @@ def test_undeclared_and_invalid_names(store_path: Path) -> None:
         ex.set_parameters(zz=1)
     with pytest.raises(ValueError, match="Current Trial ID only exists during a trial execution"):
         _ = ex.current_trial_id
-    with pytest.raises(ValueError, match="inside a step"):
+    # Outside a step: daskperiment's error, as current_trial_id's (issue 21).
+    with pytest.raises(
+        errors.TrialIDNotFoundError, match="Current Trial ID only exists during a trial execution"
+    ):
         ex.save_metric("loss", 1, 0.5)
 
 
@@ -314,15 +317,15 @@ def test_environment_categories(store_path: Path) -> None:
     ex.result(lambda: 1)
     node = ex._steps["<lambda>"]()
     node.compute()
-    summary = ex.get_environment(1)
+    summary = ex.get_environment_record(1)
     assert any(line.startswith("Python Version: ") for line in summary)
-    assert ex.get_environment(1, category="python")["version"] == sys.version.split()[0]
-    assert ex.get_environment(1, category="cpu")["count"] >= 1
-    assert ex.get_environment(1, category="gpu") == []  # none on this machine
-    assert "hz_actual" not in ex.get_environment(1, category="cpu")  # noise is not recorded
-    assert ex.get_environment(1, category="numpy")["version"] == np.__version__
+    assert ex.get_environment_record(1, category="python")["version"] == sys.version.split()[0]
+    assert ex.get_environment_record(1, category="cpu")["count"] >= 1
+    assert ex.get_environment_record(1, category="gpu") == []  # none on this machine
+    assert "hz_actual" not in ex.get_environment_record(1, category="cpu")  # noise is not recorded
+    assert ex.get_environment_record(1, category="numpy")["version"] == np.__version__
     with pytest.raises(ValueError, match="Unknown environment category"):
-        ex.get_environment(1, category="nope")
+        ex.get_environment_record(1, category="nope")
 
 
 def test_unreadable_source_is_recorded_by_hash(store_path: Path) -> None:
@@ -366,7 +369,7 @@ def test_texts_are_stored_once(store_path: Path) -> None:
             "count(DISTINCT code_hash) FROM trials"
         ).fetchone() == (1, 1, 1)
         n_pkgs = con.execute("SELECT count(*) FROM package_set").fetchone()[0]
-        assert n_pkgs == len(ex.get_environment(1, category="requirements"))
+        assert n_pkgs == len(ex.get_environment_record(1, category="requirements"))
         assert con.execute("SELECT count(*) FROM packages").fetchone()[0] == 30 * n_pkgs
         assert con.execute("SELECT count(*) FROM params").fetchone()[0] == 30
 

@@ -2,14 +2,28 @@
 
 from typing import TYPE_CHECKING, Any
 
-from tuixp.errors import TuixpError
+from tuixp.errors import (
+    LockedTrialError,
+    ParameterUndeclaredError,
+    ParameterUndefinedError,
+    TrialIDNotFoundError,
+    TuixpError,
+)
 
 if TYPE_CHECKING:
     from tuixp.experiment import Experiment
 
 __version__ = "0.1.0"
 
-__all__ = ["Experiment", "TuixpError", "__version__"]
+__all__ = [
+    "Experiment",
+    "LockedTrialError",
+    "ParameterUndeclaredError",
+    "ParameterUndefinedError",
+    "TrialIDNotFoundError",
+    "TuixpError",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

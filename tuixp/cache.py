@@ -2,11 +2,15 @@
 
 A cached step (``@ex.cached`` or ``@ex.persist(cache=True)``) has a *cache key* computed before
 the graph is submitted, from what determines its output: the hash of its source, the cache keys
-of the steps it reads, the tokens of its parameter and literal inputs, the content hashes of the
-data files it reads, and the hash of the installed packages. A succeeded trial leaves, per cached
-step, an entry ``<store>.cache/<experiment>/<key>.json`` pointing at the persisted output. A later
-trial with the same key loads it instead of computing the step, so the step and everything above
-it never reach a scheduler. Entries of steps flagged impure are never used.
+of the steps it reads, the content hashes of its parameter and literal inputs and of the data
+files it reads, and the Python version. A succeeded trial leaves, per cached step, an entry
+``<store>.cache/<experiment>/<key>.json`` pointing at the persisted output and naming the
+versions of the distributions the step could depend on: those with a module imported in the
+process when the trial ran, or imported by the code of a step of its graph. A later trial with
+the same key loads it instead of computing the step, so the step and everything above it never
+reach a scheduler, if every one of those distributions is still installed at the same version:
+installing or upgrading an unrelated package keeps the cache, upgrading one the step imports does
+not. Entries of steps flagged impure are never used.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tuixp.capture.hashing import content_hash
 
 logger = logging.getLogger("tuixp")
 
@@ -72,9 +78,14 @@ class DataFile(str):
 
 
 def token(value: Any) -> str:
+    """The content hash of an input, the same in every process; a Dask token (at worst a cache
+    miss in another process) for a value with no stable content hash."""
+    digest = content_hash(value)
+    if digest is not None:
+        return digest
     from dask.base import tokenize
 
-    return tokenize(value, ensure_deterministic=False)
+    return "dask:" + tokenize(value, ensure_deterministic=False)
 
 
 def cache_key(parts: list[Any]) -> str:
@@ -88,6 +99,9 @@ class CacheEntry:
     object_hash: str
     format: str
     output_hash: str | None
+    # {distribution: version} the step could depend on (see the module); None in entries
+    # written before tuixp recorded them, which are never reused.
+    packages: dict[str, str] | None = None
 
 
 class StepCache:

@@ -25,6 +25,17 @@ ENV_FIELDS = {
 }
 
 
+# Fields that are paths: compared resolved, so records made before tuixp resolved them (the path
+# as typed: ``venv/bin/python`` or ``venv/bin/python3.11``) compare equal to the resolved ones.
+_PATH_FIELDS = {("python", "executable"), ("python", "venv")}
+
+
+def _comparable(category: str, name: str, value: Any) -> Any:
+    if (category, name) in _PATH_FIELDS and isinstance(value, str) and value:
+        return os.path.realpath(value)
+    return value
+
+
 def unified(old: str, new: str, name: str, n: int = 2, limit: int = 60) -> str:
     lines = list(
         difflib.unified_diff(
@@ -147,7 +158,11 @@ def compare(prev: dict[str, Any], world: dict[str, Any]) -> list[dict[str, str]]
     for category, fields in ENV_FIELDS.items():
         a = old_env.get(category) or {}
         b = world["environment"].get(category) or {}
-        lines = [f"~ {f}: {a.get(f)} -> {b.get(f)}" for f in fields if a.get(f) != b.get(f)]
+        lines = [
+            f"~ {f}: {a.get(f)} -> {b.get(f)}"
+            for f in fields
+            if _comparable(category, f, a.get(f)) != _comparable(category, f, b.get(f))
+        ]
         if lines:
             changes.append(
                 {

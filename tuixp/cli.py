@@ -129,11 +129,19 @@ FormatOption = Annotated[
 
 # -- errors ------------------------------------------------------------------------------------
 class CliError(Exception):
-    """Bad input: one line on stderr, exit code 2 (or ``code``)."""
+    """Bad input: one line on stderr, exit code 2 (or ``code``); ``detail`` (a traceback) is
+    printed above it with ``--debug`` (``tuixp run -v``)."""
 
-    def __init__(self, message: str, code: int = 2) -> None:
+    def __init__(self, message: str, code: int = 2, detail: str | None = None) -> None:
         super().__init__(message)
         self.code = code
+        self.detail = detail
+
+
+class _Debug:
+    """Whether this invocation asked for tracebacks (``tuixp --debug ...``, ``run -v``)."""
+
+    on = False
 
 
 def _one_line(text: str) -> str:
@@ -156,6 +164,10 @@ def handled(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except CliError as exc:
+            if exc.detail and _Debug.on:
+                typer.echo(exc.detail.rstrip(), err=True)
+            elif exc.detail:
+                fail(f"{exc} (--debug shows the traceback)", exc.code)
             fail(str(exc), exc.code)
         except StoreBusy as exc:
             fail(str(exc), 1)
@@ -267,8 +279,14 @@ def fmt_elapsed(seconds: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+def fmt_param(value: Any) -> str:
+    """A parameter's value: as ``fmt_value``, but None is shown as ``None`` (``max_depth=None``
+    is a value the trial ran with, not a blank: ``tuixp run`` reads it back as None)."""
+    return "None" if value is None else fmt_value(value)
+
+
 def fmt_params(params: dict[str, Any]) -> str:
-    return " ".join(f"{k}={fmt_value(v)}" for k, v in params.items())
+    return " ".join(f"{k}={fmt_param(v)}" for k, v in params.items())
 
 
 def _json_default(value: Any) -> Any:
@@ -516,7 +534,7 @@ def load_script(path: Path) -> LoadedScript:
     Its ``if __name__ == "__main__":`` block does not run; its folder is on ``sys.path`` while
     it loads, so it can import its neighbours.
     """
-    from tuixp.experiment import EXPERIMENTS, Node
+    from tuixp.experiment import EXPERIMENTS, Node, collect_results, fresh_instances
 
     path = path.expanduser()
     if not path.exists():
@@ -535,7 +553,10 @@ def load_script(path: Path) -> LoadedScript:
     sys.path.insert(0, folder)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        # A script loaded again is a fresh start, as in a new process; every result node it
+        # builds is seen, assigned to a variable or not.
+        with fresh_instances(), collect_results() as built:
+            spec.loader.exec_module(module)
     except SystemExit as exc:
         sys.modules.pop(name, None)
         raise CliError(
@@ -545,12 +566,22 @@ def load_script(path: Path) -> LoadedScript:
         ) from None
     except SyntaxError as exc:
         sys.modules.pop(name, None)
-        raise CliError(f"{path.name}, line {exc.lineno}: SyntaxError: {exc.msg}") from None
+        where = path.name
+        if exc.filename and Path(exc.filename).resolve() != path:  # in a module it imports
+            bad = Path(exc.filename).resolve()
+            where = f"{path.name} failed while being loaded: " + (
+                str(bad.relative_to(path.parent)) if bad.is_relative_to(path.parent) else str(bad)
+            )
+        raise CliError(
+            f"{where}, line {exc.lineno}: SyntaxError: {exc.msg}",
+            detail=_user_traceback(exc, path),
+        ) from None
     except Exception as exc:
         sys.modules.pop(name, None)
         raise CliError(
             f"{path.name} failed while being loaded: {_where(exc, path)}"
-            f"{type(exc).__name__}: {_one_line(str(exc))}"
+            f"{type(exc).__name__}: {_one_line(str(exc))}",
+            detail=_user_traceback(exc, path),
         ) from None
     finally:
         try:
@@ -568,6 +599,16 @@ def load_script(path: Path) -> LoadedScript:
                 results[var] = value
                 if all(value.ex is not e for e in experiments):
                     experiments.append(value.ex)
+    if not results:
+        # daskperiment's scripts end with a bare ``calculate_score(d)``: the result node the
+        # script built without assigning it.
+        for node in built:
+            name = f"{node.step.name}(...)"
+            if name in results:
+                name = f"{node.step.name}(...)#{len(results) + 1}"
+            results[name] = node
+            if all(node.ex is not e for e in experiments):
+                experiments.append(node.ex)
     if not experiments:
         raise CliError(
             f"{path.name} defines no tuixp Experiment "
@@ -585,11 +626,49 @@ def use_store(loaded: LoadedScript, path: Path) -> None:
         ex._store_arg, ex._store, ex._state = path, None, None
 
 
-def _where(exc: BaseException, path: Path) -> str:
+def _user_frames(exc: BaseException, path: Path) -> list[Any]:
+    """The frames of ``exc``'s traceback in the user's own files: the script and the modules
+    beside it (its folder and below), not installed packages (a venv inside the project
+    included) nor tuixp itself."""
     import traceback
 
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
-    return f"line {frames[-1].lineno}: " if frames else ""
+    folder, own = path.parent, Path(__file__).resolve().parent
+
+    def users(filename: str) -> bool:
+        try:
+            file = Path(filename).resolve()
+        except (OSError, ValueError):
+            return False
+        return (
+            file.is_relative_to(folder)
+            and not file.is_relative_to(own)
+            and not {"site-packages", "dist-packages"} & set(file.parts)
+        )
+
+    return [f for f in traceback.extract_tb(exc.__traceback__) if users(f.filename)]
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """Where in the user's files it went wrong: the innermost frame there (the script's own
+    line when that is all there is), as ``helpers.py, line 2: `` or ``line 7: ``."""
+    frames = _user_frames(exc, path)
+    if not frames:
+        return ""
+    last = frames[-1]
+    file = Path(last.filename).resolve()
+    if file == path:
+        return f"line {last.lineno}: "
+    return f"{file.relative_to(path.parent)}, line {last.lineno}: "
+
+
+def _user_traceback(exc: BaseException, path: Path) -> str:
+    """The traceback from the script's first line on (tuixp's import machinery left out)."""
+    import traceback
+
+    tb = exc.__traceback__
+    while tb is not None and Path(tb.tb_frame.f_code.co_filename) != path:
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -717,17 +796,24 @@ def _root(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option("--debug", help="On an error, print its full traceback too."),
+    ] = False,
 ) -> None:
     """Without a command, open the TUI on the store (--store PATH)."""
+    _Debug.on = debug
     if ctx.invoked_subcommand is None:
         open_tui(store_path(None, ctx))
 
 
 def open_tui(path: Path) -> None:
     try:
+        from tuixp.tui.app import require_terminal
         from tuixp.tui.app import run as run_tui
     except ImportError as exc:
         fail(f"the TUI is not available ({exc}); use tuixp ls, show, diff and sql meanwhile")
+    require_terminal()  # first: without a terminal nothing else the TUI could say is seen
     if path.is_dir():
         fail(f"{path} is a folder, not a store file")
     from tuixp.store.sql import require_store
@@ -804,10 +890,20 @@ def run_command(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Compute cached steps again.")
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            "--debug",
+            help="When the script fails to load, print its full traceback too.",
+        ),
+    ] = False,
     store: StoreOption = None,
     fmt: FormatOption = None,
 ) -> None:
     """Run one trial of SCRIPT's experiment, or one per point of the --grid."""
+    _Debug.on = _Debug.on or verbose
     fixed, grid_values = parse_parameters(assignments or [], grid or [])
     fmt = output_format(fmt)
     mode = (progress or ("text" if sys.stderr.isatty() else "none")).strip().lower()
@@ -1035,20 +1131,24 @@ def _require_experiment(con: Any, experiment: str) -> None:
 
 
 def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None, fmt: str) -> None:
+    from tuixp.store import flags
+
     _require_experiment(con, experiment)
     where = "experiment = ?" + (" AND status = ?" if status else "")
     args: list[Any] = [experiment] + ([status] if status else [])
     total = con.execute(f"SELECT count(*) FROM trials WHERE {where}", args).fetchone()[0]
     sql = (
-        f"SELECT trial_id, status, params, result, elapsed_s, started_at, git_commit, "
-        f"git_dirty, changes, error FROM trials WHERE {where} ORDER BY trial_id DESC"
+        "SELECT trial_id, status, params, result, epoch(finished_at) - epoch(started_at), "
+        "started_at, git_commit, git_dirty, changes, notes, CASE WHEN error_type IS NULL THEN "
+        "NULL ELSE error_type || ': ' || error_message END "
+        f"FROM trial_record WHERE {where} ORDER BY trial_id DESC"
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     raw = con.execute(sql, args).fetchall()
     raw.reverse()
     rows = []
-    for tid, st, params, result, elapsed, started, commit, dirty, changes, error in raw:
+    for tid, st, params, result, elapsed, started, commit, dirty, changes, notes, error in raw:
         kinds = sorted({c.get("kind", "?") for c in (_loads(changes) or []) if isinstance(c, dict)})
         rows.append(
             [
@@ -1063,6 +1163,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 bool(dirty),
                 kinds,
                 error,
+                flags.text(changes, notes),
             ]
         )
     if fmt == "csv":
@@ -1081,6 +1182,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             "git_dirty",
             "changed",
             "error",
+            "flags",
         ]
         flat = [
             [
@@ -1095,6 +1197,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 r[8],
                 ",".join(r[9]),
                 r[10],
+                r[11],
             ]
             for r in rows
         ]
@@ -1112,6 +1215,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             "git_dirty",
             "changed",
             "error",
+            "flags",
         ]
         emit(columns, rows, fmt)
     else:
@@ -1137,17 +1241,17 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             table_columns=[
                 "TRIAL",
                 "STATUS",
+                flags.HEADER,
                 "PARAMS",
                 "RESULT",
                 "ELAPSED",
                 "STARTED",
                 "COMMIT",
-                "CHG",
             ],
             table_cells=functools.partial(_trial_cells, clock=all(_today(r[6]) for r in rows)),
-            right=[0, 4],
-            optional=[2, 6, 7],
-            keep=[2],
+            right=[0, 5],
+            optional=[3, 7],
+            keep=[3],
         )
         if same:
             typer.echo(f"same in every trial shown: {fmt_params(same)}", err=True)
@@ -1178,18 +1282,17 @@ def _same_json(a: Any, b: Any) -> bool:
 
 
 def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
-    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error = r
+    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r
     shown = fmt_value(result) if st == "succeeded" else (error or "")
-    marks = "".join(k[0].upper() for k in kinds)
     return [
         str(tid),
         st,
+        marks,
         fmt_params(params),
         shown,
         fmt_elapsed(elapsed) if st != "running" else "…",
         fmt_time(started, clock=clock),
         (commit[:7] + ("*" if dirty else "")) if commit else "",
-        marks,
     ]
 
 
@@ -1230,7 +1333,7 @@ def resolve_trial(con: Any, experiment: str, trial: int | str) -> int:
 
 def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
     """Everything recorded about one trial, as plain data (what show --format json prints)."""
-    from tuixp.store import queries
+    from tuixp.store import flags, queries
 
     rec = queries.trial(con, experiment, trial_id)
     doc: dict[str, Any] = {
@@ -1255,6 +1358,7 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
         "notes": rec["notes"],
         "data_inputs": _loads(rec.get("data_inputs")) or {},
         "uuid": rec["uuid"],
+        "flags": flags.text(rec["changes"], rec["notes"]),
     }
     doc["metrics"] = [
         {
@@ -1353,6 +1457,7 @@ def _section(title: str) -> str:
 
 def render_trial(doc: dict[str, Any]) -> str:
     """``tuixp show`` for people: one section per kind of record."""
+    from tuixp.store import flags
     from tuixp.store.queries import environment_view
 
     out = [f"{doc['experiment']} trial {doc['trial_id']}: {doc['status']}"]
@@ -1364,11 +1469,13 @@ def render_trial(doc: dict[str, Any]) -> str:
         ("host", f"{doc['host']} (pid {doc['pid']})"),
         ("scheduler", doc["scheduler"]),
         ("script", doc["script"] or ""),
+        ("flags", doc["flags"]),
     ]
     out += [f"  {k:<10} {v}" for k, v in fields]
+    out += [" " * 13 + line for line in flags.describe(doc["changes"], doc["notes"])]
     out.append(_section("Parameters"))
     width = max([len(k) for k in doc["params"]] + [1])
-    out += [f"  {k:<{width}}  {fmt_value(v)}" for k, v in doc["params"].items()] or ["  (none)"]
+    out += [f"  {k:<{width}}  {fmt_param(v)}" for k, v in doc["params"].items()] or ["  (none)"]
     if doc["status"] == "succeeded":
         out.append(_section("Result"))
         kind = re.sub(r"^<class '(.*)'>$", r"\1", doc["result_type"] or "")
@@ -1472,9 +1579,14 @@ def diff_command(
     second: Annotated[
         str, typer.Argument(metavar="T2", show_default=False, help="A trial id, or latest.")
     ],
-    params: Annotated[bool, typer.Option("--params", help="Only the parameters.")] = False,
+    params: Annotated[
+        bool, typer.Option("--params", help="Only the parameters and results.")
+    ] = False,
     code: Annotated[bool, typer.Option("--code", help="Only the code.")] = False,
     env: Annotated[bool, typer.Option("--env", help="Only the environment.")] = False,
+    causes: Annotated[
+        bool, typer.Option("--causes", help="Only the likely causes of a different result.")
+    ] = False,
     store: StoreOption = None,
     fmt: Annotated[
         str | None,
@@ -1487,33 +1599,45 @@ def diff_command(
         ),
     ] = None,
 ) -> None:
-    """What differs between trials T1 and T2: parameters, code, environment."""
+    """What differs between trials T1 and T2: parameters, results (status, seed, commit, data
+    inputs, metrics), the likely causes, code and environment, as the TUI's compare screen."""
     from tuixp import diff as diffs
-    from tuixp.store import queries
 
     fmt = output_format(fmt or "table", ("table", "json"))
     a, b = parse_trial(first), parse_trial(second)
     st = open_store(store_path(store, ctx))
     with st.connect() as con:
         ta, tb = resolve_trial(con, experiment, a), resolve_trial(con, experiment, b)
-        docs = []
-        for tid in (ta, tb):
-            docs.append(
-                {
-                    "params": queries.trial(con, experiment, tid)["params"],
-                    "code": queries.code(con, experiment, tid),
-                    "environment": queries.environment(con, experiment, tid),
-                }
-            )
-    result = diffs.compare_trials(docs[0], docs[1], (f"trial {ta}", f"trial {tb}"))
-    sections = [s for s, on in (("params", params), ("code", code), ("env", env)) if on]
-    sections = sections or ["params", "code", "env"]
+        docs = diff_documents(con, experiment, [ta, tb])
+    result = diffs.compare(docs, labels=(f"trial {ta}", f"trial {tb}"))
+    chosen = (("params", params), ("causes", causes), ("code", code), ("env", env))
+    sections = [s for s, on in chosen if on] or [s for s, _ in chosen]
     if fmt == "json":
         typer.echo(
             json.dumps(_diff_json(result, ta, tb, sections), default=_json_default, indent=2)
         )
         return
     typer.echo(render_diff(result, ta, tb, sections))
+
+
+def diff_documents(con: Any, experiment: str, trial_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The trials as ``tuixp.diff.compare`` takes them (the compare screen reads the same)."""
+    from tuixp.store import queries, window
+
+    series = window.metric_series(con, experiment, list(trial_ids))
+    docs = []
+    for tid in trial_ids:
+        steps = window.steps(con, experiment, tid)
+        docs.append(
+            {
+                "trial": queries.trial(con, experiment, tid),
+                "code": queries.code(con, experiment, tid),
+                "environment": queries.environment(con, experiment, tid),
+                "steps_ran": [s["step"] for s in steps] if steps else None,
+                "metrics": {name: by_trial.get(tid, []) for name, by_trial in series.items()},
+            }
+        )
+    return docs
 
 
 def _missing_to_none(value: Any) -> Any:
@@ -1523,16 +1647,40 @@ def _missing_to_none(value: Any) -> Any:
 
 
 def _diff_json(result: Any, ta: int, tb: int, sections: list[str]) -> dict[str, Any]:
+    from tuixp.diff import compare_params
+
     doc: dict[str, Any] = {"trials": [ta, tb]}
     if "params" in sections:
         doc["params"] = [
             {
-                "name": p.name,
+                "name": r.name,
                 "status": p.status,
                 "old": _missing_to_none(p.old),
                 "new": _missing_to_none(p.new),
             }
-            for p in result.params
+            for r in result.params
+            for p in compare_params({r.name: r.values[0]}, {r.name: r.values[1]})
+        ]
+        doc["results"] = [
+            {
+                "name": r.name,
+                "old": _missing_to_none(r.values[0]),
+                "new": _missing_to_none(r.values[1]),
+                "differs": r.differs,
+            }
+            for r in result.results
+        ]
+    if "causes" in sections:
+        doc["causes"] = [
+            {
+                "kind": c.kind,
+                "title": c.title,
+                "name": c.name,
+                "old": _missing_to_none(c.old),
+                "new": _missing_to_none(c.new),
+                "detail": c.detail,
+            }
+            for c in result.causes
         ]
     if "code" in sections:
         doc["code"] = [{"step": c.step, "status": c.status, "diff": c.diff} for c in result.code]
@@ -1553,22 +1701,47 @@ def _diff_json(result: Any, ta: int, tb: int, sections: list[str]) -> dict[str, 
 
 
 def render_diff(result: Any, ta: int, tb: int, sections: list[str]) -> str:
-    from tuixp.diff import ADDED, REMOVED, short
+    from tuixp.diff import ADDED, GIT_DIFF_STEP, MISSING, REMOVED, cause_text, short
+
+    def cell(value: Any) -> str:
+        return "—" if value is MISSING else short(value, 30)
 
     out = [f"trial {ta} -> trial {tb}"]
     if "params" in sections:
         out.append(_section("Parameters"))
-        changed = result.params_changed
+        changed = [r for r in result.params if r.differs]
         if not changed:
             out.append("  no differences")
-        rows = [[p.name, short(p.old, 30), short(p.new, 30), p.status] for p in changed]
+        rows = [
+            [r.name, cell(r.values[0]), cell(r.values[1]), _param_status(r.values)] for r in changed
+        ]
         if rows:
             out.append(
                 _indent(render_table(["NAME", f"TRIAL {ta}", f"TRIAL {tb}", "CHANGE"], rows, 78))
             )
-        same = [p.name for p in result.params if p.status == "same"]
+        same = [r.name for r in result.params if not r.differs]
         if same:
             out.append(f"  same: {', '.join(same)}")
+        out.append(_section("Results"))
+        rows = [
+            [
+                _row_name(r.name),
+                cell(r.values[0]),
+                cell(r.values[1]),
+                _param_status(r.values) if r.differs else "",
+            ]
+            for r in result.results
+        ]
+        out.append(_indent(render_table(["", f"TRIAL {ta}", f"TRIAL {tb}", "CHANGE"], rows, 78)))
+    if "causes" in sections:
+        out.append(_section("Likely causes, most likely first"))
+        if not result.causes:
+            out.append(
+                "  nothing here explains a different result: same code, packages, seed, commit "
+                "and data inputs"
+            )
+        for i, c in enumerate(result.causes, 1):
+            out.append(f"  {i:>2}. {c.title}: {cause_text(c)}")
     if "code" in sections:
         out.append(_section("Code"))
         changed = result.code_changed
@@ -1576,6 +1749,8 @@ def render_diff(result: Any, ta: int, tb: int, sections: list[str]) -> str:
             out.append("  no differences")
         for c in changed:
             name = "the script" if c.step == "<script>" else f"step {c.step}"
+            if c.step == GIT_DIFF_STEP:
+                name = "the uncommitted changes (git diff)"
             if c.status in (ADDED, REMOVED):
                 out.append(f"  {name}: {c.status} in trial {tb}")
             out.append(c.diff)
@@ -1603,6 +1778,112 @@ def render_diff(result: Any, ta: int, tb: int, sections: list[str]) -> str:
                 else:
                     out.append(f"    {sign} {c.name}: {short(c.old, 34)} -> {short(c.new, 34)}")
     return "\n".join(out)
+
+
+def _row_name(name: str, width: int = 36) -> str:
+    """A result row's name in a table: a long data path keeps its end (the file's name)."""
+    if len(name) <= width:
+        return name
+    head = "data " if name.startswith("data ") else ""
+    return head + "…" + name[len(name) - (width - len(head) - 1) :]
+
+
+def _param_status(values: Sequence[Any]) -> str:
+    from tuixp.diff import MISSING, compare_params
+
+    old = {} if values[0] is MISSING else {"v": values[0]}
+    new = {} if values[1] is MISSING else {"v": values[1]}
+    return compare_params(old, new)[0].status if old or new else ""
+
+
+@app.command("repeat")
+@handled
+def repeat_command(
+    ctx: typer.Context,
+    experiment: Annotated[str, typer.Argument(metavar="EXPERIMENT", show_default=False)],
+    trial: Annotated[
+        str, typer.Argument(metavar="TRIAL", show_default=False, help="A trial id, or latest.")
+    ],
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            metavar="threads|processes|sync|distributed|tcp://HOST:PORT",
+            show_default=False,
+            help="Where the steps run (default: the trial's own when local, else threads).",
+        ),
+    ] = None,
+    result: Annotated[
+        str | None,
+        typer.Option(
+            "--result",
+            metavar="NAME",
+            show_default=False,
+            help="The result node to run when the script has several.",
+        ),
+    ] = None,
+    progress: Annotated[
+        str | None,
+        typer.Option(
+            metavar="jsonl|none",
+            show_default=False,
+            help="jsonl: tuixp run's events on stdout, then the verdict as one last event.",
+        ),
+    ] = None,
+    store: StoreOption = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            metavar="table|json",
+            show_default=False,
+            help="text for people (default) or JSON.",
+        ),
+    ] = None,
+) -> None:
+    """Run trial TRIAL again (its parameters and seed, today's code) and check every step's
+    output against it: exit 0 when it reproduced bit for bit, 1 when it did not."""
+    from tuixp import repeat as repeats
+
+    fmt = output_format(fmt or "table", ("table", "json"))
+    mode = (progress or "none").strip().lower()
+    if mode not in ("jsonl", "none"):
+        raise CliError(f"unknown progress mode {progress!r}: use jsonl or none")
+    wanted = parse_trial(trial)
+    path = store_path(store, ctx)
+    out = sys.stdout
+    jsonl = JsonlProgress(out) if mode == "jsonl" else None
+
+    def say(plan: Any) -> None:
+        typer.echo(
+            f"repeating trial {plan.trial_id} of {plan.experiment} with seed {plan.seed} "
+            f"{fmt_params(plan.params)} on {plan.script} as it is now",
+            err=True,
+        )
+
+    sys.stdout = sys.stderr  # what the script prints goes to stderr, as in tuixp run
+    try:
+        doc = repeats.repeat_trial(
+            path,
+            experiment,
+            wanted,
+            load_script=load_script,
+            use_store=use_store,
+            scheduler=scheduler,
+            result=result,
+            listeners=[jsonl] if jsonl is not None else [],
+            on_plan=say,
+        )
+    finally:
+        sys.stdout = out
+    if jsonl is not None:
+        jsonl.write(json.dumps({"kind": "repeat_finished", **doc}, default=_json_default))
+    elif fmt == "json":
+        typer.echo(json.dumps(doc, default=_json_default, indent=2))
+    else:
+        typer.echo(repeats.render(doc, table_width()))
+    if not doc["reproduced"]:
+        raise typer.Exit(1)
 
 
 @app.command("sql")
@@ -1764,6 +2045,52 @@ def gc_command(
         files, freed = garbage_collect(st.path, referenced, dry_run=dry_run, min_age_s=min_age)
     verb = "would free" if dry_run else "freed"
     typer.echo(f"{verb} {files} file(s), {freed:,} bytes; {len(referenced)} output(s) kept")
+
+
+@app.command("import-daskperiment")
+@handled
+def import_daskperiment_command(
+    ctx: typer.Context,
+    path: Annotated[
+        Path, typer.Argument(help="daskperiment_cache/ (every experiment) or one of its folders.")
+    ],
+    store: StoreOption = None,
+) -> None:
+    """Bring a daskperiment local history into the store; importing again adds nothing."""
+    from tuixp.daskperiment_import import (
+        ImportRefused,
+        find_histories,
+        import_history,
+        read_history,
+    )
+    from tuixp.store.db import get_store
+
+    target = store_path(store, ctx)
+    if target.is_dir():
+        raise CliError(f"{target} is a folder, not a store file")
+    folders = find_histories(path.expanduser())
+    histories, refused = [], []
+    for folder in folders:  # every history is read before anything is written
+        try:
+            histories.append(read_history(folder))
+        except ImportRefused as exc:
+            refused.append(f"{folder.name}: {exc}")
+    if not histories:
+        raise CliError("nothing imported: " + "; ".join(refused))
+    st = get_store(target)
+    for history in histories:
+        done = import_history(st, history)
+        moved = ", ".join(f"{d}->{t}" for d, t in done.trials.items()) or "none"
+        typer.echo(
+            f"{history.experiment}: imported {len(done.trials)} trial(s) (daskperiment->tuixp "
+            f"id: {moved}), {done.skipped} already in {target.name}"
+        )
+        for note in done.notes:
+            typer.echo(f"  note: {note}", err=True)
+    for line in refused:
+        typer.echo(f"tuixp: not imported: {line}", err=True)
+    if refused:
+        raise typer.Exit(1)
 
 
 @app.command("demo")

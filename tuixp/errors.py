@@ -11,8 +11,30 @@ class ParameterError(TuixpError):
     """A parameter is undeclared, undefined or has a value tuixp cannot record."""
 
 
+class ParameterUndeclaredError(ParameterError):
+    """A name given a value was never declared with ``Experiment.parameter`` (daskperiment's name)."""
+
+
+class ParameterUndefinedError(ParameterError):
+    """A declared parameter has no value yet (daskperiment's name)."""
+
+
 class TrialNotFound(TuixpError):
     """The trial id names no recorded trial."""
+
+
+class TrialIDNotFoundError(TrialNotFound):
+    """daskperiment's name for a trial id that names no trial (or no trial running)."""
+
+
+class LockedTrialError(TuixpError):
+    """``trial_id`` read inside a running step, where only ``current_trial_id`` is safe."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "Unable to use TrialManager.trial_id during trial. Use .current_trial_id for safety."
+        )
 
 
 class ExperimentNotFound(TuixpError):

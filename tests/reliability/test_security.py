@@ -3,6 +3,7 @@ load a pickle nobody asked for, or listen on a network port nobody asked for."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -53,6 +54,21 @@ REFUSED = [
     "SELECT * FROM read_text('{store}.journal/*.jsonl')",
     "SELECT * FROM read_csv('https://example.com/data.csv')",
     "SELECT * FROM sqlite_scan('{dir}/x.db', 't')",
+    # DuckDB's spill folder <store>.tmp/ (readable and writable with external access off, until
+    # the sandbox had no temp_directory) and statements hidden behind EXPLAIN ANALYZE
+    *(
+        SPILL := [
+            "EXPLAIN ANALYZE COPY (SELECT * FROM trials) TO '{store}.tmp/x.csv'",
+            "EXPLAIN ANALYZE CREATE TEMP TABLE evil AS SELECT 1",
+            "EXPLAIN (FORMAT json) COPY trial_record TO '{store}.tmp/y.csv'",
+            "explain /* a */ analyse -- b\n copy (select 1) to '{store}.tmp/z.csv'",
+            "EXPLAIN ANALYZE INSERT INTO trial_record SELECT * FROM trial_record",
+            "EXPLAIN (ANALYZE) COPY (SELECT 1) TO '{store}.tmp/w.parquet' (FORMAT parquet)",
+            "SELECT content FROM read_text('{store}.tmp/planted.txt')",
+            "SELECT * FROM glob('{store}.tmp/*')",
+            "SELECT * FROM read_csv('{store}.tmp/planted.txt')",
+        ]
+    ),
     # extensions and settings
     "INSTALL httpfs",
     "LOAD httpfs",
@@ -70,6 +86,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = run_writer(path, "--trials", "2")
     assert done.returncode == 0, done.stderr
     (path.parent / "secret.csv").write_text(f"token\n{SECRET}\n")
+    spill = path.with_name(path.name + ".tmp")  # DuckDB's default spill folder for this store
+    spill.mkdir()
+    (spill / "planted.txt").write_text(f"token\n{SECRET}\n")
     with Store(path).connect():
         pass  # everything ingested: from now on nothing may change the file
     return path
@@ -115,6 +134,61 @@ def test_tuixp_sql_refuses_in_one_line_with_exit_2(store: Path) -> None:
         assert "Traceback" not in done.stderr and SECRET not in done.stdout + done.stderr
         assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert files_under(store.parent) == before
+
+
+@pytest.mark.slow
+def test_tuixp_sql_cannot_write_into_the_spill_folder(store: Path) -> None:
+    exe = Path(sys.executable).with_name("tuixp")
+    before = files_under(store.parent)
+    for statement in SPILL:
+        done = subprocess.run(
+            [str(exe), "sql", "--store", str(store), statement.format(store=store)],
+            capture_output=True,
+            text=True,
+            env=proc_env(),
+            timeout=60,
+        )
+        assert done.returncode == 2, (statement, done.stdout, done.stderr)
+        assert "Traceback" not in done.stderr and SECRET not in done.stdout + done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert files_under(store.parent) == before, statement
+
+
+def test_the_sql_screen_cannot_write_into_the_spill_folder(store: Path) -> None:
+    from textual.widgets import Static, TextArea
+
+    from tests.tui.helpers import wait_for
+    from tuixp.tui.app import create_app
+    from tuixp.tui.screens.sql import SqlScreen, history_path
+
+    before = files_under(store.parent)
+    shown: list[str] = []
+
+    async def drive() -> None:
+        app = create_app(store, poll_interval=3600)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.press("colon")
+            await wait_for(pilot, lambda: isinstance(app.screen, SqlScreen), what="the SQL screen")
+            screen = app.screen
+            assert isinstance(screen, SqlScreen)
+            for statement in SPILL:
+                screen.query_one(TextArea).text = statement.format(store=store)
+                outcome = screen.outcome
+                await pilot.press("ctrl+j")
+                await wait_for(
+                    pilot,
+                    lambda o=outcome: screen.outcome is not o and not screen.running,
+                    what=f"the answer to {statement!r}",
+                )
+                message = str(screen.query_one("#sql-message", Static).content)
+                assert screen.outcome is not None and screen.outcome.refused, (statement, message)
+                shown.append(message + app.export_screenshot())
+
+    asyncio.run(drive())
+    assert all(SECRET not in text for text in shown)
+    after = files_under(store.parent)
+    after.pop(history_path(store).name, None)  # the screen keeps its query history there
+    assert after == before
 
 
 # -- pickles ---------------------------------------------------------------------------------

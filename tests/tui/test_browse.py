@@ -50,8 +50,18 @@ async def test_experiments_and_trials_show(real_store: Path) -> None:
         assert rows[1].params == {"lr": 0.1, "depth": 4, "model": "lasso"}
         assert set(rows[1].metrics) == {"loss", "accuracy"}
         headers = [c.header for c in table.columns]
-        # The outcome first (on screen at 80 columns), then the parameters.
-        assert headers[:8] == ["#", "status", "result", "accuracy", "loss", "lr", "depth", "model"]
+        # The change flags and the outcome first (on screen at 80 columns), then the parameters.
+        assert headers[:9] == [
+            "#",
+            "status",
+            "CDEI",
+            "result",
+            "accuracy",
+            "loss",
+            "lr",
+            "depth",
+            "model",
+        ]
     kinds = {type(m) for m in messages}
     assert StoreRefreshed in kinds and TrialsLoaded in kinds and QueryChanged in kinds
 
@@ -173,6 +183,49 @@ async def test_filter_box_applies_and_rejects(real_store: Path) -> None:
         await pilot.press("escape", "x")
         await wait_for(pilot, lambda: app.query_state.where == "", what="the filter cleared")
         await loaded(pilot, total=10)
+    assert _db(real_store, "SELECT count(*) FROM trial_record")[0][0] == 13
+
+
+async def test_filter_box_refuses_queries_and_files(real_store: Path, tmp_path: Path) -> None:
+    """The filter runs on the TUI's read-write connection: a subquery or a file read typed into
+    it is refused with one clear line, and nothing of the file reaches the screen."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret-first-line\nsecond\n")
+    messages: list[Message] = []
+    app = _app(real_store)
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        await loaded(pilot)
+        app.select_experiment("regression")
+        await loaded(pilot, total=10)
+        attacks = [
+            f"(SELECT count(*) FROM read_csv('{secret}')) > 0",
+            f"trial_id = (SELECT content FROM read_text('{secret}'))::INT",
+            "trial_id = (SELECT content FROM read_text('/etc/passwd'))::INT",
+            f"read_text('{secret}') IS NOT NULL",
+        ]
+        for n, attack in enumerate(attacks, 1):
+            app.browse.query_one("#filter").value = attack
+            app.browse.query_one("#filter").focus()
+            await pilot.press("enter")
+            await wait_for(
+                pilot,
+                lambda n=n: sum(isinstance(m, FilterRejected) for m in messages) == n,
+                what=f"the refusal of {attack!r}",
+            )
+            # A poll that reads the store again keeps the refusal on screen.
+            refreshed = sum(isinstance(m, StoreRefreshed) for m in messages)
+            app.poll(force=True)
+            await wait_for(
+                pilot,
+                lambda r=refreshed: sum(isinstance(m, StoreRefreshed) for m in messages) > r,
+                what="a poll after the refusal",
+            )
+            problem = app.browse.status.problem
+            assert "cannot hold a query" in problem or "cannot call read_text()" in problem
+            assert len(problem.splitlines()) == 1
+            assert app.query_state.where == "" and app.browse.table.total == 10
+            screen = app.export_screenshot()
+            assert "s3cret" not in screen + problem and "root:" not in screen + problem
     assert _db(real_store, "SELECT count(*) FROM trial_record")[0][0] == 13
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -125,6 +126,76 @@ def test_bad_filters_are_refused_and_nothing_changes(
         with pytest.raises(FilterError, match=says):
             window.count(con, lay, TrialQuery("search", where=bad))
         assert con.execute("SELECT count(*) FROM trial_record").fetchone()[0] == 1540
+
+
+SECRET = "s3cret-line-of-a-file-the-filter-must-not-read"
+ATTACKS = [
+    # Each read a file through the TUI's read-write connection before the filter was parsed.
+    ("(SELECT count(*) FROM read_csv('{secret}')) > 0", "cannot hold a query"),
+    ("trial_id = (SELECT content FROM read_text('{secret}'))::INT", "cannot hold a query"),
+    ("trial_id = (SELECT content FROM read_text('/etc/passwd'))::INT", "cannot hold a query"),
+    ("trial_id IN (SELECT 1 FROM read_text('{secret}'))", "cannot hold a query"),
+    ("read_text('{secret}') IS NOT NULL", "cannot call read_text()"),
+    ("length(getenv('HOME')) > 0", "cannot call getenv()"),
+    ("status = 'x' OR EXISTS (SELECT 1)", "cannot call EXISTS()"),
+    ("status = current_setting('temp_directory')", "cannot call current_setting()"),
+    ("lr::BLOB IS NULL", "cannot convert to BLOB"),
+    ("status = 'x' UNION SELECT 1", "expected AND, OR or the end"),
+    ("1=1 -- a comment", "no comment"),
+]
+
+
+@pytest.mark.parametrize("attack,says", ATTACKS)
+def test_filters_cannot_reach_files_or_run_queries(
+    synthetic_store: Path, tmp_path: Path, attack: str, says: str
+) -> None:
+    secret = tmp_path / "secret.csv"
+    secret.write_text(f"token\n{SECRET}\n")
+    where = attack.format(secret=secret)
+    with Store(synthetic_store).connect() as con:
+        lay = window.layout(con, "search")
+        for call in (window.count, lambda *a: window.page(*a, 0, 10)):
+            with pytest.raises(FilterError) as caught:
+                call(con, lay, TrialQuery("search", where=where))
+            text = str(caught.value)
+            assert says in text, text
+            assert SECRET not in text and "root:" not in text
+            assert len(text.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "where,mask",
+    [
+        ("MODEL = 'ridge' and LR < 0.01", lambda d: (d["model"] == "ridge") & (d["lr"] < 0.01)),
+        ("\"model\" IN ('ridge', 'lasso')", lambda d: d["model"].isin(["ridge", "lasso"])),
+        ("model NOT LIKE 'r%'", lambda d: ~d["model"].str.startswith("r")),
+        (
+            "depth BETWEEN 3 AND 5 AND NOT status = 'failed'",
+            lambda d: d["depth"].between(3, 5) & (d["status"] != "failed"),
+        ),
+        ("result IS NULL", lambda d: d["result_value"].isna()),
+        (
+            "trial_id % 7 = 0 OR -loss > -0.1",
+            lambda d: (d["trial_id"] % 7 == 0) | (d["loss"] < 0.1),
+        ),
+        (
+            "upper(model) = 'RIDGE' AND lr::VARCHAR LIKE '0.0%'",
+            lambda d: (d["model"] == "ridge") & d["lr"].astype(str).str.startswith("0.0"),
+        ),
+        ("started > now() - INTERVAL 100000 DAYS", lambda d: d["trial_id"] > 0),
+    ],
+)
+def test_the_filter_grammar_selects_what_pandas_does(
+    synthetic_store: Path, where: str, mask: Any
+) -> None:
+    df = _frame(synthetic_store)
+    expected = sorted(df[mask(df)]["trial_id"])
+    with Store(synthetic_store).connect() as con:
+        lay = window.layout(con, "search")
+        q = TrialQuery("search", where=where)
+        assert window.count(con, lay, q) == len(expected) > 0
+        rows = window.page(con, lay, q, 0, 5000)
+    assert sorted(r.trial_id for r in rows) == expected
 
 
 def test_unknown_sort_column_is_a_clear_error(synthetic_store: Path) -> None:

@@ -9,14 +9,17 @@ Noise that is not a change (CPU MHz, shell mode) is never recorded.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -55,14 +58,25 @@ def capture_platform() -> dict[str, Any]:
     }
 
 
+def _resolved(path: str | None) -> str | None:
+    return os.path.realpath(path) if path else None
+
+
 @functools.lru_cache(maxsize=1)
 def capture_python() -> dict[str, Any]:
+    """The interpreter's identity: what it is, not the path it was started by.
+
+    ``venv/bin/python``, ``venv/bin/python3.11`` and ``proj/../venv/bin/python`` are one
+    interpreter: ``executable`` is the real file (symlinks and ``..`` resolved) and ``venv`` the
+    resolved prefix of the virtual environment, so the same interpreter always gives the same
+    record and another venv or another Python a different one.
+    """
     prefix, base = sys.prefix, getattr(sys, "base_prefix", sys.prefix)
     return {
         "implementation": platform.python_implementation(),
         "version": platform.python_version(),
-        "executable": sys.executable,
-        "venv": prefix if prefix != base else None,
+        "executable": _resolved(sys.executable),
+        "venv": _resolved(prefix) if prefix != base else None,
         "conda": os.environ.get("CONDA_DEFAULT_ENV"),
     }
 
@@ -137,16 +151,17 @@ def capture_packages() -> dict[str, str]:
         found: dict[str, str] = {}
         for dist in metadata.distributions():
             name = dist.metadata["Name"]
-            if name:
-                found[name] = dist.version
+            if name:  # the first on sys.path, as import would find it
+                found.setdefault(name, dist.version)
         packages = dict(sorted(found.items(), key=lambda kv: kv[0].lower()))
         _packages = (stamps, packages)
         return packages
 
 
 def clear_cache() -> None:
-    global _packages
+    global _packages, _modules
     _packages = None
+    _modules = None
 
 
 def capture_environment() -> dict[str, Any]:
@@ -157,3 +172,104 @@ def capture_environment() -> dict[str, Any]:
         "gpu": capture_gpus(),
         "python": capture_python(),
     }
+
+
+_modules: tuple[tuple[float, ...], dict[str, list[str]]] | None = None
+
+
+def module_distributions() -> dict[str, list[str]]:
+    """``{top-level import name: [distribution names]}`` of the installed distributions.
+
+    Reading every distribution's file list takes ~0.4 s with torch installed, so the map is kept
+    on disk (``~/.cache/tuixp``) for the current ``sys.path`` folders and re-read only when one of
+    them changed (an install or an upgrade touches it).
+    """
+    global _modules
+    stamps = _path_stamps()
+    with _lock:
+        if _modules is not None and _modules[0] == stamps:
+            return _modules[1]
+    ident = hashlib.sha256(json.dumps([sys.path, stamps]).encode()).hexdigest()[:24]
+    path = _cache_dir() / f"modules-{ident}.json"
+    found: dict[str, list[str]] | None = None
+    try:
+        loaded = json.loads(path.read_text())
+        if isinstance(loaded, dict):
+            found = loaded
+    except (OSError, ValueError):
+        pass
+    if found is None:
+        found = {k: sorted(set(v)) for k, v in metadata.packages_distributions().items()}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_text(json.dumps(found))
+            os.replace(tmp, path)
+        except OSError:
+            pass
+    with _lock:
+        _modules = (stamps, found)
+    return found
+
+
+def _normal(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def imported_distributions(extra_modules: Iterable[str] = ()) -> dict[str, str]:
+    """``{distribution: version}`` of the distributions whose modules are imported now.
+
+    The modules are those in ``sys.modules`` and ``extra_modules`` (dotted names are reduced to
+    their top-level package). Modules that no installed distribution provides (the standard
+    library, the project's own files) are left out: their code is recorded otherwise.
+    """
+    tops = {m.partition(".")[0] for m in list(sys.modules)}
+    tops |= {m.partition(".")[0] for m in extra_modules}
+    owners = module_distributions()
+    installed = {_normal(name): (name, version) for name, version in capture_packages().items()}
+    out: dict[str, str] = {}
+    for top in tops:
+        for dist in owners.get(top, ()):
+            found = installed.get(_normal(dist))
+            if found is not None:
+                out[found[0]] = found[1]
+    return dict(sorted(out.items(), key=lambda kv: kv[0].lower()))
+
+
+def changed_distributions(recorded: dict[str, str]) -> list[str]:
+    """Of ``recorded`` ``{distribution: version}``, those installed now at another version or not
+    at all, as ``name old -> new`` lines (empty: all are as recorded)."""
+    installed = {_normal(name): version for name, version in capture_packages().items()}
+    out = []
+    for name, version in recorded.items():
+        now = installed.get(_normal(name))
+        if now != version:
+            out.append(f"{name} {version} -> {now or 'not installed'}")
+    return out
+
+
+def code_imports(func: Any) -> frozenset[str]:
+    """The modules a function's code imports (``import x``, ``from x import y``), nested
+    functions included; relative imports are left out (they are the project's own code)."""
+    code = getattr(func, "__code__", None)
+    return _code_imports(code) if code is not None else frozenset()
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_imports(top: Any) -> frozenset[str]:
+    import dis
+
+    found: set[str] = set()
+    stack = [top]
+    while stack:
+        code = stack.pop()
+        level = 0
+        for ins in dis.get_instructions(code):
+            if ins.opname == "LOAD_CONST" and isinstance(ins.argval, int):
+                level = ins.argval
+            elif ins.opname == "IMPORT_NAME":
+                if level == 0 and isinstance(ins.argval, str):
+                    found.add(ins.argval)
+                level = 0
+        stack.extend(c for c in code.co_consts if type(c).__name__ == "code")
+    return frozenset(found)

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuixp.capture.seed import seeding_notes, seeding_problem
 from tuixp.execution.events import Listener, ProgressEvent
 from tuixp.execution.steps import StepRecord, next_seq
 from tuixp.store.db import Store
+
+logger = logging.getLogger("tuixp")
 
 
 def result_fields(value: Any) -> dict[str, Any]:
@@ -122,6 +126,15 @@ class TrialRecorder:
             self._running.pop(rec.key, None)
         for m in rec.metrics:
             self.on_metric(m)
+        problem = seeding_problem(rec.seeding)
+        if problem:
+            logger.warning(
+                "Seed may not reproduce step %s of trial %d of %s: %s",
+                rec.step,
+                self.trial_id,
+                self.experiment,
+                problem,
+            )
         self.store.record(
             [
                 {
@@ -232,6 +245,9 @@ class TrialRecorder:
                 h = text_hash(traceback_text)
                 event["traceback_hash"] = h
                 texts = self.store.blob_events({h: traceback_text})
+        with self._lock:
+            steps = sorted(self.steps_seen.values(), key=lambda r: r.started_at)
+        notes = [*(notes or []), *seeding_notes((r.step, r.seeding) for r in steps)]
         if notes:
             event["notes"] = json.dumps(notes)
         try:

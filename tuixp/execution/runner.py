@@ -24,7 +24,14 @@ from dask._task_spec import Dict, GraphNode, List, Task, TaskRef, Tuple
 
 from tuixp.execution import steps as steps_mod
 from tuixp.execution.schedulers import Scheduler
-from tuixp.execution.steps import StepFailure, StepOutput, StepSpec, TrialContext, run_step
+from tuixp.execution.steps import (
+    StepFailure,
+    StepOutput,
+    StepSpec,
+    TrialContext,
+    run_op,
+    run_step,
+)
 
 if TYPE_CHECKING:
     from tuixp.experiment import Experiment, Node, TrialOutcome, _Plan
@@ -77,7 +84,8 @@ def _add_trial(
         spec = StepSpec(n.step.name, n.step.func, n.step.kind)
         args = [conv(a) for a in n.args]
         kwargs = {k: conv(v) for k, v in n.kwargs.items()}
-        dsk[key] = Task(key, partial(run_step, ctx, spec, key), *args, **kwargs)
+        run = run_op if n.step.kind == "op" else run_step  # an operator (a + 1) is not recorded
+        dsk[key] = Task(key, partial(run, ctx, spec, key), *args, **kwargs)
         if n.step.kind == "persist":
             persist[n.step.name] = key
         return key

@@ -49,8 +49,12 @@ class Scheduler:
             try:
                 return dask.threaded.get(dsk, keys, callbacks=callbacks, pool=pool)
             except BaseException:
-                # Its threads may still be inside steps: the next run gets a fresh pool.
+                # Its threads may still be inside steps: the next run gets a fresh pool, and
+                # does not wait for the random generators those steps hold (capture.seed).
                 _drop_thread_pool(pool)
+                from tuixp.capture.seed import abandon_steps
+
+                abandon_steps()
                 raise
         import dask.multiprocessing
 

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from tuixp.capture.seed import apply_seed, step_seed
+from tuixp.capture.hashing import content_hash, fingerprint_inputs
+from tuixp.capture.seed import StepSeeding, step_seed
 
 
 @dataclass(frozen=True)
@@ -58,9 +59,13 @@ class StepRecord:
     worker: str
     input_hash: str | None = None
     output_hash: str | None = None
-    input_repr: str | None = None
+    input_repr: str | None = None  # one line: type, shape and hash of each argument
     error: str | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
+    # What the step's seed did (capture.seed.StepSeeding.outcome); the owner puts it in the
+    # trial's notes and warns when the seed may not reproduce the step's result.
+    seeding: dict[str, Any] | None = None
+    input_text: str | None = None  # the arguments' repr, bounded (kept in an impure trial's notes)
 
 
 @dataclass
@@ -142,23 +147,6 @@ def publish(ctx: TrialContext, kind: str, payload: dict[str, Any]) -> bool:
     return True
 
 
-def _tokenize(value: Any) -> str | None:
-    try:
-        from dask.base import tokenize
-
-        return tokenize(value, ensure_deterministic=False)
-    except Exception:  # noqa: BLE001 - an unhashable value just skips the purity check
-        return None
-
-
-def _short_repr(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    try:
-        text = f"args: {args!r}, kwargs: {kwargs!r}"
-    except Exception:  # noqa: BLE001 - an input whose repr fails (or is too big) still runs
-        text = f"args: {len(args)} value(s) without a repr, kwargs: {sorted(kwargs)}"
-    return text if len(text) <= 300 else text[:297] + "..."
-
-
 def _unwrap(value: Any, records: dict[str, StepRecord]) -> tuple[Any, StepFailure | None]:
     """The plain value of a step argument, looking inside lists, tuples and dicts."""
     if isinstance(value, StepOutput):
@@ -196,6 +184,16 @@ def _picklable_error(exc: BaseException) -> BaseException:
 
 
 def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: Any) -> Any:
+    seeding = StepSeeding(step_seed(ctx.seed, spec.name), spec.name, spec.func)
+    # Waits for the process's random generators (capture.seed): a step waiting for them has
+    # not started, and its recorded start and elapsed time leave the wait out.
+    with seeding.held():
+        return _run_step(seeding, ctx, spec, key, *args, **kwargs)
+
+
+def _run_step(
+    seeding: StepSeeding, ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: Any
+) -> Any:
     records: dict[str, StepRecord] = {}
     upstream_failure: StepFailure | None = None
     plain_args = []
@@ -222,10 +220,12 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
         publish(
             ctx, "task_started", {"key": key, "step": spec.name, "time": started, "worker": worker}
         )
-    input_hash = _tokenize((plain_args, plain_kwargs)) if ctx.purity else None
-    apply_seed(step_seed(ctx.seed, spec.name))
+    # Before the step runs: it may change its arguments in place.
+    inputs = fingerprint_inputs(plain_args, plain_kwargs) if ctx.purity else None
+    input_hash = inputs.hash if inputs is not None else None
     try:
-        value = spec.func(*plain_args, **plain_kwargs)
+        with seeding:
+            value = spec.func(*plain_args, **plain_kwargs)
     except Exception as exc:  # noqa: BLE001 - reported to the owner, who re-raises it
         finished = time.time()
         tb = traceback.format_exc()
@@ -241,6 +241,7 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
             None,
             f"{type(exc).__name__}: {exc}",
             scope.metrics,
+            seeding.outcome or None,
         )
         if local is not None:
             local.on_step(record)
@@ -253,7 +254,7 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
     finally:
         current_scope.reset(token)
     finished = time.time()
-    output_hash = _tokenize(value) if ctx.purity else None
+    output_hash = content_hash(value) if ctx.purity else None
     record = StepRecord(
         key,
         spec.name,
@@ -263,9 +264,11 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
         worker,
         input_hash,
         output_hash,
-        _short_repr(tuple(plain_args), plain_kwargs) if ctx.purity else None,
+        inputs.summary if inputs is not None else None,
         None,
         scope.metrics,
+        seeding.outcome or None,
+        inputs.text if inputs is not None else None,
     )
     if local is not None:
         local.on_step(record)
@@ -273,6 +276,37 @@ def run_step(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: 
         records[key] = record
         publish(ctx, "step", {"record": asdict(record)})
     return StepOutput(value, records)
+
+
+def run_op(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: Any) -> Any:
+    """An operator node of the graph (``a + 1`` on parameters or outputs): its arguments are
+    unwrapped and its value passed on like a step's, but it records nothing of its own."""
+    records: dict[str, StepRecord] = {}
+    plain_args = []
+    failure: StepFailure | None = None
+    for a in args:
+        v, failed = _unwrap(a, records)
+        failure = failure or failed
+        plain_args.append(v)
+    plain_kwargs = {}
+    for k, a in kwargs.items():
+        plain_kwargs[k], failed = _unwrap(a, records)
+        failure = failure or failed
+    if failure is not None:
+        failure.records = records
+        return failure
+    try:
+        return StepOutput(spec.func(*plain_args, **plain_kwargs), records)
+    except Exception as exc:  # noqa: BLE001 - fails the trial like a step would
+        return StepFailure(
+            key,
+            spec.name,
+            _picklable_error(exc),
+            type(exc).__name__,
+            str(exc),
+            traceback.format_exc(),
+            records,
+        )
 
 
 def record_metric(name: str, epoch: Any, value: Any) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import duckdb
 
-from tuixp.errors import ExperimentNotFound, MetricNotFound, TrialNotFound
+from tuixp.errors import ExperimentNotFound, MetricNotFound, TrialIDNotFoundError, TrialNotFound
 
 
 def _loads(text: str | None) -> Any:
@@ -211,17 +211,32 @@ def load_metric(
         "AND list_contains(?, trial_id) ORDER BY epoch",
         [experiment, name, trial_ids],
     ).fetchall()
+    found = {r[0] for r in rows}
+    for tid in trial_ids:
+        if tid not in found:  # daskperiment's answer for a trial without this metric
+            raise TrialIDNotFoundError(f"Unable to find trial id: {tid}")
     df = pd.DataFrame(rows, columns=["Trial ID", "Epoch", "value"])
     wide = df.pivot_table(index="Epoch", columns="Trial ID", values="value", aggfunc="last")
     wide = wide.reindex(columns=trial_ids)
     wide.columns.name = "Trial ID"
+    # Values are stored as DOUBLE: a trial's column of whole numbers (what an int metric
+    # saves) comes back as int64, as the ints it was saved from.
+    for tid in trial_ids:
+        col = wide[tid]
+        if col.notna().all() and bool((col == col.round()).all()) and col.abs().max() < 2**53:
+            wide[tid] = col.astype("int64")
     return wide
 
 
 def history(
-    con: duckdb.DuckDBPyConnection, experiment: str, declared: list[str], verbose: bool = False
+    con: duckdb.DuckDBPyConnection,
+    experiment: str,
+    declared: list[str],
+    verbose: bool = False,
+    status: bool = False,
 ) -> Any:
-    """daskperiment's history DataFrame, indexed by ``Trial ID``."""
+    """daskperiment's history DataFrame, indexed by ``Trial ID``, with its columns exactly;
+    ``status=True`` (tuixp's own) adds a final ``Status`` column (running, failed, ...)."""
     import pandas as pd
 
     names = list(declared) or param_names(con, experiment)
@@ -234,7 +249,7 @@ def history(
         [experiment],
     ).fetchall()
     records = []
-    for tid, params, result, rtype, status, started, finished, seed, etype, emsg in rows:
+    for tid, params, result, rtype, state, started, finished, seed, etype, emsg in rows:
         p = _loads(params) or {}
         rec: dict[str, Any] = {"Trial ID": tid}
         for n in names:
@@ -243,21 +258,24 @@ def history(
             rec["Seed"] = seed
         rec["Result"] = _loads(result)
         if verbose:
-            rec["Result Type"] = rtype
-        rec["Success"] = status == "succeeded"
+            # daskperiment's type of the result: the string "None" when there is none
+            rec["Result Type"] = rtype if state == "succeeded" and rtype else "None"
+        rec["Success"] = state == "succeeded"
         rec["Finished"] = finished.astimezone().replace(tzinfo=None) if finished else pd.NaT
         rec["Process Time"] = (finished - started) if finished and started else pd.NaT
         rec["Description"] = f"{etype}({emsg})" if etype else float("nan")
-        if verbose:
-            rec["Status"] = status
+        if status:
+            rec["Status"] = state
         records.append(rec)
+    if not records:
+        names = []  # daskperiment's empty history has no parameter columns
     cols = (
         ["Trial ID", *names]
         + (["Seed"] if verbose else [])
         + ["Result"]
         + (["Result Type"] if verbose else [])
         + ["Success", "Finished", "Process Time", "Description"]
-        + (["Status"] if verbose else [])
+        + (["Status"] if status else [])
     )
     df = pd.DataFrame(records, columns=cols).set_index("Trial ID")
     if not records:

@@ -2,10 +2,13 @@
 
 Three fences, each enough on its own for the statements people actually type:
 1. only one statement, and only a query (``SELECT``, ``WITH``, ``FROM``, ``DESCRIBE``, ``SHOW``,
-   ``SUMMARIZE``, ``EXPLAIN``): anything else is refused before the store is even opened;
+   ``SUMMARIZE``, or ``EXPLAIN [ANALYZE]`` of one of those: an ``EXPLAIN ANALYZE`` runs what it
+   explains, so it is judged by that): anything else is refused before the store is opened;
 2. the database is opened ``read_only``, so a write that slipped through fails in DuckDB;
 3. ``enable_external_access`` is off and the configuration locked, so a query cannot read or
    write other files (``read_csv``, ``COPY``, ``ATTACH``), load extensions or turn that back on.
+   DuckDB still allows its spill folder (``temp_directory``, ``<store>.tmp/``) with external
+   access off, so the sandbox has none: no folder is reachable from SQL at all.
 
 Journals are ingested first (through ``Store.connect``) so the answer includes trials that
 finished a moment ago.
@@ -14,6 +17,7 @@ finished a moment ago.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,9 +30,11 @@ from tuixp.errors import ReadOnlyQuery, StoreBusy, StoreError, TuixpError
 from tuixp.store import db
 from tuixp.store.journal import journal_files
 
-ALLOWED = ("SELECT", "EXPLAIN")
-_SANDBOX = {
+_SANDBOX: dict[str, str | bool] = {
     "enable_external_access": False,
+    # No spill folder: DuckDB lets SQL write into it even with external access off (an
+    # EXPLAIN ANALYZE COPY ... TO '<store>.tmp/x.csv' did). A query too big for memory fails.
+    "temp_directory": "",
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "lock_configuration": True,
@@ -54,12 +60,80 @@ def check_query(sql: str) -> str:
     if len(statements) > 1:
         raise ReadOnlyQuery(f"give one statement at a time (got {len(statements)})")
     kind = statements[0].type.name
-    if kind not in ALLOWED:
+    if kind == "EXPLAIN":
+        kind = _explained_kind(statements[0].query)
+    if kind != "SELECT":
         raise ReadOnlyQuery(
             f"{kind} statements are refused: the store is read-only here (only queries: SELECT, "
-            "WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN)"
+            "WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN of a query)"
         )
     return sql
+
+
+_SKIP = re.compile(r"(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*", re.S)
+_WORD = re.compile(r"[A-Za-z_]+")
+
+
+def _explained_kind(statement: str) -> str:
+    """The kind of statement an ``EXPLAIN [ANALYZE] [(options)] ...`` explains ("EXPLAIN ..."
+    when it cannot tell: refused). ``EXPLAIN (SELECT 1)`` and ``EXPLAIN (FORMAT json) SELECT 1``
+    read alike up to the parenthesis, so both readings are tried and every one that parses must
+    be a query."""
+    at = _SKIP.match(statement, 0).end()  # type: ignore[union-attr]
+    word = _WORD.match(statement, at)
+    if word is None or word.group().upper() != "EXPLAIN":
+        return "EXPLAIN"
+    at = _SKIP.match(statement, word.end()).end()  # type: ignore[union-attr]
+    word = _WORD.match(statement, at)
+    if word is not None and word.group().upper() in ("ANALYZE", "ANALYSE"):
+        at = _SKIP.match(statement, word.end()).end()  # type: ignore[union-attr]
+    rest = statement[at:]
+    readings = [rest]
+    if rest.startswith("("):
+        close = _closing_parenthesis(rest)
+        if close is None:
+            return "EXPLAIN"
+        readings.append(rest[close + 1 :])
+    kinds = []
+    for text in readings:
+        try:
+            found = duckdb.extract_statements(text)
+        except duckdb.Error:
+            continue
+        if len(found) == 1:
+            kinds.append(found[0].type.name)
+        elif found:
+            return "EXPLAIN of several"
+    if not kinds:
+        return "EXPLAIN"
+    bad = [k for k in kinds if k != "SELECT"]
+    return f"EXPLAIN {bad[0]}" if bad else "SELECT"
+
+
+def _closing_parenthesis(text: str) -> int | None:
+    """Where the parenthesis opening ``text`` closes (quotes and comments skipped)."""
+    depth, i = 0, 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "'\"":
+            end = text.find(ch, i + 1)
+            while end != -1 and text.startswith(ch, end + 1):
+                end = text.find(ch, end + 2)
+            if end == -1:
+                return None
+            i = end + 1
+            continue
+        if text.startswith(("--", "/*"), i):
+            i = _SKIP.match(text, i).end()  # type: ignore[union-attr]
+            continue
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,13 +1,15 @@
 """Windowed trial queries: one experiment's trials as a table that is never loaded whole.
 
 The TUI's trial table asks for the rows on screen (plus a margin) through ``page``; counting,
-sorting by any column (parameters and metrics included) and filtering with a SQL ``WHERE``
-expression happen in DuckDB. Every function takes an open connection and keeps nothing, so the
+sorting by any column (parameters and metrics included) and filtering by a condition happen in
+DuckDB; the condition is parsed by ``tuixp.store.filters`` (trial columns only, no subquery, no
+file), never passed on as typed. Every function takes an open connection and keeps nothing, so the
 caller can open the store, ask, and close it again.
 
 Columns a filter or a sort can name: the trial's own (``trial_id``, ``status``, ``result``,
 ``elapsed``, ``started``, ``finished``, ``seed``, ``commit``, ``branch``, ``dirty``, ``error``,
-``host``, ``code_changed``, ``env_changed``, ``impure``), each parameter by its name and each
+``host``, ``code_changed``, ``data_changed``, ``env_changed``, ``impure``: the change flags of
+``tuixp.store.flags``), each parameter by its name and each
 metric by its name (its value at the last epoch). A parameter or metric whose name is taken by an
 earlier column is reachable as ``param_<name>`` or ``metric_<name>``.
 """
@@ -15,7 +17,6 @@ earlier column is reachable as ``param_<name>`` or ``metric_<name>``.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,13 +27,10 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from tuixp.errors import TuixpError
+from tuixp.store import filters, flags
+from tuixp.store.filters import FilterError
 
 SAMPLE_TRIALS = 2000  # parameter names and types are read from the latest trials only
-
-
-class FilterError(TuixpError):
-    """A filter expression that is not a valid, read-only SQL condition over the trial columns."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +70,12 @@ TRIAL_COLUMNS: tuple[Column, ...] = (
         "code_changed",
         "trial",
         "coalesce(list_contains(json_extract_string(t.changes, '$[*].kind'), 'code'), false)",
+        "BOOLEAN",
+    ),
+    Column(
+        "data_changed",
+        "trial",
+        "coalesce(list_contains(json_extract_string(t.changes, '$[*].kind'), 'data'), false)",
         "BOOLEAN",
     ),
     Column(
@@ -134,6 +138,12 @@ class TrialRow:
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    data_changed: bool = False
+
+    @property
+    def flags(self) -> str:
+        """The change flags as every view shows them (``tuixp.store.flags``): ``C·E·``."""
+        return flags.text(set_letters={f.letter for f in flags.FLAGS if getattr(self, f.name)})
 
 
 def _json_type(values: list[Any]) -> str:
@@ -418,22 +428,10 @@ class MetricSummary:
         return pa.table({"trial_id": ids.astype(np.int32), "value": values})
 
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def check_filter(where: str) -> str:
-    """The filter as one read-only SQL expression, or a ``FilterError`` saying what is wrong."""
-    text = where.strip()
-    if not text:
-        return ""
-    probe = f"SELECT 1 FROM (SELECT 1) WHERE ({text})"
-    try:
-        statements = duckdb.extract_statements(probe)
-    except duckdb.Error as exc:
-        raise FilterError(f"Not a SQL condition: {_first_line(exc)}") from None
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise FilterError("A filter is one condition, such as: status = 'failed' AND lr > 0.01")
-    return text
+def check_filter(where: str, lay: Layout) -> filters.Filter:
+    """The filter parsed over ``lay``'s columns (see ``tuixp.store.filters``), or a
+    ``FilterError`` saying what is wrong. Only the SQL written from the parse reaches DuckDB."""
+    return filters.parse(where, [c.name for c in lay.columns])
 
 
 def _first_line(exc: BaseException) -> str:
@@ -451,8 +449,9 @@ def _relation(
     Metric columns join the in-memory ``summary`` (registered on ``con``) when it is ready,
     and aggregate the metric rows otherwise.
     """
-    where = check_filter(query.where)
-    words = set(_IDENT.findall(where)) | {query.sort}
+    parsed = check_filter(query.where, lay)
+    where = parsed.sql
+    words = parsed.columns | {query.sort}
     needed = [c for c in lay.columns if c.name == "trial_id" or c.name in words]
     joins = []
     args: list[Any] = []
@@ -639,7 +638,7 @@ def rows_for(
         params,
         error,
     ) in found:
-        kinds = {c.get("kind") for c in _loads(changes, []) if isinstance(c, dict)}
+        on = flags.letters(changes, notes)
         by_id[tid] = TrialRow(
             trial_id=tid,
             status=status,
@@ -649,12 +648,13 @@ def rows_for(
             finished_at=finished,
             commit=commit,
             dirty=bool(dirty),
-            code_changed="code" in kinds,
-            env_changed="environment" in kinds,
-            impure=any(str(n).startswith("impure:") for n in _loads(notes, []) or []),
+            code_changed="C" in on,
+            env_changed="E" in on,
+            impure="I" in on,
             params=_loads(params, {}) or {},
             metrics=metrics.get(tid, {}),
             error=error,
+            data_changed="D" in on,
         )
     return [by_id[t] for t in trial_ids if t in by_id]
 

@@ -15,11 +15,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--theme", default=None, help="dark, light, ansi or a Textual theme")
     args = parser.parse_args(argv)
-    from tuixp.tui.app import create_app
+    from tuixp.tui.app import NoTerminal, create_app, require_terminal
 
     path = resolve_store_path(args.store)
     if path.exists() and path.is_dir():
         print(f"tuixp: {path} is a folder, not a store file.", file=sys.stderr)
+        return 2
+    try:
+        require_terminal()
+    except NoTerminal as exc:
+        print(f"tuixp: {exc}", file=sys.stderr)
         return 2
     create_app(path, theme=args.theme).run()
     return 0

@@ -87,6 +87,7 @@ class TuixpApp(App[None]):
         self._poll_timer: Any = None
         self._summary_building: str | None = None  # the experiment whose summary is being built
         self._last_error = ""  # the last unexpected failure notified
+        self.filter_problem = ""  # why the typed filter was refused: shown until the next one
         self.sub_title = self.reader.path.name
         self.launches = Launches(clock=self.clock)
         if theme:
@@ -170,7 +171,7 @@ class TuixpApp(App[None]):
         self.fingerprint = snap.fingerprint
         self.experiments = snap.experiments
         browse = self.browse
-        browse.status.problem = ""
+        browse.status.problem = self.filter_problem
         browse.query_one("#experiments").show(snap.experiments, self.experiment)  # type: ignore[attr-defined]
         names = [e["experiment"] for e in snap.experiments]
         if self.experiment is None and snap.trials is not None:
@@ -253,6 +254,7 @@ class TuixpApp(App[None]):
 
     def set_query(self, query: TrialQuery) -> None:
         """Show ``query``: read its first window; the table changes when it arrives."""
+        self.filter_problem = ""
         self.generation += 1
         self._adopting = True
         self._window_worker(query, 0, self._limit(), self.generation, True)
@@ -302,12 +304,13 @@ class TuixpApp(App[None]):
             table.show_window(win.layout, win.total, win.offset, win.rows, replace=True)
         elif win.query == self.query_state:
             table.show_window(win.layout, win.total, win.offset, win.rows)
-        self.browse.status.problem = ""
+        self.browse.status.problem = self.filter_problem
         self.update_status()
 
     @on(FilterRejected)
     def _filter_rejected(self, message: FilterRejected) -> None:
         self._adopting = False
+        self.filter_problem = message.message  # a poll or a scroll does not wipe it
         browse = self.browse
         browse.status.problem = message.message
         browse.query_one("#filter").add_class("-invalid")
@@ -469,7 +472,31 @@ def create_app(store_path: str | os.PathLike[str], **options: Any) -> TuixpApp:
     return TuixpApp(store_path, **options)
 
 
+class NoTerminal(TuixpError):
+    """The TUI was started without a terminal to read keys from and draw on."""
+
+
+def require_terminal(streams: dict[str, Any] | None = None) -> None:
+    """Refuse to start without a terminal: with stdin at end of file (``< /dev/null``, cron, a
+    pipe) Textual's input loop spins at full CPU, and output redirected to a file fills it with
+    escape codes. ``NoTerminal`` names the stream that is not one."""
+    import sys
+
+    found = streams or {"stdin": sys.stdin, "stdout": sys.stdout, "stderr": sys.stderr}
+    for name, stream in found.items():
+        try:
+            ok = stream is not None and stream.isatty()
+        except (AttributeError, ValueError):  # closed, or not a file at all
+            ok = False
+        if not ok:
+            raise NoTerminal(
+                f"the TUI needs a terminal, and {name} is not one; from a script or a pipe use "
+                "tuixp ls, show, diff or sql (--format csv|json)"
+            )
+
+
 def run(store_path: Path) -> None:
     """Open the TUI on ``store_path`` until the user quits (the CLI's ``tuixp`` / ``tuixp ui``)."""
+    require_terminal()
     theme = os.environ.get("TUIXP_THEME") or None
     create_app(store_path, theme=theme).run()

@@ -107,6 +107,13 @@ class TuixpCommands(Provider):
                 )
             )
             out.append(("Re-run with these parameters", screen.action_rerun, "R"))
+            out.append(
+                (
+                    "Repeat this trial and check every step's output",
+                    screen.action_repeat,
+                    "X: tuixp repeat in a child process",
+                )
+            )
         elif isinstance(screen, CompareScreen):
             for i, (pane, title) in enumerate(COMPARE_TABS, 1):
                 out.append((f"Show {title.lower()}", partial(screen.action_tab, pane), f"key {i}"))
@@ -124,6 +131,13 @@ class TuixpCommands(Provider):
                 out.append(("Compare with the next trial", screen.action_next_pair, "n"))
             out.append(("Re-run the compared trial with its parameters", screen.action_rerun, "R"))
             out.append(("Copy the tuixp run command", screen.action_copy_command, "y"))
+            out.append(
+                (
+                    "Repeat the compared trial and check every step's output",
+                    screen.action_repeat,
+                    "X: tuixp repeat in a child process",
+                )
+            )
             out.append(("Back", screen.action_back, "escape"))
         out.append(
             (

@@ -47,8 +47,24 @@ class LaunchRequest:
     scheduler: str = "threads"
     experiment: str | None = None
     steps: list[str] = field(default_factory=list)
+    # ``tuixp repeat EXPERIMENT TRIAL`` instead: that trial again, its parameters and seed, each
+    # step's output checked against it (the verdict arrives as a last ``repeat_finished`` event).
+    repeat: int | None = None
 
     def argv(self) -> list[str]:
+        if self.repeat is not None:
+            return [
+                sys.executable,
+                "-m",
+                "tuixp",
+                "repeat",
+                str(self.experiment),
+                str(self.repeat),
+                "--progress",
+                "jsonl",
+                "--store",
+                str(self.store),
+            ]
         args = [sys.executable, "-m", "tuixp", "run", self.script]
         args += [f"{name}={value}" for name, value in self.params.items()]
         for name, values in self.grid.items():
@@ -60,6 +76,8 @@ class LaunchRequest:
         return args + ["--progress", "jsonl", "--store", str(self.store)]
 
     def describe(self) -> str:
+        if self.repeat is not None:
+            return f"repeat of trial #{self.repeat}: its parameters and seed, each step checked"
         parts = [f"{k}={v}" for k, v in self.params.items()]
         parts += [f"{k}∈{{{v}}}" for k, v in self.grid.items()]
         return " ".join(parts)
@@ -128,6 +146,7 @@ class Launch:
         self.trials: dict[int, TrialProgress] = {}
         self.stderr: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
         self.events = 0
+        self.verdict: dict[str, Any] | None = None  # a repeat's (tuixp.repeat.verify)
         self.cancel_requested = False
         self.proc: subprocess.Popen[str] | None = None
         self._threads: list[threading.Thread] = []
@@ -157,6 +176,9 @@ class Launch:
         self.events += 1
         if self.state == "starting":
             self.state = "running"
+        if doc.get("kind") == "repeat_finished":
+            self.verdict = doc
+            return
         if doc.get("kind") == "run_finished":
             for t in doc.get("trials") or []:
                 trial = self.trials.get(t.get("trial_id"))
@@ -216,6 +238,8 @@ class Launch:
         if code < 0:
             self.state = "killed"
             self.message = f"stopped by signal {-code}"
+        elif self.verdict is not None and code in (0, 1):
+            self.state = str(self.verdict.get("verdict", "failed")).replace("_", " ")
         else:
             self.state = EXIT_STATES.get(code, "failed")
         if code == 2 or (code != 0 and not self.trials):

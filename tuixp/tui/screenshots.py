@@ -2,8 +2,8 @@
 
 It records a small real store first (real trials through ``tuixp.Experiment`` in a child
 process, in a temporary folder), then drives the app headless with Pilot and saves
-``browse.svg``, ``detail.svg``, ``metrics.svg``, ``compare.svg``, ``launch.svg``, ``sql.svg``
-(and ``light.svg``) into DIR.
+``browse.svg``, ``detail.svg``, ``metrics.svg``, ``compare.svg``, ``launch.svg``, ``sql.svg``,
+``repeat.svg`` (and ``light.svg``) into DIR.
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ async def _shoot(store: Path, out: Path) -> list[Path]:
                 app.save_screenshot("compare.svg", str(out))
                 written.append(out / "compare.svg")
     written += await _shoot_launch_and_sql(store, out, until, ready)
+    written += await _shoot_repeat(store.parent, out, until, ready)
     return written
 
 
@@ -253,6 +254,73 @@ async def _shoot_launch_and_sql(store: Path, out: Path, until: Any, ready: Any) 
         app.save_screenshot("sql.svg", str(out))
         written.append(out / "sql.svg")
     return written
+
+
+NOISY = textwrap.dedent("""
+    import numpy as np
+    import tuixp
+
+    ex = tuixp.Experiment("noisy_fit")
+    n = ex.parameter("n", default=200)
+    noise = ex.parameter("noise", default=0.1)
+
+    @ex
+    def sample(n, noise):
+        x = np.linspace(0, 1, n)
+        return x, 3 * x + 1 + np.random.normal(scale=noise, size=n)
+
+    @ex
+    def fit(data):
+        x, y = data
+        return np.polyfit(x, y, 1)
+
+    @ex.result
+    def slope(coef):
+        return round(float(coef[0]), 6)
+
+    s = slope(fit(sample(n, noise)))
+""")
+
+
+async def _shoot_repeat(folder: Path, out: Path, until: Any, ready: Any) -> list[Path]:
+    """``X`` on a trial whose step was edited since: a real child ``tuixp repeat`` and its
+    verdict, the first differing step and the likely causes."""
+    from tuixp.tui.app import create_app
+    from tuixp.tui.screens.detail import DetailScreen
+    from tuixp.tui.screens.launch import ProgressScreen
+
+    store = folder / "repeat.duckdb"
+    script = folder / "noisy_fit.py"
+    script.write_text(NOISY)
+    env = dict(os.environ)
+    root = Path(__file__).resolve().parents[2]
+    env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
+    subprocess.run(
+        [sys.executable, "-m", "tuixp", "run", str(script), "--seed", "7", "--store", str(store)],
+        check=True,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    script.write_text(NOISY.replace("return np.polyfit(x, y, 1)", "return np.polyfit(x, y, 2)[1:]"))
+    app = create_app(store, poll_interval=3600, clock=time.time)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: ready(app))
+        app.select_experiment("noisy_fit")
+        await until(pilot, lambda: ready(app, 1))
+        app.open_trial(1)
+        await until(
+            pilot, lambda: isinstance(app.screen, DetailScreen) and app.screen.detail is not None
+        )
+        await pilot.press("X")
+        await until(pilot, lambda: isinstance(app.screen, ProgressScreen))
+        launch = app.launches.items[-1]
+        deadline = time.monotonic() + 90
+        while not launch.done and time.monotonic() < deadline:
+            await pilot.pause(0.1)
+        await pilot.pause(0.5)
+        app.save_screenshot("repeat.svg", str(out))
+    return [out / "repeat.svg"]
 
 
 def _metric_points(launch: Any) -> int:

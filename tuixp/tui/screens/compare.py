@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 TABS = [("params", "Params"), ("code", "Code"), ("environment", "Env"), ("metrics", "Metrics")]
 UNIFIED_BELOW = 120  # columns: narrower terminals get the unified code view by default
-GIT_DIFF_STEP = "git diff (uncommitted)"
+GIT_DIFF_STEP = diff.GIT_DIFF_STEP
 
 
 class ComparisonLoaded(Message):
@@ -106,48 +106,29 @@ def rerun(app: "TuixpApp", experiment: str, trial: dict[str, Any], launch: bool 
     app.push_screen(RerunScreen(command))
 
 
-def _elapsed(trial: dict[str, Any]) -> Any:
-    value = trial.get("elapsed_s")
-    return round(value, 2) if isinstance(value, (int, float)) else diff.MISSING
-
-
-def _last(series: dict[int, list[tuple[int, float]]], tid: int) -> Any:
-    values = series.get(tid) or []
-    return values[-1][1] if values else diff.MISSING
+def document(d: TrialDetail) -> dict[str, Any]:
+    """A trial as ``tuixp.diff`` compares it (the CLI's ``tuixp diff`` builds the same)."""
+    tid = d.trial_id
+    return {
+        "trial": d.trial,
+        "code": d.code,
+        "environment": d.environment,
+        "steps_ran": [s["step"] for s in d.steps] if d.steps else None,
+        "metrics": {name: series.get(tid, []) for name, series in d.metrics.items()},
+    }
 
 
 def result_rows(details: Sequence[TrialDetail]) -> list[diff.ParamRow]:
-    """Rows of the table below the parameters: result, status, seed, commit, time, metrics."""
-    fields: list[tuple[str, list[Any]]] = [
-        ("result", [d.trial.get("result", diff.MISSING) for d in details]),
-        ("status", [d.trial.get("status") for d in details]),
-        ("seed", [d.trial.get("seed") for d in details]),
-        (
-            "commit",
-            [
-                (d.trial.get("git_commit") or "")[:12] + ("+" if d.trial.get("git_dirty") else "")
-                for d in details
-            ],
-        ),
-        ("elapsed s", [_elapsed(d.trial) for d in details]),
-    ]
-    names = sorted({n for d in details for n in d.metrics})
-    for name in names:
-        series = details[0].metrics.get(name, {})
-        fields.append((f"{name} (last)", [_last(series, d.trial_id) for d in details]))
-    rows = []
-    for name, values in fields:
-        table = diff.param_table([{name: v} if v is not diff.MISSING else {} for v in values])
-        # Run time always differs a little: shown, never counted as a difference.
-        differs = table[0].differs if table and name != "elapsed s" else False
-        rows.append(diff.ParamRow(name, tuple(values), differs))
-    return rows
+    """Rows of the table below the parameters (``tuixp.diff.result_rows``)."""
+    return diff.result_rows([document(d) for d in details])
 
 
 def _cell(value: Any, width: int = 24) -> str:
+    if value is diff.MISSING or value == "":
+        return "—"
     if isinstance(value, float):
         return fmt_number(value, 10)
-    return diff.short(value, width) if value not in ("", None) else "—"
+    return diff.short(value, width)
 
 
 def _highlighted_lines(source: str, lexer: str) -> list[Text]:
@@ -156,14 +137,6 @@ def _highlighted_lines(source: str, lexer: str) -> list[Text]:
     text.style = ""
     lines = text.split("\n", allow_blank=True)
     return list(lines)
-
-
-def _sources(details: TrialDetail) -> dict[str, str]:
-    code = dict(details.code)
-    git_diff = (details.environment.get("git") or {}).get("diff")
-    if git_diff:
-        code[GIT_DIFF_STEP] = git_diff
-    return code
 
 
 class RerunScreen(ModalScreen[None]):
@@ -203,6 +176,7 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         Binding("n", "next_pair", "Next trial", show=True),
         Binding("m", "next_metric", "Metric", show=False),
         Binding("R", "rerun", "Re-run", show=True),
+        Binding("X", "repeat", "Repeat & check", show=False),
         Binding("y", "copy_command", "Copy run command", show=False),
         Binding("1", "tab('params')", "Params", show=False),
         Binding("2", "tab('code')", "Code", show=False),
@@ -395,8 +369,8 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
     # -- code --------------------------------------------------------------------------------
     def code_changes(self) -> list[diff.CodeChange]:
         return diff.compare_code(
-            _sources(self.reference),
-            _sources(self.other),
+            diff.sources(document(self.reference)),
+            diff.sources(document(self.other)),
             (f"#{self.reference.trial_id}", f"#{self.other.trial_id}"),
         )
 
@@ -496,15 +470,7 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
 
     # -- environment -------------------------------------------------------------------------
     def causes(self) -> list[diff.Cause]:
-        def doc(d: TrialDetail) -> dict[str, Any]:
-            return {
-                "trial": d.trial,
-                "code": d.code,
-                "environment": d.environment,
-                "steps_ran": [s["step"] for s in d.steps] if d.steps else None,
-            }
-
-        return diff.explain(doc(self.reference), doc(self.other))
+        return diff.explain(document(self.reference), document(self.other))
 
     def _show_environment(self) -> None:
         a, b = self.reference, self.other
@@ -523,7 +489,7 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
             )
         for i, cause in enumerate(causes, 1):
             parts.append(
-                Text.assemble(f"{i:>2}. ", (cause.title, "bold"), ": ", _cause_text(cause))
+                Text.assemble(f"{i:>2}. ", (cause.title, "bold"), ": ", diff.cause_text(cause))
             )
         parts.append(Text(""))
         env = diff.compare_environment(a.environment, b.environment)
@@ -621,6 +587,13 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         if self.details is not None:
             rerun(self.tuixp, self.experiment, self.other.trial)
 
+    def action_repeat(self) -> None:
+        """``tuixp repeat`` of the compared trial: run again, each step's output checked."""
+        from tuixp.tui.screens.launch import start_repeat
+
+        if self.details is not None:
+            start_repeat(self.tuixp, self.experiment, self.other.trial)
+
     def action_copy_command(self) -> None:
         if self.details is not None:
             rerun(self.tuixp, self.experiment, self.other.trial, launch=False)
@@ -633,20 +606,3 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
 
 def _arrow(old: Any, new: Any) -> str:
     return f"{diff.short(old, 30)} → {diff.short(new, 30)}"
-
-
-def _cause_text(cause: diff.Cause) -> str:
-    if cause.kind in ("code", "code_not_run"):
-        name = "the script" if cause.name == "<script>" else cause.name
-        return f"{name} ({cause.detail})"
-    if cause.kind in ("package", "other_package"):
-        return f"{cause.name} {_arrow(cause.old, cause.new)}"
-    if cause.kind == "commit":
-        return _arrow((cause.old or "")[:12] or None, (cause.new or "")[:12] or None)
-    if cause.kind == "uncommitted":
-        return cause.detail
-    if cause.kind == "data":
-        old = cause.old[:12] if isinstance(cause.old, str) else cause.old
-        new = cause.new[:12] if isinstance(cause.new, str) else cause.new
-        return f"{cause.name} {_arrow(old, new)}"
-    return _arrow(cause.old, cause.new)

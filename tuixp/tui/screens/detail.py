@@ -74,6 +74,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         Binding("P", "load_pickle", "Load pickle", show=False),
         Binding("v", "compare_previous", "Vs previous", show=True),
         Binding("R", "rerun", "Re-run", show=False),
+        Binding("X", "repeat", "Repeat & check", show=False),
         Binding("k", "scroll_up", "Up", show=False),
         Binding("j", "scroll_down", "Down", show=False),
         Binding("g", "scroll_home", "Top", show=False),
@@ -434,6 +435,13 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
         if self.detail is not None:
             rerun(self.tuixp, self.experiment, self.detail.trial)
+
+    def action_repeat(self) -> None:
+        """``tuixp repeat`` of this trial in a child process: each step's output checked."""
+        from tuixp.tui.screens.launch import start_repeat
+
+        if self.detail is not None:
+            start_repeat(self.tuixp, self.experiment, self.detail.trial)
 
     def action_next_metric(self) -> None:
         names = self.metric_names()

@@ -53,6 +53,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("P", "load a pickled output (only after p asked)"),
             ("v", "compare with the previous trial"),
             ("R", "re-run: the launch form with this trial's parameters"),
+            ("X", "repeat: run it again, check each step's output"),
             ("j k g G", "scroll"),
             ("escape", "back to the trials"),
         ],
@@ -66,6 +67,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("n", "next trial against the first one"),
             ("m", "next metric"),
             ("R  y", "re-run with these parameters / copy the tuixp run line"),
+            ("X", "repeat the compared trial, check each step's output"),
         ],
     ),
     (
@@ -90,9 +92,10 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
 
 FILTER_NOTE = (
     "A filter can use trial_id status result elapsed started finished seed commit branch dirty "
-    "error host code_changed env_changed impure, each parameter and each metric (its last "
-    "value) by name: model = 'ridge' AND loss < 0.2. The CEI column flags a changed Code or "
-    "Environment since the previous trial, or an Impure step."
+    "error host code_changed data_changed env_changed impure, each parameter and each metric "
+    "(its last value) by name, with = <> < > LIKE IN BETWEEN IS NULL AND OR NOT: model = 'ridge' "
+    "AND loss < 0.2 (no subqueries, no files: queries go to the SQL screen). The CDEI column "
+    "flags a changed Code, Data input or Environment since the previous trial, or an Impure step."
 )
 
 

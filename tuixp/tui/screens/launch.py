@@ -48,6 +48,9 @@ STATE_STYLE = {
     "killed": "bold red",
     "waiting": "dim",
     "reused": "cyan",
+    "reproduced": "bold green",
+    "differs": "bold red",
+    "not verified": "bold yellow",
 }
 TASK_ICON = {
     "waiting": "·",
@@ -77,7 +80,7 @@ def check_value(text: str, name: str, previous: Any = None) -> tuple[str, str]:
         value = parse_value(text, name)
     except CliError as exc:
         return "-invalid", str(exc).split(": ", 1)[-1]
-    kind = type(value).__name__
+    kind = "None" if value is None else type(value).__name__
     if previous is not None and not _same_kind(previous, value):
         return "-warning", f"{kind}, was {type(previous).__name__}"
     return "", kind
@@ -224,7 +227,16 @@ def handle_update(app: "TuixpApp", message: LaunchUpdated) -> None:
     ):
         app.poll(force=True)
     if message.kind == "exit":
-        if launch.state == "refused":
+        if launch.verdict is not None and launch.state != "refused":
+            from tuixp.repeat import headline
+
+            app.notify(
+                headline(launch.verdict),
+                title=f"Repeat #{launch.number}: {launch.state}",
+                severity="information" if launch.state == "reproduced" else "error",
+                timeout=10,
+            )
+        elif launch.state == "refused":
             app.notify(
                 launch.message,
                 title=f"Launch #{launch.number} refused",
@@ -244,6 +256,22 @@ def handle_update(app: "TuixpApp", message: LaunchUpdated) -> None:
     screen = app.screen
     if isinstance(screen, ProgressScreen):
         screen.launch_changed(launch)
+
+
+def start_repeat(app: "TuixpApp", experiment: str, trial: dict[str, Any]) -> Launch:
+    """``tuixp repeat`` of this trial in a child process, shown on the runs screen."""
+    tid = int(trial["trial_id"])
+    request = LaunchRequest(
+        script=str(trial.get("script") or ""),
+        store=app.reader.path,
+        seed=trial.get("seed"),
+        scheduler=str(trial.get("scheduler") or ""),
+        experiment=experiment,
+        repeat=tid,
+    )
+    launch = start_launch(app, request)
+    app.push_screen(ProgressScreen(launch.number))
+    return launch
 
 
 def start_launch(app: "TuixpApp", request: LaunchRequest) -> Launch:
@@ -268,8 +296,10 @@ class ParamRow(Horizontal):
 
     def compose(self) -> ComposeResult:
         yield Label(self.param, classes="param-name")
+        # A recorded None is typed back as None: an empty field would mean "not passed" and
+        # the launch would silently use the parameter's default instead.
         yield Input(
-            as_text(self.previous) if self.previous is not None else "",
+            as_text(self.previous),
             placeholder="value",
             classes="param-value",
             id=f"value-{self.index}",
@@ -547,7 +577,21 @@ def render_launch(launch: Launch, now: float, width: int = 80) -> Group:
     if not launch.trials and not launch.done:
         parts.append(Text("waiting for the first trial…", style="dim"))
     parts.append(table)
+    if launch.verdict is not None:
+        parts.append(render_verdict(launch.verdict, width))
     return Group(*parts)
+
+
+def render_verdict(doc: dict[str, Any], width: int = 80) -> Text:
+    """A repeat's verdict (``tuixp.repeat.render``), its headline coloured by the outcome."""
+    from tuixp.repeat import render
+
+    head, _, rest = render(doc, width).partition("\n")
+    state = str(doc.get("verdict", "")).replace("_", " ")
+    text = Text("\n")
+    text.append(head, style=STATE_STYLE.get(state, "bold"))
+    text.append("\n" + rest)
+    return text
 
 
 def _trial_rows(table: Table, trial: TrialProgress, now: float) -> None:
@@ -671,7 +715,7 @@ class ProgressScreen(Screen[None]):
             stderr.update("")
             self._plot(None)
             return
-        detail.update(render_launch(launch, self.tuixp.clock()))
+        detail.update(render_launch(launch, self.tuixp.clock(), detail.size.width or 80))
         tail = list(launch.stderr)[-STDERR_SHOWN:]
         body = Text("stderr ", style="bold dim")
         body.append("\n".join(tail) if tail else "(nothing yet)", style="dim")

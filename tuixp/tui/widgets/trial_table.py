@@ -3,7 +3,8 @@
 It never holds all the trials. It keeps the rows it was given (the window on screen plus a
 margin, a few windows at most) and, when a line it must draw is missing, posts ``WindowNeeded``;
 the app reads that window from DuckDB in a worker and hands it back with ``show_window``. The
-header line stays put; the mark, id and status columns stay put when scrolling sideways.
+header line stays put; the mark, id, status and change-flag columns stay put when scrolling
+sideways.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from tuixp.store import flags
 from tuixp.store.window import Layout, TrialRow
 
 MAX_CACHED_ROWS = 2000
@@ -105,16 +107,17 @@ def _elapsed(row: TrialRow, now: float) -> tuple[str, str]:
 
 
 def _flags(row: TrialRow, now: float) -> tuple[str, str]:
-    text = (
-        ("C" if row.code_changed else "·")
-        + ("E" if row.env_changed else "·")
-        + ("I" if row.impure else "·")
-    )
-    return text, "trial-table--flag" if text != "···" else "trial-table--dim"
+    text = row.flags
+    return text, "trial-table--flag" if text.strip(flags.BLANK) else "trial-table--dim"
 
 
 def _param(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]]:
-    return lambda row, now: (fmt_number(row.params.get(key), width), "")
+    def value(row: TrialRow, now: float) -> tuple[str, str]:
+        if key in row.params and row.params[key] is None:
+            return "None", ""  # a value the trial ran with (max_depth=None), not a blank
+        return fmt_number(row.params.get(key), width), ""
+
+    return value
 
 
 def _metric(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]]:
@@ -122,13 +125,14 @@ def _metric(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]
 
 
 def display_columns(lay: Layout, id_width: int = 6) -> list[DisplayColumn]:
-    """The columns for an experiment: id and status fixed, then the outcome (result, metrics),
-    parameters, and the trial's own. The outcome comes first so that at 80 columns it is on
-    screen without scrolling sideways, however many parameters there are. ``id_width`` fits the
-    longest trial id shown so far."""
+    """The columns for an experiment: id, status and the change flags (``tuixp.store.flags``)
+    fixed, then the outcome (result, metrics), parameters, and the trial's own. The flags and
+    the outcome come first so that at 80 columns they are on screen without scrolling sideways,
+    however many parameters there are. ``id_width`` fits the longest trial id shown so far."""
     cols = [
         DisplayColumn("trial_id", "#", id_width, lambda r, n: (str(r.trial_id), ""), right=True),
         DisplayColumn("status", "status", 11, _status),
+        DisplayColumn("code_changed", flags.HEADER, len(flags.HEADER), _flags),
         DisplayColumn(
             "result",
             "result",
@@ -158,12 +162,11 @@ def display_columns(lay: Layout, id_width: int = 6) -> list[DisplayColumn]:
                 "",
             ),
         ),
-        DisplayColumn("code_changed", "CEI", 3, _flags),
     ]
     return cols
 
 
-FIXED_COLUMNS = 2  # id and status stay on screen when scrolling sideways
+FIXED_COLUMNS = 3  # id, status and the change flags stay on screen when scrolling sideways
 MARK_WIDTH = 2
 
 
