@@ -858,6 +858,9 @@ class Store:
         delay = 0.01
         while True:
             before = self._file_id()
+            if before is None and not read_only:
+                self._create()  # removed since: never let DuckDB create it in place
+                continue
             self._opened_file = before
             try:
                 # Small blocks: a store of a few thousand trials stays a few MB, not 256 KB a
@@ -890,9 +893,11 @@ class Store:
                         f"so far are safe in {journal_dir(self.path)}; free some space."
                     ) from exc
                 with contextlib.suppress(OSError):
-                    if self.path.stat().st_size == 0:
+                    st = self.path.stat()
+                    if st.st_size == 0:
+                        old = time.time() - st.st_mtime >= EMPTY_FILE_GRACE
                         if read_only or not self._replace_empty_file():
-                            if time.monotonic() >= deadline:
+                            if time.monotonic() >= deadline or (read_only and old):
                                 raise NotAStore(
                                     f"{self.path} is an empty file, not a tuixp store (a "
                                     "creation that never finished?). Delete it and run again: "
