@@ -786,8 +786,11 @@ class Experiment:
     ) -> None:
         """Save a metric from inside a step: ``save_metric("loss", epoch=1, value=0.5)``.
 
-        ``metric_key`` is daskperiment's name for it; ``key=`` is accepted too. Integers load
-        back as int64, other numbers as float64.
+        ``metric_key`` is daskperiment's name for it; ``key=`` is accepted too. A value loads
+        back with the type it was saved with, as in daskperiment: ints (and numpy integers) as
+        int64, exactly, within 64 bits (larger ones are refused); bools (and numpy bools) as
+        bool; other numbers (numpy float32 too) as float64. A numpy 0-d array or a one-element
+        tensor is saved as the Python number its ``.item()`` gives.
         """
         key = _metric_key(metric_key, key)
         if steps_mod.current_scope.get() is None:  # daskperiment's answer outside a trial
@@ -797,15 +800,10 @@ class Experiment:
         if epoch is None or value is None:
             raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
         epoch = _whole_epoch(key, epoch)
-        try:
-            value = float(value)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise errors.TuixpError(
-                f"Metric {key}: epoch must be an integer and value a number ({exc})"
-            ) from exc
+        number, value_type, exact = _typed_metric_value(key, value)
         if not -(1 << 63) <= epoch < (1 << 63):
             raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
-        steps_mod.record_metric(key, epoch, value)
+        steps_mod.record_metric(key, epoch, number, value_type, exact)
 
     # -- running trials --------------------------------------------------------------------
     def _world(self) -> dict[str, Any]:
@@ -1574,6 +1572,39 @@ def _main_script() -> str | None:
     ):
         return os.path.abspath(path)
     return None
+
+
+def _typed_metric_value(key: str, value: Any) -> tuple[float, str, int | None]:
+    """A metric value as stored: ``(value as a float, its type, an int's exact value)``, the type
+    being 'bool', 'int' or 'float' (``schema.METRIC_VALUE_TYPES``)."""
+    import numbers
+
+    import numpy as np
+
+    if not isinstance(value, (bool, int, float, np.generic)) and callable(
+        getattr(value, "item", None)
+    ):
+        try:  # a numpy 0-d array, a one-element tensor: the number it holds
+            value = value.item()
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise errors.TuixpError(
+                f"Metric {key}: value must be a number, given: {type(value).__name__} ({exc})"
+            ) from exc
+    if isinstance(value, (bool, np.bool_)):
+        return float(value), "bool", None
+    if isinstance(value, numbers.Integral):
+        exact = int(value)
+        if not -(1 << 63) <= exact < (1 << 63):
+            raise errors.TuixpError(
+                f"Metric {key}: an integer value must fit in 64 bits (int64), given: {exact}"
+            )
+        return float(exact), "int", exact
+    try:
+        return float(value), "float", None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise errors.TuixpError(
+            f"Metric {key}: value must be a number, given: {value!r} ({exc})"
+        ) from exc
 
 
 def _whole_epoch(key: str, epoch: Any) -> int:
