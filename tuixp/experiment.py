@@ -37,6 +37,7 @@ from tuixp.execution.events import Listener
 from tuixp.execution.recorder import TrialRecorder
 from tuixp.execution.steps import StepFailure, StepOutput, TrialContext
 from tuixp.store.db import Store, get_store
+from tuixp.store.schema import metric_value
 
 logger = logging.getLogger("tuixp")
 
@@ -1575,36 +1576,10 @@ def _main_script() -> str | None:
 
 
 def _typed_metric_value(key: str, value: Any) -> tuple[float, str, int | None]:
-    """A metric value as stored: ``(value as a float, its type, an int's exact value)``, the type
-    being 'bool', 'int' or 'float' (``schema.METRIC_VALUE_TYPES``)."""
-    import numbers
-
-    import numpy as np
-
-    if not isinstance(value, (bool, int, float, np.generic)) and callable(
-        getattr(value, "item", None)
-    ):
-        try:  # a numpy 0-d array, a one-element tensor: the number it holds
-            value = value.item()
-        except (TypeError, ValueError, RuntimeError) as exc:
-            raise errors.TuixpError(
-                f"Metric {key}: value must be a number, given: {type(value).__name__} ({exc})"
-            ) from exc
-    if isinstance(value, (bool, np.bool_)):
-        return float(value), "bool", None
-    if isinstance(value, numbers.Integral):
-        exact = int(value)
-        if not -(1 << 63) <= exact < (1 << 63):
-            raise errors.TuixpError(
-                f"Metric {key}: an integer value must fit in 64 bits (int64), given: {exact}"
-            )
-        return float(exact), "int", exact
     try:
-        return float(value), "float", None
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise errors.TuixpError(
-            f"Metric {key}: value must be a number, given: {value!r} ({exc})"
-        ) from exc
+        return metric_value(value)
+    except ValueError as exc:
+        raise errors.TuixpError(f"Metric {key}: {exc}") from exc
 
 
 def _whole_epoch(key: str, epoch: Any) -> int:

@@ -6,6 +6,8 @@ Tables hold what ingest writes; the views are the public contract for SQL users
 
 from __future__ import annotations
 
+from typing import Any
+
 SCHEMA_VERSION = 4
 STORE_MARK = "tuixp-store"
 
@@ -37,6 +39,39 @@ PER_TRIAL_TABLES = {
     + ","
     + ", ".join(f"{name} {typ}" for name, typ in METRIC_TYPE_COLUMNS),
 }
+
+
+def metric_value(value: Any) -> tuple[float, str, int | None]:
+    """A metric value as stored: ``(value as a float, its type, an int's exact value)``, its type
+    one of METRIC_VALUE_TYPES. A bool (Python or NumPy) is 'bool', an integer (Python or NumPy)
+    'int', any other number 'float'; a NumPy 0-d array or a one-element tensor is the number its
+    ``.item()`` gives. ValueError for what is not a number and for an int beyond 64 bits."""
+    import numbers
+
+    import numpy as np
+
+    if not isinstance(value, (bool, int, float, np.generic)) and callable(
+        getattr(value, "item", None)
+    ):
+        try:
+            value = value.item()
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"value must be a number, given: {type(value).__name__} ({exc})"
+            ) from exc
+    if isinstance(value, (bool, np.bool_)):
+        return float(value), "bool", None
+    if isinstance(value, numbers.Integral):
+        exact = int(value)
+        if not -(1 << 63) <= exact < (1 << 63):
+            raise ValueError(f"an integer value must fit in 64 bits (int64), given: {exact}")
+        return float(exact), "int", exact
+    try:
+        return float(value), "float", None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"value must be a number, given: {value!r} ({exc})") from exc
+
+
 KEYS = {
     "param_record": ("trial_uuid", "name"),
     "metric_record": ("trial_uuid", "name", "epoch"),
