@@ -9,6 +9,7 @@ larger ones are refused. A schema 3 store is migrated with its rows, which load 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -39,17 +40,18 @@ CASES: dict[str, tuple[list[Any], str, list[Any]]] = {
 }
 
 
-def _record_all(store_path: Path) -> tuixp.Experiment:
+def _record_all(store_path: Path, scheduler: str = "threads") -> tuixp.Experiment:
     ex = tuixp.Experiment("types", store=store_path)
+    cases = {name: values for name, (values, _, _) in CASES.items()}
 
     @ex.result
     def train():
-        for name, (values, _, _) in CASES.items():
+        for name, values in cases.items():
             for epoch, value in enumerate(values):
                 ex.save_metric(name, epoch=epoch, value=value)
         return 0
 
-    train().compute()
+    train().compute(scheduler=scheduler)
     return ex
 
 
@@ -83,6 +85,15 @@ def test_each_type_loads_back_as_saved(store_path: Path) -> None:
             ("ints", "int", 1, 1.0),
             ("whole_floats", "float", None, 1.0),
         ]
+
+
+def test_types_saved_in_worker_processes_reach_the_store(store_path: Path) -> None:
+    # The metric events travel from the worker process to the recording one (pickled).
+    ex = _record_all(store_path, scheduler="processes")
+    with Store(store_path).connect() as con:
+        (worker,) = con.execute("SELECT worker FROM steps").fetchone()
+    assert f":{os.getpid()}/" not in worker  # the step ran in another process
+    assert _dtypes_and_values(ex, 1) == EXPECTED
 
 
 def test_a_second_process_reads_the_same_types(store_path: Path) -> None:
