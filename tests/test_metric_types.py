@@ -197,35 +197,22 @@ def test_an_unknown_value_type_in_a_journal_is_a_bad_line_not_a_stored_row(
     store = Store(store_path)
     with store.connect() as con:
         uuid = con.execute("SELECT uuid FROM trials").fetchone()[0]
-    journal = next(Path(f"{store_path}.journal").glob("*.jsonl"), None)
-    if journal is None:  # every journal was ingested and removed: write a fresh one
-        journal = Path(f"{store_path}.journal") / "by-hand.jsonl"
-        journal.parent.mkdir(exist_ok=True)
-    line = {
-        "t": "metric",
-        "trial_uuid": uuid,
-        "experiment": "types",
-        "trial_id": 1,
-        "name": "odd",
-        "epoch": 0,
-        "value": 1.0,
-        "value_type": "complex",
-    }
-    with journal.open("a") as f:
-        f.write(json.dumps(line) + "\n")
+    journal = Path(f"{store_path}.journal") / "by-hand.jsonl"
+    journal.parent.mkdir(exist_ok=True)
+    base = {"t": "metric", "trial_uuid": uuid, "experiment": "types", "trial_id": 1, "epoch": 0}
+    lines = [
+        {**base, "name": "odd", "value": 1.0, "value_type": "complex"},  # a newer tuixp's?
+        {**base, "name": "fine", "value": 2.0, "value_type": "float"},  # the next line is read
+    ]
+    journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
     with store.connect() as con:
-        assert con.execute("SELECT count(*) FROM metrics WHERE name = 'odd'").fetchone() == (0,)
+        assert con.execute(
+            "SELECT name, value_type FROM metrics WHERE name IN ('odd', 'fine')"
+        ).fetchall() == [("fine", "float")]
     assert _dtypes_and_values(ex, 1) == EXPECTED
 
 
 # -- schema 3 -> 4 ---------------------------------------------------------------------------
-# The metrics view as schema 3 made it.
-SCHEMA_3_METRICS = (
-    "CREATE VIEW metrics AS SELECT experiment, trial_id, name, epoch, value, recorded_at "
-    "FROM metric_record;"
-)
-
-
 def _to_schema_3(store_path: Path) -> None:
     """Take schema 4's columns off ``metric_record`` and its view and mark the store version 3:
     the store a tuixp of schema 3 wrote (its rows as DOUBLE only)."""
@@ -294,3 +281,26 @@ def test_schema_3_store_is_migrated_with_its_rows_and_records_on(store_path: Pat
             "SELECT name, value_type, count(*) FROM metrics WHERE trial_id = 3 GROUP BY ALL "
             "ORDER BY name"
         ).fetchall() == [("loss", "float", 3), ("steps", "int", 3), ("whole", "float", 3)]
+
+
+def test_journal_lines_with_odd_typed_values_load_as_stored(store_path: Path) -> None:
+    # Lines no tuixp writes, but a person or another tool might: an 'int' without its exact
+    # value, an 'int' or 'bool' whose value is NaN or missing. They load, as what is stored.
+    ex = _record_all(store_path)
+    store = Store(store_path)
+    with store.connect() as con:
+        uuid = con.execute("SELECT uuid FROM trials").fetchone()[0]
+    journal = Path(f"{store_path}.journal") / "by-hand.jsonl"
+    journal.parent.mkdir(exist_ok=True)
+    base = {"t": "metric", "trial_uuid": uuid, "experiment": "types", "trial_id": 1}
+    lines = [
+        {**base, "name": "odd_int", "epoch": 0, "value": 3.0, "value_type": "int"},
+        {**base, "name": "odd_int", "epoch": 1, "value": float("nan"), "value_type": "int"},
+        {**base, "name": "odd_bool", "epoch": 0, "value": None, "value_type": "bool"},
+        {**base, "name": "odd_bool", "epoch": 1, "value": 1.0, "value_type": "bool"},
+    ]
+    journal.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    odd_int = ex.load_metric("odd_int", 1)[1].tolist()
+    assert odd_int[0] == 3 and odd_int[1] != odd_int[1]  # 3, then NaN
+    odd_bool = ex.load_metric("odd_bool", 1)[1].tolist()
+    assert odd_bool[0] is None and odd_bool[1] is True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import duckdb
@@ -242,11 +243,13 @@ def _saved_values(rows: list[tuple[Any, ...]]) -> list[Any]:
     whole = all(v == v and abs(v) < 2**53 and float(v).is_integer() for v in untyped)
     out: list[Any] = []
     for _, value, value_type, value_int in rows:
-        if value_type == "int":
-            out.append(value_int if value_int is not None else int(value))
+        if value_type == "int" and value_int is not None:
+            out.append(value_int)
+        elif value is None or value != value or value in (math.inf, -math.inf):
+            out.append(value)  # a hand-written journal line's NULL, NaN or infinity: as stored
         elif value_type == "bool":
             out.append(bool(value))
-        elif value_type is None and whole:
+        elif value_type == "int" or (value_type is None and whole):
             out.append(int(value))
         else:
             out.append(value)
