@@ -164,6 +164,8 @@ _COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
         ("value", "float64", None),
         ("recorded_at", _TS, "to_timestamp(recorded_at)"),
         ("seq", "int64", None),
+        ("value_type", "string", None),  # schema 4: 'int', 'float', 'bool'; None from older
+        ("value_int", "int64", None),  # an int's exact value (``value`` is exact to 2**53)
     ],
     "step_record": [
         ("trial_uuid", "string", None),
@@ -366,6 +368,8 @@ def check_event(ev: dict[str, Any]) -> str | None:
         if ev.get(name) is None:
             return f"{kind} event without {name}"
     try:
+        if kind == "metric" and ev.get("value_type") not in (None, *schema.METRIC_VALUE_TYPES):
+            return "unknown metric value type"
         if kind in _EVENT_TABLE:
             return _row_problem(ev, _EVENT_TABLE[kind])
         if kind == "trial_started":
