@@ -426,6 +426,8 @@ def _result_built(node: Node) -> None:
     path = getattr(main, "__file__", None)
     if not path or _main_script() is None or os.path.basename(path) == "tuixp":
         return  # a notebook, a REPL, pytest or the tuixp command: no hint
+    if not os.path.isfile(path):
+        return  # ``python < script.py`` (``<stdin>``): no file to name in ``tuixp run FILE``
     _script_hint["node"] = node
     if not _script_hint["registered"]:
         import atexit
@@ -440,6 +442,8 @@ def _hint_at_exit(path: str, argv: list[str]) -> None:
     node = _script_hint["node"]
     if node is None or _script_hint["ran"]:
         return
+    if getattr(sys, "last_value", None) is not None:
+        return  # the script died of an uncaught exception: its traceback says what to fix
     args = " ".join(argv) or " ".join(f"{n}=VALUE" for n in node.ex._params)
     script = os.path.basename(path)
     sys.stderr.write(
@@ -1381,8 +1385,8 @@ class Experiment:
 
         with self.store.connect() as con:
             found = queries.persisted(con, self.id, trial_id, step_name)
-        if found is None:
-            raise errors.TuixpError(
+        if found is None:  # daskperiment's error class here (its message was the pickle path)
+            raise errors.TrialIDNotFoundError(
                 f"Unable to find persisted output of step {step_name!r} in trial {trial_id}"
             )
         return ObjectStore(self.store.objects_dir).get(*found)

@@ -1,0 +1,106 @@
+"""daskperiment 0.5.0's own documentation, run as its users would under ``import tuixp``.
+
+Each test is a difference found by running daskperiment 0.5.0 and tuixp side by side on the
+examples of daskperiment's README, docs/source/*.rst and scripts/ (test_daskperiment_compat.py
+covers issue 21 item by item; docs/daskperiment.md lists what is meant to differ).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import tuixp as daskperiment
+
+from .conftest import env_with_path
+
+
+def _python(args: list[str], cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env_with_path(),
+    )
+
+
+def test_get_persisted_with_nothing_persisted_raises_trial_id_not_found(store_path: Path) -> None:
+    # quickstart.rst: get_persisted('prepare_data', trial_id=N); daskperiment raises its
+    # TrialIDNotFoundError when the trial persisted nothing under that name.
+    ex = daskperiment.Experiment("persist_pj", store=store_path)
+    a = ex.parameter("a")
+
+    @ex.persist
+    def prepare_data(a):
+        return a + 1
+
+    @ex.result
+    def calculate_score(d):
+        return d * 2
+
+    ex.set_parameters(a=1)
+    assert calculate_score(prepare_data(a)).compute() == 4
+    assert ex.get_persisted("prepare_data", trial_id=1) == 2
+    for step, trial in (("calculate_score", 1), ("no_such_step", 1)):
+        with pytest.raises(daskperiment.TrialIDNotFoundError, match=f"'{step}' in trial {trial}"):
+            ex.get_persisted(step, trial_id=trial)
+    with pytest.raises(daskperiment.TrialIDNotFoundError, match="Unable to find trial id: 9"):
+        ex.get_persisted("prepare_data", trial_id=9)
+
+
+SCRIPT = """\
+import tuixp as daskperiment
+
+ex = daskperiment.Experiment(id='crash_pj')
+a = ex.parameter('a')
+
+
+@ex.result
+def calculate_score(a):
+    return a + 1
+
+
+calculate_score(a)
+"""
+
+
+def test_no_run_hint_after_a_script_that_crashed_or_came_on_stdin(tmp_path: Path) -> None:
+    # A script that built its result and then failed: its traceback is the message, not a hint
+    # to run it with `tuixp run` (it would fail there too).
+    (tmp_path / "crash.py").write_text(SCRIPT + "raise RuntimeError('boom')\n")
+    done = _python(["crash.py", "a=1"], tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.rstrip().endswith("RuntimeError: boom"), done.stderr
+    assert "tuixp run" not in done.stderr
+    # `python < script.py` has no file to name in `tuixp run FILE`.
+    done = _python(["-", "a=1"], tmp_path, stdin=SCRIPT)
+    assert done.returncode == 0, done.stderr
+    assert "tuixp run" not in done.stderr and "<stdin>" not in done.stderr
+    # The same script from its file, finishing normally, still gets the hint.
+    (tmp_path / "ok.py").write_text(SCRIPT)
+    done = _python(["ok.py", "a=1"], tmp_path)
+    assert done.returncode == 0
+    assert "`tuixp run ok.py a=1`" in done.stderr
+
+
+def test_git_category_outside_a_repository_ends_with_the_dirty_flag(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # daskperiment: Git Repository / Active Branch / HEAD Commit: Not Git Controlled, then
+    # "Git Dirty Flag: False".
+    outside = tmp_path / "not_a_repo"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    ex = daskperiment.Experiment("git_pj", store=store_path)
+    assert ex.get_environment(category="git").splitlines() == [
+        "Git Repository: Not Git Controlled",
+        "Git Active Branch: Not Git Controlled",
+        "Git HEAD Commit: Not Git Controlled",
+        "Git Dirty Flag: False",
+    ]
