@@ -104,3 +104,38 @@ def test_git_category_outside_a_repository_ends_with_the_dirty_flag(
         "Git HEAD Commit: Not Git Controlled",
         "Git Dirty Flag: False",
     ]
+
+
+def test_run_hint_names_the_script_as_the_user_can_run_it(tmp_path: Path) -> None:
+    # daskperiment's notebook runs `!python ../scripts/simple_experiment.py a=1 b=2` from
+    # notebook/: the hint's `tuixp run` command must work from there, so it names that path.
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "notebook").mkdir()
+    (tmp_path / "scripts" / "simple experiment.py").write_text(SCRIPT)
+    done = _python(["../scripts/simple experiment.py", "a=1"], tmp_path / "notebook")
+    assert done.returncode == 0, done.stderr
+    assert "`tuixp run '../scripts/simple experiment.py' a=1`" in done.stderr, done.stderr
+    assert not (tmp_path / "notebook" / "tuixp.duckdb").exists()
+
+
+def test_asking_again_for_an_experiment_logs_its_loaded_history(
+    store_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # quickstart.rst, "Save Experiment Status": `ex_new = daskperiment.Experiment(id=...)` in the
+    # same session logs "Loaded existing experiment" with the last trial id (same object here).
+    ex = daskperiment.Experiment("again_pj", store=store_path)
+    a = ex.parameter("a")
+
+    @ex.result
+    def calculate_score(a):
+        return a + 1
+
+    ex.set_parameters(a=1)
+    calculate_score(a).compute()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="tuixp"):
+        ex_new = daskperiment.Experiment(id="again_pj", store=store_path)
+    assert ex_new is ex
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Loaded existing experiment: {ex!r} (trial_id: 1)"
+    ]

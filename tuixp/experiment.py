@@ -433,7 +433,11 @@ def _result_built(node: Node) -> None:
         import atexit
 
         _script_hint["registered"] = True
-        atexit.register(_hint_at_exit, path, list(sys.argv[1:]))
+        try:  # the script as run from here (``../scripts/x.py`` from a notebook's folder)
+            shown = os.path.relpath(path)
+        except ValueError:  # another drive
+            shown = path
+        atexit.register(_hint_at_exit, shown, list(sys.argv[1:]))
 
 
 def _hint_at_exit(path: str, argv: list[str]) -> None:
@@ -444,11 +448,12 @@ def _hint_at_exit(path: str, argv: list[str]) -> None:
         return
     if getattr(sys, "last_value", None) is not None:
         return  # the script died of an uncaught exception: its traceback says what to fix
-    args = " ".join(argv) or " ".join(f"{n}=VALUE" for n in node.ex._params)
-    script = os.path.basename(path)
+    import shlex
+
+    args = shlex.join(argv) or " ".join(f"{n}=VALUE" for n in node.ex._params)
     sys.stderr.write(
-        f"tuixp: {script} built the result {node.step.name}(...) but ran no trial: run one "
-        f"with `tuixp run {script} {args}`".rstrip()
+        f"tuixp: {os.path.basename(path)} built the result {node.step.name}(...) but ran no "
+        f"trial: run one with `tuixp run {shlex.quote(path)} {args}`".rstrip()
         + f", or call .compute() on the result node ({node.step.name}(...).compute())\n"
     )
 
@@ -604,6 +609,7 @@ class Experiment:
             if goal is not None and goal != self.goal:
                 self.goal = goal
                 self._announced = False  # the next trial tells the store the new goal
+            self._log_created()  # daskperiment logged "Loaded existing experiment" again
             return
         store = _store_from_backend(store, backend)
         _identifier(id, "Experiment ID")
