@@ -139,3 +139,31 @@ def test_asking_again_for_an_experiment_logs_its_loaded_history(
     assert [r.getMessage() for r in caplog.records] == [
         f"Loaded existing experiment: {ex!r} (trial_id: 1)"
     ]
+
+
+def test_tuixp_run_store_holds_what_the_script_reads_while_it_loads(tmp_path: Path) -> None:
+    # daskperiment's scripts/random_experiment.py prints ex.get_history() after its result
+    # call; under `tuixp run --store S` that read (and any other) must be S's, and no store
+    # may appear in the current folder.
+    (tmp_path / "random_experiment.py").write_text(
+        "import tuixp as daskperiment\n"
+        "ex = daskperiment.Experiment(id='random_experiment_pj')\n"
+        "assert daskperiment.Experiment(id='random_experiment_pj') is ex\n"
+        "@ex.result\n"
+        "def random_result():\n"
+        "    return 1.5\n"
+        "random_result()\n"
+        "print('history before:', len(ex.get_history()))\n"
+    )
+    store = tmp_path / "kept" / "other.duckdb"
+    store.parent.mkdir()
+    for expected in (0, 1):
+        done = _python(
+            ["-m", "tuixp", "run", "--store", str(store), "random_experiment.py", "-f", "json"],
+            tmp_path,
+        )
+        assert done.returncode == 0, done.stderr
+        assert f"history before: {expected}" in done.stderr
+    assert not (tmp_path / "tuixp.duckdb").exists()
+    ex = daskperiment.Experiment("random_experiment_pj", store=store)
+    assert ex.get_history()["Result"].tolist() == [1.5, 1.5]

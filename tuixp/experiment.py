@@ -1485,6 +1485,8 @@ def _metric_key(metric_key: Any, key: Any) -> str:
 def _store_from_backend(store: Any, backend: Any) -> Any:
     """daskperiment's ``backend=`` as a tuixp store: 'local' is the default store, a folder
     holds ``tuixp.duckdb``; Redis and MongoDB have no tuixp counterpart."""
+    if _run_store:  # ``tuixp run --store PATH`` is loading a script: whatever it said
+        return _run_store[-1]
     if isinstance(store, str) and store == "local" and backend is None:
         return None  # Experiment(id, 'local'): daskperiment's second argument was backend
     if backend is None or (isinstance(backend, str) and backend == "local"):
@@ -1520,16 +1522,29 @@ def _instance_key(id: Any, store: Any, backend: Any) -> tuple[str, str] | None:
     return id, str(path)
 
 
+# The store ``tuixp run --store PATH`` gives the experiments of the script it loads.
+_run_store: list[Any] = []
+
+
 class fresh_instances:
     """Within this block ``Experiment(id)`` makes new objects (``tuixp run`` loading a script
-    is a fresh start, even when the same process loaded it before)."""
+    is a fresh start, even when the same process loaded it before); with ``store``, they use
+    that store whatever their ``store=``/``backend=`` said, so what the script reads while it
+    loads (``print(ex.get_history())``) comes from the store its trials go to."""
+
+    def __init__(self, store: Any = None) -> None:
+        self.store = store
 
     def __enter__(self) -> None:
         with Experiment._instances_lock:
             self._saved = Experiment._instances
             Experiment._instances = {}
+        if self.store is not None:
+            _run_store.append(self.store)
 
     def __exit__(self, *exc: Any) -> None:
+        if self.store is not None:
+            _run_store.pop()
         with Experiment._instances_lock:
             Experiment._instances = self._saved
 
