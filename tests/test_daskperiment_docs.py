@@ -167,3 +167,37 @@ def test_tuixp_run_store_holds_what_the_script_reads_while_it_loads(tmp_path: Pa
     assert not (tmp_path / "tuixp.duckdb").exists()
     ex = daskperiment.Experiment("random_experiment_pj", store=store)
     assert ex.get_history()["Result"].tolist() == [1.5, 1.5]
+
+
+def _class_from(module: str, name: str) -> type:
+    return type(name, (), {"__module__": module})
+
+
+@pytest.mark.parametrize(
+    "backend, named",
+    [
+        ("rediss://localhost:6380/0", "rediss"),  # Redis over TLS
+        ("unix:///tmp/redis.sock", "unix"),
+        (_class_from("redis.connection", "ConnectionPool")(), "redis"),  # backend.rst
+        (_class_from("pymongo.database", "Database")(), "mongodb"),  # backend.rst
+    ],
+)
+def test_every_redis_and_mongodb_backend_form_says_what_to_use(
+    backend: object, named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # backend.rst: a Redis URI, a redis.ConnectionPool, a MongoDB URI or a pymongo Database.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(daskperiment.TuixpError) as info:
+        daskperiment.Experiment("shared_pj", backend=backend)
+    message = str(info.value)
+    assert message.startswith(f"tuixp has no {named} backend: ") and "tuixp merge" in message
+    assert list(tmp_path.iterdir()) == []  # nothing written, no folder named after the URI
+
+
+def test_a_backend_uri_is_never_taken_for_a_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(daskperiment.TuixpError, match=r"not a URI \(s3://bucket/cache\)"):
+        daskperiment.Experiment("uri_pj", backend="s3://bucket/cache")
+    assert list(tmp_path.iterdir()) == []

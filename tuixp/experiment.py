@@ -9,6 +9,7 @@ from __future__ import annotations
 import keyword
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -1482,6 +1483,10 @@ def _metric_key(metric_key: Any, key: Any) -> str:
     return _identifier(metric_key if metric_key is not None else key, "Metric name")
 
 
+# URI schemes of daskperiment's Redis and MongoDB backends (redis-py's and pymongo's forms).
+SERVER_SCHEMES = ("redis", "rediss", "unix", "mongodb", "mongodb+srv")
+
+
 def _store_from_backend(store: Any, backend: Any) -> Any:
     """daskperiment's ``backend=`` as a tuixp store: 'local' is the default store, a folder
     holds ``tuixp.duckdb``; Redis and MongoDB have no tuixp counterpart."""
@@ -1494,16 +1499,23 @@ def _store_from_backend(store: Any, backend: Any) -> Any:
     if store is not None:
         raise errors.TuixpError("Give store= or backend=, not both (backend= is daskperiment's)")
     text = os.fspath(backend) if isinstance(backend, (str, os.PathLike)) else None
+    # daskperiment also took a redis.ConnectionPool or a pymongo Database (backend.rst).
+    server = {"redis": "redis", "pymongo": "mongodb"}.get(type(backend).__module__.split(".")[0])
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text) if text is not None else None
+    if scheme and scheme.group(1).lower() in SERVER_SCHEMES:
+        server = scheme.group(1)
+    if server is not None:
+        raise errors.TuixpError(
+            f"tuixp has no {server} backend: every trial is recorded in one DuckDB "
+            "store file (store='path/tuixp.duckdb'); to share history between machines, copy the "
+            "file or bring another store's trials in with `tuixp merge OTHER.duckdb`"
+        )
     if text is None:
         raise errors.TuixpError(
             f"backend= must be 'local' or a folder path, not {type(backend).__name__}"
         )
-    if text.startswith(("redis://", "mongodb://", "mongodb+srv://")):
-        raise errors.TuixpError(
-            f"tuixp has no {text.split(':', 1)[0]} backend: every trial is recorded in one DuckDB "
-            "store file (store='path/tuixp.duckdb'); to share history between machines, copy the "
-            "file or bring another store's trials in with `tuixp merge OTHER.duckdb`"
-        )
+    if scheme:
+        raise errors.TuixpError(f"backend= must be 'local' or a folder path, not a URI ({text})")
     if text.endswith(".duckdb"):
         return text
     return os.path.join(text, "tuixp.duckdb")
