@@ -201,3 +201,18 @@ def test_a_backend_uri_is_never_taken_for_a_folder(
     with pytest.raises(daskperiment.TuixpError, match=r"not a URI \(s3://bucket/cache\)"):
         daskperiment.Experiment("uri_pj", backend="s3://bucket/cache")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_tuixp_run_says_why_a_result_built_in_the_main_block_is_not_seen(tmp_path: Path) -> None:
+    (tmp_path / "main_block.py").write_text(
+        SCRIPT.replace(
+            "calculate_score(a)\n", "if __name__ == '__main__':\n    calculate_score(a)\n"
+        )
+    )
+    done = _python(["-m", "tuixp", "run", "main_block.py", "a=1"], tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "tuixp: main_block.py defines experiment crash_pj but no result node at module level: "
+        "call the result step there (score(...), assigned or not); tuixp run does not run the "
+        'script\'s if __name__ == "__main__": block'
+    ]

@@ -515,7 +515,8 @@ class LoadedScript:
             names = ", ".join(e.id for e in self.experiments)
             raise CliError(
                 f"{self.path.name} defines experiment {names} but no result node at module "
-                "level: assign the result step's call to a variable (s = score(...))"
+                "level: call the result step there (score(...), assigned or not); tuixp run "
+                'does not run the script\'s if __name__ == "__main__": block'
             )
         if len(self.results) > 1:
             raise CliError(
