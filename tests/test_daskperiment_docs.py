@@ -216,3 +216,31 @@ def test_tuixp_run_says_why_a_result_built_in_the_main_block_is_not_seen(tmp_pat
         "call the result step there (score(...), assigned or not); tuixp run does not run the "
         'script\'s if __name__ == "__main__": block'
     ]
+
+
+def test_a_parameter_declared_after_a_trial_is_nan_in_that_trials_row(store_path: Path) -> None:
+    # daskperiment's history (a DataFrame of trial dicts): a trial that had no such parameter
+    # shows NaN (tuixp showed None, which reads as a value the trial was given).
+    ex = daskperiment.Experiment("late_pj", store=store_path)
+    a = ex.parameter("a")
+
+    @ex.result
+    def first(a):
+        return a
+
+    ex.set_parameters(a=1)
+    first(a).compute()
+    b = ex.parameter("b", default=None)
+
+    @ex.result
+    def second(a, b):
+        return a
+
+    second(a, b).compute()
+    ex.set_parameters(b="x")
+    second(a, b).compute()
+    history = ex.get_history()
+    assert list(history.columns[:2]) == ["a", "b"]
+    missing = history.loc[1, "b"]
+    assert isinstance(missing, float) and missing != missing  # NaN, as daskperiment's
+    assert history.loc[3, "b"] == "x"
