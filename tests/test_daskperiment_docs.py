@@ -244,3 +244,23 @@ def test_a_parameter_declared_after_a_trial_is_nan_in_that_trials_row(store_path
     missing = history.loc[1, "b"]
     assert isinstance(missing, float) and missing != missing  # NaN, as daskperiment's
     assert history.loc[3, "b"] == "x"
+
+
+def test_run_hint_for_a_result_built_in_the_main_block_does_not_send_to_tuixp_run(
+    tmp_path: Path,
+) -> None:
+    # `tuixp run` does not run the __main__ block, so it would refuse this script: the hint
+    # says what works instead.
+    (tmp_path / "main_block.py").write_text(
+        SCRIPT.replace(
+            "calculate_score(a)\n", "if __name__ == '__main__':\n    calculate_score(a)\n"
+        )
+    )
+    done = _python(["main_block.py", "a=1"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "tuixp: main_block.py built the result calculate_score(...) in its "
+        'if __name__ == "__main__": block but ran no trial: call .compute() on the result node '
+        "(calculate_score(...).compute()), or build it at module level and run "
+        "`tuixp run main_block.py a=1`"
+    ]
