@@ -8,6 +8,7 @@ is retried, twice ends in ``KilledWorker``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ import pytest
 
 import tuixp
 from tuixp.execution.events import ProgressEvent
-from tuixp.execution.schedulers import close_clients, distributed_client
+from tuixp.execution.schedulers import SchedulerError, close_clients, distributed_client
 
 from .conftest import ROOT, env_with_path
 from .test_execution import (
@@ -71,9 +72,9 @@ class Cluster:
         self.procs.append(proc)
         return proc
 
-    def start(self) -> None:
+    def start(self, workers: int = 2, allowed_failures: int = 1) -> None:
         info = self.folder / "scheduler.json"
-        self.spawn(
+        self.scheduler = self.spawn(
             [
                 "scheduler",
                 "--host",
@@ -85,13 +86,13 @@ class Cluster:
                 str(info),
             ],
             "scheduler.log",
-            DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES="1",
+            DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES=str(allowed_failures),
         )
         _wait_for(lambda: info.exists() and info.stat().st_size, 60, "the scheduler")
         self.address = _wait_for(
             lambda: json.loads(info.read_text()).get("address"), 10, "the scheduler's address"
         )
-        for i in (1, 2):
+        self.workers = [
             self.spawn(
                 [
                     "worker",
@@ -106,11 +107,21 @@ class Cluster:
                 ],
                 f"worker{i}.log",
             )
-        self.ready()
+            for i in range(1, workers + 1)
+        ]
+        self.ready(workers)
 
-    def ready(self) -> None:
-        """Both workers are up (a killed worker is restarted by its nanny)."""
-        distributed_client(self.address).wait_for_workers(2, timeout=90)
+    def ready(self, workers: int = 2) -> None:
+        """The workers are up (a killed worker is restarted by its nanny)."""
+        if workers:
+            distributed_client(self.address).wait_for_workers(workers, timeout=90)
+
+    def kill(self, procs: list[subprocess.Popen[bytes]]) -> None:
+        """SIGKILL each process's group: a worker with its nanny, so nothing restarts it."""
+        for proc in procs:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for proc in procs:
+            proc.wait(timeout=30)
 
     def stop(self) -> None:
         close_clients()
@@ -423,3 +434,220 @@ def test_distributed_starts_a_local_cluster(store_path: Path) -> None:
         (1, "distributed"),
         (2, "distributed"),
     ]
+
+
+# -- a cluster that goes away: every worker, or the scheduler, killed for real ------------------
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[Cluster]:
+    """A cluster for one test to break: a scheduler and no workers yet (``start_workers``).
+    Dask's default ``allowed-failures`` (3): losing two workers is not yet a ``KilledWorker``."""
+    folder = tmp_path / "own-cluster"
+    folder.mkdir()
+    c = Cluster(folder)
+    try:
+        c.start(workers=0, allowed_failures=3)
+        yield c
+    finally:
+        c.stop()
+    # A process SIGKILLed a moment ago may still be on its way out (not yet a zombie).
+    groups = [proc.pid for proc in c.procs]
+    _wait_for(
+        lambda: not any(living_in_group(g) for g in groups), 10, "the cluster's processes to end"
+    )
+
+
+def start_workers(cluster: Cluster, count: int) -> None:
+    cluster.workers = [
+        cluster.spawn(
+            ["worker", cluster.address, "--nthreads", "1", "--no-dashboard", "--name", f"v{i}"],
+            f"v{i}.log",
+        )
+        for i in range(count)
+    ]
+    cluster.ready(count)
+
+
+NAPPER_SCRIPT = """
+import os
+import time
+from pathlib import Path
+
+import tuixp
+
+PIDS = {pids!r}
+ex = tuixp.Experiment("napper")
+n = ex.parameter("n")
+
+
+@ex.result
+def nap(n):
+    (Path(PIDS) / str(os.getpid())).touch()  # for the test: the nap runs on a worker
+    time.sleep(60)  # killed long before
+    return n
+
+
+s = nap(n)
+"""
+
+
+@pytest.mark.timeout(240)
+def test_losing_every_worker_ends_the_grid(
+    tmp_path: Path, store_path: Path, own_cluster: Cluster
+) -> None:
+    """issue 14, item 3: with no worker left, Dask would wait forever and every trial would
+    stay `running`; `tuixp run --worker-timeout 2` ends the grid, its trials failed, saying why."""
+    start_workers(own_cluster, 2)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = tmp_path / "napper.py"
+    script.write_text(NAPPER_SCRIPT.format(pids=str(pids)))
+    tuixp_cli = str(Path(sys.executable).with_name("tuixp"))
+    proc = subprocess.Popen(
+        [
+            tuixp_cli,
+            "run",
+            str(script),
+            "--grid",
+            "n=1,2",
+            "--scheduler",
+            own_cluster.address,
+            "--worker-timeout",
+            "2",
+            "--progress",
+            "jsonl",
+            "--store",
+            str(store_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env_with_path(),
+        start_new_session=True,
+    )
+    try:
+        _wait_for(lambda: list(pids.iterdir()), 90, "a nap to start on a worker")
+        own_cluster.kill(own_cluster.workers)  # every worker, nanny included: none comes back
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1, err
+    gone = f"every worker of the cluster at {own_cluster.address} is gone"
+    assert gone in err and "no worker for 2 s" in err, err
+    # the wait was said when it began, once
+    said = f"The cluster at {own_cluster.address} has no worker: its unfinished trials fail in 2 s"
+    assert err.count(said) == 1, err
+    rows = query(store_path, "SELECT trial_id, status, error FROM trials ORDER BY trial_id")
+    assert [(r[0], r[1]) for r in rows] == [(1, "failed"), (2, "failed")]
+    assert all(r[2].startswith("WorkersLost: " + gone) for r in rows), rows
+    finished = [json.loads(x) for x in out.splitlines() if '"trial_finished"' in x]
+    assert sorted((e["trial_id"], e["status"]) for e in finished) == [(1, "failed"), (2, "failed")]
+    # no step is left without an end
+    steps = query(store_path, "SELECT trial_id, status FROM steps ORDER BY trial_id")
+    assert all(status == "failed" for _, status in steps), steps
+
+
+@pytest.mark.timeout(120)
+def test_a_cluster_without_workers_fails_after_worker_timeout(
+    store_path: Path, own_cluster: Cluster
+) -> None:
+    """The Python API's bound: ``compute_grid(worker_timeout=...)`` on a cluster that has no
+    worker at all (never had one) ends its trials failed instead of waiting forever."""
+    ex = tuixp.Experiment("idle", store=store_path)
+    n = ex.parameter("n")
+
+    @ex.result
+    def double(n):
+        return n * 2
+
+    outcomes = double(n).compute_grid(n=[1, 2], scheduler=own_cluster.address, worker_timeout=1)
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    assert all(type(o.error).__name__ == "WorkersLost" for o in outcomes)
+    assert "no worker for 1 s" in str(outcomes[0].error)
+    rows = query(store_path, "SELECT status, error FROM trials ORDER BY trial_id")
+    assert [r[0] for r in rows] == ["failed", "failed"]
+    assert all(own_cluster.address in r[1] for r in rows)
+
+
+@pytest.mark.timeout(180)
+def test_a_killed_scheduler_is_named(
+    tmp_path: Path,
+    store_path: Path,
+    own_cluster: Cluster,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """issue 14, item 9: a scheduler killed mid-grid was reported as "the task was cancelled on
+    the cluster"; the trials now fail saying the scheduler (its address) is gone."""
+    start_workers(own_cluster, 1)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    ex = tuixp.Experiment("napper", store=store_path)
+    n = ex.parameter("n")
+
+    @ex.result
+    def nap(n):
+        (pids / str(os.getpid())).touch()
+        time.sleep(60)  # the scheduler is killed long before
+        return n
+
+    thread, box = _run_in_thread(nap(n), n=[1, 2], scheduler=own_cluster.address)
+    _wait_for(lambda: list(pids.iterdir()), 90, "nap to start on the worker")
+    own_cluster.kill([own_cluster.scheduler])
+    thread.join(timeout=90)
+    assert not thread.is_alive() and "error" not in box, box
+    outcomes = box["outcomes"]
+    assert [o.status for o in outcomes] == ["failed", "failed"]
+    gone = f"the Dask scheduler at {own_cluster.address} is gone"
+    for o in outcomes:
+        assert type(o.error).__name__ == "SchedulerLost" and str(o.error).startswith(gone)
+    rows = query(store_path, "SELECT status, error FROM trials ORDER BY trial_id")
+    assert [r[0] for r in rows] == ["failed", "failed"]
+    assert all(r[1].startswith("SchedulerLost: " + gone) for r in rows), rows
+    assert not any("cancelled on the cluster" in r[1] for r in rows)
+    # the client was closed with the run: closing the rest (as the process's exit does) logs
+    # no traceback of a reconnection cut short below the trials' message
+    with caplog.at_level(logging.ERROR, logger="distributed"):
+        close_clients()
+    assert not [r for r in caplog.records if r.name.startswith("distributed") and r.exc_info]
+    # the dead client is not reused: the next run says the scheduler cannot be reached
+    monkeypatch.setenv("TUIXP_CONNECT_TIMEOUT", "1")
+    with pytest.raises(SchedulerError, match="Cannot reach the Dask scheduler at"):
+        nap(n).compute(n=3, scheduler=own_cluster.address)
+    assert ex.trial_id == 2
+
+
+@pytest.mark.timeout(180)
+def test_a_scheduler_that_stops_answering_ends_the_run(
+    tmp_path: Path, store_path: Path, own_cluster: Cluster
+) -> None:
+    """A scheduler stopped (SIGSTOP) keeps its connections open, so the client sees nothing
+    wrong; after the worker timeout without an answer the run ends, saying so."""
+    start_workers(own_cluster, 1)
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    ex = tuixp.Experiment("napper", store=store_path)
+    n = ex.parameter("n")
+
+    @ex.result
+    def nap(n):
+        (pids / str(os.getpid())).touch()
+        time.sleep(60)  # the run gives up long before
+        return n
+
+    thread, box = _run_in_thread(nap(n), n=[1, 2], scheduler=own_cluster.address, worker_timeout=2)
+    try:
+        _wait_for(lambda: list(pids.iterdir()), 90, "nap to start on the worker")
+        os.killpg(own_cluster.scheduler.pid, signal.SIGSTOP)
+        thread.join(timeout=90)
+    finally:
+        own_cluster.kill([own_cluster.scheduler])  # SIGKILL ends a stopped process too
+    assert not thread.is_alive() and "error" not in box, box
+    silent = f"the Dask scheduler at {own_cluster.address} is gone: it has not answered for 2 s"
+    for o in box["outcomes"]:
+        assert o.status == "failed" and type(o.error).__name__ == "SchedulerLost"
+        assert str(o.error).startswith(silent)
+    rows = query(store_path, "SELECT status, error FROM trials ORDER BY trial_id")
+    assert [r[0] for r in rows] == ["failed", "failed"]
+    assert all(r[1].startswith("SchedulerLost: " + silent) for r in rows), rows

@@ -468,3 +468,32 @@ def test_data_layer_does_not_import_textual() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def _nested(depth: int, inner: object = 1) -> object:
+    value = inner
+    for i in range(depth):
+        value = [value] if i % 2 else {"k": value}
+    return value
+
+
+def test_deeply_nested_parameters_are_a_parameter_error(store_path: Path) -> None:
+    """~500 to 1,000 levels raised a raw RecursionError (issue 14 item 9); deeper, or a cycle,
+    must not hang or crash either. Nothing is recorded and no trial id is used."""
+    ex = tuixp.Experiment("deep_params", store=store_path)
+    p = ex.parameter("p")
+
+    @ex.result
+    def echo(p):
+        return 1
+
+    cycle: list[object] = []
+    cycle.append(cycle)
+    for value in (_nested(990), _nested(700), _nested(450), _nested(1000), _nested(10**5), cycle):
+        with pytest.raises(errors.ParameterError, match="Parameter p cannot be recorded: it is "):
+            echo(p).compute(scheduler="sync", p=value)
+        with pytest.raises(errors.ParameterError, match="nested more than 100 levels"):
+            echo(p).compute_grid(scheduler="sync", p=[1, value])
+    assert ex.trial_id == 0
+    assert echo(p).compute(scheduler="sync", p=_nested(99)) == 1  # 100 levels: recorded
+    assert ex.get_parameters(1) == {"p": _nested(99)}

@@ -441,13 +441,6 @@ TORCH = textwrap.dedent("""
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="a torch tensor has no trusted recorded hash: dask's tokenize differs between two "
-    "processes for the same values (repeat says 'differs'), and the stable hashing of issue 15 "
-    "item 4 marks tensors not checked (repeat says 'not verified'); this passes, and the mark "
-    "goes, once tensors are hashed by their content",
-)
 def test_a_seeded_torch_trial_repeats_bit_for_bit(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     (tmp_path / "mlp.py").write_text(TORCH)

@@ -815,9 +815,9 @@ def open_tui(path: Path) -> None:
         from tuixp.tui.app import run as run_tui
     except ImportError as exc:
         fail(f"the TUI is not available ({exc}); use tuixp ls, show, diff and sql meanwhile")
-    require_terminal()  # first: without a terminal nothing else the TUI could say is seen
     if path.is_dir():
         fail(f"{path} is a folder, not a store file")
+    require_terminal()  # before the store: a missing store is no reason to start without one
     from tuixp.store.sql import require_store
 
     require_store(path)  # a missing store: one line and exit 2, not an empty TUI waiting
@@ -871,6 +871,16 @@ def run_command(
             help="Where the steps run (default: $TUIXP_SCHEDULER, else threads).",
         ),
     ] = None,
+    worker_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--worker-timeout",
+            metavar="SECONDS",
+            show_default=False,
+            help="On a cluster: how long to wait while it has no worker before the unfinished "
+            "trials fail (default: $TUIXP_WORKER_TIMEOUT, else 60).",
+        ),
+    ] = None,
     progress: Annotated[
         str | None,
         typer.Option(
@@ -913,9 +923,11 @@ def run_command(
         raise CliError(f"unknown progress mode {progress!r}: use text, jsonl or none")
     if not script.expanduser().exists():
         raise CliError(f"script not found: {script}")
-    from tuixp.execution.schedulers import resolve_name
+    from tuixp.execution.schedulers import resolve_name, resolve_worker_timeout
 
     sched_name = resolve_name(scheduler)
+    if worker_timeout is not None:
+        resolve_worker_timeout(worker_timeout, "--worker-timeout")  # exit 2, nothing written
     chosen_store = _explicit_store(store, ctx)
     events_out = sys.stdout
     # stdout carries tuixp's output (results, or the event stream): what the script prints
@@ -952,10 +964,16 @@ def run_command(
                     scheduler=scheduler,
                     listeners=listeners,
                     cache=not no_cache,
+                    worker_timeout=worker_timeout,
                 )
         else:
             outcomes = node.compute_grid(
-                grid_values, seed=seed, scheduler=scheduler, listeners=listeners, cache=not no_cache
+                grid_values,
+                seed=seed,
+                scheduler=scheduler,
+                listeners=listeners,
+                cache=not no_cache,
+                worker_timeout=worker_timeout,
             )
     finally:
         sys.stdout = events_out
@@ -1058,7 +1076,7 @@ def ls_command(
     status: Annotated[
         str | None,
         typer.Option(
-            metavar="succeeded|failed|running|interrupted",
+            metavar="succeeded|failed|queued|running|interrupted",
             show_default=False,
             help="Only trials with this status.",
         ),
@@ -1070,14 +1088,17 @@ def ls_command(
     fmt = output_format(fmt)
     if limit < 1:
         raise CliError("--limit must be at least 1 (or use --all)")
-    if status is not None and status not in ("succeeded", "failed", "running", "interrupted"):
-        raise CliError(f"unknown status {status!r}: use succeeded, failed, running or interrupted")
+    if status is not None and status not in STATUSES:
+        raise CliError(f"unknown status {status!r}: use {', '.join(STATUSES[:-1])} or interrupted")
     st = open_store(store_path(store, ctx))
     with st.connect() as con:
         if experiment is None:
             _ls_experiments(con, fmt)
         else:
             _ls_trials(con, experiment, None if all_trials else limit, status, fmt)
+
+
+STATUSES = ("succeeded", "failed", "queued", "running", "interrupted")
 
 
 def _ls_experiments(con: Any, fmt: str) -> None:
@@ -1133,12 +1154,17 @@ def _require_experiment(con: Any, experiment: str) -> None:
 
 
 def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None, fmt: str) -> None:
-    from tuixp.store import flags
+    from tuixp.store import flags, window
 
     _require_experiment(con, experiment)
-    where = "experiment = ?" + (" AND status = ?" if status else "")
-    args: list[Any] = [experiment] + ([status] if status else [])
+    # Queued trials are running ones none of whose steps has started: told apart below.
+    stored = "running" if status == window.QUEUED else status
+    where = "experiment = ?" + (" AND status = ?" if stored else "")
+    args: list[Any] = [experiment] + ([stored] if stored else [])
     total = con.execute(f"SELECT count(*) FROM trials WHERE {where}", args).fetchone()[0]
+    requested = limit
+    if stored == "running":
+        limit = None  # a few: the split into queued and running is made here
     sql = (
         "SELECT trial_id, status, params, result, epoch(finished_at) - epoch(started_at), "
         "started_at, git_commit, git_dirty, changes, notes, CASE WHEN error_type IS NULL THEN "
@@ -1149,6 +1175,15 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
         sql += f" LIMIT {int(limit)}"
     raw = con.execute(sql, args).fetchall()
     raw.reverse()
+    firsts = window.first_step_starts(con, experiment, [r[0] for r in raw if r[1] == "running"])
+    raw = [
+        (r[0], window.shown_status(r[1], firsts.get(r[0])), *r[2:]) if r[1] == "running" else r
+        for r in raw
+    ]
+    if status in ("running", window.QUEUED):
+        raw = [r for r in raw if r[1] == status]
+        total = len(raw)
+        raw = raw[-requested:] if requested is not None else raw
     rows = []
     for tid, st, params, result, elapsed, started, commit, dirty, changes, notes, error in raw:
         kinds = sorted({c.get("kind", "?") for c in (_loads(changes) or []) if isinstance(c, dict)})
@@ -1292,7 +1327,7 @@ def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
         marks,
         fmt_params(params),
         shown,
-        fmt_elapsed(elapsed) if st != "running" else "…",
+        fmt_elapsed(elapsed) if st not in ("running", "queued") else "…",
         fmt_time(started, clock=clock),
         (commit[:7] + ("*" if dirty else "")) if commit else "",
     ]
@@ -1335,9 +1370,12 @@ def resolve_trial(con: Any, experiment: str, trial: int | str) -> int:
 
 def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
     """Everything recorded about one trial, as plain data (what show --format json prints)."""
-    from tuixp.store import flags, queries
+    from tuixp.store import flags, queries, window
 
     rec = queries.trial(con, experiment, trial_id)
+    if rec["status"] == "running":
+        first = window.first_step_starts(con, experiment, [trial_id]).get(trial_id)
+        rec["status"] = window.shown_status("running", first)
     doc: dict[str, Any] = {
         "experiment": experiment,
         "trial_id": trial_id,
@@ -1406,6 +1444,10 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
             [experiment, trial_id],
         ).fetchall()
     ]
+    if doc["status"] not in ("running", "queued"):
+        for s in doc["steps"]:  # a step that never reported its end (its process was killed)
+            if s["status"] == "running":
+                s["status"] = "interrupted"
     doc["persisted"] = [
         {"step": s, "format": f, "size": z, "object_hash": h}
         for s, f, z, h in con.execute(
@@ -2113,7 +2155,39 @@ def demo_command(
 
 def main() -> None:
     """The ``tuixp`` console script."""
-    app(prog_name="tuixp")
+    try:
+        app(prog_name="tuixp")
+    except SystemExit as exc:
+        if exc.code == 130:
+            _exit_interrupted()
+        raise
+
+
+def _exit_interrupted() -> NoReturn:
+    """Leave an interrupted process with code 130 without the interpreter's shutdown.
+
+    After Ctrl-C, steps may still run on tuixp's daemon threads, inside native code (torch,
+    numpy, DuckDB) with the GIL released. At shutdown, Python 3.11 ends such a thread with
+    ``pthread_exit`` when it comes back for the GIL, which unwinds through C++ frames and aborts
+    the process ("terminate called without an active exception", exit 134), or leaves the import
+    lock held and hangs it (seen: a step inside ``import torch``); module teardown under the
+    running threads prints tracebacks too. The trials are already recorded ``interrupted`` in
+    the journal: run the exit hooks (the store's final ingest, logging's flush), flush stdout
+    and stderr, and end the process here. A second Ctrl-C meanwhile ends it at once (the
+    journal keeps every trial for the next open).
+    """
+    import atexit
+    import os
+    import signal
+
+    signal.signal(signal.SIGINT, lambda *_: os._exit(130))
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can be said
+            pass
+    os._exit(130)
 
 
 if __name__ == "__main__":

@@ -38,13 +38,14 @@ from tuixp.execution.events import Listener
 from tuixp.execution.recorder import TrialRecorder
 from tuixp.execution.steps import StepFailure, StepOutput, TrialContext
 from tuixp.store.db import Store, get_store
+from tuixp.store.schema import metric_value
 
 logger = logging.getLogger("tuixp")
 
 _NO_DEFAULT = object()
 EXPERIMENTS: list["Experiment"] = []  # every Experiment made in this process (tuixp run finds them)
 GOALS = (None, "min", "max")  # which result is best: lowest, highest, or not said
-PURITY_LOAD_WAIT_S = 2.0  # at most this long a trial's end waits to read earlier outputs
+PURITY_LOAD_WAIT_S = 10.0  # at most this long a trial's end waits to read earlier outputs
 _node_counter = iter(range(1, 1 << 62))
 _node_lock = threading.Lock()
 
@@ -227,17 +228,26 @@ class Node(Lazy):
         scheduler: str | None = None,
         listeners: Iterable[Listener] = (),
         cache: bool = True,
+        worker_timeout: float | None = None,
         **params: Any,
     ) -> Any:
         """Run one trial and return its result; a failing step's exception is re-raised.
 
         ``cache=False`` computes every step, even cached ones whose inputs did not change.
+        ``worker_timeout``: on a cluster, how many seconds to wait while it has no worker
+        before the trial fails (default ``$TUIXP_WORKER_TIMEOUT``, else 60).
         """
         if not any(n.step.kind != "op" for n in _nodes(self)):
             # Only operators on parameters (``(a + 1).compute()``): no step, so no trial.
             return self._plain().compute(scheduler="sync")
         outcome = self.ex._run(
-            self, [params] if params else [{}], seed, scheduler, list(listeners), cache
+            self,
+            [params] if params else [{}],
+            seed,
+            scheduler,
+            list(listeners),
+            cache,
+            worker_timeout,
         )[0]
         if outcome.status != "succeeded":
             if outcome.error is not None:
@@ -253,6 +263,7 @@ class Node(Lazy):
         scheduler: str | None = None,
         listeners: Iterable[Listener] = (),
         cache: bool = True,
+        worker_timeout: float | None = None,
         **lists: Iterable[Any],
     ) -> list["TrialOutcome"]:
         """One trial per point of the grid, all in one Dask computation.
@@ -260,7 +271,7 @@ class Node(Lazy):
         ``s.compute_grid(a=[1, 2], b=[0.1, 0.2])`` runs four trials; parameters not in the grid
         keep their ``set_parameters`` values. A failing point fails only its own trial. A
         parameter named like a keyword here (``seed``, ``scheduler``, ...) goes in the mapping:
-        ``s.compute_grid({"seed": [1, 2]}, b=[0.1])``.
+        ``s.compute_grid({"seed": [1, 2]}, b=[0.1])``. ``worker_timeout`` as in ``compute``.
         """
         both = sorted(set(grid or {}) & set(lists))
         if both:
@@ -268,7 +279,13 @@ class Node(Lazy):
                 f"Grid parameter {both[0]!r} is given twice: in the mapping and as a keyword"
             )
         return self.ex._run(
-            self, grid_points({**(grid or {}), **lists}), seed, scheduler, list(listeners), cache
+            self,
+            grid_points({**(grid or {}), **lists}),
+            seed,
+            scheduler,
+            list(listeners),
+            cache,
+            worker_timeout,
         )
 
     def to_delayed(self) -> Any:
@@ -832,8 +849,11 @@ class Experiment:
     ) -> None:
         """Save a metric from inside a step: ``save_metric("loss", epoch=1, value=0.5)``.
 
-        ``metric_key`` is daskperiment's name for it; ``key=`` is accepted too. Integers load
-        back as int64, other numbers as float64.
+        ``metric_key`` is daskperiment's name for it; ``key=`` is accepted too. A value loads
+        back with the type it was saved with, as in daskperiment: ints (and numpy integers) as
+        int64, exactly, within 64 bits (larger ones are refused); bools (and numpy bools) as
+        bool; other numbers (numpy float32 too) as float64. A numpy 0-d array or a one-element
+        tensor is saved as the Python number its ``.item()`` gives.
         """
         key = _metric_key(metric_key, key)
         if steps_mod.current_scope.get() is None:  # daskperiment's answer outside a trial
@@ -843,15 +863,10 @@ class Experiment:
         if epoch is None or value is None:
             raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
         epoch = _whole_epoch(key, epoch)
-        try:
-            value = float(value)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise errors.TuixpError(
-                f"Metric {key}: epoch must be an integer and value a number ({exc})"
-            ) from exc
+        number, value_type, exact = _typed_metric_value(key, value)
         if not -(1 << 63) <= epoch < (1 << 63):
             raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
-        steps_mod.record_metric(key, epoch, value)
+        steps_mod.record_metric(key, epoch, number, value_type, exact)
 
     # -- running trials --------------------------------------------------------------------
     def _world(self) -> dict[str, Any]:
@@ -930,6 +945,7 @@ class Experiment:
         scheduler: str | None,
         listeners: list[Listener],
         cache: bool = True,
+        worker_timeout: float | None = None,
     ) -> list[TrialOutcome]:
         from tuixp.execution.runner import build_graph, execute
 
@@ -939,7 +955,7 @@ class Experiment:
         recorded = [_normalize_params(v) for v in param_sets]
         from tuixp.execution.schedulers import get_scheduler
 
-        sched = get_scheduler(scheduler)
+        sched = get_scheduler(scheduler, worker_timeout=worker_timeout)
         base_seed = seed if seed is not None else self.seed
         world = self._world()
         world["data"] = {d: data_hash(d) for d in _data_files(node)}
@@ -1145,7 +1161,7 @@ class Experiment:
 
         def load() -> None:
             try:
-                with self.store.connect(timeout=1.0) as con:
+                with self.store.connect(timeout=PURITY_LOAD_WAIT_S / 2) as con:
                     found = purity.load_history(con, self.id)
                 with self._purity_lock:
                     assert self._purity is not None
@@ -1616,6 +1632,11 @@ def _normalize_params(values: dict[str, Any]) -> dict[str, Any]:
 
     out = {}
     for name, value in values.items():
+        if _nested_deeper_than(value, MAX_PARAM_DEPTH):
+            raise errors.ParameterError(
+                f"Parameter {name} cannot be recorded: it is nested more than {MAX_PARAM_DEPTH} "
+                "levels deep (lists and dicts inside each other, or a list that holds itself)."
+            )
         try:
             clean = json.loads(json.dumps(value, allow_nan=True, default=_refuse))
         except (TypeError, ValueError, RecursionError) as exc:
@@ -1625,6 +1646,27 @@ def _normalize_params(values: dict[str, Any]) -> dict[str, Any]:
             ) from None
         out[name] = strict(clean)
     return out
+
+
+MAX_PARAM_DEPTH = 100  # deeper values hit Python's recursion limit here, in Dask or in readers
+
+
+def _nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists, tuples and dicts in ``value`` nest more than ``limit`` levels (no recursion:
+    it must work where recursion would not)."""
+    todo: list[tuple[Any, int]] = [(value, 0)]
+    deepest: dict[int, int] = {}  # a list held twice is walked again only from deeper down
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (list, tuple, dict)):
+            if depth >= limit:
+                return True
+            if deepest.get(id(item), -1) >= depth:
+                continue
+            deepest[id(item)] = depth
+            children = item.values() if isinstance(item, dict) else item
+            todo.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _refuse(obj: Any) -> Any:
@@ -1646,6 +1688,13 @@ def _main_script() -> str | None:
     ):
         return os.path.abspath(path)
     return None
+
+
+def _typed_metric_value(key: str, value: Any) -> tuple[float, str, int | None]:
+    try:
+        return metric_value(value)
+    except ValueError as exc:
+        raise errors.TuixpError(f"Metric {key}: {exc}") from exc
 
 
 def _whole_epoch(key: str, epoch: Any) -> int:

@@ -527,17 +527,24 @@ def verify(
 def _ran_beside(con: Any, experiment: str, trial_id: int) -> list[int]:
     """Trials of the experiment that ran at the same time as this one, in the same process
     (a grid's other points): a step that shares state with them may not repeat alone."""
+    from tuixp.store.window import queued_seconds
+
     rows = con.execute(
         """
-        SELECT o.trial_id FROM trial_record t JOIN trial_record o
+        SELECT o.trial_id, epoch(t.started_at), epoch(coalesce(t.finished_at, now())), t.notes,
+               epoch(o.started_at), epoch(coalesce(o.finished_at, now())), o.notes
+        FROM trial_record t JOIN trial_record o
           ON o.experiment = t.experiment AND o.host = t.host AND o.pid = t.pid
          AND o.trial_id <> t.trial_id
-         AND o.started_at < coalesce(t.finished_at, now())
-         AND coalesce(o.finished_at, now()) > t.started_at
         WHERE t.experiment = ? AND t.trial_id = ? ORDER BY o.trial_id""",
         [experiment, trial_id],
     ).fetchall()
-    return [int(r[0]) for r in rows]
+    # From when each was queued (a trial's started_at is its first step's start) to its end.
+    return [
+        int(tid)
+        for tid, t0, t1, tnotes, o0, o1, onotes in rows
+        if o0 - queued_seconds(onotes) < t1 and o1 > t0 - queued_seconds(tnotes)
+    ]
 
 
 def _error(trial: Mapping[str, Any]) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.message import Message
 
 from tests.tui.conftest import fixed_clock
@@ -351,3 +352,54 @@ async def test_a_failure_that_repeats_every_poll_is_notified_once(tmp_path: Path
         )
         await pilot.pause(1.0)  # several more polls, each failing
         assert len(app._notifications) == 1
+
+
+@pytest.fixture(scope="module")
+def large_params_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real trials: one parameter of 60 MB, two of 300 KB (longer than the table reads)."""
+    import tuixp
+
+    path = tmp_path_factory.mktemp("large") / "large.duckdb"
+    ex = tuixp.Experiment("large", store=path)
+    blob, k = ex.parameter("blob"), ex.parameter("k")
+
+    @ex.result
+    def size(blob, k):
+        return len(blob) + k
+
+    node = size(blob, k)
+    node.compute(scheduler="sync", blob="c" * 300_000, k=1)
+    node.compute(scheduler="sync", blob="b" * 60_000_000, k=2)
+    node.compute(scheduler="sync", blob="a" * 300_000, k=3)
+    ex.store.journal.close()
+    return path
+
+
+@pytest.mark.slow
+async def test_trials_with_60_mb_parameters_show_and_sort(large_params_store: Path) -> None:
+    """The table once failed with DuckDB's "Out of Memory" (its 128 MB limit) on such a store."""
+    app = _app(large_params_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, total=3)
+        assert app.browse.status.problem == ""
+        rows = app.browse.table.visible_rows()
+        assert [r.trial_id for r in rows] == [3, 2, 1]
+        assert [r.params["k"] for r in rows] == [3, 2, 1]
+        cells = [r.params["blob"] for r in rows]
+        assert cells == [c * 200 + "…" for c in "abc"]  # cut short, never 60 MB in a cell
+        assert rows[1].result_value == 60_000_002
+        # Sorting by the text parameter compares a prefix; the 60 MB one is not compared.
+        app.sort_by("blob")
+        await wait_for(pilot, lambda: app.query_state.sort == "blob", what="sort by blob")
+        await loaded(pilot, total=3)
+        app.sort_by("blob")  # ascending
+        await wait_for(pilot, lambda: not app.query_state.descending, what="ascending")
+        await loaded(pilot, total=3)
+        assert [r.trial_id for r in app.browse.table.visible_rows()] == [3, 1, 2]
+        assert app.browse.status.problem == ""
+        notices = [n.message for n in app._notifications]
+        assert any("1 trial(s) hold parameters over 1 MB" in n for n in notices), notices
+        app.filter_by("k >= 2")
+        await wait_for(pilot, lambda: app.query_state.where != "", what="the filter")
+        await loaded(pilot)
+        assert [r.trial_id for r in app.browse.table.visible_rows()] == [3]  # 2 not compared

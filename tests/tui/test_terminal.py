@@ -13,9 +13,21 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.tui.conftest import env_for_subprocess
+from tuixp.store import synthetic
 
 TUIXP = ROOT / ".venv" / "bin" / "tuixp"
 WAIT = 60  # seconds: a refusal takes one start-up; a TUI that started would never end
+
+
+def _store(folder: Path) -> tuple[Path, dict[str, int]]:
+    """A real store, and its folder's files with their sizes (a refusal changes none)."""
+    store = folder / "trials.duckdb"
+    synthetic.generate(store, 5, experiment="demo")
+    return store, _files(folder)
+
+
+def _files(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_size for p in folder.rglob("*") if p.is_file()}
 
 
 def _tuixp(*args: str) -> list[str]:
@@ -32,7 +44,7 @@ def _tuixp(*args: str) -> list[str]:
     ],
 )
 def test_no_terminal_on_stdin_is_refused(tmp_path: Path, command: list[str]) -> None:
-    store = tmp_path / "trials.duckdb"
+    store, before = _store(tmp_path / "store")
     args = [a.format(store=store) for a in command]
     argv = (
         [sys.executable, "-m", "tuixp.tui", *args[1:]]
@@ -55,12 +67,12 @@ def test_no_terminal_on_stdin_is_refused(tmp_path: Path, command: list[str]) -> 
     assert len(lines) == 1 and "needs a terminal, and stdin is not one" in lines[0], lines
     assert "tuixp ls, show, diff or sql" in lines[0]  # what to use instead
     assert out.read_text() == ""  # no escape codes
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]  # no store created
+    assert _files(store.parent) == before  # nothing written
 
 
 def test_output_to_a_file_is_refused_even_with_keys_on_a_terminal(tmp_path: Path) -> None:
     """stdin and stderr a terminal (a pty), stdout redirected: ``tuixp > out``."""
-    store = tmp_path / "trials.duckdb"
+    store, before = _store(tmp_path)
     leader, follower = pty.openpty()
     try:
         done = subprocess.run(
@@ -82,4 +94,4 @@ def test_output_to_a_file_is_refused_even_with_keys_on_a_terminal(tmp_path: Path
     assert done.returncode == 2, said[-2000:]
     assert "needs a terminal, and stdout is not one" in said, said[-2000:]
     assert done.stdout == b""
-    assert not store.exists()
+    assert _files(tmp_path) == before

@@ -257,8 +257,8 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
             "UPDATE trial_record SET status = 'succeeded', result_value = 1e9 WHERE trial_id = 250"
         )
         con.execute(
-            "INSERT INTO metric_record SELECT trial_uuid, experiment, trial_id, name, "
-            "epoch + 10, -2, recorded_at, seq FROM metric_record "
+            "INSERT INTO metric_record BY NAME SELECT trial_uuid, experiment, trial_id, name, "
+            "epoch + 10 AS epoch, -2 AS value, recorded_at, seq FROM metric_record "
             "WHERE trial_id = 250 AND name = 'loss' AND epoch = 0"
         )
         assert summary.refresh(con)
@@ -359,3 +359,36 @@ def test_in_memory_metric_order_puts_trials_without_it_last(
         in_memory = [r.trial_id for r in window.page(con, lay, q, 0, 200, summary)]
     assert in_memory == in_sql
     assert in_sql[-4:] == ([119, 51, 50, 3] if descending else [3, 50, 51, 119])
+
+
+def test_a_cut_parameter_text_keeps_what_it_holds() -> None:
+    cut = '{"lr": 0.1, "tags": ["a", "b"], "text": "' + "x" * 500
+    assert window._prefix_params(cut) == {"lr": 0.1, "tags": '["a", "b"]', "text": "x" * 200 + "…"}
+    assert window._prefix_params('{"lr": 0.1, "te') == {"lr": 0.1}
+    assert window._prefix_params("") == {}
+
+
+@pytest.mark.slow
+def test_trials_with_parameters_of_many_mb_are_read_within_bounds(tmp_path: Path) -> None:
+    """Five trials of 30 MB parameters: a scan holds them all at once, more than the TUI's
+    128 MB for DuckDB. The reader retries once with more; the cells are cut short."""
+    from tuixp.tui.data import StoreReader
+
+    path = tmp_path / "big.duckdb"
+    synthetic.generate(path, 40, experiment="search", seed=9)
+    with Store(path).connect() as con:
+        con.execute(
+            "UPDATE trial_record SET params = json_object('model', repeat(chr(96 + trial_id % 26),"
+            " 30000000), 'lr', trial_id / 100) WHERE trial_id BETWEEN 11 AND 15"
+        )
+    reader = StoreReader(path)
+    for sort in ("trial_id", "model", "lr"):
+        win = reader.trials(TrialQuery("search", sort=sort, descending=False), 0, 100)
+        assert win is not None and win.total == 40 and len(win.rows) == 40
+        big = {r.trial_id: r.params for r in win.rows if 11 <= r.trial_id <= 15}
+        assert big[12] == {"model": "l" * 200 + "…", "lr": 0.12}
+        if sort == "model":  # the five are not compared: last, by id
+            assert [r.trial_id for r in win.rows][-5:] == [11, 12, 13, 14, 15]
+    assert win.layout.unparsed == 5
+    snap = reader.snapshot(None, 0, 100)
+    assert snap is not None and snap.trials is not None and snap.trials.total == 40

@@ -50,7 +50,10 @@ def content_hash(value: Any) -> str | None:
     - NumPy arrays: dtype, shape and the bytes in C order (so a non-contiguous array and its
       contiguous copy hash alike); object arrays item by item; NumPy scalars: dtype and bytes;
     - pandas ``DataFrame``, ``Series`` and ``Index``: type, shape, names, dtypes, index and values
-      (numeric columns by their bytes, others by pandas' own seeded row hash);
+      (numeric columns by their bytes, text columns by their characters, others by pandas' own
+      seeded row hash);
+    - dense torch tensors and Parameters: dtype, shape, ``requires_grad`` and their bytes (a
+      module, an optimizer state: through pickle's structure, below, with these rules inside);
     - anything else (a fitted scikit-learn model, a dataclass): the structure pickle would write
       (``__reduce_ex__``: the class by its qualified name, the constructor arguments and the
       state), walked with the rules above and without pickle's memo, so shared or interned
@@ -172,7 +175,9 @@ class _Walker:
             pass
         elif "pandas" in sys.modules and self._pandas(update, value):
             pass
-        elif isinstance(value, type) or t.__name__ in _NAMED_TYPES:
+        elif "torch" in sys.modules and self._torch(update, value):
+            pass
+        elif isinstance(value, type) or (t.__name__ in _NAMED_TYPES and _unbound(value)):
             self._named(update, value)
         else:
             self._generic(update, value)
@@ -207,7 +212,7 @@ class _Walker:
             parts = tuple(reduced) + (None,) * (6 - len(reduced))
             func, args, state, listitems, dictitems, _setter = parts[:6]
             update(b"O")
-            self._named(update, func)
+            self._feed(update, func)
             self._feed(update, tuple(args) if args is not None else None)
             self._feed(update, state)
             self._feed(update, list(listitems) if listitems is not None else None)
@@ -220,12 +225,14 @@ class _Walker:
         t = type(value)
         if t is np.ndarray:
             self.nodes += 1
-            meta = f"{np.lib.format.dtype_to_descr(value.dtype)!r}|{value.shape}".encode()
+            meta = f"{_dtype_text(value.dtype)}|{value.shape}".encode()
             self._frame(update, b"a", meta)
             if value.dtype.hasobject:
                 key = self._enter(value)
-                for item in value.ravel(order="C"):
-                    self._feed(update, item)
+                flat = value.ravel(order="C")
+                if not _strings(update, flat):
+                    for item in flat:
+                        self._feed(update, item)
                 self._path.discard(key)
             else:
                 flat = np.ascontiguousarray(value).reshape(-1)
@@ -234,14 +241,14 @@ class _Walker:
             return True
         if isinstance(value, np.generic) and t.__module__ == "numpy":
             self.nodes += 1
-            self._frame(update, b"g", repr(np.lib.format.dtype_to_descr(value.dtype)).encode())
+            self._frame(update, b"g", _dtype_text(value.dtype).encode())
             if value.dtype.hasobject:
                 self._feed(update, value.item())
             else:
                 self._frame(update, b"v", np.asarray(value).tobytes())
             return True
         if t is np.dtype or isinstance(value, np.dtype):
-            self._frame(update, b"t", repr(np.lib.format.dtype_to_descr(value)).encode())
+            self._frame(update, b"t", _dtype_text(value).encode())
             return True
         return False
 
@@ -275,6 +282,24 @@ class _Walker:
             return True
         return False
 
+    def _torch(self, update: _Update, value: Any) -> bool:
+        """A dense torch tensor (or Parameter): type, dtype, shape, requires_grad and its bytes
+        in C order, copied to the CPU; others (sparse, quantized, meta) go through pickle."""
+        import torch  # type: ignore[import-not-found]
+
+        t = type(value)
+        if t is not torch.Tensor and t is not torch.nn.Parameter:
+            return False
+        if value.layout != torch.strided or value.is_quantized or value.device.type == "meta":
+            return False
+        self.nodes += 1
+        meta = f"{t.__name__}|{value.dtype}|{tuple(value.shape)}|{value.requires_grad}"
+        self._frame(update, b"o", meta.encode())
+        flat = value.detach().cpu().contiguous().reshape(-1).view(torch.uint8)
+        update(flat.numel().to_bytes(8, "little"))
+        update(flat.numpy().data)
+        return True
+
     def _column(self, update: _Update, values: Any) -> None:
         """The values of a Series or Index: numeric ones by their bytes, others by pandas'
         row hash (seeded with a fixed key, so the same in every process), else item by item."""
@@ -285,6 +310,8 @@ class _Walker:
         if isinstance(values.dtype, np.dtype) and not values.dtype.hasobject:
             self._numpy(update, np.asarray(values))
             return
+        if _arrow_strings(update, values) or _strings(update, np.asarray(values, dtype=object)):
+            return
         try:
             rows = pd.util.hash_pandas_object(values, index=False, categorize=False)
         except (TypeError, ValueError):
@@ -293,10 +320,63 @@ class _Walker:
         self._numpy(update, np.asarray(rows))
 
 
+def _arrow_strings(update: _Update, values: Any) -> bool:
+    """An Arrow-backed text column (pandas' ``str`` dtype): lengths, validity and UTF-8 bytes
+    straight from its buffers; False, and nothing hashed, for anything else."""
+    if "pyarrow" not in sys.modules or not hasattr(values.array, "__arrow_array__"):
+        return False
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        arr = pa.array(values.array)
+    except (TypeError, ValueError, pa.ArrowException):
+        return False
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        return False
+    arr = arr.cast(pa.large_string())
+    lengths = pc.binary_length(arr).fill_null(-1).to_numpy(zero_copy_only=False)
+    offsets = np.frombuffer(arr.buffers()[1], dtype="<i8")[arr.offset : arr.offset + len(arr) + 1]
+    data = arr.buffers()[2]
+    update(b"w" + len(arr).to_bytes(8, "little"))
+    update(np.ascontiguousarray(lengths, dtype="<i8").data)
+    if data is not None and len(offsets):
+        update(memoryview(data)[int(offsets[0]) : int(offsets[-1])])
+    return True
+
+
+def _dtype_text(dtype: Any) -> str:
+    """A dtype exactly: byte order, size, fields (``<f8``, ``<M8[ns]``, ``[('a', '<i4'), ...]``)."""
+    return repr(dtype.descr) if dtype.fields is not None else str(dtype.str)
+
+
+def _strings(update: _Update, items: Any) -> bool:
+    """A flat object array of nothing but ``str``: its lengths and its text, in one go (1M
+    strings one by one take a second); False, and nothing hashed, for any other array."""
+    import numpy as np
+
+    if not all(type(i) is str for i in items):
+        return False
+    lengths = np.fromiter(map(len, items), dtype="<i8", count=len(items))
+    update(b"s" + len(items).to_bytes(8, "little"))
+    update(lengths.data)
+    update("".join(items).encode("utf-8", "surrogatepass"))
+    return True
+
+
 # Types named like these are found again by their name: functions, methods, modules.
 _NAMED_TYPES = frozenset(
     {"function", "builtin_function_or_method", "module", "method_descriptor", "wrapper_descriptor"}
 )
+
+
+def _unbound(value: Any) -> bool:
+    """A function found again by its name alone: not a method bound to some object."""
+    owner = getattr(value, "__self__", None)
+    return owner is None or type(owner).__name__ == "module"
 
 
 def _consts(consts: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -332,6 +412,9 @@ def describe(value: Any, limit: int = 100, digest: str | None | bool = False) ->
     short = _short_repr(value)
     if short is not None:
         return short
+    if isinstance(value, (str, bytes)):  # a long text or path: its two ends
+        text = repr(value)
+        return f"{text[:30]}...{text[-30:]} ({type(value).__name__}[{len(value)}])"
     if digest is False:
         digest = content_hash(value)
     out = f"{_outline(value, 0)} #{digest[:8] if isinstance(digest, str) else 'unstable'}"
@@ -391,9 +474,7 @@ def fingerprint_inputs(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
     return InputPrint(digest, summary, full_repr(args, kwargs))
 
 
-def full_repr(
-    args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], limit: int = 20_000
-) -> str:
+def full_repr(args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any], limit: int = 8_000) -> str:
     """The inputs' repr as a person would read it (bounded: containers and texts are cut)."""
     try:
         text = f"args: {_full.repr(tuple(args))}, kwargs: {_full.repr(kwargs)}"

@@ -5,6 +5,13 @@ process call it live (from their worker threads); steps elsewhere hand their rec
 their output and ``absorb`` replays them here; steps on a cluster also publish them live and
 ``on_remote`` takes them. Whatever arrives twice by two routes (a step's record, a metric) is
 recorded once.
+
+A trial is *queued* from its start until its first step starts (a grid's trials wait for the
+scheduler's threads or workers): each step's start is journaled as a ``running`` step row, so
+readers tell queued trials (no step row yet) from running ones, and the trial's end carries its
+first step's start, which becomes its ``started_at``: its elapsed time leaves the wait out (the
+wait is kept in its notes). Durations come from the monotonic clock, anchored at a wall-clock
+start, so a clock that jumps back never makes an elapsed time negative.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ from tuixp.capture.seed import seeding_notes, seeding_problem
 from tuixp.execution.events import Listener, ProgressEvent
 from tuixp.execution.steps import StepRecord, next_seq
 from tuixp.store.db import Store
+from tuixp.store.window import QUEUE_NOTE
 
 logger = logging.getLogger("tuixp")
+QUEUE_NOTE_AFTER = 0.1  # seconds of waiting for a first step worth a note on the trial
 
 
 def result_fields(value: Any) -> dict[str, Any]:
@@ -67,6 +76,25 @@ class TrialRecorder:
         self._running: dict[str, tuple[str, float, str | None]] = {}
         self._metric_ids: set[str] = set()
         self._finishing = False
+        # (wall clock, monotonic clock) at the trial's start and at its first step's start.
+        self._began: tuple[float, float] = (time.time(), time.monotonic())
+        self._first_step: tuple[float, float] | None = None
+
+    def _clock_at(self, wall: float) -> tuple[float, float]:
+        """``wall`` (a time just past, maybe on another machine) with this process's monotonic
+        reading at that moment; a wall time ahead of ours counts as now."""
+        return wall, time.monotonic() - max(0.0, time.time() - wall)
+
+    def _now(self) -> float:
+        """Now, as a wall-clock time that never goes back past the trial's starts: the anchor
+        plus the monotonic time since."""
+        wall, mono = self._first_step or self._began
+        return wall + (time.monotonic() - mono)
+
+    def _step_began(self, wall: float) -> None:
+        """A step started at ``wall``: the first one ends the trial's queued time. Locked."""
+        if self._first_step is None:
+            self._first_step = self._clock_at(wall)
 
     def emit(self, kind: str, t: float | None = None, **kw: Any) -> None:
         # Once the trial has finished, late news (a step thread that outlived a Ctrl-C, a
@@ -81,6 +109,7 @@ class TrialRecorder:
     def start(self, started: dict[str, Any], texts: list[dict[str, Any]]) -> None:
         """Journal the trial's start. Not synced here: ``runner.execute`` syncs the journal once
         for all the trials of a run before any step runs (a grid of 64 trials paid 64 fsyncs)."""
+        self._began = self._clock_at(started["started_at"])
         self.store.trial_began()
         try:
             self.store.record([*texts, started])
@@ -96,11 +125,30 @@ class TrialRecorder:
     def _ids(self) -> dict[str, Any]:
         return {"trial_uuid": self.uuid, "experiment": self.experiment, "trial_id": self.trial_id}
 
+    def _step_event(
+        self, key: str, step: str, started: float, finished: float | None, status: str, worker: Any
+    ) -> dict[str, Any]:
+        return {
+            "t": "step",
+            **self._ids(),
+            "key": key,
+            "step": step,
+            "started_at": started,
+            "finished_at": finished,
+            "status": status,
+            "worker": worker,
+        }
+
     def on_task_started(self, key: str, step: str, t: float, worker: str | None) -> None:
         with self._lock:
             if key in self.steps_seen:
                 return
+            again = key in self._running  # a retry, or the same news by a second route
             self._running[key] = (step, t, worker)
+            self._step_began(t)
+            if not again:
+                # Journaled under the lock: the step's end (``on_step``) is always written after.
+                self.store.record([self._step_event(key, step, t, None, "running", worker)])
         self.emit("task_started", t, key=key, step=step, worker=worker)
 
     def on_metric(self, event: dict[str, Any]) -> None:
@@ -124,6 +172,7 @@ class TrialRecorder:
                 return
             self.steps_seen[rec.key] = rec
             self._running.pop(rec.key, None)
+            self._step_began(rec.started_at)
         for m in rec.metrics:
             self.on_metric(m)
         problem = seeding_problem(rec.seeding)
@@ -214,7 +263,9 @@ class TrialRecorder:
             if self.finished or self._finishing:
                 return
             self._finishing = True
-        finished_at = finished_at or time.time()
+        start = (self._first_step or self._began)[0]
+        if not finished_at or finished_at < start:  # a wall clock read after it was set back
+            finished_at = self._now()
         if status != "succeeded":
             reason = message if message is not None else (str(error) if error else None)
             kind = error_type or (type(error).__name__ if error is not None else status)
@@ -248,6 +299,12 @@ class TrialRecorder:
         with self._lock:
             steps = sorted(self.steps_seen.values(), key=lambda r: r.started_at)
         notes = [*(notes or []), *seeding_notes((r.step, r.seeding) for r in steps)]
+        if self._first_step is not None:
+            # The trial ran from its first step's start: its elapsed time leaves the queue out.
+            event["started_at"] = self._first_step[0]
+            waited = self._first_step[1] - self._began[1]
+            if waited >= QUEUE_NOTE_AFTER:
+                notes.append(QUEUE_NOTE.format(waited))
         if notes:
             event["notes"] = json.dumps(notes)
         try:

@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any
 from dask._task_spec import Dict, GraphNode, List, Task, TaskRef, Tuple
 
 from tuixp.execution import steps as steps_mod
-from tuixp.execution.schedulers import Scheduler
+from tuixp.execution.schedulers import (
+    ClusterWatch,
+    Scheduler,
+    SchedulerLost,
+    cancellation,
+    drop_client,
+)
 from tuixp.execution.steps import (
     StepFailure,
     StepOutput,
@@ -228,33 +234,44 @@ class _Trials:
 
     # -- dask.distributed --------------------------------------------------------------------
     def run_distributed(self, sched: Scheduler) -> None:
-        from distributed import as_completed
-
         client = sched.client
         _listen(client, sched.channel)
         keys = self.keys()
         futures = dict(zip(keys, client.get(self.dsk, keys, sync=False)))
+        watch = ClusterWatch(sched, list(futures.values()))
         try:
-            for future in as_completed(list(futures.values())):
-                key = future.key
-                futures.pop(key, None)
-                plan = self.wanted[key]
-                if future.status == "cancelled":  # the trial already ended, see below
-                    self.end(plan, "failed", RuntimeError("the task was cancelled on the cluster"))
-                    continue
-                try:
-                    value = future.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died too often, a lost cluster
-                    self.end(plan, "failed", exc)
-                    # The trial's other outputs are of no use now; the rest of a grid runs on.
-                    client.cancel(
-                        [futures[k] for k in self.waiting[plan.result_key] if k in futures]
-                    )
-                    continue
-                self.arrived(key, value)
+            with watch:
+                self._gather(client, futures, sched, watch)
         except BaseException:
             client.cancel(list(futures.values()))
             raise
+        if any(isinstance(o.error, SchedulerLost) for o in self.outcomes.values()):
+            drop_client(client)
+
+    def _gather(
+        self, client: Any, futures: dict[str, Any], sched: Scheduler, watch: ClusterWatch
+    ) -> None:
+        from distributed import as_completed
+
+        for future in as_completed(list(futures.values())):
+            key = future.key
+            futures.pop(key, None)
+            plan = self.wanted[key]
+            if future.status == "cancelled":
+                # By us when another output of its trial failed (the trial has ended, and
+                # this is a no-op), by the watch when no worker is left, or by the client
+                # when it lost the scheduler: say which.
+                if plan.result_key not in self._claimed:
+                    self.end(plan, "failed", cancellation(future, watch.address, watch))
+                continue
+            try:
+                value = future.result()
+            except Exception as exc:  # noqa: BLE001 - a worker died too often, a lost cluster
+                self.end(plan, "failed", exc)
+                # The trial's other outputs are of no use now; the rest of a grid runs on.
+                client.cancel([futures[k] for k in self.waiting[plan.result_key] if k in futures])
+                continue
+            self.arrived(key, value)
 
 
 _listening: set[str] = set()

@@ -213,7 +213,7 @@ def _run_step(
     scope = StepScope(ctx, spec.name, key, [], local)
     token = current_scope.set(scope)
     worker = worker_name()
-    started = time.time()
+    started, clock = time.time(), time.monotonic()  # durations from the monotonic clock
     if local is not None:
         local.on_task_started(key, spec.name, started, worker)
     else:
@@ -227,7 +227,7 @@ def _run_step(
         with seeding:
             value = spec.func(*plain_args, **plain_kwargs)
     except Exception as exc:  # noqa: BLE001 - reported to the owner, who re-raises it
-        finished = time.time()
+        finished = started + (time.monotonic() - clock)
         tb = traceback.format_exc()
         record = StepRecord(
             key,
@@ -253,7 +253,7 @@ def _run_step(
         )
     finally:
         current_scope.reset(token)
-    finished = time.time()
+    finished = started + (time.monotonic() - clock)
     output_hash = content_hash(value) if ctx.purity else None
     record = StepRecord(
         key,
@@ -309,7 +309,9 @@ def run_op(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: An
         )
 
 
-def record_metric(name: str, epoch: Any, value: Any) -> None:
+def record_metric(
+    name: str, epoch: Any, value: Any, value_type: str = "float", value_int: int | None = None
+) -> None:
     scope = current_scope.get()
     if scope is None:
         raise ValueError("save_metric can only be called inside a step while a trial runs")
@@ -319,6 +321,8 @@ def record_metric(name: str, epoch: Any, value: Any) -> None:
         "name": name,
         "epoch": int(epoch),
         "value": float(value),
+        "value_type": value_type,  # as saved: 'int', 'float' or 'bool' (schema 4)
+        "value_int": value_int,  # an int's exact value
         "recorded_at": time.time(),
         "seq": next_seq(),
         "step": scope.step,

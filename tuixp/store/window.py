@@ -17,6 +17,7 @@ earlier column is reachable as ``param_<name>`` or ``metric_<name>``.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,15 @@ from tuixp.store import filters, flags
 from tuixp.store.filters import FilterError
 
 SAMPLE_TRIALS = 2000  # parameter names and types are read from the latest trials only
+# Trials may hold parameters (or a result) of many MB, and the TUI gives DuckDB 128 MB: the
+# table reads at most TEXT_LIMIT characters of each JSON text, and a parameter document longer
+# than PARSE_LIMIT is not parsed in SQL (a filter or a sort sees NULL there). A longer document is
+# read whole, one trial at a time, only to find its parameter names and cell values (cut to
+# CELL_CHARS), and those are kept by trial (they never change).
+TEXT_LIMIT = 64 * 1024
+PARSE_LIMIT = 1024 * 1024
+CELL_CHARS = 200
+SORT_PREFIX = 256  # characters of a text parameter a sort compares
 
 
 @dataclass(frozen=True)
@@ -96,6 +106,7 @@ class Layout:
     experiment: str
     params: tuple[Column, ...] = ()
     metrics: tuple[Column, ...] = ()
+    unparsed: int = 0  # sampled trials whose parameters are too long to filter or sort by
 
     @property
     def columns(self) -> tuple[Column, ...]:
@@ -165,21 +176,85 @@ def _quote_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _cut_text(column: str) -> str:
+    """SQL for the first TEXT_LIMIT characters of a JSON text column, and whether it was cut."""
+    return f"left({column}, {TEXT_LIMIT}), length({column}) > {TEXT_LIMIT}"
+
+
+_LARGE_PARAMS: dict[str, dict[str, Any]] = {}  # trial uuid -> its parameters, cells cut short
+_LARGE_KEPT = 512
+
+
+def _cell(value: Any) -> Any:
+    """A parameter value as the table can hold it: long texts and containers cut short."""
+    if isinstance(value, (int, float, bool)) or value is None:
+        return value
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= CELL_CHARS else text[:CELL_CHARS] + "…"
+
+
+def _params_of(
+    con: duckdb.DuckDBPyConnection, uuid: str, text: str | None, cut: bool
+) -> dict[str, Any]:
+    """A trial's parameters for the table from its (possibly cut) JSON text."""
+    if not cut:
+        values = _loads(text, {}) or {}
+        return values if isinstance(values, dict) else {}
+    found = _LARGE_PARAMS.get(uuid)
+    if found is None:
+        try:
+            row = con.execute("SELECT params FROM trial_record WHERE uuid = ?", [uuid]).fetchone()
+            whole = json.loads(row[0]) if row and row[0] else {}
+            found = {k: _cell(v) for k, v in whole.items()} if isinstance(whole, dict) else {}
+            del row, whole
+        except (duckdb.OutOfMemoryException, ValueError):
+            found = _prefix_params(text or "")  # too big even alone: what the first part holds
+        if len(_LARGE_PARAMS) >= _LARGE_KEPT:
+            _LARGE_PARAMS.pop(next(iter(_LARGE_PARAMS)))
+        _LARGE_PARAMS[uuid] = found
+    return found
+
+
+_BLANKS = re.compile(r"[\s,:]*")
+
+
+def _prefix_params(text: str) -> dict[str, Any]:
+    """The parameters the first part of a JSON object's text holds; the value the cut falls in
+    becomes its text so far, marked with "…"."""
+    decoder = json.JSONDecoder()
+    out: dict[str, Any] = {}
+    at = text.find("{") + 1
+    while 0 < at < len(text):
+        at = _BLANKS.match(text, at).end()  # type: ignore[union-attr]
+        if at >= len(text) or text[at] == "}":
+            break
+        try:
+            key, at = decoder.raw_decode(text, at)
+        except ValueError:
+            break
+        at = _BLANKS.match(text, at).end()  # type: ignore[union-attr]
+        try:
+            value, at = decoder.raw_decode(text, at)
+        except ValueError:
+            rest = text[at:]
+            out[str(key)] = (rest[1:] if rest.startswith('"') else rest)[:CELL_CHARS] + "…"
+            break
+        out[str(key)] = _cell(value)
+    return out
+
+
 def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
     """Parameter names and types (from the latest trials) and metric names of ``experiment``."""
     rows = con.execute(
-        "SELECT params FROM trial_record WHERE experiment = ? ORDER BY trial_id DESC LIMIT ?",
+        f"SELECT uuid, {_cut_text('params')}, length(params) > {PARSE_LIMIT} FROM trial_record "
+        "WHERE experiment = ? ORDER BY trial_id DESC LIMIT ?",
         [experiment, SAMPLE_TRIALS],
     ).fetchall()
     seen: dict[str, list[Any]] = {}
-    for (text,) in reversed(rows):
-        try:
-            values = json.loads(text) if text else {}
-        except ValueError:
-            continue
-        if isinstance(values, dict):
-            for k, v in values.items():
-                seen.setdefault(k, []).append(v)
+    for uuid, text, cut, _ in reversed(rows):
+        for k, v in _params_of(con, uuid, text, cut).items():
+            seen.setdefault(k, []).append(v)
+    unparsed = sum(1 for row in rows if row[3])
     taken = {c.name for c in TRIAL_COLUMNS}
     params = []
     for name, values in seen.items():
@@ -191,6 +266,7 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
             sql = f"TRY_CAST(json_extract(t.params, {path}) AS BOOLEAN)"
         else:
             sql = f"TRY_CAST(json_extract(t.params, {path}) AS {typ})"
+        sql = f"CASE WHEN length(t.params) <= {PARSE_LIMIT} THEN {sql} END"
         col_name = name if name not in taken else f"param_{name}"
         taken.add(col_name)
         params.append(Column(col_name, "param", sql, typ, name))
@@ -206,7 +282,7 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
         col_name = name if name not in taken else f"metric_{name}"
         taken.add(col_name)
         metrics.append(Column(col_name, "metric", f"m_{len(metrics)}.value", "DOUBLE", name))
-    return Layout(experiment, tuple(params), tuple(metrics))
+    return Layout(experiment, tuple(params), tuple(metrics), unparsed)
 
 
 RESULT = "(result)"  # the summary's series of trial results (not a metric name: not an identifier)
@@ -469,6 +545,9 @@ def _relation(
             args += [lay.experiment, c.source]
         joins.append(f"LEFT JOIN {source} m_{i} ON m_{i}.trial_id = t.trial_id")
     select = ", ".join(f"{c.sql} AS {_quote_ident(c.name)}" for c in needed)
+    sort = lay.column(query.sort)
+    if _sorts_by_prefix(sort):
+        select += f", left({sort.sql}, {SORT_PREFIX}) AS _sort_key"
     inner = (
         f"SELECT t.uuid AS _uuid, {select} FROM trial_record t {' '.join(joins)} "
         "WHERE t.experiment = ?"
@@ -478,11 +557,18 @@ def _relation(
     return sql, args
 
 
+def _sorts_by_prefix(col: Column) -> bool:
+    """A text parameter sorts by its first SORT_PREFIX characters: a sort keeps its keys in
+    memory, and values of many MB would not fit."""
+    return col.kind == "param" and col.type == "VARCHAR"
+
+
 def _order(lay: Layout, query: TrialQuery) -> str:
     col = lay.column(query.sort)
     direction = "DESC" if query.descending else "ASC"
     tie = "" if col.name == "trial_id" else f", trial_id {direction}"
-    return f"ORDER BY {_quote_ident(col.name)} {direction} NULLS LAST{tie}"
+    key = "_sort_key" if _sorts_by_prefix(col) else _quote_ident(col.name)
+    return f"ORDER BY {key} {direction} NULLS LAST{tie}"
 
 
 def _run(con: duckdb.DuckDBPyConnection, sql: str, args: list[Any]) -> list[tuple[Any, ...]]:
@@ -573,9 +659,9 @@ def _page_keys(
     return [(r[0], r[1]) for r in rows]
 
 
-_ROW_COLUMNS = """
-    SELECT trial_id, status, result, result_value, started_at, finished_at, git_commit,
-           git_dirty, changes, notes, params,
+_ROW_COLUMNS = f"""
+    SELECT trial_id, status, {_cut_text("result")}, result_value, started_at, finished_at,
+           git_commit, git_dirty, changes, notes, uuid, {_cut_text("params")},
            CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END
     FROM trial_record"""
 
@@ -628,6 +714,7 @@ def rows_for(
         tid,
         status,
         result,
+        result_cut,
         rvalue,
         started,
         finished,
@@ -635,14 +722,16 @@ def rows_for(
         dirty,
         changes,
         notes,
+        uuid,
         params,
+        params_cut,
         error,
     ) in found:
         on = flags.letters(changes, notes)
         by_id[tid] = TrialRow(
             trial_id=tid,
             status=status,
-            result=_loads(result, None),
+            result=str(result)[:CELL_CHARS] + "…" if result_cut else _loads(result, None),
             result_value=rvalue,
             started_at=started,
             finished_at=finished,
@@ -651,11 +740,18 @@ def rows_for(
             code_changed="C" in on,
             env_changed="E" in on,
             impure="I" in on,
-            params=_loads(params, {}) or {},
+            params=_params_of(con, uuid, params, params_cut),
             metrics=metrics.get(tid, {}),
             error=error,
             data_changed="D" in on,
         )
+    running = [tid for tid, row in by_id.items() if row.status == "running"]
+    if running:
+        # Queued or running, and a running trial's time counts from its first step's start.
+        firsts = first_step_starts(con, exp, running)
+        for tid in running:
+            by_id[tid].status = shown_status("running", firsts.get(tid))
+            by_id[tid].started_at = firsts.get(tid, by_id[tid].started_at)
     return [by_id[t] for t in trial_ids if t in by_id]
 
 
@@ -699,6 +795,55 @@ def _loads(text: str | None, default: Any) -> Any:
         return json.loads(text)
     except ValueError:
         return text
+
+
+# -- queued or running ------------------------------------------------------------------------
+QUEUED = "queued"
+
+
+def first_step_starts(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_ids: list[int]
+) -> dict[int, datetime]:
+    """When the first step (not a reused one) of each of these trials started, if one has.
+
+    A ``running`` trial that is not here is *queued*: it waits for the scheduler (a thread, a
+    worker) and no step of it has started yet. Each step's start is journaled when it starts.
+    """
+    if not trial_ids:
+        return {}
+    rows = con.execute(
+        """
+        SELECT trial_id, min(started_at) FROM step_record
+        WHERE experiment = ? AND trial_id BETWEEN ? AND ?
+          AND trial_id IN (SELECT unnest(?::INTEGER[])) AND status <> 'reused'
+        GROUP BY trial_id
+    """,
+        [experiment, min(trial_ids), max(trial_ids), trial_ids],
+    ).fetchall()
+    return {tid: started for tid, started in rows if started is not None}
+
+
+def shown_status(status: str, first_step: datetime | None) -> str:
+    """The status as people see it: a running trial none of whose steps has started is queued."""
+    return QUEUED if status == "running" and first_step is None else status
+
+
+# A trial that waited for the scheduler says how long in its notes (its started_at is its first
+# step's start): the recorder writes this, and whoever needs when it was queued reads it back.
+QUEUE_NOTE = "queued {:.1f} s before its first step started"
+_QUEUE_NOTE = re.compile(r"^queued ([0-9.]+) s before its first step started$")
+
+
+def queued_seconds(notes: Any) -> float:
+    """How long a trial waited for its first step, from its notes (list or JSON text); 0 if
+    it did not say (it waited less than a tenth of a second, or it ran before tuixp said)."""
+    if isinstance(notes, str):
+        notes = _loads(notes, [])
+    for note in notes if isinstance(notes, list) else []:
+        m = _QUEUE_NOTE.match(str(note))
+        if m:
+            return float(m.group(1))
+    return 0.0
 
 
 # -- what the trial detail screen shows, beyond tuixp.store.queries ----------------------------

@@ -21,6 +21,7 @@ from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tuixp.errors import StoreError, TuixpError
+from tuixp.store import filters, window
 from tuixp.store.window import FilterError, TrialQuery
 from tuixp.tui.commands import TuixpCommands
 from tuixp.tui.data import StoreReader
@@ -301,11 +302,29 @@ class TuixpApp(App[None]):
                 self.query_state = win.query
                 table.reset(win.query.sort, win.query.descending)
                 self.post_message(QueryChanged(win.query))
+                self._large_params_notice(win)
             table.show_window(win.layout, win.total, win.offset, win.rows, replace=True)
         elif win.query == self.query_state:
             table.show_window(win.layout, win.total, win.offset, win.rows)
         self.browse.status.problem = self.filter_problem
         self.update_status()
+
+    def _large_params_notice(self, win: Any) -> None:
+        """Say so when a sort or filter by a parameter cannot compare some trials: parameter
+        documents over PARSE_LIMIT are not parsed in SQL (they would not fit in memory)."""
+        lay, q = win.layout, win.query
+        names = {c.name for c in lay.params}
+        if not lay.unparsed or not names:
+            return
+        used = {q.sort} | (filters.parse(q.where, [c.name for c in lay.columns]).columns)
+        if used & names:
+            mb = window.PARSE_LIMIT // (1024 * 1024)
+            self.notify(
+                f"{lay.unparsed:,} trial(s) hold parameters over {mb} MB: sorting or filtering "
+                "by a parameter does not compare them (they sort last, a filter skips them).",
+                title="Large parameters",
+                severity="warning",
+            )
 
     @on(FilterRejected)
     def _filter_rejected(self, message: FilterRejected) -> None:

@@ -106,21 +106,24 @@ class TaskProgress:
 
 @dataclass
 class TrialProgress:
-    """One trial of a launch, as its events tell it."""
+    """One trial of a launch, as its events tell it: ``queued`` until its first step starts,
+    and its time counted from then (``started``)."""
 
     trial_id: int
     experiment: str
     started: float
     params: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None
-    status: str = "running"
+    status: str = "queued"
     finished: float | None = None
     result: str | None = None
     error: str | None = None
     tasks: dict[str, TaskProgress] = field(default_factory=dict)  # by step name, graph order
     metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
 
-    def elapsed_at(self, now: float) -> float:
+    def elapsed_at(self, now: float) -> float | None:
+        if self.status == "queued":
+            return None
         return max(0.0, (self.finished if self.finished is not None else now) - self.started)
 
 
@@ -182,7 +185,7 @@ class Launch:
         if doc.get("kind") == "run_finished":
             for t in doc.get("trials") or []:
                 trial = self.trials.get(t.get("trial_id"))
-                if trial is not None and trial.status == "running":
+                if trial is not None and trial.status in ("queued", "running"):
                     trial.status = t.get("status", trial.status)
             return
         self.apply_event(ProgressEvent.from_json(line))
@@ -218,6 +221,8 @@ class Launch:
             task.worker = ev.worker or task.worker
             if ev.kind == "task_started":
                 task.status, task.started, task.elapsed = "running", ev.time, None
+                if trial.status == "queued":
+                    trial.status, trial.started = "running", ev.time
             else:
                 task.status = ev.status or ("failed" if ev.kind == "task_failed" else "succeeded")
                 task.started = data.get("started", task.started)
@@ -250,7 +255,7 @@ class Launch:
             lines = [line for line in self.stderr if line.strip()]
             self.message = lines[-1] if lines else f"tuixp run exited with {code}"
         for trial in self.trials.values():
-            if trial.status == "running":
+            if trial.status in ("queued", "running"):
                 # A child that died without a last word: the store will show it interrupted.
                 trial.status = "interrupted"
                 trial.finished = self.finished

@@ -20,6 +20,7 @@ from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from tuixp.errors import StoreError, TuixpError
+from tuixp.store import flags, window
 from tuixp.tui.data import TrialDetail, preview
 from tuixp.tui.messages import DetailLoaded, OutputLoaded
 from tuixp.tui.screens.scrolling import ScrollsActivePane
@@ -135,7 +136,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
     def tick(self) -> None:
         if self.detail is not None and self.detail.trial.get("status") == "running":
-            self._show_overview(self.detail)
+            self._show_overview(self.detail)  # queued or running: the time moves
 
     @on(DetailLoaded)
     def _loaded(self, message: DetailLoaded) -> None:
@@ -157,6 +158,11 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         status = t.get("status") or "?"
         started = t.get("started_at")
         finished = t.get("finished_at")
+        if status == "running":  # queued until a step starts; its time counts from then
+            starts = [s["started_at"] for s in d.steps if s.get("status") != "reused"]
+            first = min((s for s in starts if s is not None), default=None)
+            status = window.shown_status(status, first)
+            started = first or started
         if started is not None:
             end = finished.timestamp() if finished is not None else self.tuixp.clock()
             elapsed = fmt_elapsed(end - started.timestamp())
@@ -170,7 +176,12 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             ("result", result_text),
             ("started", _when(started)),
             ("finished", _when(finished)),
-            ("elapsed", elapsed + (" (running)" if status == "running" else "")),
+            (
+                "elapsed",
+                "—"
+                if status == "queued"
+                else elapsed + (" (running)" if status == "running" else ""),
+            ),
             ("seed", t.get("seed")),
             ("host", f"{t.get('host')} pid {t.get('pid')}"),
             ("scheduler", t.get("scheduler") or "—"),
@@ -180,6 +191,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
                 (t.get("git_commit") or "—")[:12]
                 + (" (uncommitted changes)" if t.get("git_dirty") else ""),
             ),
+            ("flags", flags.text(t.get("changes"), t.get("notes"))),
         ]
         params = _kv_table([(k, _json_text(v)) for k, v in (t.get("params") or {}).items()])
         parts: list[Any] = [

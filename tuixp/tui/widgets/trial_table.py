@@ -33,6 +33,7 @@ MAX_CACHED_ROWS = 2000
 STATUS_TEXT = {
     "succeeded": "✓ ok",
     "failed": "✗ failed",
+    "queued": "◌ queued",  # waiting for the scheduler: no step has started
     "running": "● running",
     "interrupted": "! interrupt",
 }
@@ -100,8 +101,8 @@ def _status(row: TrialRow, now: float) -> tuple[str, str]:
 
 
 def _elapsed(row: TrialRow, now: float) -> tuple[str, str]:
-    if row.started_at is None:
-        return "", ""
+    if row.started_at is None or row.status == "queued":
+        return "", ""  # a queued trial's time starts with its first step
     end = row.finished_at.timestamp() if row.finished_at is not None else now
     return fmt_elapsed(end - row.started_at.timestamp()), ""
 
@@ -180,6 +181,7 @@ class TrialTable(ScrollView, can_focus=True):
         "trial-table--column-cursor",
         "trial-table--succeeded",
         "trial-table--failed",
+        "trial-table--queued",
         "trial-table--running",
         "trial-table--interrupted",
         "trial-table--mark",
