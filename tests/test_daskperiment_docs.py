@@ -141,6 +141,7 @@ def test_asking_again_for_an_experiment_logs_its_loaded_history(
     ]
 
 
+@pytest.mark.slow
 def test_tuixp_run_store_holds_what_the_script_reads_while_it_loads(tmp_path: Path) -> None:
     # daskperiment's scripts/random_experiment.py prints ex.get_history() after its result
     # call; under `tuixp run --store S` that read (and any other) must be S's, and no store
