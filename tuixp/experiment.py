@@ -1350,10 +1350,14 @@ class Experiment:
         scope = steps_mod.current_scope.get()
         if scope is not None and scope.ctx.experiment == self.id:
             raise errors.LockedTrialError()
-        return self.store.counter.last(self.id)
+        return self._last_trial()
+
+    def _last_trial(self) -> int:
+        # Asking creates nothing: a path where nothing was recorded has no trial yet.
+        return self.store.counter.last(self.id) if self.store.has_records() else 0
 
     def _check_trial(self, trial_id: int | None) -> int:
-        last = self.store.counter.last(self.id)
+        last = self._last_trial()
         if trial_id is None:
             if last == 0:
                 raise errors.TrialIDNotFoundError("Unable to find trial id: no trial has run yet")
@@ -1366,7 +1370,7 @@ class Experiment:
         """daskperiment's history; ``status=True`` adds tuixp's ``Status`` column last."""
         from tuixp.store import queries
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             return queries.history(con, self.id, list(self._params), verbose=verbose, status=status)
 
     def get_parameters(self, trial_id: int | None = None) -> dict[str, Any]:
@@ -1375,7 +1379,7 @@ class Experiment:
         trial_id = self._check_trial(trial_id)
         from tuixp.store import queries
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             return queries.trial(con, self.id, trial_id)["params"]
 
     def get_code(self, trial_id: int | None = None) -> str:
@@ -1384,7 +1388,7 @@ class Experiment:
         trial_id = self._check_trial(trial_id)
         from tuixp.store import queries
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             code = queries.code(con, self.id, trial_id)
         return _join_code(src for step, src in code.items() if step != "<script>")
 
@@ -1415,7 +1419,7 @@ class Experiment:
             world = self._world()
             return {**world["environment"], "packages": world["packages"], "git": world["git"]}
         trial_id = self._check_trial(trial_id)
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             env: dict[str, Any] = queries.environment(con, self.id, trial_id)
         return env
 
@@ -1441,7 +1445,7 @@ class Experiment:
         from tuixp.store import queries
         from tuixp.store.objects import ObjectStore
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             found = queries.persisted(con, self.id, trial_id, step_name)
         if found is None:  # daskperiment's error class here (its message was the pickle path)
             raise errors.TrialIDNotFoundError(
@@ -1460,7 +1464,7 @@ class Experiment:
         ids = [self._check_trial(t) for t in ids]
         from tuixp.store import queries
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             return queries.load_metric(con, self.id, key, ids)
 
 
