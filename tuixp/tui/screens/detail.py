@@ -19,6 +19,7 @@ from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, T
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
+from tuixp.capture.environment import ENV_GROUPS
 from tuixp.errors import StoreError, TuixpError
 from tuixp.store import flags, window
 from tuixp.tui.data import TrialDetail, preview
@@ -287,7 +288,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
     def _show_environment(self, d: TrialDetail) -> None:
         env = d.environment
         parts: list[Any] = []
-        for cat in ("platform", "python", "cpu"):
+        for cat in (g.name for g in ENV_GROUPS if g.table):
             rec = env.get(cat) or {}
             if rec:
                 parts.append(Text(cat, style="bold underline"))
