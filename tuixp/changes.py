@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tuixp.capture.environment import ENV_GROUPS, env_group
+from tuixp.store.paths import StorePaths
 
 logger = logging.getLogger("tuixp")
 
@@ -70,7 +71,7 @@ class StateFile:
     """The last trial's code and environment of one experiment, shared by all processes."""
 
     def __init__(self, store_path: Path, experiment: str) -> None:
-        self.path = store_path.with_name(store_path.name + ".state") / f"{experiment}.json"
+        self.path = StorePaths(store_path).state / f"{experiment}.json"
         self._stamp: tuple[int, int] | None = None
         self._data: dict[str, Any] = {}
         self._lock = threading.Lock()

@@ -28,6 +28,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TextArea, Tree
 
 from tuixp.errors import TuixpError
 from tuixp.store import sql as store_sql
+from tuixp.store.paths import StorePaths
 from tuixp.store.schema import PUBLIC_VIEWS
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ FROM params ORDER BY trial_id DESC, name LIMIT 50""",
 
 
 def history_path(store: Path) -> Path:
-    return store.with_name(store.name + ".sql_history")
+    return StorePaths(store).sql_history
 
 
 def load_history(store: Path) -> list[str]:
