@@ -626,6 +626,30 @@ class Store:
             self.journal.close()
 
     # -- the database ------------------------------------------------------------------------
+    def has_records(self) -> bool:
+        """Whether anything was ever recorded here: the database, its ids file or a journal."""
+        return (
+            self.path.exists()
+            or self.counter.path.exists()
+            or any(True for _ in journal_files(self.path))
+        )
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for reads that creates nothing: the store's (ingesting as ``connect``
+        does), or, while nothing was ever recorded at this path, an empty store in memory, so a
+        history asked of a mistyped path is empty and leaves no file behind."""
+        if self.has_records():
+            with self.connect() as con:
+                yield con
+            return
+        con = duckdb.connect(":memory:")
+        try:
+            self._ensure_schema(con)
+            yield con
+        finally:
+            con.close()
+
     @contextlib.contextmanager
     def connect(
         self,
