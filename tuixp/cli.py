@@ -1501,8 +1501,8 @@ def _section(title: str) -> str:
 
 def render_trial(doc: dict[str, Any]) -> str:
     """``tuixp show`` for people: one section per kind of record."""
+    from tuixp.capture.environment import environment_view
     from tuixp.store import flags
-    from tuixp.store.queries import environment_view
 
     out = [f"{doc['experiment']} trial {doc['trial_id']}: {doc['status']}"]
     fields = [

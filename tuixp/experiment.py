@@ -1429,9 +1429,9 @@ class Experiment:
         """tuixp's structured environment: summary lines, or one category's record (platform,
         cpu, gpu, python, numpy, scipy, pandas, conda, git with its diff, requirements,
         packages)."""
-        from tuixp.store import queries
+        from tuixp.capture.environment import environment_view
 
-        return queries.environment_view(self._environment_doc(trial_id), category)
+        return environment_view(self._environment_doc(trial_id), category)
 
     def start_dashboard(self, *args: Any, **kwargs: Any) -> None:
         """daskperiment's Flask dashboard has no counterpart: tuixp's is a terminal UI."""

@@ -43,6 +43,7 @@ from tuixp.store.journal import (
     set_aside,
     writer_is_alive,
 )
+from tuixp.store.paths import StorePaths
 
 logger = logging.getLogger("tuixp")
 
@@ -471,7 +472,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_store_path(path)
-        self.objects_dir = self.path.with_name(self.path.name + ".objects")
+        self.objects_dir = StorePaths(self.path).objects
         self.journal = JournalWriter(self.path)
         self.counter = TrialCounter(self.path, self._recover_counts)
         self.trials_running = 0
@@ -757,7 +758,7 @@ class Store:
 
     def _build_new_file(self) -> Path:
         """A complete, empty store under a hidden name beside ``path``; the caller places it."""
-        tmp = self.path.with_name(f".{self.path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp = StorePaths(self.path).new_file(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
             con = duckdb.connect(str(tmp), config=_CONFIG)
             try:
@@ -777,7 +778,7 @@ class Store:
 
     @staticmethod
     def _discard(tmp: Path) -> None:
-        for p in (tmp, tmp.with_name(tmp.name + ".wal")):
+        for p in (tmp, StorePaths(tmp).wal):
             with contextlib.suppress(OSError):
                 p.unlink()
 

@@ -22,6 +22,7 @@ from tuixp.store import queries, window
 from tuixp.store.db import Store
 from tuixp.store.journal import journal_files, writer_is_alive
 from tuixp.store.objects import ObjectStore
+from tuixp.store.paths import StorePaths
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
 SUMMARY_BUDGET = 0.25  # seconds the summary builder holds the store at a time
@@ -93,7 +94,7 @@ class StoreReader:
         """The store's files as they are now, without opening the database: equal twice, no
         process wrote to the store (or its journals) in between and no writer died."""
         state: list[Any] = []
-        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+        for path in (self.path, StorePaths(self.path).wal):
             try:
                 st = path.stat()
                 state.append((st.st_ino, st.st_size, st.st_mtime_ns))

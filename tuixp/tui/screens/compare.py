@@ -30,9 +30,9 @@ from textual_plotext import PlotextPlot
 from tuixp import diff
 from tuixp.errors import TrialNotFound, TuixpError
 from tuixp.tui.data import TrialDetail
+from tuixp.tui.format import fmt_number
 from tuixp.tui.screens.scrolling import ScrollsActivePane
 from tuixp.tui.widgets.status_bar import StatusBar
-from tuixp.tui.widgets.trial_table import fmt_number
 
 if TYPE_CHECKING:
     from tuixp.tui.app import TuixpApp

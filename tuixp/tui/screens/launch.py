@@ -31,8 +31,8 @@ from textual_plotext import PlotextPlot
 
 from tuixp.errors import TuixpError
 from tuixp.store import sql as store_sql
+from tuixp.tui.format import fmt_elapsed
 from tuixp.tui.launcher import Launch, LaunchRequest, TrialProgress
-from tuixp.tui.widgets.trial_table import fmt_elapsed
 
 if TYPE_CHECKING:
     from tuixp.tui.app import TuixpApp
