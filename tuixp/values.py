@@ -2,7 +2,7 @@
 so that it reads back as the same value.
 
 One set of rules for ``tuixp run`` (arguments and ``--grid``), the TUI's launch form and the
-``tuixp run`` line the compare screen copies (docs/cli.md, "Parameter values"):
+``tuixp run`` line the compare screen copies (docs/cli.md, ``tuixp run``'s ``NAME=VALUE``):
 
 - a value is a Python literal (``0.1``, ``[1, 2]``, ``None``, ``'two words'``), else a bare word
   is the text itself (``model=ridge``);
