@@ -1,4 +1,5 @@
-"""What every command shares: the store it uses, the output format, and turning tuixp's errors into one line on stderr and an exit code."""
+"""What every command shares: the store it uses, the output format, trial ids, and turning
+tuixp's errors into one line on stderr and an exit code (``handled``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from tuixp.errors import UsageError, first_line
+from tuixp.errors import StoreBusy, TuixpError, UsageError, first_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,8 +54,6 @@ def handled(func: F) -> F:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from tuixp.errors import StoreBusy, TuixpError
-
         try:
             return func(*args, **kwargs)
         except CliError as exc:

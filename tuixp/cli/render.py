@@ -1,4 +1,5 @@
-"""Printing for people and programs: table cells, plain tables that fit the terminal, CSV and JSON."""
+"""Printing for people and programs: table cells, plain tables that fit the terminal, CSV and
+JSON (``emit``)."""
 
 from __future__ import annotations
 

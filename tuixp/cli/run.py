@@ -1,4 +1,5 @@
-"""tuixp run: parameters from the command line, the script loaded, its trials run with progress (a bar or JSONL events)."""
+"""tuixp run: parameters from the command line, the script loaded, its trials run with progress
+(a bar on a terminal, or JSONL events)."""
 
 from __future__ import annotations
 
