@@ -9,6 +9,7 @@ from __future__ import annotations
 import keyword
 import logging
 import os
+import re
 import socket
 import sys
 import threading
@@ -443,12 +444,25 @@ def _result_built(node: Node) -> None:
     path = getattr(main, "__file__", None)
     if not path or _main_script() is None or os.path.basename(path) == "tuixp":
         return  # a notebook, a REPL, pytest or the tuixp command: no hint
+    if not os.path.isfile(path):
+        return  # ``python < script.py`` (``<stdin>``): no file to name in ``tuixp run FILE``
     _script_hint["node"] = node
+    frame: Any = sys._getframe(1)  # the script's own line that built it
+    while frame is not None and not (
+        frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"
+    ):
+        frame = frame.f_back
+    _script_hint["line"] = frame.f_lineno if frame is not None else None
+    _script_hint["file"] = os.path.abspath(path)
     if not _script_hint["registered"]:
         import atexit
 
         _script_hint["registered"] = True
-        atexit.register(_hint_at_exit, path, list(sys.argv[1:]))
+        try:  # the script as run from here (``../scripts/x.py`` from a notebook's folder)
+            shown = os.path.relpath(path)
+        except ValueError:  # another drive
+            shown = path
+        atexit.register(_hint_at_exit, shown, list(sys.argv[1:]))
 
 
 def _hint_at_exit(path: str, argv: list[str]) -> None:
@@ -457,13 +471,44 @@ def _hint_at_exit(path: str, argv: list[str]) -> None:
     node = _script_hint["node"]
     if node is None or _script_hint["ran"]:
         return
-    args = " ".join(argv) or " ".join(f"{n}=VALUE" for n in node.ex._params)
-    script = os.path.basename(path)
+    if getattr(sys, "last_value", None) is not None:
+        return  # the script died of an uncaught exception: its traceback says what to fix
+    import shlex
+
+    args = shlex.join(argv) or " ".join(f"{n}=VALUE" for n in node.ex._params)
+    run = f"`tuixp run {shlex.quote(path)} {args}".rstrip() + "`"
+    name, script = node.step.name, os.path.basename(path)
+    if _in_main_block(_script_hint.get("file"), _script_hint.get("line")):
+        # tuixp run does not run that block: it would find no result node there.
+        sys.stderr.write(
+            f'tuixp: {script} built the result {name}(...) in its if __name__ == "__main__": '
+            f"block but ran no trial: call .compute() on the result node ({name}(...).compute()),"
+            f" or build it at module level and run {run}\n"
+        )
+        return
     sys.stderr.write(
-        f"tuixp: {script} built the result {node.step.name}(...) but ran no trial: run one "
-        f"with `tuixp run {script} {args}`".rstrip()
-        + f", or call .compute() on the result node ({node.step.name}(...).compute())\n"
+        f"tuixp: {script} built the result {name}(...) but ran no trial: run one with {run}, "
+        f"or call .compute() on the result node ({name}(...).compute())\n"
     )
+
+
+def _in_main_block(path: str | None, line: int | None) -> bool:
+    """Whether ``line`` of the script ``path`` is in its ``if __name__ == "__main__":`` block."""
+    if path is None or line is None:
+        return False
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for stmt in tree.body:
+        if isinstance(stmt, ast.If) and stmt.lineno <= line <= (stmt.end_lineno or 0):
+            test = ast.unparse(stmt.test)
+            if "__name__" in test and "__main__" in test:
+                return True
+    return False
 
 
 class _OpStep(Step):
@@ -617,6 +662,7 @@ class Experiment:
             if goal is not None and goal != self.goal:
                 self.goal = goal
                 self._announced = False  # the next trial tells the store the new goal
+            self._log_created()  # daskperiment logged "Loaded existing experiment" again
             return
         store = _store_from_backend(store, backend)
         _identifier(id, "Experiment ID")
@@ -1397,8 +1443,8 @@ class Experiment:
 
         with self.store.connect() as con:
             found = queries.persisted(con, self.id, trial_id, step_name)
-        if found is None:
-            raise errors.TuixpError(
+        if found is None:  # daskperiment's error class here (its message was the pickle path)
+            raise errors.TrialIDNotFoundError(
                 f"Unable to find persisted output of step {step_name!r} in trial {trial_id}"
             )
         return ObjectStore(self.store.objects_dir).get(*found)
@@ -1504,9 +1550,15 @@ def _metric_key(metric_key: Any, key: Any) -> str:
     return _identifier(metric_key if metric_key is not None else key, "Metric name")
 
 
+# URI schemes of daskperiment's Redis and MongoDB backends (redis-py's and pymongo's forms).
+SERVER_SCHEMES = ("redis", "rediss", "unix", "mongodb", "mongodb+srv")
+
+
 def _store_from_backend(store: Any, backend: Any) -> Any:
     """daskperiment's ``backend=`` as a tuixp store: 'local' is the default store, a folder
     holds ``tuixp.duckdb``; Redis and MongoDB have no tuixp counterpart."""
+    if _run_store:  # ``tuixp run --store PATH`` is loading a script: whatever it said
+        return _run_store[-1]
     if isinstance(store, str) and store == "local" and backend is None:
         return None  # Experiment(id, 'local'): daskperiment's second argument was backend
     if backend is None or (isinstance(backend, str) and backend == "local"):
@@ -1514,16 +1566,23 @@ def _store_from_backend(store: Any, backend: Any) -> Any:
     if store is not None:
         raise errors.TuixpError("Give store= or backend=, not both (backend= is daskperiment's)")
     text = os.fspath(backend) if isinstance(backend, (str, os.PathLike)) else None
+    # daskperiment also took a redis.ConnectionPool or a pymongo Database (backend.rst).
+    server = {"redis": "redis", "pymongo": "mongodb"}.get(type(backend).__module__.split(".")[0])
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text) if text is not None else None
+    if scheme and scheme.group(1).lower() in SERVER_SCHEMES:
+        server = scheme.group(1)
+    if server is not None:
+        raise errors.TuixpError(
+            f"tuixp has no {server} backend: every trial is recorded in one DuckDB "
+            "store file (store='path/tuixp.duckdb'); to share history between machines, copy the "
+            "file or bring another store's trials in with `tuixp merge OTHER.duckdb`"
+        )
     if text is None:
         raise errors.TuixpError(
             f"backend= must be 'local' or a folder path, not {type(backend).__name__}"
         )
-    if text.startswith(("redis://", "mongodb://", "mongodb+srv://")):
-        raise errors.TuixpError(
-            f"tuixp has no {text.split(':', 1)[0]} backend: every trial is recorded in one DuckDB "
-            "store file (store='path/tuixp.duckdb'); to share history between machines, copy the "
-            "file or bring another store's trials in with `tuixp merge OTHER.duckdb`"
-        )
+    if scheme:
+        raise errors.TuixpError(f"backend= must be 'local' or a folder path, not a URI ({text})")
     if text.endswith(".duckdb"):
         return text
     return os.path.join(text, "tuixp.duckdb")
@@ -1542,16 +1601,29 @@ def _instance_key(id: Any, store: Any, backend: Any) -> tuple[str, str] | None:
     return id, str(path)
 
 
+# The store ``tuixp run --store PATH`` gives the experiments of the script it loads.
+_run_store: list[Any] = []
+
+
 class fresh_instances:
     """Within this block ``Experiment(id)`` makes new objects (``tuixp run`` loading a script
-    is a fresh start, even when the same process loaded it before)."""
+    is a fresh start, even when the same process loaded it before); with ``store``, they use
+    that store whatever their ``store=``/``backend=`` said, so what the script reads while it
+    loads (``print(ex.get_history())``) comes from the store its trials go to."""
+
+    def __init__(self, store: Any = None) -> None:
+        self.store = store
 
     def __enter__(self) -> None:
         with Experiment._instances_lock:
             self._saved = Experiment._instances
             Experiment._instances = {}
+        if self.store is not None:
+            _run_store.append(self.store)
 
     def __exit__(self, *exc: Any) -> None:
+        if self.store is not None:
+            _run_store.pop()
         with Experiment._instances_lock:
             Experiment._instances = self._saved
 

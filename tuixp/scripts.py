@@ -41,7 +41,8 @@ class LoadedScript:
             names = ", ".join(e.id for e in self.experiments)
             raise UsageError(
                 f"{self.path.name} defines experiment {names} but no result node at module "
-                "level: assign the result step's call to a variable (s = score(...))"
+                "level: call the result step there (score(...), assigned or not); tuixp run "
+                'does not run the script\'s if __name__ == "__main__": block'
             )
         if len(self.results) > 1:
             raise UsageError(
@@ -54,11 +55,12 @@ class LoadedScript:
 _script_counter = iter(range(1, 1 << 30))
 
 
-def load_script(path: Path) -> LoadedScript:
+def load_script(path: Path, store: Path | None = None) -> LoadedScript:
     """Import ``path`` as a fresh module (not ``__main__``) and find its experiments and results.
 
     Its ``if __name__ == "__main__":`` block does not run; its folder is on ``sys.path`` while
-    it loads, so it can import its neighbours.
+    it loads, so it can import its neighbours. With ``store``, its experiments use that store
+    from the start (what it reads while loading, too), whatever its ``store=`` said.
     """
     from tuixp.experiment import EXPERIMENTS, Node, collect_results, fresh_instances
 
@@ -81,7 +83,7 @@ def load_script(path: Path) -> LoadedScript:
     try:
         # A script loaded again is a fresh start, as in a new process; every result node it
         # builds is seen, assigned to a variable or not.
-        with fresh_instances(), collect_results() as built:
+        with fresh_instances(store), collect_results() as built:
             spec.loader.exec_module(module)
     except SystemExit as exc:
         sys.modules.pop(name, None)

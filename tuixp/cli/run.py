@@ -243,7 +243,7 @@ def run_command(
     # goes to stderr while it loads and runs.
     sys.stdout = sys.stderr
     try:
-        loaded = load_script(script)
+        loaded = load_script(script, chosen_store)
         node = loaded.pick(result)
         ex = node.ex
         _check_parameters(ex, fixed, grid_values)

@@ -280,8 +280,8 @@ def history(
     for tid, params, result, rtype, state, started, finished, seed, etype, emsg in rows:
         p = _loads(params) or {}
         rec: dict[str, Any] = {"Trial ID": tid}
-        for n in names:
-            rec[n] = p.get(n)
+        for n in names:  # a trial without the parameter: NaN, as daskperiment's (None is a value)
+            rec[n] = p[n] if n in p else float("nan")
         if verbose:
             rec["Seed"] = seed
         rec["Result"] = _loads(result)

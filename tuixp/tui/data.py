@@ -141,8 +141,10 @@ class StoreReader:
         it runs its queries; the file is held read-write only for the ingest itself, and only
         when a journal grew, appeared, went or lost its writer since the last one.
         """
-        if not self.path.exists():
-            # Opening would create an empty store; wait for a trial to create it instead.
+        if not self.path.exists() and not self._journals_state():
+            # Opening would create an empty store; wait for a trial to create it instead. With
+            # journals beside it, trials were recorded (by a writer that has not ingested yet,
+            # or that died first): opening creates the store from them.
             raise StoreMissing(
                 f"No tuixp store at {self.path} yet. Run a trial with store={str(self.path)!r} "
                 "(or tuixp run SCRIPT --store PATH); it will show here by itself."
