@@ -27,7 +27,7 @@ def demo_folder(store: Path) -> Path:
 
 def run_demo(store: Path, say: Callable[[str], None] = print) -> str:
     """Record the demo's trials into ``store``; returns a summary for people."""
-    from tuixp.cli import load_script, use_store
+    from tuixp.scripts import load_script, use_store
 
     folder = demo_folder(store)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1467,6 +1467,22 @@ class Experiment:
         with self.store.reading() as con:
             return queries.load_metric(con, self.id, key, ids)
 
+    # -- what the command line uses (tuixp.scripts, tuixp.cli, tuixp.repeat) ---------------
+    def use_store(self, path: Any) -> None:
+        """Record this experiment's trials in ``path`` from now on, whatever ``store=`` said
+        (``tuixp run --store``); the store is opened again on its next use."""
+        self._store_arg, self._store, self._state = path, None, None
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """The declared parameters' names, in the order they were declared."""
+        return list(self._params)
+
+    def check_parameters(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """Every parameter's value for a trial run with ``point``; ParameterUndeclaredError for
+        a name never declared, ParameterUndefinedError for a parameter left without a value."""
+        return self._values(dict(point))
+
 
 def _show_info_in_notebooks() -> None:
     """In Jupyter or IPython, show tuixp's INFO lines as daskperiment did (its users read the
