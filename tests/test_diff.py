@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
-from tests.conftest import env_with_path
 from tuixp import diff
 from tuixp.diff import ADDED, CHANGED, MISSING, REMOVED, SAME
 
@@ -167,18 +164,3 @@ def test_short_values_for_people() -> None:
     assert diff.short(MISSING) == "(none)"
     assert diff.short("x" * 100, 10) == "xxxxxxxxx…"
     assert diff.short("two\nlines") == "two lines"
-
-
-def test_diff_and_store_sql_do_not_import_textual_or_dask() -> None:
-    code = (
-        "import sys, tuixp.diff, tuixp.store.sql, tuixp.cli; "
-        "print(sorted(m for m in ('textual', 'dask') if m in sys.modules))"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env_with_path(),
-        check=True,
-    ).stdout
-    assert out.strip() == "[]"

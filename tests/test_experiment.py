@@ -452,24 +452,6 @@ def test_plain_duckdb_reads_the_views(store_path: Path) -> None:
         con.close()
 
 
-def test_data_layer_does_not_import_textual() -> None:
-    code = (
-        "import sys, tuixp, tuixp.store, tuixp.capture, tuixp.execution, tuixp.changes\n"
-        "import importlib.util\n"
-        "if importlib.util.find_spec('tuixp.diff'): import tuixp.diff\n"
-        "print('textual' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env_with_path(),
-        timeout=60,
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
-
-
 def _nested(depth: int, inner: object = 1) -> object:
     value = inner
     for i in range(depth):

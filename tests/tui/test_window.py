@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from tests.tui.conftest import env_for_subprocess
 from tuixp.store import synthetic, window
 from tuixp.store.db import Store
 from tuixp.store.window import FilterError, TrialQuery
@@ -217,21 +214,6 @@ def test_rows_carry_flags_and_errors(synthetic_store: Path) -> None:
     assert row.code_changed and row.impure and not row.env_changed
     assert flagged == 1
     assert failed and failed[0].error.startswith("FloatingPointError")
-
-
-def test_store_modules_do_not_import_textual() -> None:
-    code = (
-        "import sys, tuixp, tuixp.store.window, tuixp.store.synthetic, tuixp.tui.data; "
-        "print('textual' in sys.modules)"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=env_for_subprocess(),
-        check=True,
-    )
-    assert out.stdout.strip() == "False"
 
 
 def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
