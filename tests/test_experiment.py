@@ -454,7 +454,7 @@ def test_plain_duckdb_reads_the_views(store_path: Path) -> None:
 
 def test_data_layer_does_not_import_textual() -> None:
     code = (
-        "import sys, tuixp, tuixp.store, tuixp.capture, tuixp.execution, tuixp.changes\n"
+        "import sys, tuixp, tuixp.store, tuixp.capture, tuixp.execution, tuixp.trial.world\n"
         "import importlib.util\n"
         "if importlib.util.find_spec('tuixp.diff'): import tuixp.diff\n"
         "print('textual' in sys.modules)"

@@ -31,12 +31,12 @@ from tuixp.capture.environment import (
 from tuixp.capture.git import capture_git
 from tuixp.capture.hashing import canonical_json, text_hash
 from tuixp.capture.seed import apply_seed, new_seed
-from tuixp.changes import StateFile, unified
 from tuixp.execution import steps as steps_mod
 from tuixp.execution.events import Listener
 from tuixp.execution.recorder import TrialRecorder
 from tuixp.execution.steps import StepFailure, StepOutput, TrialContext
 from tuixp.store.db import Store, get_store
+from tuixp.trial.world import StateFile, unified
 
 logger = logging.getLogger("tuixp")
 
