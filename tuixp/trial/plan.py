@@ -23,7 +23,7 @@ from tuixp.execution import steps as steps_mod
 from tuixp.execution.events import Listener
 from tuixp.execution.recorder import TrialRecorder
 from tuixp.execution.runner import build_graph, execute
-from tuixp.execution.schedulers import get_scheduler
+from tuixp.execution.schedulers import Scheduler, get_scheduler
 from tuixp.execution.steps import TrialContext
 from tuixp.graph import (
     UNDEFINED,
@@ -76,11 +76,37 @@ def run_trials(
 ) -> list[TrialOutcome]:
     """Plan, run and record one trial per point (``Node.compute`` and ``compute_grid``)."""
     _script_hint["ran"] = True
-    # Everything that can be refused is checked before a trial id is used.
+    # 1. Everything that can be refused is checked before a trial id is used.
     param_sets = [ex._values(p) for p in points]
     recorded = [_normalize_params(v) for v in param_sets]
     sched = get_scheduler(scheduler, worker_timeout=worker_timeout)
-    base_seed = seed if seed is not None else ex.seed
+    # 2. The world the trials run in, and what changed in it since the previous trial.
+    world, changes = _world_and_changes(ex, node)
+    texts, refs = texts_and_refs(ex, world)
+    start_purity_load(ex)
+    # 3. One plan a trial: its id, seed, context and recorder.
+    plans = _new_plans(ex, param_sets, recorded, seed, sched, listeners, world, refs)
+    # 4. The Dask graph of all the trials, reusable cached steps replaced by their outputs.
+    dsk = _graph(ex, node, plans, world, cache)
+    # 5. Every trial's start journaled, then the run; each trial is finished by finish_trial.
+    _start(ex, plans, sched.name, changes, world, refs, texts, seed)
+    if sched.kind == "local" and sched.name != "processes":
+        apply_seed(plans[0].ctx.seed)
+    try:
+        outcomes = execute(
+            ex.store, ex.id, sched, dsk, plans, lambda plan, out: finish_trial(ex, plan, out)
+        )
+        for o in outcomes:
+            logger.info("Finished Experiment (trial id=%d)", o.trial_id)
+        return outcomes
+    finally:
+        for plan in plans:
+            steps_mod.RECORDERS.pop(plan.ctx.trial_uuid, None)
+
+
+def _world_and_changes(ex: Experiment, node: Node) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The world as it is now (with the data inputs' hashes) and its changes since the previous
+    trial, warned once; the store path is checked first (refused: nothing written)."""
     world = capture_world(ex)
     world["data"] = {d: data_hash(d) for d in _data_files(node)}
     ex.store.check_target()  # a store path that cannot be used: refused, nothing written
@@ -94,8 +120,20 @@ def run_trials(
             "Source not available for step(s) %s; their code is recorded by hash only",
             ", ".join(world["unreadable"]),
         )
-    texts, refs = texts_and_refs(ex, world)
-    start_purity_load(ex)
+    return world, changes
+
+
+def _new_plans(
+    ex: Experiment,
+    param_sets: list[dict[str, Any]],
+    recorded: list[dict[str, Any]],
+    seed: int | None,
+    sched: Scheduler,
+    listeners: list[Listener],
+    world: dict[str, Any],
+    refs: dict[str, Any],
+) -> list[TrialPlan]:
+    base_seed = seed if seed is not None else ex.seed
     source_hashes = {name: text_hash(src) for name, src in world["code"].items()}
     context = purity.world_context(world, refs["packages_hash"])
     ids = ex.store.counter.next_ids(ex.id, len(param_sets))
@@ -125,8 +163,14 @@ def run_trials(
                 context=context,
             )
         )
-    use_cache = cache and any(n.step.cache for n in _nodes(node))
-    if use_cache:
+    return plans
+
+
+def _graph(
+    ex: Experiment, node: Node, plans: list[TrialPlan], world: dict[str, Any], cache: bool
+) -> dict[str, Any]:
+    """The Dask graph of every trial; each plan learns its result and persisted keys."""
+    if cache and any(n.step.cache for n in _nodes(node)):
         py = world["environment"]["python"]
         python = f"{py.get('implementation')} {py.get('version')}"
         dsk = {}
@@ -135,10 +179,24 @@ def run_trials(
             part, ((result_key, persist_keys),) = build_graph(trial_node, [(plan.ctx, plan.params)])
             dsk.update(part)
             plan.result_key, plan.persist_keys = result_key, persist_keys
-    else:
-        dsk, keys = build_graph(node, [(p.ctx, p.params) for p in plans])
-        for plan, (result_key, persist_keys) in zip(plans, keys):
-            plan.result_key, plan.persist_keys = result_key, persist_keys
+        return dsk
+    dsk, keys = build_graph(node, [(p.ctx, p.params) for p in plans])
+    for plan, (result_key, persist_keys) in zip(plans, keys):
+        plan.result_key, plan.persist_keys = result_key, persist_keys
+    return dsk
+
+
+def _start(
+    ex: Experiment,
+    plans: list[TrialPlan],
+    scheduler: str,
+    changes: list[dict[str, str]],
+    world: dict[str, Any],
+    refs: dict[str, Any],
+    texts: list[dict[str, Any]],
+    seed: int | None,
+) -> None:
+    """Journal each trial's start (the world's new texts with the first) and its reused steps."""
     started = time.time()
     begun: list[TrialPlan] = []
     try:
@@ -154,7 +212,7 @@ def run_trials(
                 host=plan.ctx.owner_host,
                 pid=plan.ctx.owner_pid,
                 script=ex.script,
-                scheduler=sched.name,
+                scheduler=scheduler,
                 changes=changes,
                 data=world["data"],
                 **refs,
@@ -175,18 +233,6 @@ def run_trials(
             except Exception:  # noqa: BLE001 - still full: it ends as interrupted later
                 logger.debug("could not record the end of trial %d", plan.ctx.trial_id)
         raise
-    if sched.kind == "local" and sched.name != "processes":
-        apply_seed(plans[0].ctx.seed)
-    try:
-        outcomes = execute(
-            ex.store, ex.id, sched, dsk, plans, lambda plan, out: finish_trial(ex, plan, out)
-        )
-        for o in outcomes:
-            logger.info("Finished Experiment (trial id=%d)", o.trial_id)
-        return outcomes
-    finally:
-        for plan in plans:
-            steps_mod.RECORDERS.pop(plan.ctx.trial_uuid, None)
 
 
 def _log_started(plan: TrialPlan, seed_given: bool) -> None:
