@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tuixp.errors import TuixpError
+from tuixp.store.schema import metric_value
 
 _NAMESPACE = uuidlib.UUID("6f1c6d1e-3b1a-4c59-9d7e-2a4f0c9b7d11")
 
@@ -384,15 +385,24 @@ def import_history(store: Any, history: History) -> Imported:
         for name, by_trial in history.metrics.items():
             for seq, (epoch, value, at) in enumerate(by_trial.get(t.trial_id, [])):
                 try:
-                    number = float(value)
-                except (TypeError, ValueError):
+                    number, value_type, value_int = metric_value(value)
+                except ValueError:
                     done.notes.append(
                         f"trial {t.trial_id}: metric {name} epoch {epoch} not a number"
                     )
                     continue
                 events.append(
                     journal_events.metric(
-                        u, history.experiment, tuixp_id, name, epoch, number, at, seq=seq
+                        u,
+                        history.experiment,
+                        tuixp_id,
+                        name,
+                        epoch,
+                        number,
+                        at,
+                        value_type=value_type,
+                        value_int=value_int,
+                        seq=seq,
                     )
                 )
         for step, path in history.persisted(t.trial_id).items():

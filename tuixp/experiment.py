@@ -20,6 +20,7 @@ from tuixp.execution.events import Listener
 from tuixp.graph import UNDEFINED, Node, ParamNode, Step, TrialOutcome, _main_script
 from tuixp.graph import collect_results as collect_results  # tuixp.cli imports it here
 from tuixp.store.db import Store, get_store
+from tuixp.store.schema import metric_value
 from tuixp.trial.plan import _describe, run_trials
 from tuixp.trial.world import StateFile, capture_world, unified
 
@@ -266,8 +267,11 @@ class Experiment:
     ) -> None:
         """Save a metric from inside a step: ``save_metric("loss", epoch=1, value=0.5)``.
 
-        ``metric_key`` is daskperiment's name for it; ``key=`` is accepted too. Integers load
-        back as int64, other numbers as float64.
+        ``metric_key`` is daskperiment's name for it; ``key=`` is accepted too. A value loads
+        back with the type it was saved with, as in daskperiment: ints (and numpy integers) as
+        int64, exactly, within 64 bits (larger ones are refused); bools (and numpy bools) as
+        bool; other numbers (numpy float32 too) as float64. A numpy 0-d array or a one-element
+        tensor is saved as the Python number its ``.item()`` gives.
         """
         key = _metric_key(metric_key, key)
         if steps_mod.current_scope.get() is None:  # daskperiment's answer outside a trial
@@ -277,15 +281,10 @@ class Experiment:
         if epoch is None or value is None:
             raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
         epoch = _whole_epoch(key, epoch)
-        try:
-            value = float(value)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise errors.TuixpError(
-                f"Metric {key}: epoch must be an integer and value a number ({exc})"
-            ) from exc
+        number, value_type, exact = _typed_metric_value(key, value)
         if not -(1 << 63) <= epoch < (1 << 63):
             raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
-        steps_mod.record_metric(key, epoch, value)
+        steps_mod.record_metric(key, epoch, number, value_type, exact)
 
     # -- running trials --------------------------------------------------------------------
     def _run(
@@ -512,6 +511,13 @@ class fresh_instances:
     def __exit__(self, *exc: Any) -> None:
         with Experiment._instances_lock:
             Experiment._instances = self._saved
+
+
+def _typed_metric_value(key: str, value: Any) -> tuple[float, str, int | None]:
+    try:
+        return metric_value(value)
+    except ValueError as exc:
+        raise errors.TuixpError(f"Metric {key}: {exc}") from exc
 
 
 def _whole_epoch(key: str, epoch: Any) -> int:

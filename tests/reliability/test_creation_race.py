@@ -14,6 +14,7 @@ its line, so they hit the fresh store of that round together, then each answers 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -118,10 +119,12 @@ def journals(store: Path) -> list[Path]:
 
 # Before the fix about 1 round in 10-40 went wrong (lost trials or "not a tuixp store"); the
 # phases stop at their time bound first on a slow machine, so the whole test stays near 60 s.
-ROUNDS_WRITERS = 40
-ROUNDS_OPENERS = 80
-WRITERS_SECONDS = 15.0
-OPENERS_SECONDS = 35.0
+# TUIXP_RACE_SCALE=4 runs four times the rounds and time, for a longer run by hand.
+SCALE = float(os.environ.get("TUIXP_RACE_SCALE", "1"))
+ROUNDS_WRITERS = int(40 * SCALE)
+ROUNDS_OPENERS = int(80 * SCALE)
+WRITERS_SECONDS = 15.0 * SCALE
+OPENERS_SECONDS = 30.0 * SCALE
 
 
 @pytest.mark.slow
@@ -134,7 +137,7 @@ def test_writers_and_openers_racing_new_stores_lose_no_finished_trial(
 
     # Phase 1: 8 writers start on a fresh store together, 2 trials each, then end.
     t0 = time.monotonic()
-    rounds = 0
+    rounds = checked = 0
     for r in range(ROUNDS_WRITERS):
         if time.monotonic() - t0 > WRITERS_SECONDS:
             break
@@ -149,6 +152,7 @@ def test_writers_and_openers_racing_new_stores_lose_no_finished_trial(
             for t in a.get("finished", []):
                 finished[t["trial_id"]] = (w, t["i"])
         got = stored_trials(store)
+        checked += len(finished)
         lost = sorted(set(finished) - {t for t, s in got.items() if s == "succeeded"})
         if lost:
             problems.append(f"writers round {r}: finished trials {lost} are not in the store")
@@ -179,11 +183,15 @@ def test_writers_and_openers_racing_new_stores_lose_no_finished_trial(
                 problems.append(f"openers round {r}, worker {w}: {a['error']}")
         got = stored_trials(store)
         kept = sum(1 for s in got.values() if s == "succeeded")
+        checked += 3 * n
         if kept != 3 * n:
             problems.append(f"openers round {r}: {kept} of {3 * n} finished trials in the store")
         shutil.rmtree(store.parent)
     problems += race.close()
-    print(f"{writer_rounds} writer rounds, {rounds} opener rounds")
+    print(
+        f"\n{writer_rounds} writer rounds, {rounds} opener rounds, {checked} finished trials "
+        f"checked, {len(problems)} problem(s)"
+    )
     assert not problems, "\n".join(problems[:20])
 
 
@@ -218,3 +226,25 @@ def test_a_truncated_store_is_called_damaged_and_left_as_it_is(tmp_path: Path) -
     lines = shown.stderr.strip().splitlines()
     assert len(lines) == 1 and "damaged" in lines[0], shown.stderr
     assert file_digest(store) == digest
+
+
+def test_an_empty_file_left_by_an_older_tuixp_becomes_the_store(tmp_path: Path) -> None:
+    """A 0-byte database file (an older tuixp killed while creating it) is replaced by a new
+    store once it is older than a creation takes; the trials waiting in the journals go in."""
+    import signal
+
+    from tuixp.store import Store
+
+    from .conftest import run_writer
+
+    store = tmp_path / "store.duckdb"
+    died = run_writer(store, "--trials", "5", "--die-after", "2")
+    assert died.returncode == -signal.SIGKILL
+    assert not store.exists()
+    store.write_bytes(b"")
+    old = time.time() - 60
+    os.utime(store, (old, old))
+    with Store(store).connect() as con:
+        assert con.execute("SELECT count(*) FROM trials").fetchone()[0] == 2
+    assert not journals(store)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "no leftovers"

@@ -42,6 +42,42 @@ def tuixp_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def in_a_terminal(args: list[str], cwd: Path, timeout: float = 60) -> tuple[int, str]:
+    """Run tuixp with a pseudo-terminal as stdin, stdout and stderr; its exit code and output."""
+    import os
+    import pty
+    import select
+    import time
+
+    exe = str(Path(sys.executable).with_name("tuixp"))
+    master, slave = pty.openpty()
+    p = subprocess.Popen(
+        [exe, *args], stdin=slave, stdout=slave, stderr=slave, env=proc_env(), cwd=cwd
+    )
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child closed the terminal: it ended
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            elif p.poll() is not None:
+                break
+        else:
+            p.kill()
+            raise AssertionError(f"tuixp {' '.join(args)} still running after {timeout} s")
+        return p.wait(timeout=30), out.decode(errors="replace").replace("\r", "")
+    finally:
+        os.close(master)
+
+
 def listing(where: Path) -> list[str]:
     return sorted(str(p.relative_to(where)) for p in where.rglob("*"))
 
@@ -104,6 +140,15 @@ def test_read_commands_on_a_missing_store_say_so_and_create_nothing(
     tmp_path: Path, command: list[str]
 ) -> None:
     missing = tmp_path / "missing.duckdb"
+    if command == ["ui"]:  # the TUI first wants a terminal: give it one
+        code, text = in_a_terminal(["ui", "--store", str(missing)], cwd=tmp_path)
+        lines = text.strip().splitlines()
+        assert code == 2, text
+        assert lines == [
+            f"tuixp: No tuixp store at {missing}: run a trial first, or give --store PATH."
+        ]
+        assert listing(tmp_path) == []
+        return
     done = tuixp_cli(*command, "--store", str(missing), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()

@@ -257,8 +257,8 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
             "UPDATE trial_record SET status = 'succeeded', result_value = 1e9 WHERE trial_id = 250"
         )
         con.execute(
-            "INSERT INTO metric_record SELECT trial_uuid, experiment, trial_id, name, "
-            "epoch + 10, -2, recorded_at, seq FROM metric_record "
+            "INSERT INTO metric_record BY NAME SELECT trial_uuid, experiment, trial_id, name, "
+            "epoch + 10 AS epoch, -2 AS value, recorded_at, seq FROM metric_record "
             "WHERE trial_id = 250 AND name = 'loss' AND epoch = 0"
         )
         assert summary.refresh(con)

@@ -309,7 +309,9 @@ def run_op(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: An
         )
 
 
-def record_metric(name: str, epoch: Any, value: Any) -> None:
+def record_metric(
+    name: str, epoch: Any, value: Any, value_type: str = "float", value_int: int | None = None
+) -> None:
     scope = current_scope.get()
     if scope is None:
         raise ValueError("save_metric can only be called inside a step while a trial runs")
@@ -319,6 +321,8 @@ def record_metric(name: str, epoch: Any, value: Any) -> None:
         "name": name,
         "epoch": int(epoch),
         "value": float(value),
+        "value_type": value_type,  # as saved: 'int', 'float' or 'bool' (schema 4)
+        "value_int": value_int,  # an int's exact value
         "recorded_at": time.time(),
         "seq": next_seq(),
         "step": scope.step,

@@ -165,6 +165,8 @@ _COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
         ("value", "float64", None),
         ("recorded_at", _TS, "to_timestamp(recorded_at)"),
         ("seq", "int64", None),
+        ("value_type", "string", None),  # schema 4: 'int', 'float', 'bool'; None from older
+        ("value_int", "int64", None),  # an int's exact value (``value`` is exact to 2**53)
     ],
     "step_record": [
         ("trial_uuid", "string", None),
@@ -367,6 +369,8 @@ def check_event(ev: dict[str, Any]) -> str | None:
         if ev.get(name) is None:
             return f"{kind} event without {name}"
     try:
+        if kind == "metric" and ev.get("value_type") not in (None, *schema.METRIC_VALUE_TYPES):
+            return "unknown metric value type"
         if kind in _EVENT_TABLE:
             return _row_problem(ev, _EVENT_TABLE[kind])
         if kind == "trial_started":
@@ -859,6 +863,9 @@ class Store:
         delay = 0.01
         while True:
             before = self._file_id()
+            if before is None and not read_only:
+                self._create()  # removed since: never let DuckDB create it in place
+                continue
             self._opened_file = before
             try:
                 # Small blocks: a store of a few thousand trials stays a few MB, not 256 KB a
@@ -891,9 +898,11 @@ class Store:
                         f"so far are safe in {journal_dir(self.path)}; free some space."
                     ) from exc
                 with contextlib.suppress(OSError):
-                    if self.path.stat().st_size == 0:
+                    st = self.path.stat()
+                    if st.st_size == 0:
+                        old = time.time() - st.st_mtime >= EMPTY_FILE_GRACE
                         if read_only or not self._replace_empty_file():
-                            if time.monotonic() >= deadline:
+                            if time.monotonic() >= deadline or (read_only and old):
                                 raise NotAStore(
                                     f"{self.path} is an empty file, not a tuixp store (a "
                                     "creation that never finished?). Delete it and run again: "

@@ -6,13 +6,15 @@ Tables hold what ingest writes; the views are the public contract for SQL users
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+from typing import Any
+
+SCHEMA_VERSION = 4
 STORE_MARK = "tuixp-store"
 
 # Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
 # rows doubled the file and made every open and close of a million-trial store cost ~50 ms more.
 # Ingest keeps each key unique itself (KEYS below): a row written again replaces the old one.
-PER_TRIAL_TABLES = {
+_V3_PER_TRIAL_TABLES = {
     "param_record": """
     trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, value VARCHAR""",
     "metric_record": """
@@ -26,6 +28,50 @@ PER_TRIAL_TABLES = {
     trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, step VARCHAR, object_hash VARCHAR,
     format VARCHAR, size BIGINT""",
 }
+# Schema 4: a metric value's type as it was saved ('int', 'float' or 'bool'; NULL in rows from
+# before 4, read as whole number -> int), and an int's exact value (``value`` DOUBLE holds ints
+# exactly only up to 2**53).
+METRIC_TYPE_COLUMNS = (("value_type", "VARCHAR"), ("value_int", "BIGINT"))
+METRIC_VALUE_TYPES = ("int", "float", "bool")
+PER_TRIAL_TABLES = {
+    **_V3_PER_TRIAL_TABLES,
+    "metric_record": _V3_PER_TRIAL_TABLES["metric_record"]
+    + ","
+    + ", ".join(f"{name} {typ}" for name, typ in METRIC_TYPE_COLUMNS),
+}
+
+
+def metric_value(value: Any) -> tuple[float, str, int | None]:
+    """A metric value as stored: ``(value as a float, its type, an int's exact value)``, its type
+    one of METRIC_VALUE_TYPES. A bool (Python or NumPy) is 'bool', an integer (Python or NumPy)
+    'int', any other number 'float'; a NumPy 0-d array or a one-element tensor is the number its
+    ``.item()`` gives. ValueError for what is not a number and for an int beyond 64 bits."""
+    import numbers
+
+    import numpy as np
+
+    if not isinstance(value, (bool, int, float, np.generic)) and callable(
+        getattr(value, "item", None)
+    ):
+        try:
+            value = value.item()
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise ValueError(
+                f"value must be a number, given: {type(value).__name__} ({exc})"
+            ) from exc
+    if isinstance(value, (bool, np.bool_)):
+        return float(value), "bool", None
+    if isinstance(value, numbers.Integral):
+        exact = int(value)
+        if not -(1 << 63) <= exact < (1 << 63):
+            raise ValueError(f"an integer value must fit in 64 bits (int64), given: {exact}")
+        return float(exact), "int", exact
+    try:
+        return float(value), "float", None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"value must be a number, given: {value!r} ({exc})") from exc
+
+
 KEYS = {
     "param_record": ("trial_uuid", "name"),
     "metric_record": ("trial_uuid", "name", "epoch"),
@@ -34,11 +80,14 @@ KEYS = {
 }
 
 
-def _per_trial(prefix: str = "", suffix: str = "") -> str:
+def _per_trial(tables: dict[str, str], prefix: str = "", suffix: str = "") -> str:
     return "".join(
-        f"CREATE TABLE {prefix}{name}{suffix} ({cols}\n);\n"
-        for name, cols in PER_TRIAL_TABLES.items()
+        f"CREATE TABLE {prefix}{name}{suffix} ({cols}\n);\n" for name, cols in tables.items()
     )
+
+
+def _column_names(cols: str) -> str:
+    return ", ".join(c.split()[0] for c in cols.split(","))
 
 
 TABLES = """
@@ -84,7 +133,7 @@ CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, tria
 CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARCHAR,
     PRIMARY KEY (hash, name));
 CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
-""".replace("{per_trial}", _per_trial("IF NOT EXISTS "))
+""".replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS "))
 
 VIEWS = """
 CREATE OR REPLACE VIEW trials AS
@@ -100,7 +149,8 @@ FROM trial_record;
 CREATE OR REPLACE VIEW params AS
 SELECT experiment, trial_id, name, CAST(value AS JSON) AS value FROM param_record;
 CREATE OR REPLACE VIEW metrics AS
-SELECT experiment, trial_id, name, epoch, value, recorded_at FROM metric_record;
+SELECT experiment, trial_id, name, epoch, value, recorded_at, value_type, value_int
+FROM metric_record;
 CREATE OR REPLACE VIEW steps AS
 SELECT experiment, trial_id, key, step, started_at, finished_at,
        epoch(finished_at) - epoch(started_at) AS elapsed_s, status, worker,
@@ -154,10 +204,17 @@ MIGRATIONS: dict[int, str] = {
     # experiment says whether its best result is the lowest or the highest (Experiment(goal=)).
     2: _DROP_VIEWS
     + "ALTER TABLE experiment_record ADD COLUMN goal VARCHAR;"
-    + _per_trial(suffix="_v3")
+    + _per_trial(_V3_PER_TRIAL_TABLES, suffix="_v3")
     + "".join(
-        f"INSERT INTO {t}_v3 SELECT * FROM {t}; DROP TABLE {t}; ALTER TABLE {t}_v3 RENAME TO {t};"
-        for t in PER_TRIAL_TABLES
+        f"INSERT INTO {t}_v3 SELECT {_column_names(cols)} FROM {t}; DROP TABLE {t}; "
+        f"ALTER TABLE {t}_v3 RENAME TO {t};"
+        for t, cols in _V3_PER_TRIAL_TABLES.items()
+    ),
+    # 4: a metric value's saved type and an int's exact value (METRIC_TYPE_COLUMNS); rows saved
+    # before keep NULL there and load as they did (whole numbers as int64).
+    3: _DROP_VIEWS
+    + "".join(
+        f"ALTER TABLE metric_record ADD COLUMN {name} {typ};" for name, typ in METRIC_TYPE_COLUMNS
     ),
 }
 

@@ -25,6 +25,7 @@ from tuixp.store.objects import ObjectStore
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
 SUMMARY_BUDGET = 0.25  # seconds the summary builder holds the store at a time
+INGEST_EVERY = 1.5  # seconds between the TUI's ingests while writers only add journal lines
 MEMORY_LIMIT = "128MB"  # DuckDB's buffers in the TUI: it reads windows, it rarely needs more
 MEMORY_RETRY = "1GB"  # once, for a read that needed more (trials with parameters of many MB)
 
@@ -83,6 +84,9 @@ class StoreReader:
         self._waiting = 0  # reads for the screen waiting for the lock (they go first)
         self._count_lock = threading.Lock()
         self._disk: tuple[Any, ...] | None = None  # the files as the last poll found them
+        self._ingested: tuple[Any, ...] | None = None  # the journals after our last ingest
+        self._ingested_at = 0.0
+        self._deferred = False  # the last connection left journal lines for a later ingest
         self.polls_skipped = 0
 
     def disk_state(self) -> tuple[Any, ...]:
@@ -116,14 +120,51 @@ class StoreReader:
             found = self.summaries[experiment] = window.MetricSummary(experiment)
         return found
 
-    def _connect(self) -> Any:
+    def _journals_state(self) -> tuple[Any, ...]:
+        """The journals as they are now: equal twice, there is nothing new to ingest."""
+        state: list[Any] = []
+        for journal in journal_files(self.path):
+            try:
+                st = journal.stat()
+            except OSError:
+                continue
+            state.append((journal.name, st.st_size, writer_is_alive(journal)))
+        return tuple(state)
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[Any]:
+        """A read-only connection, after a short read-write one that ingests, if there is news.
+
+        DuckDB lets any number of read-only connections share the file, but none beside a
+        read-write one: reading through a read-only connection keeps the TUI out of the way of
+        other readers (``tuixp sql``, a plain ``duckdb.connect(store, read_only=True)``) while
+        it runs its queries; the file is held read-write only for the ingest itself, and only
+        when a journal grew, appeared, went or lost its writer since the last one.
+        """
         if not self.path.exists():
             # Opening would create an empty store; wait for a trial to create it instead.
             raise StoreMissing(
                 f"No tuixp store at {self.path} yet. Run a trial with store={str(self.path)!r} "
                 "(or tuixp run SCRIPT --store PATH); it will show here by itself."
             )
-        return self.store.connect(timeout=self.timeout)
+        journals = self._journals_state()
+        self._deferred = False
+        if journals != self._ingested:
+            # While writers are only adding lines, ingest at most every INGEST_EVERY seconds
+            # (they ingest themselves after each burst of trials); at once for a first look, a
+            # writer that died or a new one.
+            due = time.monotonic() - self._ingested_at >= INGEST_EVERY
+            dead = any(not alive for _, _, alive in journals)
+            names = {j[0] for j in journals} != {j[0] for j in self._ingested or ()}
+            if self._ingested is None or due or dead or names:
+                with self.store.connect(timeout=self.timeout):
+                    pass  # ingest (and bring the schema up to date), then free the write lock
+                self._ingested = self._journals_state()
+                self._ingested_at = time.monotonic()
+            else:
+                self._deferred = True  # the next poll must not take the store as unchanged
+        with self.store.connect(read_only=True, timeout=self.timeout) as con:
+            yield con
 
     @contextlib.contextmanager
     def _urgent(self) -> Iterator[None]:
@@ -197,7 +238,9 @@ class StoreReader:
                 snap = self._roomy(
                     con, lambda: self._snapshot(con, query, offset, limit, known, deliver)
                 )
-            self._disk = disk  # taken before reading: a write since shows at the next poll
+            # Taken before reading: a write since shows at the next poll, and so do journal
+            # lines whose ingest was put off.
+            self._disk = None if self._deferred else disk
             return snap
 
     def _snapshot(

@@ -42,8 +42,8 @@ EXAMPLES: list[tuple[str, str]] = [
         "best trial per experiment (by its goal)",
         """\
 SELECT t.experiment, e.goal,
-       CASE e.goal WHEN 'min' THEN arg_min(t.trial_id, t.result_value)
-                   ELSE arg_max(t.trial_id, t.result_value) END AS best_trial,
+       CASE e.goal WHEN 'min' THEN first(t.trial_id ORDER BY t.result_value, t.trial_id)
+            ELSE first(t.trial_id ORDER BY t.result_value DESC, t.trial_id) END AS best_trial,
        CASE e.goal WHEN 'min' THEN min(t.result_value)
                    ELSE max(t.result_value) END AS best_result, count(*) AS trials
 FROM trials t LEFT JOIN experiments e USING (experiment)
