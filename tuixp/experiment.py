@@ -1,4 +1,6 @@
-"""The Python API: Experiment, parameters, step decorators and the trial lifecycle.
+"""The Python API: Experiment, its parameters and step decorators, the in-step API and the
+history getters. A trial's record path starts in ``tuixp.trial.plan`` (docs/architecture.md);
+the graph the steps build is ``tuixp.graph``.
 
 Kept from daskperiment: the names, the history columns and the error messages. Changed: a trial
 runs only when ``.compute()`` (or ``tuixp run``) asks; calling a step builds a lazy node.
