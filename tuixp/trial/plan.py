@@ -22,8 +22,6 @@ from tuixp.capture.seed import apply_seed, new_seed
 from tuixp.execution import steps as steps_mod
 from tuixp.execution.events import Listener
 from tuixp.execution.recorder import TrialRecorder
-from tuixp.execution.runner import build_graph, execute
-from tuixp.execution.schedulers import Scheduler, get_scheduler
 from tuixp.execution.steps import TrialContext
 from tuixp.graph import (
     UNDEFINED,
@@ -43,6 +41,7 @@ from tuixp.trial.finish import finish_trial, record_reused, start_purity_load
 from tuixp.trial.world import CodeWarnedFilter, StateFile, capture_world, texts_and_refs
 
 if TYPE_CHECKING:
+    from tuixp.execution.schedulers import Scheduler
     from tuixp.experiment import Experiment
 
 logger = logging.getLogger("tuixp")
@@ -75,6 +74,10 @@ def run_trials(
     worker_timeout: float | None = None,
 ) -> list[TrialOutcome]:
     """Plan, run and record one trial per point (``Node.compute`` and ``compute_grid``)."""
+    # Dask is imported at the first trial, not with tuixp.experiment (a script starts sooner).
+    from tuixp.execution.runner import execute
+    from tuixp.execution.schedulers import get_scheduler
+
     _script_hint["ran"] = True
     # 1. Everything that can be refused is checked before a trial id is used.
     param_sets = [ex._values(p) for p in points]
@@ -170,6 +173,8 @@ def _graph(
     ex: Experiment, node: Node, plans: list[TrialPlan], world: dict[str, Any], cache: bool
 ) -> dict[str, Any]:
     """The Dask graph of every trial; each plan learns its result and persisted keys."""
+    from tuixp.execution.runner import build_graph
+
     if cache and any(n.step.cache for n in _nodes(node)):
         py = world["environment"]["python"]
         python = f"{py.get('implementation')} {py.get('version')}"
