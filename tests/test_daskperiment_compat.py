@@ -467,9 +467,11 @@ def test_info_lines_on_creation_parameters_and_each_trial(
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="tuixp"):
         tuixp.Experiment("logged2", store=store_path)
-        assert tuixp.Experiment("logged", store=store_path) is ex  # the same: not logged again
+        # The same object; daskperiment re-ran __init__, which logged the loaded history.
+        assert tuixp.Experiment("logged", store=store_path) is ex
     assert [r.getMessage() for r in caplog.records] == [
-        f"Initialized new experiment: Experiment(id='logged2', store='{store_path}')"
+        f"Initialized new experiment: Experiment(id='logged2', store='{store_path}')",
+        f"Loaded existing experiment: Experiment(id='logged', store='{store_path}') (trial_id: 2)",
     ]
 
 

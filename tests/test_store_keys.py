@@ -7,7 +7,9 @@ the keys) is migrated, its rows kept in order.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
@@ -31,6 +33,22 @@ V2_TABLES = {
 def _rows(store: Path, sql: str) -> list[tuple]:
     with Store(store).connect() as con:
         return con.execute(sql).fetchall()
+
+
+@contextlib.contextmanager
+def _raw(store_path: Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A plain DuckDB connection, held while this process's own Store keeps off the file: the
+    background ingest of the trials this test recorded takes the same per-store guard, and
+    within one process DuckDB refuses a connection whose configuration differs from one that
+    is open."""
+    with Store(store_path)._guard:
+        con = duckdb.connect(
+            str(store_path), read_only=read_only, config={"default_block_size": "16384"}
+        )
+        try:
+            yield con
+        finally:
+            con.close()
 
 
 def test_metric_saved_again_after_an_ingest_keeps_the_last_value(store_path: Path) -> None:
@@ -113,31 +131,27 @@ def test_a_batch_written_twice_leaves_one_row_per_key(store_path: Path) -> None:
 
 def _to_schema_2(store_path: Path) -> None:
     """Rebuild the per-trial tables with schema 2's primary keys and mark the store version 2."""
-    con = duckdb.connect(str(store_path), config={"default_block_size": "16384"})
-    con.execute(schema._DROP_VIEWS)
-    con.execute("ALTER TABLE experiment_record DROP COLUMN goal")
-    for table, key in V2_TABLES.items():
-        cols = schema.PER_TRIAL_TABLES[table]
-        con.execute(f"CREATE TABLE {table}_old ({cols}, {key})")
-        con.execute(f"INSERT INTO {table}_old SELECT * FROM {table}")
-        con.execute(f"DROP TABLE {table}")
-        con.execute(f"ALTER TABLE {table}_old RENAME TO {table}")
-    con.execute(SCHEMA_2_VIEWS)
-    con.execute("UPDATE tuixp_meta SET value = '2' WHERE key = 'schema_version'")
-    con.close()
+    with _raw(store_path) as con:
+        con.execute(schema._DROP_VIEWS)
+        con.execute("ALTER TABLE experiment_record DROP COLUMN goal")
+        for table, key in V2_TABLES.items():
+            cols = schema.PER_TRIAL_TABLES[table]
+            con.execute(f"CREATE TABLE {table}_old ({cols}, {key})")
+            con.execute(f"INSERT INTO {table}_old SELECT * FROM {table}")
+            con.execute(f"DROP TABLE {table}")
+            con.execute(f"ALTER TABLE {table}_old RENAME TO {table}")
+        con.execute(SCHEMA_2_VIEWS)
+        con.execute("UPDATE tuixp_meta SET value = '2' WHERE key = 'schema_version'")
 
 
 def _keys(store_path: Path) -> set[str]:
-    con = duckdb.connect(str(store_path), read_only=True, config={"default_block_size": "16384"})
-    try:
+    with _raw(store_path, read_only=True) as con:
         return {
             r[0]
             for r in con.execute(
                 "SELECT table_name FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY'"
             ).fetchall()
         }
-    finally:
-        con.close()
 
 
 def test_schema_2_store_is_migrated_to_keyless_tables(store_path: Path) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tuixp.capture.hashing import content_hash
+from tuixp.store.paths import StorePaths
 
 logger = logging.getLogger("tuixp")
 
@@ -108,7 +109,7 @@ class StepCache:
     """The cache index of one experiment: one small JSON file per cache key."""
 
     def __init__(self, store_path: Path, experiment: str) -> None:
-        self.root = store_path.with_name(store_path.name + ".cache") / experiment
+        self.root = StorePaths(store_path).cache / experiment
         self.impure_path = self.root / "_impure.json"
 
     def get(self, key: str) -> CacheEntry | None:
@@ -157,7 +158,7 @@ class StepCache:
 
 def all_cache_objects(store_path: Path) -> set[str]:
     """Object hashes referenced by any experiment's cache entries."""
-    root = store_path.with_name(store_path.name + ".cache")
+    root = StorePaths(store_path).cache
     found = set()
     if root.is_dir():
         for d in root.iterdir():
@@ -176,7 +177,7 @@ def garbage_collect(
     """
     import time
 
-    objects = store_path.with_name(store_path.name + ".objects")
+    objects = StorePaths(store_path).objects
     cutoff = time.time() - min_age_s
     keep = referenced | all_cache_objects(store_path)
     files = freed = 0

@@ -162,9 +162,8 @@ def category_text(env: dict[str, Any], category: str, shell: str | None = None) 
         return f"conda environment: {conda}" if conda else "conda is not installed"
     if category == "git":
         git = env.get("git") or {}
-        lines = _git(env)
+        lines = _git(env) + [f"Git Dirty Flag: {bool(git.get('dirty'))}"]  # False outside git
         if git.get("repository"):
-            lines.append(f"Git Dirty Flag: {bool(git.get('dirty'))}")
             if git.get("diff"):
                 lines.append("Git Uncommitted Diff:\n" + str(git["diff"]).rstrip("\n"))
         return "\n".join(lines)

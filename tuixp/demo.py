@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tuixp.store.paths import StorePaths
+
 SCRIPT = Path(__file__).with_name("demo_experiment.py")
 # The one-line edit between the two code versions of the ``train`` step.
 VERSION_1 = "        w -= lr * grad\n"
@@ -20,12 +22,12 @@ VERSION_2 = "        w -= lr / (1.0 + 0.05 * epoch) * grad  # version 2: a decay
 
 
 def demo_folder(store: Path) -> Path:
-    return store.with_name(store.name + ".demo")
+    return StorePaths(store).demo
 
 
 def run_demo(store: Path, say: Callable[[str], None] = print) -> str:
     """Record the demo's trials into ``store``; returns a summary for people."""
-    from tuixp.cli import load_script, use_store
+    from tuixp.scripts import load_script, use_store
 
     folder = demo_folder(store)
     folder.mkdir(parents=True, exist_ok=True)

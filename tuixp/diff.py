@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuixp.capture.environment import ENV_GROUPS as ENV_REGISTRY
+
 
 class _Missing:
     """Stands for "this trial has no such entry", which is not the same as a value of None."""
@@ -40,33 +42,12 @@ MISSING: Any = _Missing()
 # Statuses of one compared entry, from the first trial to the second.
 SAME, CHANGED, ADDED, REMOVED = "same", "changed", "added", "removed"
 
-# Environment groups in the order people read them; the fields of each group that are compared
-# (anything else in the record is compared too, after these).
-ENV_GROUPS: dict[str, tuple[str, ...]] = {
-    "packages": (),
-    "python": ("implementation", "version", "executable", "venv", "conda"),
-    "platform": ("system", "release", "version", "machine", "hostname"),
-    "cpu": (
-        "brand_raw",
-        "arch",
-        "bits",
-        "count",
-        "vendor_id_raw",
-        "family",
-        "model",
-        "stepping",
-        "l2_cache_size",
-        "l3_cache_size",
-        "flags",
-    ),
-    "gpu": (),
-    "git": ("repository", "branch", "commit", "dirty", "detached", "untracked", "diff"),
-}
-# Fields that vary without meaning anything changed (the platform's build string is kept).
-_ENV_NOISE: dict[str, frozenset[str]] = {
-    "cpu": frozenset({"hz_actual", "hz_actual_friendly"}),
-    "git": frozenset({"notes"}),
-}
+# Environment groups in the order a comparison lists them (the registry's ``diff_rank``); the
+# fields of each group that are compared first (anything else in the record is compared too,
+# after these) and those that vary without meaning anything changed.
+_DIFF_GROUPS = sorted(ENV_REGISTRY, key=lambda g: g.diff_rank)
+ENV_GROUPS: dict[str, tuple[str, ...]] = {g.name: g.compared for g in _DIFF_GROUPS}
+_ENV_NOISE: dict[str, frozenset[str]] = {g.name: g.noise for g in _DIFF_GROUPS if g.noise}
 
 
 def _status(old: Any, new: Any) -> str:
@@ -255,19 +236,21 @@ def _compare_fields(group: str, a: Mapping[str, Any], b: Mapping[str, Any]) -> l
 def compare_environment(old: Mapping[str, Any], new: Mapping[str, Any]) -> EnvDiff:
     """What differs between two environment records (as ``queries.environment`` returns them)."""
     changes: list[EnvChange] = []
-    pa, pb = _as_dict(old.get("packages")), _as_dict(new.get("packages"))
-    for name in sorted({*pa, *pb}, key=str.lower):
-        a, b = pa.get(name, MISSING), pb.get(name, MISSING)
-        status = _status(a, b)
-        if status != SAME:
-            changes.append(EnvChange("packages", name, a, b, status))
-    for group in ("python", "platform", "cpu"):
-        changes += _compare_fields(group, _as_dict(old.get(group)), _as_dict(new.get(group)))
-    ga, gb = old.get("gpu") or [], new.get("gpu") or []
-    if _canonical(ga) != _canonical(gb):
-        changes.append(EnvChange("gpu", "devices", ga, gb, CHANGED))
-    changes += _compare_fields("git", _as_dict(old.get("git")), _as_dict(new.get("git")))
-    known = {"packages", "python", "platform", "cpu", "gpu", "git"}
+    for g in _DIFF_GROUPS:
+        if g.kind == "versions":
+            pa, pb = _as_dict(old.get(g.name)), _as_dict(new.get(g.name))
+            for name in sorted({*pa, *pb}, key=str.lower):
+                a, b = pa.get(name, MISSING), pb.get(name, MISSING)
+                status = _status(a, b)
+                if status != SAME:
+                    changes.append(EnvChange(g.name, name, a, b, status))
+        elif g.kind == "devices":
+            ga, gb = old.get(g.name) or [], new.get(g.name) or []
+            if _canonical(ga) != _canonical(gb):
+                changes.append(EnvChange(g.name, "devices", ga, gb, CHANGED))
+        else:
+            changes += _compare_fields(g.name, _as_dict(old.get(g.name)), _as_dict(new.get(g.name)))
+    known = set(ENV_GROUPS)
     for group in sorted({*old, *new} - known):
         a, b = old.get(group, MISSING), new.get(group, MISSING)
         if isinstance(a, Mapping) and isinstance(b, Mapping):

@@ -71,3 +71,20 @@ class StoreDamaged(StoreError):
 
 class ReadOnlyQuery(TuixpError):
     """A SQL statement tried to write or reach outside the store."""
+
+
+class UsageError(TuixpError):
+    """Bad input typed by a person (a malformed ``NAME=VALUE``, an unknown option value, a
+    missing script): the command line prints one line on stderr and exits with ``code`` (2);
+    ``detail`` (a traceback) is printed above it with ``--debug``."""
+
+    def __init__(self, message: str, code: int = 2, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+
+def first_line(text: str) -> str:
+    """The first non-blank line of a message, stripped (what one-line refusals print)."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    return lines[0] if lines else ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import keyword
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,7 +21,6 @@ from tuixp.cache import DataFile
 from tuixp.execution import steps as steps_mod
 from tuixp.execution.events import Listener
 from tuixp.graph import UNDEFINED, Node, ParamNode, Step, TrialOutcome, _main_script
-from tuixp.graph import collect_results as collect_results  # tuixp.cli imports it here
 from tuixp.store.db import Store, get_store
 from tuixp.store.schema import metric_value
 from tuixp.trial.plan import _describe, run_trials
@@ -83,6 +83,7 @@ class Experiment:
             if goal is not None and goal != self.goal:
                 self.goal = goal
                 self._announced = False  # the next trial tells the store the new goal
+            self._log_created()  # daskperiment logged "Loaded existing experiment" again
             return
         store = _store_from_backend(store, backend)
         _identifier(id, "Experiment ID")
@@ -312,10 +313,14 @@ class Experiment:
         scope = steps_mod.current_scope.get()
         if scope is not None and scope.ctx.experiment == self.id:
             raise errors.LockedTrialError()
-        return self.store.counter.last(self.id)
+        return self._last_trial()
+
+    def _last_trial(self) -> int:
+        # Asking creates nothing: a path where nothing was recorded has no trial yet.
+        return self.store.counter.last(self.id) if self.store.has_records() else 0
 
     def _check_trial(self, trial_id: int | None) -> int:
-        last = self.store.counter.last(self.id)
+        last = self._last_trial()
         if trial_id is None:
             if last == 0:
                 raise errors.TrialIDNotFoundError("Unable to find trial id: no trial has run yet")
@@ -328,7 +333,7 @@ class Experiment:
         """daskperiment's history; ``status=True`` adds tuixp's ``Status`` column last."""
         from tuixp.store import queries
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             return queries.history(con, self.id, list(self._params), verbose=verbose, status=status)
 
     def get_parameters(self, trial_id: int | None = None) -> dict[str, Any]:
@@ -337,7 +342,7 @@ class Experiment:
         trial_id = self._check_trial(trial_id)
         from tuixp.store import queries
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             return queries.trial(con, self.id, trial_id)["params"]
 
     def get_code(self, trial_id: int | None = None) -> str:
@@ -346,7 +351,7 @@ class Experiment:
         trial_id = self._check_trial(trial_id)
         from tuixp.store import queries
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             code = queries.code(con, self.id, trial_id)
         return _join_code(src for step, src in code.items() if step != "<script>")
 
@@ -377,7 +382,7 @@ class Experiment:
             world = capture_world(self)
             return {**world["environment"], "packages": world["packages"], "git": world["git"]}
         trial_id = self._check_trial(trial_id)
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             env: dict[str, Any] = queries.environment(con, self.id, trial_id)
         return env
 
@@ -387,9 +392,9 @@ class Experiment:
         """tuixp's structured environment: summary lines, or one category's record (platform,
         cpu, gpu, python, numpy, scipy, pandas, conda, git with its diff, requirements,
         packages)."""
-        from tuixp.store import queries
+        from tuixp.capture.environment import environment_view
 
-        return queries.environment_view(self._environment_doc(trial_id), category)
+        return environment_view(self._environment_doc(trial_id), category)
 
     def start_dashboard(self, *args: Any, **kwargs: Any) -> None:
         """daskperiment's Flask dashboard has no counterpart: tuixp's is a terminal UI."""
@@ -403,10 +408,10 @@ class Experiment:
         from tuixp.store import queries
         from tuixp.store.objects import ObjectStore
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             found = queries.persisted(con, self.id, trial_id, step_name)
-        if found is None:
-            raise errors.TuixpError(
+        if found is None:  # daskperiment's error class here (its message was the pickle path)
+            raise errors.TrialIDNotFoundError(
                 f"Unable to find persisted output of step {step_name!r} in trial {trial_id}"
             )
         return ObjectStore(self.store.objects_dir).get(*found)
@@ -422,8 +427,24 @@ class Experiment:
         ids = [self._check_trial(t) for t in ids]
         from tuixp.store import queries
 
-        with self.store.connect() as con:
+        with self.store.reading() as con:
             return queries.load_metric(con, self.id, key, ids)
+
+    # -- what the command line uses (tuixp.scripts, tuixp.cli, tuixp.repeat) ---------------
+    def use_store(self, path: Any) -> None:
+        """Record this experiment's trials in ``path`` from now on, whatever ``store=`` said
+        (``tuixp run --store``); the store is opened again on its next use."""
+        self._store_arg, self._store, self._state = path, None, None
+
+    @property
+    def parameter_names(self) -> list[str]:
+        """The declared parameters' names, in the order they were declared."""
+        return list(self._params)
+
+    def check_parameters(self, point: Mapping[str, Any]) -> dict[str, Any]:
+        """Every parameter's value for a trial run with ``point``; ParameterUndeclaredError for
+        a name never declared, ParameterUndefinedError for a parameter left without a value."""
+        return self._values(dict(point))
 
 
 def _show_info_in_notebooks() -> None:
@@ -463,9 +484,15 @@ def _metric_key(metric_key: Any, key: Any) -> str:
     return _identifier(metric_key if metric_key is not None else key, "Metric name")
 
 
+# URI schemes of daskperiment's Redis and MongoDB backends (redis-py's and pymongo's forms).
+SERVER_SCHEMES = ("redis", "rediss", "unix", "mongodb", "mongodb+srv")
+
+
 def _store_from_backend(store: Any, backend: Any) -> Any:
     """daskperiment's ``backend=`` as a tuixp store: 'local' is the default store, a folder
     holds ``tuixp.duckdb``; Redis and MongoDB have no tuixp counterpart."""
+    if _run_store:  # ``tuixp run --store PATH`` is loading a script: whatever it said
+        return _run_store[-1]
     if isinstance(store, str) and store == "local" and backend is None:
         return None  # Experiment(id, 'local'): daskperiment's second argument was backend
     if backend is None or (isinstance(backend, str) and backend == "local"):
@@ -473,16 +500,23 @@ def _store_from_backend(store: Any, backend: Any) -> Any:
     if store is not None:
         raise errors.TuixpError("Give store= or backend=, not both (backend= is daskperiment's)")
     text = os.fspath(backend) if isinstance(backend, (str, os.PathLike)) else None
+    # daskperiment also took a redis.ConnectionPool or a pymongo Database (backend.rst).
+    server = {"redis": "redis", "pymongo": "mongodb"}.get(type(backend).__module__.split(".")[0])
+    scheme = re.match(r"([A-Za-z][A-Za-z0-9+.-]*)://", text) if text is not None else None
+    if scheme and scheme.group(1).lower() in SERVER_SCHEMES:
+        server = scheme.group(1)
+    if server is not None:
+        raise errors.TuixpError(
+            f"tuixp has no {server} backend: every trial is recorded in one DuckDB "
+            "store file (store='path/tuixp.duckdb'); to share history between machines, copy the "
+            "file or bring another store's trials in with `tuixp merge OTHER.duckdb`"
+        )
     if text is None:
         raise errors.TuixpError(
             f"backend= must be 'local' or a folder path, not {type(backend).__name__}"
         )
-    if text.startswith(("redis://", "mongodb://", "mongodb+srv://")):
-        raise errors.TuixpError(
-            f"tuixp has no {text.split(':', 1)[0]} backend: every trial is recorded in one DuckDB "
-            "store file (store='path/tuixp.duckdb'); to share history between machines, copy the "
-            "file or bring another store's trials in with `tuixp merge OTHER.duckdb`"
-        )
+    if scheme:
+        raise errors.TuixpError(f"backend= must be 'local' or a folder path, not a URI ({text})")
     if text.endswith(".duckdb"):
         return text
     return os.path.join(text, "tuixp.duckdb")
@@ -501,16 +535,29 @@ def _instance_key(id: Any, store: Any, backend: Any) -> tuple[str, str] | None:
     return id, str(path)
 
 
+# The store ``tuixp run --store PATH`` gives the experiments of the script it loads.
+_run_store: list[Any] = []
+
+
 class fresh_instances:
     """Within this block ``Experiment(id)`` makes new objects (``tuixp run`` loading a script
-    is a fresh start, even when the same process loaded it before)."""
+    is a fresh start, even when the same process loaded it before); with ``store``, they use
+    that store whatever their ``store=``/``backend=`` said, so what the script reads while it
+    loads (``print(ex.get_history())``) comes from the store its trials go to."""
+
+    def __init__(self, store: Any = None) -> None:
+        self.store = store
 
     def __enter__(self) -> None:
         with Experiment._instances_lock:
             self._saved = Experiment._instances
             Experiment._instances = {}
+        if self.store is not None:
+            _run_store.append(self.store)
 
     def __exit__(self, *exc: Any) -> None:
+        if self.store is not None:
+            _run_store.pop()
         with Experiment._instances_lock:
             Experiment._instances = self._saved
 

@@ -418,12 +418,25 @@ def _result_built(node: Node) -> None:
     path = getattr(main, "__file__", None)
     if not path or _main_script() is None or os.path.basename(path) == "tuixp":
         return  # a notebook, a REPL, pytest or the tuixp command: no hint
+    if not os.path.isfile(path):
+        return  # ``python < script.py`` (``<stdin>``): no file to name in ``tuixp run FILE``
     _script_hint["node"] = node
+    frame: Any = sys._getframe(1)  # the script's own line that built it
+    while frame is not None and not (
+        frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"
+    ):
+        frame = frame.f_back
+    _script_hint["line"] = frame.f_lineno if frame is not None else None
+    _script_hint["file"] = os.path.abspath(path)
     if not _script_hint["registered"]:
         import atexit
 
         _script_hint["registered"] = True
-        atexit.register(_hint_at_exit, path, list(sys.argv[1:]))
+        try:  # the script as run from here (``../scripts/x.py`` from a notebook's folder)
+            shown = os.path.relpath(path)
+        except ValueError:  # another drive
+            shown = path
+        atexit.register(_hint_at_exit, shown, list(sys.argv[1:]))
 
 
 def _hint_at_exit(path: str, argv: list[str]) -> None:
@@ -432,13 +445,44 @@ def _hint_at_exit(path: str, argv: list[str]) -> None:
     node = _script_hint["node"]
     if node is None or _script_hint["ran"]:
         return
-    args = " ".join(argv) or " ".join(f"{n}=VALUE" for n in node.ex._params)
-    script = os.path.basename(path)
+    if getattr(sys, "last_value", None) is not None:
+        return  # the script died of an uncaught exception: its traceback says what to fix
+    import shlex
+
+    args = shlex.join(argv) or " ".join(f"{n}=VALUE" for n in node.ex._params)
+    run = f"`tuixp run {shlex.quote(path)} {args}".rstrip() + "`"
+    name, script = node.step.name, os.path.basename(path)
+    if _in_main_block(_script_hint.get("file"), _script_hint.get("line")):
+        # tuixp run does not run that block: it would find no result node there.
+        sys.stderr.write(
+            f'tuixp: {script} built the result {name}(...) in its if __name__ == "__main__": '
+            f"block but ran no trial: call .compute() on the result node ({name}(...).compute()),"
+            f" or build it at module level and run {run}\n"
+        )
+        return
     sys.stderr.write(
-        f"tuixp: {script} built the result {node.step.name}(...) but ran no trial: run one "
-        f"with `tuixp run {script} {args}`".rstrip()
-        + f", or call .compute() on the result node ({node.step.name}(...).compute())\n"
+        f"tuixp: {script} built the result {name}(...) but ran no trial: run one with {run}, "
+        f"or call .compute() on the result node ({name}(...).compute())\n"
     )
+
+
+def _in_main_block(path: str | None, line: int | None) -> bool:
+    """Whether ``line`` of the script ``path`` is in its ``if __name__ == "__main__":`` block."""
+    if path is None or line is None:
+        return False
+    import ast
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for stmt in tree.body:
+        if isinstance(stmt, ast.If) and stmt.lineno <= line <= (stmt.end_lineno or 0):
+            test = ast.unparse(stmt.test)
+            if "__name__" in test and "__main__" in test:
+                return True
+    return False
 
 
 class _OpStep(Step):

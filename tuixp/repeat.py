@@ -170,7 +170,7 @@ def pick_result(plan: RepeatPlan, loaded: Any, name: str | None = None) -> Any:
 
 def check_parameters(plan: RepeatPlan, ex: Any) -> None:
     """Refuse when the current code cannot take the recorded parameters as they were."""
-    declared = list(ex._params)
+    declared = ex.parameter_names
     gone = [n for n in plan.params if n not in declared]
     if gone:
         raise RepeatRefused(
@@ -178,7 +178,7 @@ def check_parameters(plan: RepeatPlan, ex: Any) -> None:
             f"no longer declares (its parameters: {', '.join(declared) or 'none'})"
         )
     try:
-        ex._values(dict(plan.params))
+        ex.check_parameters(plan.params)
     except TuixpError as exc:
         missing = str(exc).rpartition(": ")[2]
         raise RepeatRefused(
@@ -200,8 +200,8 @@ def repeat_trial(
     store: Path,
     experiment: str,
     trial: int | str,
-    load_script: Callable[[Path], Any],
-    use_store: Callable[[Any, Path], None],
+    load_script: Callable[[Path], Any] | None = None,
+    use_store: Callable[[Any, Path], None] | None = None,
     scheduler: str | None = None,
     result: str | None = None,
     listeners: Iterable[Any] = (),
@@ -209,10 +209,14 @@ def repeat_trial(
 ) -> dict[str, Any]:
     """Re-run the trial on the current code, record it, and return the verdict document.
 
-    ``load_script`` and ``use_store`` are the command line's (``tuixp.cli``): the script is
-    loaded and run exactly as ``tuixp run`` does. Every refusal happens before the run.
+    The script is loaded and run exactly as ``tuixp run`` does: ``load_script`` and
+    ``use_store`` are ``tuixp.scripts``' unless given. Every refusal happens before the run.
     """
+    from tuixp import scripts
     from tuixp.execution.schedulers import resolve_name
+
+    load_script = load_script or scripts.load_script
+    use_store = use_store or scripts.use_store
 
     plan = read_plan(store, experiment, trial)
     chosen = scheduler_for(plan, scheduler)

@@ -156,3 +156,26 @@ def test_read_commands_on_a_missing_store_say_so_and_create_nothing(
         f"tuixp: No tuixp store at {missing}: run a trial first, or give --store PATH."
     ]
     assert listing(tmp_path) == []
+
+
+def test_python_reads_of_a_store_never_recorded_create_nothing(tmp_path: Path) -> None:
+    """A mistyped ``store=`` asked for its history is empty and leaves no file or folder: only a
+    trial creates a store (issue 14 item 12)."""
+    path = tmp_path / "mistyped" / "trials.duckdb"
+    ex = tuixp.Experiment("nothing_here", store=path)
+    a = ex.parameter("a")
+    assert ex.trial_id == 0
+    history = ex.get_history(verbose=True)
+    assert history.empty and history.index.name == "Trial ID"
+    with pytest.raises(errors.TrialIDNotFoundError, match="Unable to find trial id: 1"):
+        ex.load_metric("loss", 1)
+    with pytest.raises(errors.TrialIDNotFoundError):
+        ex.get_parameters(1)
+    assert not (tmp_path / "mistyped").exists()
+
+    @ex.result
+    def same(a):
+        return a
+
+    assert same(a).compute(a=3) == 3  # recording creates it
+    assert ex.trial_id == 1 and list(ex.get_history()["Result"]) == [3]

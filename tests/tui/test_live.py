@@ -159,6 +159,42 @@ async def test_missing_store_waits_without_creating_it(tmp_path: Path) -> None:
         assert app.experiment == "later"
 
 
+KILLED_WRITER = textwrap.dedent("""
+    import os, signal, sys
+    import tuixp
+
+    ex = tuixp.Experiment("orphans", store=sys.argv[1])
+    x = ex.parameter("x")
+
+    @ex.result
+    def double(x):
+        return 2 * x
+
+    double(x).compute_grid(x=[1, 2, 3])
+    os.kill(os.getpid(), signal.SIGKILL)  # dies before any ingest: only the journal holds them
+""")
+
+
+async def test_trials_only_in_a_dead_writers_journal_are_shown(tmp_path: Path) -> None:
+    """A writer killed before its first ingest leaves journals and no database: the TUI creates
+    the store from them instead of saying there is none."""
+    path = tmp_path / "orphans.duckdb"
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(path)],
+        env=env_for_subprocess(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == -9, done.stderr
+    assert not path.exists() and any(path.with_name(path.name + ".journal").iterdir())
+    app = create_app(path, poll_interval=0.2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot, total=3)
+        assert app.experiment == "orphans"
+        assert [r.result_value for r in app.browse.table.visible_rows()] == [6, 4, 2]
+
+
 SLEEPER = textwrap.dedent("""
     import sys, time
     import tuixp

@@ -19,7 +19,8 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -165,13 +166,150 @@ def clear_cache() -> None:
 
 
 def capture_environment() -> dict[str, Any]:
-    """The environment document of a trial (packages and git are recorded separately)."""
-    return {
-        "platform": capture_platform(),
-        "cpu": capture_cpu(),
-        "gpu": capture_gpus(),
-        "python": capture_python(),
-    }
+    """The environment document of a trial: every group of ``ENV_GROUPS`` that has a capture
+    (packages and git are recorded separately)."""
+    return {g.name: g.capture() for g in ENV_GROUPS if g.capture is not None}
+
+
+# -- the registry of environment groups --------------------------------------------------------
+def _platform_summary(env: dict[str, Any]) -> list[str]:
+    # daskperiment's platform section holds the device lines too.
+    plat, cpu, gpus = env.get("platform") or {}, env.get("cpu") or {}, env.get("gpu") or []
+    return [
+        f"Platform Information: {plat.get('system')}-{plat.get('release')}-{plat.get('machine')}",
+        f"Device CPU Count: {cpu.get('count')}",
+        "Device GPUs: " + (", ".join(g.get("name", "?") for g in gpus) if gpus else "none"),
+    ]
+
+
+def _python_summary(env: dict[str, Any]) -> list[str]:
+    py = env.get("python") or {}
+    return [
+        f"Python Implementation: {py.get('implementation')}",
+        f"Python Version: {py.get('version')}",
+        f"Python Virtual Environment: {py.get('venv') or 'none'}",
+    ]
+
+
+def _git_summary(env: dict[str, Any]) -> list[str]:
+    git = env.get("git") or {}
+    return [
+        f"Git Repository: {git.get('repository')}",
+        f"Git Active Branch: {git.get('branch')}",
+        f"Git HEAD Commit: {git.get('commit')}",
+        f"Git Uncommitted Changes: {'yes' if git.get('dirty') else 'no'}",
+    ]
+
+
+@dataclass(frozen=True)
+class EnvGroup:
+    """One group of a trial's environment record and everything tuixp does with it.
+
+    Adding an environment field or group is one entry of ``ENV_GROUPS``: the capture, the change
+    warning between trials (``tuixp.trial.world``), the comparison of two trials (``tuixp.diff``),
+    the ``get_environment`` summary and categories, and the TUI's detail screen all read it.
+    """
+
+    name: str  # the key in the environment document
+    capture: Callable[[], Any] | None = None  # reads it now; None: recorded elsewhere
+    compared: tuple[str, ...] = ()  # the fields a comparison lists first, in this order
+    watched: tuple[str, ...] = ()  # the fields whose change from the previous trial warns
+    paths: frozenset[str] = frozenset()  # watched fields that are paths (compared resolved)
+    noise: frozenset[str] = frozenset()  # fields that vary without meaning anything changed
+    summary: Callable[[dict[str, Any]], list[str]] | None = None  # its get_environment() lines
+    table: bool = False  # shown field by field on the TUI's detail screen
+    # How a comparison reads it: "fields" (a record), "devices" (a list compared whole),
+    # "versions" (``{name: version}``), and where it comes in a comparison (packages first).
+    kind: str = "fields"
+    diff_rank: int = 0
+
+
+# In the order people read a trial's environment (the warnings and the detail screen follow it).
+ENV_GROUPS: tuple[EnvGroup, ...] = (
+    EnvGroup(
+        "platform",
+        capture_platform,
+        compared=("system", "release", "version", "machine", "hostname"),
+        watched=("system", "release", "machine", "hostname"),
+        summary=_platform_summary,
+        table=True,
+        diff_rank=2,
+    ),
+    EnvGroup(
+        "python",
+        capture_python,
+        compared=("implementation", "version", "executable", "venv", "conda"),
+        watched=("implementation", "version", "executable", "venv"),
+        paths=frozenset({"executable", "venv"}),
+        summary=_python_summary,
+        table=True,
+        diff_rank=1,
+    ),
+    EnvGroup(
+        "cpu",
+        capture_cpu,
+        compared=CPU_KEYS,
+        watched=("brand_raw", "arch", "count"),
+        noise=frozenset({"hz_actual", "hz_actual_friendly"}),
+        table=True,
+        diff_rank=3,
+    ),
+    EnvGroup("gpu", capture_gpus, kind="devices", diff_rank=4),
+    EnvGroup(
+        "git",
+        compared=("repository", "branch", "commit", "dirty", "detached", "untracked", "diff"),
+        watched=("repository", "branch", "commit"),
+        noise=frozenset({"notes"}),
+        summary=_git_summary,
+        diff_rank=5,
+    ),
+    EnvGroup("packages", kind="versions", diff_rank=0),
+)
+
+
+def env_group(name: str) -> EnvGroup:
+    """The registry entry called ``name`` (KeyError for a name that is not one)."""
+    for g in ENV_GROUPS:
+        if g.name == name:
+            return g
+    raise KeyError(name)
+
+
+# ``get_environment(category=...)`` names: daskperiment's, in its order (its views of the packages
+# and of python among them), then any group of the registry they do not name.
+_PACKAGE_VIEWS = ("numpy", "scipy", "pandas")
+_DASKPERIMENT_CATEGORIES = (
+    "platform",
+    "cpu",
+    "gpu",
+    "python",
+    *_PACKAGE_VIEWS,
+    "conda",
+    "git",
+    "requirements",
+    "packages",
+)
+ENV_CATEGORIES = _DASKPERIMENT_CATEGORIES + tuple(
+    g.name for g in ENV_GROUPS if g.name not in _DASKPERIMENT_CATEGORIES
+)
+
+
+def environment_view(env: dict[str, Any], category: str | None) -> Any:
+    """daskperiment's ``get_environment``: a summary, or one category's full record."""
+    if category is None:
+        return [line for g in ENV_GROUPS if g.summary is not None for line in g.summary(env)]
+    if category not in ENV_CATEGORIES:
+        raise ValueError(
+            f"Unknown environment category: {category}. Use one of " + ", ".join(ENV_CATEGORIES)
+        )
+    packages = env.get("packages") or {}
+    if category in _PACKAGE_VIEWS:
+        return {"version": packages.get(category)}
+    if category == "requirements":
+        return [f"{n}=={v}" for n, v in packages.items()]
+    if category == "conda":
+        return {"environment": (env.get("python") or {}).get("conda")}
+    return env.get(category)
 
 
 _modules: tuple[tuple[float, ...], dict[str, list[str]]] | None = None

@@ -44,6 +44,7 @@ from tuixp.store.journal import (
     set_aside,
     writer_is_alive,
 )
+from tuixp.store.paths import StorePaths
 
 logger = logging.getLogger("tuixp")
 
@@ -472,7 +473,7 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = resolve_store_path(path)
-        self.objects_dir = self.path.with_name(self.path.name + ".objects")
+        self.objects_dir = StorePaths(self.path).objects
         self.journal = JournalWriter(self.path)
         self.counter = TrialCounter(self.path, self._recover_counts)
         self.trials_running = 0
@@ -626,6 +627,30 @@ class Store:
             self.journal.close()
 
     # -- the database ------------------------------------------------------------------------
+    def has_records(self) -> bool:
+        """Whether anything was ever recorded here: the database, its ids file or a journal."""
+        return (
+            self.path.exists()
+            or self.counter.path.exists()
+            or any(True for _ in journal_files(self.path))
+        )
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection for reads that creates nothing: the store's (ingesting as ``connect``
+        does), or, while nothing was ever recorded at this path, an empty store in memory, so a
+        history asked of a mistyped path is empty and leaves no file behind."""
+        if self.has_records():
+            with self.connect() as con:
+                yield con
+            return
+        con = duckdb.connect(":memory:")
+        try:
+            self._ensure_schema(con)
+            yield con
+        finally:
+            con.close()
+
     @contextlib.contextmanager
     def connect(
         self,
@@ -734,7 +759,7 @@ class Store:
 
     def _build_new_file(self) -> Path:
         """A complete, empty store under a hidden name beside ``path``; the caller places it."""
-        tmp = self.path.with_name(f".{self.path.name}.new-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+        tmp = StorePaths(self.path).new_file(f"{os.getpid()}-{uuid.uuid4().hex[:8]}")
         try:
             con = duckdb.connect(str(tmp), config=_CONFIG)
             try:
@@ -754,7 +779,7 @@ class Store:
 
     @staticmethod
     def _discard(tmp: Path) -> None:
-        for p in (tmp, tmp.with_name(tmp.name + ".wal")):
+        for p in (tmp, StorePaths(tmp).wal):
             with contextlib.suppress(OSError):
                 p.unlink()
 

@@ -21,13 +21,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tuixp.errors import StoreBusy, StoreError, StoreReadOnly
+from tuixp.store.paths import StorePaths
 
 _thread_lock = threading.Lock()
 logger = logging.getLogger("tuixp")
 
 
 def ids_path(store_path: Path) -> Path:
-    return store_path.with_name(store_path.name + ".ids")
+    return StorePaths(store_path).ids
 
 
 def lock_timeout() -> float:

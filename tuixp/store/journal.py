@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuixp.store.paths import StorePaths
+
 HOST = socket.gethostname()
 
 
 def journal_dir(store_path: Path) -> Path:
-    return store_path.with_name(store_path.name + ".journal")
+    return StorePaths(store_path).journal
 
 
 def _default(obj: Any) -> Any:

@@ -141,52 +141,6 @@ def environment(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) 
     return env
 
 
-ENV_CATEGORIES = (
-    "platform",
-    "cpu",
-    "gpu",
-    "python",
-    "numpy",
-    "scipy",
-    "pandas",
-    "conda",
-    "git",
-    "requirements",
-    "packages",
-)
-
-
-def environment_view(env: dict[str, Any], category: str | None) -> Any:
-    """daskperiment's ``get_environment``: a summary, or one category's full record."""
-    if category is None:
-        plat, py, cpu, git = (env.get(k) or {} for k in ("platform", "python", "cpu", "git"))
-        gpus = env.get("gpu") or []
-        return [
-            f"Platform Information: {plat.get('system')}-{plat.get('release')}-{plat.get('machine')}",
-            f"Device CPU Count: {cpu.get('count')}",
-            "Device GPUs: " + (", ".join(g.get("name", "?") for g in gpus) if gpus else "none"),
-            f"Python Implementation: {py.get('implementation')}",
-            f"Python Version: {py.get('version')}",
-            f"Python Virtual Environment: {py.get('venv') or 'none'}",
-            f"Git Repository: {git.get('repository')}",
-            f"Git Active Branch: {git.get('branch')}",
-            f"Git HEAD Commit: {git.get('commit')}",
-            f"Git Uncommitted Changes: {'yes' if git.get('dirty') else 'no'}",
-        ]
-    if category not in ENV_CATEGORIES:
-        raise ValueError(
-            f"Unknown environment category: {category}. Use one of " + ", ".join(ENV_CATEGORIES)
-        )
-    packages = env.get("packages") or {}
-    if category in ("numpy", "scipy", "pandas"):
-        return {"version": packages.get(category)}
-    if category == "requirements":
-        return [f"{n}=={v}" for n, v in packages.items()]
-    if category == "conda":
-        return {"environment": (env.get("python") or {}).get("conda")}
-    return env.get(category)
-
-
 def persisted(
     con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int, step: str
 ) -> tuple[str, str] | None:
@@ -280,8 +234,8 @@ def history(
     for tid, params, result, rtype, state, started, finished, seed, etype, emsg in rows:
         p = _loads(params) or {}
         rec: dict[str, Any] = {"Trial ID": tid}
-        for n in names:
-            rec[n] = p.get(n)
+        for n in names:  # a trial without the parameter: NaN, as daskperiment's (None is a value)
+            rec[n] = p[n] if n in p else float("nan")
         if verbose:
             rec["Seed"] = seed
         rec["Result"] = _loads(result)

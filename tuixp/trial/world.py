@@ -28,19 +28,19 @@ from tuixp.store import events as journal_events
 if TYPE_CHECKING:
     from tuixp.experiment import Experiment
 
+from tuixp.capture.environment import ENV_GROUPS, env_group
+from tuixp.store.paths import StorePaths
+
 logger = logging.getLogger("tuixp")
 
-# Environment fields compared between trials; anything else in the record is informative only.
-ENV_FIELDS = {
-    "platform": ("system", "release", "machine", "hostname"),
-    "python": ("implementation", "version", "executable", "venv"),
-    "cpu": ("brand_raw", "arch", "count"),
-}
-
+# Environment fields compared between trials (the registry's watched fields of the groups the
+# environment document holds); anything else in the record is informative only.
+ENV_FIELDS = {g.name: g.watched for g in ENV_GROUPS if g.capture is not None and g.watched}
+_GIT_FIELDS = env_group("git").watched
 
 # Fields that are paths: compared resolved, so records made before tuixp resolved them (the path
 # as typed: ``venv/bin/python`` or ``venv/bin/python3.11``) compare equal to the resolved ones.
-_PATH_FIELDS = {("python", "executable"), ("python", "venv")}
+_PATH_FIELDS = {(g.name, f) for g in ENV_GROUPS for f in g.paths}
 
 
 def _comparable(category: str, name: str, value: Any) -> Any:
@@ -84,7 +84,7 @@ class StateFile:
     """The last trial's code and environment of one experiment, shared by all processes."""
 
     def __init__(self, store_path: Path, experiment: str) -> None:
-        self.path = store_path.with_name(store_path.name + ".state") / f"{experiment}.json"
+        self.path = StorePaths(store_path).state / f"{experiment}.json"
         self._stamp: tuple[int, int] | None = None
         self._data: dict[str, Any] = {}
         self._lock = threading.Lock()
@@ -201,7 +201,7 @@ def compare(prev: dict[str, Any], world: dict[str, Any]) -> list[dict[str, str]]
     new_git = world["git"]
     git_lines = [
         f"~ {f}: {old_git.get(f)} -> {new_git.get(f)}"
-        for f in ("repository", "branch", "commit")
+        for f in _GIT_FIELDS
         if old_git.get(f) != new_git.get(f)
     ]
     if git_lines:

@@ -25,6 +25,7 @@ from tuixp.store import filters, window
 from tuixp.store.window import FilterError, TrialQuery
 from tuixp.tui.commands import TuixpCommands
 from tuixp.tui.data import StoreReader
+from tuixp.tui.format import fmt_number
 from tuixp.tui.launcher import Launches
 from tuixp.tui.messages import (
     FilterRejected,
@@ -39,7 +40,6 @@ from tuixp.tui.screens.browse import BrowseScreen
 from tuixp.tui.screens.detail import DetailScreen
 from tuixp.tui.screens.help import HelpScreen
 from tuixp.tui.screens.launch import LaunchUpdated, handle_update
-from tuixp.tui.widgets.trial_table import fmt_number
 
 POLL_INTERVAL = 1.0
 THEMES = {

@@ -22,6 +22,7 @@ from tuixp.store import queries, window
 from tuixp.store.db import Store
 from tuixp.store.journal import journal_files, writer_is_alive
 from tuixp.store.objects import ObjectStore
+from tuixp.store.paths import StorePaths
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
 SUMMARY_BUDGET = 0.25  # seconds the summary builder holds the store at a time
@@ -93,7 +94,7 @@ class StoreReader:
         """The store's files as they are now, without opening the database: equal twice, no
         process wrote to the store (or its journals) in between and no writer died."""
         state: list[Any] = []
-        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+        for path in (self.path, StorePaths(self.path).wal):
             try:
                 st = path.stat()
                 state.append((st.st_ino, st.st_size, st.st_mtime_ns))
@@ -141,8 +142,10 @@ class StoreReader:
         it runs its queries; the file is held read-write only for the ingest itself, and only
         when a journal grew, appeared, went or lost its writer since the last one.
         """
-        if not self.path.exists():
-            # Opening would create an empty store; wait for a trial to create it instead.
+        if not self.path.exists() and not self._journals_state():
+            # Opening would create an empty store; wait for a trial to create it instead. With
+            # journals beside it, trials were recorded (by a writer that has not ingested yet,
+            # or that died first): opening creates the store from them.
             raise StoreMissing(
                 f"No tuixp store at {self.path} yet. Run a trial with store={str(self.path)!r} "
                 "(or tuixp run SCRIPT --store PATH); it will show here by itself."

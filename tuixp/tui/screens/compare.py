@@ -9,7 +9,6 @@ everything shown comes from ``tuixp.diff``.
 
 from __future__ import annotations
 
-import ast
 import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
@@ -30,9 +29,10 @@ from textual_plotext import PlotextPlot
 from tuixp import diff
 from tuixp.errors import TrialNotFound, TuixpError
 from tuixp.tui.data import TrialDetail
+from tuixp.tui.format import fmt_number
 from tuixp.tui.screens.scrolling import ScrollsActivePane
 from tuixp.tui.widgets.status_bar import StatusBar
-from tuixp.tui.widgets.trial_table import fmt_number
+from tuixp.values import format_value
 
 if TYPE_CHECKING:
     from tuixp.tui.app import TuixpApp
@@ -68,22 +68,14 @@ class CompareToggled(Message):
 
 
 # -- helpers ----------------------------------------------------------------------------------
-def cli_value(value: Any) -> str:
-    """A parameter value as ``tuixp run`` reads it back: a bare word or a Python literal."""
-    if isinstance(value, str) and value.isidentifier() and value not in ("True", "False", "None"):
-        return value
-    text = repr(value)
-    try:
-        ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        text = repr(str(value))
-    return text
+# A parameter value as ``tuixp run`` reads it back (the name the tests import).
+cli_value = format_value
 
 
 def rerun_command(trial: dict[str, Any], store: str) -> str:
     """The ``tuixp run`` line that runs a trial again with its parameters and seed."""
     parts = ["tuixp", "run", trial.get("script") or "SCRIPT"]
-    parts += [f"{k}={cli_value(v)}" for k, v in (trial.get("params") or {}).items()]
+    parts += [f"{k}={format_value(v)}" for k, v in (trial.get("params") or {}).items()]
     if trial.get("seed") is not None:
         parts += ["--seed", str(trial["seed"])]
     parts += ["--store", store]

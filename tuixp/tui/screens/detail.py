@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from rich.console import Group
@@ -19,13 +18,14 @@ from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, T
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
+from tuixp.capture.environment import ENV_GROUPS
 from tuixp.errors import StoreError, TuixpError
 from tuixp.store import flags, window
 from tuixp.tui.data import TrialDetail, preview
+from tuixp.tui.format import STATUS_TEXT, fmt_elapsed, fmt_number, fmt_when
 from tuixp.tui.messages import DetailLoaded, OutputLoaded
 from tuixp.tui.screens.scrolling import ScrollsActivePane
 from tuixp.tui.widgets.status_bar import StatusBar
-from tuixp.tui.widgets.trial_table import STATUS_TEXT, fmt_elapsed, fmt_number
 
 if TYPE_CHECKING:
     from tuixp.tui.app import TuixpApp
@@ -39,10 +39,6 @@ TABS = [
     ("outputs", "Outputs"),
     ("steps", "Steps"),
 ]
-
-
-def _when(value: datetime | None) -> str:
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 
 
 def _kv_table(rows: list[tuple[str, Any]]) -> Table:
@@ -174,8 +170,8 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         rows: list[tuple[str, Any]] = [
             ("status", status_text),
             ("result", result_text),
-            ("started", _when(started)),
-            ("finished", _when(finished)),
+            ("started", fmt_when(started)),
+            ("finished", fmt_when(finished)),
             (
                 "elapsed",
                 "—"
@@ -287,7 +283,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
     def _show_environment(self, d: TrialDetail) -> None:
         env = d.environment
         parts: list[Any] = []
-        for cat in ("platform", "python", "cpu"):
+        for cat in (g.name for g in ENV_GROUPS if g.table):
             rec = env.get(cat) or {}
             if rec:
                 parts.append(Text(cat, style="bold underline"))

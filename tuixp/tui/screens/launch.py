@@ -29,10 +29,11 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, Select, St
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
-from tuixp.errors import TuixpError
+from tuixp.errors import TuixpError, UsageError
 from tuixp.store import sql as store_sql
+from tuixp.tui.format import fmt_elapsed
 from tuixp.tui.launcher import Launch, LaunchRequest, TrialProgress
-from tuixp.tui.widgets.trial_table import fmt_elapsed
+from tuixp.values import format_value, parse_assignment, parse_value, split_values
 
 if TYPE_CHECKING:
     from tuixp.tui.app import TuixpApp
@@ -63,22 +64,14 @@ TASK_ICON = {
 STDERR_SHOWN = 6
 
 
-# -- parsing what is typed: the command line's rules -------------------------------------------
-def parse_value(text: str, name: str) -> Any:
-    from tuixp.cli import parse_value as cli_parse
-
-    return cli_parse(text, name)
-
-
+# -- parsing what is typed: the command line's rules (tuixp.values) -----------------------------
 def check_value(text: str, name: str, previous: Any = None) -> tuple[str, str]:
     """(css class, hint) for a value as typed: '' ok, '-warning' type changed, '-invalid'."""
-    from tuixp.cli import CliError
-
     if not text.strip():
         return "", "not passed"
     try:
         value = parse_value(text, name)
-    except CliError as exc:
+    except UsageError as exc:
         return "-invalid", str(exc).split(": ", 1)[-1]
     kind = "None" if value is None else type(value).__name__
     if previous is not None and not _same_kind(previous, value):
@@ -87,8 +80,6 @@ def check_value(text: str, name: str, previous: Any = None) -> tuple[str, str]:
 
 
 def check_grid(text: str, name: str, previous: Any = None) -> tuple[str, str]:
-    from tuixp.cli import CliError, split_values
-
     if not text.strip():
         return "", ""
     items = split_values(text)
@@ -98,7 +89,7 @@ def check_grid(text: str, name: str, previous: Any = None) -> tuple[str, str]:
     for item in items:
         try:
             value = parse_value(item, name)
-        except CliError as exc:
+        except UsageError as exc:
             return "-invalid", str(exc).split(": ", 1)[-1]
         if previous is not None and not _same_kind(previous, value):
             return "-warning", f"{item.strip()} is {type(value).__name__}"
@@ -115,17 +106,6 @@ def _same_kind(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return True
     return type(a) is type(b)
-
-
-def as_text(value: Any) -> str:
-    """A recorded value as one would type it: a bare word for a plain string, else a literal."""
-    if isinstance(value, str):
-        try:
-            if parse_value(value, "x") == value and value.strip() == value and value:
-                return value
-        except TuixpError:
-            pass
-    return repr(value)
 
 
 def check_scheduler(text: str) -> tuple[str, str]:
@@ -299,7 +279,7 @@ class ParamRow(Horizontal):
         # A recorded None is typed back as None: an empty field would mean "not passed" and
         # the launch would silently use the parameter's default instead.
         yield Input(
-            as_text(self.previous),
+            format_value(self.previous),
             placeholder="value",
             classes="param-value",
             id=f"value-{self.index}",
@@ -471,8 +451,6 @@ class LaunchScreen(Screen[None]):
 
     def build_request(self) -> LaunchRequest:
         """The request the form describes; ``ValueError`` says what to fix first."""
-        from tuixp.cli import CliError, parse_assignment
-
         script = self.query_one("#launch-script", Input).value.strip()
         if not script:
             raise ValueError("choose an experiment or type a script path")
@@ -495,7 +473,7 @@ class LaunchScreen(Screen[None]):
                 name, raw = parse_assignment(item)
                 parse_value(raw, name)
                 params[name] = raw
-        except (CliError, ValueError) as exc:
+        except (UsageError, ValueError) as exc:
             raise ValueError(f"more: {str(exc).removeprefix('tuixp: ')}") from None
         seed_text = self.query_one("#launch-seed", Input).value.strip()
         seed = int(seed_text) if seed_text else None
@@ -595,7 +573,7 @@ def render_verdict(doc: dict[str, Any], width: int = 80) -> Text:
 
 
 def _trial_rows(table: Table, trial: TrialProgress, now: float) -> None:
-    shown = " ".join(f"{k}={as_text(v)}" for k, v in trial.params.items())
+    shown = " ".join(f"{k}={format_value(v)}" for k, v in trial.params.items())
     outcome = trial.error or (f"result {trial.result}" if trial.result is not None else shown)
     table.add_row(
         Text("●", style=STATE_STYLE.get(trial.status, "")),

@@ -10,10 +10,8 @@ in ``<store>.sql_history``.
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import dataclass
-from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,14 +26,15 @@ from textual.widgets import DataTable, Footer, Header, Static, TextArea, Tree
 
 from tuixp.errors import TuixpError
 from tuixp.store import sql as store_sql
+from tuixp.store.paths import StorePaths
 from tuixp.store.schema import PUBLIC_VIEWS
+from tuixp.tui.format import fmt_cell
 
 if TYPE_CHECKING:
     from tuixp.tui.app import TuixpApp
 
 MAX_ROWS = 1000  # rows shown in the table; the query may select more (the message says so)
 HISTORY_KEPT = 500  # entries read back from the history file
-CELL_WIDTH = 60
 
 EXAMPLES: list[tuple[str, str]] = [
     (
@@ -79,7 +78,7 @@ FROM params ORDER BY trial_id DESC, name LIMIT 50""",
 
 
 def history_path(store: Path) -> Path:
-    return store.with_name(store.name + ".sql_history")
+    return StorePaths(store).sql_history
 
 
 def load_history(store: Path) -> list[str]:
@@ -106,29 +105,6 @@ def append_history(store: Path, text: str) -> None:
             fh.write(json.dumps({"sql": text, "at": time.time()}) + "\n")
     except OSError:
         pass
-
-
-def fmt_cell(value: Any) -> Text:
-    """A value as a person reads it: NULL dimmed, floats short, times to the second."""
-    if value is None:
-        return Text("NULL", style="dim")
-    if isinstance(value, bool):
-        return Text(str(value).lower())
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return Text(format(value, ".6g"), justify="right")
-        return Text(str(value), justify="right")
-    if isinstance(value, int):
-        return Text(str(value), justify="right")
-    if isinstance(value, datetime):
-        return Text(value.isoformat(sep=" ", timespec="seconds"))
-    if isinstance(value, date):
-        return Text(value.isoformat())
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
-    text = " ".join(text.split())
-    if len(text) > CELL_WIDTH:
-        text = text[: CELL_WIDTH - 1] + "…"
-    return Text(text)
 
 
 # -- messages: one per stage -------------------------------------------------------------------

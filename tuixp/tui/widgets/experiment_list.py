@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from tuixp.tui.widgets.trial_table import fmt_number, fmt_time
+from tuixp.tui.format import fmt_number, fmt_time
 
 
 def fmt_count(n: int) -> str:

@@ -9,12 +9,9 @@ sideways.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from rich.segment import Segment
 from rich.style import Style
@@ -28,58 +25,9 @@ from textual.strip import Strip
 
 from tuixp.store import flags
 from tuixp.store.window import Layout, TrialRow
+from tuixp.tui.format import STATUS_TEXT, fmt_elapsed, fmt_number, fmt_time
 
 MAX_CACHED_ROWS = 2000
-STATUS_TEXT = {
-    "succeeded": "✓ ok",
-    "failed": "✗ failed",
-    "queued": "◌ queued",  # waiting for the scheduler: no step has started
-    "running": "● running",
-    "interrupted": "! interrupt",
-}
-
-
-def fmt_number(value: Any, width: int = 9) -> str:
-    """A number in at most ``width`` cells: integers whole, floats to 4 significant digits."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        text = str(value)
-        return text if len(text) <= width else f"{value:.2e}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        for fmt in (".4g", ".3g", ".2g", ".1e", ".0e"):
-            text = format(value, fmt)
-            if len(text) <= width:
-                return text
-        return text
-    text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def fmt_elapsed(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = max(0.0, seconds)
-    if seconds < 10:
-        return f"{seconds:.2f}s"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, sec = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{sec:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
-def fmt_time(when: datetime | None) -> str:
-    """Local time, month-day hour:minute: enough to tell trials apart in 11 cells."""
-    if when is None:
-        return ""
-    return when.astimezone().strftime("%m-%d %H:%M")
 
 
 @dataclass(frozen=True)
