@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tuixp.changes import compare
+
 from tuixp.capture.environment import (
     ENV_CATEGORIES,
     ENV_GROUPS,
@@ -12,7 +14,6 @@ from tuixp.capture.environment import (
     env_group,
     environment_view,
 )
-from tuixp.changes import compare
 from tuixp.diff import compare_environment
 
 
