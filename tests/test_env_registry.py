@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tuixp.changes import compare
-
 from tuixp.capture.environment import (
     ENV_CATEGORIES,
     ENV_GROUPS,
@@ -15,6 +13,7 @@ from tuixp.capture.environment import (
     environment_view,
 )
 from tuixp.diff import compare_environment
+from tuixp.trial.world import compare
 
 
 def _record() -> dict[str, Any]:
