@@ -10,7 +10,7 @@ import pytest
 
 from tests.test_purity import project, run
 from tuixp.capture.environment import capture_python
-from tuixp.changes import compare
+from tuixp.trial.world import compare
 
 PYTHON_CHANGED = "Environment information has been changed: python"
 SCRIPT = """

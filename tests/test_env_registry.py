@@ -12,8 +12,8 @@ from tuixp.capture.environment import (
     env_group,
     environment_view,
 )
-from tuixp.changes import compare
 from tuixp.diff import compare_environment
+from tuixp.trial.world import compare
 
 
 def _record() -> dict[str, Any]:

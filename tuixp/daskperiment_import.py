@@ -303,6 +303,7 @@ def import_history(store: Any, history: History) -> Imported:
     """Record ``history``'s trials in ``store`` (a tuixp Store); those already there are skipped."""
     from tuixp.capture.hashing import canonical_json, text_hash
     from tuixp.execution.recorder import result_fields
+    from tuixp.store import events as journal_events
     from tuixp.store.objects import ObjectStore
 
     done = Imported(history.experiment)
@@ -330,9 +331,7 @@ def import_history(store: Any, history: History) -> Imported:
     events: list[dict[str, Any]] = []
     if not announced:
         first = min((t.finished or 0.0) for t in new)
-        events.append(
-            {"t": "experiment", "name": history.experiment, "created_at": first, "script": None}
-        )
+        events.append(journal_events.experiment(history.experiment, first, None))
     for tuixp_id, t in zip(ids, new):
         u = trial_uuid(history, t)
         blobs: dict[str, str] = {}
@@ -343,7 +342,7 @@ def import_history(store: Any, history: History) -> Imported:
             blobs[h] = code
             rows = [{"ord": 0, "step": "<daskperiment>", "source_hash": h}]
             code_hash = text_hash(canonical_json(rows))
-            events.append({"t": "code_set", "rows": [{"hash": code_hash, **r} for r in rows]})
+            events.append(journal_events.code_set(code_hash, rows))
         else:
             done.notes.append(f"trial {t.trial_id}: no code file")
         env_text = canonical_json(_environment_doc(history, t.trial_id))
@@ -355,34 +354,33 @@ def import_history(store: Any, history: History) -> Imported:
         blobs[git_hash] = git_text
         packages = _packages(history.text("requirements", t.trial_id, "txt"))
         packages_hash = text_hash(canonical_json(packages))
-        events.extend({"t": "blob", "hash": h, "text": v} for h, v in blobs.items())
-        events.append({"t": "package_set", "hash": packages_hash, "packages": packages})
+        events.extend(journal_events.blob(h, v) for h, v in blobs.items())
+        events.append(journal_events.package_set(packages_hash, packages))
         finished = t.finished
         started = finished - t.process_time if finished is not None and t.process_time else finished
         params = json.loads(json.dumps(t.params, default=repr))
         events.append(
-            {
-                "t": "trial_started",
-                "uuid": u,
-                "experiment": history.experiment,
-                "trial_id": tuixp_id,
-                "started_at": started,
-                "seed": t.seed,
-                "params": params,
-                "host": None,
-                "pid": None,
-                "script": None,
-                "scheduler": "daskperiment",
-                "changes": [],
-                "data": {},
-                "code_hash": code_hash,
-                "environment_hash": env_hash,
-                "packages_hash": packages_hash,
-                "git_hash": git_hash,
-                "git_commit": git.get("commit"),
-                "git_branch": git.get("branch"),
-                "git_dirty": bool(git.get("dirty")),
-            }
+            journal_events.trial_started(
+                u,
+                history.experiment,
+                tuixp_id,
+                started,
+                t.seed,
+                params,
+                host=None,
+                pid=None,
+                script=None,
+                scheduler="daskperiment",
+                changes=[],
+                data={},
+                code_hash=code_hash,
+                environment_hash=env_hash,
+                packages_hash=packages_hash,
+                git_hash=git_hash,
+                git_commit=git.get("commit"),
+                git_branch=git.get("branch"),
+                git_dirty=bool(git.get("dirty")),
+            )
         )
         for name, by_trial in history.metrics.items():
             for seq, (epoch, value, at) in enumerate(by_trial.get(t.trial_id, [])):
@@ -394,51 +392,38 @@ def import_history(store: Any, history: History) -> Imported:
                     )
                     continue
                 events.append(
-                    {
-                        "t": "metric",
-                        "trial_uuid": u,
-                        "experiment": history.experiment,
-                        "trial_id": tuixp_id,
-                        "name": name,
-                        "epoch": epoch,
-                        "value": number,
-                        "value_type": value_type,
-                        "value_int": value_int,
-                        "recorded_at": at,
-                        "seq": seq,
-                    }
+                    journal_events.metric(
+                        u,
+                        history.experiment,
+                        tuixp_id,
+                        name,
+                        epoch,
+                        number,
+                        at,
+                        value_type=value_type,
+                        value_int=value_int,
+                        seq=seq,
+                    )
                 )
         for step, path in history.persisted(t.trial_id).items():
             digest, size = _copy_pickle(objects, path)
             events.append(
-                {
-                    "t": "persisted",
-                    "trial_uuid": u,
-                    "experiment": history.experiment,
-                    "trial_id": tuixp_id,
-                    "step": step,
-                    "object_hash": digest,
-                    "format": "pickle",
-                    "size": size,
-                }
+                journal_events.persisted(
+                    u, history.experiment, tuixp_id, step, digest, "pickle", size
+                )
             )
         note = [f"imported from daskperiment trial {t.trial_id} ({history.folder})"]
-        finish: dict[str, Any] = {
-            "t": "trial_finished",
-            "uuid": u,
-            "status": "succeeded" if t.success else "failed",
-            "finished_at": finished,
-            "notes": json.dumps(note),
-        }
+        fields: dict[str, Any] = {"notes": json.dumps(note)}
         if t.success:
-            finish.update(result_fields(t.result))
+            fields.update(result_fields(t.result))
             if t.result_type:
-                finish["result_type"] = t.result_type
+                fields["result_type"] = t.result_type
         else:
             error_type, _, message = (t.description or "Error()").partition("(")
-            finish["error_type"] = error_type or "Error"
-            finish["error_message"] = message[:-1] if message.endswith(")") else message
-        events.append(finish)
+            fields["error_type"] = error_type or "Error"
+            fields["error_message"] = message[:-1] if message.endswith(")") else message
+        status = "succeeded" if t.success else "failed"
+        events.append(journal_events.trial_finished(u, status, finished, **fields))
         done.trials[t.trial_id] = tuixp_id
     store.record(events, sync=True)
     with store.connect():

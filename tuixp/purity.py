@@ -54,7 +54,7 @@ def context_hash(
 
 
 def world_context(world: Mapping[str, Any], packages_hash: str) -> str:
-    """The context hash of a trial about to run, from ``Experiment._world()``."""
+    """The context hash of a trial about to run, from ``tuixp.trial.world.capture_world``."""
     git = world.get("git") or {}
     return context_hash(
         world.get("script_hash"),

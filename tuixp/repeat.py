@@ -248,7 +248,7 @@ def graph_order(node: Any) -> list[tuple[str, int]]:
     seen: set[int] = set()
 
     def inputs(n: Any) -> list[Any]:
-        from tuixp.experiment import Node
+        from tuixp.graph import Node
 
         found: list[Any] = []
         stack: list[Any] = [list(n.args), list(n.kwargs.values())]

@@ -62,7 +62,8 @@ def load_script(path: Path, store: Path | None = None) -> LoadedScript:
     it loads, so it can import its neighbours. With ``store``, its experiments use that store
     from the start (what it reads while loading, too), whatever its ``store=`` said.
     """
-    from tuixp.experiment import EXPERIMENTS, Node, collect_results, fresh_instances
+    from tuixp.experiment import EXPERIMENTS, fresh_instances
+    from tuixp.graph import Node, collect_results
 
     path = path.expanduser()
     if not path.exists():

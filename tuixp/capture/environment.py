@@ -206,7 +206,7 @@ class EnvGroup:
     """One group of a trial's environment record and everything tuixp does with it.
 
     Adding an environment field or group is one entry of ``ENV_GROUPS``: the capture, the change
-    warning between trials (``tuixp.changes``), the comparison of two trials (``tuixp.diff``),
+    warning between trials (``tuixp.trial.world``), the comparison of two trials (``tuixp.diff``),
     the ``get_environment`` summary and categories, and the TUI's detail screen all read it.
     """
 

@@ -38,7 +38,7 @@ PROGRESS = ("text", "jsonl", "none")
 # -- progress ----------------------------------------------------------------------------------
 def _count_steps(node: Any) -> int:
     """How many step calls the graph ending at ``node`` has (tasks per trial)."""
-    from tuixp.experiment import Node
+    from tuixp.graph import Node
 
     seen: set[int] = set()
     stack: list[Any] = [node]

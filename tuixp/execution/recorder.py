@@ -28,6 +28,7 @@ from typing import Any
 from tuixp.capture.seed import seeding_notes, seeding_problem
 from tuixp.execution.events import Listener, ProgressEvent
 from tuixp.execution.steps import StepRecord, next_seq
+from tuixp.store import events as journal_events
 from tuixp.store.db import Store
 from tuixp.store.window import QUEUE_NOTE
 
@@ -122,22 +123,12 @@ class TrialRecorder:
             data={"params": started.get("params", {}), "seed": started.get("seed")},
         )
 
-    def _ids(self) -> dict[str, Any]:
-        return {"trial_uuid": self.uuid, "experiment": self.experiment, "trial_id": self.trial_id}
-
     def _step_event(
         self, key: str, step: str, started: float, finished: float | None, status: str, worker: Any
     ) -> dict[str, Any]:
-        return {
-            "t": "step",
-            **self._ids(),
-            "key": key,
-            "step": step,
-            "started_at": started,
-            "finished_at": finished,
-            "status": status,
-            "worker": worker,
-        }
+        return journal_events.step(
+            self.uuid, self.experiment, self.trial_id, key, step, started, finished, status, worker
+        )
 
     def on_task_started(self, key: str, step: str, t: float, worker: str | None) -> None:
         with self._lock:
@@ -158,7 +149,9 @@ class TrialRecorder:
                 if mid in self._metric_ids:
                     return
                 self._metric_ids.add(mid)
-        self.store.record([{"t": "metric", **self._ids(), **event}])
+        self.store.record(
+            [journal_events.metric(self.uuid, self.experiment, self.trial_id, **event)]
+        )
         self.emit(
             "metric",
             event["recorded_at"],
@@ -184,23 +177,21 @@ class TrialRecorder:
                 self.experiment,
                 problem,
             )
-        self.store.record(
-            [
-                {
-                    "t": "step",
-                    **self._ids(),
-                    "key": rec.key,
-                    "step": rec.step,
-                    "started_at": rec.started_at,
-                    "finished_at": rec.finished_at,
-                    "status": rec.status,
-                    "worker": rec.worker,
-                    "input_hash": rec.input_hash,
-                    "output_hash": rec.output_hash,
-                    "error": rec.error,
-                }
-            ]
+        step_event = journal_events.step(
+            self.uuid,
+            self.experiment,
+            self.trial_id,
+            rec.key,
+            rec.step,
+            rec.started_at,
+            rec.finished_at,
+            rec.status,
+            rec.worker,
+            input_hash=rec.input_hash,
+            output_hash=rec.output_hash,
+            error=rec.error,
         )
+        self.store.record([step_event])
         kind = "task_finished" if rec.status == "succeeded" else "task_failed"
         self.emit(
             kind,
@@ -275,38 +266,34 @@ class TrialRecorder:
                 f"{kind}: {reason}" if reason else kind,
             )
         self.finished = True
-        event: dict[str, Any] = {
-            "t": "trial_finished",
-            "uuid": self.uuid,
-            "status": status,
-            "finished_at": finished_at,
-        }
+        fields: dict[str, Any] = {}
         texts = []
         if status == "succeeded":
-            event.update(result_fields(result))
+            fields.update(result_fields(result))
         else:
             if error is not None:
                 error_type = error_type or type(error).__name__
                 message = message if message is not None else str(error)
-            event["error_type"] = error_type
-            event["error_message"] = message
+            fields["error_type"] = error_type
+            fields["error_message"] = message
             if traceback_text:
                 from tuixp.capture.hashing import text_hash
 
                 h = text_hash(traceback_text)
-                event["traceback_hash"] = h
+                fields["traceback_hash"] = h
                 texts = self.store.blob_events({h: traceback_text})
         with self._lock:
             steps = sorted(self.steps_seen.values(), key=lambda r: r.started_at)
         notes = [*(notes or []), *seeding_notes((r.step, r.seeding) for r in steps)]
         if self._first_step is not None:
             # The trial ran from its first step's start: its elapsed time leaves the queue out.
-            event["started_at"] = self._first_step[0]
+            fields["started_at"] = self._first_step[0]
             waited = self._first_step[1] - self._began[1]
             if waited >= QUEUE_NOTE_AFTER:
                 notes.append(QUEUE_NOTE.format(waited))
         if notes:
-            event["notes"] = json.dumps(notes)
+            fields["notes"] = json.dumps(notes)
+        event = journal_events.trial_finished(self.uuid, status, finished_at, **fields)
         try:
             self.store.record([*texts, event], sync=True)
         finally:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dask._task_spec import Dict, GraphNode, List, Task, TaskRef, Tuple
 
@@ -38,11 +39,27 @@ from tuixp.execution.steps import (
     run_op,
     run_step,
 )
+from tuixp.graph import Node, ParamNode, TrialOutcome, walk
 
 if TYPE_CHECKING:
-    from tuixp.experiment import Experiment, Node, TrialOutcome, _Plan
+    from tuixp.execution.recorder import TrialRecorder
+    from tuixp.store.db import Store
 
 logger = logging.getLogger("tuixp")
+
+
+class Plan(Protocol):
+    """What the runner reads of a trial's plan (``tuixp.trial.plan.TrialPlan``)."""
+
+    ctx: TrialContext
+    params: dict[str, Any]
+    recorder: TrialRecorder
+    result_key: str
+    persist_keys: dict[str, str]
+
+
+# Records a trial's end from its outputs (by key) and says how it ended: tuixp.trial.finish.
+Finish = Callable[[Any, dict[str, Any]], TrialOutcome]
 
 
 def build_graph(
@@ -58,8 +75,6 @@ def _add_trial(
     dsk: dict[str, Any], node: Node, ctx: TrialContext, values: dict[str, Any]
 ) -> tuple[str, dict[str, str]]:
     """Add one trial's copy of the graph ending at ``node``, with its own keys and values."""
-    from tuixp.experiment import Node, ParamNode
-
     memo: dict[int, str] = {}
     persist: dict[str, str] = {}
     tag = ctx.trial_uuid[:8]
@@ -69,17 +84,6 @@ def _add_trial(
             return values[x.name]
         if isinstance(x, Node):
             return TaskRef(visit(x))
-        # A container holding steps' outputs must be a task of its own for Dask to fill it in
-        # (``[prep(a), prep(b)]`` as an argument); one holding plain values stays as it is.
-        if isinstance(x, list):
-            items = [conv(i) for i in x]
-            return List(*items) if any(map(_is_ref, items)) else items
-        if isinstance(x, tuple):
-            items = [conv(i) for i in x]
-            return Tuple(*items) if any(map(_is_ref, items)) else tuple(items)
-        if isinstance(x, dict):
-            entries = {k: conv(v) for k, v in x.items()}
-            return Dict(entries) if any(map(_is_ref, entries.values())) else entries
         return x
 
     def visit(n: Node) -> str:
@@ -88,8 +92,8 @@ def _add_trial(
         key = f"{n.step.name}-{ctx.trial_id}-{tag}-{n.index}"
         memo[n.index] = key
         spec = StepSpec(n.step.name, n.step.func, n.step.kind)
-        args = [conv(a) for a in n.args]
-        kwargs = {k: conv(v) for k, v in n.kwargs.items()}
+        args = [walk(a, conv, _container) for a in n.args]
+        kwargs = {k: walk(v, conv, _container) for k, v in n.kwargs.items()}
         run = run_op if n.step.kind == "op" else run_step  # an operator (a + 1) is not recorded
         dsk[key] = Task(key, partial(run, ctx, spec, key), *args, **kwargs)
         if n.step.kind == "persist":
@@ -103,7 +107,17 @@ def _is_ref(x: Any) -> bool:
     return isinstance(x, (TaskRef, GraphNode))
 
 
-def _task_owners(dsk: dict[str, Any], plans: list["_Plan"]) -> dict[str, tuple["_Plan", str]]:
+def _container(original: Any, items: Any) -> Any:
+    """A container holding steps' outputs must be a task of its own for Dask to fill it in
+    (``[prep(a), prep(b)]`` as an argument); one holding plain values stays as it is."""
+    if isinstance(original, dict):
+        return Dict(items) if any(map(_is_ref, items.values())) else items
+    if isinstance(original, list):
+        return List(*items) if any(map(_is_ref, items)) else items
+    return Tuple(*items) if any(map(_is_ref, items)) else tuple(items)
+
+
+def _task_owners(dsk: dict[str, Any], plans: Sequence[Plan]) -> dict[str, tuple[Plan, str]]:
     """Every task of the graph: its trial and step name (each task carries its context)."""
     by_uuid = {p.ctx.trial_uuid: p for p in plans}
     owners = {}
@@ -121,22 +135,25 @@ class _Trials:
     """The trials of one run: which outputs each still waits for; each trial is finished as
     soon as all of them are in, so a grid's trials end one by one, not all at the end."""
 
-    def __init__(self, ex: "Experiment", dsk: dict[str, Any], plans: list["_Plan"]) -> None:
-        self.ex = ex
+    def __init__(
+        self, experiment: str, dsk: dict[str, Any], plans: Sequence[Plan], finish: Finish
+    ) -> None:
+        self.experiment = experiment
+        self.finish = finish
         self.dsk = dsk
         self.plans = plans
         self.owners = _task_owners(dsk, plans)
         self.waiting = {p.result_key: {p.result_key, *p.persist_keys.values()} for p in plans}
         self.wanted = {k: p for p in plans for k in self.waiting[p.result_key]}
         self.outputs: dict[str, Any] = {}
-        self.outcomes: dict[str, "TrialOutcome"] = {}
+        self.outcomes: dict[str, TrialOutcome] = {}
         self._claimed: set[str] = set()
         self._lock = threading.Lock()
 
     def keys(self) -> list[str]:
         return [k for p in self.plans for k in (p.result_key, *p.persist_keys.values())]
 
-    def _claim(self, plan: "_Plan") -> bool:
+    def _claim(self, plan: Plan) -> bool:
         """True once per trial: the caller is the one who records its end."""
         with self._lock:
             if plan.result_key in self._claimed:
@@ -158,22 +175,20 @@ class _Trials:
         if not self._claim(plan):
             return
         try:
-            outcome = self.ex._finish_plan(plan, self.outputs)
+            outcome = self.finish(plan, self.outputs)
         except Exception as exc:  # noqa: BLE001 - recording the end must not lose the trial
             outcome = self._record_end(plan, "failed", exc)
         self.outcomes[plan.result_key] = outcome
         for k in (plan.result_key, *plan.persist_keys.values()):
             self.outputs.pop(k, None)  # the trial is recorded: free its outputs
 
-    def end(self, plan: "_Plan", status: str, exc: BaseException) -> None:
+    def end(self, plan: Plan, status: str, exc: BaseException) -> None:
         """End a trial that will get no result: interrupted, or failed for a reason outside
         its steps (a worker that died too often, a lost cluster)."""
         if self._claim(plan):
             self.outcomes[plan.result_key] = self._record_end(plan, status, exc)
 
-    def _record_end(self, plan: "_Plan", status: str, exc: BaseException) -> "TrialOutcome":
-        from tuixp.experiment import TrialOutcome
-
+    def _record_end(self, plan: Plan, status: str, exc: BaseException) -> TrialOutcome:
         message = str(exc) or type(exc).__name__
         plan.recorder.finish(
             status,
@@ -186,7 +201,7 @@ class _Trials:
             logger.error(
                 "Trial %d of %s failed: %s: %s",
                 plan.ctx.trial_id,
-                self.ex.id,
+                self.experiment,
                 type(exc).__name__,
                 message,
             )
@@ -196,7 +211,7 @@ class _Trials:
         for p in self.plans:
             self.end(p, status, exc)
 
-    def results(self) -> list["TrialOutcome"]:
+    def results(self) -> list[TrialOutcome]:
         lost = RuntimeError("the scheduler returned no output for this trial")
         for p in self.plans:
             self.end(p, "failed", lost)  # a no-op for every trial that has ended
@@ -300,12 +315,21 @@ def _listen(client: Any, channel: str | None) -> None:
 
 
 def execute(
-    ex: "Experiment", sched: Scheduler, dsk: dict[str, Any], plans: list["_Plan"]
-) -> list["TrialOutcome"]:
-    """Run the graph and record every trial's end: succeeded, failed or interrupted."""
+    store: Store,
+    experiment: str,
+    sched: Scheduler,
+    dsk: dict[str, Any],
+    plans: Sequence[Plan],
+    finish: Finish,
+) -> list[TrialOutcome]:
+    """Run the graph and record every trial's end: succeeded, failed or interrupted.
+
+    ``finish(plan, outputs)`` records a trial whose outputs are all in (tuixp.trial.finish);
+    the runner records the end of a trial that gets none.
+    """
     # Every trial's start is on disk before its first step runs: one fsync for the whole run.
-    ex.store.record([], sync=True)
-    trials = _Trials(ex, dsk, plans)
+    store.record([], sync=True)
+    trials = _Trials(experiment, dsk, plans, finish)
     try:
         if sched.kind == "local":
             trials.run_local(sched)

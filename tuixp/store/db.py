@@ -33,6 +33,7 @@ from tuixp.errors import (
     StoreError,
     StoreReadOnly,
 )
+from tuixp.store import events as journal_events
 from tuixp.store import schema
 from tuixp.store.ids import TrialCounter
 from tuixp.store.journal import (
@@ -563,7 +564,7 @@ class Store:
         for h, text in texts.items():
             if h not in self._emitted_blobs:
                 self._emitted_blobs.add(h)
-                events.append({"t": "blob", "hash": h, "text": text})
+                events.append(journal_events.blob(h, text))
         return events
 
     def trial_began(self) -> None:

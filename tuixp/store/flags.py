@@ -1,7 +1,7 @@
 """A trial's change flags: one set, in one order, for ``tuixp ls``, ``tuixp show`` and the TUI.
 
 A flag says what is different about a trial compared with the one before it (``changes``,
-written by ``tuixp.changes`` when the trial started) or what the purity check found when it
+written by ``tuixp.trial.world`` when the trial started) or what the purity check found when it
 ended (its ``notes``). They read as a fixed-width word, ``C·E·``: one letter a flag, ``·`` where
 it is not set, so columns line up and a flag is always in the same place.
 """
@@ -32,7 +32,7 @@ FLAGS: tuple[Flag, ...] = (
 HEADER = "".join(f.letter for f in FLAGS)  # "CDEI": the column's title
 LEGEND = ", ".join(f"{f.letter} {f.meaning}" for f in FLAGS)
 
-# ``changes[].kind`` (tuixp.changes) -> the flag it sets.
+# ``changes[].kind`` (tuixp.trial.world) -> the flag it sets.
 _KINDS = {"code": "C", "data": "D", "environment": "E"}
 IMPURE_NOTE = "impure:"  # the purity check's notes begin with it
 

@@ -1,6 +1,9 @@
-"""What changed since the previous trial of an experiment, in any process: code and environment.
+"""The world a trial runs in, and what changed in it since the previous trial.
 
-The last trial's code and environment of each experiment are kept in a small state file beside
+``capture_world`` reads the code, script, environment, packages and git state as they are now;
+``texts_and_refs`` turns them into the journal events of texts not yet journaled and the hashes
+a trial row refers to. ``StateFile`` detects what changed since the previous trial of an
+experiment, in any process: the last trial's code and environment of each experiment are kept in a small state file beside
 the store (``<store>.state/<experiment>.json``), read again only when another process rewrote
 it, so the check costs a ``stat`` a trial and still sees changes made by other processes.
 """
@@ -12,8 +15,18 @@ import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from tuixp.capture.code import script_source
+from tuixp.capture.environment import capture_environment, capture_packages
+from tuixp.capture.git import capture_git
+from tuixp.capture.hashing import canonical_json, text_hash
+from tuixp.store import events as journal_events
+
+if TYPE_CHECKING:
+    from tuixp.experiment import Experiment
 
 from tuixp.capture.environment import ENV_GROUPS, env_group
 from tuixp.store.paths import StorePaths
@@ -201,3 +214,93 @@ def compare(prev: dict[str, Any], world: dict[str, Any]) -> list[dict[str, str]]
             }
         )
     return changes
+
+
+def capture_world(ex: Experiment) -> dict[str, Any]:
+    """Code, environment, packages and git state as they are now."""
+    code = {name: s.source for name, s in ex._steps.items()}
+    script_text = script_source(ex.script)
+    start = os.path.dirname(ex.script) if ex.script else os.getcwd()
+    return {
+        "code": code,
+        "unreadable": [n for n, s in ex._steps.items() if not s.source_readable],
+        "script_text": script_text,
+        "script_hash": text_hash(script_text) if script_text else None,
+        "environment": capture_environment(),
+        "packages": capture_packages(),
+        "git": capture_git(start or "."),
+    }
+
+
+def texts_and_refs(
+    ex: Experiment, world: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Journal events for texts not yet journaled, and the hashes a trial row refers to."""
+    store = ex.store
+    blobs: dict[str, str] = {}
+    code_rows = []
+    for i, (name, source) in enumerate(world["code"].items()):
+        h = text_hash(source)
+        blobs[h] = source
+        code_rows.append({"ord": i, "step": name, "source_hash": h})
+    if world["script_text"]:
+        code_rows.append(
+            {"ord": len(code_rows), "step": "<script>", "source_hash": world["script_hash"]}
+        )
+        blobs[world["script_hash"]] = world["script_text"]
+    code_hash = text_hash(canonical_json(code_rows))
+    env_text = canonical_json(world["environment"])
+    env_hash = text_hash(env_text)
+    blobs[env_hash] = env_text
+    git_doc = dict(world["git"])
+    git_text = canonical_json(git_doc)
+    git_hash = text_hash(git_text)
+    blobs[git_hash] = git_text
+    packages_hash = text_hash(canonical_json(world["packages"]))
+    events = store.blob_events(blobs)
+    marks = store.blob_events({f"code_set:{code_hash}": "", f"package_set:{packages_hash}": ""})
+    for m in marks:
+        kind, h = m["hash"].split(":", 1)
+        if kind == "code_set":
+            events.append(journal_events.code_set(h, code_rows))
+        else:
+            events.append(journal_events.package_set(h, world["packages"]))
+    if not ex._announced:
+        ex._announced = True
+        events.append(journal_events.experiment(ex.id, time.time(), ex.script, goal=ex.goal))
+    refs = {
+        "code_hash": code_hash,
+        "environment_hash": env_hash,
+        "packages_hash": packages_hash,
+        "git_hash": git_hash,
+        "git_commit": git_doc.get("commit"),
+        "git_branch": git_doc.get("branch"),
+        "git_dirty": bool(git_doc.get("dirty")),
+    }
+    return events, refs
+
+
+class CodeWarnedFilter(logging.Filter):
+    """Drops the compute-time warning of a code change already warned, with the same diff,
+    when the step was redefined in this process (a notebook user saw each one twice)."""
+
+    def __init__(self, warned: dict[str, str]) -> None:
+        super().__init__()
+        self.warned = dict(warned)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            isinstance(args, tuple)
+            and len(args) == 3
+            and args[0] == "Code context has been changed"
+        ):
+            return self.warned.get(str(args[1])) != args[2]
+        return True
+
+    def __enter__(self) -> None:
+        if self.warned:
+            logger.addFilter(self)
+
+    def __exit__(self, *exc: Any) -> None:
+        logger.removeFilter(self)
