@@ -9,12 +9,11 @@ import shutil
 import time
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pytest
 
 import tuixp
-from tests.test_store_keys import SCHEMA_2_VIEWS
+from tests.test_store_keys import SCHEMA_2_VIEWS, _raw
 from tuixp.cache import garbage_collect
 from tuixp.store import Store, schema
 
@@ -279,16 +278,15 @@ def test_schema_1_store_is_migrated(store_path: Path) -> None:
     ex._steps["<lambda>"]().compute()
     with Store(store_path).connect():
         pass
-    con = duckdb.connect(str(store_path), config={"default_block_size": "16384"})
-    for view in schema.PUBLIC_VIEWS:
-        con.execute(f"DROP VIEW {view}")
-    con.execute("DROP INDEX trial_by_experiment")
-    con.execute("ALTER TABLE trial_record DROP COLUMN data_inputs")
-    con.execute("ALTER TABLE experiment_record DROP COLUMN goal")  # schema 3's
-    con.execute("CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id)")
-    con.execute(SCHEMA_2_VIEWS.replace(", CAST(data_inputs AS JSON) AS data_inputs", ""))
-    con.execute("UPDATE tuixp_meta SET value = '1' WHERE key = 'schema_version'")
-    con.close()
+    with _raw(store_path) as con:  # the background ingest of the trial keeps off meanwhile
+        for view in schema.PUBLIC_VIEWS:
+            con.execute(f"DROP VIEW {view}")
+        con.execute("DROP INDEX trial_by_experiment")
+        con.execute("ALTER TABLE trial_record DROP COLUMN data_inputs")
+        con.execute("ALTER TABLE experiment_record DROP COLUMN goal")  # schema 3's
+        con.execute("CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id)")
+        con.execute(SCHEMA_2_VIEWS.replace(", CAST(data_inputs AS JSON) AS data_inputs", ""))
+        con.execute("UPDATE tuixp_meta SET value = '1' WHERE key = 'schema_version'")
     with Store(store_path).connect() as con:
         assert con.execute(
             "SELECT value FROM tuixp_meta WHERE key = 'schema_version'"
