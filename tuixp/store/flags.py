@@ -9,6 +9,7 @@ it is not set, so columns line up and a flag is always in the same place.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -65,3 +66,28 @@ def describe(changes: Any, notes: Any) -> list[str]:
     """One line per flag that is set: ``C  the code of a step ... changed``."""
     on = letters(changes, notes)
     return [f"{f.letter}  {f.meaning}" for f in FLAGS if f.letter in on]
+
+
+# A trial that waited for the scheduler says how long in its notes (its started_at is its first
+# step's start): the recorder writes this, and whoever needs when it was queued reads it back.
+QUEUE_NOTE = "queued {:.1f} s before its first step started"
+_QUEUE_NOTE = re.compile(r"^queued ([0-9.]+) s before its first step started$")
+
+
+def queued_seconds(notes: Any) -> float:
+    """How long a trial waited for its first step, from its notes (list or JSON text); 0 if
+    it did not say (it waited less than a tenth of a second, or it ran before tuixp said)."""
+    if isinstance(notes, str):
+        notes = _notes_list(notes)
+    for note in notes if isinstance(notes, list) else []:
+        m = _QUEUE_NOTE.match(str(note))
+        if m:
+            return float(m.group(1))
+    return 0.0
+
+
+def _notes_list(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return []

@@ -828,22 +828,9 @@ def shown_status(status: str, first_step: datetime | None) -> str:
     return QUEUED if status == "running" and first_step is None else status
 
 
-# A trial that waited for the scheduler says how long in its notes (its started_at is its first
-# step's start): the recorder writes this, and whoever needs when it was queued reads it back.
-QUEUE_NOTE = "queued {:.1f} s before its first step started"
-_QUEUE_NOTE = re.compile(r"^queued ([0-9.]+) s before its first step started$")
-
-
-def queued_seconds(notes: Any) -> float:
-    """How long a trial waited for its first step, from its notes (list or JSON text); 0 if
-    it did not say (it waited less than a tenth of a second, or it ran before tuixp said)."""
-    if isinstance(notes, str):
-        notes = _loads(notes, [])
-    for note in notes if isinstance(notes, list) else []:
-        m = _QUEUE_NOTE.match(str(note))
-        if m:
-            return float(m.group(1))
-    return 0.0
+# A trial's queued wait is in its notes: the note's text and its reader live in flags.py (the
+# recorder writes it and must not import this module's pyarrow and numpy).
+QUEUE_NOTE, queued_seconds = flags.QUEUE_NOTE, flags.queued_seconds
 
 
 # -- what the trial detail screen shows, beyond tuixp.store.queries ----------------------------
