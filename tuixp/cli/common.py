@@ -36,6 +36,17 @@ FormatOption = Annotated[
         help="Output format (default: table on a terminal, CSV when piped).",
     ),
 ]
+# Commands whose output is a report rather than rows (diff, repeat): text or JSON.
+ReportFormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        "-f",
+        metavar="table|json",
+        show_default=False,
+        help="text for people (default) or JSON.",
+    ),
+]
 
 
 class Debug:

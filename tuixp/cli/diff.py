@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from tuixp.cli.common import (
+    ReportFormatOption,
     StoreOption,
     handled,
     open_store,
@@ -44,16 +45,7 @@ def diff_command(
         bool, typer.Option("--causes", help="Only the likely causes of a different result.")
     ] = False,
     store: StoreOption = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            "-f",
-            metavar="table|json",
-            show_default=False,
-            help="text for people (default) or JSON.",
-        ),
-    ] = None,
+    fmt: ReportFormatOption = None,
 ) -> None:
     """What differs between trials T1 and T2: parameters, results (status, seed, commit, data
     inputs, metrics), the likely causes, code and environment, as the TUI's compare screen."""

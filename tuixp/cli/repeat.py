@@ -10,6 +10,7 @@ import typer
 
 from tuixp.cli.common import (
     CliError,
+    ReportFormatOption,
     StoreOption,
     handled,
     output_format,
@@ -57,16 +58,7 @@ def repeat_command(
         ),
     ] = None,
     store: StoreOption = None,
-    fmt: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            "-f",
-            metavar="table|json",
-            show_default=False,
-            help="text for people (default) or JSON.",
-        ),
-    ] = None,
+    fmt: ReportFormatOption = None,
 ) -> None:
     """Run trial TRIAL again (its parameters and seed, today's code) and check every step's
     output against it: exit 0 when it reproduced bit for bit, 1 when it did not."""
