@@ -24,6 +24,8 @@ CASES = {
             "tuixp.store",
             "tuixp.store.db",
             "tuixp.store.window",
+            "tuixp.store.columns",
+            "tuixp.store.summary",
             "tuixp.store.sql",
             "tuixp.store.queries",
             "tuixp.store.synthetic",
