@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import tuixp
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 from .conftest import env_with_path
 
