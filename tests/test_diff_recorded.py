@@ -28,7 +28,7 @@ import pytest
 from tuixp import diff
 from tuixp.diff import CHANGED, SAME
 from tuixp.store import queries
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 EXPERIMENT = "house"
 

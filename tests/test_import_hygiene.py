@@ -22,7 +22,9 @@ CASES = {
     "the store": (
         [
             "tuixp.store",
-            "tuixp.store.db",
+            "tuixp.store.store",
+            "tuixp.store.connection",
+            "tuixp.store.ingest",
             "tuixp.store.window",
             "tuixp.store.columns",
             "tuixp.store.summary",

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tuixp.store import columns, synthetic, window
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 from tuixp.store.summary import RESULT, MetricSummary
 from tuixp.store.window import FilterError, TrialQuery
 

@@ -19,10 +19,10 @@ import duckdb
 
 from tuixp.errors import StoreError
 from tuixp.store import columns, queries, window
-from tuixp.store.db import Store
 from tuixp.store.journal import journal_files, writer_is_alive
 from tuixp.store.objects import ObjectStore
 from tuixp.store.paths import StorePaths
+from tuixp.store.store import Store
 from tuixp.store.summary import MetricSummary
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
