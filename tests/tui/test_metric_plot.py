@@ -161,7 +161,7 @@ async def test_two_hundred_thousand_points_reach_plotext_as_a_few_hundred(
     real_store: Path,
 ) -> None:
     """A long training run: the screen draws it, handing plotext at most two points a dot."""
-    from tuixp.store.db import Store
+    from tuixp.store.store import Store
 
     n = 200_000
     with Store(real_store).connect() as con:
