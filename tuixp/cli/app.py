@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 
 from tuixp.cli import admin, diff, ls, repeat, run, show, sql
 from tuixp.cli.admin import open_tui
+from tuixp.cli.coercion import Command
 from tuixp.cli.common import STORE_HELP, Debug, handled, store_path
 
 
@@ -132,7 +133,7 @@ def _register() -> None:
         ("demo", admin.demo_command),
     ]
     for name, func in commands:
-        app.command(name)(func)
+        app.command(name, cls=Command)(func)  # typed without pydantic (tuixp/cli/coercion.py)
 
 
 _register()

@@ -8,6 +8,7 @@ from several worker threads are serialised: one connection of this process at a 
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from tuixp.store.objects import ObjectStore
 from tuixp.store.paths import StorePaths
 from tuixp.store.store import Store
 from tuixp.store.summary import MetricSummary
+from tuixp.tui.plotting import MetricPoints
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
 SUMMARY_BUDGET = 0.25  # seconds the summary builder holds the store at a time
@@ -61,7 +63,12 @@ class Snapshot:
 
 @dataclass
 class TrialDetail:
-    """Everything the trial detail screen shows, read in one connection."""
+    """Everything the trial detail screen shows, read in one connection.
+
+    ``points`` holds every metric of the trial and of the overlaid trials as arrays
+    (``{metric: {trial_id: MetricPoints}}``); ``metrics`` is the same as lists of
+    ``(epoch, value)``, made on first use (the compare screen's tables want them so).
+    """
 
     experiment: str
     trial_id: int
@@ -70,7 +77,14 @@ class TrialDetail:
     environment: dict[str, Any]
     steps: list[dict[str, Any]]
     persisted: list[dict[str, Any]]
-    metrics: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
+    points: dict[str, dict[int, MetricPoints]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def metrics(self) -> dict[str, dict[int, list[tuple[int, float]]]]:
+        return {
+            name: {tid: list(zip(p.epoch.tolist(), p.value.tolist())) for tid, p in series.items()}
+            for name, series in self.points.items()
+        }
 
 
 class StoreReader:
@@ -391,8 +405,49 @@ def _detail(con: Any, experiment: str, trial_id: int, overlay: list[int]) -> Tri
         environment=queries.environment(con, experiment, trial_id),
         steps=queries.steps(con, experiment, trial_id),
         persisted=queries.persisted_outputs(con, experiment, trial_id),
-        metrics=queries.metric_series(con, experiment, ids),
+        points=metric_points(con, experiment, ids),
     )
+
+
+def metric_points(
+    con: Any, experiment: str, trial_ids: list[int]
+) -> dict[str, dict[int, MetricPoints]]:
+    """Every metric of these trials as arrays: ``{metric: {trial_id: MetricPoints}}``.
+
+    One query per series, straight into NumPy (a million points in a few tens of ms; a list of
+    tuples would take a second): epoch, value and wall time (``recorded_at``, NaN where a point
+    has none). Rows are stored in the order they were saved, usually the epochs' order; the
+    points are sorted by epoch here only when they are not.
+    """
+    out: dict[str, dict[int, MetricPoints]] = {}
+    if not trial_ids:
+        return out
+    groups = con.execute(
+        "SELECT name, trial_id FROM metric_record WHERE experiment = ? "
+        "AND list_contains(?, trial_id) GROUP BY name, trial_id ORDER BY name, trial_id",
+        [experiment, trial_ids],
+    ).fetchall()
+    for name, tid in groups:
+        cols = con.execute(
+            "SELECT epoch, value, epoch(recorded_at) AS wall FROM metric_record "
+            "WHERE experiment = ? AND trial_id = ? AND name = ?",
+            [experiment, tid, name],
+        ).fetchnumpy()
+        out.setdefault(name, {})[tid] = MetricPoints.of(
+            _filled(cols["epoch"], 0),
+            _filled(cols["value"], float("nan")),
+            _filled(cols["wall"], float("nan")),
+        )
+    return out
+
+
+def _filled(column: Any, missing: Any) -> Any:
+    """A fetched column as a plain array: NULLs (a masked array) as ``missing``."""
+    import numpy as np
+
+    if isinstance(column, np.ma.MaskedArray):
+        return column.filled(missing)
+    return column
 
 
 def preview(value: Any, rows: int = 20) -> str:
