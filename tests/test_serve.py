@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -315,3 +316,13 @@ def test_the_served_sql_screen_stays_read_only(demo_store: Path, loopback: str) 
         assert "pwned" not in tables
         assert con.execute("SELECT count(*) FROM trials").fetchone() == (10,)
     assert not list(demo_store.parent.rglob("stolen.csv")) and not Path("stolen.csv").exists()
+
+
+def test_a_port_in_use_is_one_line(demo_store: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = tuixp("serve", "--store", str(demo_store), "--port", str(port))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == f"tuixp: port {port} on 127.0.0.1 is in use; choose another with --port\n"
