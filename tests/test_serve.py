@@ -326,3 +326,47 @@ def test_a_port_in_use_is_one_line(demo_store: Path) -> None:
         done = tuixp("serve", "--store", str(demo_store), "--port", str(port))
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == f"tuixp: port {port} on 127.0.0.1 is in use; choose another with --port\n"
+
+
+LIVE_SCRIPT = """
+import tuixp
+
+ex = tuixp.Experiment("{name}")
+a = ex.parameter("a")
+
+@ex.result
+def double(a):
+    return 2 * a
+
+r = double(a)
+"""
+
+
+def record(tmp_path: Path, store: Path, name: str) -> None:
+    script = tmp_path / f"{name}.py"
+    script.write_text(LIVE_SCRIPT.format(name=name))
+    done = tuixp("run", str(script), "a=21", "--store", str(store))
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.slow  # two real `tuixp run`s beside the server: about 11 s
+def test_the_served_tui_shows_new_trials_by_itself(tmp_path: Path) -> None:
+    store = tmp_path / "live.duckdb"
+    record(tmp_path, store, "served_first")
+    served = serve(store)
+
+    async def watch() -> None:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(ws_url(served.base)) as ws:
+                tab = Tab(ws)
+                await tab.start()
+                await tab.wait_for("served_first")
+                tab.mark = len(tab.data)
+                # another process records a trial while the tab is open; no key is pressed
+                await asyncio.to_thread(record, tmp_path, store, "served_second")
+                await tab.wait_for("served_second")
+
+    try:
+        asyncio.run(watch())
+    finally:
+        assert served.stop()[0] == 0
