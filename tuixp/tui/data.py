@@ -348,22 +348,51 @@ class StoreReader:
         """One trial's record, code, environment, steps, outputs; metrics of it and ``overlay``."""
         with self._urgent(), self._connect() as con:
             self._prepare(con)
-            rec = queries.trial(con, experiment, trial_id)
-            ids = [trial_id] + [t for t in overlay if t != trial_id]
-            return TrialDetail(
-                experiment=experiment,
-                trial_id=trial_id,
-                trial=rec,
-                code=queries.code(con, experiment, trial_id),
-                environment=queries.environment(con, experiment, trial_id),
-                steps=queries.steps(con, experiment, trial_id),
-                persisted=queries.persisted_outputs(con, experiment, trial_id),
-                metrics=queries.metric_series(con, experiment, ids),
-            )
+            return _detail(con, experiment, trial_id, overlay)
+
+    def details(
+        self, experiment: str, trial_ids: list[int], previous: bool = False
+    ) -> list[TrialDetail] | None:
+        """The detail of each trial, the first one's metrics overlaid with the others', in one
+        connection. With ``previous``, ``trial_ids[0]`` and the trial recorded before it
+        (``queries.previous_trial``), the earlier first; None if it has none."""
+        with self._urgent(), self._connect() as con:
+            self._prepare(con)
+            if previous:
+                latest = _detail(con, experiment, trial_ids[0], [])
+                earlier = queries.previous_trial(con, experiment, trial_ids[0])
+                if earlier is None:
+                    return None
+                return [_detail(con, experiment, earlier, [earlier, trial_ids[0]]), latest]
+            return [
+                _detail(con, experiment, tid, trial_ids if i == 0 else [])
+                for i, tid in enumerate(trial_ids)
+            ]
+
+    def launch_sources(self, prefer: tuple[str, int] | None) -> list[dict[str, Any]]:
+        """What the launch form starts from (``queries.launch_sources``), in one connection."""
+        with self._urgent(), self._connect() as con:
+            self._prepare(con)
+            return queries.launch_sources(con, prefer)
 
     def load_output(self, object_hash: str, fmt: str) -> Any:
         """A persisted output, read from the objects folder (never a pickle unless asked)."""
         return ObjectStore(self.store.objects_dir).get(object_hash, fmt)
+
+
+def _detail(con: Any, experiment: str, trial_id: int, overlay: list[int]) -> TrialDetail:
+    rec = queries.trial(con, experiment, trial_id)
+    ids = [trial_id] + [t for t in overlay if t != trial_id]
+    return TrialDetail(
+        experiment=experiment,
+        trial_id=trial_id,
+        trial=rec,
+        code=queries.code(con, experiment, trial_id),
+        environment=queries.environment(con, experiment, trial_id),
+        steps=queries.steps(con, experiment, trial_id),
+        persisted=queries.persisted_outputs(con, experiment, trial_id),
+        metrics=queries.metric_series(con, experiment, ids),
+    )
 
 
 def preview(value: Any, rows: int = 20) -> str:
