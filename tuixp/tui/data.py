@@ -8,6 +8,7 @@ from several worker threads are serialised: one connection of this process at a 
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -378,6 +379,16 @@ def preview(value: Any, rows: int = 20) -> str:
         with np.printoptions(threshold=200, edgeitems=5, linewidth=76):
             body = np.array2string(value)
         return f"ndarray shape {value.shape} dtype {value.dtype}\n\n{body}"
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.nn.Module):  # loaded from torch-module
+        name = f"{name} (torch module)"
+        value = value.state_dict()
+    if isinstance(value, dict) and value and all(hasattr(v, "dtype") for v in value.values()):
+        # A torch state_dict (or any dict of tensors): one line a tensor, never their values.
+        items = list(value.items())
+        lines = [f"{k}: {tuple(v.shape)} {v.dtype}" for k, v in items[: rows * 3]]
+        more = [f"... {len(items) - rows * 3} more tensors"] if len(items) > rows * 3 else []
+        return f"{name} of {len(items)} tensors\n\n" + "\n".join(lines + more)
     import json
     import pprint
 

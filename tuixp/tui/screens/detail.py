@@ -21,6 +21,7 @@ from textual_plotext import PlotextPlot
 from tuixp.capture.environment import ENV_GROUPS
 from tuixp.errors import StoreError, TuixpError
 from tuixp.store import flags, window
+from tuixp.store.objects import RUNS_CODE
 from tuixp.tui.data import TrialDetail, preview
 from tuixp.tui.format import STATUS_TEXT, fmt_elapsed, fmt_number, fmt_when
 from tuixp.tui.messages import DetailLoaded, OutputLoaded
@@ -387,11 +388,12 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         out = self._selected_output()
         if out is None:
             return
-        if out["format"] == "pickle":
+        if out["format"] in RUNS_CODE:
             self._pickle_armed = out["step"]
+            what = "a pickle" if out["format"] == "pickle" else "a whole torch module (pickled)"
             self.query_one("#output-preview", Static).update(
                 Text(
-                    f"{out['step']} is a pickle: loading it runs code stored in the file. "
+                    f"{out['step']} is {what}: loading it runs code stored in the file. "
                     "Press P (shift+p) to load it anyway.",
                     style="yellow",
                 )
@@ -401,7 +403,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
     def action_load_pickle(self) -> None:
         out = self._selected_output()
-        if out is None or out["format"] != "pickle" or self._pickle_armed != out["step"]:
+        if out is None or out["format"] not in RUNS_CODE or self._pickle_armed != out["step"]:
             self.notify("Press p on a pickled output first.", severity="warning")
             return
         self._preview_worker(out)
