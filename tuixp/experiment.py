@@ -102,6 +102,7 @@ class Experiment:
         self._purity: dict[tuple[str, str], tuple[str, int]] | None = None
         self._purity_lock = threading.Lock()
         self._announced = False
+        self._system_metrics: float | bool | None = None
         self.script = _main_script()
         EXPERIMENTS.append(self)
         key = _instance_key(id, store, None)
@@ -254,6 +255,23 @@ class Experiment:
                 + ", ".join(missing)
             )
         return values
+
+    @property
+    def system_metrics(self) -> float | bool | None:
+        """Seconds between system-metric samples (``sys/cpu_percent``, ``sys/rss_mb``, GPUs)
+        while this experiment's trials run; ``False`` or 0 for none; ``None`` (the default) for
+        ``$TUIXP_SYSTEM_METRICS``, else 5 s. See tuixp.execution.sampler."""
+        return self._system_metrics
+
+    @system_metrics.setter
+    def system_metrics(self, every: float | bool | None) -> None:
+        from tuixp.execution.sampler import interval
+
+        try:
+            interval(every)  # refused here, never at a trial's start
+        except ValueError as exc:
+            raise errors.TuixpError(str(exc)) from None
+        self._system_metrics = every
 
     # -- inside a step ---------------------------------------------------------------------
     @property
@@ -421,8 +439,12 @@ class Experiment:
     ) -> Any:
         """A DataFrame indexed by ``Epoch``, one column per trial id (an int or a list; the
         latest trial when None). A trial that never saved the metric raises
-        TrialIDNotFoundError, as daskperiment's did."""
-        key = _metric_key(metric_key, key)
+        TrialIDNotFoundError, as daskperiment's did. System metrics are read by their names
+        (``"sys/cpu_percent"``)."""
+        from tuixp.store.metric_names import is_system_metric
+
+        system = isinstance(metric_key, str) and is_system_metric(metric_key) and key is None
+        key = metric_key if system else _metric_key(metric_key, key)
         ids = [trial_id] if isinstance(trial_id, int) or trial_id is None else list(trial_id)
         ids = [self._check_trial(t) for t in ids]
         from tuixp.store import queries

@@ -27,6 +27,7 @@ from typing import Any
 
 from tuixp.capture.seed import seeding_notes, seeding_problem
 from tuixp.execution.events import Listener, ProgressEvent
+from tuixp.execution.sampler import SAMPLER
 from tuixp.execution.steps import StepRecord, next_seq
 from tuixp.store import events as journal_events
 from tuixp.store.db import Store
@@ -70,6 +71,8 @@ class TrialRecorder:
     listeners: list[Listener] = field(default_factory=list)
     steps_seen: dict[str, StepRecord] = field(default_factory=dict)
     finished: bool = False
+    # Seconds between system-metric samples while the trial runs (``execution.sampler``); None: off.
+    sample_every: float | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -117,6 +120,8 @@ class TrialRecorder:
         except BaseException:
             self.store.trial_ended()  # it never started: the store's count must not keep it
             raise
+        if self.sample_every:
+            SAMPLER.watch(self, self.sample_every)
         self.emit(
             "trial_started",
             started["started_at"],
@@ -254,6 +259,7 @@ class TrialRecorder:
             if self.finished or self._finishing:
                 return
             self._finishing = True
+        SAMPLER.unwatch(self)  # before the end is journaled: no sample follows it
         start = (self._first_step or self._began)[0]
         if not finished_at or finished_at < start:  # a wall clock read after it was set back
             finished_at = self._now()
