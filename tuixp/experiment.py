@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from tuixp import errors
@@ -306,6 +307,29 @@ class Experiment:
         if not -(1 << 63) <= epoch < (1 << 63):
             raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
         steps_mod.record_metric(key, epoch, number, value_type, exact)
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Keep the file or folder at ``path`` (a checkpoint, a plot, predictions) with the
+        running trial, under ``name`` (default: its base name); inside a step only. Stored once
+        by content hash beside the store; logging a name again in a trial keeps the last.
+        Returns the content hash."""
+        if steps_mod.current_scope.get() is None:
+            raise errors.TrialIDNotFoundError(
+                "Current Trial ID only exists during a trial execution"
+            )
+        return str(steps_mod.record_artifact(path, name)["hash"])
+
+    def get_artifact(self, name: str, trial_id: int | None = None) -> Path:
+        """A local path to the bytes of artifact ``name`` of ``trial_id`` (the latest trial when
+        None): the file itself, or a folder laid out as it was logged. Read-only: copy it to
+        change it (``tuixp artifact EXP TRIAL NAME -o PATH``)."""
+        from tuixp.store import artifacts
+        from tuixp.store.paths import StorePaths
+
+        trial_id = self._check_trial(trial_id)
+        with self.store.reading() as con:
+            art = artifacts.find(con, self.id, trial_id, name)
+        return artifacts.ArtifactStore(StorePaths(self.store.path).artifacts).local_path(art)
 
     # -- running trials --------------------------------------------------------------------
     def _run(

@@ -79,6 +79,7 @@ class TrialRecorder:
         # Tasks that said they started and have no record yet: (step, start time, worker).
         self._running: dict[str, tuple[str, float, str | None]] = {}
         self._metric_ids: set[str] = set()
+        self._artifact_ids: set[str] = set()
         self._finishing = False
         # (wall clock, monotonic clock) at the trial's start and at its first step's start.
         self._began: tuple[float, float] = (time.time(), time.monotonic())
@@ -164,6 +165,17 @@ class TrialRecorder:
             data={"name": event["name"], "epoch": event["epoch"], "value": event["value"]},
         )
 
+    def on_artifact(self, event: dict[str, Any]) -> None:
+        """A file or folder a step stored with ``log_artifact`` (``steps.record_artifact``)."""
+        with self._lock:
+            if event["aid"] in self._artifact_ids:
+                return
+            self._artifact_ids.add(event["aid"])
+        fields = {k: v for k, v in event.items() if k != "aid"}
+        self.store.record(
+            [journal_events.artifact(self.uuid, self.experiment, self.trial_id, **fields)]
+        )
+
     def on_step(self, rec: StepRecord) -> None:
         with self._lock:
             if rec.key in self.steps_seen:
@@ -173,6 +185,8 @@ class TrialRecorder:
             self._step_began(rec.started_at)
         for m in rec.metrics:
             self.on_metric(m)
+        for a in rec.artifacts:
+            self.on_artifact(a)
         problem = seeding_problem(rec.seeding)
         if problem:
             logger.warning(
@@ -224,6 +238,8 @@ class TrialRecorder:
             self.on_task_started(msg["key"], msg["step"], msg["time"], msg.get("worker"))
         elif kind == "metric":
             self.on_metric(msg["metric"])
+        elif kind == "artifact":
+            self.on_artifact(msg["artifact"])
         elif kind == "step":
             self.on_step(StepRecord(**msg["record"]))
 

@@ -29,6 +29,7 @@ KINDS = (
     "step",
     "metric",
     "persisted",
+    "artifact",
     "trial_finished",
 )
 
@@ -190,6 +191,32 @@ def persisted(
         "object_hash": object_hash,
         "format": format,
         "size": size,
+    }
+
+
+def artifact(
+    trial_uuid: str,
+    experiment: str,
+    trial_id: int,
+    name: str,
+    kind: str,
+    hash: str,
+    size: int,
+    files: int,
+    step: str | None,
+    recorded_at: float,
+) -> Event:
+    """A file ('file') or folder ('dir') a step logged, stored by hash in ``NAME.artifacts/``."""
+    return {
+        "t": "artifact",
+        **_trial(trial_uuid, experiment, trial_id),
+        "name": name,
+        "kind": kind,
+        "hash": hash,
+        "size": size,
+        "files": files,
+        "step": step,
+        "recorded_at": recorded_at,
     }
 
 

@@ -154,6 +154,7 @@ def _new_plans(
             os.getpid(),
             socket.gethostname(),
             channel=sched.channel,
+            store_path=str(ex.store.path),
         )
         rec = TrialRecorder(ex.store, ex.id, trial_id, u, listeners, sample_every=sample_every)
         plans.append(
