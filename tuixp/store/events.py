@@ -242,6 +242,7 @@ EVENT_TABLE = {
     "metric": "metric_record",
     "step": "step_record",
     "persisted": "persisted_record",
+    "artifact": "artifact_record",
 }
 _REQUIRED = {
     "blob": ("hash",),
@@ -249,6 +250,7 @@ _REQUIRED = {
     "metric": ("trial_uuid", "name", "epoch"),
     "step": ("trial_uuid", "key"),
     "persisted": ("trial_uuid", "step"),
+    "artifact": ("trial_uuid", "name", "kind", "hash"),
     "trial_started": ("uuid", "experiment", "trial_id"),
     "trial_finished": ("uuid", "status"),
     "package_set": ("hash",),
@@ -343,6 +345,8 @@ def check_event(ev: dict[str, Any]) -> str | None:
     try:
         if kind == "metric" and ev.get("value_type") not in (None, *schema.METRIC_VALUE_TYPES):
             return "unknown metric value type"
+        if kind == "artifact" and ev["kind"] not in schema.ARTIFACT_KINDS:
+            return "unknown artifact kind"
         if kind in EVENT_TABLE:
             return _row_problem(ev, EVENT_TABLE[kind])
         if kind == "trial_started":
