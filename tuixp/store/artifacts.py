@@ -290,7 +290,8 @@ def find(con: Any, experiment: str, trial_id: int, name: str) -> Artifact:
 
 def referenced(con: Any) -> set[tuple[str, str]]:
     """Every ``(kind, hash)`` a trial's artifact refers to."""
-    return {(k, h) for k, h in con.execute("SELECT DISTINCT kind, hash FROM artifact_record")}
+    rows = con.execute("SELECT DISTINCT kind, hash FROM artifact_record").fetchall()
+    return {(k, h) for k, h in rows}
 
 
 def remove_trial_artifacts(
