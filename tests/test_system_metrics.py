@@ -25,8 +25,8 @@ import tuixp
 from tuixp.capture.system import NVIDIA_SMI_QUERY, parse_nvidia_smi
 from tuixp.errors import TuixpError
 from tuixp.execution.sampler import DEFAULT_EVERY, interval
-from tuixp.store.db import Store
 from tuixp.store.metric_names import is_system_metric, system_metric_sql, user_metric_sql
+from tuixp.store.store import Store
 
 from .conftest import env_with_path
 
@@ -204,3 +204,19 @@ def test_the_process_scheduler_s_workers_are_in_the_sampled_tree(store_path: Pat
     rss = [v for _, name, _, v in metric_rows(store_path) if name == "sys/rss_mb"]
     own = psutil.Process().memory_info().rss / (1 << 20)
     assert max(rss) > own + 80, (rss, own)
+
+
+def test_system_metrics_are_no_column_of_the_trial_table(store_path: Path) -> None:
+    """The trial table (TUI and ``tuixp ls``) sorts by its metric columns: sys/ is none of them."""
+    from tuixp.store import window
+    from tuixp.store.columns import layout
+
+    _, node = busy_experiment(store_path)
+    node.compute(n=1)
+    node.compute(n=2)
+    with Store(store_path).connect() as con:
+        lay = layout(con, "busy")
+        assert [c.source for c in lay.metrics] == ["rss"]
+        page = window.page(con, lay, window.TrialQuery("busy", sort="rss"), 0, 10)
+        assert len(page) == 2
+        assert all(not is_system_metric(name) for row in page for name in row.metrics)

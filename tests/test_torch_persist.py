@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import tuixp
-from tuixp.store.db import Store
 from tuixp.store.objects import RUNS_CODE, deserialize, serialize
+from tuixp.store.store import Store
 
 from .conftest import env_with_path
 
