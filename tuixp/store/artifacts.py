@@ -333,7 +333,7 @@ def remove_trial_artifacts(
 # -- a safe preview ---------------------------------------------------------------------------
 
 
-def _printable(line: str) -> str:
+def printable(line: str) -> str:
     """A line with every control or format character (escape sequences, carriage returns, bidi
     overrides) shown as U+FFFD, tabs as spaces: nothing in it can move a terminal's cursor."""
     return "".join(
@@ -367,7 +367,7 @@ def preview_text(path: Path, name: str, limit: int = PREVIEW_BYTES) -> str:
     lines = lines[:PREVIEW_LINES]
     if name.lower().endswith((".csv", ".tsv")) and lines:
         lines = _csv_lines(lines, "\t" if name.lower().endswith(".tsv") else ",")
-    body = "\n".join(_printable(line)[:200] for line in lines)
+    body = "\n".join(printable(line)[:200] for line in lines)
     tail = f"\n… (first {len(lines)} lines of {total:,} bytes)" if more else ""
     return f"{name}: {total:,} bytes\n\n{body}{tail}"
 
@@ -375,6 +375,6 @@ def preview_text(path: Path, name: str, limit: int = PREVIEW_BYTES) -> str:
 def _csv_lines(lines: list[str], delimiter: str) -> list[str]:
     """CSV rows as aligned columns (at most 12, each at most 24 characters wide)."""
     rows: list[list[Any]] = list(csv.reader(io.StringIO("\n".join(lines)), delimiter=delimiter))
-    rows = [[_printable(str(c))[:24] for c in r[:12]] for r in rows]
+    rows = [[printable(str(c))[:24] for c in r[:12]] for r in rows]
     widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(map(len, rows)))]
     return ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]

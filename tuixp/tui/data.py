@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 import duckdb
 
 from tuixp.errors import StoreError
-from tuixp.store import columns, queries, window
+from tuixp.store import artifacts, columns, queries, window
+from tuixp.store.artifacts import Artifact, ArtifactStore, preview_text, printable
 from tuixp.store.journal import journal_files, writer_is_alive
 from tuixp.store.objects import ObjectStore
 from tuixp.store.paths import StorePaths
@@ -72,6 +73,7 @@ class TrialDetail:
     steps: list[dict[str, Any]]
     persisted: list[dict[str, Any]]
     metrics: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
+    artifacts: list[Artifact] = field(default_factory=list)
 
 
 class StoreReader:
@@ -360,7 +362,21 @@ class StoreReader:
                 steps=queries.steps(con, experiment, trial_id),
                 persisted=queries.persisted_outputs(con, experiment, trial_id),
                 metrics=queries.metric_series(con, experiment, ids),
+                artifacts=artifacts.listed(con, experiment, trial_id),
             )
+
+    def preview_artifact(self, art: Artifact) -> str:
+        """A safe, bounded text of an artifact: a text or CSV file's first lines, a folder's
+        files, a binary file's size."""
+        files = ArtifactStore(StorePaths(self.path).artifacts)
+        path = files.local_path(art)  # checked against its hash
+        if art.kind == "file":
+            return preview_text(path, art.name)
+        listing = files.manifest(art.hash)
+        lines = [f"{rel}  {size:,} bytes" for rel, _, size in listing[:40]]
+        more = [f"… {len(listing) - 40} more files"] if len(listing) > 40 else []
+        head = f"{art.name}/: {art.files} files, {art.size:,} bytes\n\n"
+        return head + "\n".join(printable(line) for line in lines + more)
 
     def load_output(self, object_hash: str, fmt: str) -> Any:
         """A persisted output, read from the objects folder (never a pickle unless asked)."""
