@@ -168,6 +168,8 @@ class TrialRecorder:
             self._step_began(rec.started_at)
         for m in rec.metrics:
             self.on_metric(m)
+        if rec.annotations:
+            self.store.record(rec.annotations)
         problem = seeding_problem(rec.seeding)
         if problem:
             logger.warning(
@@ -219,6 +221,8 @@ class TrialRecorder:
             self.on_task_started(msg["key"], msg["step"], msg["time"], msg.get("worker"))
         elif kind == "metric":
             self.on_metric(msg["metric"])
+        elif kind == "annotation":
+            self.store.record(msg["events"])
         elif kind == "step":
             self.on_step(StepRecord(**msg["record"]))
 

@@ -30,6 +30,7 @@ KINDS = (
     "metric",
     "persisted",
     "trial_finished",
+    "annotation",
 )
 
 # The optional fields each kind may carry beyond its constructor's required arguments.
@@ -197,3 +198,26 @@ def trial_finished(uuid: str, status: str, finished_at: float | None, **fields: 
     """A trial ended: 'succeeded' (with its result), 'failed' or 'interrupted' (with why)."""
     event = {"t": "trial_finished", "uuid": uuid, "status": status, "finished_at": finished_at}
     return _with("trial_finished", event, fields)
+
+
+def annotation(
+    uuid: str,
+    trial_uuid: str,
+    experiment: str,
+    trial_id: int,
+    action: str,
+    value: str | None,
+    recorded_at: float,
+    author: str,
+) -> Event:
+    """A note, name, tag, untag, star, unstar, delete or restore of a trial
+    (``tuixp.store.annotation``): its own ``uuid``, so a merge of stores stores it once."""
+    return {
+        "t": "annotation",
+        "uuid": uuid,
+        **_trial(trial_uuid, experiment, trial_id),
+        "action": action,
+        "value": value,
+        "recorded_at": recorded_at,
+        "author": author,
+    }
