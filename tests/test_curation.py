@@ -16,7 +16,7 @@ import tuixp
 from tests.conftest import ROOT, env_with_path
 from tests.test_cli_units import invoke, one_error_line, store_snapshot
 from tuixp import errors
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 
 def _experiment(store: Path, name: str = "cur") -> tuple[tuixp.Experiment, Any]:

@@ -13,8 +13,8 @@ from typing import Any
 import tuixp
 from tests.conftest import ROOT, env_with_path
 from tests.test_cli_units import invoke, one_error_line, store_snapshot
-from tuixp.store.db import Store
 from tuixp.store.paths import StorePaths
+from tuixp.store.store import Store
 
 VIEWS = ("trials", "params", "metrics", "steps", "environments", "packages", "code", "persisted")
 
@@ -232,7 +232,7 @@ def test_purge_keeps_shared_texts_while_another_writer_lives(
             sys.executable,
             "-c",
             "import sys, time, pathlib\n"
-            "from tuixp.store.db import Store\n"
+            "from tuixp.store.store import Store\n"
             "st = Store(sys.argv[1])\n"
             "st.record([], sync=True)\n"  # opens (and locks) a journal, as a writer does
             "pathlib.Path(sys.argv[2]).write_text('x')\n"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from tuixp.store import annotation
 from tuixp.store import purge as purging
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 # annotate(store, experiment, trial_ids, action, values): checks everything, then journals and
 # ingests the events (see tuixp.store.annotation).

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 from .conftest import ROOT, assert_trial_intact, proc_env, start_writer, verify_store
 
@@ -21,7 +21,7 @@ ANNOTATOR = r"""
 import json, sys, time
 from tuixp import curation
 from tuixp.errors import TrialNotFound
-from tuixp.store.db import get_store
+from tuixp.store.store import get_store
 import tuixp
 
 store, mode, n = sys.argv[1], sys.argv[2], int(sys.argv[3])

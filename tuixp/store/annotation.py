@@ -37,7 +37,7 @@ from tuixp.store import events as journal_events
 if TYPE_CHECKING:
     import duckdb
 
-    from tuixp.store.db import Store
+    from tuixp.store.store import Store
 
 # The actions an annotation event may carry; ``value`` is the text for note and name, the tag
 # for tag and untag, and None for the others.
@@ -320,23 +320,3 @@ def annotate(
             store.record(written, sync=True)
             store.ingest(con)
     return written
-
-
-# -- ingest ------------------------------------------------------------------------------------
-# The annotation_record columns as the ingest stages them: (column, arrow type, SQL expression).
-COLUMNS = [
-    ("uuid", "string", None),
-    ("trial_uuid", "string", None),
-    ("experiment", "string", None),
-    ("trial_id", "int32", None),
-    ("action", "string", None),
-    ("value", "string", None),
-    ("recorded_at", "float64", "to_timestamp(recorded_at)"),
-    ("author", "string", None),
-]
-REQUIRED = ("uuid", "trial_uuid", "action", "recorded_at")
-
-
-def unique_events(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each event once by its uuid (one that came twice, live and with its step's record)."""
-    return list({e["uuid"]: e for e in events}.values())

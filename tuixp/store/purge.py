@@ -29,7 +29,7 @@ from tuixp.store.objects import ObjectStore
 if TYPE_CHECKING:
     import duckdb
 
-    from tuixp.store.db import Store
+    from tuixp.store.store import Store
 
 # The per-trial tables, with the column naming the trial, in the order rows are removed.
 PER_TRIAL = (
