@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -56,6 +57,19 @@ def ls_command(
             help="Only trials with this status.",
         ),
     ] = None,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            metavar="TAG",
+            show_default=False,
+            help="Only trials with this tag (repeat: all).",
+        ),
+    ] = None,
+    starred: Annotated[bool, typer.Option("--starred", help="Only starred trials.")] = False,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="Only deleted trials (tuixp rm; tuixp restore).")
+    ] = False,
     store: StoreOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -65,12 +79,38 @@ def ls_command(
         raise CliError("--limit must be at least 1 (or use --all)")
     if status is not None and status not in STATUSES:
         raise CliError(f"unknown status {status!r}: use {', '.join(STATUSES[:-1])} or interrupted")
+    from tuixp.store import annotation
+
+    chosen = Chosen([annotation.check_tag(t) for t in tags or []], starred, deleted)
+    if experiment is None and chosen.any:
+        raise CliError("--tag, --starred and --deleted choose trials: give the EXPERIMENT")
     st = open_store(store_path(store, ctx))
     with st.connect() as con:
         if experiment is None:
             _ls_experiments(con, fmt)
         else:
-            _ls_trials(con, experiment, None if all_trials else limit, status, fmt)
+            _ls_trials(con, experiment, None if all_trials else limit, status, fmt, chosen)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Which trials by their annotations: with all these tags, starred, deleted (or not)."""
+
+    tags: list[str]
+    starred: bool = False
+    deleted: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.tags or self.starred or self.deleted)
+
+    def sql(self) -> tuple[str, list[Any]]:
+        """Conditions over ``a`` (the trial_annotation view) and their arguments."""
+        where = " AND a.deleted_at IS NOT NULL" if self.deleted else " AND a.deleted_at IS NULL"
+        if self.starred:
+            where += " AND coalesce(a.starred, false)"
+        where += " AND list_contains(coalesce(a.tags, []::VARCHAR[]), ?)" * len(self.tags)
+        return where, list(self.tags)
 
 
 STATUSES = ("succeeded", "failed", "queued", "running", "interrupted")
@@ -122,23 +162,37 @@ def _ls_experiments(con: Any, fmt: str) -> None:
     )
 
 
-def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None, fmt: str) -> None:
+def _ls_trials(
+    con: Any,
+    experiment: str,
+    limit: int | None,
+    status: str | None,
+    fmt: str,
+    chosen: Chosen | None = None,
+) -> None:
     from tuixp.store import flags, queries
 
+    chosen = chosen or Chosen([])
     require_experiment(con, experiment)
     # Queued trials are running ones none of whose steps has started: told apart below.
     stored = "running" if status == queries.QUEUED else status
-    where = "experiment = ?" + (" AND status = ?" if stored else "")
+    where = "t.experiment = ?" + (" AND t.status = ?" if stored else "")
     args: list[Any] = [experiment] + ([stored] if stored else [])
-    total = con.execute(f"SELECT count(*) FROM trials WHERE {where}", args).fetchone()[0]
+    annotated, more = chosen.sql()  # deleted trials are left out unless --deleted
+    where += annotated
+    args += more
+    source = "trial_record t LEFT JOIN trial_annotation a ON a.trial_uuid = t.uuid"
+    total = con.execute(f"SELECT count(*) FROM {source} WHERE {where}", args).fetchone()[0]
     requested = limit
     if stored == "running":
         limit = None  # a few: the split into queued and running is made here
     sql = (
-        "SELECT trial_id, status, params, result, epoch(finished_at) - epoch(started_at), "
-        "started_at, git_commit, git_dirty, changes, notes, CASE WHEN error_type IS NULL THEN "
-        "NULL ELSE error_type || ': ' || error_message END "
-        f"FROM trial_record WHERE {where} ORDER BY trial_id DESC"
+        "SELECT t.trial_id, t.status, t.params, t.result, "
+        "epoch(t.finished_at) - epoch(t.started_at), t.started_at, t.git_commit, t.git_dirty, "
+        "t.changes, t.notes, CASE WHEN t.error_type IS NULL THEN NULL ELSE t.error_type || ': ' "
+        "|| t.error_message END, a.name, a.note, coalesce(a.tags, []::VARCHAR[]), "
+        "coalesce(a.starred, false), a.deleted_at "
+        f"FROM {source} WHERE {where} ORDER BY t.trial_id DESC"
     )
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
@@ -154,7 +208,20 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
         total = len(raw)
         raw = raw[-requested:] if requested is not None else raw
     rows = []
-    for tid, st, params, result, elapsed, started, commit, dirty, changes, notes, error in raw:
+    for (
+        tid,
+        st,
+        params,
+        result,
+        elapsed,
+        started,
+        commit,
+        dirty,
+        changes,
+        notes,
+        error,
+        *labels,
+    ) in raw:
         kinds = sorted(
             {c.get("kind", "?") for c in (loads_json(changes) or []) if isinstance(c, dict)}
         )
@@ -172,6 +239,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 kinds,
                 error,
                 flags.text(changes, notes),
+                *labels,  # name, note, tags, starred, deleted_at (tuixp.store.annotation)
             ]
         )
     if fmt == "csv":
@@ -191,6 +259,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             "changed",
             "error",
             "flags",
+            *LABEL_COLUMNS,
         ]
         flat = [
             [
@@ -206,6 +275,11 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 ",".join(r[9]),
                 r[10],
                 r[11],
+                r[12],
+                r[13],
+                ",".join(r[14]),
+                r[15],
+                r[16],
             ]
             for r in rows
         ]
@@ -224,6 +298,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             "changed",
             "error",
             "flags",
+            *LABEL_COLUMNS,
         ]
         emit(columns, rows, fmt)
     else:
@@ -255,10 +330,11 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 "ELAPSED",
                 "STARTED",
                 "COMMIT",
+                "LABELS",
             ],
             table_cells=functools.partial(_trial_cells, clock=all(is_today(r[6]) for r in rows)),
             right=[0, 5],
-            optional=[3, 7],
+            optional=[3, 7, 8],
             keep=[3],
         )
         if same:
@@ -276,8 +352,17 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             )
 
 
+LABEL_COLUMNS = ["name", "note", "tags", "starred", "deleted_at"]
+
+
+def _labels(name: str | None, tags: list[str], starred: bool) -> str:
+    """The star, the name and the tags of a trial, as a table shows them: ``★ baseline #paper``."""
+    return " ".join(filter(None, ["★" if starred else "", name or "", *(f"#{t}" for t in tags)]))
+
+
 def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
-    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r
+    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r[:12]
+    name, _note, tags, starred, _deleted = r[12:]
     shown = fmt_value(result) if st == "succeeded" else (error or "")
     return [
         str(tid),
@@ -288,4 +373,5 @@ def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
         fmt_elapsed(elapsed) if st not in ("running", "queued") else "…",
         fmt_time(started, clock=clock),
         (commit[:7] + ("*" if dirty else "")) if commit else "",
+        _labels(name, tags, starred),
     ]
