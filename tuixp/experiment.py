@@ -439,10 +439,12 @@ class Experiment:
         return environment_view(self._environment_doc(trial_id), category)
 
     def start_dashboard(self, *args: Any, **kwargs: Any) -> None:
-        """daskperiment's Flask dashboard has no counterpart: tuixp's is a terminal UI."""
+        """daskperiment's Flask dashboard has no counterpart: tuixp's is a terminal UI, which
+        ``tuixp serve`` also shows in a browser."""
         raise errors.TuixpError(
             "tuixp has no web dashboard: run `tuixp` in a terminal (over SSH too) to browse, "
-            "compare and re-run trials, or `tuixp ls`/`tuixp sql` to query them"
+            "compare and re-run trials (`tuixp serve` shows that UI in a browser), or "
+            "`tuixp ls`/`tuixp sql` to query them"
         )
 
     def get_persisted(self, step_name: str, trial_id: int | None = None) -> Any:

@@ -15,8 +15,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from tuixp.cli import admin, artifact, diff, ls, repeat, run, show, sql
+from tuixp.cli import admin, artifact, diff, ls, repeat, run, serve, show, sql
 from tuixp.cli.admin import open_tui
+from tuixp.cli.coercion import Command
 from tuixp.cli.common import STORE_HELP, Debug, handled, store_path
 
 
@@ -126,6 +127,7 @@ def _register() -> None:
         ("diff", diff.diff_command),
         ("repeat", repeat.repeat_command),
         ("sql", sql.sql_command),
+        ("serve", serve.serve_command),
         ("export", sql.export_command),
         ("artifact", artifact.artifact_command),
         ("gc", admin.gc_command),
@@ -133,7 +135,7 @@ def _register() -> None:
         ("demo", admin.demo_command),
     ]
     for name, func in commands:
-        app.command(name)(func)
+        app.command(name, cls=Command)(func)  # typed without pydantic (tuixp/cli/coercion.py)
 
 
 _register()

@@ -56,10 +56,13 @@ def metric_value(value: Any) -> tuple[float, str, int | None]:
     'int', any other number 'float'; a NumPy 0-d array or a one-element tensor is the number its
     ``.item()`` gives. ValueError for what is not a number and for an int beyond 64 bits."""
     import numbers
+    import sys
 
-    import numpy as np
-
-    if not isinstance(value, (bool, int, float, np.generic)) and callable(
+    # A value cannot be a NumPy one unless NumPy is loaded: a run that saves plain floats does
+    # not pay NumPy's import (~40 ms) for this check.
+    np = sys.modules.get("numpy")
+    generic = (np.generic,) if np is not None else ()
+    if not isinstance(value, (bool, int, float, *generic)) and callable(
         getattr(value, "item", None)
     ):
         try:
@@ -68,7 +71,7 @@ def metric_value(value: Any) -> tuple[float, str, int | None]:
             raise ValueError(
                 f"value must be a number, given: {type(value).__name__} ({exc})"
             ) from exc
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, bool) or (np is not None and isinstance(value, np.bool_)):
         return float(value), "bool", None
     if isinstance(value, numbers.Integral):
         exact = int(value)

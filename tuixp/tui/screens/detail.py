@@ -16,7 +16,6 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
-from textual_plotext import PlotextPlot
 
 from tuixp.capture.environment import ENV_GROUPS
 from tuixp.errors import StoreError, TuixpError
@@ -26,7 +25,9 @@ from tuixp.store.objects import RUNS_CODE
 from tuixp.tui.data import TrialDetail, preview
 from tuixp.tui.format import STATUS_TEXT, fmt_elapsed, fmt_number, fmt_when
 from tuixp.tui.messages import DetailLoaded, OutputLoaded
+from tuixp.tui.plotting import SMOOTHING, PlotOptions
 from tuixp.tui.screens.scrolling import ScrollsActivePane
+from tuixp.tui.widgets.metric_plot import MetricPlot, ordered_metrics
 from tuixp.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -52,19 +53,18 @@ def _kv_table(rows: list[tuple[str, Any]]) -> Table:
     return table
 
 
-def system_rows(
-    metrics: dict[str, dict[int, list[tuple[int, float]]]], trial_id: int
-) -> list[tuple[str, Any]]:
+def system_rows(points: dict[str, dict[int, Any]], trial_id: int) -> list[tuple[str, Any]]:
     """One line a system metric of the trial: its mean and max over the samples."""
     rows: list[tuple[str, Any]] = []
-    for name in sorted(n for n in metrics if is_system_metric(n)):
-        values = [v for _, v in metrics[name].get(trial_id, [])]
-        if values:
-            mean = sum(values) / len(values)
+    for name in sorted(n for n in points if is_system_metric(n)):
+        series = points[name].get(trial_id)
+        if series is not None and len(series):
+            values = series.value
+            mean, top = float(values.mean()), float(values.max())
             rows.append(
                 (
                     name[len(SYSTEM_PREFIX) :],
-                    f"{fmt_number(mean, 8)}, {fmt_number(max(values), 8)} ({len(values)} samples)",
+                    f"{fmt_number(mean, 8)}, {fmt_number(top, 8)} ({len(values)} samples)",
                 )
             )
     return rows
@@ -87,6 +87,9 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         Binding("6", "tab('outputs')", "Outputs", show=False),
         Binding("7", "tab('steps')", "Steps", show=False),
         Binding("m", "next_metric", "Metric", show=True),
+        Binding("l", "plot_log", "Log scale", show=False),
+        Binding("s", "plot_smooth", "Smoothing", show=False),
+        Binding("w", "plot_x", "Epoch/time", show=False),
         Binding("p", "preview", "Preview", show=True),
         Binding("P", "load_pickle", "Load pickle", show=False),
         Binding("v", "compare_previous", "Vs previous", show=True),
@@ -104,6 +107,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         self.trial_id = trial_id
         self.detail: TrialDetail | None = None
         self.metric_index = 0  # 0: every metric; n: the n-th metric alone
+        self.plot_options = PlotOptions()
         self._pickle_armed: str | None = None
 
     @property
@@ -116,7 +120,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             for i, (pane_id, title) in enumerate(TABS, 1):
                 with TabPane(f"{i} {title}", id=pane_id):
                     if pane_id == "metrics":
-                        yield PlotextPlot(id="plot")
+                        yield MetricPlot(id="plot")
                     elif pane_id == "outputs":
                         yield OptionList(id="output-list")
                         with VerticalScroll(id="output-scroll"):
@@ -218,9 +222,11 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             _kv_table(rows),
         ]
         last = {
-            name: series[self.trial_id][-1][1]
-            for name, series in d.metrics.items()
-            if self.trial_id in series and series[self.trial_id] and not is_system_metric(name)
+            name: point[1]
+            for name, series in d.points.items()
+            if self.trial_id in series
+            and (point := series[self.trial_id].last) is not None
+            and not is_system_metric(name)
         }
         if last:
             parts += [
@@ -228,7 +234,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
                 Text("Metrics (last epoch)", style="bold underline"),
                 _kv_table([(k, fmt_number(v, 12)) for k, v in last.items()]),
             ]
-        system = system_rows(d.metrics, self.trial_id)
+        system = system_rows(d.points, self.trial_id)
         if system:
             parts += [
                 Text(""),
@@ -258,38 +264,18 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         self.query_one("#overview-body", Static).update(Group(*parts))
 
     def metric_names(self) -> list[str]:
-        """The user's metrics by name, then the system metrics."""
-        names = sorted(self.detail.metrics) if self.detail else []
-        return sorted(names, key=is_system_metric)
+        return ordered_metrics(self.detail.points) if self.detail else []
 
     def _show_plot(self) -> None:
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
-        names = self.metric_names()
-        if not names:
-            plt.title("No metrics recorded for this trial")
-            plot.refresh()
+        plot = self.query_one(MetricPlot)
+        if self.detail is None:
             return
-        # "all metrics" are the user's; system metrics (sys/...) one at a time, after them.
-        users = [n for n in names if not is_system_metric(n)]
-        shown = (users or names) if self.metric_index == 0 else [names[self.metric_index - 1]]
-        assert self.detail is not None
-        for name in shown:
-            for tid, series in sorted(self.detail.metrics[name].items()):
-                epochs = [e for e, _ in series]
-                values = [v for _, v in series]
-                plt.plot(epochs, values, label=f"{name} #{tid}", marker="braille")
-        which = "all metrics" if self.metric_index == 0 else shown[0]
-        overlay = len({t for n in shown for t in self.detail.metrics[n]}) - 1
-        plt.title(
-            f"{which} by epoch"
-            + (f" (+{overlay} marked)" if overlay > 0 else "")
-            + "  [m: next metric]"
+        names = self.metric_names()
+        only = names[self.metric_index - 1] if 0 < self.metric_index <= len(names) else None
+        trials = [self.trial_id] + sorted(
+            {t for series in self.detail.points.values() for t in series} - {self.trial_id}
         )
-        plt.xlabel("epoch")
-        plot.refresh()
+        plot.show(self.detail.points, trials, self.plot_options, only)
 
     def _show_code(self, d: TrialDetail) -> None:
         if not d.code:
@@ -502,6 +488,25 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
         if self.detail is not None:
             start_repeat(self.tuixp, self.experiment, self.detail.trial)
+
+    def action_plot_log(self) -> None:
+        """Log scale on every panel's y axis, or linear again."""
+        self.plot_options.log = not self.plot_options.log
+        self._plot_changed()
+
+    def action_plot_smooth(self) -> None:
+        """The next smoothing level: none, a trailing mean of 1%, of 10% of the points."""
+        self.plot_options.smoothing = (self.plot_options.smoothing + 1) % len(SMOOTHING)
+        self._plot_changed()
+
+    def action_plot_x(self) -> None:
+        """x by epoch, or by wall time since each trial's first point."""
+        self.plot_options.x = "wall" if self.plot_options.x == "epoch" else "epoch"
+        self._plot_changed()
+
+    def _plot_changed(self) -> None:
+        self.query_one(TabbedContent).active = "metrics"
+        self._show_plot()
 
     def action_next_metric(self) -> None:
         names = self.metric_names()
