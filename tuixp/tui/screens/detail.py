@@ -225,8 +225,8 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             name: point[1]
             for name, series in d.points.items()
             if self.trial_id in series
-            and (point := series[self.trial_id].last) is not None
             and not is_system_metric(name)
+            and (point := series[self.trial_id].last) is not None
         }
         if last:
             parts += [
