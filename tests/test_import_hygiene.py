@@ -55,6 +55,7 @@ CASES = {
             "tuixp.cache",
             "tuixp.purity",
             "tuixp.repeat",
+            "tuixp.verdict",
             "tuixp.values",
             "tuixp.scripts",
             "tuixp.daskperiment_text",

@@ -76,7 +76,7 @@ def handle_update(app: "TuixpApp", message: LaunchUpdated) -> None:
         app.poll(force=True)
     if message.kind == "exit":
         if launch.verdict is not None and launch.state != "refused":
-            from tuixp.repeat import headline
+            from tuixp.verdict import headline
 
             app.notify(
                 headline(launch.verdict),
@@ -181,7 +181,7 @@ def render_launch(launch: Launch, now: float, width: int = 80) -> Group:
 
 def render_verdict(doc: dict[str, Any], width: int = 80) -> Text:
     """A repeat's verdict (``tuixp.repeat.render``), its headline coloured by the outcome."""
-    from tuixp.repeat import render
+    from tuixp.verdict import render
 
     head, _, rest = render(doc, width).partition("\n")
     state = str(doc.get("verdict", "")).replace("_", " ")
