@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from tuixp.cli import admin, diff, ls, repeat, run, show, sql
+from tuixp.cli import admin, diff, ls, repeat, run, share, show, sql
 from tuixp.cli.admin import open_tui
 from tuixp.cli.common import STORE_HELP, Debug, handled, store_path
 
@@ -127,6 +127,9 @@ def _register() -> None:
         ("repeat", repeat.repeat_command),
         ("sql", sql.sql_command),
         ("export", sql.export_command),
+        ("merge", share.merge_command),
+        ("push", share.push_command),
+        ("pull", share.pull_command),
         ("gc", admin.gc_command),
         ("import-daskperiment", admin.import_daskperiment_command),
         ("demo", admin.demo_command),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STORE_MARK = "tuixp-store"
 
 # Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
@@ -80,6 +80,25 @@ KEYS = {
 }
 
 
+# Schema 5 (sharing, docs/sharing.md): the store's identity, a UUID made when the store is
+# created (or migrated to 5), and the bundles it merged and the trials each remote holds.
+# A trial recorded here has origin_store and origin_trial_id NULL in trial_record; a merged one
+# keeps where it was recorded (the ``trials`` view shows both kinds the same way).
+STORE_IDENTITY = """
+INSERT INTO tuixp_meta SELECT 'store_uuid', CAST(uuid() AS VARCHAR)
+WHERE NOT EXISTS (SELECT 1 FROM tuixp_meta WHERE key = 'store_uuid');
+"""
+SHARING_TABLES = """
+CREATE TABLE IF NOT EXISTS bundle_merged (
+    bundle_id VARCHAR PRIMARY KEY, remote VARCHAR, name VARCHAR, store_uuid VARCHAR,
+    merged_at TIMESTAMPTZ, trials INTEGER
+);
+CREATE TABLE IF NOT EXISTS remote_trial (
+    remote VARCHAR, trial_uuid VARCHAR, status VARCHAR, PRIMARY KEY (remote, trial_uuid)
+);
+"""
+
+
 def _per_trial(tables: dict[str, str], prefix: str = "", suffix: str = "") -> str:
     return "".join(
         f"CREATE TABLE {prefix}{name}{suffix} ({cols}\n);\n" for name, cols in tables.items()
@@ -125,7 +144,9 @@ CREATE TABLE IF NOT EXISTS trial_record (
     git_dirty BOOLEAN,
     changes VARCHAR,
     notes VARCHAR,
-    data_inputs VARCHAR
+    data_inputs VARCHAR,
+    origin_store VARCHAR,
+    origin_trial_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, trial_id);
 {per_trial}CREATE TABLE IF NOT EXISTS code_set (hash VARCHAR, ord INTEGER, step VARCHAR, source_hash VARCHAR,
@@ -133,7 +154,9 @@ CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, tria
 CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARCHAR,
     PRIMARY KEY (hash, name));
 CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
-""".replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS "))
+{sharing}""".replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS ")).replace(
+    "{sharing}", SHARING_TABLES + STORE_IDENTITY
+)
 
 VIEWS = """
 CREATE OR REPLACE VIEW trials AS
@@ -144,7 +167,12 @@ SELECT experiment, trial_id, status, started_at, finished_at,
        CAST(params AS JSON) AS params, host, pid, script, scheduler,
        git_commit, git_branch, git_dirty,
        code_hash, environment_hash, packages_hash, git_hash,
-       CAST(changes AS JSON) AS changes, uuid, CAST(data_inputs AS JSON) AS data_inputs
+       CAST(changes AS JSON) AS changes, uuid, CAST(data_inputs AS JSON) AS data_inputs,
+       coalesce(origin_store, (SELECT value FROM tuixp_meta WHERE key = 'store_uuid'))
+           AS origin_store,
+       coalesce(origin_trial_id, trial_id) AS origin_trial_id,
+       CASE WHEN origin_store IS NULL THEN NULL
+            ELSE coalesce(host, '?') || ' #' || origin_trial_id END AS origin
 FROM trial_record;
 CREATE OR REPLACE VIEW params AS
 SELECT experiment, trial_id, name, CAST(value AS JSON) AS value FROM param_record;
@@ -216,6 +244,17 @@ MIGRATIONS: dict[int, str] = {
     + "".join(
         f"ALTER TABLE metric_record ADD COLUMN {name} {typ};" for name, typ in METRIC_TYPE_COLUMNS
     ),
+    # 5: sharing (docs/sharing.md): the store's identity (STORE_IDENTITY), each trial's origin,
+    # the bundles merged and what each remote holds (SHARING_TABLES).
+    4: _DROP_VIEWS
+    + """
+        DROP INDEX IF EXISTS trial_by_experiment;
+        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_store VARCHAR;
+        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_trial_id INTEGER;
+        CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
+    """
+    + SHARING_TABLES
+    + STORE_IDENTITY,
 }
 
 PUBLIC_VIEWS = (
