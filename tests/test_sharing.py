@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import ROOT, env_with_path
 from tests.test_cli_units import invoke, one_error_line, store_snapshot
 from tuixp.store import schema
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 RECORDER = textwrap.dedent(
     """

@@ -85,8 +85,8 @@ def merge_command(
     fmt: ReportFormatOption = None,
 ) -> None:
     """Bring in every trial of SOURCE this store lacks (by UUID), with all it recorded."""
-    from tuixp.store.db import get_store
     from tuixp.store.merge import merge
+    from tuixp.store.store import get_store
 
     fmt = _format(fmt)
     target = get_store(store_path(store, ctx))
@@ -137,8 +137,8 @@ def pull_command(
     fmt: ReportFormatOption = None,
 ) -> None:
     """Merge every bundle in REMOTE not merged here yet."""
-    from tuixp.store.db import get_store
     from tuixp.store.sharing import pull, remote_folder
+    from tuixp.store.store import get_store
 
     fmt = _format(fmt)
     folder = remote_folder(remote)  # refused before a store is created

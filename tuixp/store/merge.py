@@ -35,7 +35,7 @@ from tuixp.store.bundle import (
     store_uuid,
     write_snapshot,
 )
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 # The trial_record columns that say what a trial recorded; two copies of a finished trial that
 # differ in any of them are a conflict. (Not: its local id, origin, journal file name.)

@@ -33,8 +33,8 @@ from tuixp.store.bundle import (
     write_bundle,
     write_snapshot,
 )
-from tuixp.store.db import Store
 from tuixp.store.merge import MergeReport, merge_snapshot, note_remote_trials
+from tuixp.store.store import Store
 
 
 def parse_since(text: str) -> float:
