@@ -15,6 +15,7 @@ import typer
 from tuixp.cli.common import ReportFormatOption, StoreOption, handled, output_format, store_path
 
 _FORMATS = ("table", "json")
+CONFLICTS_SHOWN = 20  # in a table; JSON lists them all
 
 
 def _format(fmt: str | None) -> str:
@@ -23,6 +24,10 @@ def _format(fmt: str | None) -> str:
 
 def _short(store_id: str) -> str:
     return store_id[:8]
+
+
+def _say(message: str) -> None:
+    typer.echo(f"tuixp: {message}", err=True)
 
 
 def print_merge(report: Any, fmt: str, header: bool = True) -> None:
@@ -52,7 +57,7 @@ def print_merge(report: Any, fmt: str, header: bool = True) -> None:
         if e.conflicts:
             words.append(f"{e.conflicts} in conflict")
         typer.echo(f"  {e.experiment}: " + ", ".join(words))
-    shown = report.conflicts[:20]
+    shown = report.conflicts[:CONFLICTS_SHOWN]
     for line in shown:
         typer.echo(f"  conflict: {line}")
     if len(report.conflicts) > len(shown):
@@ -90,7 +95,7 @@ def merge_command(
 
     fmt = _format(fmt)
     target = get_store(store_path(store, ctx))
-    report = merge(source.expanduser(), target, dry_run=dry_run)
+    report = merge(source.expanduser(), target, dry_run=dry_run, progress=_say)
     print_merge(report, fmt)
 
 

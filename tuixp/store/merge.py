@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +69,7 @@ CONTENT_COLUMNS = (
 )
 _PER_TRIAL = [t for t in SHARED_TABLES if t.trial is not None and t.name != "trial_record"]
 _REFERRED = [t for t in SHARED_TABLES if t.trial is None]
-CONFLICTS_SHOWN = 20  # in a table; JSON lists them all
+BIG_MERGE = 10_000  # trials: a merge this big says when it starts writing (it takes seconds)
 
 
 @dataclass
@@ -125,18 +125,21 @@ def open_source(path: Path, target: Path | None = None) -> Iterator[Snapshot]:
     A store is opened as every tuixp command opens it (brought to this schema and its journals
     ingested, so trials its writers recorded come along), read in one transaction, and closed.
     """
-    if not path.exists():
+    if not path.exists() and not Store(path).has_records():
         raise UsageError(f"{path}: no such file")
     if path.is_dir():
         raise NotAStore(f"{path} is a folder, not a tuixp store or bundle.")
     if target is not None and path.resolve() == target.resolve():
         raise UsageError(f"{path} is the target store itself: give another store or a bundle.")
+    head = b""
     try:
         with open(path, "rb") as f:
             head = f.read(16)
+    except FileNotFoundError:
+        pass  # journals alone (its writers have not opened the database yet): a store
     except OSError as exc:
         raise StoreError(f"Cannot read {path}: {exc.strerror}.") from None
-    if head[8:12] == b"DUCK":
+    if head[8:12] == b"DUCK" or not head and not path.exists():
         folder = Path(tempfile.mkdtemp(prefix="tuixp-merge-"))
         try:
             source = Store(path)
@@ -208,8 +211,10 @@ def merge_snapshot(
     dry_run: bool = False,
     remote: str | None = None,
     bundle_name: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> MergeReport:
-    """Merge ``snapshot`` into ``target`` (one transaction), or plan it only (``dry_run``)."""
+    """Merge ``snapshot`` into ``target`` (one transaction), or plan it only (``dry_run``).
+    ``progress`` is told when a big merge (BIG_MERGE trials or more) starts writing."""
     report = MergeReport(
         source=source_label,
         source_store=snapshot.store_uuid,
@@ -230,6 +235,9 @@ def merge_snapshot(
             return report
         first = _reserve_ids(con, target)
         _copy_objects(con, snapshot, target, report)
+        writing = report.totals()["added"] + report.totals()["updated"]
+        if progress is not None and writing >= BIG_MERGE:
+            progress(f"writing {writing} trials into {target.path} (one transaction)")
         con.execute("BEGIN")
         try:
             _write(con, snapshot, first, report)
@@ -505,10 +513,13 @@ def merge(
     target: Store,
     *,
     dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> MergeReport:
     """``tuixp merge SOURCE``: the store file or bundle at ``source`` into ``target``."""
     with open_source(source, target.path) as snapshot:
-        return merge_snapshot(target, snapshot, source_label=str(source), dry_run=dry_run)
+        return merge_snapshot(
+            target, snapshot, source_label=str(source), dry_run=dry_run, progress=progress
+        )
 
 
 def origin_label(host: str | None, origin_trial_id: int | None) -> str:
