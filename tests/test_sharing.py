@@ -25,7 +25,10 @@ from tuixp.store.store import Store
 
 RECORDER = textwrap.dedent(
     """
+    import pathlib
     import sys
+    import tempfile
+
     import tuixp
 
     ex = tuixp.Experiment("shared", store=sys.argv[1])
@@ -41,6 +44,12 @@ RECORDER = textwrap.dedent(
     def score(d):
         for epoch in range(3):
             ex.save_metric("loss", epoch=epoch, value=d[1] / (epoch + 1))
+        folder = pathlib.Path(tempfile.mkdtemp())
+        (folder / "model.txt").write_text(f"weights {d}")
+        (folder / "run" / "sub").mkdir(parents=True)
+        (folder / "run" / "sub" / "log.txt").write_text(f"log {d[0]}")
+        ex.log_artifact(folder / "model.txt")
+        ex.log_artifact(folder / "run")
         return sum(d)
 
 
@@ -101,6 +110,7 @@ def content(store: Path) -> dict[str, Any]:
             ("step_record", "key, step, started_at, finished_at, status, output_hash"),
             ("param_record", "name, value"),
             ("persisted_record", "step, object_hash, format, size"),
+            ("artifact_record", "name, kind, hash, size, files, step"),
         ):
             for uuid, rows in con.execute(
                 f"SELECT trial_uuid, list(({cols}) ORDER BY {cols}) FROM {table} GROUP BY 1"
@@ -202,6 +212,9 @@ def test_merge_brings_everything_and_again_adds_nothing(
     ex = tuixp.Experiment("shared", store=str(gpu))
     assert ex.get_persisted("double", trial_id=4) == [2, 4]
     assert ex.load_metric("loss", trial_id=[5])[5].tolist() == [6.0, 3.0, 2.0]
+    # And its artifacts, a file and a folder (their blobs copied by content hash).
+    assert ex.get_artifact("model.txt", trial_id=4).read_text() == "weights [2, 4]"
+    assert (ex.get_artifact("run", trial_id=5) / "sub" / "log.txt").read_text() == "log 3"
     # Again: nothing added, every trial skipped.
     again = run_cli("merge", laptop, "--store", gpu, "--format", "json")
     assert again.returncode == 0, again.stderr
@@ -329,7 +342,10 @@ def test_export_bundle_and_merge_it(tmp_path: Path, machines: tuple[Path, Path])
     bundle = tmp_path / "laptop.tuixp-bundle"
     done = invoke("export", "--bundle", bundle, "--store", laptop)
     assert done.exit_code == 0, done.stderr
-    assert "3 trial(s), 9 metric value(s), 3 persisted output(s)" in done.stdout
+    assert (
+        "3 trial(s), 9 metric value(s), 12 file(s) of persisted outputs and artifacts"
+        in done.stdout
+    )
     with zipfile.ZipFile(bundle) as zf:
         manifest = json.loads(zf.read("manifest.json"))
         names = set(zf.namelist())

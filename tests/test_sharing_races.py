@@ -214,7 +214,7 @@ def test_push_pull_through_a_folder(tmp_path: Path, machines: tuple[Path, Path])
     remote.mkdir()
     pushed = run_cli("push", remote, "--store", laptop)
     assert pushed.returncode == 0, pushed.stderr
-    assert "pushed 3 trial(s) and 3 persisted output(s)" in pushed.stdout
+    assert "pushed 3 trial(s) and 12 file(s) of outputs and artifacts" in pushed.stdout
     assert run_cli("push", remote, "--store", laptop).stdout.startswith("nothing to push")
     pulled = run_cli("pull", remote, "--store", gpu)
     assert pulled.returncode == 0, pulled.stderr

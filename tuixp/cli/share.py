@@ -63,7 +63,7 @@ def print_merge(report: Any, fmt: str, header: bool = True) -> None:
     if len(report.conflicts) > len(shown):
         typer.echo(f"  ... and {len(report.conflicts) - len(shown)} more (--format json lists all)")
     if report.objects_copied:
-        typer.echo(f"  {report.objects_copied} persisted output(s) copied")
+        typer.echo(f"  {report.objects_copied} file(s) of persisted outputs and artifacts copied")
     for note in report.notes:
         typer.echo(f"  note: {note}")
     if report.dry_run:
@@ -126,7 +126,7 @@ def push_command(
         typer.echo(f"nothing to push: {report.remote} has every trial of {st.path}")
     else:
         typer.echo(
-            f"pushed {report.trials} trial(s) and {report.objects} persisted output(s) to "
+            f"pushed {report.trials} trial(s) and {report.objects} file(s) of outputs and artifacts to "
             f"{report.remote}/{report.bundle}"
         )
 

@@ -203,5 +203,5 @@ def _export_bundle(
     missing = f" ({report.objects_missing} missing in the store)" if report.objects_missing else ""
     typer.echo(
         f"wrote {report.path}: {report.trials} trial(s), {report.tables['metric_record']} "
-        f"metric value(s), {report.objects} persisted output(s){missing}"
+        f"metric value(s), {report.objects} file(s) of persisted outputs and artifacts{missing}"
     )

@@ -56,6 +56,7 @@ SHARED_TABLES = (
     SharedTable("metric_record", trial="trial_uuid"),
     SharedTable("step_record", trial="trial_uuid"),
     SharedTable("persisted_record", trial="trial_uuid"),
+    SharedTable("artifact_record", trial="trial_uuid"),
     SharedTable("experiment_record", key=("name",)),
     SharedTable("blob", key=("hash",)),
     SharedTable("code_set", key=("hash", "ord")),
@@ -70,7 +71,7 @@ def store_uuid(con: duckdb.DuckDBPyConnection) -> str:
     """The identity of the store open on ``con`` (made at creation or by the schema-5 migration)."""
     row = con.execute("SELECT value FROM tuixp_meta WHERE key = 'store_uuid'").fetchone()
     if row is None:
-        raise StoreError("The store has no identity (it was not upgraded to schema 5).")
+        raise StoreError("The store has no identity (it was not upgraded to schema 6).")
     return str(row[0])
 
 
@@ -88,6 +89,8 @@ class Snapshot:
     objects_dir: Path
     manifest: dict[str, Any]
     objects: list[tuple[str, str]] = field(default_factory=list)  # (hash, format)
+    artifacts_dir: Path | None = None  # NAME.artifacts/ (or the bundle's artifacts/)
+    artifact_blobs: set[str] = field(default_factory=set)
 
     def table(self, name: str) -> Path:
         return self.tables_dir / f"{name}.parquet"
@@ -107,6 +110,7 @@ def write_snapshot(
     folder: Path,
     objects_dir: Path,
     where: str = "TRUE",
+    artifacts_dir: Path | None = None,
 ) -> Snapshot:
     """Write the trials of the store open on ``con`` that match ``where`` (SQL over
     ``trial_record``), their rows and what they refer to, as Parquet files in ``folder``.
@@ -152,6 +156,16 @@ def write_snapshot(
                 f"WHERE trial_uuid IN {chosen} AND object_hash IS NOT NULL"
             ).fetchall()
         ]
+        blobs: set[str] = set()
+        if artifacts_dir is not None:
+            from tuixp.store.artifacts import ArtifactStore
+
+            artifacts = ArtifactStore(artifacts_dir)
+            for kind, digest in con.execute(
+                "SELECT DISTINCT kind, hash FROM artifact_record "
+                f"WHERE trial_uuid IN {chosen} AND hash IS NOT NULL"
+            ).fetchall():
+                blobs |= artifacts.blobs_of(str(kind), str(digest))
         manifest = {
             "format": BUNDLE_FORMAT,
             "format_version": BUNDLE_FORMAT_VERSION,
@@ -160,14 +174,19 @@ def write_snapshot(
             "host": socket.gethostname(),
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "tables": counts,
-            "objects": len(objects),
+            "objects": len(objects) + len(blobs),  # persisted outputs and artifact blobs
         }
         con.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.Error):
             con.execute("ROLLBACK")
         raise
-    return Snapshot(tables, objects_dir, manifest, objects)
+    return Snapshot(tables, objects_dir, manifest, objects, artifacts_dir, blobs)
+
+
+def artifact_blob(root: Path, digest: str) -> Path:
+    """Where ``NAME.artifacts/`` keeps a blob (ArtifactStore.blob)."""
+    return root / "blobs" / digest[:2] / digest
 
 
 def object_path(root: Path, digest: str, fmt: str) -> Path:
@@ -194,6 +213,14 @@ def write_bundle(snapshot: Snapshot, target: Path, bundle_id: str | None = None)
                     missing += 1
                     continue
                 zf.write(src, f"objects/{digest[:2]}/{digest}.{fmt}", zipfile.ZIP_DEFLATED)
+            for digest in sorted(snapshot.artifact_blobs):
+                if snapshot.artifacts_dir is None:
+                    break
+                src = artifact_blob(snapshot.artifacts_dir, digest)
+                if not src.is_file():
+                    missing += 1
+                    continue
+                zf.write(src, f"artifacts/blobs/{digest[:2]}/{digest}", zipfile.ZIP_DEFLATED)
             manifest["objects_missing"] = missing
             # Last: a zip cut short has no manifest (and no central directory) and is refused.
             zf.writestr("manifest.json", json.dumps(manifest, indent=1), zipfile.ZIP_DEFLATED)
@@ -291,7 +318,7 @@ def open_bundle(path: Path) -> Iterator[Snapshot]:
                     parts = Path(name).parts
                     if name.startswith("/") or ".." in parts or not parts:
                         raise NotAStore(f"{path} holds a file outside the bundle ({name!r}).")
-                    if parts[0] not in ("tables", "objects") or info.is_dir():
+                    if parts[0] not in ("tables", "objects", "artifacts") or info.is_dir():
                         continue
                     dest = folder.joinpath(*parts)
                     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -305,7 +332,7 @@ def open_bundle(path: Path) -> Iterator[Snapshot]:
         for t in SHARED_TABLES:
             if not (tables / f"{t.name}.parquet").is_file():
                 raise NotAStore(f"{path} is a damaged tuixp bundle (no {t.name} table).")
-        yield Snapshot(tables, folder / "objects", manifest)
+        yield Snapshot(tables, folder / "objects", manifest, artifacts_dir=folder / "artifacts")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -27,6 +27,7 @@ from tuixp.errors import NotAStore, StoreError, UsageError
 from tuixp.store.bundle import (
     SHARED_TABLES,
     Snapshot,
+    artifact_blob,
     copy_object,
     is_bundle_file,
     object_path,
@@ -35,6 +36,7 @@ from tuixp.store.bundle import (
     store_uuid,
     write_snapshot,
 )
+from tuixp.store.paths import StorePaths
 from tuixp.store.store import Store
 
 # The trial_record columns that say what a trial recorded; two copies of a finished trial that
@@ -152,7 +154,9 @@ def open_source(path: Path, target: Path | None = None) -> Iterator[Snapshot]:
                         "(it is read-only): open it once with this tuixp where it can be "
                         "written, or export a bundle from it there."
                     ) from None
-                snapshot = write_snapshot(con, folder, source.objects_dir)
+                snapshot = write_snapshot(
+                    con, folder, source.objects_dir, artifacts_dir=StorePaths(path).artifacts
+                )
             yield snapshot
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -401,11 +405,39 @@ def _copy_objects(
             report.objects_copied += 1
         else:
             report.objects_missing += 1
+    _copy_artifacts(con, snapshot, target, report)
     if report.objects_missing:
         report.notes.append(
             f"{report.objects_missing} persisted output(s) missing or damaged in the source: "
             "their trials are merged, get_persisted says the output is gone"
         )
+
+
+def _copy_artifacts(
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, target: Store, report: MergeReport
+) -> None:
+    """Copy the artifact blobs (a folder's manifest and files) of the trials to add or update."""
+    if snapshot.artifacts_dir is None:
+        return
+    from tuixp.store.artifacts import ArtifactStore
+
+    source = ArtifactStore(snapshot.artifacts_dir)
+    here = StorePaths(target.path).artifacts
+    blobs: set[str] = set()
+    for kind, digest in con.execute(
+        f"SELECT DISTINCT s.kind, s.hash FROM {_parquet(snapshot, 'artifact_record')} s "
+        "JOIN m_plan p ON p.uuid = s.trial_uuid WHERE p.action IN ('add', 'update') "
+        "AND s.hash IS NOT NULL"
+    ).fetchall():
+        blobs |= source.blobs_of(str(kind), str(digest))
+    for digest in sorted(blobs):
+        dest = artifact_blob(here, digest)
+        if dest.exists():
+            continue
+        if copy_object(artifact_blob(snapshot.artifacts_dir, digest), dest, digest):
+            report.objects_copied += 1
+        else:
+            report.objects_missing += 1
 
 
 def _write(

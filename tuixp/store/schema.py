@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 STORE_MARK = "tuixp-store"
 
 # Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
@@ -33,11 +33,20 @@ _V3_PER_TRIAL_TABLES = {
 # exactly only up to 2**53).
 METRIC_TYPE_COLUMNS = (("value_type", "VARCHAR"), ("value_int", "BIGINT"))
 METRIC_VALUE_TYPES = ("int", "float", "bool")
+# Schema 5: the files and folders a step logged (``ex.log_artifact``), stored by hash in
+# ``NAME.artifacts/`` (tuixp.store.artifacts); logging a name again in a trial replaces it.
+ARTIFACT_TABLE = {
+    "artifact_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, kind VARCHAR,
+    hash VARCHAR, size BIGINT, files INTEGER, step VARCHAR, recorded_at TIMESTAMPTZ""",
+}
+ARTIFACT_KINDS = ("file", "dir")
 PER_TRIAL_TABLES = {
     **_V3_PER_TRIAL_TABLES,
     "metric_record": _V3_PER_TRIAL_TABLES["metric_record"]
     + ","
     + ", ".join(f"{name} {typ}" for name, typ in METRIC_TYPE_COLUMNS),
+    **ARTIFACT_TABLE,
 }
 
 
@@ -47,10 +56,13 @@ def metric_value(value: Any) -> tuple[float, str, int | None]:
     'int', any other number 'float'; a NumPy 0-d array or a one-element tensor is the number its
     ``.item()`` gives. ValueError for what is not a number and for an int beyond 64 bits."""
     import numbers
+    import sys
 
-    import numpy as np
-
-    if not isinstance(value, (bool, int, float, np.generic)) and callable(
+    # A value cannot be a NumPy one unless NumPy is loaded: a run that saves plain floats does
+    # not pay NumPy's import (~40 ms) for this check.
+    np = sys.modules.get("numpy")
+    generic = (np.generic,) if np is not None else ()
+    if not isinstance(value, (bool, int, float, *generic)) and callable(
         getattr(value, "item", None)
     ):
         try:
@@ -59,7 +71,7 @@ def metric_value(value: Any) -> tuple[float, str, int | None]:
             raise ValueError(
                 f"value must be a number, given: {type(value).__name__} ({exc})"
             ) from exc
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, bool) or (np is not None and isinstance(value, np.bool_)):
         return float(value), "bool", None
     if isinstance(value, numbers.Integral):
         exact = int(value)
@@ -77,11 +89,12 @@ KEYS = {
     "metric_record": ("trial_uuid", "name", "epoch"),
     "step_record": ("trial_uuid", "key"),
     "persisted_record": ("trial_uuid", "step"),
+    "artifact_record": ("trial_uuid", "name"),
 }
 
 
-# Schema 5 (sharing, docs/sharing.md): the store's identity, a UUID made when the store is
-# created (or migrated to 5), and the bundles it merged and the trials each remote holds.
+# Schema 6 (sharing, docs/sharing.md): the store's identity, a UUID made when the store is
+# created (or migrated to 6), and the bundles it merged and the trials each remote holds.
 # A trial recorded here has origin_store and origin_trial_id NULL in trial_record; a merged one
 # keeps where it was recorded (the ``trials`` view shows both kinds the same way).
 STORE_IDENTITY = """
@@ -194,6 +207,18 @@ COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
         ("format", "string", None),
         ("size", "int64", None),
     ],
+    "artifact_record": [
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("name", "string", None),
+        ("kind", "string", None),
+        ("hash", "string", None),
+        ("size", "int64", None),
+        ("files", "int32", None),
+        ("step", "string", None),
+        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
+    ],
 }
 
 
@@ -298,6 +323,9 @@ CREATE OR REPLACE VIEW persisted AS
 SELECT experiment, trial_id, step, object_hash, format, size FROM persisted_record;
 CREATE OR REPLACE VIEW experiments AS
 SELECT name AS experiment, created_at, script, goal FROM experiment_record;
+CREATE OR REPLACE VIEW artifacts AS
+SELECT experiment, trial_id, name, kind, hash, size, files, step, recorded_at
+FROM artifact_record;
 """
 
 # Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
@@ -315,6 +343,7 @@ _DROP_VIEWS = "".join(
         "code",
         "persisted",
         "experiments",
+        "artifacts",
     )
 )
 MIGRATIONS: dict[int, str] = {
@@ -342,9 +371,11 @@ MIGRATIONS: dict[int, str] = {
     + "".join(
         f"ALTER TABLE metric_record ADD COLUMN {name} {typ};" for name, typ in METRIC_TYPE_COLUMNS
     ),
-    # 5: sharing (docs/sharing.md): the store's identity (STORE_IDENTITY), each trial's origin,
+    # 5: the artifacts a step logged (ARTIFACT_TABLE) and their view.
+    4: _per_trial(ARTIFACT_TABLE, "IF NOT EXISTS "),
+    # 6: sharing (docs/sharing.md): the store's identity (STORE_IDENTITY), each trial's origin,
     # the bundles merged and what each remote holds (SHARING_TABLES).
-    4: _DROP_VIEWS
+    5: _DROP_VIEWS
     + """
         DROP INDEX IF EXISTS trial_by_experiment;
         ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_store VARCHAR;
@@ -365,4 +396,5 @@ PUBLIC_VIEWS = (
     "code",
     "persisted",
     "experiments",
+    "artifacts",
 )

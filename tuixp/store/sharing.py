@@ -34,6 +34,7 @@ from tuixp.store.bundle import (
     write_snapshot,
 )
 from tuixp.store.merge import MergeReport, merge_snapshot, note_remote_trials
+from tuixp.store.paths import StorePaths
 from tuixp.store.store import Store
 
 
@@ -90,7 +91,13 @@ def export_bundle(
                 where.append("experiment IN (" + ", ".join(sql_text(e) for e in experiments) + ")")
             if since is not None:
                 where.append(f"started_at >= to_timestamp({float(since)!r})")
-            snapshot = write_snapshot(con, folder, store.objects_dir, " AND ".join(where))
+            snapshot = write_snapshot(
+                con,
+                folder,
+                store.objects_dir,
+                " AND ".join(where),
+                artifacts_dir=StorePaths(store.path).artifacts,
+            )
         manifest = write_bundle(snapshot, path)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -151,7 +158,11 @@ def push(store: Store, remote: str | Path) -> PushReport:
         with store.connect() as con:
             own = store_uuid(con)
             snapshot = write_snapshot(
-                con, work, store.objects_dir, _NOT_IN_REMOTE.format(remote=sql_text(key))
+                con,
+                work,
+                store.objects_dir,
+                _NOT_IN_REMOTE.format(remote=sql_text(key)),
+                artifacts_dir=StorePaths(store.path).artifacts,
             )
         trials = snapshot.manifest["tables"]["trial_record"]
         if not trials:
