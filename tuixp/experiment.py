@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from tuixp import errors
@@ -102,6 +103,7 @@ class Experiment:
         self._purity: dict[tuple[str, str], tuple[str, int]] | None = None
         self._purity_lock = threading.Lock()
         self._announced = False
+        self._system_metrics: float | bool | None = None
         self.script = _main_script()
         EXPERIMENTS.append(self)
         key = _instance_key(id, store, None)
@@ -255,6 +257,23 @@ class Experiment:
             )
         return values
 
+    @property
+    def system_metrics(self) -> float | bool | None:
+        """Seconds between system-metric samples (``sys/cpu_percent``, ``sys/rss_mb``, GPUs)
+        while this experiment's trials run; ``False`` or 0 for none; ``None`` (the default) for
+        ``$TUIXP_SYSTEM_METRICS``, else 5 s. See tuixp.execution.sampler."""
+        return self._system_metrics
+
+    @system_metrics.setter
+    def system_metrics(self, every: float | bool | None) -> None:
+        from tuixp.execution.sampler import interval
+
+        try:
+            interval(every)  # refused here, never at a trial's start
+        except ValueError as exc:
+            raise errors.TuixpError(str(exc)) from None
+        self._system_metrics = every
+
     # -- inside a step ---------------------------------------------------------------------
     @property
     def current_trial_id(self) -> int:
@@ -288,6 +307,29 @@ class Experiment:
         if not -(1 << 63) <= epoch < (1 << 63):
             raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
         steps_mod.record_metric(key, epoch, number, value_type, exact)
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Keep the file or folder at ``path`` (a checkpoint, a plot, predictions) with the
+        running trial, under ``name`` (default: its base name); inside a step only. Stored once
+        by content hash beside the store; logging a name again in a trial keeps the last.
+        Returns the content hash."""
+        if steps_mod.current_scope.get() is None:
+            raise errors.TrialIDNotFoundError(
+                "Current Trial ID only exists during a trial execution"
+            )
+        return str(steps_mod.record_artifact(path, name)["hash"])
+
+    def get_artifact(self, name: str, trial_id: int | None = None) -> Path:
+        """A local path to the bytes of artifact ``name`` of ``trial_id`` (the latest trial when
+        None): the file itself, or a folder laid out as it was logged. Read-only: copy it to
+        change it (``tuixp artifact EXP TRIAL NAME -o PATH``)."""
+        from tuixp.store import artifacts
+        from tuixp.store.paths import StorePaths
+
+        trial_id = self._check_trial(trial_id)
+        with self.store.reading() as con:
+            art = artifacts.find(con, self.id, trial_id, name)
+        return artifacts.ArtifactStore(StorePaths(self.store.path).artifacts).local_path(art)
 
     # -- running trials --------------------------------------------------------------------
     def _run(
@@ -397,10 +439,12 @@ class Experiment:
         return environment_view(self._environment_doc(trial_id), category)
 
     def start_dashboard(self, *args: Any, **kwargs: Any) -> None:
-        """daskperiment's Flask dashboard has no counterpart: tuixp's is a terminal UI."""
+        """daskperiment's Flask dashboard has no counterpart: tuixp's is a terminal UI, which
+        ``tuixp serve`` also shows in a browser."""
         raise errors.TuixpError(
             "tuixp has no web dashboard: run `tuixp` in a terminal (over SSH too) to browse, "
-            "compare and re-run trials, or `tuixp ls`/`tuixp sql` to query them"
+            "compare and re-run trials (`tuixp serve` shows that UI in a browser), or "
+            "`tuixp ls`/`tuixp sql` to query them"
         )
 
     def get_persisted(self, step_name: str, trial_id: int | None = None) -> Any:
@@ -421,8 +465,12 @@ class Experiment:
     ) -> Any:
         """A DataFrame indexed by ``Epoch``, one column per trial id (an int or a list; the
         latest trial when None). A trial that never saved the metric raises
-        TrialIDNotFoundError, as daskperiment's did."""
-        key = _metric_key(metric_key, key)
+        TrialIDNotFoundError, as daskperiment's did. System metrics are read by their names
+        (``"sys/cpu_percent"``)."""
+        from tuixp.store.metric_names import is_system_metric
+
+        system = isinstance(metric_key, str) and is_system_metric(metric_key) and key is None
+        key = metric_key if system else _metric_key(metric_key, key)
         ids = [trial_id] if isinstance(trial_id, int) or trial_id is None else list(trial_id)
         ids = [self._check_trial(t) for t in ids]
         from tuixp.store import queries

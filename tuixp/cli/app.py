@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from tuixp.cli import admin, diff, ls, repeat, run, show, sql
+from tuixp.cli import admin, artifact, diff, ls, repeat, run, serve, show, sql
 from tuixp.cli.admin import open_tui
 from tuixp.cli.coercion import Command
 from tuixp.cli.common import STORE_HELP, Debug, handled, store_path
@@ -127,7 +127,9 @@ def _register() -> None:
         ("diff", diff.diff_command),
         ("repeat", repeat.repeat_command),
         ("sql", sql.sql_command),
+        ("serve", serve.serve_command),
         ("export", sql.export_command),
+        ("artifact", artifact.artifact_command),
         ("gc", admin.gc_command),
         ("import-daskperiment", admin.import_daskperiment_command),
         ("demo", admin.demo_command),

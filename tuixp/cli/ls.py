@@ -56,6 +56,25 @@ def ls_command(
             help="Only trials with this status.",
         ),
     ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            "--where",
+            "-w",
+            metavar="FILTER",
+            show_default=False,
+            help="Only trials matching FILTER, the TUI's filter: lr < 0.01 AND status = 'failed'.",
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            metavar="COLUMN[:desc]",
+            show_default=False,
+            help="The first trials by COLUMN (any column the filter knows), ascending or :desc.",
+        ),
+    ] = None,
     store: StoreOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -65,12 +84,25 @@ def ls_command(
         raise CliError("--limit must be at least 1 (or use --all)")
     if status is not None and status not in STATUSES:
         raise CliError(f"unknown status {status!r}: use {', '.join(STATUSES[:-1])} or interrupted")
+    order = parse_sort(sort) if sort is not None else None
+    if experiment is None and (where is not None or sort is not None):
+        raise CliError("--where and --sort list the trials of one experiment: give EXPERIMENT")
     st = open_store(store_path(store, ctx))
     with st.connect() as con:
         if experiment is None:
             _ls_experiments(con, fmt)
         else:
-            _ls_trials(con, experiment, None if all_trials else limit, status, fmt)
+            _ls_trials(
+                con, experiment, None if all_trials else limit, status, fmt, where or "", order
+            )
+
+
+def parse_sort(text: str) -> tuple[str, bool]:
+    """``COLUMN``, ``COLUMN:asc`` or ``COLUMN:desc`` as (column, descending)."""
+    column, _, direction = text.strip().partition(":")
+    if not column.strip() or direction.strip().lower() not in ("", "asc", "desc"):
+        raise CliError(f"--sort takes COLUMN, COLUMN:asc or COLUMN:desc, not {text!r}")
+    return column.strip(), direction.strip().lower() == "desc"
 
 
 STATUSES = ("succeeded", "failed", "queued", "running", "interrupted")
@@ -122,28 +154,51 @@ def _ls_experiments(con: Any, fmt: str) -> None:
     )
 
 
-def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None, fmt: str) -> None:
-    from tuixp.store import flags, queries
+def _ls_trials(
+    con: Any,
+    experiment: str,
+    limit: int | None,
+    status: str | None,
+    fmt: str,
+    where: str = "",
+    order: tuple[str, bool] | None = None,
+) -> None:
+    from tuixp.store import flags, queries, window
+    from tuixp.store.columns import Layout, layout
+    from tuixp.store.filters import FilterError
 
     require_experiment(con, experiment)
-    # Queued trials are running ones none of whose steps has started: told apart below.
+    # Which trials, in which order: the TUI's window queries (tuixp.store.window), so the filter
+    # and the sort are the TUI's. Queued trials are running ones none of whose steps has
+    # started: told apart below.
     stored = "running" if status == queries.QUEUED else status
-    where = "experiment = ?" + (" AND status = ?" if stored else "")
-    args: list[Any] = [experiment] + ([stored] if stored else [])
-    total = con.execute(f"SELECT count(*) FROM trials WHERE {where}", args).fetchone()[0]
-    requested = limit
-    if stored == "running":
-        limit = None  # a few: the split into queued and running is made here
-    sql = (
-        "SELECT trial_id, status, params, result, epoch(finished_at) - epoch(started_at), "
-        "started_at, git_commit, git_dirty, changes, notes, CASE WHEN error_type IS NULL THEN "
-        "NULL ELSE error_type || ': ' || error_message END "
-        f"FROM trial_record WHERE {where} ORDER BY trial_id DESC"
+    condition = " AND ".join(
+        [f"({where})"] * bool(where.strip()) + [f"status = '{stored}'"] * bool(stored)
     )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    raw = con.execute(sql, args).fetchall()
-    raw.reverse()
+    sort, descending = order or ("trial_id", True)
+    # The parameters and metrics are looked up only when the filter or the sort may name one.
+    lay = layout(con, experiment) if where.strip() or order else Layout(experiment)
+    query = window.TrialQuery(experiment, condition, sort, descending)
+    try:
+        lay.column(sort)
+    except FilterError as exc:
+        raise CliError(f"--sort: {exc}") from None
+    try:
+        if where.strip():
+            window.check_filter(where, lay)  # the person's own, before the status is added
+    except FilterError as exc:
+        raise CliError(f"--where: {exc}") from None
+    try:
+        total = window.count(con, lay, query)
+        requested = limit
+        if stored == "running":
+            limit = None  # a few: the split into queued and running is made here
+        ids = window.page_ids(con, lay, query, 0, total if limit is None else limit)
+    except FilterError as exc:
+        raise CliError(f"--where: {exc}") from None
+    if order is None:
+        ids.reverse()  # the latest trials, oldest first
+    raw = _trial_rows(con, experiment, ids)
     firsts = queries.first_step_starts(con, experiment, [r[0] for r in raw if r[1] == "running"])
     raw = [
         (r[0], queries.shown_status(r[1], firsts.get(r[0])), *r[2:]) if r[1] == "running" else r
@@ -152,7 +207,8 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
     if status in ("running", queries.QUEUED):
         raw = [r for r in raw if r[1] == status]
         total = len(raw)
-        raw = raw[-requested:] if requested is not None else raw
+        if requested is not None:
+            raw = raw[:requested] if order else raw[-requested:]
     rows = []
     for tid, st, params, result, elapsed, started, commit, dirty, changes, notes, error in raw:
         kinds = sorted(
@@ -271,9 +327,32 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 err=True,
             )
         if total > len(rows):
-            typer.echo(
-                f"latest {len(rows)} of {total} trials (--limit N or --all for more)", err=True
+            which = (
+                f"first {len(rows)} of {total} trials by {sort}"
+                + (" descending" if descending else "")
+                if order
+                else f"latest {len(rows)} of {total} trials"
             )
+            typer.echo(
+                f"{which}{' matching --where' if where.strip() else ''} (--limit N or --all for more)",
+                err=True,
+            )
+
+
+def _trial_rows(con: Any, experiment: str, ids: list[int]) -> list[tuple[Any, ...]]:
+    """What ``ls`` shows of these trials, in this order."""
+    if not ids:
+        return []
+    found = con.execute(
+        "SELECT trial_id, status, params, result, epoch(finished_at) - epoch(started_at), "
+        "started_at, git_commit, git_dirty, changes, notes, CASE WHEN error_type IS NULL THEN "
+        "NULL ELSE error_type || ': ' || error_message END "
+        "FROM trial_record WHERE experiment = ? AND trial_id BETWEEN ? AND ? "
+        "AND list_contains(?, trial_id)",
+        [experiment, min(ids), max(ids), ids],
+    ).fetchall()
+    by_id = {r[0]: r for r in found}
+    return [by_id[t] for t in ids if t in by_id]
 
 
 def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:

@@ -248,49 +248,16 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
         "uuid": rec["uuid"],
         "flags": flags.text(rec["changes"], rec["notes"]),
     }
-    doc["metrics"] = [
-        {
-            "name": n,
-            "epochs": c,
-            "first_epoch": e0,
-            "last_epoch": e1,
-            "last": last,
-            "min": lo,
-            "max": hi,
-        }
-        for n, c, e0, e1, last, lo, hi in con.execute(
-            """
-            SELECT name, count(*), min(epoch), max(epoch), arg_max(value, epoch), min(value),
-                   max(value)
-            FROM metrics WHERE experiment = ? AND trial_id = ? GROUP BY name ORDER BY name
-        """,
-            [experiment, trial_id],
-        ).fetchall()
-    ]
-    doc["metric_values"] = {}
-    for name, epoch, value in con.execute(
-        "SELECT name, epoch, value FROM metrics WHERE experiment = ? AND trial_id = ? "
-        "ORDER BY name, epoch",
-        [experiment, trial_id],
-    ).fetchall():
-        doc["metric_values"].setdefault(name, []).append([epoch, value])
+    # The same reads as the TUI's detail screen (tuixp.store.queries), shaped as show prints them.
+    doc["metrics"] = queries.metric_summaries(con, experiment, trial_id)
+    series = queries.metric_series(con, experiment, [trial_id])
+    doc["metric_values"] = {
+        name: [[epoch, value] for epoch, value in by_trial[trial_id]]
+        for name, by_trial in series.items()
+    }
     doc["steps"] = [
-        {
-            "key": k,
-            "step": s,
-            "status": st,
-            "elapsed_s": el,
-            "worker": w,
-            "error": err,
-            "reused_from": ru,
-        }
-        for k, s, st, el, w, err, ru in con.execute(
-            """
-            SELECT key, step, status, elapsed_s, worker, error, reused_from FROM steps
-            WHERE experiment = ? AND trial_id = ? ORDER BY started_at, key
-        """,
-            [experiment, trial_id],
-        ).fetchall()
+        {k: s[k] for k in ("key", "step", "status", "elapsed_s", "worker", "error", "reused_from")}
+        for s in queries.steps(con, experiment, trial_id)
     ]
     if doc["status"] not in ("running", "queued"):
         for s in doc["steps"]:  # a step that never reported its end (its process was killed)
@@ -300,12 +267,8 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
         doc["elapsed_s"] = max(0.0, time.time() - first.timestamp())
         doc["running"] = _running_now(con, experiment, trial_id, doc["metrics"])
     doc["persisted"] = [
-        {"step": s, "format": f, "size": z, "object_hash": h}
-        for s, f, z, h in con.execute(
-            "SELECT step, format, size, object_hash FROM persisted WHERE experiment = ? AND "
-            "trial_id = ? ORDER BY step",
-            [experiment, trial_id],
-        ).fetchall()
+        {k: p[k] for k in ("step", "format", "size", "object_hash")}
+        for p in queries.persisted_outputs(con, experiment, trial_id)
     ]
     doc["code"] = queries.code(con, experiment, trial_id)
     env = queries.environment(con, experiment, trial_id)

@@ -34,6 +34,7 @@ KINDS = (
     "step",
     "metric",
     "persisted",
+    "artifact",
     "trial_finished",
 )
 
@@ -198,6 +199,32 @@ def persisted(
     }
 
 
+def artifact(
+    trial_uuid: str,
+    experiment: str,
+    trial_id: int,
+    name: str,
+    kind: str,
+    hash: str,
+    size: int,
+    files: int,
+    step: str | None,
+    recorded_at: float,
+) -> Event:
+    """A file ('file') or folder ('dir') a step logged, stored by hash in ``NAME.artifacts/``."""
+    return {
+        "t": "artifact",
+        **_trial(trial_uuid, experiment, trial_id),
+        "name": name,
+        "kind": kind,
+        "hash": hash,
+        "size": size,
+        "files": files,
+        "step": step,
+        "recorded_at": recorded_at,
+    }
+
+
 def trial_finished(uuid: str, status: str, finished_at: float | None, **fields: Any) -> Event:
     """A trial ended: 'succeeded' (with its result), 'failed' or 'interrupted' (with why)."""
     event = {"t": "trial_finished", "uuid": uuid, "status": status, "finished_at": finished_at}
@@ -215,6 +242,7 @@ EVENT_TABLE = {
     "metric": "metric_record",
     "step": "step_record",
     "persisted": "persisted_record",
+    "artifact": "artifact_record",
 }
 _REQUIRED = {
     "blob": ("hash",),
@@ -222,6 +250,7 @@ _REQUIRED = {
     "metric": ("trial_uuid", "name", "epoch"),
     "step": ("trial_uuid", "key"),
     "persisted": ("trial_uuid", "step"),
+    "artifact": ("trial_uuid", "name", "kind", "hash"),
     "trial_started": ("uuid", "experiment", "trial_id"),
     "trial_finished": ("uuid", "status"),
     "package_set": ("hash",),
@@ -316,6 +345,8 @@ def check_event(ev: dict[str, Any]) -> str | None:
     try:
         if kind == "metric" and ev.get("value_type") not in (None, *schema.METRIC_VALUE_TYPES):
             return "unknown metric value type"
+        if kind == "artifact" and ev["kind"] not in schema.ARTIFACT_KINDS:
+            return "unknown artifact kind"
         if kind in EVENT_TABLE:
             return _row_problem(ev, EVENT_TABLE[kind])
         if kind == "trial_started":

@@ -269,7 +269,7 @@ def apply_batches(
     insert_rows(con, "trial_record", rows)
     insert_rows(con, "param_record", last_per_key(params, schema.KEYS["param_record"]))
     report.trials = len(rows)
-    for kind in ("metric", "step", "persisted"):
+    for kind in ("metric", "step", "persisted", "artifact"):
         table = EVENT_TABLE[kind]
         insert_rows(
             con,

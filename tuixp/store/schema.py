@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STORE_MARK = "tuixp-store"
 
 # Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
@@ -33,11 +33,20 @@ _V3_PER_TRIAL_TABLES = {
 # exactly only up to 2**53).
 METRIC_TYPE_COLUMNS = (("value_type", "VARCHAR"), ("value_int", "BIGINT"))
 METRIC_VALUE_TYPES = ("int", "float", "bool")
+# Schema 5: the files and folders a step logged (``ex.log_artifact``), stored by hash in
+# ``NAME.artifacts/`` (tuixp.store.artifacts); logging a name again in a trial replaces it.
+ARTIFACT_TABLE = {
+    "artifact_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, kind VARCHAR,
+    hash VARCHAR, size BIGINT, files INTEGER, step VARCHAR, recorded_at TIMESTAMPTZ""",
+}
+ARTIFACT_KINDS = ("file", "dir")
 PER_TRIAL_TABLES = {
     **_V3_PER_TRIAL_TABLES,
     "metric_record": _V3_PER_TRIAL_TABLES["metric_record"]
     + ","
     + ", ".join(f"{name} {typ}" for name, typ in METRIC_TYPE_COLUMNS),
+    **ARTIFACT_TABLE,
 }
 
 
@@ -80,6 +89,7 @@ KEYS = {
     "metric_record": ("trial_uuid", "name", "epoch"),
     "step_record": ("trial_uuid", "key"),
     "persisted_record": ("trial_uuid", "step"),
+    "artifact_record": ("trial_uuid", "name"),
 }
 
 
@@ -179,6 +189,18 @@ COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
         ("format", "string", None),
         ("size", "int64", None),
     ],
+    "artifact_record": [
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("name", "string", None),
+        ("kind", "string", None),
+        ("hash", "string", None),
+        ("size", "int64", None),
+        ("files", "int32", None),
+        ("step", "string", None),
+        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
+    ],
 }
 
 
@@ -274,6 +296,9 @@ CREATE OR REPLACE VIEW persisted AS
 SELECT experiment, trial_id, step, object_hash, format, size FROM persisted_record;
 CREATE OR REPLACE VIEW experiments AS
 SELECT name AS experiment, created_at, script, goal FROM experiment_record;
+CREATE OR REPLACE VIEW artifacts AS
+SELECT experiment, trial_id, name, kind, hash, size, files, step, recorded_at
+FROM artifact_record;
 """
 
 # Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
@@ -291,6 +316,7 @@ _DROP_VIEWS = "".join(
         "code",
         "persisted",
         "experiments",
+        "artifacts",
     )
 )
 MIGRATIONS: dict[int, str] = {
@@ -318,6 +344,8 @@ MIGRATIONS: dict[int, str] = {
     + "".join(
         f"ALTER TABLE metric_record ADD COLUMN {name} {typ};" for name, typ in METRIC_TYPE_COLUMNS
     ),
+    # 5: the artifacts a step logged (ARTIFACT_TABLE) and their view.
+    4: _per_trial(ARTIFACT_TABLE, "IF NOT EXISTS "),
 }
 
 PUBLIC_VIEWS = (
@@ -330,4 +358,5 @@ PUBLIC_VIEWS = (
     "code",
     "persisted",
     "experiments",
+    "artifacts",
 )

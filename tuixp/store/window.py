@@ -31,6 +31,7 @@ from tuixp.store.columns import (
     quote_str,
 )
 from tuixp.store.filters import FilterError
+from tuixp.store.metric_names import user_metric_sql
 from tuixp.store.queries import first_step_starts, shown_status
 from tuixp.store.summary import RESULT, MetricSummary
 
@@ -267,10 +268,10 @@ def rows_for(
                 metrics.setdefault(tid, {})[c.source] = value
     if lay.metrics and unsettled:
         for tid, name, value in con.execute(
-            """
+            f"""
             SELECT trial_id, name, arg_max(value, epoch) FROM metric_record
             WHERE experiment = ? AND trial_id BETWEEN ? AND ?
-              AND trial_id IN (SELECT unnest(?::INTEGER[]))
+              AND trial_id IN (SELECT unnest(?::INTEGER[])) AND {user_metric_sql()}
             GROUP BY trial_id, name
         """,
             [exp, min(unsettled), max(unsettled), unsettled],

@@ -20,6 +20,8 @@ from textual.widgets.option_list import Option
 from tuixp.capture.environment import ENV_GROUPS
 from tuixp.errors import StoreError, TuixpError
 from tuixp.store import flags, queries
+from tuixp.store.metric_names import SYSTEM_PREFIX, is_system_metric
+from tuixp.store.objects import RUNS_CODE
 from tuixp.tui.data import TrialDetail, preview
 from tuixp.tui.format import STATUS_TEXT, fmt_elapsed, fmt_number, fmt_when
 from tuixp.tui.messages import DetailLoaded, OutputLoaded
@@ -49,6 +51,24 @@ def _kv_table(rows: list[tuple[str, Any]]) -> Table:
     for k, v in rows:
         table.add_row(k, v if isinstance(v, Text) else Text(str(v)))
     return table
+
+
+def system_rows(
+    metrics: dict[str, dict[int, list[tuple[int, float]]]], trial_id: int
+) -> list[tuple[str, Any]]:
+    """One line a system metric of the trial: its mean and max over the samples."""
+    rows: list[tuple[str, Any]] = []
+    for name in sorted(n for n in metrics if is_system_metric(n)):
+        values = [v for _, v in metrics[name].get(trial_id, [])]
+        if values:
+            mean = sum(values) / len(values)
+            rows.append(
+                (
+                    name[len(SYSTEM_PREFIX) :],
+                    f"{fmt_number(mean, 8)}, {fmt_number(max(values), 8)} ({len(values)} samples)",
+                )
+            )
+    return rows
 
 
 def _json_text(value: Any) -> str:
@@ -205,13 +225,22 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         last = {
             name: point[1]
             for name, series in d.points.items()
-            if self.trial_id in series and (point := series[self.trial_id].last) is not None
+            if self.trial_id in series
+            and not is_system_metric(name)
+            and (point := series[self.trial_id].last) is not None
         }
         if last:
             parts += [
                 Text(""),
                 Text("Metrics (last epoch)", style="bold underline"),
                 _kv_table([(k, fmt_number(v, 12)) for k, v in last.items()]),
+            ]
+        system = system_rows(d.metrics, self.trial_id)
+        if system:
+            parts += [
+                Text(""),
+                Text("System (sampled while it ran: mean, max)", style="bold underline"),
+                _kv_table(system),
             ]
         if t.get("changes"):
             parts += [Text(""), Text("Changed since the previous trial", style="bold underline")]
@@ -312,16 +341,32 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             ]
         self.query_one("#git-body", Static).update(Group(*parts))
 
+    def _outputs(self) -> list[dict[str, Any]]:
+        """The Outputs tab's entries: persisted outputs, then the logged artifacts."""
+        if self.detail is None:
+            return []
+        arts = [
+            {"step": f"artifact {a.name}", "format": "artifact", "artifact": a}
+            for a in self.detail.artifacts
+        ]
+        return [*self.detail.persisted, *arts]
+
     def _show_outputs(self, d: TrialDetail) -> None:
         outputs = self.query_one("#output-list", OptionList)
-        outputs.set_options(
+        options = [
             Option(f"{o['step']}  {o['format']}  {o['size']:,} bytes", id=o["step"])
             for o in d.persisted
-        )
+        ]
+        options += [
+            Option(Text(f"artifact  {a.name}  {a.kind}  {a.size:,} bytes"), id=f"artifact {a.name}")
+            for a in d.artifacts
+        ]
+        outputs.set_options(options)
         text = (
-            "Select an output and press p to preview it."
-            if d.persisted
-            else "No persisted outputs: mark a step with @ex.persist to keep its output."
+            "Select an output or artifact and press p to preview it."
+            if options
+            else "No persisted outputs or artifacts: mark a step with @ex.persist to keep its "
+            "output, or call ex.log_artifact(path) in a step."
         )
         self.query_one("#output-preview", Static).update(text)
 
@@ -365,22 +410,24 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         if self.detail is None:
             return None
         outputs = self.query_one("#output-list", OptionList)
+        entries = self._outputs()
         if outputs.highlighted is None:
-            if not self.detail.persisted:
+            if not entries:
                 return None
             outputs.highlighted = 0
-        return self.detail.persisted[outputs.highlighted or 0]
+        return entries[outputs.highlighted or 0]
 
     def action_preview(self) -> None:
         self.query_one(TabbedContent).active = "outputs"
         out = self._selected_output()
         if out is None:
             return
-        if out["format"] == "pickle":
+        if out["format"] in RUNS_CODE:
             self._pickle_armed = out["step"]
+            what = "a pickle" if out["format"] == "pickle" else "a whole torch module (pickled)"
             self.query_one("#output-preview", Static).update(
                 Text(
-                    f"{out['step']} is a pickle: loading it runs code stored in the file. "
+                    f"{out['step']} is {what}: loading it runs code stored in the file. "
                     "Press P (shift+p) to load it anyway.",
                     style="yellow",
                 )
@@ -390,7 +437,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
     def action_load_pickle(self) -> None:
         out = self._selected_output()
-        if out is None or out["format"] != "pickle" or self._pickle_armed != out["step"]:
+        if out is None or out["format"] not in RUNS_CODE or self._pickle_armed != out["step"]:
             self.notify("Press p on a pickled output first.", severity="warning")
             return
         self._preview_worker(out)
@@ -402,8 +449,11 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
     @work(thread=True, exclusive=True, group="output", exit_on_error=False)
     def _preview_worker(self, out: dict[str, Any]) -> None:
         try:
-            value = self.tuixp.reader.load_output(out["object_hash"], out["format"])
-            text = preview(value)
+            if "artifact" in out:  # bounded, control characters shown as U+FFFD
+                text = self.tuixp.reader.preview_artifact(out["artifact"])
+            else:
+                value = self.tuixp.reader.load_output(out["object_hash"], out["format"])
+                text = preview(value)
         except (OSError, ValueError, StoreError) as exc:
             text = f"Could not read the output of {out['step']}: {exc}"
         except Exception as exc:  # noqa: BLE001 - unpickling user objects can raise anything

@@ -17,6 +17,7 @@ from textual.containers import Grid, Vertical
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
+from tuixp.store.metric_names import is_system_metric
 from tuixp.tui.plotting import (
     MetricPoints,
     PlotOptions,
@@ -48,7 +49,7 @@ Series = dict[str, dict[int, MetricPoints]]
 
 def ordered_metrics(names: Iterable[str]) -> list[str]:
     """The user's metrics by name, then the system samples (``sys/...``)."""
-    return sorted(names, key=lambda n: (n.startswith("sys/"), n))
+    return sorted(names, key=lambda n: (is_system_metric(n), n))
 
 
 class MetricPlot(Vertical):
