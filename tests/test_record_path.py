@@ -95,6 +95,7 @@ def test_every_constructed_event_passes_the_checker() -> None:
         events.step(*ids, "k", "s", 1.0, 2.0, "reused", None, output_hash="o", reused_from=1),
         events.metric(*ids, "loss", 0, 0.5, 1.5, seq=1, step="s"),
         events.persisted(*ids, "s", "o", "npy", 10),
+        events.artifact(*ids, "model.pt", "file", "h" * 64, 10, 1, "s", 1.5),
         events.trial_finished("u" * 32, "succeeded", 2.0, result="1", notes="[]"),
         events.trial_finished("u" * 32, "failed", 2.0, error_type="E", error_message="m"),
     ]

@@ -13,8 +13,8 @@ from typing import Any
 import duckdb
 import pytest
 
-from tuixp.store.db import Store
 from tuixp.store.schema import PER_TRIAL_TABLES
+from tuixp.store.store import Store
 from tuixp.tui.data import StoreReader
 from tuixp.tui.screens.launch import read_choices
 
