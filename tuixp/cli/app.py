@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from tuixp.cli import admin, artifact, curate, diff, ls, repeat, run, serve, show, sql
+from tuixp.cli import admin, artifact, curate, diff, ls, repeat, run, serve, share, show, sql
 from tuixp.cli.admin import open_tui
 from tuixp.cli.coercion import Command
 from tuixp.cli.common import STORE_HELP, Debug, handled, store_path
@@ -135,6 +135,9 @@ def _register() -> None:
         ("sql", sql.sql_command),
         ("serve", serve.serve_command),
         ("export", sql.export_command),
+        ("merge", share.merge_command),
+        ("push", share.push_command),
+        ("pull", share.pull_command),
         ("artifact", artifact.artifact_command),
         ("gc", admin.gc_command),
         ("import-daskperiment", admin.import_daskperiment_command),

@@ -191,13 +191,18 @@ def set_aside_rejected(path: Path, rejected: dict[str, list[tuple[bytes, str]]])
     return failed
 
 
+# A running trial merged from another store (origin_store set) has no journal here: it stays
+# running until a later merge brings its end (docs/sharing.md), never interrupted by this store.
+_RUNNING_HERE = "status = 'running' AND origin_store IS NULL"
+
+
 def stale_running(con: duckdb.DuckDBPyConnection, present: set[str]) -> bool:
-    rows = con.execute("SELECT journal FROM trial_record WHERE status = 'running'").fetchall()
+    rows = con.execute(f"SELECT journal FROM trial_record WHERE {_RUNNING_HERE}").fetchall()
     return any(r[0] not in present for r in rows)
 
 
 def mark_interrupted(con: duckdb.DuckDBPyConnection, dead: list[str], present: set[str]) -> int:
-    rows = con.execute("SELECT uuid, journal FROM trial_record WHERE status = 'running'").fetchall()
+    rows = con.execute(f"SELECT uuid, journal FROM trial_record WHERE {_RUNNING_HERE}").fetchall()
     lost = [u for u, j in rows if j in dead or j not in present]
     if lost:
         con.executemany(

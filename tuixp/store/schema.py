@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 STORE_MARK = "tuixp-store"
 
 # Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
@@ -108,6 +108,24 @@ KEYS = {
     "artifact_record": ("trial_uuid", "name"),
 }
 
+
+# Schema 7 (sharing, docs/sharing.md): the store's identity, a UUID made when the store is
+# created (or migrated to 6), and the bundles it merged and the trials each remote holds.
+# A trial recorded here has origin_store and origin_trial_id NULL in trial_record; a merged one
+# keeps where it was recorded (the ``trials`` view shows both kinds the same way).
+STORE_IDENTITY = """
+INSERT INTO tuixp_meta SELECT 'store_uuid', CAST(uuid() AS VARCHAR)
+WHERE NOT EXISTS (SELECT 1 FROM tuixp_meta WHERE key = 'store_uuid');
+"""
+SHARING_TABLES = """
+CREATE TABLE IF NOT EXISTS bundle_merged (
+    bundle_id VARCHAR PRIMARY KEY, remote VARCHAR, name VARCHAR, store_uuid VARCHAR,
+    merged_at TIMESTAMPTZ, trials INTEGER
+);
+CREATE TABLE IF NOT EXISTS remote_trial (
+    remote VARCHAR, trial_uuid VARCHAR, status VARCHAR, PRIMARY KEY (remote, trial_uuid)
+);
+"""
 
 # The ingested tables' columns: (column, arrow type, SQL expression over the staged column).
 _TS = "float64"
@@ -276,7 +294,9 @@ CREATE TABLE IF NOT EXISTS trial_record (
     git_dirty BOOLEAN,
     changes VARCHAR,
     notes VARCHAR,
-    data_inputs VARCHAR
+    data_inputs VARCHAR,
+    origin_store VARCHAR,
+    origin_trial_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, trial_id);
 {per_trial}CREATE TABLE IF NOT EXISTS code_set (hash VARCHAR, ord INTEGER, step VARCHAR, source_hash VARCHAR,
@@ -284,7 +304,9 @@ CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, tria
 CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARCHAR,
     PRIMARY KEY (hash, name));
 CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
-""".replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS "))
+{sharing}""".replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS ")).replace(
+        "{sharing}", SHARING_TABLES + STORE_IDENTITY
+    )
     + ANNOTATION_TABLE
 )
 
@@ -319,7 +341,12 @@ SELECT t.experiment, t.trial_id, t.status, t.started_at, t.finished_at,
        t.code_hash, t.environment_hash, t.packages_hash, t.git_hash,
        CAST(t.changes AS JSON) AS changes, t.uuid, CAST(t.data_inputs AS JSON) AS data_inputs,
        a.name, a.note, coalesce(a.tags, []::VARCHAR[]) AS tags,
-       coalesce(a.starred, false) AS starred, a.deleted_at
+       coalesce(a.starred, false) AS starred, a.deleted_at,
+       coalesce(t.origin_store, (SELECT value FROM tuixp_meta WHERE key = 'store_uuid'))
+           AS origin_store,
+       coalesce(t.origin_trial_id, t.trial_id) AS origin_trial_id,
+       CASE WHEN t.origin_store IS NULL THEN NULL
+            ELSE coalesce(t.host, '?') || ' #' || t.origin_trial_id END AS origin
 FROM trial_record t LEFT JOIN trial_annotation a ON a.trial_uuid = t.uuid;
 CREATE OR REPLACE VIEW trials AS SELECT * FROM trials_all WHERE deleted_at IS NULL;
 CREATE OR REPLACE VIEW annotations AS
@@ -408,6 +435,17 @@ MIGRATIONS: dict[int, str] = {
     # 6: annotations (notes, names, tags, stars, deletions) as events; the trials view gains
     # name, note, tags, starred, deleted_at and leaves deleted trials out (trials_all keeps them).
     5: _DROP_VIEWS + ANNOTATION_TABLE,
+    # 7: sharing (docs/sharing.md): the store's identity (STORE_IDENTITY), each trial's origin,
+    # the bundles merged and what each remote holds (SHARING_TABLES).
+    6: _DROP_VIEWS
+    + """
+        DROP INDEX IF EXISTS trial_by_experiment;
+        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_store VARCHAR;
+        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_trial_id INTEGER;
+        CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
+    """
+    + SHARING_TABLES
+    + STORE_IDENTITY,
 }
 
 PUBLIC_VIEWS = (
