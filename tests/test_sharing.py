@@ -388,3 +388,28 @@ def test_export_bundle_of_some_experiments_since_a_date(
     )
     assert bad.exit_code == 2 and "not a date" in one_error_line(bad)
     assert not (tmp_path / "x.tuixp-bundle").exists() and not (tmp_path / "y.tuixp-bundle").exists()
+
+
+def test_ls_and_show_name_a_merged_trials_origin(machines: tuple[Path, Path]) -> None:
+    import socket
+
+    laptop, gpu = machines
+    assert invoke("merge", laptop, "--store", gpu).exit_code == 0
+    host = socket.gethostname()
+    table = invoke("ls", "shared", "--store", gpu, "--format", "table")
+    assert table.exit_code == 0, table.stderr
+    lines = [line.strip() for line in table.stdout.splitlines()]
+    assert any(line.startswith(f"4 ({host} #2)") for line in lines), table.stdout
+    assert any(line.startswith("1 ") for line in lines)  # recorded here: no origin
+    listed = json.loads(invoke("ls", "shared", "--store", gpu, "--format", "json").stdout)
+    assert {r["trial_id"]: r["origin"] for r in listed} == {
+        1: None,
+        2: None,
+        3: f"{host} #1",
+        4: f"{host} #2",
+        5: f"{host} #3",
+    }
+    shown = invoke("show", "shared", "5", "--store", gpu)
+    assert shown.stdout.splitlines()[0].startswith(f"shared trial 5 ({host} #3): succeeded")
+    doc = json.loads(invoke("show", "shared", "5", "--store", gpu, "--format", "json").stdout)
+    assert doc["origin"]["trial_id"] == 3 and doc["origin"]["label"] == f"{host} #3"

@@ -230,6 +230,7 @@ def _ls_trials(
                 flags.text(changes, notes),
             ]
         )
+    origins = _origins(con, experiment, [r[1] for r in rows])
     if fmt == "csv":
         from tuixp.store import queries
 
@@ -247,6 +248,7 @@ def _ls_trials(
             "changed",
             "error",
             "flags",
+            "origin",
         ]
         flat = [
             [
@@ -262,6 +264,7 @@ def _ls_trials(
                 ",".join(r[9]),
                 r[10],
                 r[11],
+                origins.get(r[1]),
             ]
             for r in rows
         ]
@@ -280,8 +283,9 @@ def _ls_trials(
             "changed",
             "error",
             "flags",
+            "origin",
         ]
-        emit(columns, rows, fmt)
+        emit(columns, [[*r, origins.get(r[1])] for r in rows], fmt)
     else:
         # A table shows the parameters that differ between the rows it shows; the others are
         # named once below it, so the column stays readable at 80 columns.
@@ -312,7 +316,9 @@ def _ls_trials(
                 "STARTED",
                 "COMMIT",
             ],
-            table_cells=functools.partial(_trial_cells, clock=all(is_today(r[6]) for r in rows)),
+            table_cells=functools.partial(
+                _trial_cells, clock=all(is_today(r[6]) for r in rows), origins=origins
+            ),
             right=[0, 5],
             optional=[3, 7],
             keep=[3],
@@ -355,11 +361,30 @@ def _trial_rows(con: Any, experiment: str, ids: list[int]) -> list[tuple[Any, ..
     return [by_id[t] for t in ids if t in by_id]
 
 
-def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
+def _origins(con: Any, experiment: str, ids: list[int]) -> dict[int, str]:
+    """Where each merged trial among ``ids`` was recorded: ``{41: "gpu-box #12"}``
+    (docs/sharing.md); a trial recorded in this store has none."""
+    if not ids:
+        return {}
+    found = con.execute(
+        "SELECT trial_id, host, origin_trial_id FROM trial_record WHERE experiment = ? "
+        "AND trial_id BETWEEN ? AND ? AND list_contains(?, trial_id) "
+        "AND origin_store IS NOT NULL",
+        [experiment, min(ids), max(ids), ids],
+    ).fetchall()
+    from tuixp.store.merge import origin_label
+
+    return {tid: origin_label(host, oid) for tid, host, oid in found}
+
+
+def _trial_cells(
+    r: Sequence[Any], clock: bool = False, origins: dict[int, str] | None = None
+) -> list[str]:
     _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r
     shown = fmt_value(result) if st == "succeeded" else (error or "")
+    origin = (origins or {}).get(tid)
     return [
-        str(tid),
+        f"{tid} ({origin})" if origin else str(tid),
         st,
         marks,
         fmt_params(params),
