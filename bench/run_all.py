@@ -31,6 +31,7 @@ ORDER = (
     "grid",
     "step_cache",
     "concurrent_writers",
+    "merge",
     "cli_startup",
     "tui_scale",
     "tui_metric_plot",
