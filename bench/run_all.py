@@ -31,10 +31,10 @@ ORDER = (
     "grid",
     "step_cache",
     "concurrent_writers",
-    "merge",
     "cli_startup",
     "tui_scale",
     "tui_metric_plot",
+    "merge",
     "peers",
 )
 NOT_BENCHMARKS = {"run_all", "common", "tui_frames", "tui_fastdatatable"}  # helpers of benches
