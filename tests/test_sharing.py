@@ -413,3 +413,21 @@ def test_ls_and_show_name_a_merged_trials_origin(machines: tuple[Path, Path]) ->
     assert shown.stdout.splitlines()[0].startswith(f"shared trial 5 ({host} #3): succeeded")
     doc = json.loads(invoke("show", "shared", "5", "--store", gpu, "--format", "json").stdout)
     assert doc["origin"]["trial_id"] == 3 and doc["origin"]["label"] == f"{host} #3"
+
+
+def test_filter_trials_by_origin_and_host(machines: tuple[Path, Path]) -> None:
+    import socket
+
+    laptop, gpu = machines
+    assert invoke("merge", laptop, "--store", gpu).exit_code == 0
+    host = socket.gethostname()
+
+    def ids(where: str) -> list[int]:
+        done = invoke("ls", "shared", "--where", where, "--store", gpu, "--format", "json")
+        assert done.exit_code == 0, done.stderr
+        return sorted(r["trial_id"] for r in json.loads(done.stdout))
+
+    assert ids("merged") == [3, 4, 5]
+    assert ids("not merged") == [1, 2]
+    assert ids(f"origin = '{host} #2'") == [4]
+    assert ids(f"host = '{host}' and merged") == [3, 4, 5]
