@@ -431,3 +431,17 @@ def test_filter_trials_by_origin_and_host(machines: tuple[Path, Path]) -> None:
     assert ids("not merged") == [1, 2]
     assert ids(f"origin = '{host} #2'") == [4]
     assert ids(f"host = '{host}' and merged") == [3, 4, 5]
+
+
+def test_diff_compares_a_merged_trial_with_a_local_one(machines: tuple[Path, Path]) -> None:
+    laptop, gpu = machines
+    assert invoke("merge", laptop, "--store", gpu).exit_code == 0
+    done = invoke("diff", "shared", "1", "4", "--store", gpu, "--format", "json")
+    assert done.exit_code == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["trials"] == [1, 4]
+    # a=10 recorded here, a=2 on the laptop: the merged trial compares like any other.
+    assert report["params"] == [{"name": "a", "status": "changed", "old": 10, "new": 2}]
+    results = {r["name"]: (r["old"], r["new"]) for r in report["results"]}
+    assert results["result"] == (30, 6) and results["loss (last)"][1] == 4 / 3
+    assert [c["step"] for c in report["code"]] == ["double", "score", "<script>"]
