@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,13 +23,6 @@ from tests.conftest import env_with_path
 START_TIMEOUT = 60.0  # seconds for `tuixp serve` to say its address
 STOP_TIMEOUT = 30.0  # seconds for it to exit after SIGINT
 SCREEN_TIMEOUT = 60.0  # seconds for a text to reach a tab's screen (a cold TUI start)
-
-_ESCAPES = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)"  # OSC: title, hyperlinks
-    r"|\x1b[P^_X].*?\x1b\\"  # DCS and the like
-    r"|\x1b[@-Z\\-_]"  # two-character escapes
-)
 
 
 def make_demo_store(folder: Path) -> Path:
@@ -126,11 +120,6 @@ def serve(store: Path, *args: str, env: dict[str, str] | None = None) -> Served:
     raise AssertionError(f"tuixp serve printed no address: {''.join(out)!r} {err!r}")
 
 
-def screen_text(data: bytes) -> str:
-    """The characters a terminal stream writes, escapes removed (enough to find words in)."""
-    return _ESCAPES.sub("", data.decode("utf-8", "replace"))
-
-
 def session_pids(store: Path) -> list[int]:
     """The app processes (one per tab) serving ``store``, found in /proc."""
     pids = []
@@ -152,41 +141,55 @@ def port_is_closed(port: int) -> bool:
 
 
 class Tab:
-    """One browser tab's websocket: sends what textual.js sends, keeps what the app draws."""
+    """One browser tab's websocket: sends what textual.js sends, and keeps the screen the app
+    draws in a terminal emulator (pyte), as xterm.js does in the page."""
 
-    def __init__(self, ws: Any) -> None:
+    def __init__(self, ws: Any, width: int = 120, height: int = 36) -> None:
+        import pyte
+
         self.ws = ws
-        self.data = b""
-        self.mark = 0
+        self.size = (width, height)
+        self.screen = pyte.Screen(width, height)
+        self.stream = pyte.ByteStream(self.screen)
 
-    async def start(self, width: int = 120, height: int = 36) -> None:
+    async def start(self) -> None:
+        width, height = self.size
         await self.ws.send_str(json.dumps(["resize", {"width": width, "height": height}]))
 
     async def keys(self, text: str) -> None:
         """Type ``text`` (terminal bytes: ``\\r`` is enter, ``\\x1b[15~`` F5)."""
-        self.mark = len(self.data)  # wait_for looks only at what is drawn from now on
         await self.ws.send_str(json.dumps(["stdin", text]))
 
+    def text(self) -> str:
+        return "\n".join(self.screen.display)
+
     async def wait_for(self, *texts: str, timeout: float = SCREEN_TIMEOUT) -> str:
-        """Read the app's output until every one of ``texts`` was drawn since the last keys."""
+        """Read the app's output until every one of ``texts`` is on the screen."""
+        return await self.wait_until(lambda shown: all(t in shown for t in texts), texts, timeout)
+
+    async def wait_until(
+        self, done: Callable[[str], bool], what: object = "", timeout: float = SCREEN_TIMEOUT
+    ) -> str:
+        """Read the app's output until ``done(screen text)``."""
         import aiohttp
 
+        texts = what or done
         deadline = time.monotonic() + timeout
         while True:
-            shown = screen_text(self.data[self.mark :])
-            if all(t in shown for t in texts):
+            shown = self.text()
+            if done(shown):
                 return shown
             left = deadline - time.monotonic()
             if left <= 0:
-                raise AssertionError(f"{texts} not on screen within {timeout}s: {shown[-3000:]!r}")
+                raise AssertionError(f"{texts} not on screen within {timeout}s:\n{shown}")
             try:
                 message = await asyncio.wait_for(self.ws.receive(), min(left, 1.0))
             except TimeoutError:
                 continue
             if message.type == aiohttp.WSMsgType.BINARY:
-                self.data += message.data
+                self.stream.feed(message.data)
             elif message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
-                raise AssertionError(f"the session closed before {texts} showed: {shown[-3000:]!r}")
+                raise AssertionError(f"the session closed before {texts} showed:\n{shown}")
 
 
 def ws_url(base: str) -> str:

@@ -187,6 +187,7 @@ async def ws_status(
         return exc.status
 
 
+@pytest.mark.slow  # a TUI start, a stop and a second server: about 5-10 s
 def test_loopback_serves_the_tui_and_stops_cleanly_on_sigint(demo_store: Path) -> None:
     served = serve(demo_store)
     assert served.url == f"http://127.0.0.1:{served.port}/", served.url  # no token on loopback
@@ -284,6 +285,7 @@ def test_allow_remote_wants_the_token_on_every_request(demo_store: Path) -> None
     assert "plain HTTP" in err
 
 
+@pytest.mark.slow  # five queries typed into a served TUI: about 7 s
 def test_the_served_sql_screen_stays_read_only(demo_store: Path, loopback: str) -> None:
     select_all, run = "\x1b[18~", "\x1b[15~"  # F7, F5 (the SQL screen's keys)
 
@@ -295,18 +297,25 @@ def test_the_served_sql_screen_stays_read_only(demo_store: Path, loopback: str) 
                 await tab.wait_for("10 trials")
                 await tab.keys(":")
                 await tab.wait_for("read-only")
+                previous = "best_trial"  # in the example query the screen opens with
                 for query, answer in [
-                    ("SELECT 'answer-' || (40000 + 2)", "answer-40002"),  # the keys reach it
-                    ("CREATE TABLE pwned AS SELECT 1", "Refused:"),
-                    ("DELETE FROM trials", "Refused:"),
-                    ("COPY trials TO 'stolen.csv'", "Refused:"),
+                    ("select 'answer-' || (40000 + 1)", "answer-40001"),  # the keys reach it
+                    ("CREATE TABLE pwned AS SELECT 1", "Refused: CREATE"),
+                    ("DELETE FROM trials", "Refused: DELETE"),
+                    ("COPY trials TO 'stolen.csv'", "Refused: COPY"),
+                    ("select 'answer-' || (40000 + 2)", "answer-40002"),  # and still do
                 ]:
-                    await tab.keys(select_all)  # one key at a time, as a person types
-                    await asyncio.sleep(0.2)
+                    await tab.keys(select_all)
+                    # Typed at once after F7 on a cold start, keys went missing here (not seen
+                    # in a terminal): give the selection a moment, then delete it and see it go.
+                    await asyncio.sleep(0.5)
+                    await tab.keys("\x7f")
+                    await tab.wait_until(lambda shown, p=previous: p not in shown)
                     await tab.keys(query)
                     await tab.wait_for(query)
                     await tab.keys(run)
                     await tab.wait_for(answer)
+                    previous = query
 
     asyncio.run(type_queries())
     with duckdb.connect(str(demo_store), read_only=True) as con:
@@ -361,7 +370,6 @@ def test_the_served_tui_shows_new_trials_by_itself(tmp_path: Path) -> None:
                 tab = Tab(ws)
                 await tab.start()
                 await tab.wait_for("served_first")
-                tab.mark = len(tab.data)
                 # another process records a trial while the tab is open; no key is pressed
                 await asyncio.to_thread(record, tmp_path, store, "served_second")
                 await tab.wait_for("served_second")

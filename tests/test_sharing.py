@@ -445,3 +445,34 @@ def test_diff_compares_a_merged_trial_with_a_local_one(machines: tuple[Path, Pat
     results = {r["name"]: (r["old"], r["new"]) for r in report["results"]}
     assert results["result"] == (30, 6) and results["loss (last)"][1] == 4 / 3
     assert [c["step"] for c in report["code"]] == ["double", "score", "<script>"]
+
+
+def test_annotations_travel_and_a_different_name_is_a_conflict(
+    machines: tuple[Path, Path],
+) -> None:
+    laptop, gpu = machines
+    assert invoke("name", "shared", "1", "baseline", "--store", laptop).exit_code == 0
+    assert invoke("star", "shared", "2", "--store", laptop).exit_code == 0
+    assert invoke("merge", laptop, "--store", gpu).exit_code == 0
+    listed = json.loads(invoke("ls", "shared", "--store", gpu, "--format", "json").stdout)
+    by_id = {r["trial_id"]: r for r in listed}
+    assert by_id[3]["name"] == "baseline" and by_id[4]["starred"] is True
+    # Both sides rename the same trial: the next merge reports it and keeps both events.
+    assert invoke("name", "shared", "3", "gpu-name", "--store", gpu).exit_code == 0
+    assert invoke("name", "shared", "1", "laptop-name", "--store", laptop).exit_code == 0
+    done = invoke("merge", laptop, "--store", gpu, "--format", "json")
+    report = json.loads(done.stdout)
+    assert any(
+        c.startswith("shared #3: name 'gpu-name' here and 'laptop-name' in the source")
+        for c in report["conflicts"]
+    ), report["conflicts"]
+    assert invoke("merge", gpu, "--store", laptop).exit_code == 0
+    events = {}
+    for store in (laptop, gpu):
+        with Store(store).connect() as con:
+            events[store] = sorted(
+                con.execute(
+                    "SELECT uuid, trial_uuid, action, value FROM annotation_record"
+                ).fetchall()
+            )
+    assert len(events[laptop]) == 4 and events[laptop] == events[gpu]

@@ -4,6 +4,7 @@ same weights, stored once under one hash. Real training loops on the CPU."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import textwrap
@@ -168,3 +169,40 @@ def test_tuixp_run_of_a_torch_script_twice_stores_the_same_weights(tmp_path: Pat
     rows = formats(store)
     assert [f for _, f, _ in rows] == ["torch", "torch"]
     assert rows[0][2] == rows[1][2]
+
+
+@pytest.mark.slow
+def test_the_pytorch_example_in_the_docs_runs(tmp_path: Path) -> None:
+    """docs/python-api.md's PyTorch example, as written: run as a script (its __main__ block
+    checks that the same seed gives the same weights), then by `tuixp run`."""
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "python-api.md").read_text()
+    section = docs.split("## PyTorch\n", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "train.py"
+    script.write_text(code)
+    env = env_with_path()
+    env["TUIXP_STORE"] = str(tmp_path / "s.duckdb")
+    ran = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert ran.returncode == 0, ran.stderr
+    logged = Path(ran.stdout.strip().splitlines()[-1])  # get_artifact's path: the bytes' hash
+    assert hashlib.sha256(logged.read_bytes()).hexdigest() == logged.name
+    assert logged.read_bytes() == (tmp_path / "model.pt").read_bytes()
+    again = subprocess.run(
+        [TUIXP, "run", str(script), "lr=0.1"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert again.returncode == 0, again.stderr
+    rows = formats(tmp_path / "s.duckdb")
+    assert [f for _, f, _ in rows] == ["torch", "torch", "torch"]
+    assert rows[0][2] == rows[1][2] != rows[2][2]  # seed 0 twice; then another lr

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from tuixp.cli import admin, artifact, diff, ls, repeat, run, serve, share, show, sql
+from tuixp.cli import admin, artifact, curate, diff, ls, repeat, run, serve, share, show, sql
 from tuixp.cli.admin import open_tui
 from tuixp.cli.coercion import Command
 from tuixp.cli.common import STORE_HELP, Debug, handled, store_path
@@ -126,6 +126,12 @@ def _register() -> None:
         ("show", show.show_command),
         ("diff", diff.diff_command),
         ("repeat", repeat.repeat_command),
+        ("note", curate.note_command),
+        ("name", curate.name_command),
+        ("tag", curate.tag_command),
+        ("star", curate.star_command),
+        ("rm", curate.rm_command),
+        ("restore", curate.restore_command),
         ("sql", sql.sql_command),
         ("serve", serve.serve_command),
         ("export", sql.export_command),

@@ -64,9 +64,11 @@ class LiveSteps:
         self.changed = True
 
     def _metric(self, event: Any) -> None:
+        from tuixp.store.metric_names import is_system_metric
+
         data = event.data or {}
         name = data.get("name")
-        if not name or str(name).startswith("sys/"):
+        if not name or is_system_metric(str(name)):
             return  # system samples are not the step's own progress
         task = self._task_of(event.trial_id, event.step)
         if task is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -75,6 +76,19 @@ def ls_command(
             help="The first trials by COLUMN (any column the filter knows), ascending or :desc.",
         ),
     ] = None,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            metavar="TAG",
+            show_default=False,
+            help="Only trials with this tag (repeat: all).",
+        ),
+    ] = None,
+    starred: Annotated[bool, typer.Option("--starred", help="Only starred trials.")] = False,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="Only deleted trials (tuixp rm; tuixp restore).")
+    ] = False,
     store: StoreOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -87,13 +101,26 @@ def ls_command(
     order = parse_sort(sort) if sort is not None else None
     if experiment is None and (where is not None or sort is not None):
         raise CliError("--where and --sort list the trials of one experiment: give EXPERIMENT")
+
+    from tuixp.store import annotation
+
+    chosen = Chosen([annotation.check_tag(t) for t in tags or []], starred, deleted)
+    if experiment is None and chosen.any:
+        raise CliError("--tag, --starred and --deleted choose trials: give the EXPERIMENT")
     st = open_store(store_path(store, ctx))
     with st.connect() as con:
         if experiment is None:
             _ls_experiments(con, fmt)
         else:
             _ls_trials(
-                con, experiment, None if all_trials else limit, status, fmt, where or "", order
+                con,
+                experiment,
+                None if all_trials else limit,
+                status,
+                fmt,
+                where or "",
+                order,
+                chosen,
             )
 
 
@@ -103,6 +130,32 @@ def parse_sort(text: str) -> tuple[str, bool]:
     if not column.strip() or direction.strip().lower() not in ("", "asc", "desc"):
         raise CliError(f"--sort takes COLUMN, COLUMN:asc or COLUMN:desc, not {text!r}")
     return column.strip(), direction.strip().lower() == "desc"
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Which trials by their annotations: with all these tags, starred, deleted (or not)."""
+
+    tags: list[str]
+    starred: bool = False
+    deleted: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.tags or self.starred or self.deleted)
+
+    def sql(self) -> tuple[str, tuple[Any, ...]]:
+        """The condition over trial_record ``t`` (window.TrialQuery.only) and its arguments:
+        deleted trials are left out unless ``deleted``."""
+        chosen = "SELECT trial_uuid FROM trial_annotation WHERE "
+        parts = [
+            ("t.uuid IN " if self.deleted else "t.uuid NOT IN ")
+            + f"({chosen}deleted_at IS NOT NULL)"
+        ]
+        if self.starred:
+            parts.append(f"t.uuid IN ({chosen}starred)")
+        parts += [f"t.uuid IN ({chosen}list_contains(tags, ?))"] * len(self.tags)
+        return " AND ".join(parts), tuple(self.tags)
 
 
 STATUSES = ("succeeded", "failed", "queued", "running", "interrupted")
@@ -162,11 +215,13 @@ def _ls_trials(
     fmt: str,
     where: str = "",
     order: tuple[str, bool] | None = None,
+    chosen: Chosen | None = None,
 ) -> None:
     from tuixp.store import flags, queries, window
     from tuixp.store.columns import Layout, layout
     from tuixp.store.filters import FilterError
 
+    chosen = chosen or Chosen([])
     require_experiment(con, experiment)
     # Which trials, in which order: the TUI's window queries (tuixp.store.window), so the filter
     # and the sort are the TUI's. Queued trials are running ones none of whose steps has
@@ -178,7 +233,15 @@ def _ls_trials(
     sort, descending = order or ("trial_id", True)
     # The parameters and metrics are looked up only when the filter or the sort may name one.
     lay = layout(con, experiment) if where.strip() or order else Layout(experiment)
-    query = window.TrialQuery(experiment, condition, sort, descending)
+    only, only_args = chosen.sql()
+    if (
+        not chosen.any
+        and not con.execute(
+            "SELECT 1 FROM annotation_record WHERE action = 'delete' LIMIT 1"
+        ).fetchall()
+    ):
+        only, only_args = "", ()  # no trial was ever deleted: nothing to leave out
+    query = window.TrialQuery(experiment, condition, sort, descending, only, only_args)
     try:
         lay.column(sort)
     except FilterError as exc:
@@ -210,7 +273,20 @@ def _ls_trials(
         if requested is not None:
             raw = raw[:requested] if order else raw[-requested:]
     rows = []
-    for tid, st, params, result, elapsed, started, commit, dirty, changes, notes, error in raw:
+    for (
+        tid,
+        st,
+        params,
+        result,
+        elapsed,
+        started,
+        commit,
+        dirty,
+        changes,
+        notes,
+        error,
+        *labels,
+    ) in raw:
         kinds = sorted(
             {c.get("kind", "?") for c in (loads_json(changes) or []) if isinstance(c, dict)}
         )
@@ -228,6 +304,7 @@ def _ls_trials(
                 kinds,
                 error,
                 flags.text(changes, notes),
+                *labels,  # name, note, tags, starred, deleted_at (tuixp.store.annotation)
             ]
         )
     origins = _origins(con, experiment, [r[1] for r in rows])
@@ -248,6 +325,7 @@ def _ls_trials(
             "changed",
             "error",
             "flags",
+            *LABEL_COLUMNS,
             "origin",
         ]
         flat = [
@@ -264,6 +342,11 @@ def _ls_trials(
                 ",".join(r[9]),
                 r[10],
                 r[11],
+                r[12],
+                r[13],
+                ",".join(r[14]),
+                r[15],
+                r[16],
                 origins.get(r[1]),
             ]
             for r in rows
@@ -283,6 +366,7 @@ def _ls_trials(
             "changed",
             "error",
             "flags",
+            *LABEL_COLUMNS,
             "origin",
         ]
         emit(columns, [[*r, origins.get(r[1])] for r in rows], fmt)
@@ -315,12 +399,13 @@ def _ls_trials(
                 "ELAPSED",
                 "STARTED",
                 "COMMIT",
+                "LABELS",
             ],
             table_cells=functools.partial(
                 _trial_cells, clock=all(is_today(r[6]) for r in rows), origins=origins
             ),
             right=[0, 5],
-            optional=[3, 7],
+            optional=[3, 7, 8],
             keep=[3],
         )
         if same:
@@ -346,19 +431,30 @@ def _ls_trials(
 
 
 def _trial_rows(con: Any, experiment: str, ids: list[int]) -> list[tuple[Any, ...]]:
-    """What ``ls`` shows of these trials, in this order."""
+    """What ``ls`` shows of these trials, in this order, with their annotations."""
     if not ids:
         return []
     found = con.execute(
-        "SELECT trial_id, status, params, result, epoch(finished_at) - epoch(started_at), "
-        "started_at, git_commit, git_dirty, changes, notes, CASE WHEN error_type IS NULL THEN "
-        "NULL ELSE error_type || ': ' || error_message END "
-        "FROM trial_record WHERE experiment = ? AND trial_id BETWEEN ? AND ? "
-        "AND list_contains(?, trial_id)",
+        "SELECT t.trial_id, t.status, t.params, t.result, "
+        "epoch(t.finished_at) - epoch(t.started_at), t.started_at, t.git_commit, t.git_dirty, "
+        "t.changes, t.notes, CASE WHEN t.error_type IS NULL THEN NULL ELSE t.error_type || ': ' "
+        "|| t.error_message END, a.name, a.note, coalesce(a.tags, []::VARCHAR[]), "
+        "coalesce(a.starred, false), a.deleted_at "
+        "FROM trial_record t LEFT JOIN trial_annotation a ON a.trial_uuid = t.uuid "
+        "WHERE t.experiment = ? AND t.trial_id BETWEEN ? AND ? "
+        "AND list_contains(?, t.trial_id)",
         [experiment, min(ids), max(ids), ids],
     ).fetchall()
     by_id = {r[0]: r for r in found}
     return [by_id[t] for t in ids if t in by_id]
+
+
+LABEL_COLUMNS = ["name", "note", "tags", "starred", "deleted_at"]
+
+
+def _labels(name: str | None, tags: list[str], starred: bool) -> str:
+    """The star, the name and the tags of a trial, as a table shows them: ``★ baseline #paper``."""
+    return " ".join(filter(None, ["★" if starred else "", name or "", *(f"#{t}" for t in tags)]))
 
 
 def _origins(con: Any, experiment: str, ids: list[int]) -> dict[int, str]:
@@ -380,7 +476,8 @@ def _origins(con: Any, experiment: str, ids: list[int]) -> dict[int, str]:
 def _trial_cells(
     r: Sequence[Any], clock: bool = False, origins: dict[int, str] | None = None
 ) -> list[str]:
-    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r
+    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r[:12]
+    name, _note, tags, starred, _deleted = r[12:17]
     shown = fmt_value(result) if st == "succeeded" else (error or "")
     origin = (origins or {}).get(tid)
     return [
@@ -392,4 +489,5 @@ def _trial_cells(
         fmt_elapsed(elapsed) if st not in ("running", "queued") else "…",
         fmt_time(started, clock=clock),
         (commit[:7] + ("*" if dirty else "")) if commit else "",
+        _labels(name, tags, starred),
     ]

@@ -192,11 +192,14 @@ def _running_now(
             [experiment, trial_id],
         ).fetchall()
     ]
-    epochs = [m["last_epoch"] for m in metrics if not m["name"].startswith("sys/")]
+    from tuixp.store.metric_names import is_system_metric
+
+    own = [m for m in metrics if not is_system_metric(m["name"])]
+    epochs = [m["last_epoch"] for m in own]
     return {
         "steps": steps,
         "epoch": max(epochs) if epochs else None,
-        "metrics": {m["name"]: m["last"] for m in metrics if not m["name"].startswith("sys/")},
+        "metrics": {m["name"]: m["last"] for m in own},
     }
 
 

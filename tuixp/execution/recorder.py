@@ -187,6 +187,8 @@ class TrialRecorder:
             self.on_metric(m)
         for a in rec.artifacts:
             self.on_artifact(a)
+        if rec.annotations:
+            self.store.record(rec.annotations)
         problem = seeding_problem(rec.seeding)
         if problem:
             logger.warning(
@@ -240,6 +242,8 @@ class TrialRecorder:
             self.on_metric(msg["metric"])
         elif kind == "artifact":
             self.on_artifact(msg["artifact"])
+        elif kind == "annotation":
+            self.store.record(msg["events"])
         elif kind == "step":
             self.on_step(StepRecord(**msg["record"]))
 

@@ -70,6 +70,9 @@ class StepRecord:
     seeding: dict[str, Any] | None = None
     input_text: str | None = None  # the arguments' repr, bounded (kept in an impure trial's notes)
     artifacts: list[dict[str, Any]] = field(default_factory=list)  # what log_artifact stored
+    # Annotation events the step wrote for its trial (``ex.note(text)`` inside it), journaled by
+    # the owner; each has its own uuid, so one that also arrived live is stored once.
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -99,6 +102,7 @@ class StepScope:
     metrics: list[dict[str, Any]]
     local: Any  # the owner's recorder when the step runs in the owner's process, else None
     artifacts: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
 
 current_scope: contextvars.ContextVar[StepScope | None] = contextvars.ContextVar(
@@ -247,6 +251,7 @@ def _run_step(
             f"{type(exc).__name__}: {exc}",
             scope.metrics,
             seeding.outcome or None,
+            annotations=scope.annotations,
         )
         record.artifacts = scope.artifacts
         if local is not None:
@@ -275,6 +280,7 @@ def _run_step(
         scope.metrics,
         seeding.outcome or None,
         inputs.text if inputs is not None else None,
+        annotations=scope.annotations,
     )
     record.artifacts = scope.artifacts
     if local is not None:
@@ -375,3 +381,17 @@ def record_artifact(path: Any, name: str | None) -> dict[str, Any]:
         scope.artifacts.append(event)
         publish(ctx, "artifact", {"artifact": event})
     return event
+
+
+def record_annotations(events: list[dict[str, Any]]) -> None:
+    """Annotation events for the running step's trial (``ex.note(text)`` inside a step): the
+    owner journals them now when the step runs in its process, else they travel back with the
+    step's record (and live through the cluster)."""
+    scope = current_scope.get()
+    if scope is None:
+        raise ValueError("an annotation without a trial id can only be made inside a step")
+    if scope.local is not None:
+        scope.local.store.record(events)
+    else:
+        scope.annotations.extend(events)
+        publish(scope.ctx, "annotation", {"events": events})

@@ -36,6 +36,7 @@ KINDS = (
     "persisted",
     "artifact",
     "trial_finished",
+    "annotation",
 )
 
 # The optional fields each kind may carry beyond its constructor's required arguments.
@@ -231,6 +232,29 @@ def trial_finished(uuid: str, status: str, finished_at: float | None, **fields: 
     return _with("trial_finished", event, fields)
 
 
+def annotation(
+    uuid: str,
+    trial_uuid: str,
+    experiment: str,
+    trial_id: int,
+    action: str,
+    value: str | None,
+    recorded_at: float,
+    author: str,
+) -> Event:
+    """A note, name, tag, untag, star, unstar, delete or restore of a trial
+    (``tuixp.store.annotation``): its own ``uuid``, so a merge of stores stores it once."""
+    return {
+        "t": "annotation",
+        "uuid": uuid,
+        **_trial(trial_uuid, experiment, trial_id),
+        "action": action,
+        "value": value,
+        "recorded_at": recorded_at,
+        "author": author,
+    }
+
+
 # -- checking journal events -------------------------------------------------------------------
 # A journal line is input like any other: written by this tuixp, an older or newer one, a process
 # that died mid-write, or a person. One line DuckDB cannot take must not stop a store from
@@ -243,6 +267,7 @@ EVENT_TABLE = {
     "step": "step_record",
     "persisted": "persisted_record",
     "artifact": "artifact_record",
+    "annotation": "annotation_record",
 }
 _REQUIRED = {
     "blob": ("hash",),
@@ -254,6 +279,7 @@ _REQUIRED = {
     "trial_started": ("uuid", "experiment", "trial_id"),
     "trial_finished": ("uuid", "status"),
     "package_set": ("hash",),
+    "annotation": ("uuid", "trial_uuid", "action", "recorded_at"),
 }
 _STATUSES = ("succeeded", "failed", "interrupted")
 _JSON_TEXT = ("result", "notes")  # fields a writer sends as JSON text, stored as such

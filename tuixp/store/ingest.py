@@ -282,6 +282,9 @@ def apply_batches(
             last_per_key(batches.get(kind, []), schema.KEYS[table]),
             conflict="REPLACE",
         )
+    # Annotations are events, never replaced: each once by its uuid (one may arrive twice, live
+    # from a cluster worker and again with its step's record, or from two merged stores).
+    insert_rows(con, "annotation_record", last_per_key(batches.get("annotation", []), ("uuid",)))
     started_here = {e["uuid"] for e in started}
     late = [f for u, f in finished.items() if u not in started_here]
     if late:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 STORE_MARK = "tuixp-store"
 
 # Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
@@ -84,6 +84,22 @@ def metric_value(value: Any) -> tuple[float, str, int | None]:
         raise ValueError(f"value must be a number, given: {value!r} ({exc})") from exc
 
 
+# Schema 6: annotations of trials (tuixp.store.annotation), one row an event, never updated: a
+# trial's note, name, tags, star and deletion are computed from them by the views below, and a
+# merge of two stores is a union of rows by ``uuid``.
+ANNOTATION_TABLE = """
+CREATE TABLE IF NOT EXISTS annotation_record (
+    uuid VARCHAR PRIMARY KEY,
+    trial_uuid VARCHAR NOT NULL,
+    experiment VARCHAR,
+    trial_id INTEGER,
+    action VARCHAR NOT NULL,
+    value VARCHAR,
+    recorded_at TIMESTAMPTZ,
+    author VARCHAR
+);
+"""
+
 KEYS = {
     "param_record": ("trial_uuid", "name"),
     "metric_record": ("trial_uuid", "name", "epoch"),
@@ -93,7 +109,7 @@ KEYS = {
 }
 
 
-# Schema 6 (sharing, docs/sharing.md): the store's identity, a UUID made when the store is
+# Schema 7 (sharing, docs/sharing.md): the store's identity, a UUID made when the store is
 # created (or migrated to 6), and the bundles it merged and the trials each remote holds.
 # A trial recorded here has origin_store and origin_trial_id NULL in trial_record; a merged one
 # keeps where it was recorded (the ``trials`` view shows both kinds the same way).
@@ -219,6 +235,16 @@ COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
         ("step", "string", None),
         ("recorded_at", _TS, "to_timestamp(recorded_at)"),
     ],
+    "annotation_record": [  # schema 6 (tuixp.store.annotation)
+        ("uuid", "string", None),
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("action", "string", None),
+        ("value", "string", None),
+        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
+        ("author", "string", None),
+    ],
 }
 
 
@@ -232,7 +258,8 @@ def _column_names(cols: str) -> str:
     return ", ".join(c.split()[0] for c in cols.split(","))
 
 
-TABLES = """
+TABLES = (
+    """
 CREATE TABLE IF NOT EXISTS tuixp_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS blob (hash VARCHAR PRIMARY KEY, text VARCHAR);
 CREATE TABLE IF NOT EXISTS experiment_record (
@@ -278,25 +305,54 @@ CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARC
     PRIMARY KEY (hash, name));
 CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
 {sharing}""".replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS ")).replace(
-    "{sharing}", SHARING_TABLES + STORE_IDENTITY
+        "{sharing}", SHARING_TABLES + STORE_IDENTITY
+    )
+    + ANNOTATION_TABLE
 )
 
 VIEWS = """
-CREATE OR REPLACE VIEW trials AS
-SELECT experiment, trial_id, status, started_at, finished_at,
-       epoch(finished_at) - epoch(started_at) AS elapsed_s,
-       seed, CAST(result AS JSON) AS result, result_type, result_value,
-       CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END AS error,
-       CAST(params AS JSON) AS params, host, pid, script, scheduler,
-       git_commit, git_branch, git_dirty,
-       code_hash, environment_hash, packages_hash, git_hash,
-       CAST(changes AS JSON) AS changes, uuid, CAST(data_inputs AS JSON) AS data_inputs,
-       coalesce(origin_store, (SELECT value FROM tuixp_meta WHERE key = 'store_uuid'))
+CREATE OR REPLACE VIEW trial_annotation AS
+SELECT a.trial_uuid,
+       nullif(arg_max(a.value, (a.recorded_at, a.uuid)) FILTER (WHERE a.action = 'name'), '')
+           AS name,
+       nullif(arg_max(a.value, (a.recorded_at, a.uuid)) FILTER (WHERE a.action = 'note'), '')
+           AS note,
+       coalesce(any_value(g.tags), []::VARCHAR[]) AS tags,
+       coalesce(arg_max(a.action, (a.recorded_at, a.uuid))
+                    FILTER (WHERE a.action IN ('star', 'unstar')) = 'star', false) AS starred,
+       CASE WHEN arg_max(a.action, (a.recorded_at, a.uuid))
+                     FILTER (WHERE a.action IN ('delete', 'restore')) = 'delete'
+            THEN max(a.recorded_at) FILTER (WHERE a.action = 'delete') END AS deleted_at
+FROM annotation_record a LEFT JOIN (
+    SELECT trial_uuid, list(tag ORDER BY tag) FILTER (WHERE last = 'tag') AS tags
+    FROM (SELECT trial_uuid, value AS tag, arg_max(action, (recorded_at, uuid)) AS last
+          FROM annotation_record WHERE action IN ('tag', 'untag') GROUP BY trial_uuid, value)
+    GROUP BY trial_uuid
+) g ON g.trial_uuid = a.trial_uuid
+GROUP BY a.trial_uuid;
+CREATE OR REPLACE VIEW trials_all AS
+SELECT t.experiment, t.trial_id, t.status, t.started_at, t.finished_at,
+       epoch(t.finished_at) - epoch(t.started_at) AS elapsed_s,
+       t.seed, CAST(t.result AS JSON) AS result, t.result_type, t.result_value,
+       CASE WHEN t.error_type IS NULL THEN NULL ELSE t.error_type || ': ' || t.error_message END
+           AS error,
+       CAST(t.params AS JSON) AS params, t.host, t.pid, t.script, t.scheduler,
+       t.git_commit, t.git_branch, t.git_dirty,
+       t.code_hash, t.environment_hash, t.packages_hash, t.git_hash,
+       CAST(t.changes AS JSON) AS changes, t.uuid, CAST(t.data_inputs AS JSON) AS data_inputs,
+       a.name, a.note, coalesce(a.tags, []::VARCHAR[]) AS tags,
+       coalesce(a.starred, false) AS starred, a.deleted_at,
+       coalesce(t.origin_store, (SELECT value FROM tuixp_meta WHERE key = 'store_uuid'))
            AS origin_store,
-       coalesce(origin_trial_id, trial_id) AS origin_trial_id,
-       CASE WHEN origin_store IS NULL THEN NULL
-            ELSE coalesce(host, '?') || ' #' || origin_trial_id END AS origin
-FROM trial_record;
+       coalesce(t.origin_trial_id, t.trial_id) AS origin_trial_id,
+       CASE WHEN t.origin_store IS NULL THEN NULL
+            ELSE coalesce(t.host, '?') || ' #' || t.origin_trial_id END AS origin
+FROM trial_record t LEFT JOIN trial_annotation a ON a.trial_uuid = t.uuid;
+CREATE OR REPLACE VIEW trials AS SELECT * FROM trials_all WHERE deleted_at IS NULL;
+CREATE OR REPLACE VIEW annotations AS
+SELECT t.experiment, t.trial_id, a.recorded_at, a.author, a.action, a.value, a.uuid,
+       a.trial_uuid
+FROM annotation_record a JOIN trial_record t ON t.uuid = a.trial_uuid;
 CREATE OR REPLACE VIEW params AS
 SELECT experiment, trial_id, name, CAST(value AS JSON) AS value FROM param_record;
 CREATE OR REPLACE VIEW metrics AS
@@ -335,6 +391,9 @@ _DROP_VIEWS = "".join(
     f"DROP VIEW IF EXISTS {v};"
     for v in (
         "trials",
+        "trials_all",
+        "annotations",
+        "trial_annotation",
         "params",
         "metrics",
         "steps",
@@ -373,9 +432,12 @@ MIGRATIONS: dict[int, str] = {
     ),
     # 5: the artifacts a step logged (ARTIFACT_TABLE) and their view.
     4: _per_trial(ARTIFACT_TABLE, "IF NOT EXISTS "),
-    # 6: sharing (docs/sharing.md): the store's identity (STORE_IDENTITY), each trial's origin,
+    # 6: annotations (notes, names, tags, stars, deletions) as events; the trials view gains
+    # name, note, tags, starred, deleted_at and leaves deleted trials out (trials_all keeps them).
+    5: _DROP_VIEWS + ANNOTATION_TABLE,
+    # 7: sharing (docs/sharing.md): the store's identity (STORE_IDENTITY), each trial's origin,
     # the bundles merged and what each remote holds (SHARING_TABLES).
-    5: _DROP_VIEWS
+    6: _DROP_VIEWS
     + """
         DROP INDEX IF EXISTS trial_by_experiment;
         ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_store VARCHAR;
@@ -397,4 +459,6 @@ PUBLIC_VIEWS = (
     "persisted",
     "experiments",
     "artifacts",
+    "trials_all",
+    "annotations",
 )

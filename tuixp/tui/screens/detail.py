@@ -53,19 +53,18 @@ def _kv_table(rows: list[tuple[str, Any]]) -> Table:
     return table
 
 
-def system_rows(
-    metrics: dict[str, dict[int, list[tuple[int, float]]]], trial_id: int
-) -> list[tuple[str, Any]]:
+def system_rows(points: dict[str, dict[int, Any]], trial_id: int) -> list[tuple[str, Any]]:
     """One line a system metric of the trial: its mean and max over the samples."""
     rows: list[tuple[str, Any]] = []
-    for name in sorted(n for n in metrics if is_system_metric(n)):
-        values = [v for _, v in metrics[name].get(trial_id, [])]
-        if values:
-            mean = sum(values) / len(values)
+    for name in sorted(n for n in points if is_system_metric(n)):
+        series = points[name].get(trial_id)
+        if series is not None and len(series):
+            values = series.value
+            mean, top = float(values.mean()), float(values.max())
             rows.append(
                 (
                     name[len(SYSTEM_PREFIX) :],
-                    f"{fmt_number(mean, 8)}, {fmt_number(max(values), 8)} ({len(values)} samples)",
+                    f"{fmt_number(mean, 8)}, {fmt_number(top, 8)} ({len(values)} samples)",
                 )
             )
     return rows
@@ -235,7 +234,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
                 Text("Metrics (last epoch)", style="bold underline"),
                 _kv_table([(k, fmt_number(v, 12)) for k, v in last.items()]),
             ]
-        system = system_rows(d.metrics, self.trial_id)
+        system = system_rows(d.points, self.trial_id)
         if system:
             parts += [
                 Text(""),
