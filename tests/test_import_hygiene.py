@@ -26,6 +26,8 @@ CASES = {
             "tuixp.store.connection",
             "tuixp.store.ingest",
             "tuixp.store.window",
+            "tuixp.store.columns",
+            "tuixp.store.summary",
             "tuixp.store.sql",
             "tuixp.store.queries",
             "tuixp.store.synthetic",

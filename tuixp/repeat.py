@@ -531,7 +531,7 @@ def verify(
 def _ran_beside(con: Any, experiment: str, trial_id: int) -> list[int]:
     """Trials of the experiment that ran at the same time as this one, in the same process
     (a grid's other points): a step that shares state with them may not repeat alone."""
-    from tuixp.store.window import queued_seconds
+    from tuixp.store.flags import queued_seconds
 
     rows = con.execute(
         """
