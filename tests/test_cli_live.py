@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from tests.cli.test_cli_subprocess import TUIXP, run_on_a_terminal, tuixp
 from tests.conftest import ROOT, env_with_path
-from tests.test_cli_subprocess import TUIXP, run_on_a_terminal, tuixp
 from tuixp.cli.live import LiveSteps
 from tuixp.execution.events import ProgressEvent
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 import tuixp
+from tests.cli.test_cli_units import invoke, one_error_line, store_snapshot
 from tests.conftest import ROOT, env_with_path
-from tests.test_cli_units import invoke, one_error_line, store_snapshot
 from tuixp import errors
 from tuixp.store.store import Store
 

@@ -286,7 +286,7 @@ def test_data_inputs_are_json_in_the_store(recorded: dict[int, dict[str, Any]]) 
 def test_cli_diff_shows_seed_result_data_metrics_and_causes(recorded_store: Path) -> None:
     """Trials 3 and 4 differ in seed, commit, data file and result, not in parameters: the
     command line said only "git" before (issue 15 item 8)."""
-    from tests.test_cli_subprocess import tuixp
+    from tests.cli.test_cli_subprocess import tuixp
 
     table = tuixp("diff", EXPERIMENT, "3", "4", "--store", recorded_store)
     assert table.returncode == 0, table.stderr
@@ -326,7 +326,7 @@ def test_cli_diff_shows_seed_result_data_metrics_and_causes(recorded_store: Path
 
 def test_cli_diff_and_compare_screen_read_the_same_rows(recorded_store: Path) -> None:
     """The CLI's rows are the compare screen's: built by tuixp.diff from the same reads."""
-    from tests.test_cli_subprocess import tuixp
+    from tests.cli.test_cli_subprocess import tuixp
     from tuixp.tui.data import StoreReader
     from tuixp.tui.screens.compare import result_rows
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import tuixp
-from tests.test_cli_units import invoke
+from tests.cli.test_cli_units import invoke
 from tuixp import errors
 from tuixp.store import Store, queries
 from tuixp.tui.widgets.experiment_list import describe

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import tuixp
+from tests.cli.test_cli_units import invoke, one_error_line, store_snapshot
 from tests.conftest import ROOT, env_with_path
-from tests.test_cli_units import invoke, one_error_line, store_snapshot
 from tuixp.store.paths import StorePaths
 from tuixp.store.store import Store
 

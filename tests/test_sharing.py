@@ -18,8 +18,8 @@ from typing import Any
 import duckdb
 import pytest
 
+from tests.cli.test_cli_units import invoke, one_error_line, store_snapshot
 from tests.conftest import ROOT, env_with_path
-from tests.test_cli_units import invoke, one_error_line, store_snapshot
 from tuixp.store import schema
 from tuixp.store.store import Store
 

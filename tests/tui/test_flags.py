@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli_subprocess import tuixp
 from tests.conftest import env_with_path
-from tests.test_cli_subprocess import tuixp
 from tests.tui.conftest import fixed_clock
 from tests.tui.helpers import loaded
 from tuixp.store import flags

@@ -18,7 +18,7 @@ import pytest
 from rich.console import Console
 from textual.widgets import Input
 
-from tests.test_cli_units import store_snapshot
+from tests.cli.test_cli_units import store_snapshot
 from tests.tui.conftest import env_for_subprocess, fixed_clock
 from tests.tui.helpers import loaded, wait_for
 from tuixp.execution.events import ProgressEvent

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_cli_subprocess import tuixp
 from tests.conftest import env_with_path
-from tests.test_cli_subprocess import tuixp
 from tests.tui.conftest import fixed_clock
 from tests.tui.helpers import loaded
 from tuixp.store import sql as store_sql

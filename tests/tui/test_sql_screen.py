@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.widgets import DataTable, Static, TextArea, Tree
 
-from tests.test_cli_units import store_snapshot
+from tests.cli.test_cli_units import store_snapshot
 from tests.tui.conftest import fixed_clock
 from tests.tui.helpers import loaded, wait_for
 from tuixp.store.store import Store

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from textual.widgets import DataTable, Input
 
-from tests.test_cli_subprocess import tuixp
+from tests.cli.test_cli_subprocess import tuixp
 from tests.tui.conftest import env_for_subprocess, fixed_clock
 from tests.tui.helpers import loaded, wait_for
 from tuixp.store import sql as store_sql

@@ -218,7 +218,7 @@ def _private_generator_for_dask() -> None:
     big collections with the global ``random.sample``, from its event loop while steps ran on
     the worker's threads, and ``distributed.protocol.compression`` samples every big message
     with the global ``random.randint``: that moved the draws of seeded steps
-    (tests/test_seeding.py, the cluster case). None of them needs particular randomness.
+    (tests/trial/test_seeding.py, the cluster case). None of them needs particular randomness.
     """
     for name in _DASK_MODULES:
         module = sys.modules.get(name)

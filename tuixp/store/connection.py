@@ -18,10 +18,12 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 import duckdb
 
+from tuixp import errors
 from tuixp.errors import (
     NotAStore,
     SchemaTooNew,
@@ -71,8 +73,8 @@ def is_lock_error(exc: BaseException) -> bool:
 
 
 def first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    """The first line of an error's message (DuckDB's run to several), else the error's type."""
+    return errors.first_line(str(exc)) or type(exc).__name__
 
 
 def write_failure_cause(exc: BaseException) -> str:
@@ -317,7 +319,7 @@ def open_database(
     path: Path,
     read_only: bool,
     timeout: float,
-    config: dict[str, str | bool | int | float | list[str]] | None = None,
+    config: Mapping[str, str | bool | int | float | list[str]] | None = None,
 ) -> tuple[duckdb.DuckDBPyConnection, FileId | None]:
     """Open the store file, waiting at most ``timeout`` s while another process holds it.
 

@@ -248,7 +248,7 @@ def apply_batches(
     rows = []
     params = []
     for e in started:
-        row = {k: e.get(k) for k, _, _ in schema.TRIAL_COLUMNS}
+        row = {k: e.get(k) for k, _, _ in schema.COLUMNS["trial_record"]}
         row["journal"] = e["_journal"]
         row["status"] = "running"
         row["params"] = json.dumps(e.get("params") or {})
@@ -288,8 +288,12 @@ def apply_batches(
     started_here = {e["uuid"] for e in started}
     late = [f for u, f in finished.items() if u not in started_here]
     if late:
-        staged = [{k: f.get(k) for k, _, _ in schema.TRIAL_COLUMNS} for f in late]
-        cols = [c for c in schema.TRIAL_COLUMNS if c[0] in {"uuid", "started_at", *FINISH_FIELDS}]
+        staged = [{k: f.get(k) for k, _, _ in schema.COLUMNS["trial_record"]} for f in late]
+        cols = [
+            c
+            for c in schema.COLUMNS["trial_record"]
+            if c[0] in {"uuid", "started_at", *FINISH_FIELDS}
+        ]
         columns = {n: ([r.get(n) for r in staged], t) for n, t, _ in cols}
         with staging.staged(con, "_staged_finish", columns):
             sets = ", ".join(

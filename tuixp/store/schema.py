@@ -1,7 +1,11 @@
-"""The DuckDB schema of a tuixp store: tables, public views, version and forward migrations.
+"""The DuckDB schema of a tuixp store: every table's columns, the views, version, migrations.
 
-Tables hold what ingest writes; the views are the public contract for SQL users
-(docs/schema.md). Views may gain columns; they never lose or rename one.
+``TABLE_COLUMNS`` is the one list of every table's columns: the DDL (``TABLES``) and what
+ingest stages and checks (``COLUMNS``) are both derived from it. Tables hold what ingest
+writes; the views are the public contract for SQL users (docs/schema.md). Views may gain
+columns; they never lose or rename one. A migration is history: it spells out the columns it
+adds or rebuilds as they were in its version, so editing the catalogue never changes what an
+old migration does.
 """
 
 from __future__ import annotations
@@ -11,43 +15,161 @@ from typing import Any
 SCHEMA_VERSION = 7
 STORE_MARK = "tuixp-store"
 
-# Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
-# rows doubled the file and made every open and close of a million-trial store cost ~50 ms more.
-# Ingest keeps each key unique itself (KEYS below): a row written again replaces the old one.
-_V3_PER_TRIAL_TABLES = {
-    "param_record": """
-    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, value VARCHAR""",
-    "metric_record": """
-    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, epoch BIGINT,
-    value DOUBLE, recorded_at TIMESTAMPTZ, seq BIGINT""",
-    "step_record": """
-    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, key VARCHAR, step VARCHAR,
-    started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, status VARCHAR, worker VARCHAR,
-    input_hash VARCHAR, output_hash VARCHAR, error VARCHAR, reused_from INTEGER""",
-    "persisted_record": """
-    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, step VARCHAR, object_hash VARCHAR,
-    format VARCHAR, size BIGINT""",
-}
+Column = tuple[str, str]  # (name, SQL type and column constraint)
+
 # Schema 4: a metric value's type as it was saved ('int', 'float' or 'bool'; NULL in rows from
 # before 4, read as whole number -> int), and an int's exact value (``value`` DOUBLE holds ints
 # exactly only up to 2**53).
-METRIC_TYPE_COLUMNS = (("value_type", "VARCHAR"), ("value_int", "BIGINT"))
+METRIC_TYPE_COLUMNS: tuple[Column, ...] = (("value_type", "VARCHAR"), ("value_int", "BIGINT"))
 METRIC_VALUE_TYPES = ("int", "float", "bool")
-# Schema 5: the files and folders a step logged (``ex.log_artifact``), stored by hash in
-# ``NAME.artifacts/`` (tuixp.store.artifacts); logging a name again in a trial replaces it.
-ARTIFACT_TABLE = {
-    "artifact_record": """
-    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, kind VARCHAR,
-    hash VARCHAR, size BIGINT, files INTEGER, step VARCHAR, recorded_at TIMESTAMPTZ""",
+
+# Every table's columns, in order, once. A new column goes here and into one migration; a new
+# table here (created by TABLES) and into one migration (CREATE TABLE for existing stores).
+TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
+    "tuixp_meta": (("key", "VARCHAR PRIMARY KEY"), ("value", "VARCHAR")),
+    "blob": (("hash", "VARCHAR PRIMARY KEY"), ("text", "VARCHAR")),
+    "experiment_record": (
+        ("name", "VARCHAR PRIMARY KEY"),
+        ("created_at", "TIMESTAMPTZ"),
+        ("script", "VARCHAR"),
+        ("goal", "VARCHAR"),
+    ),
+    "trial_record": (
+        ("uuid", "VARCHAR PRIMARY KEY"),
+        ("experiment", "VARCHAR NOT NULL"),
+        ("trial_id", "INTEGER NOT NULL"),
+        ("status", "VARCHAR NOT NULL"),
+        ("started_at", "TIMESTAMPTZ"),
+        ("finished_at", "TIMESTAMPTZ"),
+        ("seed", "BIGINT"),
+        ("params", "VARCHAR"),
+        ("result", "VARCHAR"),
+        ("result_type", "VARCHAR"),
+        ("result_value", "DOUBLE"),
+        ("error_type", "VARCHAR"),
+        ("error_message", "VARCHAR"),
+        ("traceback_hash", "VARCHAR"),
+        ("host", "VARCHAR"),
+        ("pid", "INTEGER"),
+        ("journal", "VARCHAR"),
+        ("script", "VARCHAR"),
+        ("scheduler", "VARCHAR"),
+        ("code_hash", "VARCHAR"),
+        ("environment_hash", "VARCHAR"),
+        ("packages_hash", "VARCHAR"),
+        ("git_hash", "VARCHAR"),
+        ("git_commit", "VARCHAR"),
+        ("git_branch", "VARCHAR"),
+        ("git_dirty", "BOOLEAN"),
+        ("changes", "VARCHAR"),
+        ("notes", "VARCHAR"),
+        ("data_inputs", "VARCHAR"),
+        # Schema 7 (sharing): where a merged trial was recorded (NULL for one recorded here).
+        ("origin_store", "VARCHAR"),
+        ("origin_trial_id", "INTEGER"),
+    ),
+    # Rows a trial has many of (KEYS below). They have no primary key: a key's index (an ART) on
+    # millions of metric rows doubled the file and made every open and close of a million-trial
+    # store cost ~50 ms more. Ingest keeps each key unique itself: a row written again replaces
+    # the old one.
+    "param_record": (
+        ("trial_uuid", "VARCHAR"),
+        ("experiment", "VARCHAR"),
+        ("trial_id", "INTEGER"),
+        ("name", "VARCHAR"),
+        ("value", "VARCHAR"),
+    ),
+    "metric_record": (
+        ("trial_uuid", "VARCHAR"),
+        ("experiment", "VARCHAR"),
+        ("trial_id", "INTEGER"),
+        ("name", "VARCHAR"),
+        ("epoch", "BIGINT"),
+        ("value", "DOUBLE"),
+        ("recorded_at", "TIMESTAMPTZ"),
+        ("seq", "BIGINT"),
+        *METRIC_TYPE_COLUMNS,
+    ),
+    "step_record": (
+        ("trial_uuid", "VARCHAR"),
+        ("experiment", "VARCHAR"),
+        ("trial_id", "INTEGER"),
+        ("key", "VARCHAR"),
+        ("step", "VARCHAR"),
+        ("started_at", "TIMESTAMPTZ"),
+        ("finished_at", "TIMESTAMPTZ"),
+        ("status", "VARCHAR"),
+        ("worker", "VARCHAR"),
+        ("input_hash", "VARCHAR"),
+        ("output_hash", "VARCHAR"),
+        ("error", "VARCHAR"),
+        ("reused_from", "INTEGER"),
+    ),
+    "persisted_record": (
+        ("trial_uuid", "VARCHAR"),
+        ("experiment", "VARCHAR"),
+        ("trial_id", "INTEGER"),
+        ("step", "VARCHAR"),
+        ("object_hash", "VARCHAR"),
+        ("format", "VARCHAR"),
+        ("size", "BIGINT"),
+    ),
+    # Schema 5: the files and folders a step logged (``ex.log_artifact``), stored by hash in
+    # ``NAME.artifacts/`` (tuixp.store.artifacts); logging a name again in a trial replaces it.
+    "artifact_record": (
+        ("trial_uuid", "VARCHAR"),
+        ("experiment", "VARCHAR"),
+        ("trial_id", "INTEGER"),
+        ("name", "VARCHAR"),
+        ("kind", "VARCHAR"),
+        ("hash", "VARCHAR"),
+        ("size", "BIGINT"),
+        ("files", "INTEGER"),
+        ("step", "VARCHAR"),
+        ("recorded_at", "TIMESTAMPTZ"),
+    ),
+    # Schema 6: annotations of trials (tuixp.store.annotation), one row an event, never updated:
+    # a trial's note, name, tags, star and deletion are computed from them by the views below,
+    # and a merge of two stores is a union of rows by ``uuid``.
+    "annotation_record": (
+        ("uuid", "VARCHAR PRIMARY KEY"),
+        ("trial_uuid", "VARCHAR NOT NULL"),
+        ("experiment", "VARCHAR"),
+        ("trial_id", "INTEGER"),
+        ("action", "VARCHAR NOT NULL"),
+        ("value", "VARCHAR"),
+        ("recorded_at", "TIMESTAMPTZ"),
+        ("author", "VARCHAR"),
+    ),
+    "code_set": (
+        ("hash", "VARCHAR"),
+        ("ord", "INTEGER"),
+        ("step", "VARCHAR"),
+        ("source_hash", "VARCHAR"),
+    ),
+    "package_set": (("hash", "VARCHAR"), ("name", "VARCHAR"), ("version", "VARCHAR")),
+    "journal_offset": (("file", "VARCHAR PRIMARY KEY"), ("offset", "BIGINT")),
+    # Schema 7 (sharing, docs/sharing.md): the bundles this store merged, and the trials each
+    # remote holds.
+    "bundle_merged": (
+        ("bundle_id", "VARCHAR PRIMARY KEY"),
+        ("remote", "VARCHAR"),
+        ("name", "VARCHAR"),
+        ("store_uuid", "VARCHAR"),
+        ("merged_at", "TIMESTAMPTZ"),
+        ("trials", "INTEGER"),
+    ),
+    "remote_trial": (("remote", "VARCHAR"), ("trial_uuid", "VARCHAR"), ("status", "VARCHAR")),
 }
+# Keys over several columns.
+_TABLE_KEYS = {
+    "code_set": "PRIMARY KEY (hash, ord)",
+    "package_set": "PRIMARY KEY (hash, name)",
+    "remote_trial": "PRIMARY KEY (remote, trial_uuid)",
+}
+# The tables tuixp keeps for itself; ingest fills every other one from the journals.
+_BOOKKEEPING = ("tuixp_meta", "journal_offset", "bundle_merged", "remote_trial")
 ARTIFACT_KINDS = ("file", "dir")
-PER_TRIAL_TABLES = {
-    **_V3_PER_TRIAL_TABLES,
-    "metric_record": _V3_PER_TRIAL_TABLES["metric_record"]
-    + ","
-    + ", ".join(f"{name} {typ}" for name, typ in METRIC_TYPE_COLUMNS),
-    **ARTIFACT_TABLE,
-}
 
 
 def metric_value(value: Any) -> tuple[float, str, int | None]:
@@ -84,22 +206,6 @@ def metric_value(value: Any) -> tuple[float, str, int | None]:
         raise ValueError(f"value must be a number, given: {value!r} ({exc})") from exc
 
 
-# Schema 6: annotations of trials (tuixp.store.annotation), one row an event, never updated: a
-# trial's note, name, tags, star and deletion are computed from them by the views below, and a
-# merge of two stores is a union of rows by ``uuid``.
-ANNOTATION_TABLE = """
-CREATE TABLE IF NOT EXISTS annotation_record (
-    uuid VARCHAR PRIMARY KEY,
-    trial_uuid VARCHAR NOT NULL,
-    experiment VARCHAR,
-    trial_id INTEGER,
-    action VARCHAR NOT NULL,
-    value VARCHAR,
-    recorded_at TIMESTAMPTZ,
-    author VARCHAR
-);
-"""
-
 KEYS = {
     "param_record": ("trial_uuid", "name"),
     "metric_record": ("trial_uuid", "name", "epoch"),
@@ -109,206 +215,48 @@ KEYS = {
 }
 
 
-# Schema 7 (sharing, docs/sharing.md): the store's identity, a UUID made when the store is
-# created (or migrated to 6), and the bundles it merged and the trials each remote holds.
-# A trial recorded here has origin_store and origin_trial_id NULL in trial_record; a merged one
-# keeps where it was recorded (the ``trials`` view shows both kinds the same way).
+def _ddl_columns(columns: tuple[Column, ...]) -> str:
+    return ", ".join(f'"{name}" {typ}' for name, typ in columns)
+
+
+PER_TRIAL_TABLES = {table: _ddl_columns(TABLE_COLUMNS[table]) for table in KEYS}
+
+TABLES = "".join(
+    f"CREATE TABLE IF NOT EXISTS {table} ("
+    + ", ".join(filter(None, (_ddl_columns(columns), _TABLE_KEYS.get(table))))
+    + ");\n"
+    for table, columns in TABLE_COLUMNS.items()
+) + ("CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, trial_id);\n")
+# Schema 7: a store's identity, a UUID made when it is created (or migrated to 7).
 STORE_IDENTITY = """
 INSERT INTO tuixp_meta SELECT 'store_uuid', CAST(uuid() AS VARCHAR)
 WHERE NOT EXISTS (SELECT 1 FROM tuixp_meta WHERE key = 'store_uuid');
 """
-SHARING_TABLES = """
-CREATE TABLE IF NOT EXISTS bundle_merged (
-    bundle_id VARCHAR PRIMARY KEY, remote VARCHAR, name VARCHAR, store_uuid VARCHAR,
-    merged_at TIMESTAMPTZ, trials INTEGER
-);
-CREATE TABLE IF NOT EXISTS remote_trial (
-    remote VARCHAR, trial_uuid VARCHAR, status VARCHAR, PRIMARY KEY (remote, trial_uuid)
-);
-"""
+TABLES += STORE_IDENTITY
 
-# The ingested tables' columns: (column, arrow type, SQL expression over the staged column).
-_TS = "float64"
-TRIAL_COLUMNS = [
-    ("uuid", "string", None),
-    ("experiment", "string", None),
-    ("trial_id", "int32", None),
-    ("status", "string", None),
-    ("started_at", _TS, "to_timestamp(started_at)"),
-    ("finished_at", _TS, "to_timestamp(finished_at)"),
-    ("seed", "int64", None),
-    ("params", "string", None),
-    ("result", "string", None),
-    ("result_type", "string", None),
-    ("result_value", "float64", None),
-    ("error_type", "string", None),
-    ("error_message", "string", None),
-    ("traceback_hash", "string", None),
-    ("host", "string", None),
-    ("pid", "int32", None),
-    ("journal", "string", None),
-    ("script", "string", None),
-    ("scheduler", "string", None),
-    ("code_hash", "string", None),
-    ("environment_hash", "string", None),
-    ("packages_hash", "string", None),
-    ("git_hash", "string", None),
-    ("git_commit", "string", None),
-    ("git_branch", "string", None),
-    ("git_dirty", "bool", None),
-    ("changes", "string", None),
-    ("notes", "string", None),
-    ("data_inputs", "string", None),
-]
-COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
-    "trial_record": TRIAL_COLUMNS,
-    "blob": [("hash", "string", None), ("text", "string", None)],
-    "experiment_record": [
-        ("name", "string", None),
-        ("created_at", _TS, "to_timestamp(created_at)"),
-        ("script", "string", None),
-        ("goal", "string", None),
-    ],
-    "param_record": [
-        ("trial_uuid", "string", None),
-        ("experiment", "string", None),
-        ("trial_id", "int32", None),
-        ("name", "string", None),
-        ("value", "string", None),
-    ],
-    "metric_record": [
-        ("trial_uuid", "string", None),
-        ("experiment", "string", None),
-        ("trial_id", "int32", None),
-        ("name", "string", None),
-        ("epoch", "int64", None),
-        ("value", "float64", None),
-        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
-        ("seq", "int64", None),
-        ("value_type", "string", None),  # schema 4: 'int', 'float', 'bool'; None from older
-        ("value_int", "int64", None),  # an int's exact value (``value`` is exact to 2**53)
-    ],
-    "step_record": [
-        ("trial_uuid", "string", None),
-        ("experiment", "string", None),
-        ("trial_id", "int32", None),
-        ("key", "string", None),
-        ("step", "string", None),
-        ("started_at", _TS, "to_timestamp(started_at)"),
-        ("finished_at", _TS, "to_timestamp(finished_at)"),
-        ("status", "string", None),
-        ("worker", "string", None),
-        ("input_hash", "string", None),
-        ("output_hash", "string", None),
-        ("error", "string", None),
-        ("reused_from", "int32", None),
-    ],
-    "code_set": [
-        ("hash", "string", None),
-        ("ord", "int32", None),
-        ("step", "string", None),
-        ("source_hash", "string", None),
-    ],
-    "package_set": [
-        ("hash", "string", None),
-        ("name", "string", None),
-        ("version", "string", None),
-    ],
-    "persisted_record": [
-        ("trial_uuid", "string", None),
-        ("experiment", "string", None),
-        ("trial_id", "int32", None),
-        ("step", "string", None),
-        ("object_hash", "string", None),
-        ("format", "string", None),
-        ("size", "int64", None),
-    ],
-    "artifact_record": [
-        ("trial_uuid", "string", None),
-        ("experiment", "string", None),
-        ("trial_id", "int32", None),
-        ("name", "string", None),
-        ("kind", "string", None),
-        ("hash", "string", None),
-        ("size", "int64", None),
-        ("files", "int32", None),
-        ("step", "string", None),
-        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
-    ],
-    "annotation_record": [  # schema 6 (tuixp.store.annotation)
-        ("uuid", "string", None),
-        ("trial_uuid", "string", None),
-        ("experiment", "string", None),
-        ("trial_id", "int32", None),
-        ("action", "string", None),
-        ("value", "string", None),
-        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
-        ("author", "string", None),
-    ],
+# How ingest stages a column of each SQL type: its Arrow type, and, for a time (journaled as
+# seconds since the epoch), the SQL that turns the staged number into the column's value.
+_ARROW_TYPES = {
+    "VARCHAR": "string",
+    "INTEGER": "int32",
+    "BIGINT": "int64",
+    "DOUBLE": "float64",
+    "BOOLEAN": "bool",
+    "TIMESTAMPTZ": "float64",
 }
-
-
-def _per_trial(tables: dict[str, str], prefix: str = "", suffix: str = "") -> str:
-    return "".join(
-        f"CREATE TABLE {prefix}{name}{suffix} ({cols}\n);\n" for name, cols in tables.items()
-    )
-
-
-def _column_names(cols: str) -> str:
-    return ", ".join(c.split()[0] for c in cols.split(","))
-
-
-TABLES = (
-    """
-CREATE TABLE IF NOT EXISTS tuixp_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS blob (hash VARCHAR PRIMARY KEY, text VARCHAR);
-CREATE TABLE IF NOT EXISTS experiment_record (
-    name VARCHAR PRIMARY KEY, created_at TIMESTAMPTZ, script VARCHAR, goal VARCHAR
-);
-CREATE TABLE IF NOT EXISTS trial_record (
-    uuid VARCHAR PRIMARY KEY,
-    experiment VARCHAR NOT NULL,
-    trial_id INTEGER NOT NULL,
-    status VARCHAR NOT NULL,
-    started_at TIMESTAMPTZ,
-    finished_at TIMESTAMPTZ,
-    seed BIGINT,
-    params VARCHAR,
-    result VARCHAR,
-    result_type VARCHAR,
-    result_value DOUBLE,
-    error_type VARCHAR,
-    error_message VARCHAR,
-    traceback_hash VARCHAR,
-    host VARCHAR,
-    pid INTEGER,
-    journal VARCHAR,
-    script VARCHAR,
-    scheduler VARCHAR,
-    code_hash VARCHAR,
-    environment_hash VARCHAR,
-    packages_hash VARCHAR,
-    git_hash VARCHAR,
-    git_commit VARCHAR,
-    git_branch VARCHAR,
-    git_dirty BOOLEAN,
-    changes VARCHAR,
-    notes VARCHAR,
-    data_inputs VARCHAR,
-    origin_store VARCHAR,
-    origin_trial_id INTEGER
-);
-CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, trial_id);
-{per_trial}CREATE TABLE IF NOT EXISTS code_set (hash VARCHAR, ord INTEGER, step VARCHAR, source_hash VARCHAR,
-    PRIMARY KEY (hash, ord));
-CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARCHAR,
-    PRIMARY KEY (hash, name));
-CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
-{sharing}""".replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS ")).replace(
-        "{sharing}", SHARING_TABLES + STORE_IDENTITY
-    )
-    + ANNOTATION_TABLE
-)
+# The ingested tables' columns: (column, arrow type, SQL expression over the staged column).
+COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
+    table: [
+        (
+            name,
+            _ARROW_TYPES[typ.split()[0]],
+            f"to_timestamp({name})" if typ.split()[0] == "TIMESTAMPTZ" else None,
+        )
+        for name, typ in columns
+    ]
+    for table, columns in TABLE_COLUMNS.items()
+    if table not in _BOOKKEEPING
+}
 
 VIEWS = """
 CREATE OR REPLACE VIEW trial_annotation AS
@@ -384,70 +332,36 @@ SELECT experiment, trial_id, name, kind, hash, size, files, step, recorded_at
 FROM artifact_record;
 """
 
-# Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
-# Views and indexes depend on their tables, and DuckDB refuses to alter a table that has
-# dependents: drop them first (the views are recreated after every migration).
-_DROP_VIEWS = "".join(
-    f"DROP VIEW IF EXISTS {v};"
-    for v in (
-        "trials",
-        "trials_all",
-        "annotations",
-        "trial_annotation",
-        "params",
-        "metrics",
-        "steps",
-        "environments",
-        "packages",
-        "code",
-        "persisted",
-        "experiments",
-        "artifacts",
-    )
-)
-MIGRATIONS: dict[int, str] = {
-    # 2: data inputs declared with Experiment.data_file, {path: content hash} per trial.
-    1: _DROP_VIEWS
-    + """
-        DROP INDEX IF EXISTS trial_by_experiment;
-        ALTER TABLE trial_record ADD COLUMN data_inputs VARCHAR;
-        CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
-    """,
-    # 3: the per-trial tables lose their primary keys (see PER_TRIAL_TABLES): copied into
-    # keyless tables in their order (zone maps on trial_id stay useful), then renamed. And an
-    # experiment says whether its best result is the lowest or the highest (Experiment(goal=)).
-    2: _DROP_VIEWS
-    + "ALTER TABLE experiment_record ADD COLUMN goal VARCHAR;"
-    + _per_trial(_V3_PER_TRIAL_TABLES, suffix="_v3")
-    + "".join(
-        f"INSERT INTO {t}_v3 SELECT {_column_names(cols)} FROM {t}; DROP TABLE {t}; "
-        f"ALTER TABLE {t}_v3 RENAME TO {t};"
-        for t, cols in _V3_PER_TRIAL_TABLES.items()
-    ),
-    # 4: a metric value's saved type and an int's exact value (METRIC_TYPE_COLUMNS); rows saved
-    # before keep NULL there and load as they did (whole numbers as int64).
-    3: _DROP_VIEWS
-    + "".join(
-        f"ALTER TABLE metric_record ADD COLUMN {name} {typ};" for name, typ in METRIC_TYPE_COLUMNS
-    ),
-    # 5: the artifacts a step logged (ARTIFACT_TABLE) and their view.
-    4: _per_trial(ARTIFACT_TABLE, "IF NOT EXISTS "),
-    # 6: annotations (notes, names, tags, stars, deletions) as events; the trials view gains
-    # name, note, tags, starred, deleted_at and leaves deleted trials out (trials_all keeps them).
-    5: _DROP_VIEWS + ANNOTATION_TABLE,
-    # 7: sharing (docs/sharing.md): the store's identity (STORE_IDENTITY), each trial's origin,
-    # the bundles merged and what each remote holds (SHARING_TABLES).
-    6: _DROP_VIEWS
-    + """
-        DROP INDEX IF EXISTS trial_by_experiment;
-        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_store VARCHAR;
-        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_trial_id INTEGER;
-        CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
-    """
-    + SHARING_TABLES
-    + STORE_IDENTITY,
+# Schema 3's per-trial tables, as MIGRATIONS[2] rebuilt them (frozen: history, not the catalogue).
+_V3_PER_TRIAL_TABLES = {
+    "param_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, value VARCHAR""",
+    "metric_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, epoch BIGINT,
+    value DOUBLE, recorded_at TIMESTAMPTZ, seq BIGINT""",
+    "step_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, key VARCHAR, step VARCHAR,
+    started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, status VARCHAR, worker VARCHAR,
+    input_hash VARCHAR, output_hash VARCHAR, error VARCHAR, reused_from INTEGER""",
+    "persisted_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, step VARCHAR, object_hash VARCHAR,
+    format VARCHAR, size BIGINT""",
 }
+# Schema 4's metric columns, as MIGRATIONS[3] added them.
+_V4_METRIC_COLUMNS = (("value_type", "VARCHAR"), ("value_int", "BIGINT"))
 
+
+def _per_trial(tables: dict[str, str], prefix: str = "", suffix: str = "") -> str:
+    return "".join(
+        f"CREATE TABLE {prefix}{name}{suffix} ({cols}\n);\n" for name, cols in tables.items()
+    )
+
+
+def _column_names(cols: str) -> str:
+    return ", ".join(c.split()[0] for c in cols.split(","))
+
+
+# The views VIEWS creates: the public contract (docs/schema.md).
 PUBLIC_VIEWS = (
     "trials",
     "params",
@@ -462,3 +376,77 @@ PUBLIC_VIEWS = (
     "trials_all",
     "annotations",
 )
+
+# Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
+# Views and indexes depend on their tables, and DuckDB refuses to alter a table that has
+# dependents: drop them first (the views are recreated after every migration).
+_DROP_VIEWS = "".join(f"DROP VIEW IF EXISTS {v};" for v in (*PUBLIC_VIEWS, "trial_annotation"))
+# The tables later migrations add, as they added them (frozen: history, not the catalogue).
+_V5_ARTIFACT_TABLE = {
+    "artifact_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, kind VARCHAR,
+    hash VARCHAR, size BIGINT, files INTEGER, step VARCHAR, recorded_at TIMESTAMPTZ""",
+}
+_V6_ANNOTATION_TABLE = """
+CREATE TABLE IF NOT EXISTS annotation_record (
+    uuid VARCHAR PRIMARY KEY,
+    trial_uuid VARCHAR NOT NULL,
+    experiment VARCHAR,
+    trial_id INTEGER,
+    action VARCHAR NOT NULL,
+    value VARCHAR,
+    recorded_at TIMESTAMPTZ,
+    author VARCHAR
+);
+"""
+_V7_SHARING_TABLES = """
+CREATE TABLE IF NOT EXISTS bundle_merged (
+    bundle_id VARCHAR PRIMARY KEY, remote VARCHAR, name VARCHAR, store_uuid VARCHAR,
+    merged_at TIMESTAMPTZ, trials INTEGER
+);
+CREATE TABLE IF NOT EXISTS remote_trial (
+    remote VARCHAR, trial_uuid VARCHAR, status VARCHAR, PRIMARY KEY (remote, trial_uuid)
+);
+"""
+MIGRATIONS: dict[int, str] = {
+    # 2: data inputs declared with Experiment.data_file, {path: content hash} per trial.
+    1: _DROP_VIEWS
+    + """
+        DROP INDEX IF EXISTS trial_by_experiment;
+        ALTER TABLE trial_record ADD COLUMN data_inputs VARCHAR;
+        CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
+    """,
+    # 3: the per-trial tables lose their primary keys (see TABLE_COLUMNS): copied into
+    # keyless tables in their order (zone maps on trial_id stay useful), then renamed. And an
+    # experiment says whether its best result is the lowest or the highest (Experiment(goal=)).
+    2: _DROP_VIEWS
+    + "ALTER TABLE experiment_record ADD COLUMN goal VARCHAR;"
+    + _per_trial(_V3_PER_TRIAL_TABLES, suffix="_v3")
+    + "".join(
+        f"INSERT INTO {t}_v3 SELECT {_column_names(cols)} FROM {t}; DROP TABLE {t}; "
+        f"ALTER TABLE {t}_v3 RENAME TO {t};"
+        for t, cols in _V3_PER_TRIAL_TABLES.items()
+    ),
+    # 4: a metric value's saved type and an int's exact value (METRIC_TYPE_COLUMNS); rows saved
+    # before keep NULL there and load as they did (whole numbers as int64).
+    3: _DROP_VIEWS
+    + "".join(
+        f"ALTER TABLE metric_record ADD COLUMN {name} {typ};" for name, typ in _V4_METRIC_COLUMNS
+    ),
+    # 5: the artifacts a step logged and their view.
+    4: _per_trial(_V5_ARTIFACT_TABLE, "IF NOT EXISTS "),
+    # 6: annotations (notes, names, tags, stars, deletions) as events; the trials view gains
+    # name, note, tags, starred, deleted_at and leaves deleted trials out (trials_all keeps them).
+    5: _DROP_VIEWS + _V6_ANNOTATION_TABLE,
+    # 7: sharing (docs/sharing.md): the store's identity (STORE_IDENTITY), each trial's origin,
+    # the bundles merged and what each remote holds.
+    6: _DROP_VIEWS
+    + """
+        DROP INDEX IF EXISTS trial_by_experiment;
+        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_store VARCHAR;
+        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_trial_id INTEGER;
+        CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
+    """
+    + _V7_SHARING_TABLES
+    + STORE_IDENTITY,
+}

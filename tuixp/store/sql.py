@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,14 @@ from typing import Any
 
 import duckdb
 
-from tuixp.errors import ReadOnlyQuery, StoreBusy, StoreError, TuixpError
-from tuixp.store.connection import LOCK_TIMEOUT, guard_for, is_lock_error, resolve_store_path
+from tuixp.errors import ReadOnlyQuery, StoreError, TuixpError
+from tuixp.store.connection import (
+    LOCK_TIMEOUT,
+    first_line,
+    guard_for,
+    open_database,
+    resolve_store_path,
+)
 from tuixp.store.journal import journal_files
 from tuixp.store.store import get_store
 
@@ -55,7 +60,7 @@ def check_query(sql: str) -> str:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise TuixpError(f"SQL error: {_first_line(exc)}") from None
+        raise TuixpError(f"SQL error: {first_line(exc)}") from None
     if not statements:
         raise ReadOnlyQuery("no SQL statement given")
     if len(statements) > 1:
@@ -137,11 +142,6 @@ def _closing_parenthesis(text: str) -> int | None:
     return None
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def require_store(path: Path) -> Path:
     """``path`` if a store is there (its database, or journals not yet ingested)."""
     if path.is_dir():
@@ -157,29 +157,15 @@ def sandboxed(
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-only, no-external-access connection to the store, closed on exit.
 
-    Holds this process's lock on the store file meanwhile: DuckDB refuses two connections of
-    one file with different settings inside one process.
+    Opened as every store connection is (``connection.open_database``: the same bounded wait
+    and the same errors), with the sandbox's configuration. Holds this process's lock on the
+    store file meanwhile: DuckDB refuses two connections of one file with different settings
+    inside one process.
     """
     path = resolve_store_path(path)
-    deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
-    delay = 0.01
+    wait = LOCK_TIMEOUT if timeout is None else timeout
     with guard_for(path):
-        while True:
-            try:
-                con = duckdb.connect(str(path), read_only=True, config=dict(_SANDBOX))
-                break
-            except duckdb.IOException as exc:
-                if not is_lock_error(exc):
-                    raise StoreError(f"Cannot open the store {path}: {_first_line(exc)}") from exc
-                if time.monotonic() >= deadline:
-                    raise StoreBusy(
-                        f"The store {path} is held by another process; try again when it is "
-                        "done (TUIXP_LOCK_TIMEOUT sets the wait)."
-                    ) from exc
-                time.sleep(delay)
-                delay = min(delay * 1.5, 0.2)
-            except duckdb.Error as exc:
-                raise StoreError(f"Cannot open the store {path}: {_first_line(exc)}") from exc
+        con, _ = open_database(path, read_only=True, timeout=wait, config=_SANDBOX)
         try:
             yield con
         finally:
@@ -215,9 +201,9 @@ def execute(
         try:
             cur = con.execute(sql)
         except duckdb.PermissionException as exc:
-            raise ReadOnlyQuery(f"not allowed here: {_first_line(exc)}") from None
+            raise ReadOnlyQuery(f"not allowed here: {first_line(exc)}") from None
         except duckdb.Error as exc:
-            raise TuixpError(f"SQL error: {_first_line(exc)}") from None
+            raise TuixpError(f"SQL error: {first_line(exc)}") from None
         yield cur
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import tuixp
-from tests.test_cache import Pipeline
+from tests.trial.test_cache import Pipeline
 from tuixp.demo import run_demo
 from tuixp.store.paths import StorePaths
 from tuixp.tui.screens.sql import append_history, load_history

@@ -2,7 +2,7 @@
 a run whose steps are inside torch.
 
 The cluster faults themselves (every worker killed, the scheduler killed) are in
-tests/test_distributed.py, beside the real cluster they need.
+tests/execution/test_distributed.py, beside the real cluster they need.
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from pathlib import Path
 import pytest
 
 import tuixp
+from tests.cli.test_cli_units import invoke
+from tests.conftest import env_with_path
 from tuixp.execution.schedulers import SchedulerError
 from tuixp.store.store import Store
 from tuixp.tui.launcher import Launch, LaunchRequest
-
-from .conftest import env_with_path
-from .test_cli_units import invoke
 
 TUIXP = Path(sys.executable).with_name("tuixp")
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tuixp
-from tests.test_store_keys import SCHEMA_2_VIEWS, _raw
+from tests.store.test_store_keys import SCHEMA_2_VIEWS, _raw
 from tuixp.cache import garbage_collect
 from tuixp.store import Store, schema
 
@@ -219,7 +219,7 @@ def test_cache_with_process_scheduler(store_path: Path, tmp_path: Path) -> None:
     import sys
     import textwrap
 
-    from .conftest import env_with_path
+    from tests.conftest import env_with_path
 
     script = tmp_path / "cached.py"
     script.write_text(

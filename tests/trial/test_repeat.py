@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from tests.cli.test_cli_subprocess import tuixp
+from tests.cli.test_cli_units import store_snapshot
 from tests.conftest import env_with_path
-from tests.test_cli_subprocess import tuixp
-from tests.test_cli_units import store_snapshot
 from tuixp import verdict
 from tuixp.store import sql as store_sql
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.test_cli_units import ingest, store_snapshot
+from tests.cli.test_cli_units import ingest, store_snapshot
 from tuixp.errors import ReadOnlyQuery, StoreError, TuixpError
 from tuixp.store import sql
 from tuixp.store.store import Store

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.test_cli_units import store_snapshot, write_script
 from tests.conftest import ROOT, env_with_path
-from tests.test_cli_units import store_snapshot, write_script
 
 TUIXP = ROOT / ".venv" / "bin" / "tuixp"
 COMMANDS = ("run", "ls", "show", "diff", "repeat", "sql", "export", "demo", "ui")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli_units import (
+from tests.cli.test_cli_units import (
     ingest,
     invoke,
     one_error_line,
@@ -394,7 +394,7 @@ def test_parameters_named_like_compute_grid_keywords_can_be_gridded(tmp_path: Pa
 def test_a_helper_that_fails_to_import_is_named_with_its_line(tmp_path: Path) -> None:
     """The error names the helper module's file and line, not the script's (issue 15 item 12);
     --debug (and run -v) print the whole traceback; nothing is written."""
-    from tests.test_cli_subprocess import tuixp
+    from tests.cli.test_cli_subprocess import tuixp
 
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "__init__.py").write_text("")

@@ -11,8 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_cli_units import (
+from tests.cli.test_cli_units import (
     SCRIPT,
     ingest,
     invoke,
@@ -20,6 +19,7 @@ from tests.test_cli_units import (
     store_snapshot,
     write_script,
 )
+from tests.conftest import ROOT
 from tuixp.store.store import Store
 
 

@@ -20,7 +20,7 @@ import pytest
 
 import tuixp
 from tests.conftest import env_with_path, python
-from tests.test_store_keys import _raw
+from tests.store.test_store_keys import _raw
 from tuixp.store import Store, schema
 
 BIG = 2**53 + 1  # the first int a DOUBLE cannot hold

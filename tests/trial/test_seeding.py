@@ -25,9 +25,8 @@ import numpy as np
 import pytest
 
 import tuixp
+from tests.conftest import env_with_path
 from tuixp.store.store import Store
-
-from .conftest import env_with_path
 
 TUIXP = str(Path(sys.executable).with_name("tuixp"))
 

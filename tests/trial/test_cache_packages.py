@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import env_with_path
-from tests.test_purity import git, query
+from tests.trial.test_purity import git, query
 
 SCRIPT = """
 import probe_top  # imported by the script: in the process when the steps run

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_purity import project, run
+from tests.trial.test_purity import project, run
 from tuixp.capture.environment import capture_python
 from tuixp.trial.world import compare
 

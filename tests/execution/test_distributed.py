@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 
 import tuixp
+from tests.conftest import ROOT, env_with_path
 from tuixp.execution.events import ProgressEvent
 from tuixp.execution.schedulers import SchedulerError, close_clients, distributed_client
 
-from .conftest import ROOT, env_with_path
 from .test_execution import (
     EXPECTED,
     INTERRUPTED_SCRIPT,

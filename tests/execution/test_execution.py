@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 
 import tuixp
+from tests.conftest import env_with_path
 from tuixp.execution.events import ProgressEvent
 from tuixp.execution.schedulers import SchedulerError
 from tuixp.store.store import Store
-
-from .conftest import env_with_path
 
 # What every trial of ``build`` reports, in this order, on every scheduler.
 EXPECTED = [
