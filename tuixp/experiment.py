@@ -283,11 +283,38 @@ class Experiment:
             )
         if epoch is None or value is None:
             raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
-        epoch = _whole_epoch(key, epoch)
-        number, value_type, exact = _typed_metric_value(key, value)
-        if not -(1 << 63) <= epoch < (1 << 63):
-            raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
-        steps_mod.record_metric(key, epoch, number, value_type, exact)
+        steps_mod.record_metric(key, *_metric_point(key, epoch, value))
+
+    def log_metrics(self, metrics: Mapping[str, Any], epoch: Any = None) -> None:
+        """Save several metrics at once from inside a step:
+        ``ex.log_metrics({"loss": 0.31, "acc": 0.9}, epoch=12)``.
+
+        ``epoch`` may be any whole number that fits in 64 bits (an epoch, or a global step in
+        the millions). Omitted, each metric takes its next epoch in this step: 0 the first
+        time, then one more than the last epoch this step saved of it (with ``save_metric``
+        too). Values are typed as in ``save_metric``; every point keeps its wall-clock time
+        (the ``recorded_at`` column), so plots can use either axis. A bad name or value refuses
+        the whole call: none of its metrics is saved.
+        """
+        scope = steps_mod.current_scope.get()
+        if scope is None:
+            raise errors.TrialIDNotFoundError(
+                "Current Trial ID only exists during a trial execution"
+            )
+        if not isinstance(metrics, Mapping):
+            raise errors.TuixpError(
+                "log_metrics takes a mapping of metric names to values, given: "
+                f"{type(metrics).__name__}"
+            )
+        points = []
+        for name, value in metrics.items():
+            name = _identifier(name, "Metric name")
+            if value is None:
+                raise errors.TuixpError(f"Metric {name}: log_metrics needs a value")
+            at = scope.epochs.get(name, -1) + 1 if epoch is None else epoch
+            points.append((name, *_metric_point(name, at, value)))
+        for point in points:
+            steps_mod.record_metric(*point)
 
     # -- running trials --------------------------------------------------------------------
     def _run(
@@ -560,6 +587,21 @@ class fresh_instances:
             _run_store.pop()
         with Experiment._instances_lock:
             Experiment._instances = self._saved
+
+
+def _metric_point(key: str, epoch: Any, value: Any) -> tuple[int, float, str, int | None]:
+    """``(epoch, value as a float, its type, an int's exact value)`` as stored, or the error
+    ``save_metric`` raises. Plain Python ints and floats take the short way."""
+    if type(epoch) is not int:
+        epoch = _whole_epoch(key, epoch)
+    if not -(1 << 63) <= epoch < (1 << 63):
+        raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
+    kind = type(value)
+    if kind is float:
+        return epoch, value, "float", None
+    if kind is int and -(1 << 63) <= value < (1 << 63):
+        return epoch, float(value), "int", value
+    return (epoch, *_typed_metric_value(key, value))
 
 
 def _typed_metric_value(key: str, value: Any) -> tuple[float, str, int | None]:

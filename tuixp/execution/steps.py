@@ -94,6 +94,9 @@ class StepScope:
     key: str
     metrics: list[dict[str, Any]]
     local: Any  # the owner's recorder when the step runs in the owner's process, else None
+    # The last epoch this step saved of each metric: ``log_metrics`` without an epoch goes on
+    # from it (0 first).
+    epochs: dict[str, int] = field(default_factory=dict)
 
 
 current_scope: contextvars.ContextVar[StepScope | None] = contextvars.ContextVar(
@@ -110,6 +113,14 @@ def next_seq() -> int:
     with _seq_lock:
         _seq[0] += 1
         return _seq[0]
+
+
+def reserve_seq(n: int) -> int:
+    """The first of ``n`` consecutive sequence numbers (a batch of metric points)."""
+    with _seq_lock:
+        first = _seq[0] + 1
+        _seq[0] += n
+        return first
 
 
 def _distributed_worker() -> Any:
@@ -315,6 +326,10 @@ def record_metric(
     scope = current_scope.get()
     if scope is None:
         raise ValueError("save_metric can only be called inside a step while a trial runs")
+    scope.epochs[name] = epoch
+    if scope.local is not None:  # the owner's process: straight into the trial's buffer
+        scope.local.add_metric(scope.step, name, epoch, value, value_type, value_int)
+        return
     # ``mid`` names this one call: a metric can reach the owner twice (live from a cluster
     # worker, then again inside its step's record) and is counted once.
     event = {
@@ -329,8 +344,5 @@ def record_metric(
         "key": scope.key,
         "mid": uuid.uuid4().hex[:16],
     }
-    if scope.local is not None:
-        scope.local.on_metric(event)
-    else:
-        scope.metrics.append(event)
-        publish(scope.ctx, "metric", {"metric": event})
+    scope.metrics.append(event)
+    publish(scope.ctx, "metric", {"metric": event})

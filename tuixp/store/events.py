@@ -28,6 +28,7 @@ KINDS = (
     "trial_started",
     "step",
     "metric",
+    "metric_batch",
     "persisted",
     "trial_finished",
 )
@@ -171,6 +172,30 @@ def metric(
         "recorded_at": recorded_at,
     }
     return _with("metric", event, fields)
+
+
+def metric_batch(
+    trial_uuid: str,
+    experiment: str,
+    trial_id: int,
+    n: int,
+    names: list[str],
+    seq: int,
+    cols: dict[str, str],
+) -> Event:
+    """``n`` points of a trial saved since its last batch, as packed columns
+    (``tuixp.store.metric_batch``): the recorder's buffer, flushed."""
+    from tuixp.store.metric_batch import ENCODING
+
+    return {
+        "t": "metric_batch",
+        **_trial(trial_uuid, experiment, trial_id),
+        "n": n,
+        "names": names,
+        "seq": seq,
+        "enc": ENCODING,
+        "cols": cols,
+    }
 
 
 def persisted(
