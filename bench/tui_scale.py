@@ -159,7 +159,7 @@ async def measure_datatable(store: Path) -> dict[str, float]:
     from textual.app import App, ComposeResult
     from textual.widgets import DataTable
 
-    from tuixp.store.db import Store
+    from tuixp.store.store import Store
 
     class Plain(App[None]):
         def compose(self) -> ComposeResult:

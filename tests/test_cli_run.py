@@ -16,7 +16,7 @@ from tests.test_cli_units import (
     store_snapshot,
     write_script,
 )
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 
 def trials(store: Path, experiment: str = "quick") -> list[tuple]:

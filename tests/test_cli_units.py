@@ -63,7 +63,7 @@ def invoke(*args: Any, env: dict[str, str] | None = None, input_text: str | None
 
 def store_snapshot(store: Path) -> dict[str, Any]:
     """Everything the store holds, comparable with ==."""
-    from tuixp.store.db import Store
+    from tuixp.store.store import Store
 
     snap: dict[str, Any] = {}
     if store.exists():
@@ -93,7 +93,7 @@ def store_snapshot(store: Path) -> dict[str, Any]:
 
 
 def ingest(store: Path) -> None:
-    from tuixp.store.db import Store
+    from tuixp.store.store import Store
 
     with Store(store).connect():
         pass

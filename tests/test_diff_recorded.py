@@ -27,8 +27,8 @@ import pytest
 
 from tuixp import diff
 from tuixp.diff import CHANGED, SAME
-from tuixp.store import queries, window
-from tuixp.store.db import Store
+from tuixp.store import queries
+from tuixp.store.store import Store
 
 EXPERIMENT = "house"
 
@@ -167,7 +167,7 @@ def recorded(recorded_store: Path) -> dict[int, dict[str, Any]]:
                 "params": queries.trial(con, EXPERIMENT, tid)["params"],
                 "code": queries.code(con, EXPERIMENT, tid),
                 "environment": queries.environment(con, EXPERIMENT, tid),
-                "steps_ran": [s["step"] for s in window.steps(con, EXPERIMENT, tid)],
+                "steps_ran": [s["step"] for s in queries.steps(con, EXPERIMENT, tid)],
             }
     return out
 

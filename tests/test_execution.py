@@ -20,7 +20,7 @@ import pytest
 import tuixp
 from tuixp.execution.events import ProgressEvent
 from tuixp.execution.schedulers import SchedulerError
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 from .conftest import env_with_path
 

@@ -21,7 +21,7 @@ import pytest
 
 import tuixp
 from tuixp.execution.schedulers import SchedulerError
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 from tuixp.tui.launcher import Launch, LaunchRequest
 
 from .conftest import env_with_path

@@ -22,8 +22,12 @@ CASES = {
     "the store": (
         [
             "tuixp.store",
-            "tuixp.store.db",
+            "tuixp.store.store",
+            "tuixp.store.connection",
+            "tuixp.store.ingest",
             "tuixp.store.window",
+            "tuixp.store.columns",
+            "tuixp.store.summary",
             "tuixp.store.sql",
             "tuixp.store.queries",
             "tuixp.store.synthetic",

@@ -12,7 +12,7 @@ import pytest
 import tuixp
 from tuixp.graph import Node, walk
 from tuixp.store import events
-from tuixp.store.db import check_event
+from tuixp.store.events import check_event
 
 # The one circle left, in the UI (issue 16 item 2, another part of the refactor).
 UI = ("tuixp.cli", "tuixp.demo", "tuixp.tui")

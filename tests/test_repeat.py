@@ -89,7 +89,7 @@ def project(_template: Path, tmp_path: Path) -> Path:
 
 
 def with_store(project: Path, sql: str, args: list[Any] | None = None) -> None:
-    from tuixp.store.db import Store
+    from tuixp.store.store import Store
 
     with Store(project / "s.duckdb").connect() as con:
         con.execute(sql, args or [])

@@ -10,7 +10,7 @@ import pytest
 from tests.test_cli_units import ingest, store_snapshot
 from tuixp.errors import ReadOnlyQuery, StoreError, TuixpError
 from tuixp.store import sql
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 
 @pytest.fixture

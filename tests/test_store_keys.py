@@ -17,7 +17,7 @@ import pytest
 
 import tuixp
 from tuixp.store import Store, schema
-from tuixp.store.db import insert_rows
+from tuixp.store.ingest import insert_rows
 
 # The views as schema 2 made them: all but the experiments view (new in 3).
 SCHEMA_2_VIEWS = schema.VIEWS[: schema.VIEWS.index("CREATE OR REPLACE VIEW experiments")]

@@ -21,8 +21,8 @@ from tuixp.cache import DataFile
 from tuixp.execution import steps as steps_mod
 from tuixp.execution.events import Listener
 from tuixp.graph import UNDEFINED, Node, ParamNode, Step, TrialOutcome, _main_script
-from tuixp.store.db import Store, get_store
 from tuixp.store.schema import metric_value
+from tuixp.store.store import Store, get_store
 from tuixp.trial.plan import _describe, run_trials
 from tuixp.trial.world import StateFile, capture_world, unified
 
@@ -551,7 +551,7 @@ def _store_from_backend(store: Any, backend: Any) -> Any:
 
 def _instance_key(id: Any, store: Any, backend: Any) -> tuple[str, str] | None:
     """The (id, store path) an experiment object is shared under; None when not shareable."""
-    from tuixp.store.db import resolve_store_path
+    from tuixp.store.connection import resolve_store_path
 
     if not isinstance(id, str):
         return None

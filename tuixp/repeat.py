@@ -77,8 +77,8 @@ def read_plan(store: Path, experiment: str, trial: int | str) -> RepeatPlan:
     repeated; reads the store and writes nothing to it.
     """
     from tuixp.store import queries
-    from tuixp.store.db import get_store
     from tuixp.store.sql import require_store
+    from tuixp.store.store import get_store
 
     st = get_store(require_store(store))
     with st.connect() as con:
@@ -449,7 +449,7 @@ def verify(
 ) -> dict[str, Any]:
     """The verdict document comparing two recorded trials step by step (JSON-ready)."""
     from tuixp.store import queries
-    from tuixp.store.db import get_store
+    from tuixp.store.store import get_store
 
     docs: list[dict[str, Any]] = []
     with get_store(store).connect() as con:
@@ -531,7 +531,7 @@ def verify(
 def _ran_beside(con: Any, experiment: str, trial_id: int) -> list[int]:
     """Trials of the experiment that ran at the same time as this one, in the same process
     (a grid's other points): a step that shares state with them may not repeat alone."""
-    from tuixp.store.window import queued_seconds
+    from tuixp.store.flags import queued_seconds
 
     rows = con.execute(
         """

@@ -83,7 +83,7 @@ def main() -> None:
             columns=[str(c) for c in df.columns],
         )
     elif args.action == "top10":
-        from tuixp.store.db import get_store
+        from tuixp.store.store import get_store
 
         query = (
             "SELECT trial_id, value FROM metrics WHERE experiment = ? AND name = ? "

@@ -47,7 +47,7 @@ def die() -> None:
 
 def install_death(point: str, n: int) -> None:
     """SIGKILL this process at the ``n``-th occurrence of ``point`` (1-based)."""
-    from tuixp.store import db, ids, journal
+    from tuixp.store import ids, ingest, journal
 
     seen = [0]
 
@@ -74,7 +74,7 @@ def install_death(point: str, n: int) -> None:
 
         journal.JournalWriter.write = write  # type: ignore[method-assign]
     elif point == "ingest":
-        original_insert = db.insert_rows
+        original_insert = ingest.insert_rows
 
         def insert_rows(
             con: Any, table: str, rows: list[dict[str, Any]], *a: Any, **kw: Any
@@ -84,18 +84,18 @@ def install_death(point: str, n: int) -> None:
             if table == "trial_record" and rows and hit():
                 die()
 
-        db.insert_rows = insert_rows
+        ingest.insert_rows = insert_rows
     elif point == "committed":
-        original_aside = db.Store._set_aside
+        original_aside = ingest.set_aside_rejected
 
-        def set_aside(self: Any, rejected: Any) -> Any:
+        def set_aside(path: Any, rejected: Any) -> Any:
             # The ingest transaction is committed (in DuckDB's WAL, not checkpointed), the dead
             # writers' journals not yet deleted: the next open must not ingest anything twice.
             if hit():
                 die()
-            return original_aside(self, rejected)
+            return original_aside(path, rejected)
 
-        db.Store._set_aside = set_aside  # type: ignore[method-assign]
+        ingest.set_aside_rejected = set_aside
     elif point == "ids":
         original_ids = ids.TrialCounter._write
 

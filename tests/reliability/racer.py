@@ -48,17 +48,17 @@ def record(store: str, worker: int, n: int, start: int) -> list[dict[str, Any]]:
 
 def end_like_a_process(store: str) -> None:
     """What the interpreter's exit does for this store, without ending the interpreter."""
-    from tuixp.store import db
+    from tuixp.store.store import get_store
 
-    s = db.get_store(store)
+    s = get_store(store)
     s._at_exit()
     atexit.unregister(s._at_exit)
 
 
 def leave_dead_journal(store: str) -> None:
-    from tuixp.store import db
+    from tuixp.store.store import get_store
 
-    s = db.get_store(store)
+    s = get_store(store)
     with s._timer_lock:
         s._ingest_due = None
     s._closing = True  # no ingest from this process, now or at exit

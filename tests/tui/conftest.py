@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 BASE = "2025-06-15 09:00:00+00"
 

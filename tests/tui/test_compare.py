@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Static, TabbedContent
 from tests.test_diff_recorded import record_compare_trials
 from tests.tui.conftest import BASE, fixed_clock
 from tests.tui.helpers import loaded, wait_for
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 from tuixp.tui.app import create_app
 from tuixp.tui.messages import MarksChanged
 from tuixp.tui.screens.compare import (

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Static, TextArea, Tree
 from tests.test_cli_units import store_snapshot
 from tests.tui.conftest import fixed_clock
 from tests.tui.helpers import loaded, wait_for
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 from tuixp.tui.app import create_app
 from tuixp.tui.screens.sql import (
     EXAMPLES,

@@ -9,8 +9,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tuixp.store import synthetic, window
-from tuixp.store.db import Store
+from tuixp.store import columns, synthetic, window
+from tuixp.store.store import Store
+from tuixp.store.summary import RESULT, MetricSummary
 from tuixp.store.window import FilterError, TrialQuery
 
 
@@ -40,8 +41,8 @@ def _frame(path: Path) -> pd.DataFrame:
 
 def test_layout_names_params_and_metrics(synthetic_store: Path) -> None:
     with Store(synthetic_store).connect() as con:
-        lay = window.layout(con, "search")
-        other = window.layout(con, "other")
+        lay = columns.layout(con, "search")
+        other = columns.layout(con, "other")
     assert [(c.name, c.type) for c in lay.params] == [
         ("lr", "DOUBLE"),
         ("depth", "BIGINT"),
@@ -70,9 +71,9 @@ def test_pages_follow_the_order(synthetic_store: Path, sort: str, descending: bo
         [key, "trial_id"], ascending=[not descending, not descending], na_position="last"
     )["trial_id"].tolist()
     q = TrialQuery("search", sort=sort, descending=descending)
-    summary = window.MetricSummary("search")
+    summary = MetricSummary("search")
     with Store(synthetic_store).connect() as con:
-        lay = window.layout(con, "search")
+        lay = columns.layout(con, "search")
         assert window.count(con, lay, q) == 1500
         got, with_summary = [], []
         for offset in range(0, 1500, 400):
@@ -97,7 +98,7 @@ def test_filter_over_params_metrics_and_columns(synthetic_store: Path) -> None:
         descending=False,
     )
     with Store(synthetic_store).connect() as con:
-        lay = window.layout(con, "search")
+        lay = columns.layout(con, "search")
         assert window.count(con, lay, q) == int(mask.sum()) > 0
         rows = window.page(con, lay, q, 0, 5000)
     assert sorted(r.trial_id for r in rows) == sorted(df[mask]["trial_id"])
@@ -119,7 +120,7 @@ def test_bad_filters_are_refused_and_nothing_changes(
     synthetic_store: Path, bad: str, says: str
 ) -> None:
     with Store(synthetic_store).connect() as con:
-        lay = window.layout(con, "search")
+        lay = columns.layout(con, "search")
         with pytest.raises(FilterError, match=says):
             window.count(con, lay, TrialQuery("search", where=bad))
         assert con.execute("SELECT count(*) FROM trial_record").fetchone()[0] == 1540
@@ -150,7 +151,7 @@ def test_filters_cannot_reach_files_or_run_queries(
     secret.write_text(f"token\n{SECRET}\n")
     where = attack.format(secret=secret)
     with Store(synthetic_store).connect() as con:
-        lay = window.layout(con, "search")
+        lay = columns.layout(con, "search")
         for call in (window.count, lambda *a: window.page(*a, 0, 10)):
             with pytest.raises(FilterError) as caught:
                 call(con, lay, TrialQuery("search", where=where))
@@ -188,7 +189,7 @@ def test_the_filter_grammar_selects_what_pandas_does(
     df = _frame(synthetic_store)
     expected = sorted(df[mask(df)]["trial_id"])
     with Store(synthetic_store).connect() as con:
-        lay = window.layout(con, "search")
+        lay = columns.layout(con, "search")
         q = TrialQuery("search", where=where)
         assert window.count(con, lay, q) == len(expected) > 0
         rows = window.page(con, lay, q, 0, 5000)
@@ -197,7 +198,7 @@ def test_the_filter_grammar_selects_what_pandas_does(
 
 def test_unknown_sort_column_is_a_clear_error(synthetic_store: Path) -> None:
     with Store(synthetic_store).connect() as con:
-        lay = window.layout(con, "search")
+        lay = columns.layout(con, "search")
         with pytest.raises(FilterError, match="No column named 'bogus'"):
             window.page(con, lay, TrialQuery("search", sort="bogus"), 0, 10)
 
@@ -207,7 +208,7 @@ def test_rows_carry_flags_and_errors(synthetic_store: Path) -> None:
         con.execute("""UPDATE trial_record SET changes = '[{"kind": "code", "name": "train"}]',
                        notes = '["impure: train (same input as trial 3)"]'
                        WHERE experiment = 'other' AND trial_id = 5""")
-        lay = window.layout(con, "other")
+        lay = columns.layout(con, "other")
         (row,) = window.rows_for(con, lay, [5])
         flagged = window.count(con, lay, TrialQuery("other", where="code_changed AND impure"))
         failed = window.page(con, lay, TrialQuery("other", where="status = 'failed'"), 0, 1)
@@ -219,7 +220,7 @@ def test_rows_carry_flags_and_errors(synthetic_store: Path) -> None:
 def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
     path = tmp_path / "grow.duckdb"
     synthetic.generate(path, 300, experiment="search", seed=1)
-    summary = window.MetricSummary("search")
+    summary = MetricSummary("search")
     sorted_by_loss = TrialQuery("search", sort="loss", descending=False)
     with Store(path).connect() as con:
         results = con.execute("SELECT count(result_value) FROM trial_record").fetchall()[0][0]
@@ -244,16 +245,16 @@ def test_metric_summary_tops_up_and_matches_the_store(tmp_path: Path) -> None:
             "WHERE trial_id = 250 AND name = 'loss' AND epoch = 0"
         )
         assert summary.refresh(con)
-        fresh = window.MetricSummary("search")
+        fresh = MetricSummary("search")
         fresh.refresh(con)
-        for name in ("loss", "accuracy", window.RESULT):
+        for name in ("loss", "accuracy", RESULT):
             assert (summary.by_name[name][0] == fresh.by_name[name][0]).all()
             assert (summary.by_name[name][1] == fresh.by_name[name][1]).all()
         assert summary.values("loss", [250, 499, 9999]) == {
             250: -2.0,
             499: fresh.values("loss", [499])[499],
         }
-        lay = window.layout(con, "search")
+        lay = columns.layout(con, "search")
         with_summary = window.page(con, lay, sorted_by_loss, 0, 500, summary)
         without = window.page(con, lay, sorted_by_loss, 0, 500)
         by_result = {
@@ -286,11 +287,11 @@ def test_metric_summary_builds_a_slice_at_a_time(
 ) -> None:
     path = tmp_path / "slices.duckdb"
     synthetic.generate(path, 250, experiment="search", seed=3)
-    monkeypatch.setattr(window.MetricSummary, "SLICE", 100)
-    summary = window.MetricSummary("search")
+    monkeypatch.setattr(MetricSummary, "SLICE", 100)
+    summary = MetricSummary("search")
     q = TrialQuery("search", sort="accuracy")
     with Store(path).connect() as con:
-        lay = window.layout(con, "search")
+        lay = columns.layout(con, "search")
         expected = [r.trial_id for r in window.page(con, lay, q, 0, 250)]
         steps = 0
         while not summary.ready:
@@ -310,7 +311,7 @@ def test_default_order_with_gaps_in_trial_ids(tmp_path: Path, descending: bool) 
     synthetic.generate(path, 60, experiment="search", seed=4)
     q = TrialQuery("search", descending=descending)
     with Store(path).connect() as con:
-        lay = window.layout(con, "search")
+        lay = columns.layout(con, "search")
         dense = [r.trial_id for r in window.page(con, lay, q, 10, 20)]
         assert dense == (list(range(50, 30, -1)) if descending else list(range(11, 31)))
         con.execute("DELETE FROM trial_record WHERE trial_id IN (45, 46, 12)")
@@ -333,8 +334,8 @@ def test_in_memory_metric_order_puts_trials_without_it_last(
             "UPDATE metric_record SET value = 0.5 WHERE name = 'loss' AND epoch = 2 "
             "AND trial_id IN (7, 8, 9)"
         )  # ties: broken by trial id
-        lay = window.layout(con, "search")
-        summary = window.MetricSummary("search")
+        lay = columns.layout(con, "search")
+        summary = MetricSummary("search")
         while not summary.ready:
             summary.refresh(con)
         in_sql = [r.trial_id for r in window.page(con, lay, q, 0, 200)]
@@ -345,9 +346,9 @@ def test_in_memory_metric_order_puts_trials_without_it_last(
 
 def test_a_cut_parameter_text_keeps_what_it_holds() -> None:
     cut = '{"lr": 0.1, "tags": ["a", "b"], "text": "' + "x" * 500
-    assert window._prefix_params(cut) == {"lr": 0.1, "tags": '["a", "b"]', "text": "x" * 200 + "…"}
-    assert window._prefix_params('{"lr": 0.1, "te') == {"lr": 0.1}
-    assert window._prefix_params("") == {}
+    assert columns.prefix_params(cut) == {"lr": 0.1, "tags": '["a", "b"]', "text": "x" * 200 + "…"}
+    assert columns.prefix_params('{"lr": 0.1, "te') == {"lr": 0.1}
+    assert columns.prefix_params("") == {}
 
 
 @pytest.mark.slow

@@ -249,6 +249,9 @@ class _Gate:
         self.left: dict[str, Any] | None = None
         self.abandoned: _Gate | None = None  # the gate of an interrupted run's steps
         self.threads_left: dict[str, list[threading.Thread]] = {}
+        # Generators seen drawn from outside any step (by apply_seed, which reseeds them before
+        # a trial and so hides earlier draws from the next step's look), until a step says so.
+        self.drawn_outside: set[str] = set()
 
     def acquire(self, wants_exclusive: Callable[[], bool], step: str) -> tuple[bool, bool]:
         """Wait for the generators: (exclusive, idle), idle when no other step held them.
@@ -425,14 +428,8 @@ class StepSeeding:
     def _check_between_steps(self, found: dict[str, Any]) -> None:
         """Generators changed while no step held them, with a thread a step left running."""
         gate = self._gate
-        alive = {
-            step: [t for t in threads if t.is_alive()]
-            for step, threads in gate.threads_left.items()
-        }
-        gate.threads_left = {step: threads for step, threads in alive.items() if threads}
-        if gate.left is None or not gate.threads_left:
-            return
-        drawn = _drawn(gate.left, found)
+        drawn = _drawn_outside(gate, found)
+        gate.drawn_outside.clear()
         if drawn:
             steps = sorted(gate.threads_left)
             names = sorted({t.name for threads in gate.threads_left.values() for t in threads})
@@ -489,6 +486,21 @@ class StepSeeding:
                 _restore({k: v for k, v in self._found.items() if k in end})
 
 
+def _drawn_outside(gate: _Gate, found: dict[str, Any]) -> list[str]:
+    """The generators drawn from since the last holder left (``found`` is their state now),
+    while a thread a step left running is alive, with those seen so before; forgets the threads
+    that ended."""
+    alive = {
+        step: [t for t in threads if t.is_alive()] for step, threads in gate.threads_left.items()
+    }
+    gate.threads_left = {step: threads for step, threads in alive.items() if threads}
+    if gate.left is None or not gate.threads_left:
+        gate.drawn_outside.clear()
+        return []
+    drawn = set(_drawn(gate.left, found)) | gate.drawn_outside
+    return [name for name in found if name in drawn]
+
+
 def apply_seed(seed: int) -> None:
     """Seed this process's generators (outside steps: before a local run, as daskperiment did).
 
@@ -497,11 +509,14 @@ def apply_seed(seed: int) -> None:
     """
     if _active.get() is not None:
         return
-    _GATE.acquire(lambda: True, "apply_seed")
+    gate = _GATE
+    gate.acquire(lambda: True, "apply_seed")
     try:
+        # Seeding resets the state the next step compares with: remember draws made before it.
+        gate.drawn_outside.update(_drawn_outside(gate, _snapshot()))
         _seed_all(seed)
     finally:
-        _GATE.release(True, _snapshot)
+        gate.release(True, _snapshot)
 
 
 # -- what the owner of the store says about it ---------------------------------------------------

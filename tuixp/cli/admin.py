@@ -84,7 +84,7 @@ def import_daskperiment_command(
         import_history,
         read_history,
     )
-    from tuixp.store.db import get_store
+    from tuixp.store.store import get_store
 
     target = store_path(store, ctx)
     if target.is_dir():

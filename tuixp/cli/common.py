@@ -90,7 +90,7 @@ def handled(func: F) -> F:
 # -- small helpers -----------------------------------------------------------------------------
 def store_path(store: Path | None, ctx: typer.Context | None = None) -> Path:
     """The store this command uses: its --store, the top-level --store, $TUIXP_STORE, default."""
-    from tuixp.store.db import resolve_store_path
+    from tuixp.store.connection import resolve_store_path
 
     if store is None and ctx is not None:
         store = ctx.find_root().meta.get("tuixp.store")
@@ -103,15 +103,15 @@ def explicit_store(store: Path | None, ctx: typer.Context | None) -> Path | None
         store = ctx.find_root().meta.get("tuixp.store")
     if store is None:
         return None
-    from tuixp.store.db import resolve_store_path
+    from tuixp.store.connection import resolve_store_path
 
     return resolve_store_path(store)
 
 
 def open_store(path: Path) -> Any:
     """The ``Store`` at ``path`` for reading; refuses (exit 2) when there is none."""
-    from tuixp.store.db import get_store
     from tuixp.store.sql import require_store
+    from tuixp.store.store import get_store
 
     return get_store(require_store(path))
 

@@ -68,12 +68,12 @@ def diff_command(
 
 def diff_documents(con: Any, experiment: str, trial_ids: Sequence[int]) -> list[dict[str, Any]]:
     """The trials as ``tuixp.diff.compare`` takes them (the compare screen reads the same)."""
-    from tuixp.store import queries, window
+    from tuixp.store import queries
 
-    series = window.metric_series(con, experiment, list(trial_ids))
+    series = queries.metric_series(con, experiment, list(trial_ids))
     docs = []
     for tid in trial_ids:
-        steps = window.steps(con, experiment, tid)
+        steps = queries.steps(con, experiment, tid)
         docs.append(
             {
                 "trial": queries.trial(con, experiment, tid),

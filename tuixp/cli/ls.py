@@ -123,11 +123,11 @@ def _ls_experiments(con: Any, fmt: str) -> None:
 
 
 def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None, fmt: str) -> None:
-    from tuixp.store import flags, window
+    from tuixp.store import flags, queries
 
     require_experiment(con, experiment)
     # Queued trials are running ones none of whose steps has started: told apart below.
-    stored = "running" if status == window.QUEUED else status
+    stored = "running" if status == queries.QUEUED else status
     where = "experiment = ?" + (" AND status = ?" if stored else "")
     args: list[Any] = [experiment] + ([stored] if stored else [])
     total = con.execute(f"SELECT count(*) FROM trials WHERE {where}", args).fetchone()[0]
@@ -144,12 +144,12 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
         sql += f" LIMIT {int(limit)}"
     raw = con.execute(sql, args).fetchall()
     raw.reverse()
-    firsts = window.first_step_starts(con, experiment, [r[0] for r in raw if r[1] == "running"])
+    firsts = queries.first_step_starts(con, experiment, [r[0] for r in raw if r[1] == "running"])
     raw = [
-        (r[0], window.shown_status(r[1], firsts.get(r[0])), *r[2:]) if r[1] == "running" else r
+        (r[0], queries.shown_status(r[1], firsts.get(r[0])), *r[2:]) if r[1] == "running" else r
         for r in raw
     ]
-    if status in ("running", window.QUEUED):
+    if status in ("running", queries.QUEUED):
         raw = [r for r in raw if r[1] == status]
         total = len(raw)
         raw = raw[-requested:] if requested is not None else raw

@@ -173,12 +173,12 @@ def _size(n: int | None) -> str:
 
 def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
     """Everything recorded about one trial, as plain data (what show --format json prints)."""
-    from tuixp.store import flags, queries, window
+    from tuixp.store import flags, queries
 
     rec = queries.trial(con, experiment, trial_id)
     if rec["status"] == "running":
-        first = window.first_step_starts(con, experiment, [trial_id]).get(trial_id)
-        rec["status"] = window.shown_status("running", first)
+        first = queries.first_step_starts(con, experiment, [trial_id]).get(trial_id)
+        rec["status"] = queries.shown_status("running", first)
     doc: dict[str, Any] = {
         "experiment": experiment,
         "trial_id": trial_id,

@@ -30,8 +30,8 @@ from tuixp.execution import metric_buffer
 from tuixp.execution.events import Listener, ProgressEvent
 from tuixp.execution.steps import StepRecord
 from tuixp.store import events as journal_events
-from tuixp.store.db import Store
 from tuixp.store.flags import QUEUE_NOTE
+from tuixp.store.store import Store
 
 logger = logging.getLogger("tuixp")
 QUEUE_NOTE_AFTER = 0.1  # seconds of waiting for a first step worth a note on the trial

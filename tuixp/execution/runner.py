@@ -43,7 +43,7 @@ from tuixp.graph import Node, ParamNode, TrialOutcome, walk
 
 if TYPE_CHECKING:
     from tuixp.execution.recorder import TrialRecorder
-    from tuixp.store.db import Store
+    from tuixp.store.store import Store
 
 logger = logging.getLogger("tuixp")
 

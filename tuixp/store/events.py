@@ -3,8 +3,8 @@
 A journal line is one JSON object whose ``t`` names its kind. Every writer builds its events
 here (the record path in ``tuixp.trial``, ``tuixp.execution.recorder``, the store's text
 dedup), so the fields of each kind are written down once. The ingest reads them back by kind
-and ``tuixp.store.db.check_event`` checks each line before it is ingested (a line may come from
-an older or newer tuixp, or a person).
+and ``check_event`` below checks each line before it is ingested (a line may come from an
+older or newer tuixp, or a person), against the columns ``tuixp.store.schema`` gives.
 
 A constructor returns the plain dict that is journaled; optional fields are included only when
 given, so a line holds exactly what its writer knew. An optional field this module does not
@@ -14,8 +14,13 @@ except in a metric, which carries the step's own record of the call.
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from tuixp.store import schema
 
 Event = dict[str, Any]
 
@@ -222,3 +227,165 @@ def trial_finished(uuid: str, status: str, finished_at: float | None, **fields: 
     """A trial ended: 'succeeded' (with its result), 'failed' or 'interrupted' (with why)."""
     event = {"t": "trial_finished", "uuid": uuid, "status": status, "finished_at": finished_at}
     return _with("trial_finished", event, fields)
+
+
+# -- checking journal events -------------------------------------------------------------------
+# A journal line is input like any other: written by this tuixp, an older or newer one, a process
+# that died mid-write, or a person. One line DuckDB cannot take must not stop a store from
+# opening, so every event is checked (and its text made storable) before the ingest transaction.
+
+EVENT_TABLE = {
+    "blob": "blob",
+    "experiment": "experiment_record",
+    "metric": "metric_record",
+    "step": "step_record",
+    "persisted": "persisted_record",
+}
+_REQUIRED = {
+    "blob": ("hash",),
+    "experiment": ("name",),
+    "metric": ("trial_uuid", "name", "epoch"),
+    "step": ("trial_uuid", "key"),
+    "persisted": ("trial_uuid", "step"),
+    "trial_started": ("uuid", "experiment", "trial_id"),
+    "trial_finished": ("uuid", "status"),
+    "package_set": ("hash",),
+}
+_STATUSES = ("succeeded", "failed", "interrupted")
+_JSON_TEXT = ("result", "notes")  # fields a writer sends as JSON text, stored as such
+_JSON_OBJECTS = ("params", "changes", "data")  # trial_started fields stored after json.dumps
+# Years 1 to 9999: what DuckDB, Python and pandas all read back.
+_TS_RANGE = (-6.2e10, 2.5e11)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` as valid UTF-8: a lone surrogate (a bad escape, a mis-decoded name) becomes U+FFFD."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", text)
+
+
+def storable_json(value: Any) -> Any:
+    """A decoded JSON value DuckDB's JSON type reads back: text fixed, NaN and inf as strings."""
+    if isinstance(value, str):
+        return storable_text(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, list):
+        return [storable_json(v) for v in value]
+    if isinstance(value, dict):
+        return {storable_text(str(k)): storable_json(v) for k, v in value.items()}
+    return value
+
+
+def _json_text(text: str) -> str:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return json.dumps(storable_text(text))  # keep what was sent, as a JSON string
+    clean = storable_json(value)
+    return text if clean == value else json.dumps(clean)
+
+
+def _field_problem(ev: dict[str, Any], name: str, typ: str, expr: str | None) -> str | None:
+    """Check (and normalise in place) one field against its column; the reason if it is wrong."""
+    v = ev.get(name)
+    if v is None:
+        return None
+    if typ == "string":
+        if not isinstance(v, str):
+            return f"{name} is not text"
+        ev[name] = storable_text(v)
+    elif typ == "bool":
+        if not isinstance(v, bool):
+            return f"{name} is not true or false"
+    elif typ in ("int32", "int64"):
+        if isinstance(v, bool) or not isinstance(v, int):
+            return f"{name} is not an integer"
+        limit = 1 << (31 if typ == "int32" else 63)
+        if not -limit <= v < limit:
+            return f"{name} is out of range"
+    else:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return f"{name} is not a number"
+        try:
+            v = float(v)
+        except OverflowError:
+            return f"{name} is too large"
+        if expr is not None and not _TS_RANGE[0] < v < _TS_RANGE[1]:
+            return f"{name} is not a time"
+        ev[name] = v
+    return None
+
+
+def _row_problem(ev: dict[str, Any], table: str, skip: tuple[str, ...] = ()) -> str | None:
+    for name, typ, expr in schema.COLUMNS[table]:
+        if name not in skip:
+            why = _field_problem(ev, name, typ, expr)
+            if why:
+                return why
+    return None
+
+
+def check_event(ev: dict[str, Any]) -> str | None:
+    """Why ``ev`` cannot be ingested, or None once it is made storable (it is changed in place)."""
+    kind = ev["t"]
+    for name in _REQUIRED.get(kind, ()):
+        if ev.get(name) is None:
+            return f"{kind} event without {name}"
+    try:
+        if kind == "metric" and ev.get("value_type") not in (None, *schema.METRIC_VALUE_TYPES):
+            return "unknown metric value type"
+        if kind in EVENT_TABLE:
+            return _row_problem(ev, EVENT_TABLE[kind])
+        if kind == "trial_started":
+            why = _row_problem(ev, "trial_record", skip=("params", "changes", "data_inputs"))
+            if why:
+                return why
+            if not isinstance(ev.get("params") or {}, dict):
+                return "params is not a mapping"
+            for name in _JSON_OBJECTS:
+                if ev.get(name) is not None:
+                    ev[name] = storable_json(ev[name])
+            return None
+        if kind == "trial_finished":
+            if ev["status"] not in _STATUSES:
+                return "unknown trial status"
+            why = _row_problem(ev, "trial_record")
+            if why:
+                return why
+            for name in _JSON_TEXT:
+                if ev.get(name) is not None:
+                    ev[name] = _json_text(ev[name])
+            return None
+        if kind == "code_set":
+            rows = ev.get("rows")
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                return "code_set rows are not a list of rows"
+            for r in rows:
+                if r.get("hash") is None or r.get("ord") is None:
+                    return "code_set row without hash or ord"
+                why = _row_problem(r, "code_set")
+                if why:
+                    return why
+            return None
+        if kind == "package_set":
+            packages = ev.get("packages")
+            if (
+                not isinstance(ev["hash"], str)
+                or not isinstance(packages, dict)
+                or not all(isinstance(v, (str, type(None))) for v in packages.values())
+            ):
+                return "package_set is not a mapping of names to versions"
+            ev["packages"] = {
+                storable_text(str(k)): v and storable_text(v) for k, v in packages.items()
+            }
+            return None
+    except RecursionError:
+        return "nested too deeply"
+    return f"unknown event type {kind!r} (written by a newer tuixp?)"

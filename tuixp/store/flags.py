@@ -20,7 +20,7 @@ BLANK = "·"
 @dataclass(frozen=True)
 class Flag:
     letter: str
-    name: str  # the column a filter or sort uses (``window.TRIAL_COLUMNS``)
+    name: str  # the column a filter or sort uses (``columns.TRIAL_COLUMNS``)
     meaning: str
 
 

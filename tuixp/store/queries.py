@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -267,3 +268,82 @@ def history(
         df["Finished"] = pd.to_datetime(df["Finished"])
         df["Process Time"] = pd.to_timedelta(df["Process Time"])
     return df
+
+
+# -- queued or running ------------------------------------------------------------------------
+QUEUED = "queued"
+
+
+def first_step_starts(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_ids: list[int]
+) -> dict[int, datetime]:
+    """When the first step (not a reused one) of each of these trials started, if one has.
+
+    A ``running`` trial that is not here is *queued*: it waits for the scheduler (a thread, a
+    worker) and no step of it has started yet. Each step's start is journaled when it starts.
+    """
+    if not trial_ids:
+        return {}
+    rows = con.execute(
+        """
+        SELECT trial_id, min(started_at) FROM step_record
+        WHERE experiment = ? AND trial_id BETWEEN ? AND ?
+          AND trial_id IN (SELECT unnest(?::INTEGER[])) AND status <> 'reused'
+        GROUP BY trial_id
+    """,
+        [experiment, min(trial_ids), max(trial_ids), trial_ids],
+    ).fetchall()
+    return {tid: started for tid, started in rows if started is not None}
+
+
+def shown_status(status: str, first_step: datetime | None) -> str:
+    """The status as people see it: a running trial none of whose steps has started is queued."""
+    return QUEUED if status == "running" and first_step is None else status
+
+
+# -- what the trial detail screen shows, beyond ``trial`` ----------------------------------------
+def steps(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> list[dict[str, Any]]:
+    """Per-step timings of a trial, in the order the steps started."""
+    cur = con.execute(
+        """
+        SELECT step, key, status, started_at, finished_at,
+               epoch(finished_at) - epoch(started_at) AS elapsed_s, worker, error, reused_from
+        FROM step_record WHERE experiment = ? AND trial_id = ? ORDER BY started_at, key
+    """,
+        [experiment, trial_id],
+    )
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def metric_series(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_ids: list[int]
+) -> dict[str, dict[int, list[tuple[int, float]]]]:
+    """Every metric of these trials: ``{metric: {trial_id: [(epoch, value), ...]}}``."""
+    out: dict[str, dict[int, list[tuple[int, float]]]] = {}
+    if not trial_ids:
+        return out
+    for name, tid, epoch, value in con.execute(
+        """
+        SELECT name, trial_id, epoch, value FROM metric_record
+        WHERE experiment = ? AND list_contains(?, trial_id) ORDER BY name, trial_id, epoch
+    """,
+        [experiment, trial_ids],
+    ).fetchall():
+        out.setdefault(name, {}).setdefault(tid, []).append((epoch, value))
+    return out
+
+
+def persisted_outputs(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int
+) -> list[dict[str, Any]]:
+    """The persisted step outputs of a trial: step, object hash, format, size in bytes."""
+    cur = con.execute(
+        """
+        SELECT step, object_hash, format, size FROM persisted_record
+        WHERE experiment = ? AND trial_id = ? ORDER BY step
+    """,
+        [experiment, trial_id],
+    )
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]

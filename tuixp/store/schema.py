@@ -80,6 +80,105 @@ KEYS = {
 }
 
 
+# The ingested tables' columns: (column, arrow type, SQL expression over the staged column).
+_TS = "float64"
+TRIAL_COLUMNS = [
+    ("uuid", "string", None),
+    ("experiment", "string", None),
+    ("trial_id", "int32", None),
+    ("status", "string", None),
+    ("started_at", _TS, "to_timestamp(started_at)"),
+    ("finished_at", _TS, "to_timestamp(finished_at)"),
+    ("seed", "int64", None),
+    ("params", "string", None),
+    ("result", "string", None),
+    ("result_type", "string", None),
+    ("result_value", "float64", None),
+    ("error_type", "string", None),
+    ("error_message", "string", None),
+    ("traceback_hash", "string", None),
+    ("host", "string", None),
+    ("pid", "int32", None),
+    ("journal", "string", None),
+    ("script", "string", None),
+    ("scheduler", "string", None),
+    ("code_hash", "string", None),
+    ("environment_hash", "string", None),
+    ("packages_hash", "string", None),
+    ("git_hash", "string", None),
+    ("git_commit", "string", None),
+    ("git_branch", "string", None),
+    ("git_dirty", "bool", None),
+    ("changes", "string", None),
+    ("notes", "string", None),
+    ("data_inputs", "string", None),
+]
+COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
+    "trial_record": TRIAL_COLUMNS,
+    "blob": [("hash", "string", None), ("text", "string", None)],
+    "experiment_record": [
+        ("name", "string", None),
+        ("created_at", _TS, "to_timestamp(created_at)"),
+        ("script", "string", None),
+        ("goal", "string", None),
+    ],
+    "param_record": [
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("name", "string", None),
+        ("value", "string", None),
+    ],
+    "metric_record": [
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("name", "string", None),
+        ("epoch", "int64", None),
+        ("value", "float64", None),
+        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
+        ("seq", "int64", None),
+        ("value_type", "string", None),  # schema 4: 'int', 'float', 'bool'; None from older
+        ("value_int", "int64", None),  # an int's exact value (``value`` is exact to 2**53)
+    ],
+    "step_record": [
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("key", "string", None),
+        ("step", "string", None),
+        ("started_at", _TS, "to_timestamp(started_at)"),
+        ("finished_at", _TS, "to_timestamp(finished_at)"),
+        ("status", "string", None),
+        ("worker", "string", None),
+        ("input_hash", "string", None),
+        ("output_hash", "string", None),
+        ("error", "string", None),
+        ("reused_from", "int32", None),
+    ],
+    "code_set": [
+        ("hash", "string", None),
+        ("ord", "int32", None),
+        ("step", "string", None),
+        ("source_hash", "string", None),
+    ],
+    "package_set": [
+        ("hash", "string", None),
+        ("name", "string", None),
+        ("version", "string", None),
+    ],
+    "persisted_record": [
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("step", "string", None),
+        ("object_hash", "string", None),
+        ("format", "string", None),
+        ("size", "int64", None),
+    ],
+}
+
+
 def _per_trial(tables: dict[str, str], prefix: str = "", suffix: str = "") -> str:
     return "".join(
         f"CREATE TABLE {prefix}{name}{suffix} ({cols}\n);\n" for name, cols in tables.items()

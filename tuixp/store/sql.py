@@ -27,8 +27,9 @@ from typing import Any
 import duckdb
 
 from tuixp.errors import ReadOnlyQuery, StoreBusy, StoreError, TuixpError
-from tuixp.store import db
+from tuixp.store.connection import LOCK_TIMEOUT, guard_for, is_lock_error, resolve_store_path
 from tuixp.store.journal import journal_files
+from tuixp.store.store import get_store
 
 _SANDBOX: dict[str, str | bool] = {
     "enable_external_access": False,
@@ -159,16 +160,16 @@ def sandboxed(
     Holds this process's lock on the store file meanwhile: DuckDB refuses two connections of
     one file with different settings inside one process.
     """
-    path = db.resolve_store_path(path)
-    deadline = time.monotonic() + (db.LOCK_TIMEOUT if timeout is None else timeout)
+    path = resolve_store_path(path)
+    deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
     delay = 0.01
-    with db._guard_for(path):
+    with guard_for(path):
         while True:
             try:
                 con = duckdb.connect(str(path), read_only=True, config=dict(_SANDBOX))
                 break
             except duckdb.IOException as exc:
-                if not db._is_lock_error(exc):
+                if not is_lock_error(exc):
                     raise StoreError(f"Cannot open the store {path}: {_first_line(exc)}") from exc
                 if time.monotonic() >= deadline:
                     raise StoreBusy(
@@ -187,7 +188,7 @@ def sandboxed(
 
 def ingest(path: str | Path) -> None:
     """Bring finished trials from the journals into the database (the usual brief write)."""
-    with db.get_store(path).connect():
+    with get_store(path).connect():
         pass
 
 
@@ -205,7 +206,7 @@ def execute(
     gets the connection before the query starts, so another thread can ``interrupt()`` it.
     """
     check_query(sql)
-    path = require_store(db.resolve_store_path(path))
+    path = require_store(resolve_store_path(path))
     if ingest_first:
         ingest(path)
     with sandboxed(path) as con:

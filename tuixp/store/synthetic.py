@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from tuixp.capture.hashing import canonical_json, text_hash
 from tuixp.store import schema
-from tuixp.store.db import Store
+from tuixp.store.store import Store
 
 STEPS = ("load_data", "train", "evaluate")
 MODELS = ("ridge", "lasso", "forest", "boost")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tuixp.store.db import resolve_store_path
+from tuixp.store.connection import resolve_store_path
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tuixp.errors import StoreError, TuixpError
-from tuixp.store import filters, window
+from tuixp.store import columns, filters
 from tuixp.store.window import FilterError, TrialQuery
 from tuixp.tui.commands import TuixpCommands
 from tuixp.tui.data import StoreReader
@@ -318,7 +318,7 @@ class TuixpApp(App[None]):
             return
         used = {q.sort} | (filters.parse(q.where, [c.name for c in lay.columns]).columns)
         if used & names:
-            mb = window.PARSE_LIMIT // (1024 * 1024)
+            mb = columns.PARSE_LIMIT // (1024 * 1024)
             self.notify(
                 f"{lay.unparsed:,} trial(s) hold parameters over {mb} MB: sorting or filtering "
                 "by a parameter does not compare them (they sort last, a filter skips them).",

@@ -18,11 +18,12 @@ from typing import Any, TypeVar
 import duckdb
 
 from tuixp.errors import StoreError
-from tuixp.store import queries, window
-from tuixp.store.db import Store
+from tuixp.store import columns, queries, window
 from tuixp.store.journal import journal_files, writer_is_alive
 from tuixp.store.objects import ObjectStore
 from tuixp.store.paths import StorePaths
+from tuixp.store.store import Store
+from tuixp.store.summary import MetricSummary
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
 SUMMARY_BUDGET = 0.25  # seconds the summary builder holds the store at a time
@@ -43,7 +44,7 @@ class TrialWindow:
     """A window of one query's rows, and how many rows the query selects in all."""
 
     query: window.TrialQuery
-    layout: window.Layout
+    layout: columns.Layout
     total: int
     offset: int
     rows: list[window.TrialRow]
@@ -80,8 +81,8 @@ class StoreReader:
         self.path = self.store.path
         self.timeout = timeout
         self._lock = threading.Lock()
-        self._layouts: dict[str, tuple[tuple[Any, ...], window.Layout]] = {}
-        self.summaries: dict[str, window.MetricSummary] = {}
+        self._layouts: dict[str, tuple[tuple[Any, ...], columns.Layout]] = {}
+        self.summaries: dict[str, MetricSummary] = {}
         self._waiting = 0  # reads for the screen waiting for the lock (they go first)
         self._count_lock = threading.Lock()
         self._disk: tuple[Any, ...] | None = None  # the files as the last poll found them
@@ -115,10 +116,10 @@ class StoreReader:
         summary = self.summaries.get(query.experiment)
         return summary is not None and summary.prepared
 
-    def summary(self, experiment: str) -> window.MetricSummary:
+    def summary(self, experiment: str) -> MetricSummary:
         found = self.summaries.get(experiment)
         if found is None:
-            found = self.summaries[experiment] = window.MetricSummary(experiment)
+            found = self.summaries[experiment] = MetricSummary(experiment)
         return found
 
     def _journals_state(self) -> tuple[Any, ...]:
@@ -205,11 +206,11 @@ class StoreReader:
         finally:
             con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
 
-    def _layout(self, con: Any, experiment: str, fp: tuple[Any, ...]) -> window.Layout:
+    def _layout(self, con: Any, experiment: str, fp: tuple[Any, ...]) -> columns.Layout:
         cached = self._layouts.get(experiment)
         if cached is not None and cached[0] == fp:
             return cached[1]
-        lay = window.layout(con, experiment)
+        lay = columns.layout(con, experiment)
         self._layouts[experiment] = (fp, lay)
         return lay
 
@@ -355,9 +356,9 @@ class StoreReader:
                 trial=rec,
                 code=queries.code(con, experiment, trial_id),
                 environment=queries.environment(con, experiment, trial_id),
-                steps=window.steps(con, experiment, trial_id),
-                persisted=window.persisted_outputs(con, experiment, trial_id),
-                metrics=window.metric_series(con, experiment, ids),
+                steps=queries.steps(con, experiment, trial_id),
+                persisted=queries.persisted_outputs(con, experiment, trial_id),
+                metrics=queries.metric_series(con, experiment, ids),
             )
 
     def load_output(self, object_hash: str, fmt: str) -> Any:

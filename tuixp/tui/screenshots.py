@@ -86,7 +86,7 @@ def record_store(folder: Path) -> Path:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    from tuixp.store.db import Store
+    from tuixp.store.store import Store
 
     with Store(store).connect() as con:
         con.execute("""

@@ -20,7 +20,7 @@ from textual_plotext import PlotextPlot
 
 from tuixp.capture.environment import ENV_GROUPS
 from tuixp.errors import StoreError, TuixpError
-from tuixp.store import flags, window
+from tuixp.store import flags, queries
 from tuixp.tui.data import TrialDetail, preview
 from tuixp.tui.format import STATUS_TEXT, fmt_elapsed, fmt_number, fmt_when
 from tuixp.tui.messages import DetailLoaded, OutputLoaded
@@ -157,7 +157,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         if status == "running":  # queued until a step starts; its time counts from then
             starts = [s["started_at"] for s in d.steps if s.get("status") != "reused"]
             first = min((s for s in starts if s is not None), default=None)
-            status = window.shown_status(status, first)
+            status = queries.shown_status(status, first)
             started = first or started
         if started is not None:
             end = finished.timestamp() if finished is not None else self.tuixp.clock()

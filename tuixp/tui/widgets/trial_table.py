@@ -24,7 +24,8 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tuixp.store import flags
-from tuixp.store.window import Layout, TrialRow
+from tuixp.store.columns import Layout
+from tuixp.store.window import TrialRow
 from tuixp.tui.format import STATUS_TEXT, fmt_elapsed, fmt_number, fmt_time
 
 MAX_CACHED_ROWS = 2000
