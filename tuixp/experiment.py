@@ -452,10 +452,10 @@ class Experiment:
         key = _metric_key(metric_key, key)
         ids = [trial_id] if isinstance(trial_id, int) or trial_id is None else list(trial_id)
         ids = [self._check_trial(t) for t in ids]
-        from tuixp.store import queries
+        from tuixp.store import metrics
 
         with self.store.reading() as con:
-            return queries.load_metric(con, self.id, key, ids)
+            return metrics.load_metric(con, self.id, key, ids)
 
     # -- what the command line uses (tuixp.scripts, tuixp.cli, tuixp.repeat) ---------------
     def use_store(self, path: Any) -> None:

@@ -245,6 +245,7 @@ _REQUIRED = {
     "blob": ("hash",),
     "experiment": ("name",),
     "metric": ("trial_uuid", "name", "epoch"),
+    "metric_batch": ("trial_uuid", "experiment", "trial_id"),
     "step": ("trial_uuid", "key"),
     "persisted": ("trial_uuid", "step"),
     "trial_started": ("uuid", "experiment", "trial_id"),
@@ -343,6 +344,11 @@ def check_event(ev: dict[str, Any]) -> str | None:
             return "unknown metric value type"
         if kind in EVENT_TABLE:
             return _row_problem(ev, EVENT_TABLE[kind])
+        if kind == "metric_batch":
+            from tuixp.store import metric_batch
+
+            why = _row_problem(ev, "metric_record", skip=("name", "epoch", "value", "recorded_at"))
+            return why or metric_batch.decode(ev)
         if kind == "trial_started":
             why = _row_problem(ev, "trial_record", skip=("params", "changes", "data_inputs"))
             if why:

@@ -293,6 +293,10 @@ def apply_batches(
             last_per_key(batches.get(kind, []), schema.KEYS[table]),
             conflict="REPLACE",
         )
+    if batches.get("metric_batch"):  # after single metric events: they are older, or imported
+        from tuixp.store.metric_batch import insert_batches
+
+        insert_batches(con, batches["metric_batch"])
     started_here = {e["uuid"] for e in started}
     late = [f for u, f in finished.items() if u not in started_here]
     if late:

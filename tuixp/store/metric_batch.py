@@ -21,6 +21,7 @@ through Arrow, a whole batch a statement.
 from __future__ import annotations
 
 import base64
+import binascii
 import sys
 from array import array
 from typing import TYPE_CHECKING, Any
@@ -78,7 +79,7 @@ def decode(ev: dict[str, Any]) -> str | None:
                 return f"metric batch without column {col}"
             continue
         try:
-            raw = base64.b64decode(text, validate=True)
+            raw = binascii.a2b_base64(text)
         except (TypeError, ValueError):
             return f"metric batch column {col} is not base64"
         if len(raw) != n * np.dtype(dtype).itemsize:
@@ -146,7 +147,6 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
     """Insert the points of decoded ``metric_batch`` events (``decode``), in one statement a
     trial; a point whose (trial, name, epoch) is stored already replaces it. The caller holds
     the transaction. Returns the number of points inserted."""
-    import numpy as np
     import pyarrow as pa
 
     by_trial: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
@@ -158,27 +158,22 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
         if not len(cols["epoch"]):
             continue
         cols = _last_of_each_key(cols)
-        is_int = cols["type"] == TYPE_CODES["int"]
         staged = pa.table(
             {
-                "name": pa.DictionaryArray.from_arrays(cols["name"], pa.array(names)),
+                "name": cols["name"],
                 "epoch": cols["epoch"],
                 "value": cols["value"],
-                "recorded_at": pa.array(
-                    np.round(cols["recorded_at"] * 1e6).astype(np.int64),
-                    type=pa.timestamp("us", tz="UTC"),
-                ),
+                "recorded_at": cols["recorded_at"],
                 "seq": cols["seq"],
-                "value_type": pa.DictionaryArray.from_arrays(
-                    cols["type"].astype(np.int8), pa.array(list(METRIC_VALUE_TYPES))
-                ),
-                "value_int": pa.array(cols["value_int"], mask=~is_int),
+                "type": cols["type"],
+                "value_int": cols["value_int"],
             }
         )
         con.register("_staged_metric_batch", staged)
         try:
             ranges = con.execute(
-                "SELECT name::VARCHAR, min(epoch), max(epoch) FROM _staged_metric_batch GROUP BY 1"
+                "SELECT ?[name + 1], min(epoch), max(epoch) FROM _staged_metric_batch GROUP BY name",
+                [names],
             ).fetchall()
             clash = con.execute(
                 "SELECT count(*) FROM metric_record m JOIN (SELECT unnest(?) AS name, "
@@ -190,14 +185,15 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
             if clash and clash[0]:
                 con.execute(
                     "DELETE FROM metric_record m USING _staged_metric_batch s WHERE m.trial_id = ? "
-                    "AND m.trial_uuid = ? AND m.name = s.name::VARCHAR AND m.epoch = s.epoch",
-                    [trial_id, uuid],
+                    "AND m.trial_uuid = ? AND m.name = ?[s.name + 1] AND m.epoch = s.epoch",
+                    [trial_id, uuid, names],
                 )
             con.execute(
                 "INSERT INTO metric_record (trial_uuid, experiment, trial_id, name, epoch, value, "
-                "recorded_at, seq, value_type, value_int) SELECT ?, ?, ?, name, epoch, value, "
-                "recorded_at, seq, value_type, value_int FROM _staged_metric_batch",
-                [uuid, experiment, trial_id],
+                "recorded_at, seq, value_type, value_int) SELECT ?, ?, ?, ?[name + 1], epoch, "
+                "value, to_timestamp(recorded_at), seq, ?[type + 1], CASE WHEN type = ? THEN "
+                "value_int END FROM _staged_metric_batch",
+                [uuid, experiment, trial_id, names, list(METRIC_VALUE_TYPES), TYPE_CODES["int"]],
             )
         finally:
             con.unregister("_staged_metric_batch")
