@@ -285,6 +285,24 @@ class Experiment:
             raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
         steps_mod.record_metric(key, *_metric_point(key, epoch, value))
 
+    def metric_goal(self, name: str, goal: str) -> None:
+        """Say whether a metric's best value is its lowest (``"min"``: a loss) or its highest
+        (``"max"``: an accuracy): ``ex.metric_goal("val_acc", "max")``. A metric no one gave
+        a goal takes the experiment's goal for its result (``Experiment(goal=)``), else
+        ``"min"``. The best value and its epoch of every trial follow it, the ones already
+        recorded too (view ``metric_best``, the TUI's trial table, ``tuixp ls --sort``). Metrics
+        named ``sys/...`` (system metrics) never have a best."""
+        name = _identifier(name, "Metric name")
+        if goal not in ("min", "max"):
+            raise errors.TuixpError(
+                f"Metric {name}: goal must be 'min' (lower is better) or 'max' (higher is "
+                f"better), not {goal!r}"
+            )
+        from tuixp.store import events as journal_events
+
+        self.store.record([journal_events.metric_goal(self.id, name, goal)], sync=True)
+        self.store.schedule_ingest()
+
     def log_metrics(self, metrics: Mapping[str, Any], epoch: Any = None) -> None:
         """Save several metrics at once from inside a step:
         ``ex.log_metrics({"loss": 0.31, "acc": 0.9}, epoch=12)``.

@@ -34,6 +34,7 @@ KINDS = (
     "step",
     "metric",
     "metric_batch",
+    "metric_goal",
     "persisted",
     "trial_finished",
 )
@@ -203,6 +204,11 @@ def metric_batch(
     }
 
 
+def metric_goal(experiment: str, name: str, goal: str) -> Event:
+    """Whether a metric's best value is its lowest ('min') or its highest ('max')."""
+    return {"t": "metric_goal", "experiment": experiment, "name": name, "goal": goal}
+
+
 def persisted(
     trial_uuid: str,
     experiment: str,
@@ -246,6 +252,7 @@ _REQUIRED = {
     "experiment": ("name",),
     "metric": ("trial_uuid", "name", "epoch"),
     "metric_batch": ("trial_uuid", "experiment", "trial_id"),
+    "metric_goal": ("experiment", "name", "goal"),
     "step": ("trial_uuid", "key"),
     "persisted": ("trial_uuid", "step"),
     "trial_started": ("uuid", "experiment", "trial_id"),
@@ -344,6 +351,12 @@ def check_event(ev: dict[str, Any]) -> str | None:
             return "unknown metric value type"
         if kind in EVENT_TABLE:
             return _row_problem(ev, EVENT_TABLE[kind])
+        if kind == "metric_goal":
+            if ev["goal"] not in ("min", "max"):
+                return "unknown metric goal"
+            if not isinstance(ev["experiment"], str) or not isinstance(ev["name"], str):
+                return "metric goal without its experiment and metric names"
+            return None
         if kind == "metric_batch":
             from tuixp.store import metric_batch
 

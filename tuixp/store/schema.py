@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 STORE_MARK = "tuixp-store"
 
 # Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
@@ -189,7 +189,35 @@ def _column_names(cols: str) -> str:
     return ", ".join(c.split()[0] for c in cols.split(","))
 
 
-TABLES = """
+# Schema 5: per trial and metric, its summary (points, lowest and highest value with the first
+# epoch reaching each, the value at the last epoch), kept by ingest from metric_record; NaN
+# never counts as a lowest or highest. And each metric's goal (Experiment.metric_goal).
+METRIC_SUMMARY_TABLES = """
+CREATE TABLE IF NOT EXISTS metric_summary (
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, points BIGINT,
+    min_value DOUBLE, min_epoch BIGINT, max_value DOUBLE, max_epoch BIGINT,
+    last_value DOUBLE, last_epoch BIGINT
+);
+CREATE TABLE IF NOT EXISTS metric_goal (
+    experiment VARCHAR, name VARCHAR, goal VARCHAR, PRIMARY KEY (experiment, name)
+);
+"""
+
+
+def summarize_metrics(where: str = "") -> str:
+    """The statement that summarises the metric rows ``where`` says (all without it)."""
+    ok = "FILTER (WHERE NOT isnan(value))"
+    return (
+        "INSERT INTO metric_summary SELECT trial_uuid, any_value(experiment), "
+        f"any_value(trial_id), name, count(*), min(value) {ok}, "
+        f"arg_min(epoch, (value, epoch)) {ok}, max(value) {ok}, "
+        f"arg_min(epoch, (-value, epoch)) {ok}, arg_max(value, epoch), max(epoch) "
+        f"FROM metric_record {where} GROUP BY trial_uuid, name;"
+    )
+
+
+TABLES = (
+    """
 CREATE TABLE IF NOT EXISTS tuixp_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 CREATE TABLE IF NOT EXISTS blob (hash VARCHAR PRIMARY KEY, text VARCHAR);
 CREATE TABLE IF NOT EXISTS experiment_record (
@@ -233,6 +261,8 @@ CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARC
     PRIMARY KEY (hash, name));
 CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
 """.replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS "))
+    + METRIC_SUMMARY_TABLES
+)
 
 VIEWS = """
 CREATE OR REPLACE VIEW trials AS
@@ -271,6 +301,18 @@ CREATE OR REPLACE VIEW persisted AS
 SELECT experiment, trial_id, step, object_hash, format, size FROM persisted_record;
 CREATE OR REPLACE VIEW experiments AS
 SELECT name AS experiment, created_at, script, goal FROM experiment_record;
+CREATE OR REPLACE VIEW metric_best AS
+SELECT s.experiment, s.trial_id, s.name, coalesce(g.goal, e.goal, 'min') AS goal,
+       CASE coalesce(g.goal, e.goal, 'min') WHEN 'max' THEN s.max_value ELSE s.min_value END
+           AS best,
+       CASE coalesce(g.goal, e.goal, 'min') WHEN 'max' THEN s.max_epoch ELSE s.min_epoch END
+           AS best_epoch,
+       s.min_value AS "min", s.min_epoch, s.max_value AS "max", s.max_epoch,
+       s.last_value AS "last", s.last_epoch, s.points
+FROM metric_summary s
+LEFT JOIN metric_goal g ON g.experiment = s.experiment AND g.name = s.name
+LEFT JOIN experiment_record e ON e.name = s.experiment
+WHERE s.name NOT LIKE 'sys/%';
 """
 
 # Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
@@ -288,6 +330,7 @@ _DROP_VIEWS = "".join(
         "code",
         "persisted",
         "experiments",
+        "metric_best",
     )
 )
 MIGRATIONS: dict[int, str] = {
@@ -315,6 +358,9 @@ MIGRATIONS: dict[int, str] = {
     + "".join(
         f"ALTER TABLE metric_record ADD COLUMN {name} {typ};" for name, typ in METRIC_TYPE_COLUMNS
     ),
+    # 5: each trial's metric summary (best, lowest, highest, last) and the metrics' goals
+    # (METRIC_SUMMARY_TABLES), summarised from the rows already stored.
+    4: _DROP_VIEWS + METRIC_SUMMARY_TABLES + "DELETE FROM metric_summary;" + summarize_metrics(),
 }
 
 PUBLIC_VIEWS = (
@@ -327,4 +373,5 @@ PUBLIC_VIEWS = (
     "code",
     "persisted",
     "experiments",
+    "metric_best",
 )
