@@ -109,6 +109,7 @@ def test_every_constructed_event_passes_the_checker() -> None:
                 "recorded_at": pack(array("d", [1.5, 1.6])),
             },
         ),
+        events.metric_goal("ex", "acc", "max"),
         events.persisted(*ids, "s", "o", "npy", 10),
         events.trial_finished("u" * 32, "succeeded", 2.0, result="1", notes="[]"),
         events.trial_finished("u" * 32, "failed", 2.0, error_type="E", error_message="m"),

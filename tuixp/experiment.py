@@ -276,7 +276,10 @@ class Experiment:
         bool; other numbers (numpy float32 too) as float64. A numpy 0-d array or a one-element
         tensor is saved as the Python number its ``.item()`` gives.
         """
-        key = _metric_key(metric_key, key)
+        if key is None and type(metric_key) is str and metric_key.isidentifier():
+            key = metric_key  # the usual call, checked the short way
+        else:
+            key = _metric_key(metric_key, key)
         if steps_mod.current_scope.get() is None:  # daskperiment's answer outside a trial
             raise errors.TrialIDNotFoundError(
                 "Current Trial ID only exists during a trial execution"

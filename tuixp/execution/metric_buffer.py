@@ -54,6 +54,7 @@ class MetricBuffer:
         self.trial = (trial_uuid, experiment, trial_id)
         self._lock = threading.Lock()  # the columns
         self._flush_lock = threading.Lock()  # batches reach the journal in the order taken
+        self._watched = False  # flushed by the flusher thread from the first point on
         self._reset()
 
     def _reset(self) -> None:
@@ -63,8 +64,8 @@ class MetricBuffer:
         self._value = array("d")
         self._type = array("B")
         self._at = array("d")
-        self._int = array("q")
-        self._ints = False
+        self._ints: dict[int, int] = {}  # position -> an int's exact value (ints are rare)
+        self._n = 0
 
     def add(
         self,
@@ -76,24 +77,25 @@ class MetricBuffer:
         at: float | None = None,
     ) -> None:
         """One point, saved at ``at`` (now if None). ``type_code``: INT, FLOAT or BOOL;
-        ``exact``: an int's exact value."""
-        if at is None:
-            at = time.time()
+        ``exact``: an int's exact value. The hot path of a training loop: kept short."""
+        if not self._watched:
+            self._watched = True
+            watch(self)
         with self._lock:
             code = self._names.get(name)
             if code is None:
                 code = self._names[name] = len(self._names)
+                if code + 1 >= MAX_NAMES:
+                    self._n = MAX_POINTS  # full: flushed below
             self._name.append(code)
             self._epoch.append(epoch)
             self._value.append(value)
             self._type.append(type_code)
-            self._at.append(at)
+            self._at.append(time.time() if at is None else at)
             if exact is not None:
-                self._ints = True
-                self._int.append(exact)
-            else:
-                self._int.append(0)
-            full = len(self._epoch) >= MAX_POINTS or len(self._names) >= MAX_NAMES
+                self._ints[len(self._epoch) - 1] = exact
+            self._n += 1
+            full = self._n >= MAX_POINTS
         if full:
             self.flush()
 
@@ -108,13 +110,12 @@ class MetricBuffer:
             if not n:
                 return None
             names = list(self._names)
-            name, epoch, value, typ, at, ints, has_int = (
+            name, epoch, value, typ, at, exact = (
                 self._name,
                 self._epoch,
                 self._value,
                 self._type,
                 self._at,
-                self._int,
                 self._ints,
             )
             self._reset()
@@ -125,7 +126,10 @@ class MetricBuffer:
             "type": pack(typ),
             "recorded_at": pack(at),
         }
-        if has_int:
+        if exact:
+            ints = array("q", bytes(8 * n))
+            for at_point, v in exact.items():
+                ints[at_point] = v
             cols["value_int"] = pack(ints)
         return journal_events.metric_batch(*self.trial, n, names, reserve_seq(n), cols)
 

@@ -71,7 +71,6 @@ class TrialRecorder:
     listeners: list[Listener] = field(default_factory=list)
     steps_seen: dict[str, StepRecord] = field(default_factory=dict)
     finished: bool = False
-    metrics_watched: bool = False
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -158,10 +157,8 @@ class TrialRecorder:
         value_int: int | None,
         recorded_at: float | None = None,
     ) -> None:
-        """A point saved by a step: buffered (journaled at the next flush), shown live."""
-        if not self.metrics_watched:
-            self.metrics_watched = True
-            metric_buffer.watch(self.metrics)
+        """A point saved by a step: buffered (journaled at the next flush), shown live.
+        (``steps.record_metric`` does the same for a step in this process, inlined.)"""
         self.metrics.add(
             name, epoch, value, _TYPE_CODES.get(value_type, _FLOAT), value_int, recorded_at
         )

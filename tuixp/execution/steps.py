@@ -23,6 +23,7 @@ from typing import Any
 
 from tuixp.capture.hashing import content_hash, fingerprint_inputs
 from tuixp.capture.seed import StepSeeding, step_seed
+from tuixp.store.metric_batch import TYPE_CODES
 
 
 @dataclass(frozen=True)
@@ -327,8 +328,12 @@ def record_metric(
     if scope is None:
         raise ValueError("save_metric can only be called inside a step while a trial runs")
     scope.epochs[name] = epoch
-    if scope.local is not None:  # the owner's process: straight into the trial's buffer
-        scope.local.add_metric(scope.step, name, epoch, value, value_type, value_int)
+    local = scope.local
+    if local is not None:  # the owner's process: straight into the trial's buffer
+        if local.listeners or local.finished:  # shown live, or late news: the long way
+            local.add_metric(scope.step, name, epoch, value, value_type, value_int)
+        else:
+            local.metrics.add(name, epoch, value, TYPE_CODES[value_type], value_int)
         return
     # ``mid`` names this one call: a metric can reach the owner twice (live from a cluster
     # worker, then again inside its step's record) and is counted once.
