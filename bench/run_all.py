@@ -33,6 +33,7 @@ ORDER = (
     "concurrent_writers",
     "cli_startup",
     "tui_scale",
+    "tui_metric_plot",
     "peers",
 )
 NOT_BENCHMARKS = {"run_all", "common", "tui_frames", "tui_fastdatatable"}  # helpers of benches

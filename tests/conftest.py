@@ -21,6 +21,9 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("TUIXP_STORE", raising=False)
     monkeypatch.delenv("TUIXP_SCHEDULER", raising=False)
     monkeypatch.setenv("TUIXP_LOCK_TIMEOUT", "20")
+    # No sys/ metrics in other tests' trials (a trial over 5 s would gain some); the tests of
+    # system metrics ask for them (tests/test_system_metrics.py).
+    monkeypatch.setenv("TUIXP_SYSTEM_METRICS", "off")
     # The CPU record is cached per host under XDG_CACHE_HOME; keep one shared across tests.
     monkeypatch.setenv("XDG_CACHE_HOME", str(ROOT / ".venv" / "cache"))
 

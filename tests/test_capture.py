@@ -129,3 +129,64 @@ def test_packages_reread_only_when_sys_path_changes(
     after = environment.capture_packages()
     assert after["probe-dist"] == "0.1"
     assert "probe-dist" not in first
+
+
+def test_the_package_list_is_read_from_disk_by_new_processes_until_an_install(
+    tmp_path: Path,
+) -> None:
+    """Each process reads the list from its cache file while the distribution folders stay as
+    they are; a project folder that changes (it holds the store) does not count; an install or
+    an uninstall does, in the next process."""
+    import json
+    import os
+    import sys
+    import time
+
+    from tests.conftest import env_with_path
+
+    site, project = tmp_path / "site", tmp_path / "project"
+    site.mkdir()
+    project.mkdir()
+    old = time.time() - 60  # installed a minute ago: the cache may trust it
+    dist = site / "probe_dist-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: probe-dist\nVersion: 0.1\n")
+    os.utime(dist, (old, old))
+    code = (
+        "import json, sys\n"
+        f"sys.path[:0] = [{str(project)!r}, {str(site)!r}]\n"
+        "from importlib import metadata\n"
+        "reads = []\n"
+        "real = metadata.distributions\n"
+        "metadata.distributions = lambda *a, **k: reads.append(1) or real(*a, **k)\n"
+        "from tuixp.capture import environment\n"
+        "packages = environment.capture_packages()\n"
+        "print(json.dumps([bool(reads), packages.get('probe-dist'), len(packages)]))\n"
+    )
+    env = {**env_with_path(), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def run() -> list[object]:
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    read, version, count = run()
+    assert (read, version) == (True, "0.1")  # no cache yet: read
+    assert run() == [False, "0.1", count]  # from the cache file
+    (project / "trials.duckdb.journal").mkdir()  # the project folder changes
+    assert run() == [False, "0.1", count]
+    upgrade = site / "probe_dist-0.2.dist-info"
+    dist.rename(upgrade)
+    (upgrade / "METADATA").write_text("Metadata-Version: 2.1\nName: probe-dist\nVersion: 0.2\n")
+    os.utime(upgrade)  # installed now
+    assert run()[:2] == [True, "0.2"]  # an upgrade: read again
+    assert run()[:2] == [True, "0.2"]  # just installed: not trusted from the cache yet
+    os.utime(upgrade, (old, old))
+    run()
+    assert run()[:2] == [False, "0.2"]  # settled: from the cache again
+    (upgrade / "METADATA").unlink()
+    upgrade.rmdir()
+    read, version, fewer = run()
+    assert (read, version, fewer) == (True, None, count - 1)  # uninstalled

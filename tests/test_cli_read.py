@@ -114,6 +114,99 @@ def test_ls_limit_all_and_status(recorded: Path) -> None:
     assert [r["trial_id"] for r in failed] == ["3"]
 
 
+def _ids(*args: str) -> list[int]:
+    result = invoke("ls", *args)
+    assert result.exit_code == 0, result.stderr
+    return [int(r["trial_id"]) for r in parse_csv(result.stdout)]
+
+
+def _by_sql(store: Path, sql: str) -> list[int]:
+    """The answer from the public views, written here in plain SQL (not the window's)."""
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        return [r[0] for r in con.execute(sql).fetchall()]
+    finally:
+        con.close()
+
+
+def test_ls_where_and_sort_select_as_the_tui_does(recorded: Path) -> None:
+    from tuixp.store.window import TrialQuery
+    from tuixp.tui.data import StoreReader
+
+    store = str(recorded)
+    assert _ids("quick", "--where", "a > 0", "--store", store) == _by_sql(
+        recorded,
+        "SELECT trial_id FROM trials WHERE experiment = 'quick' AND params.a::INT > 0 "
+        "ORDER BY trial_id",
+    )  # the latest, oldest first, as without --where
+    by_a = _ids("quick", "--sort", "a", "--store", store)
+    assert by_a == _by_sql(
+        recorded,
+        "SELECT trial_id FROM trials WHERE experiment = 'quick' ORDER BY params.a::INT, trial_id",
+    )
+    by_loss = _ids("quick", "--sort", "loss:desc", "-n", "3", "--store", store)
+    assert by_loss == _by_sql(
+        recorded,
+        "SELECT trial_id FROM metrics WHERE experiment = 'quick' GROUP BY trial_id "
+        "ORDER BY arg_max(value, epoch) DESC, trial_id DESC LIMIT 3",
+    )
+    both = _ids("quick", "--where", "status = 'succeeded'", "--sort", "result", "--store", store)
+    assert both == _by_sql(
+        recorded,
+        "SELECT trial_id FROM trials WHERE experiment = 'quick' AND status = 'succeeded' "
+        "ORDER BY result_value, trial_id",
+    )
+    assert _ids("quick", "--where", "model = 'lasso'", "--status", "failed", "--store", store) == [
+        3
+    ]
+    assert (
+        _ids("quick", "--where", "model = 'lasso'", "--status", "succeeded", "--store", store) == []
+    )
+    # The same selection and order as the TUI's table (its newest-first default aside).
+    window = StoreReader(recorded).trials(TrialQuery("quick", "a > 0", "loss", False), 0, 10)
+    assert window is not None
+    assert _ids("quick", "--where", "a > 0", "--sort", "loss", "--store", store) == [
+        r.trial_id for r in window.rows
+    ]
+    table = invoke(
+        "ls", "quick", "--sort", "result:desc", "-n", "2", "--store", store, "-f", "table"
+    )
+    assert "first 2 of 4 trials by result descending" in table.stderr
+    table = invoke("ls", "quick", "--where", "a > 0", "-n", "1", "--store", store, "-f", "table")
+    assert "latest 1 of 3 trials matching --where" in table.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--where", "nope > 1"], "--where: No column named 'nope'"),
+        (["--where", "a >"], "--where: "),
+        (["--where", "(SELECT 1)"], "--where: A filter is a condition over the trial columns"),
+        (["--where", "read_text('/etc/passwd') = ''"], "--where: "),
+        (["--where", "model > 1"], "--where: The filter does not work"),
+        (["--where", "a > 0) OR (a < 0"], "--where: "),
+        (["--sort", "nope"], "--sort: No column named 'nope'"),
+        (["--sort", "a:sideways"], "--sort takes COLUMN, COLUMN:asc or COLUMN:desc"),
+        (["--sort", ":desc"], "--sort takes COLUMN, COLUMN:asc or COLUMN:desc"),
+    ],
+)
+def test_ls_bad_where_or_sort_is_one_line_exit_2(
+    recorded: Path, args: list[str], message: str
+) -> None:
+    before = store_snapshot(recorded)
+    result = invoke("ls", "quick", *args, "--store", recorded)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert message in one_error_line(result)
+    assert result.stdout == ""
+    assert store_snapshot(recorded) == before
+
+
+def test_ls_where_needs_an_experiment(recorded: Path) -> None:
+    result = invoke("ls", "--where", "a > 0", "--store", recorded)
+    assert result.exit_code == 2
+    assert "give EXPERIMENT" in one_error_line(result)
+
+
 def test_show_prints_everything_recorded(recorded: Path) -> None:
     result = invoke("show", "quick", "3", "--store", recorded)
     assert result.exit_code == 0, result.stderr

@@ -190,6 +190,27 @@ def test_cluster_runs_trials_with_the_same_event_stream(store_path: Path, addres
     assert trials == [(1, "succeeded", address), (2, "failed", address), (3, "succeeded", address)]
 
 
+def test_a_cluster_worker_on_this_machine_logs_an_artifact(
+    store_path: Path, address: str, tmp_path: Path
+) -> None:
+    """issue 20 item 5: the step runs in a worker process (not a descendant of this one); it
+    stores the bytes beside the store and its record reaches the owner."""
+    ex = tuixp.Experiment("cluster_artifact", store=store_path)
+    out = tmp_path / "pred.txt"
+
+    @ex.result
+    def predict():
+        import os
+
+        out.write_text(f"made by {os.getpid()}")
+        ex.log_artifact(out)
+        return os.getpid()
+
+    pid = predict().compute(scheduler=address)
+    assert pid != os.getpid()
+    assert ex.get_artifact("pred.txt").read_text() == f"made by {pid}"
+
+
 def test_grid_trials_finish_one_by_one_on_the_cluster(store_path: Path, address: str) -> None:
     events: list[ProgressEvent] = []
     outcomes = staggered(store_path).compute_grid(

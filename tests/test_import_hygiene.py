@@ -6,12 +6,15 @@ same arrows statically (pyproject.toml); this checks what really ends up in ``sy
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import env_with_path
+from tuixp.store.store import Store
 
 UI = ("textual", "typer")
 DASK = ("dask", "distributed")
@@ -81,3 +84,50 @@ def test_imports_stay_in_their_layer(case: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]", f"{case} imports {done.stdout.strip()}"
+
+
+# What `tuixp run` of a small script needs is Dask, DuckDB, pygit2 and the standard library: these
+# cost ~450 ms together at first use and the run needs none of them (docs/benchmarks.md, "fast
+# start"). pyarrow (and through it NumPy and pandas) is for big ingest batches only; pydantic is
+# what typer would use to type the options.
+RUN_PATH_FORBIDDEN = ("pandas", "pyarrow", "numpy", "pydantic", "textual", "distributed")
+
+
+def test_tuixp_run_of_a_small_script_keeps_heavy_imports_out(tmp_path: Path) -> None:
+    script = tmp_path / "small.py"
+    script.write_text(
+        "import tuixp\n"
+        "ex = tuixp.Experiment('small')\n"
+        "a = ex.parameter('a')\n"
+        "@ex\n"
+        "def double(a):\n"
+        "    return a * 2\n"
+        "@ex.result\n"
+        "def score(d):\n"
+        "    ex.save_metric('loss', epoch=0, value=0.5)\n"
+        "    return d + 1\n"
+        "r = score(double(a))\n"
+    )
+    store = tmp_path / "s.duckdb"
+    code = (
+        "import atexit, sys\n"
+        "from tuixp.cli import app\n"
+        # registered first, so it runs last: after the trial and the ingest at exit
+        f"atexit.register(lambda: print(sorted(m for m in {RUN_PATH_FORBIDDEN!r} "
+        "if m in sys.modules), file=sys.__stdout__))\n"
+        f"app(['run', {str(script)!r}, 'a=1', '--store', {str(store)!r}, '--format', 'json'], "
+        "prog_name='tuixp')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env_with_path(),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert json.loads("\n".join(lines[:-1]))[0]["result"] == 3  # the trial ran, recorded
+    assert lines[-1] == "[]", f"tuixp run imports {lines[-1]}"
+    with Store(store).connect(read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM metrics").fetchone() == (1,)

@@ -136,7 +136,7 @@ def test_the_table_shows_and_sorts_by_the_best_and_never_by_system_metrics(
         )
 
 
-def test_a_schema_4_store_gains_the_summaries_of_its_metrics(store_path: Path) -> None:
+def test_an_older_store_gains_the_summaries_of_its_metrics(store_path: Path) -> None:
     _three_trials(store_path, goal="min")
     import duckdb
 
@@ -146,7 +146,11 @@ def test_a_schema_4_store_gains_the_summaries_of_its_metrics(store_path: Path) -
     try:
         con.execute(schema._DROP_VIEWS)
         con.execute("DROP TABLE metric_summary; DROP TABLE metric_goal")
-        con.execute("UPDATE tuixp_meta SET value = '4' WHERE key = 'schema_version'")
+        # the version before this migration (metric_summary, metric_goal)
+        con.execute(
+            "UPDATE tuixp_meta SET value = ? WHERE key = 'schema_version'",
+            [str(schema.SCHEMA_VERSION - 1)],
+        )
     finally:
         con.close()
     rows = _rows(store_path, BEST)

@@ -111,6 +111,8 @@ def test_every_constructed_event_passes_the_checker() -> None:
         ),
         events.metric_goal("ex", "acc", "max"),
         events.persisted(*ids, "s", "o", "npy", 10),
+        events.artifact(*ids, "model.pt", "file", "h" * 64, 10, 1, "s", 1.5),
+        events.annotation("a" * 32, *ids, "note", "text", 1.5, "me"),
         events.trial_finished("u" * 32, "succeeded", 2.0, result="1", notes="[]"),
         events.trial_finished("u" * 32, "failed", 2.0, error_type="E", error_message="m"),
     ]

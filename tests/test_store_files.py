@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import tuixp
 from tests.test_cache import Pipeline
 from tuixp.demo import run_demo
 from tuixp.store.paths import StorePaths
@@ -28,6 +29,16 @@ def test_the_files_beside_a_store_after_real_trials_are_the_ones_store_paths_nam
     assert p.node.compute() == 13.0
     p.ex.set_parameters(c=5)
     assert p.node.compute() == 17.0
+    art = tuixp.Experiment("logs_a_file", store=store)
+
+    @art.result
+    def logs():
+        data.with_name("plot.txt").write_text("a plot")
+        art.log_artifact(data.with_name("plot.txt"))  # the artifacts folder
+        return 1
+
+    logs().compute()
+    assert art.get_artifact("plot.txt").read_text() == "a plot"
     run_demo(store, say=lambda _line: None)  # the demo's folder, more trials, a persisted step
     append_history(store, "SELECT 1")  # what the SQL console keeps
     assert load_history(store)[-1] == "SELECT 1"
@@ -37,7 +48,7 @@ def test_the_files_beside_a_store_after_real_trials_are_the_ones_store_paths_nam
     # every file on disk is one StorePaths names ...
     assert found <= set(named.values()), found - set(named.values())
     # ... and each of these was written where StorePaths says
-    for name in ("journal", "ids", "objects", "state", "cache", "sql_history", "demo"):
+    for name in ("journal", "ids", "objects", "artifacts", "state", "cache", "sql_history", "demo"):
         assert getattr(paths, name).exists(), name
     assert paths.journal.is_dir() and any(paths.journal.iterdir())
     assert (paths.state / "cached_pj.json").is_file()

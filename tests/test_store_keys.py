@@ -21,7 +21,43 @@ from tuixp.store import Store, schema
 from tuixp.store.ingest import insert_rows
 
 # The views as schema 2 made them: all but the experiments view (new in 3).
-SCHEMA_2_VIEWS = schema.VIEWS[: schema.VIEWS.index("CREATE OR REPLACE VIEW experiments")]
+# The public views as schema 2 created them (tuixp/store/schema.py at 8d5aa38): an old store has
+# these, and the migrations must drop them before altering the tables they read.
+SCHEMA_2_VIEWS = """
+CREATE OR REPLACE VIEW trials AS
+SELECT experiment, trial_id, status, started_at, finished_at,
+       epoch(finished_at) - epoch(started_at) AS elapsed_s,
+       seed, CAST(result AS JSON) AS result, result_type, result_value,
+       CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END AS error,
+       CAST(params AS JSON) AS params, host, pid, script, scheduler,
+       git_commit, git_branch, git_dirty,
+       code_hash, environment_hash, packages_hash, git_hash,
+       CAST(changes AS JSON) AS changes, uuid, CAST(data_inputs AS JSON) AS data_inputs
+FROM trial_record;
+CREATE OR REPLACE VIEW params AS
+SELECT experiment, trial_id, name, CAST(value AS JSON) AS value FROM param_record;
+CREATE OR REPLACE VIEW metrics AS
+SELECT experiment, trial_id, name, epoch, value, recorded_at FROM metric_record;
+CREATE OR REPLACE VIEW steps AS
+SELECT experiment, trial_id, key, step, started_at, finished_at,
+       epoch(finished_at) - epoch(started_at) AS elapsed_s, status, worker,
+       input_hash, output_hash, error, reused_from
+FROM step_record;
+CREATE OR REPLACE VIEW environments AS
+SELECT t.experiment, t.trial_id, t.environment_hash, CAST(e.text AS JSON) AS environment,
+       t.git_hash, CAST(g.text AS JSON) AS git
+FROM trial_record t LEFT JOIN blob e ON e.hash = t.environment_hash
+LEFT JOIN blob g ON g.hash = t.git_hash;
+CREATE OR REPLACE VIEW packages AS
+SELECT t.experiment, t.trial_id, p.name, p.version
+FROM trial_record t JOIN package_set p ON p.hash = t.packages_hash;
+CREATE OR REPLACE VIEW code AS
+SELECT t.experiment, t.trial_id, c.ord, c.step, c.source_hash, b.text AS source
+FROM trial_record t JOIN code_set c ON c.hash = t.code_hash
+LEFT JOIN blob b ON b.hash = c.source_hash;
+CREATE OR REPLACE VIEW persisted AS
+SELECT experiment, trial_id, step, object_hash, format, size FROM persisted_record;
+"""
 # The per-trial tables as schema 2 wrote them: with primary keys.
 V2_TABLES = {
     "param_record": "PRIMARY KEY (trial_uuid, name)",

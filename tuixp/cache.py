@@ -167,6 +167,26 @@ def all_cache_objects(store_path: Path) -> set[str]:
     return found
 
 
+def forget_trials(store_path: Path, experiment: str, trial_ids: set[int]) -> int:
+    """Drop the cache entries that point at these trials' outputs (``tuixp rm --purge``): a
+    purged trial's output is never reused. How many entries went."""
+    cache = StepCache(store_path, experiment)
+    removed = 0
+    if not cache.root.is_dir():
+        return 0
+    for f in cache.root.glob("*.json"):
+        if f.name.startswith("_"):
+            continue
+        entry = cache.get(f.stem)
+        if entry is not None and entry.trial_id in trial_ids:
+            try:
+                f.unlink()
+            except OSError:
+                continue
+            removed += 1
+    return removed
+
+
 def garbage_collect(
     store_path: Path, referenced: set[str], dry_run: bool = False, min_age_s: float = 600.0
 ) -> tuple[int, int]:

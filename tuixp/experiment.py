@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from tuixp import errors
@@ -102,6 +103,7 @@ class Experiment:
         self._purity: dict[tuple[str, str], tuple[str, int]] | None = None
         self._purity_lock = threading.Lock()
         self._announced = False
+        self._system_metrics: float | bool | None = None
         self.script = _main_script()
         EXPERIMENTS.append(self)
         key = _instance_key(id, store, None)
@@ -255,6 +257,23 @@ class Experiment:
             )
         return values
 
+    @property
+    def system_metrics(self) -> float | bool | None:
+        """Seconds between system-metric samples (``sys/cpu_percent``, ``sys/rss_mb``, GPUs)
+        while this experiment's trials run; ``False`` or 0 for none; ``None`` (the default) for
+        ``$TUIXP_SYSTEM_METRICS``, else 5 s. See tuixp.execution.sampler."""
+        return self._system_metrics
+
+    @system_metrics.setter
+    def system_metrics(self, every: float | bool | None) -> None:
+        from tuixp.execution.sampler import interval
+
+        try:
+            interval(every)  # refused here, never at a trial's start
+        except ValueError as exc:
+            raise errors.TuixpError(str(exc)) from None
+        self._system_metrics = every
+
     # -- inside a step ---------------------------------------------------------------------
     @property
     def current_trial_id(self) -> int:
@@ -337,6 +356,29 @@ class Experiment:
         for point in points:
             steps_mod.record_metric(*point)
 
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
+        """Keep the file or folder at ``path`` (a checkpoint, a plot, predictions) with the
+        running trial, under ``name`` (default: its base name); inside a step only. Stored once
+        by content hash beside the store; logging a name again in a trial keeps the last.
+        Returns the content hash."""
+        if steps_mod.current_scope.get() is None:
+            raise errors.TrialIDNotFoundError(
+                "Current Trial ID only exists during a trial execution"
+            )
+        return str(steps_mod.record_artifact(path, name)["hash"])
+
+    def get_artifact(self, name: str, trial_id: int | None = None) -> Path:
+        """A local path to the bytes of artifact ``name`` of ``trial_id`` (the latest trial when
+        None): the file itself, or a folder laid out as it was logged. Read-only: copy it to
+        change it (``tuixp artifact EXP TRIAL NAME -o PATH``)."""
+        from tuixp.store import artifacts
+        from tuixp.store.paths import StorePaths
+
+        trial_id = self._check_trial(trial_id)
+        with self.store.reading() as con:
+            art = artifacts.find(con, self.id, trial_id, name)
+        return artifacts.ArtifactStore(StorePaths(self.store.path).artifacts).local_path(art)
+
     # -- running trials --------------------------------------------------------------------
     def _run(
         self,
@@ -377,12 +419,42 @@ class Experiment:
             raise errors.TrialIDNotFoundError(f"Unable to find trial id: {trial_id}")
         return trial_id
 
-    def get_history(self, verbose: bool = False, status: bool = False) -> Any:
-        """daskperiment's history; ``status=True`` adds tuixp's ``Status`` column last."""
+    def get_history(
+        self,
+        verbose: bool = False,
+        status: bool = False,
+        annotations: bool = False,
+        deleted: bool = False,
+    ) -> Any:
+        """daskperiment's history, its columns exactly; tuixp's options add columns last:
+        ``status=True`` the ``Status`` (running, failed, ...), ``annotations=True`` each trial's
+        ``Name``, ``Note``, ``Tags`` (a list) and ``Starred``. Deleted trials
+        (``delete_trial``, ``tuixp rm``) are left out unless ``deleted=True``, which adds their
+        ``Deleted`` time."""
+        from tuixp.store import annotation as notes
         from tuixp.store import queries
 
         with self.store.reading() as con:
-            return queries.history(con, self.id, list(self._params), verbose=verbose, status=status)
+            df = queries.history(con, self.id, list(self._params), verbose=verbose, status=status)
+            found = notes.current(con, self.id)
+        gone = [t for t, a in found.items() if a.deleted]
+        if gone and not deleted:
+            df = df.drop(index=[t for t in gone if t in df.index])
+        if annotations:
+            empty = notes.Annotation()
+            of = [found.get(t, empty) for t in df.index]
+            df["Name"] = [a.name for a in of]
+            df["Note"] = [a.note for a in of]
+            df["Tags"] = [list(a.tags) for a in of]
+            df["Starred"] = [a.starred for a in of]
+        if deleted:
+            import pandas as pd
+
+            when = [found[t].deleted_at if t in found else None for t in df.index]
+            df["Deleted"] = pd.to_datetime(
+                [w.astimezone().replace(tzinfo=None) if w is not None else pd.NaT for w in when]
+            )
+        return df
 
     def get_parameters(self, trial_id: int | None = None) -> dict[str, Any]:
         if trial_id is None:
@@ -445,10 +517,12 @@ class Experiment:
         return environment_view(self._environment_doc(trial_id), category)
 
     def start_dashboard(self, *args: Any, **kwargs: Any) -> None:
-        """daskperiment's Flask dashboard has no counterpart: tuixp's is a terminal UI."""
+        """daskperiment's Flask dashboard has no counterpart: tuixp's is a terminal UI, which
+        ``tuixp serve`` also shows in a browser."""
         raise errors.TuixpError(
             "tuixp has no web dashboard: run `tuixp` in a terminal (over SSH too) to browse, "
-            "compare and re-run trials, or `tuixp ls`/`tuixp sql` to query them"
+            "compare and re-run trials (`tuixp serve` shows that UI in a browser), or "
+            "`tuixp ls`/`tuixp sql` to query them"
         )
 
     def get_persisted(self, step_name: str, trial_id: int | None = None) -> Any:
@@ -469,14 +543,120 @@ class Experiment:
     ) -> Any:
         """A DataFrame indexed by ``Epoch``, one column per trial id (an int or a list; the
         latest trial when None). A trial that never saved the metric raises
-        TrialIDNotFoundError, as daskperiment's did."""
-        key = _metric_key(metric_key, key)
+        TrialIDNotFoundError, as daskperiment's did. System metrics are read by their names
+        (``"sys/cpu_percent"``)."""
+        from tuixp.store.metric_names import is_system_metric
+
+        system = isinstance(metric_key, str) and is_system_metric(metric_key) and key is None
+        key = metric_key if system else _metric_key(metric_key, key)
         ids = [trial_id] if isinstance(trial_id, int) or trial_id is None else list(trial_id)
         ids = [self._check_trial(t) for t in ids]
         from tuixp.store import metrics
 
         with self.store.reading() as con:
             return metrics.load_metric(con, self.id, key, ids)
+
+    # -- curating the history (tuixp.curation) ---------------------------------------------
+    def note(self, trial_id: int | str, text: str | None = None) -> None:
+        """Set the note of a trial: ``ex.note(3, "baseline for the paper")``; inside a running
+        step ``ex.note("text")`` notes the current trial. An empty text clears it; the earlier
+        notes stay in the store's ``annotations`` view."""
+        self._annotate("note", *_split_target(trial_id, text, "note"))
+
+    def name(self, trial_id: int | str, text: str | None = None) -> None:
+        """Give a trial a short name (one line): ``ex.name(3, "baseline")``; inside a running
+        step ``ex.name("text")``. An empty text clears it."""
+        self._annotate("name", *_split_target(trial_id, text, "name"))
+
+    def tag(self, trial_id: int | str, *tags: str) -> None:
+        """Add tags to a trial: ``ex.tag(3, "paper", "ridge")``; inside a running step
+        ``ex.tag("paper")`` tags the current trial. A tag is one word (no spaces or commas)."""
+        target, values = _split_tags(trial_id, tags)
+        self._annotate("tag", target, values)
+
+    def untag(self, trial_id: int | str, *tags: str) -> None:
+        """Remove tags from a trial, as ``tag`` adds them."""
+        target, values = _split_tags(trial_id, tags)
+        self._annotate("untag", target, values)
+
+    def star(self, trial_id: int | None = None, on: bool = True) -> None:
+        """Star a trial (``on=False``: unstar it); without a trial id, inside a running step,
+        the current trial."""
+        target = None if trial_id is None else _trial_arg(trial_id)
+        self._annotate("star" if on else "unstar", target, [None])
+
+    def delete_trial(self, *trial_ids: int) -> None:
+        """Delete trials softly: hidden from ``get_history()``, ``tuixp ls``, the TUI and the
+        ``trials`` view, kept in ``trials_all``; ``restore_trial`` brings them back and
+        ``tuixp rm --purge`` removes them for good."""
+        self._annotate_many("delete", trial_ids)
+
+    def restore_trial(self, *trial_ids: int) -> None:
+        """Bring deleted trials back."""
+        self._annotate_many("restore", trial_ids)
+
+    def get_annotations(self, trial_id: int | None = None) -> dict[str, Any]:
+        """A trial's annotations (the latest trial when None): ``name``, ``note``, ``tags``,
+        ``starred``, ``deleted_at`` and ``history``, every annotation event oldest first
+        (time, author, action, value)."""
+        from tuixp.store import annotation
+
+        trial_id = self._check_trial(trial_id)
+        with self.store.reading() as con:
+            found = annotation.of_trial(con, self.id, trial_id)
+            events = annotation.history(con, self.id, trial_id)
+        return {
+            "name": found.name,
+            "note": found.note,
+            "tags": found.tags,
+            "starred": found.starred,
+            "deleted_at": found.deleted_at,
+            "history": [
+                {k: e[k] for k in ("recorded_at", "author", "action", "value")} for e in events
+            ],
+        }
+
+    def _annotate(self, action: str, trial_id: int | None, values: list[Any]) -> None:
+        from tuixp.store import annotation
+
+        scope = steps_mod.current_scope.get()
+        in_step = scope is not None and scope.ctx.experiment == self.id
+        if trial_id is None or (in_step and scope is not None and trial_id == scope.ctx.trial_id):
+            if not in_step or scope is None:
+                raise errors.TrialIDNotFoundError(
+                    f"Give the trial id: ex.{_API_NAME.get(action, action)}(trial_id, ...); "
+                    "only inside a running step is it the current trial"
+                )
+            ctx = scope.ctx
+            events = annotation.events_for(
+                [
+                    annotation.TrialRef(
+                        ctx.trial_uuid, ctx.experiment, ctx.trial_id, "running", False
+                    )
+                ],
+                action,
+                values,
+            )
+            steps_mod.record_annotations(events)
+            return
+        self._annotate_many(action, [trial_id], values)
+
+    def _annotate_many(
+        self, action: str, trial_ids: Iterable[int], values: list[Any] | None = None
+    ) -> None:
+        from tuixp import curation
+
+        ids = list(trial_ids)
+        if not ids:
+            raise errors.TuixpError(f"{action}: give at least one trial id")
+        for t in ids:
+            self._check_trial(t)
+        try:
+            curation.annotate(self.store, self.id, ids, action, values or [None])
+        except errors.TrialIDNotFoundError:
+            raise
+        except errors.TrialNotFound as exc:  # recorded once, purged since
+            raise errors.TrialIDNotFoundError(str(exc)) from None
 
     # -- what the command line uses (tuixp.scripts, tuixp.cli, tuixp.repeat) ---------------
     def use_store(self, path: Any) -> None:
@@ -515,6 +695,30 @@ def _show_info_in_notebooks() -> None:
 def _join_code(sources: Iterable[str]) -> str:
     """Step sources in registration order, two blank lines apart (as daskperiment's)."""
     return "\n\n".join(src.rstrip("\n") + "\n" for src in sources)
+
+
+_API_NAME = {"unstar": "star", "untag": "untag"}
+
+
+def _split_target(trial_id: Any, text: Any, what: str) -> tuple[int | None, list[Any]]:
+    """``(3, "text")`` or, inside a step, ``("text",)``: the trial (None: the current one)."""
+    if text is None:
+        if isinstance(trial_id, str):
+            return None, [trial_id]
+        raise errors.TuixpError(f"ex.{what}(trial_id, text): give the text")
+    return _trial_arg(trial_id), [text]
+
+
+def _split_tags(trial_id: Any, tags: tuple[Any, ...]) -> tuple[int | None, list[Any]]:
+    if isinstance(trial_id, str):
+        return None, [trial_id, *tags]
+    return _trial_arg(trial_id), list(tags)
+
+
+def _trial_arg(trial_id: Any) -> int:
+    if isinstance(trial_id, bool) or not isinstance(trial_id, int):
+        raise errors.TrialIDNotFoundError(f"Unable to find trial id: {trial_id!r}")
+    return trial_id
 
 
 def _identifier(value: Any, what: str) -> str:

@@ -54,8 +54,10 @@ def gc_command(
     ] = 600.0,
     store: StoreOption = None,
 ) -> None:
-    """Delete persisted outputs that no trial and no step-cache entry references any more."""
+    """Delete persisted outputs and artifacts that no trial and no step-cache entry references."""
     from tuixp.cache import garbage_collect
+    from tuixp.store import artifacts
+    from tuixp.store.paths import StorePaths
 
     path = store_path(store, ctx)
     st = open_store(path)
@@ -65,8 +67,14 @@ def gc_command(
             for r in con.execute("SELECT DISTINCT object_hash FROM persisted_record").fetchall()
         }
         files, freed = garbage_collect(st.path, referenced, dry_run=dry_run, min_age_s=min_age)
+        logged = artifacts.referenced(con)
+        art_store = artifacts.ArtifactStore(StorePaths(st.path).artifacts)
+        art_files, art_freed = art_store.garbage_collect(logged, dry_run=dry_run, min_age_s=min_age)
     verb = "would free" if dry_run else "freed"
-    typer.echo(f"{verb} {files} file(s), {freed:,} bytes; {len(referenced)} output(s) kept")
+    typer.echo(
+        f"{verb} {files + art_files} file(s), {freed + art_freed:,} bytes; "
+        f"{len(referenced)} output(s) kept; {len(logged)} artifact(s) kept"
+    )
 
 
 @handled

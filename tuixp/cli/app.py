@@ -15,8 +15,9 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from tuixp.cli import admin, diff, ls, repeat, run, show, sql
+from tuixp.cli import admin, artifact, curate, diff, ls, repeat, run, serve, share, show, sql
 from tuixp.cli.admin import open_tui
+from tuixp.cli.coercion import Command
 from tuixp.cli.common import STORE_HELP, Debug, handled, store_path
 
 
@@ -125,14 +126,25 @@ def _register() -> None:
         ("show", show.show_command),
         ("diff", diff.diff_command),
         ("repeat", repeat.repeat_command),
+        ("note", curate.note_command),
+        ("name", curate.name_command),
+        ("tag", curate.tag_command),
+        ("star", curate.star_command),
+        ("rm", curate.rm_command),
+        ("restore", curate.restore_command),
         ("sql", sql.sql_command),
+        ("serve", serve.serve_command),
         ("export", sql.export_command),
+        ("merge", share.merge_command),
+        ("push", share.push_command),
+        ("pull", share.pull_command),
+        ("artifact", artifact.artifact_command),
         ("gc", admin.gc_command),
         ("import-daskperiment", admin.import_daskperiment_command),
         ("demo", admin.demo_command),
     ]
     for name, func in commands:
-        app.command(name)(func)
+        app.command(name, cls=Command)(func)  # typed without pydantic (tuixp/cli/coercion.py)
 
 
 _register()

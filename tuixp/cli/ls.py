@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -56,6 +57,38 @@ def ls_command(
             help="Only trials with this status.",
         ),
     ] = None,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            "--where",
+            "-w",
+            metavar="FILTER",
+            show_default=False,
+            help="Only trials matching FILTER, the TUI's filter: lr < 0.01 AND status = 'failed'.",
+        ),
+    ] = None,
+    sort: Annotated[
+        str | None,
+        typer.Option(
+            "--sort",
+            metavar="COLUMN[:desc]",
+            show_default=False,
+            help="The first trials by COLUMN (any column the filter knows), ascending or :desc.",
+        ),
+    ] = None,
+    tags: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tag",
+            metavar="TAG",
+            show_default=False,
+            help="Only trials with this tag (repeat: all).",
+        ),
+    ] = None,
+    starred: Annotated[bool, typer.Option("--starred", help="Only starred trials.")] = False,
+    deleted: Annotated[
+        bool, typer.Option("--deleted", help="Only deleted trials (tuixp rm; tuixp restore).")
+    ] = False,
     store: StoreOption = None,
     fmt: FormatOption = None,
 ) -> None:
@@ -65,12 +98,64 @@ def ls_command(
         raise CliError("--limit must be at least 1 (or use --all)")
     if status is not None and status not in STATUSES:
         raise CliError(f"unknown status {status!r}: use {', '.join(STATUSES[:-1])} or interrupted")
+    order = parse_sort(sort) if sort is not None else None
+    if experiment is None and (where is not None or sort is not None):
+        raise CliError("--where and --sort list the trials of one experiment: give EXPERIMENT")
+
+    from tuixp.store import annotation
+
+    chosen = Chosen([annotation.check_tag(t) for t in tags or []], starred, deleted)
+    if experiment is None and chosen.any:
+        raise CliError("--tag, --starred and --deleted choose trials: give the EXPERIMENT")
     st = open_store(store_path(store, ctx))
     with st.connect() as con:
         if experiment is None:
             _ls_experiments(con, fmt)
         else:
-            _ls_trials(con, experiment, None if all_trials else limit, status, fmt)
+            _ls_trials(
+                con,
+                experiment,
+                None if all_trials else limit,
+                status,
+                fmt,
+                where or "",
+                order,
+                chosen,
+            )
+
+
+def parse_sort(text: str) -> tuple[str, bool]:
+    """``COLUMN``, ``COLUMN:asc`` or ``COLUMN:desc`` as (column, descending)."""
+    column, _, direction = text.strip().partition(":")
+    if not column.strip() or direction.strip().lower() not in ("", "asc", "desc"):
+        raise CliError(f"--sort takes COLUMN, COLUMN:asc or COLUMN:desc, not {text!r}")
+    return column.strip(), direction.strip().lower() == "desc"
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """Which trials by their annotations: with all these tags, starred, deleted (or not)."""
+
+    tags: list[str]
+    starred: bool = False
+    deleted: bool = False
+
+    @property
+    def any(self) -> bool:
+        return bool(self.tags or self.starred or self.deleted)
+
+    def sql(self) -> tuple[str, tuple[Any, ...]]:
+        """The condition over trial_record ``t`` (window.TrialQuery.only) and its arguments:
+        deleted trials are left out unless ``deleted``."""
+        chosen = "SELECT trial_uuid FROM trial_annotation WHERE "
+        parts = [
+            ("t.uuid IN " if self.deleted else "t.uuid NOT IN ")
+            + f"({chosen}deleted_at IS NOT NULL)"
+        ]
+        if self.starred:
+            parts.append(f"t.uuid IN ({chosen}starred)")
+        parts += [f"t.uuid IN ({chosen}list_contains(tags, ?))"] * len(self.tags)
+        return " AND ".join(parts), tuple(self.tags)
 
 
 STATUSES = ("succeeded", "failed", "queued", "running", "interrupted")
@@ -122,28 +207,61 @@ def _ls_experiments(con: Any, fmt: str) -> None:
     )
 
 
-def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None, fmt: str) -> None:
-    from tuixp.store import flags, queries
+def _ls_trials(
+    con: Any,
+    experiment: str,
+    limit: int | None,
+    status: str | None,
+    fmt: str,
+    where: str = "",
+    order: tuple[str, bool] | None = None,
+    chosen: Chosen | None = None,
+) -> None:
+    from tuixp.store import flags, queries, window
+    from tuixp.store.columns import Layout, layout
+    from tuixp.store.filters import FilterError
 
+    chosen = chosen or Chosen([])
     require_experiment(con, experiment)
-    # Queued trials are running ones none of whose steps has started: told apart below.
+    # Which trials, in which order: the TUI's window queries (tuixp.store.window), so the filter
+    # and the sort are the TUI's. Queued trials are running ones none of whose steps has
+    # started: told apart below.
     stored = "running" if status == queries.QUEUED else status
-    where = "experiment = ?" + (" AND status = ?" if stored else "")
-    args: list[Any] = [experiment] + ([stored] if stored else [])
-    total = con.execute(f"SELECT count(*) FROM trials WHERE {where}", args).fetchone()[0]
-    requested = limit
-    if stored == "running":
-        limit = None  # a few: the split into queued and running is made here
-    sql = (
-        "SELECT trial_id, status, params, result, epoch(finished_at) - epoch(started_at), "
-        "started_at, git_commit, git_dirty, changes, notes, CASE WHEN error_type IS NULL THEN "
-        "NULL ELSE error_type || ': ' || error_message END "
-        f"FROM trial_record WHERE {where} ORDER BY trial_id DESC"
+    condition = " AND ".join(
+        [f"({where})"] * bool(where.strip()) + [f"status = '{stored}'"] * bool(stored)
     )
-    if limit is not None:
-        sql += f" LIMIT {int(limit)}"
-    raw = con.execute(sql, args).fetchall()
-    raw.reverse()
+    sort, descending = order or ("trial_id", True)
+    # The parameters and metrics are looked up only when the filter or the sort may name one.
+    lay = layout(con, experiment) if where.strip() or order else Layout(experiment)
+    only, only_args = chosen.sql()
+    if (
+        not chosen.any
+        and not con.execute(
+            "SELECT 1 FROM annotation_record WHERE action = 'delete' LIMIT 1"
+        ).fetchall()
+    ):
+        only, only_args = "", ()  # no trial was ever deleted: nothing to leave out
+    query = window.TrialQuery(experiment, condition, sort, descending, only, only_args)
+    try:
+        lay.column(sort)
+    except FilterError as exc:
+        raise CliError(f"--sort: {exc}") from None
+    try:
+        if where.strip():
+            window.check_filter(where, lay)  # the person's own, before the status is added
+    except FilterError as exc:
+        raise CliError(f"--where: {exc}") from None
+    try:
+        total = window.count(con, lay, query)
+        requested = limit
+        if stored == "running":
+            limit = None  # a few: the split into queued and running is made here
+        ids = window.page_ids(con, lay, query, 0, total if limit is None else limit)
+    except FilterError as exc:
+        raise CliError(f"--where: {exc}") from None
+    if order is None:
+        ids.reverse()  # the latest trials, oldest first
+    raw = _trial_rows(con, experiment, ids)
     firsts = queries.first_step_starts(con, experiment, [r[0] for r in raw if r[1] == "running"])
     raw = [
         (r[0], queries.shown_status(r[1], firsts.get(r[0])), *r[2:]) if r[1] == "running" else r
@@ -152,9 +270,23 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
     if status in ("running", queries.QUEUED):
         raw = [r for r in raw if r[1] == status]
         total = len(raw)
-        raw = raw[-requested:] if requested is not None else raw
+        if requested is not None:
+            raw = raw[:requested] if order else raw[-requested:]
     rows = []
-    for tid, st, params, result, elapsed, started, commit, dirty, changes, notes, error in raw:
+    for (
+        tid,
+        st,
+        params,
+        result,
+        elapsed,
+        started,
+        commit,
+        dirty,
+        changes,
+        notes,
+        error,
+        *labels,
+    ) in raw:
         kinds = sorted(
             {c.get("kind", "?") for c in (loads_json(changes) or []) if isinstance(c, dict)}
         )
@@ -172,6 +304,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 kinds,
                 error,
                 flags.text(changes, notes),
+                *labels,  # name, note, tags, starred, deleted_at (tuixp.store.annotation)
             ]
         )
     if fmt == "csv":
@@ -191,6 +324,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             "changed",
             "error",
             "flags",
+            *LABEL_COLUMNS,
         ]
         flat = [
             [
@@ -206,6 +340,11 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 ",".join(r[9]),
                 r[10],
                 r[11],
+                r[12],
+                r[13],
+                ",".join(r[14]),
+                r[15],
+                r[16],
             ]
             for r in rows
         ]
@@ -224,6 +363,7 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
             "changed",
             "error",
             "flags",
+            *LABEL_COLUMNS,
         ]
         emit(columns, rows, fmt)
     else:
@@ -255,10 +395,11 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 "ELAPSED",
                 "STARTED",
                 "COMMIT",
+                "LABELS",
             ],
             table_cells=functools.partial(_trial_cells, clock=all(is_today(r[6]) for r in rows)),
             right=[0, 5],
-            optional=[3, 7],
+            optional=[3, 7, 8],
             keep=[3],
         )
         if same:
@@ -271,13 +412,48 @@ def _ls_trials(con: Any, experiment: str, limit: int | None, status: str | None,
                 err=True,
             )
         if total > len(rows):
+            which = (
+                f"first {len(rows)} of {total} trials by {sort}"
+                + (" descending" if descending else "")
+                if order
+                else f"latest {len(rows)} of {total} trials"
+            )
             typer.echo(
-                f"latest {len(rows)} of {total} trials (--limit N or --all for more)", err=True
+                f"{which}{' matching --where' if where.strip() else ''} (--limit N or --all for more)",
+                err=True,
             )
 
 
+def _trial_rows(con: Any, experiment: str, ids: list[int]) -> list[tuple[Any, ...]]:
+    """What ``ls`` shows of these trials, in this order, with their annotations."""
+    if not ids:
+        return []
+    found = con.execute(
+        "SELECT t.trial_id, t.status, t.params, t.result, "
+        "epoch(t.finished_at) - epoch(t.started_at), t.started_at, t.git_commit, t.git_dirty, "
+        "t.changes, t.notes, CASE WHEN t.error_type IS NULL THEN NULL ELSE t.error_type || ': ' "
+        "|| t.error_message END, a.name, a.note, coalesce(a.tags, []::VARCHAR[]), "
+        "coalesce(a.starred, false), a.deleted_at "
+        "FROM trial_record t LEFT JOIN trial_annotation a ON a.trial_uuid = t.uuid "
+        "WHERE t.experiment = ? AND t.trial_id BETWEEN ? AND ? "
+        "AND list_contains(?, t.trial_id)",
+        [experiment, min(ids), max(ids), ids],
+    ).fetchall()
+    by_id = {r[0]: r for r in found}
+    return [by_id[t] for t in ids if t in by_id]
+
+
+LABEL_COLUMNS = ["name", "note", "tags", "starred", "deleted_at"]
+
+
+def _labels(name: str | None, tags: list[str], starred: bool) -> str:
+    """The star, the name and the tags of a trial, as a table shows them: ``★ baseline #paper``."""
+    return " ".join(filter(None, ["★" if starred else "", name or "", *(f"#{t}" for t in tags)]))
+
+
 def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
-    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r
+    _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r[:12]
+    name, _note, tags, starred, _deleted = r[12:]
     shown = fmt_value(result) if st == "succeeded" else (error or "")
     return [
         str(tid),
@@ -288,4 +464,5 @@ def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
         fmt_elapsed(elapsed) if st not in ("running", "queued") else "…",
         fmt_time(started, clock=clock),
         (commit[:7] + ("*" if dirty else "")) if commit else "",
+        _labels(name, tags, starred),
     ]

@@ -22,6 +22,7 @@ from tuixp.cli.common import (
     handled,
     output_format,
 )
+from tuixp.cli.live import LiveSteps
 from tuixp.cli.render import (
     common_params,
     emit,
@@ -33,6 +34,8 @@ from tuixp.scripts import load_script, use_store
 from tuixp.values import parse_parameters
 
 PROGRESS = ("text", "jsonl", "none")
+LINE_EVERY = 5.0  # seconds between live lines off a terminal (TUIXP_PROGRESS_EVERY)
+BAR_EVERY = 0.1  # seconds between two updates of the bar's note by metrics
 
 
 # -- progress ----------------------------------------------------------------------------------
@@ -73,11 +76,31 @@ class JsonlProgress:
             self.stream.flush()
 
 
-class TextProgress:
-    """A progress bar on a terminal (rich, on stderr); one line per finished trial otherwise."""
+def _line_every() -> float:
+    """Seconds between two live lines off a terminal: ``$TUIXP_PROGRESS_EVERY``, else 5."""
+    import os
 
-    def __init__(self, trials: int, steps_per_trial: int) -> None:
+    raw = os.environ.get("TUIXP_PROGRESS_EVERY", "").strip()
+    try:
+        every = float(raw) if raw else LINE_EVERY
+    except ValueError:
+        raise CliError(f"TUIXP_PROGRESS_EVERY must be a number of seconds, given {raw!r}") from None
+    if not every > 0:
+        raise CliError(f"TUIXP_PROGRESS_EVERY must be above 0, given {raw!r}")
+    return every
+
+
+class TextProgress:
+    """A progress bar on a terminal (rich, on stderr) whose note is the running step's latest
+    epoch and metrics; off a terminal, one line per finished trial and, at most every
+    ``$TUIXP_PROGRESS_EVERY`` seconds while a step saves metrics, the same live line."""
+
+    def __init__(self, trials: int, steps_per_trial: int, every: float = LINE_EVERY) -> None:
         self.lock = threading.Lock()
+        self.live = LiveSteps()
+        self.every = every
+        self._shown_at = 0.0  # monotonic time the live line was last shown
+        self._last_line = ""
         self.per_trial = max(steps_per_trial, 1)
         self.done: dict[int, int] = {}
         self.total = trials * self.per_trial
@@ -114,12 +137,33 @@ class TextProgress:
         else:
             typer.echo(text, err=True)
 
+    def _show_live(self, kind: str) -> None:
+        """The live line: on the bar (at most ten times a second, at once for a task's start
+        or end), or printed off a terminal (at most every ``self.every`` seconds). Locked."""
+        now = time.monotonic()
+        if self.bar is not None:
+            if kind == "metric" and now - self._shown_at < BAR_EVERY:
+                return
+            self._shown_at = now
+            self.bar.update(self.task, note=self.live.line())
+            return
+        if kind != "metric" or now - self._shown_at < self.every:
+            return
+        line = self.live.line(with_trial=True)
+        if line and line != self._last_line:
+            self._shown_at = now
+            self._last_line = line
+            typer.echo(line, err=True)
+
     def __call__(self, event: Any) -> None:
         with self.lock:
+            self.live(event)
+            if self.live.changed:
+                self._show_live(event.kind)
             if event.kind in ("task_finished", "task_failed"):
                 self.done[event.trial_id] = self.done.get(event.trial_id, 0) + 1
                 if self.bar is not None:
-                    self.bar.update(self.task, advance=1, note=f"{event.step}")
+                    self.bar.update(self.task, advance=1)
                 if event.kind == "task_failed":
                     err = (event.data or {}).get("error", "")
                     self._say(f"trial {event.trial_id}: step {event.step} failed: {err}")
@@ -230,6 +274,7 @@ def run_command(
     mode = (progress or ("text" if sys.stderr.isatty() else "none")).strip().lower()
     if mode not in PROGRESS:
         raise CliError(f"unknown progress mode {progress!r}: use text, jsonl or none")
+    every = _line_every() if mode == "text" else LINE_EVERY
     if not script.expanduser().exists():
         raise CliError(f"script not found: {script}")
     from tuixp.execution.schedulers import resolve_name, resolve_worker_timeout
@@ -261,7 +306,7 @@ def run_command(
         jsonl = JsonlProgress(events_out) if mode == "jsonl" else None
         if jsonl is not None:
             listeners.append(jsonl)
-        text = TextProgress(points, _count_steps(node)) if mode == "text" else None
+        text = TextProgress(points, _count_steps(node), every) if mode == "text" else None
         if text is not None:
             listeners.append(text)
         ex.set_parameters(**fixed)

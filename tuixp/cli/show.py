@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Annotated, Any
 
 import typer
@@ -68,10 +69,11 @@ def render_trial(doc: dict[str, Any]) -> str:
     from tuixp.store import flags
 
     out = [f"{doc['experiment']} trial {doc['trial_id']}: {doc['status']}"]
+    running = doc.get("running")
     fields = [
         ("started", fmt_time(doc["started_at"], full=True)),
         ("finished", fmt_time(doc["finished_at"], full=True)),
-        ("elapsed", fmt_elapsed(doc["elapsed_s"])),
+        ("elapsed", fmt_elapsed(doc["elapsed_s"]) + (" (running)" if running else "")),
         ("seed", doc["seed"]),
         ("host", f"{doc['host']} (pid {doc['pid']})"),
         ("scheduler", doc["scheduler"]),
@@ -83,11 +85,14 @@ def render_trial(doc: dict[str, Any]) -> str:
     out.append(section("Parameters"))
     width = max([len(k) for k in doc["params"]] + [1])
     out += [f"  {k:<{width}}  {fmt_param(v)}" for k, v in doc["params"].items()] or ["  (none)"]
+    if running:
+        out.append(section("Running now"))
+        out += _running_lines(doc)
     if doc["status"] == "succeeded":
         out.append(section("Result"))
         kind = re.sub(r"^<class '(.*)'>$", r"\1", doc["result_type"] or "")
         out.append(f"  {fmt_value(doc['result'])}    ({kind})")
-    else:
+    elif doc["status"] not in ("running", "queued"):
         out.append(section("Error"))
         out.append(f"  {doc['error_type'] or ''}: {doc['error_message'] or ''}")
         if doc["traceback"]:
@@ -171,11 +176,54 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _running_now(
+    con: Any, experiment: str, trial_id: int, metrics: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A running trial's steps now running (how long each has run) and its latest metrics: the
+    latest epoch any metric reached, and each metric's value at its own last epoch."""
+    now = time.time()
+    steps = [
+        {"step": step, "key": key, "started_at": started, "running_s": now - started.timestamp()}
+        for step, key, started in con.execute(
+            "SELECT step, key, started_at FROM steps WHERE experiment = ? AND trial_id = ? "
+            "AND status = 'running' ORDER BY started_at, key",
+            [experiment, trial_id],
+        ).fetchall()
+    ]
+    from tuixp.store.metric_names import is_system_metric
+
+    own = [m for m in metrics if not is_system_metric(m["name"])]
+    epochs = [m["last_epoch"] for m in own]
+    return {
+        "steps": steps,
+        "epoch": max(epochs) if epochs else None,
+        "metrics": {m["name"]: m["last"] for m in own},
+    }
+
+
+def _running_lines(doc: dict[str, Any]) -> list[str]:
+    """``train  running for 12.3s · epoch 12 · loss 0.31``: each step running now."""
+    from tuixp.cli.live import SEP, fmt_metric
+
+    now = doc["running"]
+    tail = ([f"epoch {now['epoch']}"] if now["epoch"] is not None else []) + [
+        f"{name} {fmt_metric(value)}" for name, value in now["metrics"].items()
+    ]
+    steps = now["steps"] or [{"step": "(between steps)", "running_s": None}]
+    width = max(len(s["step"]) for s in steps)
+    lines = []
+    for s in steps:
+        since = f"running for {fmt_elapsed(s['running_s'])}" if s["running_s"] is not None else ""
+        lines.append(f"  {s['step']:<{width}}  " + SEP.join([p for p in [since, *tail] if p]))
+    return lines
+
+
 def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
     """Everything recorded about one trial, as plain data (what show --format json prints)."""
     from tuixp.store import flags, queries
 
     rec = queries.trial(con, experiment, trial_id)
+    first = None
     if rec["status"] == "running":
         first = queries.first_step_starts(con, experiment, [trial_id]).get(trial_id)
         rec["status"] = queries.shown_status("running", first)
@@ -203,61 +251,27 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
         "uuid": rec["uuid"],
         "flags": flags.text(rec["changes"], rec["notes"]),
     }
-    doc["metrics"] = [
-        {
-            "name": n,
-            "epochs": c,
-            "first_epoch": e0,
-            "last_epoch": e1,
-            "last": last,
-            "min": lo,
-            "max": hi,
-        }
-        for n, c, e0, e1, last, lo, hi in con.execute(
-            """
-            SELECT name, count(*), min(epoch), max(epoch), arg_max(value, epoch), min(value),
-                   max(value)
-            FROM metrics WHERE experiment = ? AND trial_id = ? GROUP BY name ORDER BY name
-        """,
-            [experiment, trial_id],
-        ).fetchall()
-    ]
-    doc["metric_values"] = {}
-    for name, epoch, value in con.execute(
-        "SELECT name, epoch, value FROM metrics WHERE experiment = ? AND trial_id = ? "
-        "ORDER BY name, epoch",
-        [experiment, trial_id],
-    ).fetchall():
-        doc["metric_values"].setdefault(name, []).append([epoch, value])
+    # The same reads as the TUI's detail screen (tuixp.store.queries), shaped as show prints them.
+    doc["metrics"] = queries.metric_summaries(con, experiment, trial_id)
+    series = queries.metric_series(con, experiment, [trial_id])
+    doc["metric_values"] = {
+        name: [[epoch, value] for epoch, value in by_trial[trial_id]]
+        for name, by_trial in series.items()
+    }
     doc["steps"] = [
-        {
-            "key": k,
-            "step": s,
-            "status": st,
-            "elapsed_s": el,
-            "worker": w,
-            "error": err,
-            "reused_from": ru,
-        }
-        for k, s, st, el, w, err, ru in con.execute(
-            """
-            SELECT key, step, status, elapsed_s, worker, error, reused_from FROM steps
-            WHERE experiment = ? AND trial_id = ? ORDER BY started_at, key
-        """,
-            [experiment, trial_id],
-        ).fetchall()
+        {k: s[k] for k in ("key", "step", "status", "elapsed_s", "worker", "error", "reused_from")}
+        for s in queries.steps(con, experiment, trial_id)
     ]
     if doc["status"] not in ("running", "queued"):
         for s in doc["steps"]:  # a step that never reported its end (its process was killed)
             if s["status"] == "running":
                 s["status"] = "interrupted"
+    if doc["status"] == "running" and first is not None:
+        doc["elapsed_s"] = max(0.0, time.time() - first.timestamp())
+        doc["running"] = _running_now(con, experiment, trial_id, doc["metrics"])
     doc["persisted"] = [
-        {"step": s, "format": f, "size": z, "object_hash": h}
-        for s, f, z, h in con.execute(
-            "SELECT step, format, size, object_hash FROM persisted WHERE experiment = ? AND "
-            "trial_id = ? ORDER BY step",
-            [experiment, trial_id],
-        ).fetchall()
+        {k: p[k] for k in ("step", "format", "size", "object_hash")}
+        for p in queries.persisted_outputs(con, experiment, trial_id)
     ]
     doc["code"] = queries.code(con, experiment, trial_id)
     env = queries.environment(con, experiment, trial_id)

@@ -116,16 +116,48 @@ def _stream(cur: Any, columns: list[str], fmt: str, limit: int | None) -> None:
 @handled
 def export_command(
     ctx: typer.Context,
-    folder: Annotated[
-        Path,
-        typer.Argument(metavar="DIR", show_default=False, help="Where to write one file per view."),
-    ],
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="DIR | EXPERIMENT...",
+            show_default=False,
+            help="Where to write one file per view; with --bundle, the experiments to export "
+            "(default: all).",
+        ),
+    ] = None,
     fmt: Annotated[
         str, typer.Option("--format", "-f", metavar="parquet|csv", help="File format.")
     ] = "parquet",
+    bundle: Annotated[
+        Path | None,
+        typer.Option(
+            "--bundle",
+            metavar="PATH",
+            show_default=False,
+            help="Write one bundle file that `tuixp merge` reads on another machine.",
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            metavar="DATE",
+            show_default=False,
+            help="With --bundle: only trials started on or after DATE (YYYY-MM-DD[THH:MM]).",
+        ),
+    ] = None,
     store: StoreOption = None,
 ) -> None:
-    """Write each public view (trials, params, metrics, ...) to DIR as Parquet or CSV."""
+    """Write each public view (trials, params, metrics, ...) to DIR as Parquet or CSV, or the
+    trials as one bundle for another machine (--bundle PATH)."""
+    if bundle is not None:
+        _export_bundle(ctx, bundle, targets or [], since, store)
+        return
+    if since is not None:
+        raise CliError("--since goes with --bundle PATH")
+    if not targets or len(targets) != 1:
+        raise CliError("give one DIR to write the views to (or --bundle PATH)")
+    folder = Path(targets[0])
     fmt = fmt.strip().lower()
     if fmt not in ("parquet", "csv"):
         raise CliError(f"unknown export format {fmt!r}: use parquet or csv")
@@ -153,4 +185,23 @@ def export_command(
         output_format(None),
         table_columns=["VIEW", "FILE", "ROWS"],
         right=[2],
+    )
+
+
+def _export_bundle(
+    ctx: typer.Context,
+    path: Path,
+    experiments: list[str],
+    since: str | None,
+    store: Path | None,
+) -> None:
+    from tuixp.store.sharing import export_bundle, parse_since
+
+    when = parse_since(since) if since is not None else None
+    st = open_store(store_path(store, ctx))
+    report = export_bundle(st, path.expanduser().absolute(), experiments or None, when)
+    missing = f" ({report.objects_missing} missing in the store)" if report.objects_missing else ""
+    typer.echo(
+        f"wrote {report.path}: {report.trials} trial(s), {report.tables['metric_record']} "
+        f"metric value(s), {report.objects} file(s) of persisted outputs and artifacts{missing}"
     )

@@ -28,6 +28,7 @@ from typing import Any
 from tuixp.capture.seed import seeding_notes, seeding_problem
 from tuixp.execution import metric_buffer
 from tuixp.execution.events import Listener, ProgressEvent
+from tuixp.execution.sampler import SAMPLER
 from tuixp.execution.steps import StepRecord
 from tuixp.store import events as journal_events
 from tuixp.store.flags import QUEUE_NOTE
@@ -71,12 +72,15 @@ class TrialRecorder:
     listeners: list[Listener] = field(default_factory=list)
     steps_seen: dict[str, StepRecord] = field(default_factory=dict)
     finished: bool = False
+    # Seconds between system-metric samples while the trial runs (``execution.sampler``); None: off.
+    sample_every: float | None = None
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         # Tasks that said they started and have no record yet: (step, start time, worker).
         self._running: dict[str, tuple[str, float, str | None]] = {}
         self._metric_ids: set[str] = set()
+        self._artifact_ids: set[str] = set()
         self._finishing = False
         # (wall clock, monotonic clock) at the trial's start and at its first step's start.
         self._began: tuple[float, float] = (time.time(), time.monotonic())
@@ -122,6 +126,8 @@ class TrialRecorder:
         except BaseException:
             self.store.trial_ended()  # it never started: the store's count must not keep it
             raise
+        if self.sample_every:
+            SAMPLER.watch(self, self.sample_every)
         self.emit(
             "trial_started",
             started["started_at"],
@@ -190,6 +196,17 @@ class TrialRecorder:
             event.get("recorded_at"),
         )
 
+    def on_artifact(self, event: dict[str, Any]) -> None:
+        """A file or folder a step stored with ``log_artifact`` (``steps.record_artifact``)."""
+        with self._lock:
+            if event["aid"] in self._artifact_ids:
+                return
+            self._artifact_ids.add(event["aid"])
+        fields = {k: v for k, v in event.items() if k != "aid"}
+        self.store.record(
+            [journal_events.artifact(self.uuid, self.experiment, self.trial_id, **fields)]
+        )
+
     def on_step(self, rec: StepRecord) -> None:
         with self._lock:
             if rec.key in self.steps_seen:
@@ -200,6 +217,10 @@ class TrialRecorder:
         for m in rec.metrics:
             self.on_metric(m)
         self.metrics.flush()  # the step's points are journaled before its end
+        for a in rec.artifacts:
+            self.on_artifact(a)
+        if rec.annotations:
+            self.store.record(rec.annotations)
         problem = seeding_problem(rec.seeding)
         if problem:
             logger.warning(
@@ -251,6 +272,10 @@ class TrialRecorder:
             self.on_task_started(msg["key"], msg["step"], msg["time"], msg.get("worker"))
         elif kind == "metric":
             self.on_metric(msg["metric"])
+        elif kind == "artifact":
+            self.on_artifact(msg["artifact"])
+        elif kind == "annotation":
+            self.store.record(msg["events"])
         elif kind == "step":
             self.on_step(StepRecord(**msg["record"]))
 
@@ -286,6 +311,7 @@ class TrialRecorder:
             if self.finished or self._finishing:
                 return
             self._finishing = True
+        SAMPLER.unwatch(self)  # before the end is journaled: no sample follows it
         start = (self._first_step or self._began)[0]
         if not finished_at or finished_at < start:  # a wall clock read after it was set back
             finished_at = self._now()

@@ -19,6 +19,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tuixp.capture.hashing import content_hash, fingerprint_inputs
@@ -41,6 +42,8 @@ class TrialContext:
     # their start, metrics and end there, so the owner learns them live and even when a later
     # step of the trial fails or its worker dies.
     channel: str | None = None
+    # The store's file: a step on this machine stores its logged artifacts beside it.
+    store_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,10 @@ class StepRecord:
     # trial's notes and warns when the seed may not reproduce the step's result.
     seeding: dict[str, Any] | None = None
     input_text: str | None = None  # the arguments' repr, bounded (kept in an impure trial's notes)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)  # what log_artifact stored
+    # Annotation events the step wrote for its trial (``ex.note(text)`` inside it), journaled by
+    # the owner; each has its own uuid, so one that also arrived live is stored once.
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -98,6 +105,8 @@ class StepScope:
     # The last epoch this step saved of each metric: ``log_metrics`` without an epoch goes on
     # from it (0 first).
     epochs: dict[str, int] = field(default_factory=dict)
+    artifacts: list[dict[str, Any]] = field(default_factory=list)
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
 
 current_scope: contextvars.ContextVar[StepScope | None] = contextvars.ContextVar(
@@ -254,7 +263,9 @@ def _run_step(
             f"{type(exc).__name__}: {exc}",
             scope.metrics,
             seeding.outcome or None,
+            annotations=scope.annotations,
         )
+        record.artifacts = scope.artifacts
         if local is not None:
             local.on_step(record)
         else:
@@ -281,7 +292,9 @@ def _run_step(
         scope.metrics,
         seeding.outcome or None,
         inputs.text if inputs is not None else None,
+        annotations=scope.annotations,
     )
+    record.artifacts = scope.artifacts
     if local is not None:
         local.on_step(record)
     else:
@@ -351,3 +364,51 @@ def record_metric(
     }
     scope.metrics.append(event)
     publish(scope.ctx, "metric", {"metric": event})
+
+
+def record_artifact(path: Any, name: str | None) -> dict[str, Any]:
+    """Store the file or folder at ``path`` beside the trial's store and record it."""
+    from tuixp.store.artifacts import ArtifactError, ArtifactStore
+    from tuixp.store.paths import StorePaths
+
+    scope = current_scope.get()
+    if scope is None:
+        raise ValueError("log_artifact can only be called inside a step while a trial runs")
+    ctx = scope.ctx
+    if ctx.store_path is None or socket.gethostname() != ctx.owner_host:
+        # The bytes would land on this worker's disk, not beside the store.
+        raise ArtifactError(
+            f"log_artifact runs on the machine that holds the store ({ctx.owner_host}); this "
+            f"step runs on {socket.gethostname()}: return the data from an @ex.persist step"
+        )
+    art = ArtifactStore(StorePaths(Path(ctx.store_path)).artifacts).put(path, name)
+    event = {
+        "name": art.name,
+        "kind": art.kind,
+        "hash": art.hash,
+        "size": art.size,
+        "files": art.files,
+        "step": scope.step,
+        "recorded_at": time.time(),
+        "aid": uuid.uuid4().hex[:16],  # counted once, whichever route it takes to the owner
+    }
+    if scope.local is not None:
+        scope.local.on_artifact(event)
+    else:
+        scope.artifacts.append(event)
+        publish(ctx, "artifact", {"artifact": event})
+    return event
+
+
+def record_annotations(events: list[dict[str, Any]]) -> None:
+    """Annotation events for the running step's trial (``ex.note(text)`` inside a step): the
+    owner journals them now when the step runs in its process, else they travel back with the
+    step's record (and live through the cluster)."""
+    scope = current_scope.get()
+    if scope is None:
+        raise ValueError("an annotation without a trial id can only be made inside a step")
+    if scope.local is not None:
+        scope.local.store.record(events)
+    else:
+        scope.annotations.extend(events)
+        publish(scope.ctx, "annotation", {"events": events})

@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 
 from tuixp.store.filters import FilterError
+from tuixp.store.metric_names import user_metric_sql
 
 SAMPLE_TRIALS = 2000  # parameter names and types are read from the latest trials only
 # Trials may hold parameters (or a result) of many MB, and the TUI gives DuckDB 128 MB: the
@@ -232,8 +233,9 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
     metric_names = [
         r[0]
         for r in con.execute(
-            "SELECT DISTINCT name FROM metric_record WHERE experiment = ? "
-            "AND name NOT LIKE 'sys/%' ORDER BY name",
+            # System metrics (sys/...) are not the user's: no column, no sort (metric_names).
+            f"SELECT DISTINCT name FROM metric_record WHERE experiment = ? "
+            f"AND {user_metric_sql()} ORDER BY name",
             [experiment],
         ).fetchall()
     ]

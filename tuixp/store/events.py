@@ -36,7 +36,9 @@ KINDS = (
     "metric_batch",
     "metric_goal",
     "persisted",
+    "artifact",
     "trial_finished",
+    "annotation",
 )
 
 # The optional fields each kind may carry beyond its constructor's required arguments.
@@ -229,10 +231,59 @@ def persisted(
     }
 
 
+def artifact(
+    trial_uuid: str,
+    experiment: str,
+    trial_id: int,
+    name: str,
+    kind: str,
+    hash: str,
+    size: int,
+    files: int,
+    step: str | None,
+    recorded_at: float,
+) -> Event:
+    """A file ('file') or folder ('dir') a step logged, stored by hash in ``NAME.artifacts/``."""
+    return {
+        "t": "artifact",
+        **_trial(trial_uuid, experiment, trial_id),
+        "name": name,
+        "kind": kind,
+        "hash": hash,
+        "size": size,
+        "files": files,
+        "step": step,
+        "recorded_at": recorded_at,
+    }
+
+
 def trial_finished(uuid: str, status: str, finished_at: float | None, **fields: Any) -> Event:
     """A trial ended: 'succeeded' (with its result), 'failed' or 'interrupted' (with why)."""
     event = {"t": "trial_finished", "uuid": uuid, "status": status, "finished_at": finished_at}
     return _with("trial_finished", event, fields)
+
+
+def annotation(
+    uuid: str,
+    trial_uuid: str,
+    experiment: str,
+    trial_id: int,
+    action: str,
+    value: str | None,
+    recorded_at: float,
+    author: str,
+) -> Event:
+    """A note, name, tag, untag, star, unstar, delete or restore of a trial
+    (``tuixp.store.annotation``): its own ``uuid``, so a merge of stores stores it once."""
+    return {
+        "t": "annotation",
+        "uuid": uuid,
+        **_trial(trial_uuid, experiment, trial_id),
+        "action": action,
+        "value": value,
+        "recorded_at": recorded_at,
+        "author": author,
+    }
 
 
 # -- checking journal events -------------------------------------------------------------------
@@ -246,6 +297,8 @@ EVENT_TABLE = {
     "metric": "metric_record",
     "step": "step_record",
     "persisted": "persisted_record",
+    "artifact": "artifact_record",
+    "annotation": "annotation_record",
 }
 _REQUIRED = {
     "blob": ("hash",),
@@ -255,9 +308,11 @@ _REQUIRED = {
     "metric_goal": ("experiment", "name", "goal"),
     "step": ("trial_uuid", "key"),
     "persisted": ("trial_uuid", "step"),
+    "artifact": ("trial_uuid", "name", "kind", "hash"),
     "trial_started": ("uuid", "experiment", "trial_id"),
     "trial_finished": ("uuid", "status"),
     "package_set": ("hash",),
+    "annotation": ("uuid", "trial_uuid", "action", "recorded_at"),
 }
 _STATUSES = ("succeeded", "failed", "interrupted")
 _JSON_TEXT = ("result", "notes")  # fields a writer sends as JSON text, stored as such
@@ -349,6 +404,8 @@ def check_event(ev: dict[str, Any]) -> str | None:
     try:
         if kind == "metric" and ev.get("value_type") not in (None, *schema.METRIC_VALUE_TYPES):
             return "unknown metric value type"
+        if kind == "artifact" and ev["kind"] not in schema.ARTIFACT_KINDS:
+            return "unknown artifact kind"
         if kind in EVENT_TABLE:
             return _row_problem(ev, EVENT_TABLE[kind])
         if kind == "metric_goal":

@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from tuixp.store import schema
+from tuixp.store import schema, staging
 from tuixp.store.connection import FileId, file_id, rollback
 from tuixp.store.events import EVENT_TABLE, check_event
 from tuixp.store.journal import journal_files, read_entries, set_aside, writer_is_alive
@@ -38,23 +38,11 @@ FINISH_FIELDS = [
 ]
 
 
-def arrow_table(columns: dict[str, tuple[list[Any], str]]) -> Any:
-    """An Arrow table of ``{name: (values, type name)}``. pyarrow is imported here, on the first
-    write: a command that only reads (``tuixp ls``) starts about 70 ms sooner without it."""
-    import pyarrow as pa
-
-    return pa.table(
-        {
-            name: pa.array(values, type=getattr(pa, "bool_" if typ == "bool" else typ)())
-            for name, (values, typ) in columns.items()
-        }
-    )
-
-
 def insert_rows(
     con: duckdb.DuckDBPyConnection, table: str, rows: list[dict[str, Any]], conflict: str = "IGNORE"
 ) -> None:
-    """Insert dict rows through one Arrow batch: thousands of rows cost one statement.
+    """Insert dict rows as one staged batch (``tuixp.store.staging``): thousands of rows cost
+    one statement.
 
     A row whose key is already stored is skipped (``IGNORE``) or replaces it (``REPLACE``). The
     per-trial tables have no key constraint (``schema.KEYS``): they replace by deleting the rows
@@ -64,10 +52,8 @@ def insert_rows(
     if not rows:
         return
     cols = schema.COLUMNS[table]
-    arrow = arrow_table({name: ([r.get(name) for r in rows], typ) for name, typ, _ in cols})
-    staged = f"_staged_{table}"
-    con.register(staged, arrow)
-    try:
+    columns = {name: ([r.get(name) for r in rows], typ) for name, typ, _ in cols}
+    with staging.staged(con, f"_staged_{table}", columns) as staged:
         exprs = ", ".join(expr or f'"{name}"' for name, _, expr in cols)
         names = ", ".join(f'"{name}"' for name, _, _ in cols)
         keys = schema.KEYS.get(table)
@@ -87,8 +73,6 @@ def insert_rows(
                 f"INSERT INTO {table} ({names}) SELECT {exprs} FROM {staged} s WHERE NOT EXISTS "
                 f"(SELECT 1 FROM {table} k WHERE {match}{near})"
             )
-    finally:
-        con.unregister(staged)
 
 
 def last_per_key(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
@@ -207,13 +191,18 @@ def set_aside_rejected(path: Path, rejected: dict[str, list[tuple[bytes, str]]])
     return failed
 
 
+# A running trial merged from another store (origin_store set) has no journal here: it stays
+# running until a later merge brings its end (docs/sharing.md), never interrupted by this store.
+_RUNNING_HERE = "status = 'running' AND origin_store IS NULL"
+
+
 def stale_running(con: duckdb.DuckDBPyConnection, present: set[str]) -> bool:
-    rows = con.execute("SELECT journal FROM trial_record WHERE status = 'running'").fetchall()
+    rows = con.execute(f"SELECT journal FROM trial_record WHERE {_RUNNING_HERE}").fetchall()
     return any(r[0] not in present for r in rows)
 
 
 def mark_interrupted(con: duckdb.DuckDBPyConnection, dead: list[str], present: set[str]) -> int:
-    rows = con.execute("SELECT uuid, journal FROM trial_record WHERE status = 'running'").fetchall()
+    rows = con.execute(f"SELECT uuid, journal FROM trial_record WHERE {_RUNNING_HERE}").fetchall()
     lost = [u for u, j in rows if j in dead or j not in present]
     if lost:
         con.executemany(
@@ -301,7 +290,7 @@ def apply_batches(
     insert_rows(con, "trial_record", rows)
     insert_rows(con, "param_record", last_per_key(params, schema.KEYS["param_record"]))
     report.trials = len(rows)
-    for kind in ("metric", "step", "persisted"):
+    for kind in ("metric", "step", "persisted", "artifact"):
         table = EVENT_TABLE[kind]
         insert_rows(
             con,
@@ -327,14 +316,16 @@ def apply_batches(
             "INSERT OR REPLACE INTO metric_goal VALUES (?, ?, ?)",
             [[exp, name, goal] for (exp, name), goal in goals.items()],
         )
+    # Annotations are events, never replaced: each once by its uuid (one may arrive twice, live
+    # from a cluster worker and again with its step's record, or from two merged stores).
+    insert_rows(con, "annotation_record", last_per_key(batches.get("annotation", []), ("uuid",)))
     started_here = {e["uuid"] for e in started}
     late = [f for u, f in finished.items() if u not in started_here]
     if late:
         staged = [{k: f.get(k) for k, _, _ in schema.TRIAL_COLUMNS} for f in late]
         cols = [c for c in schema.TRIAL_COLUMNS if c[0] in {"uuid", "started_at", *FINISH_FIELDS}]
-        arrow = arrow_table({n: ([r.get(n) for r in staged], t) for n, t, _ in cols})
-        con.register("_staged_finish", arrow)
-        try:
+        columns = {n: ([r.get(n) for r in staged], t) for n, t, _ in cols}
+        with staging.staged(con, "_staged_finish", columns):
             sets = ", ".join(
                 f"{n} = " + (f"to_timestamp(f.{n})" if n == "finished_at" else f"f.{n}")
                 for n in FINISH_FIELDS
@@ -345,5 +336,3 @@ def apply_batches(
                 f"UPDATE trial_record SET {sets} FROM _staged_finish f "
                 "WHERE trial_record.uuid = f.uuid"
             )
-        finally:
-            con.unregister("_staged_finish")

@@ -1,7 +1,11 @@
 """Persisted step outputs, content-addressed beside the database in ``<store>.objects/``.
 
-Formats, safest first: Parquet for DataFrames, ``.npy`` (no pickle) for arrays, JSON for plain
-data, pickle as the fallback. A pickle is only ever loaded by an explicit user call.
+Formats, safest first: Parquet for DataFrames, ``.npy`` (no pickle) for arrays, ``torch``
+(``torch.save``, loaded back with ``weights_only=True``) for a torch tensor or a dict of them (a
+``state_dict``), JSON for plain data, ``torch-module`` (``torch.save`` of a whole
+``torch.nn.Module``) and pickle as the fallbacks. The last two run code when loaded (``RUNS_CODE``)
+and are only ever loaded by an explicit user call. torch is never imported here unless the
+value came from it (it is already in ``sys.modules``) or a torch format is loaded.
 """
 
 from __future__ import annotations
@@ -11,13 +15,53 @@ import io
 import json
 import os
 import pickle
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from tuixp.errors import StoreError
 
-FORMATS = ("parquet", "npy", "json", "pickle")
+FORMATS = ("parquet", "npy", "torch", "json", "torch-module", "pickle")
+# Formats whose loading runs code stored in the file: the TUI asks before it loads one.
+RUNS_CODE = frozenset({"torch-module", "pickle"})
+
+
+def _torch_format(value: Any) -> str | None:
+    """'torch' for a tensor or a dict of tensors, 'torch-module' for a module, else None."""
+    if "torch" not in sys.modules:  # a value made by torch means torch is imported
+        return None
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return "torch"
+    if (
+        isinstance(value, dict)
+        and value
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in value.items())
+    ):
+        return "torch"
+    if isinstance(value, torch.nn.Module):
+        return "torch-module"
+    return None
+
+
+def _torch_bytes(value: Any) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    # torch.save is deterministic for the same tensors (checked in tests/test_torch_persist.py),
+    # so the same weights get the same hash and are stored once.
+    torch.save(value, buf)
+    return buf.getvalue()
+
+
+def _torch_load(data: bytes, weights_only: bool) -> Any:
+    import torch
+
+    # A checkpoint saved on a GPU box loads on a CPU-only one.
+    where = None if torch.cuda.is_available() else "cpu"
+    return torch.load(io.BytesIO(data), map_location=where, weights_only=weights_only)
 
 
 def _json_safe(value: Any) -> bool:
@@ -43,6 +87,9 @@ def serialize(value: Any) -> tuple[bytes, str]:
         buf = io.BytesIO()
         np.save(buf, value, allow_pickle=False)
         return buf.getvalue(), "npy"
+    torch_fmt = _torch_format(value)
+    if torch_fmt is not None:
+        return _torch_bytes(value), torch_fmt
     if _json_safe(value):
         return json.dumps(value, allow_nan=True).encode(), "json"
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
@@ -57,6 +104,11 @@ def deserialize(data: bytes, fmt: str) -> Any:
         import numpy as np
 
         return np.load(io.BytesIO(data), allow_pickle=False)
+    if fmt == "torch":
+        return _torch_load(data, weights_only=True)
+    if fmt == "torch-module":
+        # Unpickles the module's class: only on the user's explicit get_persisted call.
+        return _torch_load(data, weights_only=False)
     if fmt == "json":
         return json.loads(data)
     if fmt == "pickle":

@@ -8,6 +8,7 @@ after it:
 ``NAME.journal/``         one JSON-lines journal per writing process (``store.journal``)
 ``NAME.ids``              the trial-id counter and its lock (``store.ids``)
 ``NAME.objects/``         persisted step outputs, content-addressed (``store.objects``)
+``NAME.artifacts/``       logged artifacts (files, folders), content-addressed (``store.artifacts``)
 ``NAME.state/``           the last trial's code and environment per experiment (``changes``)
 ``NAME.cache/``           the step cache index per experiment (``cache``)
 ``NAME.sql_history``      the TUI SQL console's history (``tui.screens.sql``)
@@ -48,6 +49,10 @@ class StorePaths:
         return self._beside(".objects")
 
     @property
+    def artifacts(self) -> Path:
+        return self._beside(".artifacts")
+
+    @property
     def state(self) -> Path:
         return self._beside(".state")
 
@@ -70,5 +75,15 @@ class StorePaths:
     def beside(self) -> dict[str, Path]:
         """Every file and folder tuixp may keep beside the store, by name (the database's own
         WAL included, the short-lived new-store files not)."""
-        names = ("wal", "journal", "ids", "objects", "state", "cache", "sql_history", "demo")
+        names = (
+            "wal",
+            "journal",
+            "ids",
+            "objects",
+            "artifacts",
+            "state",
+            "cache",
+            "sql_history",
+            "demo",
+        )
         return {n: getattr(self, n) for n in names}

@@ -267,11 +267,84 @@ def metric_series(
     for name, tid, epoch, value in con.execute(
         """
         SELECT name, trial_id, epoch, value FROM metric_record
-        WHERE experiment = ? AND list_contains(?, trial_id) ORDER BY name, trial_id, epoch
+        WHERE experiment = ? AND trial_id BETWEEN ? AND ? AND list_contains(?, trial_id)
+        ORDER BY name, trial_id, epoch
     """,
-        [experiment, trial_ids],
+        [experiment, min(trial_ids), max(trial_ids), trial_ids],
     ).fetchall():
         out.setdefault(name, {}).setdefault(tid, []).append((epoch, value))
+    return out
+
+
+def metric_summaries(
+    con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int
+) -> list[dict[str, Any]]:
+    """Each metric of a trial, by name: how many epochs, the first and last epoch, the value at
+    the last epoch, the lowest and the highest value (``tuixp show``'s metrics table)."""
+    cur = con.execute(
+        """
+        SELECT name, count(*) AS epochs, min(epoch) AS first_epoch, max(epoch) AS last_epoch,
+               arg_max(value, epoch) AS last, min(value) AS min, max(value) AS max
+        FROM metric_record WHERE experiment = ? AND trial_id = ? GROUP BY name ORDER BY name
+    """,
+        [experiment, trial_id],
+    )
+    cols = [d[0] for d in cur.description]
+    return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+
+def previous_trial(con: duckdb.DuckDBPyConnection, experiment: str, trial_id: int) -> int | None:
+    """The id of the trial of ``experiment`` recorded just before ``trial_id``, if there is one."""
+    row = con.execute(
+        "SELECT max(trial_id) FROM trial_record WHERE experiment = ? AND trial_id < ?",
+        [experiment, trial_id],
+    ).fetchone()
+    return int(row[0]) if row and row[0] is not None else None
+
+
+def launch_sources(
+    con: duckdb.DuckDBPyConnection, prefer: tuple[str, int] | None = None
+) -> list[dict[str, Any]]:
+    """Every experiment with a recorded script, most recently started first, and the trial a
+    new launch starts from: its latest (or ``prefer``'s trial for ``prefer``'s experiment),
+    with that trial's parameters, seed, scheduler, script and steps (``<script>`` and the
+    like left out). An experiment whose chosen trial does not exist is left out. One query."""
+    want_exp, want_id = prefer if prefer is not None else (None, None)
+    rows = con.execute(
+        """
+        WITH latest AS (
+            SELECT experiment, arg_max(script, trial_id) AS script, max(trial_id) AS latest,
+                   max(started_at) AS last_start
+            FROM trial_record WHERE script IS NOT NULL GROUP BY experiment)
+        SELECT l.experiment, t.script, l.script, t.trial_id, t.params, t.seed,
+               t.scheduler,
+               (SELECT list(c.step ORDER BY c.ord) FROM code_set c
+                WHERE c.hash = t.code_hash AND coalesce(NOT starts_with(c.step, '<'), true))
+        FROM latest l JOIN trial_record t ON t.experiment = l.experiment
+         AND t.trial_id = CASE WHEN l.experiment = $1 THEN $2 ELSE l.latest END
+        ORDER BY l.last_start DESC, l.experiment
+    """,
+        [want_exp, want_id],
+    ).fetchall()
+    cols = [
+        "experiment",
+        "script",
+        "latest_script",
+        "trial_id",
+        "params",
+        "seed",
+        "scheduler",
+        "steps",
+    ]
+    out = []
+    for row in rows:
+        doc = dict(zip(cols, row))
+        params = _loads(doc["params"])
+        doc["params"] = params if isinstance(params, dict) else {}
+        doc["steps"] = list(doc["steps"] or [])
+        latest_script = doc.pop("latest_script")
+        doc["script"] = doc["script"] or latest_script
+        out.append(doc)
     return out
 
 

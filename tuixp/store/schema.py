@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 8
 STORE_MARK = "tuixp-store"
 
 # Rows a trial has many of. They have no primary key: a key's index (an ART) on millions of metric
@@ -33,11 +33,20 @@ _V3_PER_TRIAL_TABLES = {
 # exactly only up to 2**53).
 METRIC_TYPE_COLUMNS = (("value_type", "VARCHAR"), ("value_int", "BIGINT"))
 METRIC_VALUE_TYPES = ("int", "float", "bool")
+# Schema 5: the files and folders a step logged (``ex.log_artifact``), stored by hash in
+# ``NAME.artifacts/`` (tuixp.store.artifacts); logging a name again in a trial replaces it.
+ARTIFACT_TABLE = {
+    "artifact_record": """
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, kind VARCHAR,
+    hash VARCHAR, size BIGINT, files INTEGER, step VARCHAR, recorded_at TIMESTAMPTZ""",
+}
+ARTIFACT_KINDS = ("file", "dir")
 PER_TRIAL_TABLES = {
     **_V3_PER_TRIAL_TABLES,
     "metric_record": _V3_PER_TRIAL_TABLES["metric_record"]
     + ","
     + ", ".join(f"{name} {typ}" for name, typ in METRIC_TYPE_COLUMNS),
+    **ARTIFACT_TABLE,
 }
 
 
@@ -47,10 +56,13 @@ def metric_value(value: Any) -> tuple[float, str, int | None]:
     'int', any other number 'float'; a NumPy 0-d array or a one-element tensor is the number its
     ``.item()`` gives. ValueError for what is not a number and for an int beyond 64 bits."""
     import numbers
+    import sys
 
-    import numpy as np
-
-    if not isinstance(value, (bool, int, float, np.generic)) and callable(
+    # A value cannot be a NumPy one unless NumPy is loaded: a run that saves plain floats does
+    # not pay NumPy's import (~40 ms) for this check.
+    np = sys.modules.get("numpy")
+    generic = (np.generic,) if np is not None else ()
+    if not isinstance(value, (bool, int, float, *generic)) and callable(
         getattr(value, "item", None)
     ):
         try:
@@ -59,7 +71,7 @@ def metric_value(value: Any) -> tuple[float, str, int | None]:
             raise ValueError(
                 f"value must be a number, given: {type(value).__name__} ({exc})"
             ) from exc
-    if isinstance(value, (bool, np.bool_)):
+    if isinstance(value, bool) or (np is not None and isinstance(value, np.bool_)):
         return float(value), "bool", None
     if isinstance(value, numbers.Integral):
         exact = int(value)
@@ -72,13 +84,48 @@ def metric_value(value: Any) -> tuple[float, str, int | None]:
         raise ValueError(f"value must be a number, given: {value!r} ({exc})") from exc
 
 
+# Schema 6: annotations of trials (tuixp.store.annotation), one row an event, never updated: a
+# trial's note, name, tags, star and deletion are computed from them by the views below, and a
+# merge of two stores is a union of rows by ``uuid``.
+ANNOTATION_TABLE = """
+CREATE TABLE IF NOT EXISTS annotation_record (
+    uuid VARCHAR PRIMARY KEY,
+    trial_uuid VARCHAR NOT NULL,
+    experiment VARCHAR,
+    trial_id INTEGER,
+    action VARCHAR NOT NULL,
+    value VARCHAR,
+    recorded_at TIMESTAMPTZ,
+    author VARCHAR
+);
+"""
+
 KEYS = {
     "param_record": ("trial_uuid", "name"),
     "metric_record": ("trial_uuid", "name", "epoch"),
     "step_record": ("trial_uuid", "key"),
     "persisted_record": ("trial_uuid", "step"),
+    "artifact_record": ("trial_uuid", "name"),
 }
 
+
+# Schema 7 (sharing, docs/sharing.md): the store's identity, a UUID made when the store is
+# created (or migrated to 6), and the bundles it merged and the trials each remote holds.
+# A trial recorded here has origin_store and origin_trial_id NULL in trial_record; a merged one
+# keeps where it was recorded (the ``trials`` view shows both kinds the same way).
+STORE_IDENTITY = """
+INSERT INTO tuixp_meta SELECT 'store_uuid', CAST(uuid() AS VARCHAR)
+WHERE NOT EXISTS (SELECT 1 FROM tuixp_meta WHERE key = 'store_uuid');
+"""
+SHARING_TABLES = """
+CREATE TABLE IF NOT EXISTS bundle_merged (
+    bundle_id VARCHAR PRIMARY KEY, remote VARCHAR, name VARCHAR, store_uuid VARCHAR,
+    merged_at TIMESTAMPTZ, trials INTEGER
+);
+CREATE TABLE IF NOT EXISTS remote_trial (
+    remote VARCHAR, trial_uuid VARCHAR, status VARCHAR, PRIMARY KEY (remote, trial_uuid)
+);
+"""
 
 # The ingested tables' columns: (column, arrow type, SQL expression over the staged column).
 _TS = "float64"
@@ -176,6 +223,28 @@ COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
         ("format", "string", None),
         ("size", "int64", None),
     ],
+    "artifact_record": [
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("name", "string", None),
+        ("kind", "string", None),
+        ("hash", "string", None),
+        ("size", "int64", None),
+        ("files", "int32", None),
+        ("step", "string", None),
+        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
+    ],
+    "annotation_record": [  # schema 6 (tuixp.store.annotation)
+        ("uuid", "string", None),
+        ("trial_uuid", "string", None),
+        ("experiment", "string", None),
+        ("trial_id", "int32", None),
+        ("action", "string", None),
+        ("value", "string", None),
+        ("recorded_at", _TS, "to_timestamp(recorded_at)"),
+        ("author", "string", None),
+    ],
 }
 
 
@@ -189,7 +258,7 @@ def _column_names(cols: str) -> str:
     return ", ".join(c.split()[0] for c in cols.split(","))
 
 
-# Schema 5: per trial and metric, its summary (points, lowest and highest value with the first
+# Schema 8: per trial and metric, its summary (points, lowest and highest value with the first
 # epoch reaching each, the value at the last epoch), kept by ingest from metric_record; NaN
 # never counts as a lowest or highest. And each metric's goal (Experiment.metric_goal).
 METRIC_SUMMARY_TABLES = """
@@ -252,7 +321,9 @@ CREATE TABLE IF NOT EXISTS trial_record (
     git_dirty BOOLEAN,
     changes VARCHAR,
     notes VARCHAR,
-    data_inputs VARCHAR
+    data_inputs VARCHAR,
+    origin_store VARCHAR,
+    origin_trial_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, trial_id);
 {per_trial}CREATE TABLE IF NOT EXISTS code_set (hash VARCHAR, ord INTEGER, step VARCHAR, source_hash VARCHAR,
@@ -260,21 +331,56 @@ CREATE INDEX IF NOT EXISTS trial_by_experiment ON trial_record (experiment, tria
 CREATE TABLE IF NOT EXISTS package_set (hash VARCHAR, name VARCHAR, version VARCHAR,
     PRIMARY KEY (hash, name));
 CREATE TABLE IF NOT EXISTS journal_offset (file VARCHAR PRIMARY KEY, "offset" BIGINT);
-""".replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS "))
+{sharing}""".replace("{per_trial}", _per_trial(PER_TRIAL_TABLES, "IF NOT EXISTS ")).replace(
+        "{sharing}", SHARING_TABLES + STORE_IDENTITY
+    )
+    + ANNOTATION_TABLE
     + METRIC_SUMMARY_TABLES
 )
 
 VIEWS = """
-CREATE OR REPLACE VIEW trials AS
-SELECT experiment, trial_id, status, started_at, finished_at,
-       epoch(finished_at) - epoch(started_at) AS elapsed_s,
-       seed, CAST(result AS JSON) AS result, result_type, result_value,
-       CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END AS error,
-       CAST(params AS JSON) AS params, host, pid, script, scheduler,
-       git_commit, git_branch, git_dirty,
-       code_hash, environment_hash, packages_hash, git_hash,
-       CAST(changes AS JSON) AS changes, uuid, CAST(data_inputs AS JSON) AS data_inputs
-FROM trial_record;
+CREATE OR REPLACE VIEW trial_annotation AS
+SELECT a.trial_uuid,
+       nullif(arg_max(a.value, (a.recorded_at, a.uuid)) FILTER (WHERE a.action = 'name'), '')
+           AS name,
+       nullif(arg_max(a.value, (a.recorded_at, a.uuid)) FILTER (WHERE a.action = 'note'), '')
+           AS note,
+       coalesce(any_value(g.tags), []::VARCHAR[]) AS tags,
+       coalesce(arg_max(a.action, (a.recorded_at, a.uuid))
+                    FILTER (WHERE a.action IN ('star', 'unstar')) = 'star', false) AS starred,
+       CASE WHEN arg_max(a.action, (a.recorded_at, a.uuid))
+                     FILTER (WHERE a.action IN ('delete', 'restore')) = 'delete'
+            THEN max(a.recorded_at) FILTER (WHERE a.action = 'delete') END AS deleted_at
+FROM annotation_record a LEFT JOIN (
+    SELECT trial_uuid, list(tag ORDER BY tag) FILTER (WHERE last = 'tag') AS tags
+    FROM (SELECT trial_uuid, value AS tag, arg_max(action, (recorded_at, uuid)) AS last
+          FROM annotation_record WHERE action IN ('tag', 'untag') GROUP BY trial_uuid, value)
+    GROUP BY trial_uuid
+) g ON g.trial_uuid = a.trial_uuid
+GROUP BY a.trial_uuid;
+CREATE OR REPLACE VIEW trials_all AS
+SELECT t.experiment, t.trial_id, t.status, t.started_at, t.finished_at,
+       epoch(t.finished_at) - epoch(t.started_at) AS elapsed_s,
+       t.seed, CAST(t.result AS JSON) AS result, t.result_type, t.result_value,
+       CASE WHEN t.error_type IS NULL THEN NULL ELSE t.error_type || ': ' || t.error_message END
+           AS error,
+       CAST(t.params AS JSON) AS params, t.host, t.pid, t.script, t.scheduler,
+       t.git_commit, t.git_branch, t.git_dirty,
+       t.code_hash, t.environment_hash, t.packages_hash, t.git_hash,
+       CAST(t.changes AS JSON) AS changes, t.uuid, CAST(t.data_inputs AS JSON) AS data_inputs,
+       a.name, a.note, coalesce(a.tags, []::VARCHAR[]) AS tags,
+       coalesce(a.starred, false) AS starred, a.deleted_at,
+       coalesce(t.origin_store, (SELECT value FROM tuixp_meta WHERE key = 'store_uuid'))
+           AS origin_store,
+       coalesce(t.origin_trial_id, t.trial_id) AS origin_trial_id,
+       CASE WHEN t.origin_store IS NULL THEN NULL
+            ELSE coalesce(t.host, '?') || ' #' || t.origin_trial_id END AS origin
+FROM trial_record t LEFT JOIN trial_annotation a ON a.trial_uuid = t.uuid;
+CREATE OR REPLACE VIEW trials AS SELECT * FROM trials_all WHERE deleted_at IS NULL;
+CREATE OR REPLACE VIEW annotations AS
+SELECT t.experiment, t.trial_id, a.recorded_at, a.author, a.action, a.value, a.uuid,
+       a.trial_uuid
+FROM annotation_record a JOIN trial_record t ON t.uuid = a.trial_uuid;
 CREATE OR REPLACE VIEW params AS
 SELECT experiment, trial_id, name, CAST(value AS JSON) AS value FROM param_record;
 CREATE OR REPLACE VIEW metrics AS
@@ -301,6 +407,9 @@ CREATE OR REPLACE VIEW persisted AS
 SELECT experiment, trial_id, step, object_hash, format, size FROM persisted_record;
 CREATE OR REPLACE VIEW experiments AS
 SELECT name AS experiment, created_at, script, goal FROM experiment_record;
+CREATE OR REPLACE VIEW artifacts AS
+SELECT experiment, trial_id, name, kind, hash, size, files, step, recorded_at
+FROM artifact_record;
 CREATE OR REPLACE VIEW metric_best AS
 SELECT s.experiment, s.trial_id, s.name, coalesce(g.goal, e.goal, 'min') AS goal,
        CASE coalesce(g.goal, e.goal, 'min') WHEN 'max' THEN s.max_value ELSE s.min_value END
@@ -322,6 +431,9 @@ _DROP_VIEWS = "".join(
     f"DROP VIEW IF EXISTS {v};"
     for v in (
         "trials",
+        "trials_all",
+        "annotations",
+        "trial_annotation",
         "params",
         "metrics",
         "steps",
@@ -330,6 +442,7 @@ _DROP_VIEWS = "".join(
         "code",
         "persisted",
         "experiments",
+        "artifacts",
         "metric_best",
     )
 )
@@ -358,9 +471,25 @@ MIGRATIONS: dict[int, str] = {
     + "".join(
         f"ALTER TABLE metric_record ADD COLUMN {name} {typ};" for name, typ in METRIC_TYPE_COLUMNS
     ),
-    # 5: each trial's metric summary (best, lowest, highest, last) and the metrics' goals
+    # 5: the artifacts a step logged (ARTIFACT_TABLE) and their view.
+    4: _per_trial(ARTIFACT_TABLE, "IF NOT EXISTS "),
+    # 6: annotations (notes, names, tags, stars, deletions) as events; the trials view gains
+    # name, note, tags, starred, deleted_at and leaves deleted trials out (trials_all keeps them).
+    5: _DROP_VIEWS + ANNOTATION_TABLE,
+    # 7: sharing (docs/sharing.md): the store's identity (STORE_IDENTITY), each trial's origin,
+    # the bundles merged and what each remote holds (SHARING_TABLES).
+    6: _DROP_VIEWS
+    + """
+        DROP INDEX IF EXISTS trial_by_experiment;
+        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_store VARCHAR;
+        ALTER TABLE trial_record ADD COLUMN IF NOT EXISTS origin_trial_id INTEGER;
+        CREATE INDEX trial_by_experiment ON trial_record (experiment, trial_id);
+    """
+    + SHARING_TABLES
+    + STORE_IDENTITY,
+    # 8: each trial's metric summary (best, lowest, highest, last) and the metrics' goals
     # (METRIC_SUMMARY_TABLES), summarised from the rows already stored.
-    4: _DROP_VIEWS + METRIC_SUMMARY_TABLES + "DELETE FROM metric_summary;" + summarize_metrics(),
+    7: _DROP_VIEWS + METRIC_SUMMARY_TABLES + "DELETE FROM metric_summary;" + summarize_metrics(),
 }
 
 PUBLIC_VIEWS = (
@@ -373,5 +502,8 @@ PUBLIC_VIEWS = (
     "code",
     "persisted",
     "experiments",
+    "artifacts",
+    "trials_all",
+    "annotations",
     "metric_best",
 )

@@ -31,6 +31,7 @@ from tuixp.store.columns import (
     quote_str,
 )
 from tuixp.store.filters import FilterError
+from tuixp.store.metric_names import user_metric_sql
 from tuixp.store.queries import first_step_starts, shown_status
 from tuixp.store.summary import RESULT, MetricSummary
 
@@ -43,6 +44,15 @@ class TrialQuery:
     where: str = ""
     sort: str = "trial_id"
     descending: bool = True
+    # A condition over trial_record ``t`` made by tuixp itself (never a person's text), with its
+    # arguments: e.g. the trials chosen by their annotations (tuixp.store.annotation.chosen_sql).
+    only: str = ""
+    only_args: tuple[Any, ...] = ()
+
+    @property
+    def narrowed(self) -> bool:
+        """Whether it selects fewer than all the experiment's trials."""
+        return bool(self.where.strip() or self.only)
 
 
 @dataclass
@@ -125,9 +135,9 @@ def _relation(
         select += f", left({sort.sql}, {SORT_PREFIX}) AS _sort_key"
     inner = (
         f"SELECT t.uuid AS _uuid, {select} FROM trial_record t {' '.join(joins)} "
-        "WHERE t.experiment = ?"
+        "WHERE t.experiment = ?" + (f" AND ({query.only})" if query.only else "")
     )
-    args.append(lay.experiment)
+    args += [lay.experiment, *query.only_args]
     sql = f"SELECT * FROM ({inner}) r" + (f" WHERE ({where})" if where else "")
     return sql, args
 
@@ -166,7 +176,7 @@ def count(
     summary: MetricSummary | None = None,
 ) -> int:
     """How many trials the query selects."""
-    if not query.where.strip():
+    if not query.narrowed:
         row = con.execute(
             "SELECT count(*) FROM trial_record WHERE experiment = ?", [query.experiment]
         ).fetchall()
@@ -201,7 +211,7 @@ def _page_keys(
     if summary is not None and summary.ready:
         metric = next((c for c in lay.metrics if c.name == query.sort), None)
         series = RESULT if query.sort == "result" else metric.source if metric else None
-    if (query.sort == "trial_id" or series is not None) and not query.where.strip():
+    if (query.sort == "trial_id" or series is not None) and not query.narrowed:
         # Trial ids are handed out one after the other, so in the default order row i is
         # usually trial max - i: read that range (zone maps skip the rest) instead of sorting
         # every trial to skip ``offset`` of them. Gaps (ids never recorded) fall back to sorting.
@@ -275,10 +285,10 @@ def rows_for(
                 metrics.setdefault(tid, {})[c.source] = value
     if lay.metrics and unsettled:
         for tid, name, value in con.execute(
-            """
+            f"""
             SELECT trial_id, name, arg_max(value, epoch) FROM metric_record
             WHERE experiment = ? AND trial_id BETWEEN ? AND ?
-              AND trial_id IN (SELECT unnest(?::INTEGER[]))
+              AND trial_id IN (SELECT unnest(?::INTEGER[])) AND {user_metric_sql()}
             GROUP BY trial_id, name
         """,
             [exp, min(unsettled), max(unsettled), unsettled],

@@ -22,6 +22,7 @@ from tuixp.capture.seed import apply_seed, new_seed
 from tuixp.execution import steps as steps_mod
 from tuixp.execution.events import Listener
 from tuixp.execution.recorder import TrialRecorder
+from tuixp.execution.sampler import interval as sample_interval
 from tuixp.execution.steps import TrialContext
 from tuixp.graph import (
     UNDEFINED,
@@ -139,6 +140,7 @@ def _new_plans(
     base_seed = seed if seed is not None else ex.seed
     source_hashes = {name: text_hash(src) for name, src in world["code"].items()}
     context = purity.world_context(world, refs["packages_hash"])
+    sample_every = sample_interval(ex.system_metrics)
     ids = ex.store.counter.next_ids(ex.id, len(param_sets))
     plans: list[TrialPlan] = []
     for trial_id, values, rec_values in zip(ids, param_sets, recorded):
@@ -152,8 +154,9 @@ def _new_plans(
             os.getpid(),
             socket.gethostname(),
             channel=sched.channel,
+            store_path=str(ex.store.path),
         )
-        rec = TrialRecorder(ex.store, ex.id, trial_id, u, listeners)
+        rec = TrialRecorder(ex.store, ex.id, trial_id, u, listeners, sample_every=sample_every)
         plans.append(
             TrialPlan(
                 ctx,

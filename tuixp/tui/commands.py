@@ -97,6 +97,9 @@ class TuixpCommands(Provider):
                 out.append((f"Show {title.lower()}", partial(screen.action_tab, pane), f"key {i}"))
             for name in screen.metric_names():
                 out.append((f"Plot metric {name}", partial(self._plot, screen, name), "metrics"))
+            out.append(("Plot: log scale on or off", screen.action_plot_log, "l"))
+            out.append(("Plot: next smoothing level", screen.action_plot_smooth, "s"))
+            out.append(("Plot: x by epoch or by wall time", screen.action_plot_x, "w"))
             out.append(("Preview persisted output", screen.action_preview, "outputs"))
             out.append(("Back to trials", screen.action_back, "escape"))
             out.append(

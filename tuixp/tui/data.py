@@ -8,6 +8,8 @@ from several worker threads are serialised: one connection of this process at a 
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,12 +20,14 @@ from typing import Any, TypeVar
 import duckdb
 
 from tuixp.errors import StoreError
-from tuixp.store import columns, queries, window
+from tuixp.store import artifacts, columns, queries, window
+from tuixp.store.artifacts import Artifact, ArtifactStore, preview_text, printable
 from tuixp.store.journal import journal_files, writer_is_alive
 from tuixp.store.objects import ObjectStore
 from tuixp.store.paths import StorePaths
 from tuixp.store.store import Store
 from tuixp.store.summary import MetricSummary
+from tuixp.tui.plotting import MetricPoints
 
 CONNECT_TIMEOUT = 0.5  # seconds to wait for another process before saying the store is busy
 SUMMARY_BUDGET = 0.25  # seconds the summary builder holds the store at a time
@@ -61,7 +65,12 @@ class Snapshot:
 
 @dataclass
 class TrialDetail:
-    """Everything the trial detail screen shows, read in one connection."""
+    """Everything the trial detail screen shows, read in one connection.
+
+    ``points`` holds every metric of the trial and of the overlaid trials as arrays
+    (``{metric: {trial_id: MetricPoints}}``); ``metrics`` is the same as lists of
+    ``(epoch, value)``, made on first use (the compare screen's tables want them so).
+    """
 
     experiment: str
     trial_id: int
@@ -70,7 +79,15 @@ class TrialDetail:
     environment: dict[str, Any]
     steps: list[dict[str, Any]]
     persisted: list[dict[str, Any]]
-    metrics: dict[str, dict[int, list[tuple[int, float]]]] = field(default_factory=dict)
+    points: dict[str, dict[int, MetricPoints]] = field(default_factory=dict)
+    artifacts: list[Artifact] = field(default_factory=list)
+
+    @functools.cached_property
+    def metrics(self) -> dict[str, dict[int, list[tuple[int, float]]]]:
+        return {
+            name: {tid: list(zip(p.epoch.tolist(), p.value.tolist())) for tid, p in series.items()}
+            for name, series in self.points.items()
+        }
 
 
 class StoreReader:
@@ -348,22 +365,106 @@ class StoreReader:
         """One trial's record, code, environment, steps, outputs; metrics of it and ``overlay``."""
         with self._urgent(), self._connect() as con:
             self._prepare(con)
-            rec = queries.trial(con, experiment, trial_id)
-            ids = [trial_id] + [t for t in overlay if t != trial_id]
-            return TrialDetail(
-                experiment=experiment,
-                trial_id=trial_id,
-                trial=rec,
-                code=queries.code(con, experiment, trial_id),
-                environment=queries.environment(con, experiment, trial_id),
-                steps=queries.steps(con, experiment, trial_id),
-                persisted=queries.persisted_outputs(con, experiment, trial_id),
-                metrics=queries.metric_series(con, experiment, ids),
-            )
+            return _detail(con, experiment, trial_id, overlay)
+
+    def details(
+        self, experiment: str, trial_ids: list[int], previous: bool = False
+    ) -> list[TrialDetail] | None:
+        """The detail of each trial, the first one's metrics overlaid with the others', in one
+        connection. With ``previous``, ``trial_ids[0]`` and the trial recorded before it
+        (``queries.previous_trial``), the earlier first; None if it has none."""
+        with self._urgent(), self._connect() as con:
+            self._prepare(con)
+            if previous:
+                latest = _detail(con, experiment, trial_ids[0], [])
+                earlier = queries.previous_trial(con, experiment, trial_ids[0])
+                if earlier is None:
+                    return None
+                return [_detail(con, experiment, earlier, [earlier, trial_ids[0]]), latest]
+            return [
+                _detail(con, experiment, tid, trial_ids if i == 0 else [])
+                for i, tid in enumerate(trial_ids)
+            ]
+
+    def launch_sources(self, prefer: tuple[str, int] | None) -> list[dict[str, Any]]:
+        """What the launch form starts from (``queries.launch_sources``), in one connection."""
+        with self._urgent(), self._connect() as con:
+            self._prepare(con)
+            return queries.launch_sources(con, prefer)
+
+    def preview_artifact(self, art: Artifact) -> str:
+        """A safe, bounded text of an artifact: a text or CSV file's first lines, a folder's
+        files, a binary file's size."""
+        files = ArtifactStore(StorePaths(self.path).artifacts)
+        path = files.local_path(art)  # checked against its hash
+        if art.kind == "file":
+            return preview_text(path, art.name)
+        listing = files.manifest(art.hash)
+        lines = [f"{rel}  {size:,} bytes" for rel, _, size in listing[:40]]
+        more = [f"… {len(listing) - 40} more files"] if len(listing) > 40 else []
+        head = f"{art.name}/: {art.files} files, {art.size:,} bytes\n\n"
+        return head + "\n".join(printable(line) for line in lines + more)
 
     def load_output(self, object_hash: str, fmt: str) -> Any:
         """A persisted output, read from the objects folder (never a pickle unless asked)."""
         return ObjectStore(self.store.objects_dir).get(object_hash, fmt)
+
+
+def _detail(con: Any, experiment: str, trial_id: int, overlay: list[int]) -> TrialDetail:
+    rec = queries.trial(con, experiment, trial_id)
+    ids = [trial_id] + [t for t in overlay if t != trial_id]
+    return TrialDetail(
+        experiment=experiment,
+        trial_id=trial_id,
+        trial=rec,
+        code=queries.code(con, experiment, trial_id),
+        environment=queries.environment(con, experiment, trial_id),
+        steps=queries.steps(con, experiment, trial_id),
+        persisted=queries.persisted_outputs(con, experiment, trial_id),
+        points=metric_points(con, experiment, ids),
+        artifacts=artifacts.listed(con, experiment, trial_id),
+    )
+
+
+def metric_points(
+    con: Any, experiment: str, trial_ids: list[int]
+) -> dict[str, dict[int, MetricPoints]]:
+    """Every metric of these trials as arrays: ``{metric: {trial_id: MetricPoints}}``.
+
+    One query per series, straight into NumPy (a million points in a few tens of ms; a list of
+    tuples would take a second): epoch, value and wall time (``recorded_at``, NaN where a point
+    has none). Rows are stored in the order they were saved, usually the epochs' order; the
+    points are sorted by epoch here only when they are not.
+    """
+    out: dict[str, dict[int, MetricPoints]] = {}
+    if not trial_ids:
+        return out
+    groups = con.execute(
+        "SELECT name, trial_id FROM metric_record WHERE experiment = ? "
+        "AND list_contains(?, trial_id) GROUP BY name, trial_id ORDER BY name, trial_id",
+        [experiment, trial_ids],
+    ).fetchall()
+    for name, tid in groups:
+        cols = con.execute(
+            "SELECT epoch, value, epoch(recorded_at) AS wall FROM metric_record "
+            "WHERE experiment = ? AND trial_id = ? AND name = ?",
+            [experiment, tid, name],
+        ).fetchnumpy()
+        out.setdefault(name, {})[tid] = MetricPoints.of(
+            _filled(cols["epoch"], 0),
+            _filled(cols["value"], float("nan")),
+            _filled(cols["wall"], float("nan")),
+        )
+    return out
+
+
+def _filled(column: Any, missing: Any) -> Any:
+    """A fetched column as a plain array: NULLs (a masked array) as ``missing``."""
+    import numpy as np
+
+    if isinstance(column, np.ma.MaskedArray):
+        return column.filled(missing)
+    return column
 
 
 def preview(value: Any, rows: int = 20) -> str:
@@ -379,6 +480,16 @@ def preview(value: Any, rows: int = 20) -> str:
         with np.printoptions(threshold=200, edgeitems=5, linewidth=76):
             body = np.array2string(value)
         return f"ndarray shape {value.shape} dtype {value.dtype}\n\n{body}"
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.nn.Module):  # loaded from torch-module
+        name = f"{name} (torch module)"
+        value = value.state_dict()
+    if isinstance(value, dict) and value and all(hasattr(v, "dtype") for v in value.values()):
+        # A torch state_dict (or any dict of tensors): one line a tensor, never their values.
+        items = list(value.items())
+        lines = [f"{k}: {tuple(v.shape)} {v.dtype}" for k, v in items[: rows * 3]]
+        more = [f"... {len(items) - rows * 3} more tensors"] if len(items) > rows * 3 else []
+        return f"{name} of {len(items)} tensors\n\n" + "\n".join(lines + more)
     import json
     import pprint
 

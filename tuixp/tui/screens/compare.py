@@ -27,7 +27,7 @@ from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, Ta
 from textual_plotext import PlotextPlot
 
 from tuixp import diff
-from tuixp.errors import TrialNotFound, TuixpError
+from tuixp.errors import TuixpError
 from tuixp.tui.data import TrialDetail
 from tuixp.tui.format import fmt_number
 from tuixp.tui.screens.scrolling import ScrollsActivePane
@@ -225,29 +225,13 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
     # -- loading -----------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="compare", exit_on_error=False)
     def _load_worker(self, ids: list[int], previous: bool) -> None:
-        reader = self.tuixp.reader
         try:
-            if previous:
-                latest = reader.detail(self.experiment, ids[0], [])
-                earlier = None
-                # Trial ids count up without gaps but a few (a refused run may use none):
-                # look a little way back.
-                for tid in range(ids[0] - 1, max(0, ids[0] - 20), -1):
-                    try:
-                        earlier = reader.detail(self.experiment, tid, [])
-                        break
-                    except TrialNotFound:
-                        continue
-                if earlier is None:
-                    self.post_message(
-                        ComparisonFailed(f"Trial #{ids[0]} has no previous trial to compare with.")
-                    )
-                    return
-                ids = [earlier.trial_id, latest.trial_id]
-            details = [
-                reader.detail(self.experiment, tid, ids if i == 0 else [])
-                for i, tid in enumerate(ids)
-            ]
+            details = self.tuixp.reader.details(self.experiment, ids, previous)
+            if details is None:
+                self.post_message(
+                    ComparisonFailed(f"Trial #{ids[0]} has no previous trial to compare with.")
+                )
+                return
         except TuixpError as exc:
             self.post_message(ComparisonFailed(f"Could not read the trials: {exc}"))
             return

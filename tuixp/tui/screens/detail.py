@@ -16,15 +16,18 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
-from textual_plotext import PlotextPlot
 
 from tuixp.capture.environment import ENV_GROUPS
 from tuixp.errors import StoreError, TuixpError
 from tuixp.store import flags, queries
+from tuixp.store.metric_names import SYSTEM_PREFIX, is_system_metric
+from tuixp.store.objects import RUNS_CODE
 from tuixp.tui.data import TrialDetail, preview
 from tuixp.tui.format import STATUS_TEXT, fmt_elapsed, fmt_number, fmt_when
 from tuixp.tui.messages import DetailLoaded, OutputLoaded
+from tuixp.tui.plotting import SMOOTHING, PlotOptions
 from tuixp.tui.screens.scrolling import ScrollsActivePane
+from tuixp.tui.widgets.metric_plot import MetricPlot, ordered_metrics
 from tuixp.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -50,6 +53,23 @@ def _kv_table(rows: list[tuple[str, Any]]) -> Table:
     return table
 
 
+def system_rows(points: dict[str, dict[int, Any]], trial_id: int) -> list[tuple[str, Any]]:
+    """One line a system metric of the trial: its mean and max over the samples."""
+    rows: list[tuple[str, Any]] = []
+    for name in sorted(n for n in points if is_system_metric(n)):
+        series = points[name].get(trial_id)
+        if series is not None and len(series):
+            values = series.value
+            mean, top = float(values.mean()), float(values.max())
+            rows.append(
+                (
+                    name[len(SYSTEM_PREFIX) :],
+                    f"{fmt_number(mean, 8)}, {fmt_number(top, 8)} ({len(values)} samples)",
+                )
+            )
+    return rows
+
+
 def _json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=repr)
 
@@ -67,6 +87,9 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         Binding("6", "tab('outputs')", "Outputs", show=False),
         Binding("7", "tab('steps')", "Steps", show=False),
         Binding("m", "next_metric", "Metric", show=True),
+        Binding("l", "plot_log", "Log scale", show=False),
+        Binding("s", "plot_smooth", "Smoothing", show=False),
+        Binding("w", "plot_x", "Epoch/time", show=False),
         Binding("p", "preview", "Preview", show=True),
         Binding("P", "load_pickle", "Load pickle", show=False),
         Binding("v", "compare_previous", "Vs previous", show=True),
@@ -84,6 +107,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         self.trial_id = trial_id
         self.detail: TrialDetail | None = None
         self.metric_index = 0  # 0: every metric; n: the n-th metric alone
+        self.plot_options = PlotOptions()
         self._pickle_armed: str | None = None
 
     @property
@@ -96,7 +120,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             for i, (pane_id, title) in enumerate(TABS, 1):
                 with TabPane(f"{i} {title}", id=pane_id):
                     if pane_id == "metrics":
-                        yield PlotextPlot(id="plot")
+                        yield MetricPlot(id="plot")
                     elif pane_id == "outputs":
                         yield OptionList(id="output-list")
                         with VerticalScroll(id="output-scroll"):
@@ -198,15 +222,24 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             _kv_table(rows),
         ]
         last = {
-            name: series[self.trial_id][-1][1]
-            for name, series in d.metrics.items()
-            if self.trial_id in series and series[self.trial_id]
+            name: point[1]
+            for name, series in d.points.items()
+            if self.trial_id in series
+            and not is_system_metric(name)
+            and (point := series[self.trial_id].last) is not None
         }
         if last:
             parts += [
                 Text(""),
                 Text("Metrics (last epoch)", style="bold underline"),
                 _kv_table([(k, fmt_number(v, 12)) for k, v in last.items()]),
+            ]
+        system = system_rows(d.points, self.trial_id)
+        if system:
+            parts += [
+                Text(""),
+                Text("System (sampled while it ran: mean, max)", style="bold underline"),
+                _kv_table(system),
             ]
         if t.get("changes"):
             parts += [Text(""), Text("Changed since the previous trial", style="bold underline")]
@@ -231,34 +264,18 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         self.query_one("#overview-body", Static).update(Group(*parts))
 
     def metric_names(self) -> list[str]:
-        return sorted(self.detail.metrics) if self.detail else []
+        return ordered_metrics(self.detail.points) if self.detail else []
 
     def _show_plot(self) -> None:
-        plot = self.query_one(PlotextPlot)
-        plt = plot.plt
-        plt.clear_data()
-        plt.clear_figure()
-        names = self.metric_names()
-        if not names:
-            plt.title("No metrics recorded for this trial")
-            plot.refresh()
+        plot = self.query_one(MetricPlot)
+        if self.detail is None:
             return
-        shown = names if self.metric_index == 0 else [names[self.metric_index - 1]]
-        assert self.detail is not None
-        for name in shown:
-            for tid, series in sorted(self.detail.metrics[name].items()):
-                epochs = [e for e, _ in series]
-                values = [v for _, v in series]
-                plt.plot(epochs, values, label=f"{name} #{tid}", marker="braille")
-        which = "all metrics" if self.metric_index == 0 else shown[0]
-        overlay = len({t for n in shown for t in self.detail.metrics[n]}) - 1
-        plt.title(
-            f"{which} by epoch"
-            + (f" (+{overlay} marked)" if overlay > 0 else "")
-            + "  [m: next metric]"
+        names = self.metric_names()
+        only = names[self.metric_index - 1] if 0 < self.metric_index <= len(names) else None
+        trials = [self.trial_id] + sorted(
+            {t for series in self.detail.points.values() for t in series} - {self.trial_id}
         )
-        plt.xlabel("epoch")
-        plot.refresh()
+        plot.show(self.detail.points, trials, self.plot_options, only)
 
     def _show_code(self, d: TrialDetail) -> None:
         if not d.code:
@@ -323,16 +340,32 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             ]
         self.query_one("#git-body", Static).update(Group(*parts))
 
+    def _outputs(self) -> list[dict[str, Any]]:
+        """The Outputs tab's entries: persisted outputs, then the logged artifacts."""
+        if self.detail is None:
+            return []
+        arts = [
+            {"step": f"artifact {a.name}", "format": "artifact", "artifact": a}
+            for a in self.detail.artifacts
+        ]
+        return [*self.detail.persisted, *arts]
+
     def _show_outputs(self, d: TrialDetail) -> None:
         outputs = self.query_one("#output-list", OptionList)
-        outputs.set_options(
+        options = [
             Option(f"{o['step']}  {o['format']}  {o['size']:,} bytes", id=o["step"])
             for o in d.persisted
-        )
+        ]
+        options += [
+            Option(Text(f"artifact  {a.name}  {a.kind}  {a.size:,} bytes"), id=f"artifact {a.name}")
+            for a in d.artifacts
+        ]
+        outputs.set_options(options)
         text = (
-            "Select an output and press p to preview it."
-            if d.persisted
-            else "No persisted outputs: mark a step with @ex.persist to keep its output."
+            "Select an output or artifact and press p to preview it."
+            if options
+            else "No persisted outputs or artifacts: mark a step with @ex.persist to keep its "
+            "output, or call ex.log_artifact(path) in a step."
         )
         self.query_one("#output-preview", Static).update(text)
 
@@ -376,22 +409,24 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         if self.detail is None:
             return None
         outputs = self.query_one("#output-list", OptionList)
+        entries = self._outputs()
         if outputs.highlighted is None:
-            if not self.detail.persisted:
+            if not entries:
                 return None
             outputs.highlighted = 0
-        return self.detail.persisted[outputs.highlighted or 0]
+        return entries[outputs.highlighted or 0]
 
     def action_preview(self) -> None:
         self.query_one(TabbedContent).active = "outputs"
         out = self._selected_output()
         if out is None:
             return
-        if out["format"] == "pickle":
+        if out["format"] in RUNS_CODE:
             self._pickle_armed = out["step"]
+            what = "a pickle" if out["format"] == "pickle" else "a whole torch module (pickled)"
             self.query_one("#output-preview", Static).update(
                 Text(
-                    f"{out['step']} is a pickle: loading it runs code stored in the file. "
+                    f"{out['step']} is {what}: loading it runs code stored in the file. "
                     "Press P (shift+p) to load it anyway.",
                     style="yellow",
                 )
@@ -401,7 +436,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
     def action_load_pickle(self) -> None:
         out = self._selected_output()
-        if out is None or out["format"] != "pickle" or self._pickle_armed != out["step"]:
+        if out is None or out["format"] not in RUNS_CODE or self._pickle_armed != out["step"]:
             self.notify("Press p on a pickled output first.", severity="warning")
             return
         self._preview_worker(out)
@@ -413,8 +448,11 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
     @work(thread=True, exclusive=True, group="output", exit_on_error=False)
     def _preview_worker(self, out: dict[str, Any]) -> None:
         try:
-            value = self.tuixp.reader.load_output(out["object_hash"], out["format"])
-            text = preview(value)
+            if "artifact" in out:  # bounded, control characters shown as U+FFFD
+                text = self.tuixp.reader.preview_artifact(out["artifact"])
+            else:
+                value = self.tuixp.reader.load_output(out["object_hash"], out["format"])
+                text = preview(value)
         except (OSError, ValueError, StoreError) as exc:
             text = f"Could not read the output of {out['step']}: {exc}"
         except Exception as exc:  # noqa: BLE001 - unpickling user objects can raise anything
@@ -450,6 +488,25 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
         if self.detail is not None:
             start_repeat(self.tuixp, self.experiment, self.detail.trial)
+
+    def action_plot_log(self) -> None:
+        """Log scale on every panel's y axis, or linear again."""
+        self.plot_options.log = not self.plot_options.log
+        self._plot_changed()
+
+    def action_plot_smooth(self) -> None:
+        """The next smoothing level: none, a trailing mean of 1%, of 10% of the points."""
+        self.plot_options.smoothing = (self.plot_options.smoothing + 1) % len(SMOOTHING)
+        self._plot_changed()
+
+    def action_plot_x(self) -> None:
+        """x by epoch, or by wall time since each trial's first point."""
+        self.plot_options.x = "wall" if self.plot_options.x == "epoch" else "epoch"
+        self._plot_changed()
+
+    def _plot_changed(self) -> None:
+        self.query_one(TabbedContent).active = "metrics"
+        self._show_plot()
 
     def action_next_metric(self) -> None:
         names = self.metric_names()

@@ -48,7 +48,10 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
         "Trial detail",
         [
             ("1 … 7", "overview, metrics, code, env, git, outputs, steps"),
-            ("m", "metrics plot: next metric (marked trials overlaid)"),
+            ("m", "metrics plot: one metric alone, the next, then all in panels"),
+            ("l", "metrics plot: log scale on y (again: linear)"),
+            ("s", "metrics plot: smoothing (none, mean of 1%, of 10% of the points)"),
+            ("w", "metrics plot: x by epoch or by time since each trial's first point"),
             ("p", "preview the selected persisted output"),
             ("P", "load a pickled output (only after p asked)"),
             ("v", "compare with the previous trial"),

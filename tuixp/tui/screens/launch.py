@@ -10,7 +10,6 @@ the store for the new trials.
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
 from tuixp.errors import TuixpError, UsageError
-from tuixp.store import sql as store_sql
+from tuixp.tui.data import StoreReader
 from tuixp.tui.format import fmt_elapsed
 from tuixp.tui.launcher import Launch, LaunchRequest, TrialProgress
 from tuixp.values import format_value, parse_assignment, parse_value, split_values
@@ -129,54 +128,25 @@ class LaunchChoice:
     steps: list[str] = field(default_factory=list)
 
 
-def read_choices(store: Path, prefer: tuple[str, int] | None) -> list[LaunchChoice]:
+def read_choices(reader: StoreReader, prefer: tuple[str, int] | None) -> list[LaunchChoice]:
     """Experiments with a recorded script, most recent first; each from its latest trial (or
-    from ``prefer``, the trial the person had selected)."""
-    rows = store_sql.query(
-        store,
-        """
-        SELECT experiment, arg_max(script, trial_id) AS script, max(trial_id) AS latest
-        FROM trials WHERE script IS NOT NULL
-        GROUP BY experiment ORDER BY max(started_at) DESC, experiment""",
-    ).rows
-    out = []
-    for experiment, script, latest in rows:
-        if not str(experiment).isidentifier():
-            continue  # never interpolate anything but an identifier into the queries below
-        trial_id = int(latest)
-        if prefer is not None and prefer[0] == experiment:
-            trial_id = int(prefer[1])
-        found = store_sql.query(
-            store,
-            f"""
-            SELECT params, seed, scheduler, script FROM trials
-            WHERE experiment = '{experiment}' AND trial_id = {trial_id}""",
-            ingest_first=False,
-        ).rows
-        if not found:
-            continue
-        params_json, seed, scheduler, trial_script = found[0]
-        steps = store_sql.query(
-            store,
-            f"""
-            SELECT step FROM code WHERE experiment = '{experiment}' AND trial_id = {trial_id}
-            ORDER BY ord""",
-            ingest_first=False,
-        ).rows
-        params = json.loads(params_json) if params_json else {}
-        steps = [row for row in steps if not str(row[0]).startswith("<")]  # <script> etc.
-        out.append(
-            LaunchChoice(
-                experiment,
-                trial_script or script,
-                trial_id,
-                params if isinstance(params, dict) else {},
-                seed,
-                scheduler,
-                [s for (s,) in steps],
-            )
+    from ``prefer``, the trial the person had selected). One connection, one query
+    (``tuixp.store.queries.launch_sources``)."""
+    return [
+        LaunchChoice(
+            s["experiment"],
+            s["script"],
+            int(s["trial_id"]),
+            s["params"],
+            s["seed"],
+            s["scheduler"],
+            s["steps"],
         )
-    return out
+        for s in reader.launch_sources(prefer)
+        # the form launches an experiment by its name, which an Experiment requires to be an
+        # identifier (an imported store may hold others)
+        if str(s["experiment"]).isidentifier()
+    ]
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -369,12 +339,12 @@ class LaunchScreen(Screen[None]):
     def on_mount(self) -> None:
         self.title = "tuixp · launch"
         self._say("Reading the experiments of the store…", "")
-        self._load(self.tuixp.reader.path, self.prefer)
+        self._load(self.tuixp.reader, self.prefer)
 
     @work(thread=True, exclusive=True, group="launch-form", exit_on_error=False)
-    def _load(self, store: Path, prefer: tuple[str, int] | None) -> None:
+    def _load(self, reader: StoreReader, prefer: tuple[str, int] | None) -> None:
         try:
-            self.post_message(ChoicesLoaded(read_choices(store, prefer), None))
+            self.post_message(ChoicesLoaded(read_choices(reader, prefer), None))
         except TuixpError as exc:
             self.post_message(ChoicesLoaded([], str(exc)))
 
