@@ -34,6 +34,7 @@ ORDER = (
     "cli_startup",
     "tui_scale",
     "tui_metric_plot",
+    "metrics_volume",
     "peers",
 )
 NOT_BENCHMARKS = {"run_all", "common", "tui_frames", "tui_fastdatatable"}  # helpers of benches
