@@ -156,3 +156,40 @@ def test_an_older_store_gains_the_summaries_of_its_metrics(store_path: Path) -> 
     rows = _rows(store_path, BEST)
     assert len(rows) == 6
     assert [(r[0], r[3]) for r in rows if r[1] == "loss"] == [(1, 0.1), (2, 0.2), (3, 0.3)]
+
+
+def test_tuixp_ls_sorts_and_filters_by_the_best(store_path: Path) -> None:
+    import subprocess
+
+    from tests.conftest import env_with_path, python
+
+    ex = _three_trials(store_path, goal="min")
+    ex.metric_goal("acc", "max")
+    with Store(store_path).connect():
+        pass
+
+    def ls(*args: str) -> list[int]:
+        done = subprocess.run(
+            [
+                python(),
+                "-m",
+                "tuixp",
+                "--store",
+                str(store_path),
+                "ls",
+                "best",
+                *args,
+                "-f",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env_with_path(),
+        )
+        assert done.returncode == 0, done.stderr
+        return [row["trial_id"] for row in json.loads(done.stdout)]
+
+    assert ls("--sort", "best_loss") == [1, 2, 3]
+    assert ls("--sort", "best_loss:desc") == [3, 2, 1]
+    assert ls("--sort", "best_acc:desc", "--where", "best_acc < 0.85") == [2, 3]
