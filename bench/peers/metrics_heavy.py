@@ -49,7 +49,8 @@ WORKLOADS = {
         t = time.perf_counter(); train().compute(); log_s = time.perf_counter() - t
         t = time.perf_counter(); df = ex.load_metric("loss", 1); read_s = time.perf_counter() - t
         check(df.index, df[1])
-        print(json.dumps({"import_s": imp, "log_s": log_s, "read_s": read_s}))
+        t = time.perf_counter(); df = ex.load_metric("loss", 1); again_s = time.perf_counter() - t
+        print(json.dumps({"import_s": imp, "log_s": log_s, "read_s": read_s, "again_s": again_s}))
     """),
     "trackio": COMMON
     + textwrap.dedent("""
@@ -69,7 +70,10 @@ WORKLOADS = {
         read_s = time.perf_counter() - t
         rows = sorted(rows, key=lambda r: r["step"])
         check([r["step"] for r in rows], [r["value"] for r in rows])
-        print(json.dumps({"import_s": imp, "log_s": log_s, "read_s": read_s}))
+        t = time.perf_counter()
+        SQLiteStorage.get_metric_values("heavy", "run1", "loss")
+        again_s = time.perf_counter() - t
+        print(json.dumps({"import_s": imp, "log_s": log_s, "read_s": read_s, "again_s": again_s}))
     """),
     "mlflow": COMMON
     + textwrap.dedent("""
@@ -98,7 +102,10 @@ WORKLOADS = {
         read_s = time.perf_counter() - t
         hist = sorted(hist, key=lambda m: m.step)
         check([m.step for m in hist], [m.value for m in hist])
-        print(json.dumps({"import_s": imp, "log_s": log_s, "read_s": read_s}))
+        t = time.perf_counter()
+        client.get_metric_history(run.info.run_id, "loss")
+        again_s = time.perf_counter() - t
+        print(json.dumps({"import_s": imp, "log_s": log_s, "read_s": read_s, "again_s": again_s}))
     """),
 }
 
@@ -131,6 +138,7 @@ def main() -> int:
                 f"{r['log_s'] / points * 1e6:.1f}",
                 common.fmt_s(r["log_s"]),
                 common.fmt_ms(r["read_s"]) + " ms",
+                common.fmt_ms(r["again_s"]) + " ms",
                 common.fmt_s(r["import_s"]),
             ]
         )
@@ -140,8 +148,9 @@ def main() -> int:
         for tool in ("trackio", "mlflow"):
             if tool in results:
                 ratios.append(
-                    f"{tool}: tuixp logs {results[tool]['log_s'] / t['log_s']:.1f}x and reads "
-                    f"back {results[tool]['read_s'] / t['read_s']:.1f}x faster"
+                    f"{tool}: tuixp logs {results[tool]['log_s'] / t['log_s']:.1f}x, reads back "
+                    f"{results[tool]['read_s'] / t['read_s']:.1f}x the first time (its ingest "
+                    f"included) and {results[tool]['again_s'] / t['again_s']:.1f}x after, faster"
                 )
     table = common.markdown_table(
         [
