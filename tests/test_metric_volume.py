@@ -20,7 +20,7 @@ import pytest
 
 import tuixp
 from tuixp import errors
-from tuixp.store import Store
+from tuixp.store import Store, metric_batch
 from tuixp.store.metrics import metric_points
 from tuixp.store.paths import StorePaths
 
@@ -81,9 +81,12 @@ def test_log_metrics_refuses_the_whole_call_on_a_bad_name_or_value(store_path: P
         ex.log_metrics({"loss": 1.0})  # outside a trial, as save_metric
 
 
+@pytest.mark.parametrize("small", [5_000, 0], ids=["rows", "columns"])
 def test_a_point_saved_twice_keeps_the_last_value_in_one_batch_and_across_batches(
-    store_path: Path,
+    store_path: Path, monkeypatch: pytest.MonkeyPatch, small: int
 ) -> None:
+    # Both ingest paths: a small batch as rows, a big one as NumPy columns through Arrow.
+    monkeypatch.setattr(metric_batch, "SMALL", small)
     ex = tuixp.Experiment("dl", store=store_path)
 
     @ex.result
@@ -197,7 +200,9 @@ def test_kill_9_mid_training_keeps_every_journaled_point(store_path: Path, tmp_p
         # Wait (60 s at most) until the flusher has journaled a batch while the trial runs.
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if any(b'"metric_batch"' in p.read_bytes() for p in journal.glob("*.jsonl")):
+            # a complete batch line (a line still being written would be cut by the kill)
+            data = [p.read_bytes() for p in journal.glob("*.jsonl")]
+            if any(b'"metric_batch"' in d[: d.rfind(b"\n")] for d in data):
                 break
             assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
             time.sleep(0.05)

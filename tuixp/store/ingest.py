@@ -290,6 +290,10 @@ def apply_batches(
     insert_rows(con, "trial_record", rows)
     insert_rows(con, "param_record", last_per_key(params, schema.KEYS["param_record"]))
     report.trials = len(rows)
+    small = [e for e in batches.get("metric_batch", []) if "_rows" in e]
+    if small:  # small batches as rows, in order, after the single events (they are older)
+        batches["metric"] = [*batches.get("metric", []), *(r for e in small for r in e["_rows"])]
+        batches["metric_batch"] = [e for e in batches["metric_batch"] if "_rows" not in e]
     for kind in ("metric", "step", "persisted", "artifact"):
         table = EVENT_TABLE[kind]
         insert_rows(

@@ -55,11 +55,13 @@ def pack(values: array) -> str:  # type: ignore[type-arg]
     return base64.b64encode(values.tobytes()).decode("ascii")
 
 
+SMALL = 5_000  # points: a batch this small is read without NumPy (a short run never loads it)
+
+
 def decode(ev: dict[str, Any]) -> str | None:
     """Why a ``metric_batch`` event cannot be ingested, or None: its columns are then NumPy
-    arrays in ``ev["_arrays"]`` (the packed text is dropped). Every column is checked whole."""
-    import numpy as np
-
+    arrays in ``ev["_arrays"]`` (the packed text is dropped), or for a batch of at most
+    ``SMALL`` points its rows in ``ev["_rows"]``. Every column is checked whole."""
     n, names, cols = ev.get("n"), ev.get("names"), ev.get("cols")
     if ev.get("enc") != ENCODING:
         return f"unknown metric batch encoding {ev.get('enc')!r} (written by a newer tuixp?)"
@@ -71,6 +73,10 @@ def decode(ev: dict[str, Any]) -> str | None:
         return "metric batch without its columns"
     if not isinstance(ev.get("seq", 0), int):
         return "metric batch seq is not an integer"
+    if n <= SMALL:
+        return _decode_small(ev, n, names, cols)
+    import numpy as np
+
     arrays = {}
     for col, (_, dtype) in COLUMNS.items():
         text = cols.get(col)
@@ -101,6 +107,60 @@ def decode(ev: dict[str, Any]) -> str | None:
     except UnicodeEncodeError:
         return "metric batch names are not valid text"
     ev["_arrays"] = arrays
+    del ev["cols"]
+    return None
+
+
+def _decode_small(ev: dict[str, Any], n: int, names: list[str], cols: dict[str, Any]) -> str | None:
+    """``decode`` with the standard library only: the batch as metric rows in ``ev["_rows"]``."""
+    arrays: dict[str, array] = {}  # type: ignore[type-arg]
+    for col, (code, _) in COLUMNS.items():
+        text = cols.get(col)
+        if text is None:
+            if col in REQUIRED:
+                return f"metric batch without column {col}"
+            continue
+        try:
+            raw = binascii.a2b_base64(text)
+        except (TypeError, ValueError):
+            return f"metric batch column {col} is not base64"
+        values = array(code)
+        if len(raw) != n * values.itemsize:
+            return f"metric batch column {col} does not hold {n} values"
+        values.frombytes(raw)
+        if sys.byteorder != "little" and values.itemsize > 1:
+            values.byteswap()
+        arrays[col] = values
+    try:
+        for x in names:
+            x.encode("utf-8")
+    except UnicodeEncodeError:
+        return "metric batch names are not valid text"
+    if n:
+        if max(arrays["name"]) >= len(names):
+            return "metric batch names a metric it does not list"
+        if max(arrays["type"]) >= len(METRIC_VALUE_TYPES):
+            return "unknown metric value type"
+        if not all(_TS_RANGE[0] <= t <= _TS_RANGE[1] for t in arrays["recorded_at"]):
+            return "metric batch recorded_at out of range"
+        if "value_int" not in arrays and TYPE_CODES["int"] in arrays["type"]:
+            return "metric batch has ints without their exact values"
+    ints = arrays.get("value_int")
+    first = int(ev.get("seq", 0))
+    trial = {k: ev[k] for k in ("trial_uuid", "experiment", "trial_id")}
+    ev["_rows"] = [
+        {
+            **trial,
+            "name": names[arrays["name"][i]],
+            "epoch": arrays["epoch"][i],
+            "value": arrays["value"][i],
+            "recorded_at": arrays["recorded_at"][i],
+            "seq": first + i,
+            "value_type": METRIC_VALUE_TYPES[arrays["type"][i]],
+            "value_int": ints[i] if ints is not None and arrays["type"][i] == 0 else None,
+        }
+        for i in range(n)
+    ]
     del ev["cols"]
     return None
 
