@@ -35,6 +35,7 @@ ORDER = (
     "tui_scale",
     "tui_metric_plot",
     "metrics_volume",
+    "merge",
     "peers",
 )
 NOT_BENCHMARKS = {"run_all", "common", "tui_frames", "tui_fastdatatable"}  # helpers of benches

@@ -6,6 +6,7 @@ same arrows statically (pyproject.toml); this checks what really ends up in ``sy
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import env_with_path
+from tests.conftest import ROOT, env_with_path
 from tuixp.store.store import Store
 
 UI = ("textual", "typer")
@@ -54,6 +55,7 @@ CASES = {
             "tuixp.cache",
             "tuixp.purity",
             "tuixp.repeat",
+            "tuixp.verdict",
             "tuixp.values",
             "tuixp.scripts",
             "tuixp.daskperiment_text",
@@ -84,6 +86,89 @@ def test_imports_stay_in_their_layer(case: str) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]", f"{case} imports {done.stdout.strip()}"
+
+
+# -- private names stay in their module ---------------------------------------------------------
+PACKAGE = ROOT / "tuixp"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_module(name: str) -> bool:
+    base = ROOT.joinpath(*name.split("."))
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_names_crossing(path: Path, source: str | None = None) -> list[str]:
+    """Where the module at ``path`` reaches another tuixp module's private name: ``from M import
+    _x`` (relative imports too), or ``_x`` read off a module it imported (``from P import M``,
+    ``import M as m``, then ``m._x``)."""
+    here = _module_name(path)
+    package = here if path.name == "__init__.py" else here.rpartition(".")[0]
+    tree = ast.parse(path.read_text() if source is None else source, str(path))
+    found: list[str] = []
+    modules: dict[str, str] = {}  # a local name -> the tuixp module it is bound to
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            origin = node.module or ""
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                origin = ".".join([*base, *([origin] if origin else [])])
+            if not origin.startswith("tuixp"):
+                continue
+            for alias in node.names:
+                if _private(alias.name) and origin != here:
+                    found.append(
+                        f"{path.relative_to(ROOT)}:{node.lineno} from {origin} import {alias.name}"
+                    )
+                if _is_module(f"{origin}.{alias.name}"):
+                    modules[alias.asname or alias.name] = f"{origin}.{alias.name}"
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("tuixp") and alias.asname:
+                    modules[alias.asname] = alias.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and _private(node.attr)
+            and modules[node.value.id] != here
+        ):
+            found.append(
+                f"{path.relative_to(ROOT)}:{node.lineno} {modules[node.value.id]}.{node.attr}"
+            )
+    return found
+
+
+def test_no_module_reaches_another_modules_private_names() -> None:
+    found = [hit for path in sorted(PACKAGE.rglob("*.py")) for hit in private_names_crossing(path)]
+    assert found == [], "make these public or move them:\n" + "\n".join(found)
+
+
+def test_the_private_name_check_sees_each_way_in() -> None:
+    """The check itself: each way of reaching a private name is caught, public ones are not."""
+    probe = (
+        "from tuixp.graph import _x, walk\n"
+        "from ..store import _y\n"
+        "from tuixp.store import flags\n"
+        "import tuixp.store.journal as journal\n"
+        "flags._z, flags.text, journal._w, self_thing._v\n"
+    )
+    hits = private_names_crossing(PACKAGE / "store" / "probe.py", probe)
+    assert [h.split(" ", 1)[1] for h in hits] == [
+        "from tuixp.graph import _x",
+        "from tuixp.store import _y",
+        "tuixp.store.flags._z",
+        "tuixp.store.journal._w",
+    ]
 
 
 # What `tuixp run` of a small script needs is Dask, DuckDB, pygit2 and the standard library: these

@@ -15,12 +15,12 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import numpy as np
 import pytest
 
 import tuixp
 from tests.conftest import env_with_path, python
+from tests.test_store_keys import _raw
 from tuixp.store import Store, schema
 
 BIG = 2**53 + 1  # the first int a DOUBLE cannot hold
@@ -216,8 +216,7 @@ def test_an_unknown_value_type_in_a_journal_is_a_bad_line_not_a_stored_row(
 def _to_schema_3(store_path: Path) -> None:
     """Take schema 4's columns off ``metric_record`` and its view and mark the store version 3:
     the store a tuixp of schema 3 wrote (its rows as DOUBLE only)."""
-    con = duckdb.connect(str(store_path), config={"default_block_size": "16384"})
-    try:
+    with _raw(store_path) as con:  # holds the store's guard: its background ingest keeps off
         con.execute(schema._DROP_VIEWS)
         for name, _ in schema.METRIC_TYPE_COLUMNS:
             con.execute(f"ALTER TABLE metric_record DROP COLUMN {name}")
@@ -231,8 +230,6 @@ def _to_schema_3(store_path: Path) -> None:
             "value",
             "recorded_at",
         ]
-    finally:
-        con.close()
 
 
 def test_schema_3_store_is_migrated_with_its_rows_and_records_on(store_path: Path) -> None:

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import env_with_path
 from tests.test_cli_subprocess import tuixp
 from tests.test_cli_units import store_snapshot
-from tuixp import repeat as repeats
+from tuixp import verdict
 from tuixp.store import sql as store_sql
 
 SCRIPT = textwrap.dedent("""
@@ -157,7 +157,7 @@ def test_an_edited_step_is_named_with_code_among_the_causes(project: Path) -> No
     assert ("uncommitted", "git diff") in kinds  # the edit is not committed
     assert "impurity" not in [k for k, _ in kinds]  # its code changed: not an impure step
     # The text for people says the same (the CLI's table prints this render of the document).
-    text = repeats.render(doc)
+    text = verdict.render(doc)
     assert text.splitlines()[0] == (
         "trial 1 of toy, repeated as trial 2: differs, first at step noise (its code changed)"
     )
@@ -233,7 +233,7 @@ def test_a_failed_trial_repeats_its_failure_and_a_fix_is_the_first_difference(
         ("load", "same", "same output hash"),
         ("noise", "same", "failed the same way in both"),
     ]
-    assert "the same failure" in repeats.headline(doc)
+    assert "the same failure" in verdict.headline(doc)
     # Once the step copes with the value, the repeat goes further than the original did: the
     # step that failed is where they part, and the steps after it were never run by the original.
     script = project / "train.py"
@@ -265,7 +265,7 @@ def test_an_output_whose_hash_is_not_checked_is_not_verified(project: Path) -> N
         ("score", "same"),
     ]
     assert doc["counts"] == {"same": 2, "differs": 0, "not_checked": 1}
-    text = repeats.render(doc)
+    text = verdict.render(doc)
     assert "not verified (1 of 3 steps could not be checked, none differs)" in text
     assert "noise  not checked  " in text
     assert "not checked: no trusted hash in the original" in text
@@ -360,7 +360,7 @@ def _row(key: str, step: str, out: str | None, status: str = "succeeded", inp: s
 def test_a_step_called_twice_is_matched_call_by_call() -> None:
     old = [_row("prep-1-aa-4", "prep", "x"), _row("prep-1-aa-5", "prep", "y")]
     new = [_row("prep-2-bb-9", "prep", "x"), _row("prep-2-bb-10", "prep", "z")]
-    steps = repeats.compare_steps(old, new, [("prep", 9), ("prep", 10)])
+    steps = verdict.compare_steps(old, new, [("prep", 9), ("prep", 10)])
     assert [(s["step"], s["occurrence"], s["status"]) for s in steps] == [
         ("prep", 0, "same"),
         ("prep", 1, "differs"),
@@ -374,7 +374,7 @@ def test_steps_the_original_took_from_the_cache_are_not_checked() -> None:
         _row("fit-2-bb-2", "fit", "f"),
         _row("score-2-bb-3", "score", "s"),
     ]
-    steps = repeats.compare_steps(old, new, [("load", 1), ("fit", 2), ("score", 3)])
+    steps = verdict.compare_steps(old, new, [("load", 1), ("fit", 2), ("score", 3)])
     assert [(s["step"], s["status"]) for s in steps] == [
         ("load", "not_checked"),
         ("fit", "same"),
@@ -385,23 +385,23 @@ def test_steps_the_original_took_from_the_cache_are_not_checked() -> None:
 def test_steps_an_interrupted_original_never_ran_are_not_checked() -> None:
     old = [_row("load-1-aa-1", "load", "l")]
     new = [_row("load-2-bb-1", "load", "l"), _row("fit-2-bb-2", "fit", "f")]
-    steps = repeats.compare_steps(old, new, [("load", 1), ("fit", 2)], (), "interrupted")
+    steps = verdict.compare_steps(old, new, [("load", 1), ("fit", 2)], (), "interrupted")
     assert [(s["step"], s["status"], s["reason"]) for s in steps] == [
         ("load", "same", "same output hash"),
         ("fit", "not_checked", "not run by the original (it was interrupted)"),
     ]
     # The same records from an original that succeeded: the repeat has a step it did not.
-    steps = repeats.compare_steps(old, new, [("load", 1), ("fit", 2)])
+    steps = verdict.compare_steps(old, new, [("load", 1), ("fit", 2)])
     assert steps[1]["status"] == "differs" and steps[1]["reason"] == "only in the repeat"
 
 
 def test_hashes_marked_not_checked_are_never_compared() -> None:
     for mark in (None, "", "not checked"):
-        status, why = repeats.compare_step(_row("a-1-x-1", "a", mark), _row("a-2-y-1", "a", mark))
+        status, why = verdict.compare_step(_row("a-1-x-1", "a", mark), _row("a-2-y-1", "a", mark))
         assert status == "not_checked", (mark, why)
-    status, _ = repeats.compare_step(_row("a-1-x-1", "a", "h"), _row("a-2-y-1", "a", "h"))
+    status, _ = verdict.compare_step(_row("a-1-x-1", "a", "h"), _row("a-2-y-1", "a", "h"))
     assert status == "same"
-    status, why = repeats.compare_step(
+    status, why = verdict.compare_step(
         _row("a-1-x-1", "a", "h"), _row("a-2-y-1", "a", None, status="failed")
     )
     assert status == "differs" and why == "succeeded, then failed"

@@ -388,3 +388,91 @@ def test_export_bundle_of_some_experiments_since_a_date(
     )
     assert bad.exit_code == 2 and "not a date" in one_error_line(bad)
     assert not (tmp_path / "x.tuixp-bundle").exists() and not (tmp_path / "y.tuixp-bundle").exists()
+
+
+def test_ls_and_show_name_a_merged_trials_origin(machines: tuple[Path, Path]) -> None:
+    import socket
+
+    laptop, gpu = machines
+    assert invoke("merge", laptop, "--store", gpu).exit_code == 0
+    host = socket.gethostname()
+    table = invoke("ls", "shared", "--store", gpu, "--format", "table")
+    assert table.exit_code == 0, table.stderr
+    lines = [line.strip() for line in table.stdout.splitlines()]
+    assert any(line.startswith(f"4 ({host} #2)") for line in lines), table.stdout
+    assert any(line.startswith("1 ") for line in lines)  # recorded here: no origin
+    listed = json.loads(invoke("ls", "shared", "--store", gpu, "--format", "json").stdout)
+    assert {r["trial_id"]: r["origin"] for r in listed} == {
+        1: None,
+        2: None,
+        3: f"{host} #1",
+        4: f"{host} #2",
+        5: f"{host} #3",
+    }
+    shown = invoke("show", "shared", "5", "--store", gpu)
+    assert shown.stdout.splitlines()[0].startswith(f"shared trial 5 ({host} #3): succeeded")
+    doc = json.loads(invoke("show", "shared", "5", "--store", gpu, "--format", "json").stdout)
+    assert doc["origin"]["trial_id"] == 3 and doc["origin"]["label"] == f"{host} #3"
+
+
+def test_filter_trials_by_origin_and_host(machines: tuple[Path, Path]) -> None:
+    import socket
+
+    laptop, gpu = machines
+    assert invoke("merge", laptop, "--store", gpu).exit_code == 0
+    host = socket.gethostname()
+
+    def ids(where: str) -> list[int]:
+        done = invoke("ls", "shared", "--where", where, "--store", gpu, "--format", "json")
+        assert done.exit_code == 0, done.stderr
+        return sorted(r["trial_id"] for r in json.loads(done.stdout))
+
+    assert ids("merged") == [3, 4, 5]
+    assert ids("not merged") == [1, 2]
+    assert ids(f"origin = '{host} #2'") == [4]
+    assert ids(f"host = '{host}' and merged") == [3, 4, 5]
+
+
+def test_diff_compares_a_merged_trial_with_a_local_one(machines: tuple[Path, Path]) -> None:
+    laptop, gpu = machines
+    assert invoke("merge", laptop, "--store", gpu).exit_code == 0
+    done = invoke("diff", "shared", "1", "4", "--store", gpu, "--format", "json")
+    assert done.exit_code == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["trials"] == [1, 4]
+    # a=10 recorded here, a=2 on the laptop: the merged trial compares like any other.
+    assert report["params"] == [{"name": "a", "status": "changed", "old": 10, "new": 2}]
+    results = {r["name"]: (r["old"], r["new"]) for r in report["results"]}
+    assert results["result"] == (30, 6) and results["loss (last)"][1] == 4 / 3
+    assert [c["step"] for c in report["code"]] == ["double", "score", "<script>"]
+
+
+def test_annotations_travel_and_a_different_name_is_a_conflict(
+    machines: tuple[Path, Path],
+) -> None:
+    laptop, gpu = machines
+    assert invoke("name", "shared", "1", "baseline", "--store", laptop).exit_code == 0
+    assert invoke("star", "shared", "2", "--store", laptop).exit_code == 0
+    assert invoke("merge", laptop, "--store", gpu).exit_code == 0
+    listed = json.loads(invoke("ls", "shared", "--store", gpu, "--format", "json").stdout)
+    by_id = {r["trial_id"]: r for r in listed}
+    assert by_id[3]["name"] == "baseline" and by_id[4]["starred"] is True
+    # Both sides rename the same trial: the next merge reports it and keeps both events.
+    assert invoke("name", "shared", "3", "gpu-name", "--store", gpu).exit_code == 0
+    assert invoke("name", "shared", "1", "laptop-name", "--store", laptop).exit_code == 0
+    done = invoke("merge", laptop, "--store", gpu, "--format", "json")
+    report = json.loads(done.stdout)
+    assert any(
+        c.startswith("shared #3: name 'gpu-name' here and 'laptop-name' in the source")
+        for c in report["conflicts"]
+    ), report["conflicts"]
+    assert invoke("merge", gpu, "--store", laptop).exit_code == 0
+    events = {}
+    for store in (laptop, gpu):
+        with Store(store).connect() as con:
+            events[store] = sorted(
+                con.execute(
+                    "SELECT uuid, trial_uuid, action, value FROM annotation_record"
+                ).fetchall()
+            )
+    assert len(events[laptop]) == 4 and events[laptop] == events[gpu]

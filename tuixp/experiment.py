@@ -21,10 +21,10 @@ from tuixp import errors
 from tuixp.cache import DataFile
 from tuixp.execution import steps as steps_mod
 from tuixp.execution.events import Listener
-from tuixp.graph import UNDEFINED, Node, ParamNode, Step, TrialOutcome, _main_script
+from tuixp.graph import UNDEFINED, Node, ParamNode, Step, TrialOutcome, main_script
 from tuixp.store.schema import metric_value
 from tuixp.store.store import Store, get_store
-from tuixp.trial.plan import _describe, run_trials
+from tuixp.trial.plan import describe_params, run_trials
 from tuixp.trial.world import StateFile, capture_world, unified
 
 logger = logging.getLogger("tuixp")
@@ -104,7 +104,7 @@ class Experiment:
         self._purity_lock = threading.Lock()
         self._announced = False
         self._system_metrics: float | bool | None = None
-        self.script = _main_script()
+        self.script = main_script()
         EXPERIMENTS.append(self)
         key = _instance_key(id, store, None)
         if key is not None:
@@ -224,7 +224,7 @@ class Experiment:
                 )
         self._values_set.update(kwargs)
         current = {n: self._current_value(n) for n in self._params}
-        logger.info("Updated parameters: %s", _describe(current))
+        logger.info("Updated parameters: %s", describe_params(current))
 
     def _current_value(self, name: str) -> Any:
         """A parameter's value now: set, else its default, else UNDEFINED."""

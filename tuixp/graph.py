@@ -217,7 +217,7 @@ class Node(Lazy):
         ``worker_timeout``: on a cluster, how many seconds to wait while it has no worker
         before the trial fails (default ``$TUIXP_WORKER_TIMEOUT``, else 60).
         """
-        if not any(n.step.kind != "op" for n in _nodes(self)):
+        if not any(n.step.kind != "op" for n in graph_nodes(self)):
             # Only operators on parameters (``(a + 1).compute()``): no step, so no trial.
             return self._plain().compute(scheduler="sync")
         outcome = self.ex._run(
@@ -318,11 +318,11 @@ def _leaves(x: Any) -> list[Any]:
     return found
 
 
-def _children(n: Node) -> list[Node]:
+def child_nodes(n: Node) -> list[Node]:
     return [x for x in _leaves([n.args, n.kwargs]) if isinstance(x, Node)]
 
 
-def _nodes(root: Node) -> list[Node]:
+def graph_nodes(root: Node) -> list[Node]:
     """Every step call of the graph ending at ``root`` (each once)."""
     seen: dict[int, Node] = {}
     stack = [root]
@@ -330,18 +330,21 @@ def _nodes(root: Node) -> list[Node]:
         n = stack.pop()
         if n.index not in seen:
             seen[n.index] = n
-            stack.extend(_children(n))
+            stack.extend(child_nodes(n))
     return list(seen.values())
 
 
-def _data_files(root: Node) -> list[str]:
+def data_files(root: Node) -> list[str]:
     found = (
-        str(x) for n in _nodes(root) for x in _leaves([n.args, n.kwargs]) if isinstance(x, DataFile)
+        str(x)
+        for n in graph_nodes(root)
+        for x in _leaves([n.args, n.kwargs])
+        if isinstance(x, DataFile)
     )
     return list(dict.fromkeys(found))
 
 
-def _substitute(root: Node, values: dict[int, Any]) -> Any:
+def substitute(root: Node, values: dict[int, Any]) -> Any:
     """A copy of the graph where the nodes in ``values`` are replaced by those values."""
     memo: dict[int, Any] = {}
 
@@ -394,7 +397,7 @@ class Step:
 # daskperiment script ends with a bare ``calculate_score(d)``); None when nobody collects.
 _collecting: list[Node] | None = None
 # A plain ``python script.py``: the last result node it built, and whether a trial ran.
-_script_hint: dict[str, Any] = {"node": None, "ran": False, "registered": False}
+script_hint: dict[str, Any] = {"node": None, "ran": False, "registered": False}
 
 
 class collect_results:
@@ -416,22 +419,22 @@ def _result_built(node: Node) -> None:
         return
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if not path or _main_script() is None or os.path.basename(path) == "tuixp":
+    if not path or main_script() is None or os.path.basename(path) == "tuixp":
         return  # a notebook, a REPL, pytest or the tuixp command: no hint
     if not os.path.isfile(path):
         return  # ``python < script.py`` (``<stdin>``): no file to name in ``tuixp run FILE``
-    _script_hint["node"] = node
+    script_hint["node"] = node
     frame: Any = sys._getframe(1)  # the script's own line that built it
     while frame is not None and not (
         frame.f_code.co_name == "<module>" and frame.f_globals.get("__name__") == "__main__"
     ):
         frame = frame.f_back
-    _script_hint["line"] = frame.f_lineno if frame is not None else None
-    _script_hint["file"] = os.path.abspath(path)
-    if not _script_hint["registered"]:
+    script_hint["line"] = frame.f_lineno if frame is not None else None
+    script_hint["file"] = os.path.abspath(path)
+    if not script_hint["registered"]:
         import atexit
 
-        _script_hint["registered"] = True
+        script_hint["registered"] = True
         try:  # the script as run from here (``../scripts/x.py`` from a notebook's folder)
             shown = os.path.relpath(path)
         except ValueError:  # another drive
@@ -442,8 +445,8 @@ def _result_built(node: Node) -> None:
 def _hint_at_exit(path: str, argv: list[str]) -> None:
     """daskperiment ran a trial when a script called its result step; tuixp does not (so an
     import or a test never starts one): say how, once, when the script ran none."""
-    node = _script_hint["node"]
-    if node is None or _script_hint["ran"]:
+    node = script_hint["node"]
+    if node is None or script_hint["ran"]:
         return
     if getattr(sys, "last_value", None) is not None:
         return  # the script died of an uncaught exception: its traceback says what to fix
@@ -452,7 +455,7 @@ def _hint_at_exit(path: str, argv: list[str]) -> None:
     args = shlex.join(argv) or " ".join(f"{n}=VALUE" for n in node.ex._params)
     run = f"`tuixp run {shlex.quote(path)} {args}".rstrip() + "`"
     name, script = node.step.name, os.path.basename(path)
-    if _in_main_block(_script_hint.get("file"), _script_hint.get("line")):
+    if _in_main_block(script_hint.get("file"), script_hint.get("line")):
         # tuixp run does not run that block: it would find no result node there.
         sys.stderr.write(
             f'tuixp: {script} built the result {name}(...) in its if __name__ == "__main__": '
@@ -567,7 +570,7 @@ class TrialOutcome:
     error: BaseException | None = None
 
 
-def _main_script() -> str | None:
+def main_script() -> str | None:
     override = os.environ.get("TUIXP_SCRIPT")
     if override:
         return override

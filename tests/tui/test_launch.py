@@ -25,14 +25,8 @@ from tuixp.execution.events import ProgressEvent
 from tuixp.store import sql as store_sql
 from tuixp.tui.app import create_app
 from tuixp.tui.launcher import Launch, LaunchRequest
-from tuixp.tui.screens.launch import (
-    LaunchScreen,
-    LaunchUpdated,
-    ParamRow,
-    ProgressScreen,
-    check_grid,
-    check_value,
-)
+from tuixp.tui.screens.launch import LaunchScreen, ParamRow, check_grid, check_value
+from tuixp.tui.screens.progress import LaunchUpdated, ProgressScreen
 
 SCRIPT = textwrap.dedent("""
     import sys, time

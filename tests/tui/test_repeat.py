@@ -21,7 +21,7 @@ from tuixp.tui.app import create_app
 from tuixp.tui.launcher import LaunchRequest
 from tuixp.tui.screens.compare import CompareScreen
 from tuixp.tui.screens.detail import DetailScreen
-from tuixp.tui.screens.launch import ProgressScreen
+from tuixp.tui.screens.progress import ProgressScreen
 
 
 def _record(folder: Path, values: tuple[str, ...] = ("1", "2")) -> tuple[Path, Path]:

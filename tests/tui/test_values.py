@@ -24,7 +24,8 @@ from tests.tui.helpers import loaded, wait_for
 from tuixp.store import sql as store_sql
 from tuixp.tui.app import create_app
 from tuixp.tui.screens.compare import CompareScreen
-from tuixp.tui.screens.launch import LaunchScreen, ParamRow, ProgressScreen
+from tuixp.tui.screens.launch import LaunchScreen, ParamRow
+from tuixp.tui.screens.progress import ProgressScreen
 
 SCRIPT = textwrap.dedent("""
     import tuixp

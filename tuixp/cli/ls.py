@@ -307,6 +307,7 @@ def _ls_trials(
                 *labels,  # name, note, tags, starred, deleted_at (tuixp.store.annotation)
             ]
         )
+    origins = _origins(con, experiment, [r[1] for r in rows])
     if fmt == "csv":
         from tuixp.store import queries
 
@@ -325,6 +326,7 @@ def _ls_trials(
             "error",
             "flags",
             *LABEL_COLUMNS,
+            "origin",
         ]
         flat = [
             [
@@ -345,6 +347,7 @@ def _ls_trials(
                 ",".join(r[14]),
                 r[15],
                 r[16],
+                origins.get(r[1]),
             ]
             for r in rows
         ]
@@ -364,8 +367,9 @@ def _ls_trials(
             "error",
             "flags",
             *LABEL_COLUMNS,
+            "origin",
         ]
-        emit(columns, rows, fmt)
+        emit(columns, [[*r, origins.get(r[1])] for r in rows], fmt)
     else:
         # A table shows the parameters that differ between the rows it shows; the others are
         # named once below it, so the column stays readable at 80 columns.
@@ -397,7 +401,9 @@ def _ls_trials(
                 "COMMIT",
                 "LABELS",
             ],
-            table_cells=functools.partial(_trial_cells, clock=all(is_today(r[6]) for r in rows)),
+            table_cells=functools.partial(
+                _trial_cells, clock=all(is_today(r[6]) for r in rows), origins=origins
+            ),
             right=[0, 5],
             optional=[3, 7, 8],
             keep=[3],
@@ -451,12 +457,31 @@ def _labels(name: str | None, tags: list[str], starred: bool) -> str:
     return " ".join(filter(None, ["★" if starred else "", name or "", *(f"#{t}" for t in tags)]))
 
 
-def _trial_cells(r: Sequence[Any], clock: bool = False) -> list[str]:
+def _origins(con: Any, experiment: str, ids: list[int]) -> dict[int, str]:
+    """Where each merged trial among ``ids`` was recorded: ``{41: "gpu-box #12"}``
+    (docs/sharing.md); a trial recorded in this store has none."""
+    if not ids:
+        return {}
+    found = con.execute(
+        "SELECT trial_id, host, origin_trial_id FROM trial_record WHERE experiment = ? "
+        "AND trial_id BETWEEN ? AND ? AND list_contains(?, trial_id) "
+        "AND origin_store IS NOT NULL",
+        [experiment, min(ids), max(ids), ids],
+    ).fetchall()
+    from tuixp.store.merge import origin_label
+
+    return {tid: origin_label(host, oid) for tid, host, oid in found}
+
+
+def _trial_cells(
+    r: Sequence[Any], clock: bool = False, origins: dict[int, str] | None = None
+) -> list[str]:
     _, tid, st, params, result, elapsed, started, commit, dirty, kinds, error, marks = r[:12]
-    name, _note, tags, starred, _deleted = r[12:]
+    name, _note, tags, starred, _deleted = r[12:17]
     shown = fmt_value(result) if st == "succeeded" else (error or "")
+    origin = (origins or {}).get(tid)
     return [
-        str(tid),
+        f"{tid} ({origin})" if origin else str(tid),
         st,
         marks,
         fmt_params(params),

@@ -63,6 +63,7 @@ def repeat_command(
     """Run trial TRIAL again (its parameters and seed, today's code) and check every step's
     output against it: exit 0 when it reproduced bit for bit, 1 when it did not."""
     from tuixp import repeat as repeats
+    from tuixp import verdict
 
     fmt = output_format(fmt or "table", ("table", "json"))
     mode = (progress or "none").strip().lower()
@@ -98,6 +99,6 @@ def repeat_command(
     elif fmt == "json":
         typer.echo(json.dumps(doc, default=json_default, indent=2))
     else:
-        typer.echo(repeats.render(doc, table_width()))
+        typer.echo(verdict.render(doc, table_width()))
     if not doc["reproduced"]:
         raise typer.Exit(1)

@@ -68,7 +68,9 @@ def render_trial(doc: dict[str, Any]) -> str:
     from tuixp.capture.environment import environment_view
     from tuixp.store import flags
 
-    out = [f"{doc['experiment']} trial {doc['trial_id']}: {doc['status']}"]
+    origin = doc.get("origin") or {}
+    merged = f" ({origin['label']})" if origin.get("label") else ""
+    out = [f"{doc['experiment']} trial {doc['trial_id']}{merged}: {doc['status']}"]
     running = doc.get("running")
     fields = [
         ("started", fmt_time(doc["started_at"], full=True)),
@@ -218,6 +220,17 @@ def _running_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _origin(con: Any, uuid: str) -> dict[str, Any]:
+    """Where the trial was recorded (docs/sharing.md): the store's id, the trial's id there,
+    and for a merged trial the label ``gpu-box #12`` shown next to its id here."""
+    row = con.execute(
+        "SELECT origin_store, origin_trial_id, origin FROM trials WHERE uuid = ?", [uuid]
+    ).fetchone()
+    if row is None:
+        return {}
+    return {"store": row[0], "trial_id": row[1], "label": row[2]}
+
+
 def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
     """Everything recorded about one trial, as plain data (what show --format json prints)."""
     from tuixp.store import flags, queries
@@ -250,6 +263,7 @@ def load_trial(con: Any, experiment: str, trial_id: int) -> dict[str, Any]:
         "data_inputs": loads_json(rec.get("data_inputs")) or {},
         "uuid": rec["uuid"],
         "flags": flags.text(rec["changes"], rec["notes"]),
+        "origin": _origin(con, rec["uuid"]),
     }
     # The same reads as the TUI's detail screen (tuixp.store.queries), shaped as show prints them.
     doc["metrics"] = queries.metric_summaries(con, experiment, trial_id)

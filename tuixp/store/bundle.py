@@ -40,9 +40,10 @@ BUNDLE_SUFFIX = ".tuixp-bundle"
 @dataclass(frozen=True)
 class SharedTable:
     """A table that travels in a bundle: ``trial`` names its trial-uuid column for the tables
-    whose rows belong to one trial (rows go where their trial goes); ``key`` is the columns
-    that make a row unique for the tables a trial only refers to (texts, code and package
-    sets, experiments: copied once, an existing row kept)."""
+    whose rows belong to one trial (rows go where their trial goes: an updated trial's are
+    replaced); ``key`` is the columns that make a row unique for the tables whose rows are
+    kept from both sides, each once (texts, code and package sets, experiments; and, with
+    ``trial`` too, the events of a trial such as its annotations)."""
 
     name: str
     trial: str | None = None
@@ -57,6 +58,8 @@ SHARED_TABLES = (
     SharedTable("step_record", trial="trial_uuid"),
     SharedTable("persisted_record", trial="trial_uuid"),
     SharedTable("artifact_record", trial="trial_uuid"),
+    # Annotations are events with their own uuid: both sides' are kept (a union by uuid).
+    SharedTable("annotation_record", trial="trial_uuid", key=("uuid",)),
     SharedTable("experiment_record", key=("name",)),
     SharedTable("blob", key=("hash",)),
     SharedTable("code_set", key=("hash", "ord")),

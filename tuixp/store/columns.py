@@ -7,7 +7,7 @@ windowed queries over them ``tuixp.store.window``.
 Columns a filter or a sort can name: the trial's own (``trial_id``, ``status``, ``result``,
 ``elapsed``, ``started``, ``finished``, ``seed``, ``commit``, ``branch``, ``dirty``, ``error``,
 ``host``, ``code_changed``, ``data_changed``, ``env_changed``, ``impure``: the change flags of
-``tuixp.store.flags``), each parameter by its name and each
+``tuixp.store.flags``; ``origin``, ``merged``: where a merged trial was recorded), each parameter by its name and each
 metric by its name (its value at the last epoch) and its best value as ``best_<name>`` (by the
 metric's goal: view ``metric_best``). A parameter or metric whose name is taken by an earlier
 column is reachable as ``param_<name>`` or ``metric_<name>``. System metrics (``sys/...``) are
@@ -91,6 +91,15 @@ TRIAL_COLUMNS: tuple[Column, ...] = (
         "BOOLEAN",
     ),
     Column("impure", "trial", "coalesce(contains(t.notes, 'impure:'), false)", "BOOLEAN"),
+    # Sharing (docs/sharing.md): where a merged trial was recorded, "gpu-box #12" (NULL for a
+    # trial recorded here), and whether it was merged from another store.
+    Column(
+        "origin",
+        "trial",
+        "CASE WHEN t.origin_store IS NULL THEN NULL "
+        "ELSE coalesce(t.host, '?') || ' #' || t.origin_trial_id END",
+    ),
+    Column("merged", "trial", "t.origin_store IS NOT NULL", "BOOLEAN"),
 )
 
 

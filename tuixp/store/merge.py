@@ -69,8 +69,14 @@ CONTENT_COLUMNS = (
     "notes",
     "data_inputs",
 )
-_PER_TRIAL = [t for t in SHARED_TABLES if t.trial is not None and t.name != "trial_record"]
+_PER_TRIAL = [
+    t for t in SHARED_TABLES if t.trial is not None and not t.key and t.name != "trial_record"
+]
+_EVENTS = [t for t in SHARED_TABLES if t.trial is not None and t.key]
 _REFERRED = [t for t in SHARED_TABLES if t.trial is None]
+# Annotations whose latest value on the two sides differs, when each side has events the
+# other lacks, are reported as conflicts (both kept: the latest event wins, as always).
+_ANNOTATED = ("note", "name")
 BIG_MERGE = 10_000  # trials: a merge this big says when it starts writing (it takes seconds)
 
 
@@ -358,6 +364,32 @@ def _plan(con: duckdb.DuckDBPyConnection, snapshot: Snapshot, report: MergeRepor
             f"({why}); this store's copy kept"
         )
     _plan_experiments(con, snapshot, report)
+    _plan_annotations(con, snapshot, report)
+
+
+def _plan_annotations(
+    con: duckdb.DuckDBPyConnection, snapshot: Snapshot, report: MergeReport
+) -> None:
+    src = _parquet(snapshot, "annotation_record")
+    actions = ", ".join(sql_text(a) for a in _ANNOTATED)
+    for exp, tid, action, here, there in con.execute(
+        f"""
+        WITH s AS (SELECT trial_uuid, action, arg_max(value, recorded_at) AS v FROM {src}
+                   WHERE action IN ({actions}) AND uuid NOT IN (SELECT uuid FROM annotation_record)
+                   GROUP BY ALL),
+             t AS (SELECT trial_uuid, action, arg_max(value, recorded_at) AS v
+                   FROM annotation_record WHERE action IN ({actions})
+                   AND trial_uuid IN (SELECT uuid FROM m_src)
+                   AND uuid NOT IN (SELECT uuid FROM {src}) GROUP BY ALL)
+        SELECT r.experiment, r.trial_id, s.action, t.v, s.v FROM s JOIN t USING (trial_uuid, action)
+        JOIN trial_record r ON r.uuid = s.trial_uuid WHERE s.v IS DISTINCT FROM t.v
+        ORDER BY ALL
+        """
+    ).fetchall():
+        report.conflicts.append(
+            f"{exp} #{tid}: {action} {here!r} here and {there!r} in the source; both kept, "
+            "the latest one shows"
+        )
 
 
 def _plan_experiments(
@@ -515,6 +547,16 @@ def _write(
         con.execute(
             f"INSERT INTO {t.name} ({cols}) SELECT {exprs} FROM {source} s "
             f"JOIN m_map m ON m.uuid = s.trial_uuid{join}"
+        )
+    # Their events (annotations): each once, by its own key, for every trial of the source.
+    for t in _EVENTS:
+        source = _parquet(snapshot, t.name)
+        cols, exprs = _insert_select(con, t.name, source, {"trial_id": "r.trial_id"})
+        match = " AND ".join(f'k."{c}" = s."{c}"' for c in t.key)
+        con.execute(
+            f"INSERT INTO {t.name} ({cols}) SELECT {exprs} FROM {source} s "
+            f"JOIN trial_record r ON r.uuid = s.{t.trial} WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {t.name} k WHERE {match})"
         )
     # What the trials refer to: each row once, by its key.
     for t in _REFERRED:

@@ -75,6 +75,7 @@ class TrialRow:
     best: dict[str, float] = field(default_factory=dict)  # each metric's best, by its goal
     error: str | None = None
     data_changed: bool = False
+    origin: str | None = None  # a merged trial's "gpu-box #12" (docs/sharing.md)
 
     @property
     def flags(self) -> str:
@@ -247,7 +248,9 @@ def _page_keys(
 _ROW_COLUMNS = f"""
     SELECT trial_id, status, {cut_text("result")}, result_value, started_at, finished_at,
            git_commit, git_dirty, changes, notes, uuid, {cut_text("params")},
-           CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END
+           CASE WHEN error_type IS NULL THEN NULL ELSE error_type || ': ' || error_message END,
+           CASE WHEN origin_store IS NULL THEN NULL
+                ELSE coalesce(host, '?') || ' #' || origin_trial_id END
     FROM trial_record"""
 
 
@@ -322,6 +325,7 @@ def rows_for(
         params,
         params_cut,
         error,
+        origin,
     ) in found:
         on = flags.letters(changes, notes)
         by_id[tid] = TrialRow(
@@ -341,6 +345,7 @@ def rows_for(
             best=best.get(tid, {}),
             error=error,
             data_changed="D" in on,
+            origin=origin,
         )
     running = [tid for tid, row in by_id.items() if row.status == "running"]
     if running:

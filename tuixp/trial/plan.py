@@ -29,11 +29,11 @@ from tuixp.graph import (
     Node,
     ParamNode,
     TrialOutcome,
-    _children,
-    _data_files,
-    _nodes,
-    _script_hint,
-    _substitute,
+    child_nodes,
+    data_files,
+    graph_nodes,
+    script_hint,
+    substitute,
     walk,
 )
 from tuixp.store import events as journal_events
@@ -79,7 +79,7 @@ def run_trials(
     from tuixp.execution.runner import execute
     from tuixp.execution.schedulers import get_scheduler
 
-    _script_hint["ran"] = True
+    script_hint["ran"] = True
     # 1. Everything that can be refused is checked before a trial id is used.
     param_sets = [ex._values(p) for p in points]
     recorded = [_normalize_params(v) for v in param_sets]
@@ -112,7 +112,7 @@ def _world_and_changes(ex: Experiment, node: Node) -> tuple[dict[str, Any], list
     """The world as it is now (with the data inputs' hashes) and its changes since the previous
     trial, warned once; the store path is checked first (refused: nothing written)."""
     world = capture_world(ex)
-    world["data"] = {d: data_hash(d) for d in _data_files(node)}
+    world["data"] = {d: data_hash(d) for d in data_files(node)}
     ex.store.check_target()  # a store path that cannot be used: refused, nothing written
     if ex._state is None:
         ex._state = StateFile(ex.store.path, ex.id)
@@ -178,7 +178,7 @@ def _graph(
     """The Dask graph of every trial; each plan learns its result and persisted keys."""
     from tuixp.execution.runner import build_graph
 
-    if cache and any(n.step.cache for n in _nodes(node)):
+    if cache and any(n.step.cache for n in graph_nodes(node)):
         py = world["environment"]["python"]
         python = f"{py.get('implementation')} {py.get('version')}"
         dsk = {}
@@ -247,7 +247,7 @@ def _log_started(plan: TrialPlan, seed_given: bool) -> None:
     """daskperiment's INFO lines at a trial's start."""
     tid = plan.ctx.trial_id
     logger.info("Started Experiment (trial id=%d)", tid)
-    logger.info("Parameters: %s", _describe(plan.params))
+    logger.info("Parameters: %s", describe_params(plan.params))
     if seed_given:
         logger.info("Random seed is initialized with given seed: %d", plan.ctx.seed)
     else:
@@ -299,10 +299,10 @@ def plan_cache(
         if n.step.cache:
             plan.cache_keys[n.step.name] = keys[n.index]
             plan.cache_imports[n.step.name] = set().union(
-                *(code_imports(m.step.func) for m in _nodes(n))
+                *(code_imports(m.step.func) for m in graph_nodes(n))
             )
         if n.step.cache and n is not node:  # the node asked for is always computed
-            upstream = {m.step.name for m in _nodes(n)}
+            upstream = {m.step.name for m in graph_nodes(n)}
             entry = cache.get(keys[n.index]) if not (upstream & impure) else None
             stale = changed_distributions(entry.packages or {}) if entry is not None else []
             if entry is not None and (entry.packages is None or stale):
@@ -326,11 +326,11 @@ def plan_cache(
                         entry.trial_id,
                         exc,
                     )
-        for child in _children(n):
+        for child in child_nodes(n):
             find(child)
 
     find(node)
-    return _substitute(node, reused_values) if reused_values else node
+    return substitute(node, reused_values) if reused_values else node
 
 
 def _key_container(original: Any, items: Any) -> Any:
@@ -338,7 +338,7 @@ def _key_container(original: Any, items: Any) -> Any:
     return {str(k): v for k, v in items.items()} if isinstance(original, dict) else items
 
 
-def _describe(values: Mapping[str, Any]) -> str:
+def describe_params(values: Mapping[str, Any]) -> str:
     """Parameters as daskperiment logged them: ``a=1<class 'int'>, b=Undefined``."""
     return ", ".join(
         f"{n}={v}" if v is UNDEFINED else f"{n}={v}{type(v)}" for n, v in values.items()

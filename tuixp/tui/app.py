@@ -18,6 +18,7 @@ from typing import Any
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tuixp.errors import StoreError, TuixpError
@@ -39,7 +40,7 @@ from tuixp.tui.messages import (
 from tuixp.tui.screens.browse import BrowseScreen
 from tuixp.tui.screens.detail import DetailScreen
 from tuixp.tui.screens.help import HelpScreen
-from tuixp.tui.screens.launch import LaunchUpdated, handle_update
+from tuixp.tui.screens.progress import LaunchUpdated, handle_update
 
 POLL_INTERVAL = 1.0
 THEMES = {
@@ -382,7 +383,8 @@ class TuixpApp(App[None]):
 
     def action_launch(self) -> None:
         """The launch form, prefilled from the trial on screen (detail) or under the cursor."""
-        from tuixp.tui.screens.launch import LaunchScreen, ProgressScreen
+        from tuixp.tui.screens.launch import LaunchScreen
+        from tuixp.tui.screens.progress import ProgressScreen
 
         if isinstance(self.screen, (LaunchScreen, ProgressScreen)):
             return
@@ -399,8 +401,15 @@ class TuixpApp(App[None]):
                 pass
         self.push_screen(LaunchScreen(experiment, trial_id))
 
+    def launch_form(self) -> Screen[None]:
+        """A new launch form, not prefilled from a trial (the runs screen's ``n``)."""
+        from tuixp.tui.screens.launch import LaunchScreen
+
+        return LaunchScreen()
+
     def action_runs(self) -> None:
-        from tuixp.tui.screens.launch import LaunchScreen, ProgressScreen
+        from tuixp.tui.screens.launch import LaunchScreen
+        from tuixp.tui.screens.progress import ProgressScreen
 
         if not isinstance(self.screen, (LaunchScreen, ProgressScreen)):
             self.push_screen(ProgressScreen())

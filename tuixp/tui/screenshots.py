@@ -204,7 +204,7 @@ async def _shoot_launch_and_sql(store: Path, out: Path, until: Any, ready: Any) 
     """A real launch (a child ``tuixp run``) caught mid-run, and the SQL screen with results."""
     from tuixp.tui.app import create_app
     from tuixp.tui.launcher import LaunchRequest
-    from tuixp.tui.screens.launch import ProgressScreen, start_launch
+    from tuixp.tui.screens.progress import ProgressScreen, start_launch
     from tuixp.tui.screens.sql import SqlScreen
 
     script = store.parent / "sweep.py"
@@ -287,7 +287,7 @@ async def _shoot_repeat(folder: Path, out: Path, until: Any, ready: Any) -> list
     verdict, the first differing step and the likely causes."""
     from tuixp.tui.app import create_app
     from tuixp.tui.screens.detail import DetailScreen
-    from tuixp.tui.screens.launch import ProgressScreen
+    from tuixp.tui.screens.progress import ProgressScreen
 
     store = folder / "repeat.duckdb"
     script = folder / "noisy_fit.py"

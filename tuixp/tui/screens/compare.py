@@ -565,7 +565,7 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
 
     def action_repeat(self) -> None:
         """``tuixp repeat`` of the compared trial: run again, each step's output checked."""
-        from tuixp.tui.screens.launch import start_repeat
+        from tuixp.tui.screens.progress import start_repeat
 
         if self.details is not None:
             start_repeat(self.tuixp, self.experiment, self.other.trial)

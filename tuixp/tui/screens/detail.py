@@ -484,7 +484,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
 
     def action_repeat(self) -> None:
         """``tuixp repeat`` of this trial in a child process: each step's output checked."""
-        from tuixp.tui.screens.launch import start_repeat
+        from tuixp.tui.screens.progress import start_repeat
 
         if self.detail is not None:
             start_repeat(self.tuixp, self.experiment, self.detail.trial)

@@ -78,7 +78,7 @@ def _best(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]]:
     return lambda row, now: (fmt_number(row.best.get(key), width), "")
 
 
-def display_columns(lay: Layout, id_width: int = 6) -> list[DisplayColumn]:
+def display_columns(lay: Layout, id_width: int = 6, origin: bool = False) -> list[DisplayColumn]:
     """The columns for an experiment: id, status and the change flags (``tuixp.store.flags``)
     fixed, then the outcome (result, metrics), parameters, and the trial's own. The flags and
     the outcome come first so that at 80 columns they are on screen without scrolling sideways,
@@ -122,6 +122,8 @@ def display_columns(lay: Layout, id_width: int = 6) -> list[DisplayColumn]:
             ),
         ),
     ]
+    if origin:  # some trial shown was merged from another store: where it was recorded
+        cols.append(DisplayColumn("origin", "origin", 16, lambda r, n: (r.origin or "", "")))
     return cols
 
 
@@ -220,6 +222,7 @@ class TrialTable(ScrollView, can_focus=True):
         self.loaded = False  # a window has arrived since the last reset
         self.empty_text = "No trials yet."
         self.id_width = 6  # grows to the longest id shown (a millionth trial has 7 digits)
+        self.show_origin = False  # an origin column once a merged trial was shown
 
     # -- data in ---------------------------------------------------------------------------
     def reset(self, sort: str = "trial_id", descending: bool = True) -> None:
@@ -237,9 +240,10 @@ class TrialTable(ScrollView, can_focus=True):
     ) -> None:
         """Rows ``offset..`` of ``total``; ``replace`` drops the rows kept from before."""
         id_width = max([self.id_width, *(len(str(r.trial_id)) for r in rows)])
-        if lay != self.layout_info or id_width != self.id_width:
-            self.layout_info, self.id_width = lay, id_width
-            self.columns = display_columns(lay, id_width)
+        origin = any(r.origin for r in rows) or (self.show_origin and lay == self.layout_info)
+        if lay != self.layout_info or id_width != self.id_width or origin != self.show_origin:
+            self.layout_info, self.id_width, self.show_origin = lay, id_width, origin
+            self.columns = display_columns(lay, id_width, origin)
             self.cursor_column = min(self.cursor_column, len(self.columns) - 1)
         if replace or total != self.total:
             self.rows.clear()
