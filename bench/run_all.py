@@ -34,6 +34,7 @@ ORDER = (
     "cli_startup",
     "tui_scale",
     "tui_metric_plot",
+    "metrics_volume",
     "merge",
     "peers",
 )

@@ -295,18 +295,66 @@ class Experiment:
         bool; other numbers (numpy float32 too) as float64. A numpy 0-d array or a one-element
         tensor is saved as the Python number its ``.item()`` gives.
         """
-        key = _metric_key(metric_key, key)
+        if key is None and type(metric_key) is str and metric_key.isidentifier():
+            key = metric_key  # the usual call, checked the short way
+        else:
+            key = _metric_key(metric_key, key)
         if steps_mod.current_scope.get() is None:  # daskperiment's answer outside a trial
             raise errors.TrialIDNotFoundError(
                 "Current Trial ID only exists during a trial execution"
             )
         if epoch is None or value is None:
             raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
-        epoch = _whole_epoch(key, epoch)
-        number, value_type, exact = _typed_metric_value(key, value)
-        if not -(1 << 63) <= epoch < (1 << 63):
-            raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
-        steps_mod.record_metric(key, epoch, number, value_type, exact)
+        steps_mod.record_metric(key, *_metric_point(key, epoch, value))
+
+    def metric_goal(self, name: str, goal: str) -> None:
+        """Say whether a metric's best value is its lowest (``"min"``: a loss) or its highest
+        (``"max"``: an accuracy): ``ex.metric_goal("val_acc", "max")``. A metric no one gave
+        a goal takes the experiment's goal for its result (``Experiment(goal=)``), else
+        ``"min"``. The best value and its epoch of every trial follow it, the ones already
+        recorded too (view ``metric_best``, the TUI's trial table, ``tuixp ls --sort``). Metrics
+        named ``sys/...`` (system metrics) never have a best."""
+        name = _identifier(name, "Metric name")
+        if goal not in ("min", "max"):
+            raise errors.TuixpError(
+                f"Metric {name}: goal must be 'min' (lower is better) or 'max' (higher is "
+                f"better), not {goal!r}"
+            )
+        from tuixp.store import events as journal_events
+
+        self.store.record([journal_events.metric_goal(self.id, name, goal)], sync=True)
+        self.store.schedule_ingest()
+
+    def log_metrics(self, metrics: Mapping[str, Any], epoch: Any = None) -> None:
+        """Save several metrics at once from inside a step:
+        ``ex.log_metrics({"loss": 0.31, "acc": 0.9}, epoch=12)``.
+
+        ``epoch`` may be any whole number that fits in 64 bits (an epoch, or a global step in
+        the millions). Omitted, each metric takes its next epoch in this step: 0 the first
+        time, then one more than the last epoch this step saved of it (with ``save_metric``
+        too). Values are typed as in ``save_metric``; every point keeps its wall-clock time
+        (the ``recorded_at`` column), so plots can use either axis. A bad name or value refuses
+        the whole call: none of its metrics is saved.
+        """
+        scope = steps_mod.current_scope.get()
+        if scope is None:
+            raise errors.TrialIDNotFoundError(
+                "Current Trial ID only exists during a trial execution"
+            )
+        if not isinstance(metrics, Mapping):
+            raise errors.TuixpError(
+                "log_metrics takes a mapping of metric names to values, given: "
+                f"{type(metrics).__name__}"
+            )
+        points = []
+        for name, value in metrics.items():
+            name = _identifier(name, "Metric name")
+            if value is None:
+                raise errors.TuixpError(f"Metric {name}: log_metrics needs a value")
+            at = scope.epochs.get(name, -1) + 1 if epoch is None else epoch
+            points.append((name, *_metric_point(name, at, value)))
+        for point in points:
+            steps_mod.record_metric(*point)
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Keep the file or folder at ``path`` (a checkpoint, a plot, predictions) with the
@@ -503,10 +551,10 @@ class Experiment:
         key = metric_key if system else _metric_key(metric_key, key)
         ids = [trial_id] if isinstance(trial_id, int) or trial_id is None else list(trial_id)
         ids = [self._check_trial(t) for t in ids]
-        from tuixp.store import queries
+        from tuixp.store import metrics
 
         with self.store.reading() as con:
-            return queries.load_metric(con, self.id, key, ids)
+            return metrics.load_metric(con, self.id, key, ids)
 
     # -- curating the history (tuixp.curation) ---------------------------------------------
     def note(self, trial_id: int | str, text: str | None = None) -> None:
@@ -764,6 +812,21 @@ class fresh_instances:
             _run_store.pop()
         with Experiment._instances_lock:
             Experiment._instances = self._saved
+
+
+def _metric_point(key: str, epoch: Any, value: Any) -> tuple[int, float, str, int | None]:
+    """``(epoch, value as a float, its type, an int's exact value)`` as stored, or the error
+    ``save_metric`` raises. Plain Python ints and floats take the short way."""
+    if type(epoch) is not int:
+        epoch = _whole_epoch(key, epoch)
+    if not -(1 << 63) <= epoch < (1 << 63):
+        raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
+    kind = type(value)
+    if kind is float:
+        return epoch, value, "float", None
+    if kind is int and -(1 << 63) <= value < (1 << 63):
+        return epoch, float(value), "int", value
+    return (epoch, *_typed_metric_value(key, value))
 
 
 def _typed_metric_value(key: str, value: Any) -> tuple[float, str, int | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,11 +106,16 @@ def test_metric_saved_again_after_an_ingest_keeps_the_last_value(store_path: Pat
     worker = threading.Thread(target=lambda: train().compute(scheduler="threads"))
     worker.start()
     assert saved.wait(30)
-    # This ingest takes the first two values (and the running step) into the database.
-    assert _rows(store_path, "SELECT epoch, value FROM metrics ORDER BY epoch") == [
-        (0, 1.0),
-        (1, 0.5),
-    ]
+    # An ingest takes the first two values (and the running step) into the database, once the
+    # metric buffer's flusher has journaled them (every half second; waited for 20 s at most).
+    deadline = time.monotonic() + 20
+    rows = []
+    while time.monotonic() < deadline:
+        rows = _rows(store_path, "SELECT epoch, value FROM metrics ORDER BY epoch")
+        if rows:
+            break
+        time.sleep(0.1)
+    assert rows == [(0, 1.0), (1, 0.5)]
     go_on.set()
     worker.join(60)
     assert not worker.is_alive()

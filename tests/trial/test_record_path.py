@@ -4,6 +4,7 @@ nodes still travel by pickle (cluster runs)."""
 from __future__ import annotations
 
 import pickle
+from array import array
 from pathlib import Path
 
 import grimp
@@ -13,6 +14,7 @@ import tuixp
 from tuixp.graph import Node, walk
 from tuixp.store import events
 from tuixp.store.events import check_event
+from tuixp.store.metric_batch import pack
 
 # The one circle left, in the UI (issue 16 item 2, another part of the refactor).
 UI = ("tuixp.cli", "tuixp.demo", "tuixp.tui")
@@ -94,6 +96,20 @@ def test_every_constructed_event_passes_the_checker() -> None:
         events.step(*ids, "k", "s", 1.0, None, "running", None),
         events.step(*ids, "k", "s", 1.0, 2.0, "reused", None, output_hash="o", reused_from=1),
         events.metric(*ids, "loss", 0, 0.5, 1.5, seq=1, step="s"),
+        events.metric_batch(
+            *ids,
+            2,
+            ["loss"],
+            1,
+            {
+                "name": pack(array("H", [0, 0])),
+                "epoch": pack(array("q", [0, 1])),
+                "value": pack(array("d", [0.5, 0.25])),
+                "type": pack(array("B", [1, 1])),
+                "recorded_at": pack(array("d", [1.5, 1.6])),
+            },
+        ),
+        events.metric_goal("ex", "acc", "max"),
         events.persisted(*ids, "s", "o", "npy", 10),
         events.artifact(*ids, "model.pt", "file", "h" * 64, 10, 1, "s", 1.5),
         events.annotation("a" * 32, *ids, "tag", "baseline", 1.5, "me@host"),

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuixp.capture.seed import seeding_notes, seeding_problem
+from tuixp.execution import metric_buffer
 from tuixp.execution.events import Listener, ProgressEvent
 from tuixp.execution.sampler import SAMPLER
-from tuixp.execution.steps import StepRecord, next_seq
+from tuixp.execution.steps import StepRecord
 from tuixp.store import events as journal_events
 from tuixp.store.flags import QUEUE_NOTE
 from tuixp.store.store import Store
@@ -84,6 +85,10 @@ class TrialRecorder:
         # (wall clock, monotonic clock) at the trial's start and at its first step's start.
         self._began: tuple[float, float] = (time.time(), time.monotonic())
         self._first_step: tuple[float, float] | None = None
+        # Metric points wait here until the next flush (tuixp.execution.metric_buffer).
+        self.metrics = metric_buffer.MetricBuffer(
+            self.store, self.uuid, self.experiment, self.trial_id
+        )
 
     def _clock_at(self, wall: float) -> tuple[float, float]:
         """``wall`` (a time just past, maybe on another machine) with this process's monotonic
@@ -148,21 +153,47 @@ class TrialRecorder:
                 self.store.record([self._step_event(key, step, t, None, "running", worker)])
         self.emit("task_started", t, key=key, step=step, worker=worker)
 
+    def add_metric(
+        self,
+        step: str,
+        name: str,
+        epoch: int,
+        value: float,
+        value_type: str,
+        value_int: int | None,
+        recorded_at: float | None = None,
+    ) -> None:
+        """A point saved by a step: buffered (journaled at the next flush), shown live.
+        (``steps.record_metric`` does the same for a step in this process, inlined.)"""
+        self.metrics.add(
+            name, epoch, value, _TYPE_CODES.get(value_type, _FLOAT), value_int, recorded_at
+        )
+        if self.finished:  # late news (a step thread that outlived a Ctrl-C): journaled now
+            self.metrics.flush()
+        if self.listeners:
+            self.emit(
+                "metric",
+                recorded_at,
+                step=step,
+                data={"name": name, "epoch": epoch, "value": value},
+            )
+
     def on_metric(self, event: dict[str, Any]) -> None:
+        """A point that travelled as an event (a step in another process or on a cluster)."""
         mid = event.get("mid")
         if mid is not None:
             with self._lock:
                 if mid in self._metric_ids:
                     return
                 self._metric_ids.add(mid)
-        self.store.record(
-            [journal_events.metric(self.uuid, self.experiment, self.trial_id, **event)]
-        )
-        self.emit(
-            "metric",
-            event["recorded_at"],
-            step=event.get("step"),
-            data={"name": event["name"], "epoch": event["epoch"], "value": event["value"]},
+        self.add_metric(
+            event.get("step") or "",
+            event["name"],
+            int(event["epoch"]),
+            float(event["value"]),
+            event.get("value_type") or "float",
+            event.get("value_int"),
+            event.get("recorded_at"),
         )
 
     def on_artifact(self, event: dict[str, Any]) -> None:
@@ -185,6 +216,7 @@ class TrialRecorder:
             self._step_began(rec.started_at)
         for m in rec.metrics:
             self.on_metric(m)
+        self.metrics.flush()  # the step's points are journaled before its end
         for a in rec.artifacts:
             self.on_artifact(a)
         if rec.annotations:
@@ -321,6 +353,10 @@ class TrialRecorder:
             fields["notes"] = json.dumps(notes)
         event = journal_events.trial_finished(self.uuid, status, finished_at, **fields)
         try:
+            try:
+                self.metrics.flush()  # every point before the end, which is fsynced
+            finally:
+                metric_buffer.forget(self.metrics)
             self.store.record([*texts, event], sync=True)
         finally:
             self.store.trial_ended()
@@ -336,11 +372,5 @@ class TrialRecorder:
         )
 
 
-def metric_event(name: str, epoch: int, value: float) -> dict[str, Any]:
-    return {
-        "name": name,
-        "epoch": epoch,
-        "value": value,
-        "recorded_at": time.time(),
-        "seq": next_seq(),
-    }
+_TYPE_CODES = metric_buffer.TYPE_CODES
+_FLOAT = metric_buffer.FLOAT

@@ -24,6 +24,7 @@ from typing import Any
 
 from tuixp.capture.hashing import content_hash, fingerprint_inputs
 from tuixp.capture.seed import StepSeeding, step_seed
+from tuixp.store.metric_batch import TYPE_CODES
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class StepScope:
     key: str
     metrics: list[dict[str, Any]]
     local: Any  # the owner's recorder when the step runs in the owner's process, else None
+    # The last epoch this step saved of each metric: ``log_metrics`` without an epoch goes on
+    # from it (0 first).
+    epochs: dict[str, int] = field(default_factory=dict)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     annotations: list[dict[str, Any]] = field(default_factory=list)
 
@@ -119,6 +123,14 @@ def next_seq() -> int:
     with _seq_lock:
         _seq[0] += 1
         return _seq[0]
+
+
+def reserve_seq(n: int) -> int:
+    """The first of ``n`` consecutive sequence numbers (a batch of metric points)."""
+    with _seq_lock:
+        first = _seq[0] + 1
+        _seq[0] += n
+        return first
 
 
 def _distributed_worker() -> Any:
@@ -328,6 +340,14 @@ def record_metric(
     scope = current_scope.get()
     if scope is None:
         raise ValueError("save_metric can only be called inside a step while a trial runs")
+    scope.epochs[name] = epoch
+    local = scope.local
+    if local is not None:  # the owner's process: straight into the trial's buffer
+        if local.listeners or local.finished:  # shown live, or late news: the long way
+            local.add_metric(scope.step, name, epoch, value, value_type, value_int)
+        else:
+            local.metrics.add(name, epoch, value, TYPE_CODES[value_type], value_int)
+        return
     # ``mid`` names this one call: a metric can reach the owner twice (live from a cluster
     # worker, then again inside its step's record) and is counted once.
     event = {
@@ -342,11 +362,8 @@ def record_metric(
         "key": scope.key,
         "mid": uuid.uuid4().hex[:16],
     }
-    if scope.local is not None:
-        scope.local.on_metric(event)
-    else:
-        scope.metrics.append(event)
-        publish(scope.ctx, "metric", {"metric": event})
+    scope.metrics.append(event)
+    publish(scope.ctx, "metric", {"metric": event})
 
 
 def record_artifact(path: Any, name: str | None) -> dict[str, Any]:

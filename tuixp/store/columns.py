@@ -8,8 +8,10 @@ Columns a filter or a sort can name: the trial's own (``trial_id``, ``status``, 
 ``elapsed``, ``started``, ``finished``, ``seed``, ``commit``, ``branch``, ``dirty``, ``error``,
 ``host``, ``code_changed``, ``data_changed``, ``env_changed``, ``impure``: the change flags of
 ``tuixp.store.flags``; ``origin``, ``merged``: where a merged trial was recorded), each parameter by its name and each
-metric by its name (its value at the last epoch). A parameter or metric whose name is taken by an
-earlier column is reachable as ``param_<name>`` or ``metric_<name>``.
+metric by its name (its value at the last epoch) and its best value as ``best_<name>`` (by the
+metric's goal: view ``metric_best``). A parameter or metric whose name is taken by an earlier
+column is reachable as ``param_<name>`` or ``metric_<name>``. System metrics (``sys/...``) are
+no column: they never count in a sort.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class Column:
     """A column of the trial table: ``name`` is what SQL filters and sorts use."""
 
     name: str
-    kind: str  # "trial", "param" or "metric"
+    kind: str  # "trial", "param", "metric" or "best" (a metric's best value)
     sql: str  # the expression over trial_record ``t`` (params: over its JSON; metrics: joined)
     type: str = "VARCHAR"
     source: str = ""  # the parameter's or metric's own name
@@ -109,10 +111,11 @@ class Layout:
     params: tuple[Column, ...] = ()
     metrics: tuple[Column, ...] = ()
     unparsed: int = 0  # sampled trials whose parameters are too long to filter or sort by
+    bests: tuple[Column, ...] = ()  # each metric's best value (``metric_best``), by the metric
 
     @property
     def columns(self) -> tuple[Column, ...]:
-        return (*TRIAL_COLUMNS, *self.params, *self.metrics)
+        return (*TRIAL_COLUMNS, *self.params, *self.metrics, *self.bests)
 
     def column(self, name: str) -> Column:
         for c in self.columns:
@@ -250,7 +253,12 @@ def layout(con: duckdb.DuckDBPyConnection, experiment: str) -> Layout:
         col_name = name if name not in taken else f"metric_{name}"
         taken.add(col_name)
         metrics.append(Column(col_name, "metric", f"m_{len(metrics)}.value", "DOUBLE", name))
-    return Layout(experiment, tuple(params), tuple(metrics), unparsed)
+    bests: list[Column] = []
+    for name in metric_names:
+        col_name = f"best_{name}" if f"best_{name}" not in taken else f"metric_best_{name}"
+        taken.add(col_name)
+        bests.append(Column(col_name, "best", f"b_{len(bests)}.best", "DOUBLE", name))
+    return Layout(experiment, tuple(params), tuple(metrics), unparsed, tuple(bests))
 
 
 def loads(text: str | None, default: Any) -> Any:

@@ -35,6 +35,8 @@ KINDS = (
     "trial_started",
     "step",
     "metric",
+    "metric_batch",
+    "metric_goal",
     "persisted",
     "artifact",
     "trial_finished",
@@ -435,6 +437,50 @@ def _check_annotation(ev: Event) -> str | None:
     return _row_problem(ev, "annotation_record")
 
 
+def metric_batch(
+    trial_uuid: str,
+    experiment: str,
+    trial_id: int,
+    n: int,
+    names: list[str],
+    seq: int,
+    cols: dict[str, str],
+) -> Event:
+    """``n`` points of a trial saved since its last batch, as packed columns
+    (``tuixp.store.metric_batch``): the recorder's buffer, flushed."""
+    from tuixp.store.metric_batch import ENCODING
+
+    return {
+        "t": "metric_batch",
+        **_trial(trial_uuid, experiment, trial_id),
+        "n": n,
+        "names": names,
+        "seq": seq,
+        "enc": ENCODING,
+        "cols": cols,
+    }
+
+
+def _check_metric_batch(ev: Event) -> str | None:
+    from tuixp.store import metric_batch
+
+    why = _row_problem(ev, "metric_record", skip=("name", "epoch", "value", "recorded_at"))
+    return why or metric_batch.decode(ev)
+
+
+def metric_goal(experiment: str, name: str, goal: str) -> Event:
+    """Whether a metric's best value is its lowest ('min') or its highest ('max')."""
+    return {"t": "metric_goal", "experiment": experiment, "name": name, "goal": goal}
+
+
+def _check_metric_goal(ev: Event) -> str | None:
+    if ev["goal"] not in ("min", "max"):
+        return "unknown metric goal"
+    if not isinstance(ev["experiment"], str) or not isinstance(ev["name"], str):
+        return "metric goal without its experiment and metric names"
+    return None
+
+
 # Each kind's required fields (checked first) and its checker.
 _CHECKS: dict[str, tuple[tuple[str, ...], Callable[[Event], str | None]]] = {
     "experiment": (("name",), _check_experiment),
@@ -444,6 +490,8 @@ _CHECKS: dict[str, tuple[tuple[str, ...], Callable[[Event], str | None]]] = {
     "trial_started": (("uuid", "experiment", "trial_id"), _check_trial_started),
     "step": (("trial_uuid", "key"), _check_step),
     "metric": (("trial_uuid", "name", "epoch"), _check_metric),
+    "metric_batch": (("trial_uuid", "experiment", "trial_id"), _check_metric_batch),
+    "metric_goal": (("experiment", "name", "goal"), _check_metric_goal),
     "persisted": (("trial_uuid", "step"), _check_persisted),
     "artifact": (("trial_uuid", "name", "kind", "hash"), _check_artifact),
     "trial_finished": (("uuid", "status"), _check_trial_finished),

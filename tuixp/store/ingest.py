@@ -215,6 +215,22 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection, dead: list[str], present: s
     return len(lost)
 
 
+def summarize_trials(con: duckdb.DuckDBPyConnection, trials: dict[str, Any]) -> None:
+    """Summarise again the metrics of these trials (``{uuid: trial id}``) in ``metric_summary``
+    (best, lowest, highest, last) from all their stored rows: a point saved again may have
+    been a lowest or a highest. Only the trials' id range is read (zone maps skip the rest)."""
+    if not trials:
+        return
+    keys = list(trials)
+    ids = [i for i in trials.values() if isinstance(i, int)]
+    near = f" AND trial_id BETWEEN {min(ids)} AND {max(ids)}" if len(ids) == len(keys) else ""
+    con.execute(f"DELETE FROM metric_summary WHERE list_contains(?, trial_uuid){near}", [keys])
+    con.execute(
+        schema.summarize_metrics(f"WHERE list_contains($keys, trial_uuid){near}").rstrip(";"),
+        {"keys": keys},
+    )
+
+
 def apply_batches(
     con: duckdb.DuckDBPyConnection,
     batches: dict[str, list[dict[str, Any]]],
@@ -274,6 +290,10 @@ def apply_batches(
     insert_rows(con, "trial_record", rows)
     insert_rows(con, "param_record", last_per_key(params, schema.KEYS["param_record"]))
     report.trials = len(rows)
+    small = [e for e in batches.get("metric_batch", []) if "_rows" in e]
+    if small:  # small batches as rows, in order, after the single events (they are older)
+        batches["metric"] = [*batches.get("metric", []), *(r for e in small for r in e["_rows"])]
+        batches["metric_batch"] = [e for e in batches["metric_batch"] if "_rows" not in e]
     for kind in ("metric", "step", "persisted", "artifact"):
         table = EVENT_TABLE[kind]
         insert_rows(
@@ -281,6 +301,24 @@ def apply_batches(
             table,
             last_per_key(batches.get(kind, []), schema.KEYS[table]),
             conflict="REPLACE",
+        )
+    if batches.get("metric_batch"):  # after single metric events: they are older, or imported
+        from tuixp.store.metric_batch import insert_batches
+
+        insert_batches(con, batches["metric_batch"])
+    summarize_trials(
+        con,
+        {
+            e["trial_uuid"]: e.get("trial_id")
+            for kind in ("metric", "metric_batch")
+            for e in batches.get(kind, [])
+        },
+    )
+    goals = {(e["experiment"], e["name"]): e["goal"] for e in batches.get("metric_goal", [])}
+    if goals:  # the latest word on a metric's goal wins
+        con.executemany(
+            "INSERT OR REPLACE INTO metric_goal VALUES (?, ?, ?)",
+            [[exp, name, goal] for (exp, name), goal in goals.items()],
         )
     # Annotations are events, never replaced: each once by its uuid (one may arrive twice, live
     # from a cluster worker and again with its step's record, or from two merged stores).

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime
 from typing import Any
 
 import duckdb
 
-from tuixp.errors import ExperimentNotFound, MetricNotFound, TrialIDNotFoundError, TrialNotFound
+from tuixp.errors import ExperimentNotFound, TrialNotFound
 
 
 def _loads(text: str | None) -> Any:
@@ -151,64 +150,6 @@ def persisted(
         [experiment, trial_id, step],
     ).fetchone()
     return (row[0], row[1]) if row else None
-
-
-def load_metric(
-    con: duckdb.DuckDBPyConnection, experiment: str, name: str, trial_ids: list[int]
-) -> Any:
-    import pandas as pd
-
-    if not con.execute(
-        "SELECT 1 FROM metric_record WHERE experiment = ? AND name = ? LIMIT 1", [experiment, name]
-    ).fetchone():
-        raise MetricNotFound(f"Unable to find saved metric with specified key: {name}")
-    rows = con.execute(
-        "SELECT trial_id, epoch, value, value_type, value_int FROM metric_record "
-        "WHERE experiment = ? AND name = ? AND list_contains(?, trial_id) ORDER BY trial_id, epoch",
-        [experiment, name, trial_ids],
-    ).fetchall()
-    per_trial: dict[int, dict[int, tuple[Any, ...]]] = {}
-    for row in rows:  # one value an epoch (ingest keeps the last saved)
-        per_trial.setdefault(row[0], {})[row[1]] = row[1:]
-    for tid in trial_ids:
-        if tid not in per_trial:  # daskperiment's answer for a trial without this metric
-            raise TrialIDNotFoundError(f"Unable to find trial id: {tid}")
-    # Each trial's column is built from the values as they were saved, so pandas gives it the
-    # dtype daskperiment's did (it built a DataFrame of the saved values): all ints -> int64,
-    # all bools -> bool, floats (or ints and floats) -> float64, bools mixed with numbers ->
-    # object. Aligning trials on their epochs then fills gaps with NaN: an int column with a gap
-    # becomes float64 and a bool one object, as pd.concat does.
-    columns = [
-        pd.Series(
-            _saved_values(list(per_trial[tid].values())), index=list(per_trial[tid]), name=tid
-        )
-        for tid in trial_ids
-    ]
-    wide = pd.concat(columns, axis=1).sort_index()
-    wide.index.name = "Epoch"
-    wide.columns.name = "Trial ID"
-    return wide
-
-
-def _saved_values(rows: list[tuple[Any, ...]]) -> list[Any]:
-    """``(epoch, value, value_type, value_int)`` rows as the Python values saved. Rows from
-    before schema 4 have no type: a trial's whole numbers among them come back as ints (what an
-    int metric saved), as tuixp read them then."""
-    untyped = [r[1] for r in rows if r[2] is None]
-    whole = all(v == v and abs(v) < 2**53 and float(v).is_integer() for v in untyped)
-    out: list[Any] = []
-    for _, value, value_type, value_int in rows:
-        if value_type == "int" and value_int is not None:
-            out.append(value_int)
-        elif value is None or value != value or value in (math.inf, -math.inf):
-            out.append(value)  # a hand-written journal line's NULL, NaN or infinity: as stored
-        elif value_type == "bool":
-            out.append(bool(value))
-        elif value_type == "int" or (value_type is None and whole):
-            out.append(int(value))
-        else:
-            out.append(value)
-    return out
 
 
 def history(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 STORE_MARK = "tuixp-store"
 
 Column = tuple[str, str]  # (name, SQL type and column constraint)
@@ -160,15 +160,42 @@ TABLE_COLUMNS: dict[str, tuple[Column, ...]] = {
         ("trials", "INTEGER"),
     ),
     "remote_trial": (("remote", "VARCHAR"), ("trial_uuid", "VARCHAR"), ("status", "VARCHAR")),
+    # Schema 8: per trial and metric, its summary (points, lowest and highest value with the
+    # first epoch reaching each, the value at the last epoch), kept by ingest from metric_record
+    # (summarize_metrics); NaN never counts as a lowest or highest. And each metric's goal
+    # (Experiment.metric_goal).
+    "metric_summary": (
+        ("trial_uuid", "VARCHAR"),
+        ("experiment", "VARCHAR"),
+        ("trial_id", "INTEGER"),
+        ("name", "VARCHAR"),
+        ("points", "BIGINT"),
+        ("min_value", "DOUBLE"),
+        ("min_epoch", "BIGINT"),
+        ("max_value", "DOUBLE"),
+        ("max_epoch", "BIGINT"),
+        ("last_value", "DOUBLE"),
+        ("last_epoch", "BIGINT"),
+    ),
+    "metric_goal": (("experiment", "VARCHAR"), ("name", "VARCHAR"), ("goal", "VARCHAR")),
 }
 # Keys over several columns.
 _TABLE_KEYS = {
     "code_set": "PRIMARY KEY (hash, ord)",
     "package_set": "PRIMARY KEY (hash, name)",
     "remote_trial": "PRIMARY KEY (remote, trial_uuid)",
+    "metric_goal": "PRIMARY KEY (experiment, name)",
 }
 # The tables tuixp keeps for itself; ingest fills every other one from the journals.
-_BOOKKEEPING = ("tuixp_meta", "journal_offset", "bundle_merged", "remote_trial")
+# (metric_summary is summarised by SQL from metric_record, metric_goal written row by row.)
+_BOOKKEEPING = (
+    "tuixp_meta",
+    "journal_offset",
+    "bundle_merged",
+    "remote_trial",
+    "metric_summary",
+    "metric_goal",
+)
 ARTIFACT_KINDS = ("file", "dir")
 
 
@@ -258,6 +285,19 @@ COLUMNS: dict[str, list[tuple[str, str, str | None]]] = {
     if table not in _BOOKKEEPING
 }
 
+
+def summarize_metrics(where: str = "") -> str:
+    """The statement that summarises the metric rows ``where`` says (all without it)."""
+    ok = "FILTER (WHERE NOT isnan(value))"
+    return (
+        "INSERT INTO metric_summary SELECT trial_uuid, any_value(experiment), "
+        f"any_value(trial_id), name, count(*), min(value) {ok}, "
+        f"arg_min(epoch, (value, epoch)) {ok}, max(value) {ok}, "
+        f"arg_min(epoch, (-value, epoch)) {ok}, arg_max(value, epoch), max(epoch) "
+        f"FROM metric_record {where} GROUP BY trial_uuid, name;"
+    )
+
+
 VIEWS = """
 CREATE OR REPLACE VIEW trial_annotation AS
 SELECT a.trial_uuid,
@@ -330,6 +370,18 @@ SELECT name AS experiment, created_at, script, goal FROM experiment_record;
 CREATE OR REPLACE VIEW artifacts AS
 SELECT experiment, trial_id, name, kind, hash, size, files, step, recorded_at
 FROM artifact_record;
+CREATE OR REPLACE VIEW metric_best AS
+SELECT s.experiment, s.trial_id, s.name, coalesce(g.goal, e.goal, 'min') AS goal,
+       CASE coalesce(g.goal, e.goal, 'min') WHEN 'max' THEN s.max_value ELSE s.min_value END
+           AS best,
+       CASE coalesce(g.goal, e.goal, 'min') WHEN 'max' THEN s.max_epoch ELSE s.min_epoch END
+           AS best_epoch,
+       s.min_value AS "min", s.min_epoch, s.max_value AS "max", s.max_epoch,
+       s.last_value AS "last", s.last_epoch, s.points
+FROM metric_summary s
+LEFT JOIN metric_goal g ON g.experiment = s.experiment AND g.name = s.name
+LEFT JOIN experiment_record e ON e.name = s.experiment
+WHERE s.name NOT LIKE 'sys/%';
 """
 
 # Schema 3's per-trial tables, as MIGRATIONS[2] rebuilt them (frozen: history, not the catalogue).
@@ -375,6 +427,7 @@ PUBLIC_VIEWS = (
     "artifacts",
     "trials_all",
     "annotations",
+    "metric_best",
 )
 
 # Forward migrations: MIGRATIONS[n] takes a store at version n to n + 1.
@@ -397,6 +450,16 @@ CREATE TABLE IF NOT EXISTS annotation_record (
     value VARCHAR,
     recorded_at TIMESTAMPTZ,
     author VARCHAR
+);
+"""
+_V8_METRIC_SUMMARY_TABLES = """
+CREATE TABLE IF NOT EXISTS metric_summary (
+    trial_uuid VARCHAR, experiment VARCHAR, trial_id INTEGER, name VARCHAR, points BIGINT,
+    min_value DOUBLE, min_epoch BIGINT, max_value DOUBLE, max_epoch BIGINT,
+    last_value DOUBLE, last_epoch BIGINT
+);
+CREATE TABLE IF NOT EXISTS metric_goal (
+    experiment VARCHAR, name VARCHAR, goal VARCHAR, PRIMARY KEY (experiment, name)
 );
 """
 _V7_SHARING_TABLES = """
@@ -449,4 +512,10 @@ MIGRATIONS: dict[int, str] = {
     """
     + _V7_SHARING_TABLES
     + STORE_IDENTITY,
+    # 8: each trial's metric summary (best, lowest, highest, last) and the metrics' goals,
+    # summarised from the rows already stored.
+    7: _DROP_VIEWS
+    + _V8_METRIC_SUMMARY_TABLES
+    + "DELETE FROM metric_summary;"
+    + summarize_metrics(),
 }

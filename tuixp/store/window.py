@@ -72,6 +72,7 @@ class TrialRow:
     impure: bool
     params: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    best: dict[str, float] = field(default_factory=dict)  # each metric's best, by its goal
     error: str | None = None
     data_changed: bool = False
     origin: str | None = None  # a merged trial's "gpu-box #12" (docs/sharing.md)
@@ -122,6 +123,13 @@ def _relation(
             )
             args += [lay.experiment, c.source]
         joins.append(f"LEFT JOIN {source} m_{i} ON m_{i}.trial_id = t.trial_id")
+    for i, c in enumerate(lay.bests):
+        if c in needed:
+            joins.append(
+                f"LEFT JOIN (SELECT trial_id, best FROM metric_best WHERE experiment = ? "
+                f"AND name = ?) b_{i} ON b_{i}.trial_id = t.trial_id"
+            )
+            args += [lay.experiment, c.source]
     select = ", ".join(f"{c.sql} AS {quote_ident(c.name)}" for c in needed)
     sort = lay.column(query.sort)
     if _sorts_by_prefix(sort):
@@ -289,6 +297,17 @@ def rows_for(
             [exp, min(unsettled), max(unsettled), unsettled],
         ).fetchall():
             metrics.setdefault(tid, {})[name] = value
+    best: dict[int, dict[str, float]] = {}
+    if lay.bests:
+        for tid, name, value in con.execute(
+            """
+            SELECT trial_id, name, best FROM metric_best
+            WHERE experiment = ? AND trial_id BETWEEN ? AND ?
+              AND trial_id IN (SELECT unnest(?::INTEGER[]))
+        """,
+            [exp, min(trial_ids), max(trial_ids), trial_ids],
+        ).fetchall():
+            best.setdefault(tid, {})[name] = value
     by_id: dict[int, TrialRow] = {}
     for (
         tid,
@@ -323,6 +342,7 @@ def rows_for(
             impure="I" in on,
             params=params_of(con, uuid, params, params_cut),
             metrics=metrics.get(tid, {}),
+            best=best.get(tid, {}),
             error=error,
             data_changed="D" in on,
             origin=origin,

@@ -74,6 +74,10 @@ def _metric(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]
     return lambda row, now: (fmt_number(row.metrics.get(key), width), "")
 
 
+def _best(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]]:
+    return lambda row, now: (fmt_number(row.best.get(key), width), "")
+
+
 def display_columns(lay: Layout, id_width: int = 6, origin: bool = False) -> list[DisplayColumn]:
     """The columns for an experiment: id, status and the change flags (``tuixp.store.flags``)
     fixed, then the outcome (result, metrics), parameters, and the trial's own. The flags and
@@ -94,9 +98,14 @@ def display_columns(lay: Layout, id_width: int = 6, origin: bool = False) -> lis
             right=True,
         ),
     ]
+    bests = {b.source: b for b in lay.bests}
     for m in lay.metrics:
         width = max(7, min(10, len(m.name)))
         cols.append(DisplayColumn(m.name, m.name, width, _metric(m.source, width), right=True))
+        b = bests.get(m.source)
+        if b is not None:  # the best value by the metric's goal, beside the last one
+            width = max(7, min(10, len(b.name)))
+            cols.append(DisplayColumn(b.name, b.name, width, _best(b.source, width), right=True))
     for p in lay.params:
         width = max(8 if p.numeric else 6, min(10, len(p.name)))
         cols.append(DisplayColumn(p.name, p.name, width, _param(p.source, width), right=p.numeric))

@@ -1,0 +1,230 @@
+"""Metrics at volume: points buffered in memory and journaled as ``metric_batch`` events.
+
+``log_metrics`` (several metrics at once, epochs counted when omitted), the batch's ingest
+(a point saved twice keeps the last value, in one batch or across two), a damaged batch line set
+aside without losing anything else, both axes of every point (epoch and wall time), and what a
+``kill -9`` mid-training keeps: every point journaled before it, a prefix, never a gap.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import tuixp
+from tuixp import errors
+from tuixp.store import Store, metric_batch
+from tuixp.store.metrics import metric_points
+from tuixp.store.paths import StorePaths
+
+
+def _rows(store_path: Path, sql: str) -> list[tuple]:
+    with Store(store_path).connect() as con:
+        return con.execute(sql).fetchall()
+
+
+def test_log_metrics_counts_epochs_per_metric_and_keeps_types(store_path: Path) -> None:
+    ex = tuixp.Experiment("dl", store=store_path)
+
+    @ex.result
+    def train():
+        for step in range(3):
+            ex.log_metrics({"loss": 1.0 / (step + 1), "correct": step, "ok": step % 2 == 0})
+        ex.save_metric("val", epoch=10, value=0.5)
+        ex.log_metrics({"val": 0.25})  # goes on after save_metric's epoch 10
+        ex.log_metrics({"loss": 0.1}, epoch=3_000_000_000)  # a global step past 32 bits
+        return 0
+
+    train().compute()
+    loss = ex.load_metric("loss", 1)
+    assert loss.index.tolist() == [0, 1, 2, 3_000_000_000]
+    assert loss[1].tolist() == [1.0, 0.5, 1.0 / 3, 0.1]
+    correct = ex.load_metric("correct", 1)
+    assert str(correct[1].dtype) == "int64" and correct[1].tolist() == [0, 1, 2]
+    ok = ex.load_metric("ok", 1)
+    assert str(ok[1].dtype) == "bool" and ok[1].tolist() == [True, False, True]
+    assert ex.load_metric("val", 1)[1].to_dict() == {10: 0.5, 11: 0.25}
+    types = _rows(
+        store_path, "SELECT DISTINCT name, value_type FROM metrics ORDER BY name"
+    )  # the batch path keeps schema 4's types
+    assert types == [("correct", "int"), ("loss", "float"), ("ok", "bool"), ("val", "float")]
+
+
+def test_log_metrics_refuses_the_whole_call_on_a_bad_name_or_value(store_path: Path) -> None:
+    ex = tuixp.Experiment("dl", store=store_path)
+    refused = []
+
+    @ex.result
+    def train():
+        for bad in ({"loss": 0.5, "not a name": 1.0}, {"loss": 0.5, "acc": "high"}, [("a", 1)]):
+            try:
+                ex.log_metrics(bad)  # type: ignore[arg-type]
+            except errors.TuixpError as exc:
+                refused.append(str(exc))
+        ex.save_metric("kept", epoch=0, value=1)
+        return 0
+
+    train().compute()
+    assert len(refused) == 3
+    assert "Metric name must be valid as python identifier: not a name" in refused[0]
+    assert refused[1].startswith("Metric acc:")
+    assert "mapping" in refused[2]
+    assert _rows(store_path, "SELECT name FROM metrics") == [("kept",)]
+    with pytest.raises(errors.TrialIDNotFoundError):
+        ex.log_metrics({"loss": 1.0})  # outside a trial, as save_metric
+
+
+@pytest.mark.parametrize("small", [5_000, 0], ids=["rows", "columns"])
+def test_a_point_saved_twice_keeps_the_last_value_in_one_batch_and_across_batches(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch, small: int
+) -> None:
+    # Both ingest paths: a small batch as rows, a big one as NumPy columns through Arrow.
+    monkeypatch.setattr(metric_batch, "SMALL", small)
+    ex = tuixp.Experiment("dl", store=store_path)
+
+    @ex.result
+    def train():
+        ex.save_metric("loss", epoch=0, value=1.0)
+        ex.save_metric("loss", epoch=1, value=0.5)
+        ex.save_metric("loss", epoch=0, value=0.75)  # the same epoch, same batch
+        return 0
+
+    @ex
+    def first():
+        ex.save_metric("acc", epoch=0, value=0.1)
+        ex.save_metric("acc", epoch=1, value=0.2)
+        return 1
+
+    @ex.result
+    def second(x):
+        ex.save_metric("acc", epoch=1, value=0.3)  # again, in a later batch (after first's end)
+        return x
+
+    train().compute()
+    assert ex.load_metric("loss", 1)[1].to_dict() == {0: 0.75, 1: 0.5}
+    second(first()).compute()
+    assert ex.load_metric("acc", 2)[2].to_dict() == {0: 0.1, 1: 0.3}
+    assert _rows(store_path, "SELECT count(*) FROM metrics WHERE trial_id = 2") == [(2,)]
+
+
+def test_a_damaged_batch_line_is_set_aside_and_the_rest_is_stored(store_path: Path) -> None:
+    ex = tuixp.Experiment("dl", store=store_path)
+
+    @ex.result
+    def train():
+        for i in range(5):
+            ex.log_metrics({"loss": 1.0 / (i + 1)})
+        return 0
+
+    train().compute()
+    journal = StorePaths(store_path).journal
+    journal.mkdir(exist_ok=True)
+    bad = {
+        "t": "metric_batch",
+        "trial_uuid": "x" * 32,
+        "experiment": "dl",
+        "trial_id": 1,
+        "n": 3,  # its columns hold 2 values
+        "names": ["loss"],
+        "seq": 1,
+        "enc": "b64le",
+        "cols": {"name": "AAAAAA==", "epoch": "", "value": "", "type": "", "recorded_at": ""},
+    }
+    (journal / "person-1-00000000.jsonl").write_text(json.dumps(bad) + "\n")
+    assert _rows(store_path, "SELECT count(*) FROM metrics") == [(5,)]
+    rejected = list((journal / "rejected").glob("*.txt"))
+    assert len(rejected) == 1
+    assert "metric batch column name does not hold 3 values" in rejected[0].read_text()
+
+
+def test_metric_points_have_both_axes(store_path: Path) -> None:
+    ex = tuixp.Experiment("dl", store=store_path)
+
+    @ex.result
+    def train():
+        for i in range(4):
+            ex.log_metrics({"loss": 1.0 / (i + 1), "acc": i / 4})
+        return 0
+
+    before = time.time()
+    train().compute()
+    after = time.time()
+    with Store(store_path).connect() as con:
+        points = metric_points(con, "dl", [1])
+        only_loss = metric_points(con, "dl", [1], names=["loss"])
+    assert sorted(points) == ["acc", "loss"] and list(only_loss) == ["loss"]
+    loss = points["loss"][1]
+    assert loss.epoch.tolist() == [0, 1, 2, 3]
+    assert loss.value.tolist() == [1.0, 0.5, 1.0 / 3, 0.25]
+    assert all(before <= t <= after for t in loss.recorded_at.tolist())
+    assert loss.recorded_at.tolist() == sorted(loss.recorded_at.tolist())
+    assert loss.elapsed[0] == 0.0 and len(loss) == 4
+
+
+TRAINER = """
+import sys, tuixp
+ex = tuixp.Experiment("killed", store=sys.argv[1])
+
+@ex.result
+def train():
+    i = 0
+    while True:
+        ex.log_metrics({"loss": 1.0 / (i + 1), "step": i})
+        i += 1
+        if i % 20000 == 0:
+            print(i, flush=True)
+
+train().compute()
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_mid_training_keeps_every_journaled_point(store_path: Path, tmp_path: Path) -> None:
+    script = tmp_path / "trainer.py"
+    script.write_text(textwrap.dedent(TRAINER))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(store_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    journal = StorePaths(store_path).journal
+    try:
+        # Wait (60 s at most) until the flusher has journaled a batch while the trial runs.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            # a complete batch line (a line still being written would be cut by the kill)
+            data = [p.read_bytes() for p in journal.glob("*.jsonl")]
+            if any(b'"metric_batch"' in d[: d.rfind(b"\n")] for d in data):
+                break
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.05)
+        else:
+            pytest.fail("no metric batch was journaled within 60 s")
+        assert proc.stdout is not None
+        logged = int(proc.stdout.readline())  # it has logged at least this many steps
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    assert _rows(store_path, "SELECT status FROM trials") == [("interrupted",)]
+    rows = _rows(
+        store_path,
+        "SELECT name, count(*), min(epoch), max(epoch) FROM metrics GROUP BY name ORDER BY name",
+    )
+    assert [r[0] for r in rows] == ["loss", "step"]
+    for _, count, lo, hi in rows:
+        assert lo == 0 and hi == count - 1  # a prefix: no point lost before the last kept
+        assert count >= 1
+    steps = _rows(store_path, "SELECT epoch, value, value_type FROM metrics WHERE name = 'step'")
+    assert all(epoch == value and t == "int" for epoch, value, t in steps)
+    assert logged >= 20000

@@ -1,0 +1,197 @@
+"""A trial's metric points in memory, journaled in batches: logging a point costs microseconds.
+
+``save_metric`` and ``log_metrics`` in a step of the owner's process append to the trial's
+``MetricBuffer`` (a few typed arrays; no event dict, no file write). The buffer becomes one
+``metric_batch`` journal event (``tuixp.store.metric_batch``) when one of these comes first:
+
+- the flusher thread's tick, every ``FLUSH_INTERVAL`` seconds (``$TUIXP_METRIC_FLUSH``, 0.5 by
+  default), so live views stay live: a point is in the journal within about that long;
+- ``MAX_POINTS`` points are waiting (memory and journal lines stay bounded);
+- the end of a step (its points are journaled before its end) and the end of the trial (before
+  ``trial_finished``, which is fsynced: a finished trial has all its points);
+- the interpreter's exit.
+
+A process killed with ``kill -9`` loses the points it saved since its last flush, at most
+about one interval of them, never more; the points already journaled are kept, and the trial
+becomes ``interrupted`` (docs/reliability.md). The flusher never touches DuckDB: it only
+appends to this process's journal.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from array import array
+from typing import Any
+
+from tuixp.store import events as journal_events
+from tuixp.store.metric_batch import MAX_NAMES, TYPE_CODES, pack
+
+logger = logging.getLogger("tuixp")
+
+
+def _interval() -> float:
+    try:
+        value = float(os.environ.get("TUIXP_METRIC_FLUSH", "0.5"))
+    except ValueError:
+        return 0.5
+    return min(max(value, 0.01), 1.0)  # at least every second, whatever the setting
+
+
+FLUSH_INTERVAL = _interval()
+MAX_POINTS = 250_000
+INT, FLOAT, BOOL = TYPE_CODES["int"], TYPE_CODES["float"], TYPE_CODES["bool"]
+
+
+class MetricBuffer:
+    """The points of one trial saved since its last flush, as columns."""
+
+    def __init__(self, store: Any, trial_uuid: str, experiment: str, trial_id: int) -> None:
+        self.store = store
+        self.trial = (trial_uuid, experiment, trial_id)
+        self._lock = threading.Lock()  # the columns
+        self._flush_lock = threading.Lock()  # batches reach the journal in the order taken
+        self._watched = False  # flushed by the flusher thread from the first point on
+        self._reset()
+
+    def _reset(self) -> None:
+        self._names: dict[str, int] = {}
+        self._name = array("H")
+        self._epoch = array("q")
+        self._value = array("d")
+        self._type = array("B")
+        self._at = array("d")
+        self._ints: dict[int, int] = {}  # position -> an int's exact value (ints are rare)
+        self._n = 0
+
+    def add(
+        self,
+        name: str,
+        epoch: int,
+        value: float,
+        type_code: int,
+        exact: int | None,
+        at: float | None = None,
+    ) -> None:
+        """One point, saved at ``at`` (now if None). ``type_code``: INT, FLOAT or BOOL;
+        ``exact``: an int's exact value. The hot path of a training loop: kept short."""
+        if not self._watched:
+            self._watched = True
+            watch(self)
+        with self._lock:
+            code = self._names.get(name)
+            if code is None:
+                code = self._names[name] = len(self._names)
+                if code + 1 >= MAX_NAMES:
+                    self._n = MAX_POINTS  # full: flushed below
+            self._name.append(code)
+            self._epoch.append(epoch)
+            self._value.append(value)
+            self._type.append(type_code)
+            self._at.append(time.time() if at is None else at)
+            if exact is not None:
+                self._ints[len(self._epoch) - 1] = exact
+            self._n += 1
+            full = self._n >= MAX_POINTS
+        if full:
+            self.flush()
+
+    def __len__(self) -> int:
+        return len(self._epoch)
+
+    def _take(self) -> dict[str, Any] | None:
+        from tuixp.execution.steps import reserve_seq
+
+        with self._lock:
+            n = len(self._epoch)
+            if not n:
+                return None
+            names = list(self._names)
+            name, epoch, value, typ, at, exact = (
+                self._name,
+                self._epoch,
+                self._value,
+                self._type,
+                self._at,
+                self._ints,
+            )
+            self._reset()
+        cols = {
+            "name": pack(name),
+            "epoch": pack(epoch),
+            "value": pack(value),
+            "type": pack(typ),
+            "recorded_at": pack(at),
+        }
+        if exact:
+            ints = array("q", bytes(8 * n))
+            for at_point, v in exact.items():
+                ints[at_point] = v
+            cols["value_int"] = pack(ints)
+        return journal_events.metric_batch(*self.trial, n, names, reserve_seq(n), cols)
+
+    def flush(self) -> int:
+        """Journal the waiting points as one event; the number of points written."""
+        with self._flush_lock:
+            event = self._take()
+            if event is None:
+                return 0
+            self.store.record([event])
+            return int(event["n"])
+
+
+# -- the flusher: one daemon thread while some trial of this process has a buffer ------------------
+_live: set[MetricBuffer] = set()
+_live_lock = threading.Lock()
+_thread: list[threading.Thread | None] = [None]
+_exit_hook = [False]
+
+
+def watch(buffer: MetricBuffer) -> None:
+    """Flush ``buffer`` every interval from now until ``forget``."""
+    with _live_lock:
+        _live.add(buffer)
+        if not _exit_hook[0]:
+            _exit_hook[0] = True
+            atexit.register(flush_all)
+        thread = _thread[0]
+        if thread is None or not thread.is_alive():  # the first, or a forked child's
+            thread = threading.Thread(target=_flush_loop, name="tuixp-metrics", daemon=True)
+            _thread[0] = thread
+            thread.start()
+
+
+def forget(buffer: MetricBuffer) -> None:
+    with _live_lock:
+        _live.discard(buffer)
+
+
+def flush_all() -> None:
+    """Journal every waiting point now (the exit hook; tests)."""
+    with _live_lock:
+        buffers = list(_live)
+    for buffer in buffers:
+        _flush_quietly(buffer)
+
+
+def _flush_quietly(buffer: MetricBuffer) -> None:
+    try:
+        buffer.flush()
+    except Exception as exc:  # noqa: BLE001 - a background flush must not kill the thread
+        logger.warning("Could not journal metric points of trial %s: %s", buffer.trial[2], exc)
+
+
+def _flush_loop() -> None:
+    while True:
+        time.sleep(FLUSH_INTERVAL)  # bounded: one interval, then look again
+        with _live_lock:
+            buffers = list(_live)
+            if not buffers:
+                _thread[0] = None
+                return
+        for buffer in buffers:
+            if len(buffer):
+                _flush_quietly(buffer)
