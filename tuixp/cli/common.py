@@ -151,6 +151,16 @@ def resolve_trial(con: Any, experiment: str, trial: int | str) -> int:
         "SELECT 1 FROM trials WHERE experiment = ? AND trial_id = ?", [experiment, trial]
     ).fetchone()
     if found is None:
+        deleted = con.execute(
+            "SELECT 1 FROM trials_all WHERE experiment = ? AND trial_id = ? "
+            "AND deleted_at IS NOT NULL",
+            [experiment, trial],
+        ).fetchone()
+        if deleted is not None:
+            raise TrialNotFound(
+                f"trial {trial} of {experiment} is deleted "
+                f"(tuixp restore {experiment} {trial} brings it back)"
+            )
         last = con.execute(
             "SELECT max(trial_id) FROM trials WHERE experiment = ?", [experiment]
         ).fetchone()[0]
