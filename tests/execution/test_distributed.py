@@ -144,12 +144,24 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    import dask
+
+    scheduler_before = dask.config.get("scheduler", None)
     c = Cluster(tmp_path_factory.mktemp("cluster"))
     try:
         c.start()
         yield c
     finally:
+        # The clients tuixp made are the process's default ones (distributed sets dask's
+        # scheduler to them, and closing several does not always set it back): closed, and
+        # dask's scheduler setting restored, so the tests of other modules that run later in
+        # this process are not sent to a cluster that is gone.
+        close_clients()
         c.stop()
+        if scheduler_before is None:
+            dask.config.config.pop("scheduler", None)
+        else:
+            dask.config.set(scheduler=scheduler_before)
     for proc in c.procs:
         assert living_in_group(proc.pid) == [], "a cluster process outlived the tests"
 
