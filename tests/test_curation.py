@@ -332,3 +332,32 @@ def test_author_comes_from_the_environment_when_set(
     monkeypatch.delenv("TUIXP_AUTHOR")
     ex.tag(1, "again")
     assert ex.get_annotations(1)["history"][-1]["author"].endswith("@" + os.uname().nodename)
+
+
+# -- the TUI's windowed queries ----------------------------------------------------------------
+def test_trial_window_hides_deleted_trials_and_filters_by_annotations(store_path: Path) -> None:
+    from tuixp.store import columns, window
+
+    ex = _record(store_path, 5)
+    ex.tag(2, "paper")
+    ex.tag(4, "paper", "ridge")
+    ex.star(4)
+    ex.note(1, "odd one")
+    ex.delete_trial(3)
+    with Store(store_path).connect() as con:
+        lay = columns.layout(con, "cur")
+
+        def ids(**q: Any) -> list[int]:
+            query = window.TrialQuery("cur", **q)
+            rows = window.page(con, lay, query, 0, 50)
+            assert window.count(con, lay, query) == len(rows)
+            return [r.trial_id for r in rows]
+
+        assert ids() == [5, 4, 2, 1]
+        assert ids(deleted=True) == [3]
+        assert ids(where="contains(tags, 'paper')") == [4, 2]
+        assert ids(where="starred") == [4]
+        assert ids(where="note ILIKE '%odd%'") == [1]
+        assert ids(sort="trial_id", descending=False) == [1, 2, 4, 5]
+        (row,) = window.rows_for(con, lay, [4])
+        assert row.starred and row.tags == ["paper", "ridge"] and row.note is None

@@ -145,15 +145,10 @@ class Chosen:
         return bool(self.tags or self.starred or self.deleted)
 
     def sql(self) -> tuple[str, tuple[Any, ...]]:
-        """The condition over trial_record ``t`` (window.TrialQuery.only) and its arguments:
-        deleted trials are left out unless ``deleted``."""
+        """The condition over trial_record ``t`` (window.TrialQuery.only) and its arguments, for
+        the star and the tags (the window leaves deleted trials out, or shows only them)."""
         chosen = "SELECT trial_uuid FROM trial_annotation WHERE "
-        parts = [
-            ("t.uuid IN " if self.deleted else "t.uuid NOT IN ")
-            + f"({chosen}deleted_at IS NOT NULL)"
-        ]
-        if self.starred:
-            parts.append(f"t.uuid IN ({chosen}starred)")
+        parts = [f"t.uuid IN ({chosen}starred)"] if self.starred else []
         parts += [f"t.uuid IN ({chosen}list_contains(tags, ?))"] * len(self.tags)
         return " AND ".join(parts), tuple(self.tags)
 
@@ -234,14 +229,9 @@ def _ls_trials(
     # The parameters and metrics are looked up only when the filter or the sort may name one.
     lay = layout(con, experiment) if where.strip() or order else Layout(experiment)
     only, only_args = chosen.sql()
-    if (
-        not chosen.any
-        and not con.execute(
-            "SELECT 1 FROM annotation_record WHERE action = 'delete' LIMIT 1"
-        ).fetchall()
-    ):
-        only, only_args = "", ()  # no trial was ever deleted: nothing to leave out
-    query = window.TrialQuery(experiment, condition, sort, descending, only, only_args)
+    query = window.TrialQuery(
+        experiment, condition, sort, descending, only, only_args, deleted=chosen.deleted
+    )
     try:
         lay.column(sort)
     except FilterError as exc:

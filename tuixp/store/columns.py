@@ -11,7 +11,9 @@ Columns a filter or a sort can name: the trial's own (``trial_id``, ``status``, 
 metric by its name (its value at the last epoch) and its best value as ``best_<name>`` (by the
 metric's goal: view ``metric_best``). A parameter or metric whose name is taken by an earlier
 column is reachable as ``param_<name>`` or ``metric_<name>``. System metrics (``sys/...``) are
-no column: they never count in a sort.
+no column: they never count in a sort. Then the trial's annotations: ``starred``, ``tags``
+(a list: ``contains(tags, 'paper')``), ``name``, ``note`` (``trial_<name>`` when a parameter or
+metric has the name).
 """
 
 from __future__ import annotations
@@ -103,6 +105,17 @@ TRIAL_COLUMNS: tuple[Column, ...] = (
 )
 
 
+# A trial's annotations (tuixp.store.annotation), over ``a``, the trial_annotation view joined
+# to every trial. They come after the parameters and metrics: a parameter named ``name`` keeps
+# its name, and the annotation is then ``trial_name``.
+ANNOTATION_COLUMNS: tuple[Column, ...] = (
+    Column("starred", "annotation", "coalesce(a.starred, false)", "BOOLEAN"),
+    Column("tags", "annotation", "coalesce(a.tags, []::VARCHAR[])", "VARCHAR[]"),
+    Column("name", "annotation", "a.name"),
+    Column("note", "annotation", "a.note"),
+)
+
+
 @dataclass(frozen=True)
 class Layout:
     """The columns of one experiment's trials: its own, its parameters, its metrics."""
@@ -115,7 +128,17 @@ class Layout:
 
     @property
     def columns(self) -> tuple[Column, ...]:
-        return (*TRIAL_COLUMNS, *self.params, *self.metrics, *self.bests)
+        return (*TRIAL_COLUMNS, *self.params, *self.metrics, *self.bests, *self.annotations)
+
+    @property
+    def annotations(self) -> tuple[Column, ...]:
+        """The annotation columns, each renamed ``trial_<name>`` when a parameter or a metric
+        has its name."""
+        taken = {c.name for c in (*TRIAL_COLUMNS, *self.params, *self.metrics, *self.bests)}
+        return tuple(
+            c if c.name not in taken else Column(f"trial_{c.name}", c.kind, c.sql, c.type)
+            for c in ANNOTATION_COLUMNS
+        )
 
     def column(self, name: str) -> Column:
         for c in self.columns:

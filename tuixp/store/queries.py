@@ -35,7 +35,9 @@ def experiments(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
                      max(started_at) AS last_run,
                      min(result_value) AS min_result, max(result_value) AS max_result,
                      max(trial_id) AS last_trial
-              FROM trial_record GROUP BY experiment) t
+              FROM trial_record WHERE uuid NOT IN (  -- deleted trials (tuixp rm) do not count
+                  SELECT trial_uuid FROM trial_annotation WHERE deleted_at IS NOT NULL)
+              GROUP BY experiment) t
         LEFT JOIN experiment_record e ON e.name = t.experiment
         ORDER BY t.last_run DESC NULLS LAST, t.experiment
     """).fetchall()

@@ -54,6 +54,8 @@ class TrialQuery:
         """Whether it selects fewer than all the experiment's trials."""
         return bool(self.where.strip() or self.only)
 
+    deleted: bool = False  # the deleted trials (tuixp rm), instead of the others
+
 
 @dataclass
 class TrialRow:
@@ -76,6 +78,10 @@ class TrialRow:
     error: str | None = None
     data_changed: bool = False
     origin: str | None = None  # a merged trial's "gpu-box #12" (docs/sharing.md)
+    starred: bool = False  # the trial's annotations (tuixp.store.annotation)
+    tags: list[str] = field(default_factory=list)
+    name: str | None = None
+    note: str | None = None
 
     @property
     def flags(self) -> str:
@@ -135,12 +141,31 @@ def _relation(
     if _sorts_by_prefix(sort):
         select += f", left({sort.sql}, {SORT_PREFIX}) AS _sort_key"
     inner = (
-        f"SELECT t.uuid AS _uuid, {select} FROM trial_record t {' '.join(joins)} "
-        "WHERE t.experiment = ?" + (f" AND ({query.only})" if query.only else "")
+        f"SELECT t.uuid AS _uuid, {select} FROM trial_record t {ANNOTATED} {' '.join(joins)} "
+        f"WHERE t.experiment = ? AND {_shown(query)}"
+        + (f" AND ({query.only})" if query.only else "")
     )
     args += [lay.experiment, *query.only_args]
     sql = f"SELECT * FROM ({inner}) r" + (f" WHERE ({where})" if where else "")
     return sql, args
+
+
+# Every trial with its annotations (``a``): deleted trials are shown only when asked for.
+ANNOTATED = "LEFT JOIN trial_annotation a ON a.trial_uuid = t.uuid"
+
+
+def _shown(query: TrialQuery) -> str:
+    return "a.deleted_at IS NOT NULL" if query.deleted else "a.deleted_at IS NULL"
+
+
+def deleted_count(con: duckdb.DuckDBPyConnection, experiment: str) -> int:
+    """How many of the experiment's trials are deleted (soft: ``tuixp rm``)."""
+    row = con.execute(
+        "SELECT count(*) FROM trial_annotation a JOIN trial_record t ON t.uuid = a.trial_uuid "
+        "WHERE t.experiment = ? AND a.deleted_at IS NOT NULL",
+        [experiment],
+    ).fetchall()
+    return int(row[0][0]) if row else 0
 
 
 def _sorts_by_prefix(col: Column) -> bool:
@@ -178,10 +203,13 @@ def count(
 ) -> int:
     """How many trials the query selects."""
     if not query.narrowed:
+        gone = deleted_count(con, query.experiment)
+        if query.deleted:
+            return gone
         row = con.execute(
             "SELECT count(*) FROM trial_record WHERE experiment = ?", [query.experiment]
         ).fetchall()
-        return int(row[0][0]) if row else 0
+        return (int(row[0][0]) if row else 0) - gone
     sql, args = _relation(lay, query, con, summary)
     return int(_run(con, f"SELECT count(*) FROM ({sql})", args)[0][0])
 
@@ -212,7 +240,11 @@ def _page_keys(
     if summary is not None and summary.ready:
         metric = next((c for c in lay.metrics if c.name == query.sort), None)
         series = RESULT if query.sort == "result" else metric.source if metric else None
-    if (query.sort == "trial_id" or series is not None) and not query.narrowed:
+    fast = not query.narrowed and not query.deleted
+    if fast and (query.sort == "trial_id" or series is not None):
+        # Deleted trials are gaps in the ids: with any, the query below sorts instead.
+        fast = deleted_count(con, query.experiment) == 0
+    if fast and (query.sort == "trial_id" or series is not None):
         # Trial ids are handed out one after the other, so in the default order row i is
         # usually trial max - i: read that range (zone maps skip the rest) instead of sorting
         # every trial to skip ``offset`` of them. Gaps (ids never recorded) fall back to sorting.
@@ -252,6 +284,20 @@ _ROW_COLUMNS = f"""
            CASE WHEN origin_store IS NULL THEN NULL
                 ELSE coalesce(host, '?') || ' #' || origin_trial_id END
     FROM trial_record"""
+
+
+def _annotations_of(con: duckdb.DuckDBPyConnection, uuids: list[str]) -> dict[str, tuple[Any, ...]]:
+    """``{trial uuid: (starred, tags, name, note)}`` of the annotated ones among these trials."""
+    if not uuids:
+        return {}
+    return {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT trial_uuid, starred, tags, name, note FROM trial_annotation "
+            "WHERE list_contains(?, trial_uuid)",
+            [uuids],
+        ).fetchall()
+    }
 
 
 def rows_for(
@@ -347,6 +393,12 @@ def rows_for(
             data_changed="D" in on,
             origin=origin,
         )
+    notes_of = _annotations_of(con, [r[11] for r in found])
+    for r in found:
+        marks = notes_of.get(r[11])
+        if marks is not None:
+            row = by_id[r[0]]
+            row.starred, row.tags, row.name, row.note = bool(marks[0]), list(marks[1]), *marks[2:]
     running = [tid for tid, row in by_id.items() if row.status == "running"]
     if running:
         # Queued or running, and a running trial's time counts from its first step's start.
@@ -394,7 +446,8 @@ def fingerprint(con: duckdb.DuckDBPyConnection) -> tuple[Any, ...]:
     """A cheap value that changes whenever trials are added, finish or change status."""
     row = con.execute("""
         SELECT count(*), max(trial_id), count(*) FILTER (WHERE status = 'running'),
-               max(finished_at), (SELECT count(*) FROM metric_record)
+               max(finished_at), (SELECT count(*) FROM metric_record),
+               (SELECT count(*) FROM annotation_record)
         FROM trial_record
     """).fetchall()
     return tuple(row[0]) if row else ()

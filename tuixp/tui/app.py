@@ -376,6 +376,32 @@ class TuixpApp(App[None]):
         self.post_message(MarksChanged(experiment, marks))
         self.update_status()
 
+    # -- curating ----------------------------------------------------------------------------
+    def annotate(
+        self, experiment: str, trial_ids: list[int], action: str, values: list[Any] | None = None
+    ) -> None:
+        """Write annotation events for these trials (tuixp.curation), then read the store."""
+        self._annotate_worker(experiment, trial_ids, action, values or [None])
+
+    @work(thread=True, group="annotate", exit_on_error=False)
+    def _annotate_worker(
+        self, experiment: str, trial_ids: list[int], action: str, values: list[Any]
+    ) -> None:
+        from tuixp import curation
+        from tuixp.store.store import get_store
+
+        try:
+            curation.annotate(get_store(self.reader.path), experiment, trial_ids, action, values)
+        except TuixpError as exc:
+            self.call_from_thread(self.notify, str(exc), title="Not saved", severity="error")
+            return
+        self.call_from_thread(self.poll, True)
+
+    def show_deleted(self, on: bool) -> None:
+        """Show the deleted trials (and only them), or the others again."""
+        if self.query_state is not None and self.query_state.deleted != on:
+            self.set_query(replace(self.query_state, deleted=on))
+
     # -- screens -----------------------------------------------------------------------------
     def open_trial(self, trial_id: int) -> None:
         if self.experiment is not None:
@@ -460,6 +486,7 @@ class TuixpApp(App[None]):
             parts.append(
                 f"{table.total:,} trials"
                 + (" (filtered)" if self.query_state and self.query_state.where else "")
+                + (" deleted" if self.query_state and self.query_state.deleted else "")
             )
             row = table.current_row
             if row is not None:
