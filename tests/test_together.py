@@ -59,10 +59,6 @@ def test_show_of_a_deleted_trial_says_it_is_deleted(project: Path) -> None:
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="purge.PER_TRIAL lacks artifact_record; remove_trial_artifacts is never called",
-)
 def test_purge_frees_the_artifacts_of_the_trial(project: Path) -> None:
     blobs = project / "tuixp.duckdb.artifacts"
     before = {p for p in blobs.rglob("*") if p.is_file()}
@@ -74,7 +70,6 @@ def test_purge_frees_the_artifacts_of_the_trial(project: Path) -> None:
     assert rows.stdout.split() == ["n", "1"]
 
 
-@pytest.mark.xfail(strict=True, reason="merge --dry-run creates the target store file")
 def test_merge_dry_run_writes_nothing(
     project: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

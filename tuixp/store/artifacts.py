@@ -17,6 +17,7 @@ like every other record; a blob no row references is deleted by ``tuixp gc`` and
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -292,6 +293,45 @@ def referenced(con: Any) -> set[tuple[str, str]]:
     """Every ``(kind, hash)`` a trial's artifact refers to."""
     rows = con.execute("SELECT DISTINCT kind, hash FROM artifact_record").fetchall()
     return {(k, h) for k, h in rows}
+
+
+def of_trials(con: Any, uuids: list[str]) -> set[tuple[str, str]]:
+    """The ``(kind, hash)`` of every artifact these trials (by uuid) logged."""
+    rows = con.execute(
+        "SELECT DISTINCT kind, hash FROM artifact_record WHERE list_contains(?, trial_uuid)",
+        [uuids],
+    ).fetchall()
+    return {(r[0], r[1]) for r in rows}
+
+
+def free_unreferenced(con: Any, store_path: Path, gone: set[tuple[str, str]]) -> tuple[int, int]:
+    """After the rows of ``gone`` artifacts were removed (``tuixp rm --purge``): delete their
+    blobs and laid-out folders that no artifact still recorded needs; (files, bytes) freed."""
+    from tuixp.store.paths import StorePaths
+
+    store = ArtifactStore(StorePaths(store_path).artifacts)
+    keep: set[str] = set()
+    for kind, digest in referenced(con):
+        keep |= store.blobs_of(kind, digest)
+    needed: set[str] = set()
+    for kind, digest in gone:
+        with contextlib.suppress(OSError, ValueError):
+            needed |= store.blobs_of(kind, digest)
+    files = freed = 0
+    for digest in sorted(needed - keep):
+        blob = store.blob(digest)
+        try:
+            size = blob.stat().st_size
+            blob.unlink()
+        except OSError:
+            continue
+        files += 1
+        freed += size
+    still = {digest for _, digest in referenced(con)}
+    for kind, digest in gone:
+        if kind == "dir" and digest not in still:
+            shutil.rmtree(store.root / "dirs" / digest, ignore_errors=True)
+    return files, freed
 
 
 def remove_trial_artifacts(

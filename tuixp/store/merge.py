@@ -589,8 +589,27 @@ def merge(
     dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> MergeReport:
-    """``tuixp merge SOURCE``: the store file or bundle at ``source`` into ``target``."""
+    """``tuixp merge SOURCE``: the store file or bundle at ``source`` into ``target``.
+
+    A dry run into a store that does not exist yet plans against an empty store made in a
+    temporary folder: it writes nothing where the target would be."""
     with open_source(source, target.path) as snapshot:
+        if dry_run and not target.path.exists():
+            import tempfile
+
+            from tuixp.store.store import Store
+
+            with tempfile.TemporaryDirectory(prefix="tuixp-merge-plan-") as tmp:
+                report = merge_snapshot(
+                    Store(Path(tmp) / "plan.duckdb"),
+                    snapshot,
+                    source_label=str(source),
+                    dry_run=True,
+                    progress=progress,
+                )
+            report.target = str(target.path)
+            report.notes.append(f"{target.path} does not exist yet: the merge would create it")
+            return report
         return merge_snapshot(
             target, snapshot, source_label=str(source), dry_run=dry_run, progress=progress
         )

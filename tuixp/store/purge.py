@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tuixp.errors import UsageError
-from tuixp.store import annotation
+from tuixp.store import annotation, artifacts
 from tuixp.store.journal import journal_files, read_entries, writer_is_alive
 from tuixp.store.objects import ObjectStore
 
@@ -38,6 +38,7 @@ PER_TRIAL = (
     ("step_record", "trial_uuid", "steps"),
     ("persisted_record", "trial_uuid", "persisted-output rows"),
     ("annotation_record", "trial_uuid", "annotations"),
+    ("artifact_record", "trial_uuid", "artifact rows"),
     ("trial_record", "uuid", "trials"),
 )
 
@@ -165,6 +166,7 @@ def execute(
     con.execute("BEGIN")
     try:
         referenced = _texts_of(con, uuids)
+        logged = artifacts.of_trials(con, uuids)
         for table, key, _ in PER_TRIAL:
             report.rows[table] = _count(
                 con.execute(f"DELETE FROM {table} WHERE list_contains(?, {key})", [uuids])
@@ -184,6 +186,9 @@ def execute(
     report.files, report.file_bytes = unreferenced_files(
         store, con, again.objects, since=started, keep=keep
     )
+    art_files, art_bytes = artifacts.free_unreferenced(con, store.path, logged)
+    report.files += art_files
+    report.file_bytes += art_bytes
     with contextlib.suppress(OSError):
         report.database_bytes = store.path.stat().st_size
     return report
