@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from tuixp import errors
+from tuixp.annotating import Annotating
 from tuixp.cache import DataFile
 from tuixp.execution import steps as steps_mod
 from tuixp.execution.events import Listener
 from tuixp.graph import UNDEFINED, Node, ParamNode, Step, TrialOutcome, main_script
-from tuixp.store.schema import metric_value
+from tuixp.measuring import Measuring, identifier
 from tuixp.store.store import Store, get_store
 from tuixp.trial.plan import describe_params, run_trials
 from tuixp.trial.world import StateFile, capture_world, unified
@@ -34,7 +35,7 @@ EXPERIMENTS: list["Experiment"] = []  # every Experiment made in this process (t
 GOALS = (None, "min", "max")  # which result is best: lowest, highest, or not said
 
 
-class Experiment:
+class Experiment(Annotating, Measuring):
     """An experiment: its parameters, its steps, and every trial recorded in a store.
 
     One object per (id, store) in a process, as daskperiment's was: ``Experiment("x") is
@@ -87,7 +88,7 @@ class Experiment:
             self._log_created()  # daskperiment logged "Loaded existing experiment" again
             return
         store = _store_from_backend(store, backend)
-        _identifier(id, "Experiment ID")
+        identifier(id, "Experiment ID")
         if keyword.iskeyword(id):
             raise errors.TuixpError(f"Experiment ID must be valid as python identifier: {id}")
         self.id = id
@@ -284,78 +285,6 @@ class Experiment:
             )
         return scope.ctx.trial_id
 
-    def save_metric(
-        self, metric_key: Any = None, epoch: Any = None, value: Any = None, *, key: Any = None
-    ) -> None:
-        """Save a metric from inside a step: ``save_metric("loss", epoch=1, value=0.5)``.
-
-        ``metric_key`` is daskperiment's name for it; ``key=`` is accepted too. A value loads
-        back with the type it was saved with, as in daskperiment: ints (and numpy integers) as
-        int64, exactly, within 64 bits (larger ones are refused); bools (and numpy bools) as
-        bool; other numbers (numpy float32 too) as float64. A numpy 0-d array or a one-element
-        tensor is saved as the Python number its ``.item()`` gives.
-        """
-        if key is None and type(metric_key) is str and metric_key.isidentifier():
-            key = metric_key  # the usual call, checked the short way
-        else:
-            key = _metric_key(metric_key, key)
-        if steps_mod.current_scope.get() is None:  # daskperiment's answer outside a trial
-            raise errors.TrialIDNotFoundError(
-                "Current Trial ID only exists during a trial execution"
-            )
-        if epoch is None or value is None:
-            raise errors.TuixpError(f"Metric {key}: save_metric needs an epoch and a value")
-        steps_mod.record_metric(key, *_metric_point(key, epoch, value))
-
-    def metric_goal(self, name: str, goal: str) -> None:
-        """Say whether a metric's best value is its lowest (``"min"``: a loss) or its highest
-        (``"max"``: an accuracy): ``ex.metric_goal("val_acc", "max")``. A metric no one gave
-        a goal takes the experiment's goal for its result (``Experiment(goal=)``), else
-        ``"min"``. The best value and its epoch of every trial follow it, the ones already
-        recorded too (view ``metric_best``, the TUI's trial table, ``tuixp ls --sort``). Metrics
-        named ``sys/...`` (system metrics) never have a best."""
-        name = _identifier(name, "Metric name")
-        if goal not in ("min", "max"):
-            raise errors.TuixpError(
-                f"Metric {name}: goal must be 'min' (lower is better) or 'max' (higher is "
-                f"better), not {goal!r}"
-            )
-        from tuixp.store import events as journal_events
-
-        self.store.record([journal_events.metric_goal(self.id, name, goal)], sync=True)
-        self.store.schedule_ingest()
-
-    def log_metrics(self, metrics: Mapping[str, Any], epoch: Any = None) -> None:
-        """Save several metrics at once from inside a step:
-        ``ex.log_metrics({"loss": 0.31, "acc": 0.9}, epoch=12)``.
-
-        ``epoch`` may be any whole number that fits in 64 bits (an epoch, or a global step in
-        the millions). Omitted, each metric takes its next epoch in this step: 0 the first
-        time, then one more than the last epoch this step saved of it (with ``save_metric``
-        too). Values are typed as in ``save_metric``; every point keeps its wall-clock time
-        (the ``recorded_at`` column), so plots can use either axis. A bad name or value refuses
-        the whole call: none of its metrics is saved.
-        """
-        scope = steps_mod.current_scope.get()
-        if scope is None:
-            raise errors.TrialIDNotFoundError(
-                "Current Trial ID only exists during a trial execution"
-            )
-        if not isinstance(metrics, Mapping):
-            raise errors.TuixpError(
-                "log_metrics takes a mapping of metric names to values, given: "
-                f"{type(metrics).__name__}"
-            )
-        points = []
-        for name, value in metrics.items():
-            name = _identifier(name, "Metric name")
-            if value is None:
-                raise errors.TuixpError(f"Metric {name}: log_metrics needs a value")
-            at = scope.epochs.get(name, -1) + 1 if epoch is None else epoch
-            points.append((name, *_metric_point(name, at, value)))
-        for point in points:
-            steps_mod.record_metric(*point)
-
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> str:
         """Keep the file or folder at ``path`` (a checkpoint, a plot, predictions) with the
         running trial, under ``name`` (default: its base name); inside a step only. Stored once
@@ -538,126 +467,6 @@ class Experiment:
             )
         return ObjectStore(self.store.objects_dir).get(*found)
 
-    def load_metric(
-        self, metric_key: Any = None, trial_id: int | list[int] | None = None, *, key: Any = None
-    ) -> Any:
-        """A DataFrame indexed by ``Epoch``, one column per trial id (an int or a list; the
-        latest trial when None). A trial that never saved the metric raises
-        TrialIDNotFoundError, as daskperiment's did. System metrics are read by their names
-        (``"sys/cpu_percent"``)."""
-        from tuixp.store.metric_names import is_system_metric
-
-        system = isinstance(metric_key, str) and is_system_metric(metric_key) and key is None
-        key = metric_key if system else _metric_key(metric_key, key)
-        ids = [trial_id] if isinstance(trial_id, int) or trial_id is None else list(trial_id)
-        ids = [self._check_trial(t) for t in ids]
-        from tuixp.store import metrics
-
-        with self.store.reading() as con:
-            return metrics.load_metric(con, self.id, key, ids)
-
-    # -- curating the history (tuixp.curation) ---------------------------------------------
-    def note(self, trial_id: int | str, text: str | None = None) -> None:
-        """Set the note of a trial: ``ex.note(3, "baseline for the paper")``; inside a running
-        step ``ex.note("text")`` notes the current trial. An empty text clears it; the earlier
-        notes stay in the store's ``annotations`` view."""
-        self._annotate("note", *_split_target(trial_id, text, "note"))
-
-    def name(self, trial_id: int | str, text: str | None = None) -> None:
-        """Give a trial a short name (one line): ``ex.name(3, "baseline")``; inside a running
-        step ``ex.name("text")``. An empty text clears it."""
-        self._annotate("name", *_split_target(trial_id, text, "name"))
-
-    def tag(self, trial_id: int | str, *tags: str) -> None:
-        """Add tags to a trial: ``ex.tag(3, "paper", "ridge")``; inside a running step
-        ``ex.tag("paper")`` tags the current trial. A tag is one word (no spaces or commas)."""
-        target, values = _split_tags(trial_id, tags)
-        self._annotate("tag", target, values)
-
-    def untag(self, trial_id: int | str, *tags: str) -> None:
-        """Remove tags from a trial, as ``tag`` adds them."""
-        target, values = _split_tags(trial_id, tags)
-        self._annotate("untag", target, values)
-
-    def star(self, trial_id: int | None = None, on: bool = True) -> None:
-        """Star a trial (``on=False``: unstar it); without a trial id, inside a running step,
-        the current trial."""
-        target = None if trial_id is None else _trial_arg(trial_id)
-        self._annotate("star" if on else "unstar", target, [None])
-
-    def delete_trial(self, *trial_ids: int) -> None:
-        """Delete trials softly: hidden from ``get_history()``, ``tuixp ls``, the TUI and the
-        ``trials`` view, kept in ``trials_all``; ``restore_trial`` brings them back and
-        ``tuixp rm --purge`` removes them for good."""
-        self._annotate_many("delete", trial_ids)
-
-    def restore_trial(self, *trial_ids: int) -> None:
-        """Bring deleted trials back."""
-        self._annotate_many("restore", trial_ids)
-
-    def get_annotations(self, trial_id: int | None = None) -> dict[str, Any]:
-        """A trial's annotations (the latest trial when None): ``name``, ``note``, ``tags``,
-        ``starred``, ``deleted_at`` and ``history``, every annotation event oldest first
-        (time, author, action, value)."""
-        from tuixp.store import annotation
-
-        trial_id = self._check_trial(trial_id)
-        with self.store.reading() as con:
-            found = annotation.of_trial(con, self.id, trial_id)
-            events = annotation.history(con, self.id, trial_id)
-        return {
-            "name": found.name,
-            "note": found.note,
-            "tags": found.tags,
-            "starred": found.starred,
-            "deleted_at": found.deleted_at,
-            "history": [
-                {k: e[k] for k in ("recorded_at", "author", "action", "value")} for e in events
-            ],
-        }
-
-    def _annotate(self, action: str, trial_id: int | None, values: list[Any]) -> None:
-        from tuixp.store import annotation
-
-        scope = steps_mod.current_scope.get()
-        in_step = scope is not None and scope.ctx.experiment == self.id
-        if trial_id is None or (in_step and scope is not None and trial_id == scope.ctx.trial_id):
-            if not in_step or scope is None:
-                raise errors.TrialIDNotFoundError(
-                    f"Give the trial id: ex.{_API_NAME.get(action, action)}(trial_id, ...); "
-                    "only inside a running step is it the current trial"
-                )
-            ctx = scope.ctx
-            events = annotation.events_for(
-                [
-                    annotation.TrialRef(
-                        ctx.trial_uuid, ctx.experiment, ctx.trial_id, "running", False
-                    )
-                ],
-                action,
-                values,
-            )
-            steps_mod.record_annotations(events)
-            return
-        self._annotate_many(action, [trial_id], values)
-
-    def _annotate_many(
-        self, action: str, trial_ids: Iterable[int], values: list[Any] | None = None
-    ) -> None:
-        from tuixp import curation
-
-        ids = list(trial_ids)
-        if not ids:
-            raise errors.TuixpError(f"{action}: give at least one trial id")
-        for t in ids:
-            self._check_trial(t)
-        try:
-            curation.annotate(self.store, self.id, ids, action, values or [None])
-        except errors.TrialIDNotFoundError:
-            raise
-        except errors.TrialNotFound as exc:  # recorded once, purged since
-            raise errors.TrialIDNotFoundError(str(exc)) from None
-
     # -- what the command line uses (tuixp.scripts, tuixp.cli, tuixp.repeat) ---------------
     def use_store(self, path: Any) -> None:
         """Record this experiment's trials in ``path`` from now on, whatever ``store=`` said
@@ -695,45 +504,6 @@ def _show_info_in_notebooks() -> None:
 def _join_code(sources: Iterable[str]) -> str:
     """Step sources in registration order, two blank lines apart (as daskperiment's)."""
     return "\n\n".join(src.rstrip("\n") + "\n" for src in sources)
-
-
-_API_NAME = {"unstar": "star", "untag": "untag"}
-
-
-def _split_target(trial_id: Any, text: Any, what: str) -> tuple[int | None, list[Any]]:
-    """``(3, "text")`` or, inside a step, ``("text",)``: the trial (None: the current one)."""
-    if text is None:
-        if isinstance(trial_id, str):
-            return None, [trial_id]
-        raise errors.TuixpError(f"ex.{what}(trial_id, text): give the text")
-    return _trial_arg(trial_id), [text]
-
-
-def _split_tags(trial_id: Any, tags: tuple[Any, ...]) -> tuple[int | None, list[Any]]:
-    if isinstance(trial_id, str):
-        return None, [trial_id, *tags]
-    return _trial_arg(trial_id), list(tags)
-
-
-def _trial_arg(trial_id: Any) -> int:
-    if isinstance(trial_id, bool) or not isinstance(trial_id, int):
-        raise errors.TrialIDNotFoundError(f"Unable to find trial id: {trial_id!r}")
-    return trial_id
-
-
-def _identifier(value: Any, what: str) -> str:
-    """daskperiment's check of an id or a name, with its messages."""
-    if not isinstance(value, str):
-        raise errors.TuixpError(f"{what} must be str, given: {value}{type(value)}")
-    if not value.isidentifier():
-        raise errors.TuixpError(f"{what} must be valid as python identifier: {value}")
-    return value
-
-
-def _metric_key(metric_key: Any, key: Any) -> str:
-    if metric_key is not None and key is not None:
-        raise errors.TuixpError("Give the metric's name once: metric_key= or key=, not both")
-    return _identifier(metric_key if metric_key is not None else key, "Metric name")
 
 
 # URI schemes of daskperiment's Redis and MongoDB backends (redis-py's and pymongo's forms).
@@ -812,45 +582,3 @@ class fresh_instances:
             _run_store.pop()
         with Experiment._instances_lock:
             Experiment._instances = self._saved
-
-
-def _metric_point(key: str, epoch: Any, value: Any) -> tuple[int, float, str, int | None]:
-    """``(epoch, value as a float, its type, an int's exact value)`` as stored, or the error
-    ``save_metric`` raises. Plain Python ints and floats take the short way."""
-    if type(epoch) is not int:
-        epoch = _whole_epoch(key, epoch)
-    if not -(1 << 63) <= epoch < (1 << 63):
-        raise errors.TuixpError(f"Metric {key}: epoch must fit in 64 bits")
-    kind = type(value)
-    if kind is float:
-        return epoch, value, "float", None
-    if kind is int and -(1 << 63) <= value < (1 << 63):
-        return epoch, float(value), "int", value
-    return (epoch, *_typed_metric_value(key, value))
-
-
-def _typed_metric_value(key: str, value: Any) -> tuple[float, str, int | None]:
-    try:
-        return metric_value(value)
-    except ValueError as exc:
-        raise errors.TuixpError(f"Metric {key}: {exc}") from exc
-
-
-def _whole_epoch(key: str, epoch: Any) -> int:
-    """An epoch as stored: an integer, or a float that is one (2.0); 1.5 is refused, never
-    silently stored as 1."""
-    import numbers
-
-    if isinstance(epoch, numbers.Integral) and not isinstance(epoch, bool):
-        return int(epoch)
-    if isinstance(epoch, numbers.Real) and not isinstance(epoch, bool):
-        as_float = float(epoch)
-        if as_float.is_integer():
-            return int(as_float)
-        raise errors.TuixpError(
-            f"Metric {key}: epoch must be a whole number, not {epoch!r} (epochs are stored as "
-            "integers: number fractional steps 0, 1, 2, ... or save them under their own metric)"
-        )
-    raise errors.TuixpError(
-        f"Metric {key}: epoch must be an integer, not {type(epoch).__name__} {epoch!r}"
-    )

@@ -17,9 +17,7 @@ import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
@@ -36,6 +34,7 @@ from tuixp.store.bundle import (
     store_uuid,
     write_snapshot,
 )
+from tuixp.store.merge_report import ExperimentMerge, MergeReport
 from tuixp.store.paths import StorePaths
 from tuixp.store.store import Store
 
@@ -78,52 +77,6 @@ _REFERRED = [t for t in SHARED_TABLES if t.trial is None]
 # other lacks, are reported as conflicts (both kept: the latest event wins, as always).
 _ANNOTATED = ("note", "name")
 BIG_MERGE = 10_000  # trials: a merge this big says when it starts writing (it takes seconds)
-
-
-@dataclass
-class ExperimentMerge:
-    experiment: str
-    added: int = 0
-    updated: int = 0
-    skipped: int = 0
-    conflicts: int = 0
-    first_id: int | None = None
-    last_id: int | None = None
-
-
-@dataclass
-class MergeReport:
-    """What a merge added, updated, skipped and found in conflict (or would, in a dry run)."""
-
-    source: str
-    source_store: str
-    source_host: str | None
-    target: str
-    dry_run: bool
-    experiments: dict[str, ExperimentMerge] = field(default_factory=dict)
-    conflicts: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    objects_copied: int = 0
-    objects_missing: int = 0
-
-    def totals(self) -> dict[str, int]:
-        keys = ("added", "updated", "skipped", "conflicts")
-        return {k: sum(getattr(e, k) for e in self.experiments.values()) for k in keys}
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "source": self.source,
-            "source_store": self.source_store,
-            "source_host": self.source_host,
-            "target": self.target,
-            "dry_run": self.dry_run,
-            "totals": self.totals(),
-            "experiments": [vars(e) for e in self.experiments.values()],
-            "conflicts": self.conflicts,
-            "objects_copied": self.objects_copied,
-            "objects_missing": self.objects_missing,
-            "notes": self.notes,
-        }
 
 
 @contextlib.contextmanager
