@@ -204,7 +204,7 @@ def test_loopback_serves_the_tui_and_stops_cleanly_on_sigint(demo_store: Path) -
             async with session.ws_connect(ws_url(served.base)) as ws:
                 tab = Tab(ws)
                 await tab.start()
-                await tab.wait_for("demo", "10 trials", "failed", "linear")
+                await tab.wait_for("demo", "10 trials", "failed", "✓ ok")
                 seen.extend(session_pids(demo_store))
                 served.proc.send_signal(signal.SIGINT)  # Ctrl-C, the tab still open
                 closed = (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
