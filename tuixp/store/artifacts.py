@@ -341,33 +341,11 @@ def remove_trial_artifacts(
     folder) of them that no other trial's artifact needs; (files, bytes) freed. Runs on the
     caller's connection (inside its transaction, if it opened one); the files are deleted after
     the rows, so a failure leaves at worst unreferenced files for ``tuixp gc``."""
-    from tuixp.store.paths import StorePaths
-
-    store = ArtifactStore(StorePaths(store_path).artifacts)
-    mine = listed(con, experiment, trial_id)
+    gone = {(art.kind, art.hash) for art in listed(con, experiment, trial_id)}
     con.execute(
         "DELETE FROM artifact_record WHERE experiment = ? AND trial_id = ?", [experiment, trial_id]
     )
-    keep: set[str] = set()
-    for kind, digest in referenced(con):
-        keep |= store.blobs_of(kind, digest)
-    needed: set[str] = set()
-    for art in mine:  # every manifest read before any blob goes
-        needed |= store.blobs_of(art.kind, art.hash)
-    files = freed = 0
-    for digest in sorted(needed - keep):
-        blob = store.blob(digest)
-        try:
-            size = blob.stat().st_size
-            blob.unlink()
-        except OSError:
-            continue
-        files += 1
-        freed += size
-    for art in mine:
-        if art.kind == "dir" and art.hash not in keep:
-            shutil.rmtree(store.root / "dirs" / art.hash, ignore_errors=True)
-    return files, freed
+    return free_unreferenced(con, store_path, gone)
 
 
 # -- a safe preview ---------------------------------------------------------------------------
