@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from tuixp.store import schema, staging
+from tuixp.store import metric_summary, schema, staging
 from tuixp.store.connection import FileId, file_id, rollback
 from tuixp.store.events import EVENT_TABLE, check_event
 from tuixp.store.journal import journal_files, read_entries, set_aside, writer_is_alive
@@ -215,20 +215,39 @@ def mark_interrupted(con: duckdb.DuckDBPyConnection, dead: list[str], present: s
     return len(lost)
 
 
-def summarize_trials(con: duckdb.DuckDBPyConnection, trials: dict[str, Any]) -> None:
-    """Summarise again the metrics of these trials (``{uuid: trial id}``) in ``metric_summary``
-    (best, lowest, highest, last) from all their stored rows: a point saved again may have
-    been a lowest or a highest. Only the trials' id range is read (zone maps skip the rest)."""
-    if not trials:
+def insert_metric_rows(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """Insert single metric points (a point each) replacing any stored with the same trial,
+    name and epoch, and bring their trials' summaries up to date: the new points folded in,
+    or, for a trial where one replaced a stored point, all its rows summarised again."""
+    if not rows:
         return
-    keys = list(trials)
+    trials = {r["trial_uuid"]: r.get("trial_id") for r in rows}
     ids = [i for i in trials.values() if isinstance(i, int)]
-    near = f" AND trial_id BETWEEN {min(ids)} AND {max(ids)}" if len(ids) == len(keys) else ""
-    con.execute(f"DELETE FROM metric_summary WHERE list_contains(?, trial_uuid){near}", [keys])
-    con.execute(
-        schema.summarize_metrics(f"WHERE list_contains($keys, trial_uuid){near}").rstrip(";"),
-        {"keys": keys},
-    )
+    near = f" AND m.trial_id BETWEEN {min(ids)} AND {max(ids)}" if len(ids) == len(trials) else ""
+    keys = {
+        "trial_uuid": ([r["trial_uuid"] for r in rows], "string"),
+        "name": ([r["name"] for r in rows], "string"),
+        "epoch": ([r["epoch"] for r in rows], "int64"),
+    }
+    match = "m.trial_uuid = k.trial_uuid AND m.name = k.name AND m.epoch = k.epoch"
+    with staging.staged(con, "_new_metric_keys", keys) as staged:
+        replaced = [
+            u
+            for (u,) in con.execute(
+                f"SELECT DISTINCT m.trial_uuid FROM metric_record m JOIN {staged} k ON {match}"
+                f"{near}"
+            ).fetchall()
+        ]
+        insert_rows(con, "metric_record", rows, conflict="REPLACE")
+        if len(replaced) < len(trials):
+            metric_summary.add_points(
+                con,
+                "SELECT m.trial_uuid, m.experiment, m.trial_id, m.name, m.epoch, m.value "
+                f"FROM metric_record m JOIN {staged} k ON {match}{near} "
+                "WHERE NOT list_contains(?::VARCHAR[], m.trial_uuid)",
+                [replaced],
+            )
+    metric_summary.resummarize(con, {u: trials[u] for u in replaced})
 
 
 def apply_batches(
@@ -294,7 +313,10 @@ def apply_batches(
     if small:  # small batches as rows, in order, after the single events (they are older)
         batches["metric"] = [*batches.get("metric", []), *(r for e in small for r in e["_rows"])]
         batches["metric_batch"] = [e for e in batches["metric_batch"] if "_rows" not in e]
-    for kind in ("metric", "step", "persisted", "artifact"):
+    insert_metric_rows(
+        con, last_per_key(batches.get("metric", []), schema.KEYS[EVENT_TABLE["metric"]])
+    )
+    for kind in ("step", "persisted", "artifact"):
         table = EVENT_TABLE[kind]
         insert_rows(
             con,
@@ -306,14 +328,6 @@ def apply_batches(
         from tuixp.store.metric_batch import insert_batches
 
         insert_batches(con, batches["metric_batch"])
-    summarize_trials(
-        con,
-        {
-            e["trial_uuid"]: e.get("trial_id")
-            for kind in ("metric", "metric_batch")
-            for e in batches.get(kind, [])
-        },
-    )
     goals = {(e["experiment"], e["name"]): e["goal"] for e in batches.get("metric_goal", [])}
     if goals:  # the latest word on a metric's goal wins
         con.executemany(

@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from tuixp.errors import NotAStore, StoreError, UsageError
+from tuixp.store import metric_summary
 from tuixp.store.bundle import (
     SHARED_TABLES,
     Snapshot,
@@ -501,6 +502,9 @@ def _write(
             f"INSERT INTO {t.name} ({cols}) SELECT {exprs} FROM {source} s "
             f"JOIN m_map m ON m.uuid = s.trial_uuid{join}"
         )
+    # Their metric summaries, made here from the rows that came (a store's summaries are its
+    # own bookkeeping: a bundle does not carry them).
+    metric_summary.resummarize_selected(con, "SELECT uuid FROM m_map")
     # Their events (annotations): each once, by its own key, for every trial of the source.
     for t in _EVENTS:
         source = _parquet(snapshot, t.name)

@@ -165,37 +165,65 @@ def _decode_small(ev: dict[str, Any], n: int, names: list[str], cols: dict[str, 
     return None
 
 
-def _trial_points(events: list[dict[str, Any]]) -> tuple[list[str], dict[str, Any]]:
-    """One trial's batches (in journal order) as one set of columns over one list of names."""
+def _global_names(events: list[dict[str, Any]]) -> tuple[list[str], list[Any]]:
+    """One trial's metric names over all its batches (in journal order), and each batch's name
+    column as indices into them (the batch's own array when its names start the list)."""
     import numpy as np
 
-    names: list[str] = []
     index: dict[str, int] = {}
-    parts: dict[str, list[Any]] = {c: [] for c in (*COLUMNS, "seq")}
+    columns = []
     for ev in events:
+        local = [index.setdefault(x, len(index)) for x in ev["names"]]
+        column = ev["_arrays"]["name"]
+        if local != list(range(len(local))):
+            column = np.array(local, dtype=np.int32)[column]
+        columns.append(column)
+    return list(index), columns
+
+
+def _one_point_each(events: list[dict[str, Any]], names: list[Any], count: int) -> bool:
+    """Whether no (name, epoch) is saved twice among these batches, checked without sorting in
+    the common case: every batch's points in rising (epoch, name) order, each batch after the
+    last. Otherwise (points saved out of order, or again) False: the caller sorts."""
+    import numpy as np
+
+    last = None
+    for ev, name in zip(events, names, strict=True):
+        epoch = ev["_arrays"]["epoch"]
+        if not len(epoch):
+            continue
+        lo, hi = int(epoch.min()), int(epoch.max())
+        if max(abs(lo), abs(hi)) >= (1 << 62) // max(count, 1):
+            return False  # (epoch, name) would not fit one int64: take the sort
+        key = epoch * count + name
+        if len(key) > 1 and not bool(np.all(key[1:] > key[:-1])):
+            return False
+        if last is not None and int(key[0]) <= last:
+            return False
+        last = int(key[-1])
+    return True
+
+
+def _trial_points(events: list[dict[str, Any]], names: list[Any]) -> dict[str, Any]:
+    """One trial's batches as one set of columns (the slow path: points to sort out)."""
+    import numpy as np
+
+    parts: dict[str, list[Any]] = {c: [] for c in (*COLUMNS, "seq")}
+    for ev, name in zip(events, names, strict=True):
         arrays, n = ev["_arrays"], ev["n"]
-        local = np.array([index.setdefault(x, len(index)) for x in ev["names"]], dtype=np.int32)
-        names = list(index)
-        parts["name"].append(local[arrays["name"]] if n else np.zeros(0, dtype=np.int32))
+        parts["name"].append(name.astype(np.int32))
         for col in ("epoch", "value", "type", "recorded_at"):
             parts[col].append(arrays[col])
         parts["value_int"].append(arrays.get("value_int", np.zeros(n, dtype=np.int64)))
         parts["seq"].append(np.arange(n, dtype=np.int64) + int(ev.get("seq", 0)))
-    return names, {c: np.concatenate(v) for c, v in parts.items()}
+    return {c: np.concatenate(v) for c, v in parts.items()}
 
 
 def _last_of_each_key(cols: dict[str, Any]) -> dict[str, Any]:
-    """The points with one per (name, epoch), the last saved: what saving a point twice keeps.
-
-    The common case (each metric's epochs rising) is checked in one stable sort by name."""
+    """The points with one per (name, epoch), the last saved: what saving a point twice keeps."""
     import numpy as np
 
-    by_name = np.argsort(cols["name"], kind="stable")
-    names, epochs = cols["name"][by_name], cols["epoch"][by_name]
-    same = names[1:] == names[:-1]
-    if bool(np.all(epochs[1:][same] > epochs[:-1][same])):
-        return cols
-    order = np.lexsort((np.arange(len(epochs)), cols["epoch"], cols["name"]))
+    order = np.lexsort((np.arange(len(cols["epoch"])), cols["epoch"], cols["name"]))
     n, e = cols["name"][order], cols["epoch"][order]
     last = np.ones(len(order), dtype=bool)
     last[:-1] = (n[1:] != n[:-1]) | (e[1:] != e[:-1])
@@ -203,32 +231,57 @@ def _last_of_each_key(cols: dict[str, Any]) -> dict[str, Any]:
     return {c: v[keep] for c, v in cols.items()}
 
 
+def _staged_table(events: list[dict[str, Any]], names: list[Any], count: int) -> Any:
+    """The trial's points as one Arrow table: a chunk a batch, no copy of the columns, when
+    every point is saved once; else the columns joined, sorted and kept once each."""
+    import numpy as np
+    import pyarrow as pa
+
+    fields = ("name", "epoch", "value", "recorded_at", "seq", "type", "value_int")
+    if not _one_point_each(events, names, count):
+        cols = _last_of_each_key(_trial_points(events, names))
+        return pa.table({f: cols[f] for f in fields})
+    chunks = []
+    for ev, name in zip(events, names, strict=True):
+        arrays, n = ev["_arrays"], ev["n"]
+        if not n:
+            continue
+        ints = arrays.get("value_int")
+        chunks.append(
+            pa.record_batch(
+                [
+                    pa.array(name.astype(np.int32, copy=False)),
+                    pa.array(arrays["epoch"]),
+                    pa.array(arrays["value"]),
+                    pa.array(arrays["recorded_at"]),
+                    pa.array(np.arange(n, dtype=np.int64) + int(ev.get("seq", 0))),
+                    pa.array(arrays["type"]),
+                    pa.nulls(n, pa.int64()) if ints is None else pa.array(ints),
+                ],
+                names=list(fields),
+            )
+        )
+    return pa.Table.from_batches(chunks)
+
+
 def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]]) -> int:
     """Insert the points of decoded ``metric_batch`` events (``decode``), in one statement a
-    trial; a point whose (trial, name, epoch) is stored already replaces it. The caller holds
-    the transaction. Returns the number of points inserted."""
-    import pyarrow as pa
+    trial, and fold them into the trials' metric summaries; a point whose (trial, name,
+    epoch) is stored already replaces it (that trial is then summarised again from all its
+    rows). The caller holds the transaction. Returns the number of points inserted."""
+    from tuixp.store import metric_summary
 
     by_trial: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for ev in events:
         by_trial.setdefault((ev["trial_uuid"], ev["experiment"], ev["trial_id"]), []).append(ev)
     inserted = 0
+    replaced: dict[str, int] = {}
     for (uuid, experiment, trial_id), evs in by_trial.items():
-        names, cols = _trial_points(evs)
-        if not len(cols["epoch"]):
+        evs = [e for e in evs if e["n"]]
+        if not evs:
             continue
-        cols = _last_of_each_key(cols)
-        staged = pa.table(
-            {
-                "name": cols["name"],
-                "epoch": cols["epoch"],
-                "value": cols["value"],
-                "recorded_at": cols["recorded_at"],
-                "seq": cols["seq"],
-                "type": cols["type"],
-                "value_int": cols["value_int"],
-            }
-        )
+        names, name_columns = _global_names(evs)
+        staged = _staged_table(evs, name_columns, len(names))
         con.register("_staged_metric_batch", staged)
         try:
             ranges = con.execute(
@@ -248,6 +301,7 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
                     "AND m.trial_uuid = ? AND m.name = ?[s.name + 1] AND m.epoch = s.epoch",
                     [trial_id, uuid, names],
                 )
+                replaced[uuid] = trial_id
             con.execute(
                 "INSERT INTO metric_record (trial_uuid, experiment, trial_id, name, epoch, value, "
                 "recorded_at, seq, value_type, value_int) SELECT ?, ?, ?, ?[name + 1], epoch, "
@@ -255,7 +309,16 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
                 "value_int END FROM _staged_metric_batch",
                 [uuid, experiment, trial_id, names, list(METRIC_VALUE_TYPES), TYPE_CODES["int"]],
             )
+            if uuid not in replaced:
+                metric_summary.add_points(
+                    con,
+                    "SELECT ?::VARCHAR AS trial_uuid, ?::VARCHAR AS experiment, "
+                    "?::INTEGER AS trial_id, ?[name + 1] AS name, epoch, value "
+                    "FROM _staged_metric_batch",
+                    [uuid, experiment, trial_id, names],
+                )
         finally:
             con.unregister("_staged_metric_batch")
-        inserted += len(cols["epoch"])
+        inserted += staged.num_rows
+    metric_summary.resummarize(con, replaced)
     return inserted

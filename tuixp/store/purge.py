@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tuixp.errors import UsageError
-from tuixp.store import annotation, artifacts
+from tuixp.store import annotation, artifacts, metric_summary
 from tuixp.store.journal import journal_files, read_entries, writer_is_alive
 from tuixp.store.objects import ObjectStore
 
@@ -171,6 +171,7 @@ def execute(
             report.rows[table] = _count(
                 con.execute(f"DELETE FROM {table} WHERE list_contains(?, {key})", [uuids])
             )
+        metric_summary.forget(con, uuids)
         if shared:
             report.texts = _drop_unused_texts(con, referenced)
         else:
