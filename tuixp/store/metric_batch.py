@@ -264,6 +264,72 @@ def _staged_table(events: list[dict[str, Any]], names: list[Any], count: int) ->
     return pa.Table.from_batches(chunks)
 
 
+def _summaries(staged: Any, names: list[str]) -> dict[str, list[Any]]:
+    """Each metric's summary of the staged points (each (name, epoch) once): points, lowest and
+    its earliest epoch, highest and its earliest epoch (NaN neither), last value and epoch,
+    then the lowest and highest epoch; computed in NumPy, a chunk at a time."""
+    import numpy as np
+
+    out: dict[str, list[Any]] = {}
+    for chunk in staged.to_batches():
+        name = chunk.column("name").to_numpy()
+        epoch = chunk.column("epoch").to_numpy()
+        value = chunk.column("value").to_numpy()
+        order = np.argsort(name, kind="stable") if len(names) > 1 else None
+        if order is not None:
+            name, epoch, value = name[order], epoch[order], value[order]
+        cuts = np.flatnonzero(name[1:] != name[:-1]) + 1
+        for lo, hi in zip([0, *cuts], [*cuts, len(name)], strict=True):
+            e, v = epoch[lo:hi], value[lo:hi]
+            ok = ~np.isnan(v)
+            last = int(np.argmax(e))
+            part: list[Any] = [int(hi - lo), None, None, None, None, float(v[last]), int(e[last])]
+            if ok.any():
+                vo, eo = v[ok], e[ok]
+                low, high = vo.min(), vo.max()
+                part[1:5] = [float(low), int(eo[vo == low].min()), float(high),
+                             int(eo[vo == high].min())]  # fmt: skip
+            part += [int(e.min()), int(e.max())]
+            key = names[int(name[lo])]
+            out[key] = _combined(out[key], part) if key in out else part
+    return out
+
+
+def _combined(a: list[Any], b: list[Any]) -> list[Any]:
+    """Two metric summaries (``_summaries``) of disjoint points as one."""
+    low = [x for x in (a, b) if x[1] is not None]
+    lowest = min(low, key=lambda x: (x[1], x[2])) if low else a
+    highest = min(low, key=lambda x: (-x[3], x[4])) if low else a
+    last = a if a[6] > b[6] else b
+    return [
+        a[0] + b[0], lowest[1], lowest[2], highest[3], highest[4], last[5], last[6],
+        min(a[7], b[7]), max(a[8], b[8]),
+    ]  # fmt: skip
+
+
+def _fold_summaries(
+    con: duckdb.DuckDBPyConnection,
+    uuid: str,
+    experiment: str,
+    trial_id: int,
+    parts: dict[str, list[Any]],
+) -> None:
+    """Fold one trial's new summaries (``_summaries``) into ``metric_summary``."""
+    from tuixp.store import metric_summary, staging
+
+    types = ("int64", "float64", "int64", "float64", "int64", "float64", "int64")
+    columns: dict[str, tuple[list[Any], str]] = {
+        "trial_uuid": ([uuid] * len(parts), "string"),
+        "experiment": ([experiment] * len(parts), "string"),
+        "trial_id": ([trial_id] * len(parts), "int32"),
+        "name": (list(parts), "string"),
+    }
+    for i, (column, typ) in enumerate(zip(metric_summary.SUMMARY_COLUMNS.split(", ")[4:], types)):
+        columns[column] = ([p[i] for p in parts.values()], typ)
+    with staging.staged(con, "_batch_summary", columns) as staged:
+        metric_summary.add_summaries(con, f"SELECT * FROM {staged}")
+
+
 def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]]) -> int:
     """Insert the points of decoded ``metric_batch`` events (``decode``), in one statement a
     trial, and fold them into the trials' metric summaries; a point whose (trial, name,
@@ -284,15 +350,12 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
         staged = _staged_table(evs, name_columns, len(names))
         con.register("_staged_metric_batch", staged)
         try:
-            ranges = con.execute(
-                "SELECT ?[name + 1], min(epoch), max(epoch) FROM _staged_metric_batch GROUP BY name",
-                [names],
-            ).fetchall()
+            parts = _summaries(staged, names)
             clash = con.execute(
                 "SELECT count(*) FROM metric_record m JOIN (SELECT unnest(?) AS name, "
                 "unnest(?) AS lo, unnest(?) AS hi) r ON m.name = r.name AND m.epoch BETWEEN "
                 "r.lo AND r.hi WHERE m.trial_id = ? AND m.trial_uuid = ?",
-                [[r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges]]
+                [list(parts), [p[-2] for p in parts.values()], [p[-1] for p in parts.values()]]
                 + [trial_id, uuid],
             ).fetchone()
             if clash and clash[0]:
@@ -310,13 +373,7 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
                 [uuid, experiment, trial_id, names, list(METRIC_VALUE_TYPES), TYPE_CODES["int"]],
             )
             if uuid not in replaced:
-                metric_summary.add_points(
-                    con,
-                    "SELECT ?::VARCHAR AS trial_uuid, ?::VARCHAR AS experiment, "
-                    "?::INTEGER AS trial_id, ?[name + 1] AS name, epoch, value "
-                    "FROM _staged_metric_batch",
-                    [uuid, experiment, trial_id, names],
-                )
+                _fold_summaries(con, uuid, experiment, trial_id, parts)
         finally:
             con.unregister("_staged_metric_batch")
         inserted += staged.num_rows

@@ -16,8 +16,6 @@ import duckdb
 
 from tuixp.store import schema
 
-_OK = "NOT isnan(value)"  # NaN is never a lowest or a highest
-
 
 def resummarize(con: duckdb.DuckDBPyConnection, trials: dict[str, Any]) -> None:
     """Summarise again the metrics of these trials (``{uuid: trial id}``) from all their stored
@@ -48,46 +46,48 @@ def forget(con: duckdb.DuckDBPyConnection, trial_uuids: list[str]) -> None:
     con.execute("DELETE FROM metric_summary WHERE list_contains(?, trial_uuid)", [trial_uuids])
 
 
+SUMMARY_COLUMNS = (
+    "trial_uuid, experiment, trial_id, name, points, min_value, min_epoch, max_value, "
+    "max_epoch, last_value, last_epoch"
+)
+
+
 def add_points(
     con: duckdb.DuckDBPyConnection, points: str, params: list[Any] | None = None
 ) -> None:
     """Fold new points into their trials' summaries. ``points`` is a query (with ``params``)
     giving ``trial_uuid, experiment, trial_id, name, epoch, value`` for points that are all in
-    ``metric_record`` now and replaced none stored before (one per trial, name and epoch).
+    ``metric_record`` now and replaced none stored before (one per trial, name and epoch)."""
+    select = schema.summarize_metrics().removeprefix("INSERT INTO metric_summary ").rstrip(";")
+    add_summaries(con, select.replace("FROM metric_record", f"FROM ({points})"), params)
 
-    A metric's summary stands for its stored points by three of them: its lowest, its highest
-    and its last (which carries the count); aggregating those with the new points gives what
-    aggregating every point would (the earliest epoch of a tie, NaN never lowest or highest)."""
+
+def add_summaries(
+    con: duckdb.DuckDBPyConnection, summaries: str, params: list[Any] | None = None
+) -> None:
+    """Fold summaries of new points into their trials' summaries. ``summaries`` is a query
+    (with ``params``) giving rows of ``metric_summary``'s columns, in its order, for points
+    that replaced none stored before: two summaries of disjoint points make the summary of
+    them all (the earliest epoch of a tie, NaN never lowest or highest)."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _summary_new AS
-        WITH n AS ({points}),
-        old AS (
-            SELECT s.* FROM metric_summary s
+        WITH n ({SUMMARY_COLUMNS}) AS ({summaries}),
+        both_ AS (
+            SELECT {SUMMARY_COLUMNS} FROM n
+            UNION ALL
+            SELECT {SUMMARY_COLUMNS} FROM metric_summary s
             WHERE EXISTS (SELECT 1 FROM n WHERE n.trial_uuid = s.trial_uuid AND n.name = s.name)
-        ),
-        pts AS (
-            SELECT trial_uuid, experiment, trial_id, name, epoch, value,
-                   1::BIGINT AS w, true AS extreme, true AS latest FROM n
-            UNION ALL
-            SELECT trial_uuid, experiment, trial_id, name, last_epoch, last_value, points,
-                   false, true FROM old
-            UNION ALL
-            SELECT trial_uuid, experiment, trial_id, name, min_epoch, min_value, 0, true, false
-            FROM old WHERE min_value IS NOT NULL
-            UNION ALL
-            SELECT trial_uuid, experiment, trial_id, name, max_epoch, max_value, 0, true, false
-            FROM old WHERE max_value IS NOT NULL
         )
         SELECT trial_uuid, any_value(experiment) AS experiment, any_value(trial_id) AS trial_id,
-               name, sum(w)::BIGINT AS points,
-               min(value) FILTER (WHERE extreme AND {_OK}) AS min_value,
-               arg_min(epoch, (value, epoch)) FILTER (WHERE extreme AND {_OK}) AS min_epoch,
-               max(value) FILTER (WHERE extreme AND {_OK}) AS max_value,
-               arg_min(epoch, (-value, epoch)) FILTER (WHERE extreme AND {_OK}) AS max_epoch,
-               arg_max(value, epoch) FILTER (WHERE latest) AS last_value,
-               max(epoch) FILTER (WHERE latest) AS last_epoch
-        FROM pts GROUP BY trial_uuid, name
+               name, sum(points)::BIGINT AS points, min(min_value) AS min_value,
+               arg_min(min_epoch, (min_value, min_epoch))
+                   FILTER (WHERE min_value IS NOT NULL) AS min_epoch,
+               max(max_value) AS max_value,
+               arg_min(max_epoch, (-max_value, max_epoch))
+                   FILTER (WHERE max_value IS NOT NULL) AS max_epoch,
+               arg_max(last_value, last_epoch) AS last_value, max(last_epoch) AS last_epoch
+        FROM both_ GROUP BY trial_uuid, name
         """,
         params or [],
     )
@@ -96,9 +96,6 @@ def add_points(
             "DELETE FROM metric_summary s USING _summary_new n "
             "WHERE s.trial_uuid = n.trial_uuid AND s.name = n.name"
         )
-        con.execute(
-            "INSERT INTO metric_summary SELECT trial_uuid, experiment, trial_id, name, points, "
-            "min_value, min_epoch, max_value, max_epoch, last_value, last_epoch FROM _summary_new"
-        )
+        con.execute(f"INSERT INTO metric_summary SELECT {SUMMARY_COLUMNS} FROM _summary_new")
     finally:
         con.execute("DROP TABLE IF EXISTS _summary_new")
