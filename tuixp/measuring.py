@@ -88,15 +88,18 @@ class Measuring:
                 "log_metrics takes a mapping of metric names to values, given: "
                 f"{type(metrics).__name__}"
             )
+        epochs = scope.epochs
         points = []
         for name, value in metrics.items():
-            name = identifier(name, "Metric name")
+            if name not in _CHECKED_NAMES:
+                name = identifier(name, "Metric name")
+                if len(_CHECKED_NAMES) < 10_000:
+                    _CHECKED_NAMES.add(name)
             if value is None:
                 raise errors.TuixpError(f"Metric {name}: log_metrics needs a value")
-            at = scope.epochs.get(name, -1) + 1 if epoch is None else epoch
+            at = epochs.get(name, -1) + 1 if epoch is None else epoch
             points.append((name, *_metric_point(name, at, value)))
-        for point in points:
-            steps_mod.record_metric(*point)
+        steps_mod.record_metrics(scope, points)
 
     def load_metric(
         self, metric_key: Any = None, trial_id: int | list[int] | None = None, *, key: Any = None
@@ -115,6 +118,10 @@ class Measuring:
 
         with self.store.reading() as con:
             return metrics.load_metric(con, self.id, key, ids)
+
+
+# Metric names already found valid: a training loop logs the same few names millions of times.
+_CHECKED_NAMES: set[str] = set()
 
 
 def identifier(value: Any, what: str) -> str:

@@ -99,6 +99,33 @@ class MetricBuffer:
         if full:
             self.flush()
 
+    def add_many(self, points: list[tuple[str, int, float, str, int | None]]) -> None:
+        """Several points saved together, now: ``(name, epoch, value, type name, an int's
+        exact value)`` each (``log_metrics``)."""
+        if not self._watched:
+            self._watched = True
+            watch(self)
+        at = time.time()
+        with self._lock:
+            names = self._names
+            for name, epoch, value, type_name, exact in points:
+                code = names.get(name)
+                if code is None:
+                    code = names[name] = len(names)
+                    if code + 1 >= MAX_NAMES:
+                        self._n = MAX_POINTS  # full: flushed below
+                self._name.append(code)
+                self._epoch.append(epoch)
+                self._value.append(value)
+                self._type.append(TYPE_CODES[type_name])
+                self._at.append(at)
+                if exact is not None:
+                    self._ints[len(self._epoch) - 1] = exact
+            self._n += len(points)
+            full = self._n >= MAX_POINTS
+        if full:
+            self.flush()
+
     def __len__(self) -> int:
         return len(self._epoch)
 
