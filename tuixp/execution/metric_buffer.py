@@ -167,6 +167,7 @@ class MetricBuffer:
             if event is None:
                 return 0
             self.store.record([event])
+            self.store.metric_points_journaled(event["n"])
             return int(event["n"])
 
 

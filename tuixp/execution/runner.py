@@ -342,4 +342,5 @@ def execute(
         # A scheduler that gave up, a lost connection: every trial not finished yet ends here,
         # with the reason, never left running.
         trials.end_all("failed", exc)
+    store.catch_up()
     return trials.results()

@@ -48,6 +48,18 @@ from tuixp.store.paths import StorePaths
 
 logger = logging.getLogger("tuixp")
 
+
+def _live_ingest_points() -> int:
+    try:
+        return int(os.environ.get("TUIXP_LIVE_INGEST", "100000"))
+    except ValueError:
+        return 100_000
+
+
+# Metric points journaled (and not yet ingested) that make this process ingest while its trials
+# run; 0 never does (then the next reader ingests them). $TUIXP_LIVE_INGEST sets it.
+LIVE_INGEST_POINTS = _live_ingest_points()
+
 _stores_lock = threading.Lock()
 
 _stores: dict[Path, "Store"] = {}
@@ -79,6 +91,9 @@ class Store:
         self._ingest_due: float | None = None
         self._ingest_thread: threading.Thread | None = None
         self._timer_lock = threading.Condition()
+        # Metric points journaled since the last ingest began (``metric_points_journaled``).
+        self._unstored_points = 0
+        self._live_ingest = False
         self._emitted_blobs: set[str] = set()
         self._atexit_registered = False
         self._said_read_only = False
@@ -172,6 +187,33 @@ class Store:
             self.trials_running -= 1
         self.schedule_ingest()
 
+    def metric_points_journaled(self, points: int) -> None:
+        """A trial's buffer journaled ``points`` metric points. Once ``LIVE_INGEST_POINTS``
+        wait, the background thread ingests them while the trials still run: a training run's
+        millions of points reach the database as they come (on another core: DuckDB works
+        without the GIL), not all at the first read after it."""
+        if LIVE_INGEST_POINTS <= 0:
+            return
+        with self._running_lock:
+            self._unstored_points += points
+            due = self._unstored_points >= LIVE_INGEST_POINTS
+        if due:
+            with self._timer_lock:
+                self._live_ingest = True
+            self.schedule_ingest(delay=0.0)
+
+    def catch_up(self) -> None:
+        """At the end of a run: ingest now if the run left many metric points unstored (at
+        least ``LIVE_INGEST_POINTS / 2``), so the first read after it is as fast as the next;
+        never waits for another process that has the store (that one ingests them)."""
+        if LIVE_INGEST_POINTS <= 0 or self._unstored_points < LIVE_INGEST_POINTS // 2:
+            return
+        with self._running_lock:
+            self._unstored_points = 0
+        with contextlib.suppress(StoreError):
+            with self.connect(timeout=0.0):
+                pass
+
     def schedule_ingest(self, delay: float = 0.5) -> None:
         """Ingest once a burst of trials is over; never once per trial."""
         self._register_exit()
@@ -202,8 +244,12 @@ class Store:
             self._background_ingest()
 
     def _background_ingest(self) -> None:
-        if self.trials_running:
+        with self._timer_lock:
+            live, self._live_ingest = self._live_ingest, False
+        if self.trials_running and not live:
             return  # the end of the running trials schedules another
+        with self._running_lock:
+            self._unstored_points = 0
         try:
             with self.connect(timeout=0.0):
                 pass
