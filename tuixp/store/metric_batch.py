@@ -264,47 +264,18 @@ def _staged_table(events: list[dict[str, Any]], names: list[Any], count: int) ->
     return pa.Table.from_batches(chunks)
 
 
-def _summaries(staged: Any, names: list[str]) -> dict[str, list[Any]]:
-    """Each metric's summary of the staged points (each (name, epoch) once): points, lowest and
-    its earliest epoch, highest and its earliest epoch (NaN neither), last value and epoch,
-    then the lowest and highest epoch; computed in NumPy, a chunk at a time."""
-    import numpy as np
-
-    out: dict[str, list[Any]] = {}
-    for chunk in staged.to_batches():
-        name = chunk.column("name").to_numpy()
-        epoch = chunk.column("epoch").to_numpy()
-        value = chunk.column("value").to_numpy()
-        order = np.argsort(name, kind="stable") if len(names) > 1 else None
-        if order is not None:
-            name, epoch, value = name[order], epoch[order], value[order]
-        cuts = np.flatnonzero(name[1:] != name[:-1]) + 1
-        for lo, hi in zip([0, *cuts], [*cuts, len(name)], strict=True):
-            e, v = epoch[lo:hi], value[lo:hi]
-            ok = ~np.isnan(v)
-            last = int(np.argmax(e))
-            part: list[Any] = [int(hi - lo), None, None, None, None, float(v[last]), int(e[last])]
-            if ok.any():
-                vo, eo = v[ok], e[ok]
-                low, high = vo.min(), vo.max()
-                part[1:5] = [float(low), int(eo[vo == low].min()), float(high),
-                             int(eo[vo == high].min())]  # fmt: skip
-            part += [int(e.min()), int(e.max())]
-            key = names[int(name[lo])]
-            out[key] = _combined(out[key], part) if key in out else part
-    return out
-
-
-def _combined(a: list[Any], b: list[Any]) -> list[Any]:
-    """Two metric summaries (``_summaries``) of disjoint points as one."""
-    low = [x for x in (a, b) if x[1] is not None]
-    lowest = min(low, key=lambda x: (x[1], x[2])) if low else a
-    highest = min(low, key=lambda x: (-x[3], x[4])) if low else a
-    last = a if a[6] > b[6] else b
-    return [
-        a[0] + b[0], lowest[1], lowest[2], highest[3], highest[4], last[5], last[6],
-        min(a[7], b[7]), max(a[8], b[8]),
-    ]  # fmt: skip
+def _summaries(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, list[Any]]:
+    """Each metric's summary of the staged points (each (name, epoch) once), in one statement:
+    points, lowest and its earliest epoch, highest and its earliest epoch (NaN neither), last
+    value and epoch, then the lowest and highest epoch (for the replaced-point check)."""
+    ok = "FILTER (WHERE NOT isnan(value))"
+    rows = con.execute(
+        f"SELECT ?[name + 1], count(*), min(value) {ok}, arg_min(epoch, (value, epoch)) {ok}, "
+        f"max(value) {ok}, arg_min(epoch, (-value, epoch)) {ok}, arg_max(value, epoch), "
+        "max(epoch), min(epoch), max(epoch) FROM _staged_metric_batch GROUP BY name",
+        [names],
+    ).fetchall()
+    return {r[0]: list(r[1:]) for r in rows}
 
 
 def _fold_summaries(
@@ -350,7 +321,7 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
         staged = _staged_table(evs, name_columns, len(names))
         con.register("_staged_metric_batch", staged)
         try:
-            parts = _summaries(staged, names)
+            parts = _summaries(con, names)
             clash = con.execute(
                 "SELECT count(*) FROM metric_record m JOIN (SELECT unnest(?) AS name, "
                 "unnest(?) AS lo, unnest(?) AS hi) r ON m.name = r.name AND m.epoch BETWEEN "

@@ -251,7 +251,7 @@ class Store:
         with self._running_lock:
             self._unstored_points = 0
         try:
-            with self.connect(timeout=0.0):
+            with self.connect(timeout=0.0, live=live):
                 pass
         except StoreError:
             pass  # whoever holds the store ingests, or we do at exit
@@ -300,21 +300,26 @@ class Store:
         timeout: float | None = None,
         ingest: bool = True,
         _final: bool = False,
+        live: bool = False,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Open the database (waiting at most ``timeout`` s for another process), yield, close."""
+        """Open the database (waiting at most ``timeout`` s for another process), yield, close.
+        ``live``: an ingest while this process's trials run, on one DuckDB thread (the trials
+        have the other cores)."""
         with self._guard:
             if self._closing and not _final:
                 raise StoreError("The store is closing: this process is exiting.")
-            with self._connect(read_only, timeout, ingest) as con:
+            with self._connect(read_only, timeout, ingest, live) as con:
                 yield con
 
     @contextlib.contextmanager
     def _connect(
-        self, read_only: bool, timeout: float | None, ingest: bool
+        self, read_only: bool, timeout: float | None, ingest: bool, live: bool = False
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         wait = LOCK_TIMEOUT if timeout is None else timeout
         con = self._open(read_only=read_only, timeout=wait)
         try:
+            if live:
+                con.execute("SET threads = 1")
             # _open may have fallen back to read-only (a file we cannot write): ask DuckDB.
             mode = con.execute("SELECT current_setting('access_mode')").fetchone()
             writable = not read_only and (mode is None or mode[0] != "read_only")
