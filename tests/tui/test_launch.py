@@ -159,7 +159,7 @@ async def test_launch_a_real_trial_and_see_it_arrive(tiny_store: Path) -> None:
             assert [e for e, _ in trial.metrics["loss"]] == [0, 1, 2]
         assert any("scoring 40" in line for line in launch.stderr)
         kinds = [m.payload for m in messages if isinstance(m, LaunchUpdated) and m.kind == "event"]
-        assert any('"task_started"' in k for k in kinds) and any('"metric"' in k for k in kinds)
+        assert any('"task_started"' in k for k in kinds) and any('"metrics"' in k for k in kinds)
         detail = shown(app.screen.query_one("#progress-detail"))
         assert "trial #3" in detail and "succeeded" in detail
         # The new trials are in the store and in the browse table.
@@ -307,15 +307,19 @@ def _recorded_launch(app: Any, store: Path) -> Launch:
     ]
     for trial_id in (2, 3):
         lines.append(ev("task_started", trial_id, 2.5, key=f"score-{trial_id}", step="score"))
-        lines += [
+        lines += [  # two batches of points, as tuixp.execution.metric_news sends them
             ev(
-                "metric",
+                "metrics",
                 trial_id,
                 2,
                 step="score",
-                data={"name": "loss", "epoch": e, "value": 1 / (e + trial_id)},
+                data={
+                    "points": {
+                        "loss": {"epoch": list(es), "value": [1 / (e + trial_id) for e in es]}
+                    }
+                },
             )
-            for e in range(6)
+            for es in (range(4), range(4, 6))
         ]
     lines.append(
         ev(

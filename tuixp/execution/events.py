@@ -17,7 +17,7 @@ KINDS = (
     "task_started",
     "task_finished",
     "task_failed",
-    "metric",
+    "metrics",  # a batch of metric points (tuixp.execution.metric_news)
 )
 
 
