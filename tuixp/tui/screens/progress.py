@@ -234,6 +234,7 @@ class ProgressScreen(Screen[None]):
         super().__init__()
         self.number = number
         self.metric_index = 0
+        self.shown_metric: str | None = None  # the metric the live plot shows
         self.drawn: dict[int, int] = {}  # points the live plot handed plotext, per trial
         self._dirty = True
 
@@ -339,12 +340,13 @@ class ProgressScreen(Screen[None]):
         plt.clear_data()
         plt.clear_figure()
         self.drawn = {}
+        self.shown_metric = None
         names = self.metric_names(launch)
         if launch is None or not names:
             widget.display = False
             return
         widget.display = True
-        name = names[self.metric_index % len(names)]
+        name = self.shown_metric = names[self.metric_index % len(names)]
         # Cut to the plot's width (min and max a braille column, as the detail screen's plot):
         # a live run of a million points redraws as fast as one of a thousand.
         dots = plot_dots(widget.size.width or self.app.size.width)
