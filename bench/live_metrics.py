@@ -6,7 +6,9 @@ process of its own, the same run:
 - no listener (the baseline: ``tuixp run --progress none``, or ``compute()`` alone);
 - a listener that only counts what it gets (the cost of the events themselves);
 - ``tuixp run --progress jsonl``'s listener (``cli.run.JsonlProgress``) writing to /dev/null;
-- ``tuixp run --progress text``'s listener off a terminal (``cli.run.TextProgress``).
+- ``tuixp run --progress text``'s listener off a terminal (``cli.run.TextProgress``);
+- the first two again with one event a point, as before batches (``TrialRecorder.add_metric``
+  as it was, patched in: ``PER_POINT`` below), the baseline of the batches.
 
 For each: microseconds a point inside the step, the events the listener was called with, the
 points those events carried, and whether the last point saved was the last one shown.
@@ -30,18 +32,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402 - the bench folder is not a package
 
 PART = "live_metrics"
-WAYS = ("none", "count", "jsonl", "text")
+WAYS = ("none", "count_per_point", "jsonl_per_point", "count", "jsonl", "text")
 LABELS = {
     "none": "no listener (baseline)",
-    "count": "a listener that counts its events",
-    "jsonl": "`--progress jsonl` (JsonlProgress to /dev/null)",
-    "text": "`--progress text` off a terminal (TextProgress)",
+    "count_per_point": "one event a point (before): a listener that counts its events",
+    "jsonl_per_point": "one event a point (before): `--progress jsonl`",
+    "count": "batches: a listener that counts its events",
+    "jsonl": "batches: `--progress jsonl` (JsonlProgress to /dev/null)",
+    "text": "batches: `--progress text` off a terminal (TextProgress)",
 }
+
+# ``TrialRecorder.add_metric`` before batches: one ``metric`` progress event a point.
+PER_POINT = textwrap.dedent("""
+    from tuixp.execution import recorder as _r
+
+    def _add_metric(self, step, name, epoch, value, value_type, value_int, recorded_at=None):
+        self.metrics.add(
+            name, epoch, value, _r._TYPE_CODES.get(value_type, _r._FLOAT), value_int, recorded_at
+        )
+        if self.finished:
+            self.metrics.flush()
+        if self.listeners:
+            self.emit("metric", recorded_at, step=step,
+                      data={"name": name, "epoch": epoch, "value": value})
+
+    _r.TrialRecorder.add_metric = _add_metric
+""")
 
 CHILD = textwrap.dedent("""
     import json, os, sys, time
     import tuixp
     n, store, how = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    if how.endswith("_per_point"):
+        exec(sys.argv[4])  # PER_POINT
+        how = how.removesuffix("_per_point")
     ex = tuixp.Experiment("live", store=store)
     seen = {"events": 0, "points": 0, "last": None}
 
@@ -97,7 +121,7 @@ CHILD = textwrap.dedent("""
 def run_way(points: int, how: str, folder: Path) -> dict[str, object]:
     store = folder / f"{how}.duckdb"
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, str(points), str(store), how],
+        [sys.executable, "-c", CHILD, str(points), str(store), how, PER_POINT],
         capture_output=True,
         text=True,
         cwd=common.ROOT,
@@ -143,12 +167,22 @@ def main() -> int:
                 common.fmt_s(float(r["trial_s"])),  # type: ignore[arg-type]
             ]
         )
+
+    def us(how: str) -> str:
+        return f"{float(results[how]['log_s']) / points * 1e6:.2f}"  # type: ignore[arg-type]
+
     part = f"""## Live listeners and metric points (bench/live_metrics.py, issue 20)
 
 One trial whose step saves {points:,} points with `ex.save_metric` in a loop, each way in a
 fresh process, in the same run: microseconds a point inside the step, against the same loop
 with no listener; the events the listener was called with, the points they carried, and
-whether the last point saved is the last one the listener saw.
+whether the last point saved is the last one the listener saw. "One event a point" is
+`TrialRecorder.add_metric` as it was before batches, patched in; "batches" is tuixp now: one
+`metrics` event per step at most every 0.2 s and at the step's end
+(`tuixp/execution/metric_news.py`, [events.md](events.md#metric-points-in-batches)).
+With `--progress jsonl` a point costs {us("jsonl")} us against {us("jsonl_per_point")} us one
+event a point, and {us("none")} us with no listener. (The text progress one event a point,
+measured on the commit before batches, 49be6c5, the same way: 5.28 us a point, 3.3x none's.)
 
 {
         common.markdown_table(
