@@ -4,13 +4,17 @@ a point saved before a long pause shown during it."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
+
+import pytest
 
 import tuixp
 from tuixp.cli.live import fmt_metric
 from tuixp.cli.run import TextProgress
 from tuixp.execution.events import ProgressEvent
+from tuixp.execution.metric_news import MAX_BATCH
 
 N = 200_000
 
@@ -43,6 +47,8 @@ def test_a_listener_gets_every_point_in_far_fewer_events(store_path: Path) -> No
     assert "metric" not in kinds  # no event a point any more
     batches = [ev for ev in events if ev.kind == "metrics"]
     assert 0 < len(batches) <= 200 < N  # a few a second, whatever the loop saves
+    sizes = [sum(len(c["epoch"]) for c in ev.data["points"].values()) for ev in batches]
+    assert max(sizes) <= MAX_BATCH  # a JSON line stays bounded
     assert all(ev.step == "train" and ev.trial_id == 1 for ev in batches)
     # every point, in the order saved, nothing twice
     epochs, values = _joined(events, "loss")
@@ -117,3 +123,29 @@ def test_text_progress_shows_the_latest_epoch_and_metric_of_a_long_loop(
     loss, acc = fmt_metric(1.0 / N), fmt_metric(last / N)
     assert lines[0] == f"train · epoch {last} · loss {loss} · acc {acc}"
     assert text.finished == 1
+
+
+def test_a_listener_that_fails_on_a_batch_costs_the_trial_nothing(
+    store_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ex = tuixp.Experiment("brittle", store=store_path)
+    ex.system_metrics = False
+    kinds: list[str] = []
+
+    def listener(ev: ProgressEvent) -> None:
+        kinds.append(ev.kind)
+        if ev.kind == "metrics":
+            raise RuntimeError("the listener broke")
+
+    @ex.result
+    def train() -> int:
+        for epoch in range(5):
+            ex.save_metric("loss", epoch=epoch, value=1.0)
+        return 5
+
+    with caplog.at_level(logging.WARNING, logger="tuixp"):
+        assert train().compute(listeners=[listener]) == 5
+    assert "A progress listener failed on metric points: the listener broke" in caplog.text
+    assert kinds[-2:] == ["task_finished", "trial_finished"] and "metrics" in kinds
+    assert len(ex.load_metric("loss", 1)) == 5
+    assert ex.get_history()["Result"].tolist() == [5]

@@ -9,11 +9,14 @@ these comes first:
 
 - the ticker thread's tick, every ``NEWS_INTERVAL`` seconds (0.2), so a live view lags by at
   most about that, and a point saved before a long pause is shown during the pause;
+- ``MAX_BATCH`` points are waiting (a JSON line stays a few hundred kB, whatever the loop's pace);
 - the end of a step: its points come before its ``task_finished`` (or ``task_failed``);
 - the end of the trial: before its ``trial_finished``.
 
 So nothing is lost and the last point saved is always shown. Batches go out in the order they
-were taken (one send lock), from whichever thread flushes: the ticker's, or the step's own.
+were taken (one send lock), from whichever thread flushes: the ticker's, or the step's own. A
+listener that raises on a batch is logged and the run goes on: it must not cost the trial its
+record (the batch before a step's end is sent before that end is journaled).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Any
 logger = logging.getLogger("tuixp")
 
 NEWS_INTERVAL = 0.2  # seconds between two batches of a trial's metric points to its listeners
+MAX_BATCH = 10_000  # points in one batch at most
 
 # {metric name: {"epoch": [...], "value": [...]}}: one step's points of one batch, as columns
 Points = dict[str, dict[str, list[Any]]]
@@ -41,6 +45,7 @@ class MetricNews:
         self._lock = threading.Lock()  # the pending points
         self._send_lock = threading.RLock()  # batches go out in the order taken
         self._pending: dict[str | None, Points] = {}
+        self._n = 0  # points pending
         self._watched = False
         self.closed = False
 
@@ -58,6 +63,10 @@ class MetricNews:
                 cols = by_name[name] = {"epoch": [], "value": []}
             cols["epoch"].append(epoch)
             cols["value"].append(value)
+            self._n += 1
+            full = self._n >= MAX_BATCH
+        if full:
+            self.flush()
 
     def __bool__(self) -> bool:
         return bool(self._pending)
@@ -66,11 +75,13 @@ class MetricNews:
         """Send what is pending now, one call a step; the number of points sent."""
         with self._send_lock:
             with self._lock:
-                pending, self._pending = self._pending, {}
-            sent = 0
+                pending, self._pending, sent = self._pending, {}, self._n
+                self._n = 0
             for step, points in pending.items():
-                sent += sum(len(c["epoch"]) for c in points.values())
-                self.send(step, points)
+                try:
+                    self.send(step, points)
+                except Exception as exc:  # noqa: BLE001 - a listener must not fail the trial
+                    logger.warning("A progress listener failed on metric points: %s", exc)
             return sent
 
     def close(self) -> None:
@@ -78,7 +89,7 @@ class MetricNews:
         self.closed = True
         forget(self)
         with self._lock:
-            self._pending = {}
+            self._pending, self._n = {}, 0
 
 
 # -- the ticker: one daemon thread while some trial of this process has listeners and points --
@@ -115,7 +126,4 @@ def _tick_loop() -> None:
                 return
         for news in watched:
             if news:
-                try:
-                    news.flush()
-                except Exception as exc:  # noqa: BLE001 - a failing listener must not stop the ticks
-                    logger.warning("A progress listener failed on metric points: %s", exc)
+                news.flush()
