@@ -170,6 +170,20 @@ def draw_downsampled(points: Any, size: tuple[int, int]) -> None:
     plt.build()
 
 
+def results_table(path: Path) -> float:
+    """What the screen's parameter and result table does with the points, timed apart: the
+    comparison documents (``compare.document``) take every point as ``(epoch, value)`` pairs
+    (``TrialDetail.metrics``). The store read is before the clock."""
+    from tuixp.tui.data import StoreReader
+    from tuixp.tui.screens.compare import result_rows
+
+    details = StoreReader(path).details("deep", list(TRIALS))
+    assert details is not None
+    start = time.perf_counter()
+    result_rows(details)
+    return time.perf_counter() - start
+
+
 def median_of(fn: Any, repeat: int = REPEAT) -> float:
     samples = []
     for _ in range(repeat):
@@ -197,6 +211,7 @@ def main() -> int:
         build_store(small, SMALL)
         tui_small = statistics.median(asyncio.run(tui_first_draw(small))[0] for _ in range(REPEAT))
         ours = median_of(lambda: draw_downsampled(points, size))
+        table = results_table(store)
         baseline = median_of(lambda: draw_every_point(points, size), repeat=1)
     from tuixp.tui.plotting import plot_dots
 
@@ -214,6 +229,11 @@ def main() -> int:
         ],
         ["the TUI: open compare to the plot drawn", common.fmt_ms(tui), "2 series"],
         [
+            "of which the result rows (`compare.result_rows`: every point as pairs)",
+            common.fmt_ms(table),
+            f"{total:,}",
+        ],
+        [
             f"the TUI, two trials of {SMALL} points (baseline: the screen itself)",
             common.fmt_ms(tui_small),
             "2 series",
@@ -228,7 +248,9 @@ each series to the plot's width with the detail screen's downsampling
 {common.fmt_ms(ours)} ms against {common.fmt_s(baseline)} s for plotext given every point.
 From `open_compare` to the plot on screen: {common.fmt_ms(tui)} ms (median of {REPEAT}),
 against {common.fmt_s(tui_before)} s with the former `_show_plot` patched in (one run); the
-screen on two trials of {SMALL} points takes {common.fmt_ms(tui_small)} ms.
+screen on two trials of {SMALL} points takes {common.fmt_ms(tui_small)} ms. Most of the rest is
+not the plot: the parameter and result table's `result_rows` turns every point into an
+`(epoch, value)` pair (`TrialDetail.metrics`, for `tuixp.diff.result_rows`), {common.fmt_ms(table)} ms.
 
 {common.markdown_table(["what", "time (ms)", "points drawn"], rows, right=[1, 2])}
 
