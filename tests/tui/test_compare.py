@@ -376,6 +376,7 @@ async def test_a_long_series_reaches_plotext_as_two_points_a_column(compare_stor
             await pilot.press("m")  # step_loss alone
         await pilot.pause()
         plot = screen.query_one("#compare-plot", PlotextPlot)
-        dots = plot_dots(plot.size.width)
+        assert plot.size.width > 0  # on screen: drawn at its own width
         assert set(screen.plot_drawn) == {("step_loss", 1), ("step_loss", 3)}
+        dots = plot_dots(plot.size.width)
         assert all(0 < drawn <= 2 * dots for drawn in screen.plot_drawn.values())
