@@ -34,7 +34,9 @@ ORDER = (
     "cli_startup",
     "tui_scale",
     "tui_metric_plot",
+    "tui_compare_plot",
     "metrics_volume",
+    "live_metrics",
     "merge",
     "peers",
 )

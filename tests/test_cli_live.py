@@ -198,6 +198,12 @@ def _ev(kind: str, trial: int, key: str | None = None, step: str | None = None, 
     return ProgressEvent(kind, "x", trial, time.time(), key=key, step=step, data=dict(data))
 
 
+def _metrics(trial: int, step: str | None, **series: tuple[list[int], list[float]]):
+    """A batch of points, as ``tuixp.execution.metric_news`` sends them."""
+    points = {name: {"epoch": e, "value": v} for name, (e, v) in series.items()}
+    return ProgressEvent("metrics", "x", trial, time.time(), step=step, data={"points": points})
+
+
 def test_live_steps_follows_the_step_with_the_latest_news() -> None:
     live = LiveSteps()
     assert live.line() == ""
@@ -206,18 +212,16 @@ def test_live_steps_follows_the_step_with_the_latest_news() -> None:
     live(_ev("task_finished", 1, "prep-1", "prep"))
     assert live.line() == ""
     live(_ev("task_started", 1, "train-1", "train"))
-    live(_ev("metric", 1, step="train", name="loss", epoch=0, value=0.5))
-    live(_ev("metric", 1, step="train", name="sys/cpu", epoch=0, value=99.0))
-    live(_ev("metric", 1, step="train", name="val_acc", epoch=0, value=0.25))
-    live(_ev("metric", 1, step="train", name="loss", epoch=1, value=0.3125))
+    live(_metrics(1, "train", loss=([0], [0.5]), **{"sys/cpu": ([0], [99.0])}))
+    live(_metrics(1, "train", val_acc=([0], [0.25]), loss=([1], [0.3125])))
     # val_acc keeps its latest value though it was saved at an earlier epoch; sys/ is left out
     assert live.line() == "train · epoch 1 · loss 0.3125 · val_acc 0.25"
     assert live.line(with_trial=True) == "trial 1 · train · epoch 1 · loss 0.3125 · val_acc 0.25"
     # a second trial of a grid: lines say which trial, the latest news wins
     live(_ev("task_started", 2, "train-2", "train"))
-    live(_ev("metric", 2, step="train", name="loss", epoch=7, value=3))
+    live(_metrics(2, "train", loss=([5, 6, 7], [5, 4, 3])))
     assert live.line() == "#2 train · epoch 7 · loss 3"
-    live(_ev("metric", 1, step="train", name="loss", epoch=2, value=0.125))
+    live(_metrics(1, "train", loss=([2], [0.125])))
     assert live.line() == "#1 train · epoch 2 · loss 0.125 · val_acc 0.25"
     live(_ev("trial_finished", 1))
     assert live.line() == "train · epoch 7 · loss 3"

@@ -155,8 +155,8 @@ def test_jsonl_progress_owns_stdout(tmp_path: Path) -> None:
         assert mine[0]["kind"] == "trial_started" and mine[-1]["kind"] == "trial_finished"
         assert [e["kind"] for e in mine].count("task_started") == 2
         assert [e["kind"] for e in mine].count("task_finished") == 2
-        metrics = [e["data"] for e in mine if e["kind"] == "metric"]
-        assert [m["epoch"] for m in metrics] == [0, 1, 2]
+        batches = [e["data"]["points"] for e in mine if e["kind"] == "metrics"]
+        assert [e for b in batches for e in b["loss"]["epoch"]] == [0, 1, 2]
         assert {e["step"] for e in mine if e["kind"] == "task_finished"} == {"prepare", "score"}
         assert all(e["experiment"] == "quick" for e in mine)
     # what the script printed went to stderr, not into the event stream

@@ -98,7 +98,7 @@ def test_run_ls_show_sql_through_real_processes(tmp_path: Path) -> None:
         "trial_started",
         "task_started",
         "task_finished",
-        "metric",
+        "metrics",
         "trial_finished",
         "run_finished",
     }

@@ -27,7 +27,7 @@ from tuixp.store.store import Store
 EXPECTED = [
     ("trial_started", None),
     ("task_started", "prep"),
-    ("metric", "prep"),
+    ("metrics", "prep"),  # the step's one point, in the batch sent before its end
     ("task_finished", "prep"),
     ("task_started", "feat"),
     ("task_finished", "feat"),
@@ -87,8 +87,8 @@ def check_stream(events: list[ProgressEvent], trial_ids: list[int]) -> dict[int,
                 assert ev.step == started[ev.key].step and ev.worker
                 assert ev.status == ("succeeded" if ev.kind == "task_finished" else "failed")
                 assert ev.data["started"] <= ev.time and ev.data["elapsed"] >= 0
-            elif ev.kind == "metric":
-                assert ev.data["name"] == "seen" and ev.data["epoch"] == 1
+            elif ev.kind == "metrics":
+                assert ev.data["points"]["seen"]["epoch"] == [1]
         shapes[tid] = [(e.kind, e.step) for e in evs]
     # A round trip through the JSON lines of ``tuixp run --progress jsonl`` keeps every field.
     assert [ProgressEvent.from_json(e.to_json()) for e in events] == events

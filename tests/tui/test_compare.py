@@ -16,6 +16,7 @@ import pytest
 from rich.console import Console
 from textual.message import Message
 from textual.widgets import DataTable, Static, TabbedContent
+from textual_plotext import PlotextPlot
 
 from tests.test_diff_recorded import record_compare_trials
 from tests.tui.conftest import BASE, fixed_clock
@@ -23,6 +24,7 @@ from tests.tui.helpers import loaded, wait_for
 from tuixp.store.store import Store
 from tuixp.tui.app import create_app
 from tuixp.tui.messages import MarksChanged
+from tuixp.tui.plotting import plot_dots
 from tuixp.tui.screens.compare import (
     CompareScreen,
     CompareToggled,
@@ -344,3 +346,37 @@ async def test_command_palette_on_the_compare_screen(compare_store: Path) -> Non
         await pilot.press("enter")
         await wait_for(pilot, lambda: screen.only_differences, what="only differences")
         assert [r.name for _, r in screen.table_rows()] == ["lr", "result", "loss (last)"]
+
+
+async def test_a_long_series_reaches_plotext_as_two_points_a_column(compare_store: Path) -> None:
+    """Two trials of 150,000 points each: the compare screen's plot cuts each series to the
+    plot's width (``tuixp.tui.plotting.prepare``, as the detail screen's), never every point."""
+    n = 150_000
+    with Store(compare_store).connect() as con:
+        con.execute(
+            """
+            INSERT INTO metric_record (trial_uuid, experiment, trial_id, name, epoch, value,
+                                       recorded_at, seq, value_type)
+            SELECT t.uuid, 'house', t.trial_id, 'step_loss', i, 1.0 / (i + 1) + (i % 7) * 1e-3,
+                   TIMESTAMPTZ '2025-06-15 09:00:00+00' + to_microseconds(i * 1000), i, 'float'
+            FROM range(?) r(i), (SELECT uuid, trial_id FROM trial_record
+                                 WHERE experiment = 'house' AND trial_id IN (1, 3)) t
+        """,
+            [n],
+        )
+    app = _app(compare_store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await _house(pilot, marks=(1, 3))
+        await pilot.press("C")
+        screen = await _compared(pilot)
+        assert len(screen.details[0].points["step_loss"][3]) == n  # overlaid: every point read
+        await pilot.press("4")
+        names = screen.metric_names()
+        for _ in range(names.index("step_loss") + 1):
+            await pilot.press("m")  # step_loss alone
+        await pilot.pause()
+        plot = screen.query_one("#compare-plot", PlotextPlot)
+        assert plot.size.width > 0  # on screen: drawn at its own width
+        assert set(screen.plot_drawn) == {("step_loss", 1), ("step_loss", 3)}
+        dots = plot_dots(plot.size.width)
+        assert all(0 < drawn <= 2 * dots for drawn in screen.plot_drawn.values())

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 from textual.widgets import Input
+from textual_plotext import PlotextPlot
 
 from tests.cli.test_cli_units import store_snapshot
 from tests.tui.conftest import env_for_subprocess, fixed_clock
@@ -25,6 +26,7 @@ from tuixp.execution.events import ProgressEvent
 from tuixp.store import sql as store_sql
 from tuixp.tui.app import create_app
 from tuixp.tui.launcher import Launch, LaunchRequest
+from tuixp.tui.plotting import plot_dots
 from tuixp.tui.screens.launch import LaunchScreen, ParamRow, check_grid, check_value
 from tuixp.tui.screens.progress import LaunchUpdated, ProgressScreen
 
@@ -159,7 +161,7 @@ async def test_launch_a_real_trial_and_see_it_arrive(tiny_store: Path) -> None:
             assert [e for e, _ in trial.metrics["loss"]] == [0, 1, 2]
         assert any("scoring 40" in line for line in launch.stderr)
         kinds = [m.payload for m in messages if isinstance(m, LaunchUpdated) and m.kind == "event"]
-        assert any('"task_started"' in k for k in kinds) and any('"metric"' in k for k in kinds)
+        assert any('"task_started"' in k for k in kinds) and any('"metrics"' in k for k in kinds)
         detail = shown(app.screen.query_one("#progress-detail"))
         assert "trial #3" in detail and "succeeded" in detail
         # The new trials are in the store and in the browse table.
@@ -307,15 +309,19 @@ def _recorded_launch(app: Any, store: Path) -> Launch:
     ]
     for trial_id in (2, 3):
         lines.append(ev("task_started", trial_id, 2.5, key=f"score-{trial_id}", step="score"))
-        lines += [
+        lines += [  # two batches of points, as tuixp.execution.metric_news sends them
             ev(
-                "metric",
+                "metrics",
                 trial_id,
                 2,
                 step="score",
-                data={"name": "loss", "epoch": e, "value": 1 / (e + trial_id)},
+                data={
+                    "points": {
+                        "loss": {"epoch": list(es), "value": [1 / (e + trial_id) for e in es]}
+                    }
+                },
             )
-            for e in range(6)
+            for es in (range(4), range(4, 6))
         ]
     lines.append(
         ev(
@@ -357,3 +363,56 @@ def test_snapshot_launch_in_progress_100x30(tiny_store: Path, snap_compare: Any)
 
     app = create_app(tiny_store, clock=fixed_clock, poll_interval=3600)
     assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)
+
+
+# -- the live plot: which metric first, and a long series cut to the plot's width ----------------
+async def test_live_plot_shows_the_users_first_metric_first_and_cuts_long_series(
+    tiny_store: Path,
+) -> None:
+    """The sampler's first system sample arrives before the step's first point: the plot still
+    opens on the user's first metric (``loss``), then ``m`` goes to ``acc``, then ``sys/...``.
+    A batch of 300,000 points reaches plotext as at most two points a braille column."""
+    n = 300_000
+    now = fixed_clock()
+
+    def ev(kind: str, **fields: Any) -> str:
+        return ProgressEvent(kind, "tiny", 2, now, **fields).to_json()
+
+    def batch(step: str | None, **series: tuple[list[int], list[float]]) -> str:
+        points = {name: {"epoch": e, "value": v} for name, (e, v) in series.items()}
+        return ev("metrics", step=step, data={"points": points})
+
+    app = create_app(tiny_store, clock=fixed_clock, poll_interval=3600)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await loaded(pilot)
+        request = LaunchRequest(script="tiny.py", store=tiny_store, experiment="tiny")
+        launch = app.launches.new(request)
+        launch.state = "running"
+        for line in (
+            ev("trial_started", data={"params": {"a": 4}, "seed": 7}),
+            batch(None, **{"sys/cpu_percent": ([0], [12.5]), "sys/rss_mb": ([0], [80.0])}),
+            ev("task_started", key="score-2", step="score"),
+            batch("score", loss=(list(range(n)), [1 / (i + 1) for i in range(n)])),
+            batch("score", acc=([0, 1], [0.5, 0.625]), loss=([n], [0.0])),
+        ):
+            launch.apply("event", line)
+        app.push_screen(ProgressScreen(launch.number))
+        await wait_for(pilot, lambda: isinstance(app.screen, ProgressScreen), what="progress")
+        screen = app.screen
+        assert isinstance(screen, ProgressScreen)
+        await wait_for(pilot, lambda: screen.shown_metric is not None, what="the live plot")
+        assert screen.metric_names(launch) == ["loss", "acc", "sys/cpu_percent", "sys/rss_mb"]
+        assert screen.shown_metric == "loss"
+        assert len(launch.trials[2].metrics["loss"]) == n + 1  # every point kept
+        plot = screen.query_one("#progress-plot", PlotextPlot)
+
+        def cut() -> bool:  # drawn at the plot's width once laid out (the next tick at most)
+            return 0 < screen.drawn.get(2, 0) <= 2 * plot_dots(plot.size.width)
+
+        await wait_for(pilot, cut, what="the live plot cut to its width")
+        shown = []
+        for _ in range(4):
+            await pilot.press("m")
+            shown.append((screen.shown_metric, screen.drawn.get(2)))
+        assert shown[:3] == [("acc", 2), ("sys/cpu_percent", 1), ("sys/rss_mb", 1)]
+        assert shown[3][0] == "loss" and cut()

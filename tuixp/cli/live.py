@@ -2,9 +2,11 @@
 
 ``tuixp run``'s text progress shows ``train · epoch 12 · loss 0.31 · acc 0.69`` (the step that
 is running, the latest epoch it saved a metric at, and the latest value of each metric it saved,
-so a metric saved every tenth epoch stays on the line) instead of the last step that finished. ``LiveSteps`` keeps that state from the progress
-events; it is plain data, fed under the caller's lock, and cheap per event: a training loop may
-save a metric every few microseconds.
+so a metric saved every tenth epoch stays on the line) instead of the last step that finished.
+``LiveSteps`` keeps that state from the progress events; it is plain data, fed under the
+caller's lock. Metric points arrive in batches (``metrics`` events, a few a second whatever the
+training loop saves: ``tuixp.execution.metric_news``), so only each batch's last point of each
+metric is looked at.
 """
 
 from __future__ import annotations
@@ -56,27 +58,32 @@ class LiveSteps:
                 del self.tasks[key]
             if self.latest not in self.tasks:
                 self.latest = next(reversed(self.tasks), None)
-        elif kind == "metric":
-            self._metric(event)
+        elif kind == "metrics":
+            self._metrics(event)
             return
         else:
             return
         self.changed = True
 
-    def _metric(self, event: Any) -> None:
+    def _metrics(self, event: Any) -> None:
         from tuixp.store.metric_names import is_system_metric
 
-        data = event.data or {}
-        name = data.get("name")
-        if not name or is_system_metric(str(name)):
-            return  # system samples are not the step's own progress
+        points = (event.data or {}).get("points") or {}
+        # system samples are not the step's own progress
+        latest = [
+            (name, cols["epoch"][-1], cols["value"][-1])
+            for name, cols in points.items()
+            if not is_system_metric(str(name)) and cols.get("epoch") and cols.get("value")
+        ]
+        if not latest:
+            return
         task = self._task_of(event.trial_id, event.step)
         if task is None:
             return
-        epoch = data.get("epoch")
-        if task.epoch is None or not _before(epoch, task.epoch):
-            task.epoch = epoch
-        task.values[name] = data.get("value")
+        for name, epoch, value in latest:
+            if task.epoch is None or not _before(epoch, task.epoch):
+                task.epoch = epoch
+            task.values[name] = value
         self.changed = True
 
     def _task_of(self, trial_id: int, step: str | None) -> _Task | None:

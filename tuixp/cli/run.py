@@ -142,12 +142,12 @@ class TextProgress:
         or end), or printed off a terminal (at most every ``self.every`` seconds). Locked."""
         now = time.monotonic()
         if self.bar is not None:
-            if kind == "metric" and now - self._shown_at < BAR_EVERY:
+            if kind == "metrics" and now - self._shown_at < BAR_EVERY:
                 return
             self._shown_at = now
             self.bar.update(self.task, note=self.live.line())
             return
-        if kind != "metric" or now - self._shown_at < self.every:
+        if kind != "metrics" or now - self._shown_at < self.every:
             return
         line = self.live.line(with_trial=True)
         if line and line != self._last_line:

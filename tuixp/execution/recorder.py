@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuixp.capture.seed import seeding_notes, seeding_problem
-from tuixp.execution import metric_buffer
+from tuixp.execution import metric_buffer, metric_news
 from tuixp.execution.events import Listener, ProgressEvent
 from tuixp.execution.sampler import SAMPLER
 from tuixp.execution.steps import StepRecord
@@ -89,6 +89,8 @@ class TrialRecorder:
         self.metrics = metric_buffer.MetricBuffer(
             self.store, self.uuid, self.experiment, self.trial_id
         )
+        # ... and wait there to be shown, in batches (tuixp.execution.metric_news).
+        self.news = metric_news.MetricNews(self._send_metrics)
 
     def _clock_at(self, wall: float) -> tuple[float, float]:
         """``wall`` (a time just past, maybe on another machine) with this process's monotonic
@@ -163,20 +165,20 @@ class TrialRecorder:
         value_int: int | None,
         recorded_at: float | None = None,
     ) -> None:
-        """A point saved by a step: buffered (journaled at the next flush), shown live.
-        (``steps.record_metric`` does the same for a step in this process, inlined.)"""
+        """A point saved by a step: buffered (journaled at the next flush), shown live in the
+        next batch (``metric_news``). (``steps.record_metric`` does the same for a step in this
+        process, inlined, when nothing listens.)"""
         self.metrics.add(
             name, epoch, value, _TYPE_CODES.get(value_type, _FLOAT), value_int, recorded_at
         )
         if self.finished:  # late news (a step thread that outlived a Ctrl-C): journaled now
             self.metrics.flush()
-        if self.listeners:
-            self.emit(
-                "metric",
-                recorded_at,
-                step=step,
-                data={"name": name, "epoch": epoch, "value": value},
-            )
+        if self.listeners and not self.finished:
+            self.news.add(step or None, name, epoch, value)
+
+    def _send_metrics(self, step: str | None, points: metric_news.Points) -> None:
+        """One batch of points to the listeners: a ``metrics`` event (docs/events.md)."""
+        self.emit("metrics", step=step, data={"points": points})
 
     def on_metric(self, event: dict[str, Any]) -> None:
         """A point that travelled as an event (a step in another process or on a cluster)."""
@@ -217,6 +219,7 @@ class TrialRecorder:
         for m in rec.metrics:
             self.on_metric(m)
         self.metrics.flush()  # the step's points are journaled before its end
+        self.news.flush()  # ... and shown before it
         for a in rec.artifacts:
             self.on_artifact(a)
         if rec.annotations:
@@ -323,7 +326,9 @@ class TrialRecorder:
                 finished_at,
                 f"{kind}: {reason}" if reason else kind,
             )
+        self.news.flush()  # every point shown before the trial's end
         self.finished = True
+        self.news.close()
         fields: dict[str, Any] = {}
         texts = []
         if status == "succeeded":

@@ -121,6 +121,12 @@ def downsample(x: np.ndarray, y: np.ndarray, columns: int) -> tuple[np.ndarray, 
     return xs, ys
 
 
+def plot_dots(cells: int) -> int:
+    """Braille dots across a plot ``cells`` wide (two a cell, less its y axis's labels): the
+    columns ``downsample`` cuts a series to for it."""
+    return max(40, 2 * (cells - 10))
+
+
 def integer_ticks(lo: float, hi: float, most: int = 6) -> list[int]:
     """At most ``most`` whole-number ticks from ``lo`` to ``hi``, a round step apart (epochs
     are whole numbers: plotext's own ticks would say 0.75)."""

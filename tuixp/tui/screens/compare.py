@@ -496,7 +496,7 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
     def metric_names(self) -> list[str]:
         if not self.details:
             return []
-        return sorted(self.details[0].metrics)
+        return sorted(self.details[0].points)
 
     def _show_plot(self) -> None:
         plot = self.query_one("#compare-plot", PlotextPlot)
@@ -508,15 +508,18 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
             plt.title("No metrics recorded for these trials")
             plot.refresh()
             return
+        from tuixp.tui.plotting import PlotOptions, plot_dots, prepare
+
         shown = names if self.metric_index == 0 else [names[self.metric_index - 1]]
+        # Each series cut to the plot's width in braille dots (min and max a column), as the
+        # detail screen's plot does: plotext given a million points takes seconds.
+        dots = plot_dots(plot.size.width or self.app.size.width)
+        self.plot_drawn: dict[tuple[str, int], int] = {}  # points handed to plotext
         for name in shown:
-            for tid, series in sorted(self.details[0].metrics[name].items()):
-                plt.plot(
-                    [e for e, _ in series],
-                    [v for _, v in series],
-                    label=f"{name} #{tid}",
-                    marker="braille",
-                )
+            for tid, points in sorted(self.details[0].points[name].items()):
+                xs, ys = prepare(points, PlotOptions(), dots)
+                self.plot_drawn[name, tid] = len(xs)
+                plt.plot(xs, ys, label=f"{name} #{tid}", marker="braille")
         which = "all metrics" if self.metric_index == 0 else shown[0]
         plt.title(f"{which} by epoch  [m: next metric]")
         plt.xlabel("epoch")

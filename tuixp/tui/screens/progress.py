@@ -22,8 +22,10 @@ from textual.widgets import Footer, Header, OptionList, Static
 from textual.widgets.option_list import Option
 from textual_plotext import PlotextPlot
 
+from tuixp.store.metric_names import is_system_metric
 from tuixp.tui.format import fmt_elapsed
 from tuixp.tui.launcher import Launch, LaunchRequest, TrialProgress
+from tuixp.tui.plotting import MetricPoints, PlotOptions, plot_dots, prepare
 from tuixp.values import format_value
 
 if TYPE_CHECKING:
@@ -232,6 +234,8 @@ class ProgressScreen(Screen[None]):
         super().__init__()
         self.number = number
         self.metric_index = 0
+        self.shown_metric: str | None = None  # the metric the live plot shows
+        self.drawn: dict[int, int] = {}  # points the live plot handed plotext, per trial
         self._dirty = True
 
     @property
@@ -320,33 +324,38 @@ class ProgressScreen(Screen[None]):
         self._plot(launch)
 
     def metric_names(self, launch: Launch | None) -> list[str]:
+        """The launch's metrics in the order they first arrived, the user's first: the first
+        one shown (``m`` steps on) is the user's first metric, not a system sample (``sys/``)
+        the sampler took before the step saved anything."""
         if launch is None:
             return []
         names: list[str] = []
-        for trial in launch.trials.values():
+        for trial in sorted(launch.trials.values(), key=lambda t: t.trial_id):
             names += [n for n in trial.metrics if n not in names]
-        return names
+        return sorted(names, key=is_system_metric)  # stable: arrival order within each
 
     def _plot(self, launch: Launch | None) -> None:
         widget = self.query_one("#progress-plot", PlotextPlot)
         plt = widget.plt
         plt.clear_data()
         plt.clear_figure()
+        self.drawn = {}
+        self.shown_metric = None
         names = self.metric_names(launch)
         if launch is None or not names:
             widget.display = False
             return
         widget.display = True
-        name = names[self.metric_index % len(names)]
+        name = self.shown_metric = names[self.metric_index % len(names)]
+        # Cut to the plot's width (min and max a braille column, as the detail screen's plot):
+        # a live run of a million points redraws as fast as one of a thousand.
+        dots = plot_dots(widget.size.width or self.app.size.width)
         for trial in sorted(launch.trials.values(), key=lambda t: t.trial_id):
-            points = sorted(trial.metrics.get(name, []))
-            if points:
-                plt.plot(
-                    [p[0] for p in points],
-                    [p[1] for p in points],
-                    label=f"#{trial.trial_id}",
-                    marker="braille",
-                )
+            series = trial.metrics.get(name)
+            if series:
+                xs, ys = prepare(MetricPoints.of(series.epoch, series.value), PlotOptions(), dots)
+                self.drawn[trial.trial_id] = len(xs)
+                plt.plot(xs, ys, label=f"#{trial.trial_id}", marker="braille")
         plt.title(f"{name} by epoch" + (" (m: next metric)" if len(names) > 1 else ""))
         widget.refresh()
 

@@ -23,6 +23,7 @@ from tuixp.tui.plotting import (
     PlotOptions,
     has_wall,
     integer_ticks,
+    plot_dots,
     prepare,
     wall_unit,
     window_of,
@@ -117,7 +118,7 @@ class MetricPlot(Vertical):
             panels = [PlotextPlot(classes="metric-panel") for _ in range(wanted)]
             grid.mount_all(panels)
         width = self.size.width or self.app.size.width
-        dots = max(40, 2 * (width // columns - 10))  # braille: two dots a cell, less the axis
+        dots = plot_dots(width // columns)
         colours = {tid: PALETTE[i % len(PALETTE)] for i, tid in enumerate(self.trials)}
         self.drawn = {}
         self.labels = []
