@@ -104,8 +104,8 @@ def display_columns(
     lay: Layout, id_width: int = 6, optional: frozenset[str] = frozenset()
 ) -> list[DisplayColumn]:
     """The columns for an experiment: id, star, status and the change flags
-    (``tuixp.store.flags``) fixed, then the outcome (result, metrics), the trial's name and
-    tags, parameters, and the trial's own. The flags and the outcome come first so that at 80
+    (``tuixp.store.flags``) fixed, then the outcome (result, metrics), the trial's tags and
+    name, parameters, and the trial's own. The flags and the outcome come first so that at 80
     columns they are on screen without scrolling sideways, however many parameters there are.
     ``id_width`` fits the longest trial id shown so far; ``optional`` are the OPTIONAL columns
     to show."""
@@ -139,11 +139,11 @@ def display_columns(
         if b is not None:  # the best value by the metric's goal, beside the last one
             width = max(7, min(10, len(b.name)))
             cols.append(DisplayColumn(b.name, b.name, width, _best(b.source, width), right=True))
+    if "tags" in optional:  # a sort orders the tag lists (alphabetically by their first tag)
+        cols.append(DisplayColumn(lay.annotation("tags").name, "tags", 14, _tags))
     if "name" in optional:
         name = lay.annotation("name").name
         cols.append(DisplayColumn(name, "name", 12, lambda r, n: (r.name or "", "")))
-    if "tags" in optional:  # a sort orders the tag lists (alphabetically by their first tag)
-        cols.append(DisplayColumn(lay.annotation("tags").name, "tags", 14, _tags))
     for p in lay.params:
         width = max(8 if p.numeric else 6, min(10, len(p.name)))
         cols.append(DisplayColumn(p.name, p.name, width, _param(p.source, width), right=p.numeric))
