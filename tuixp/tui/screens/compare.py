@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 TABS = [("params", "Params"), ("code", "Code"), ("environment", "Env"), ("metrics", "Metrics")]
 UNIFIED_BELOW = 120  # columns: narrower terminals get the unified code view by default
 GIT_DIFF_STEP = diff.GIT_DIFF_STEP
-NOTE_WIDTH = (24, 60)  # a note's cell: at least, at most (by the terminal's width)
+NOTE_WIDTH = (24, 80)  # a note's cell: at least, at most (by the terminal's width)
 
 
 class ComparisonLoaded(Message):
@@ -257,7 +257,17 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         the room a column has), a row for each that some compared trial has."""
         assert self.details is not None
         marks = [d.annotation for d in self.details]
-        room = (self.app.size.width - 16) // len(marks) - 3
+        # The room left by the label column and the columns of the trials without a note
+        # (each as wide as its widest cell, plus the table's padding), shared by the others.
+        shown = self.table_rows()
+        used = max([len(r.name) + 2 for _, r in shown] + [6]) + 2
+        for i, (d, a) in enumerate(zip(self.details, marks)):
+            if not a.note:
+                cells = [_cell(r.values[i]) for _, r in shown]
+                used += max(map(len, [*cells, f"#{d.trial_id}", ", ".join(a.tags), a.name or ""]))
+                used += 2
+        noted = sum(1 for a in marks if a.note) or 1
+        room = (self.app.size.width - used - 4) // noted - 2
         width = max(NOTE_WIDTH[0], min(NOTE_WIDTH[1], room))
 
         def note(text: str | None) -> str:
