@@ -51,10 +51,11 @@ async def test_experiments_and_trials_show(real_store: Path) -> None:
         assert rows[1].params == {"lr": 0.1, "depth": 4, "model": "lasso"}
         assert set(rows[1].metrics) == {"loss", "accuracy"}
         headers = [c.header for c in table.columns]
-        # The change flags and the outcome first (on screen at 80 columns): each metric's last
-        # value and its best (by the metric's goal), then the parameters.
-        assert headers[:11] == [
+        # The star, the change flags and the outcome first (on screen at 80 columns): each
+        # metric's last value and its best (by the metric's goal), then the parameters.
+        assert headers[:12] == [
             "#",
+            "★",
             "status",
             "CDEI",
             "result",

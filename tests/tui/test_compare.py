@@ -30,11 +30,9 @@ from tuixp.tui.screens.compare import (
     CompareToggled,
     ComparisonFailed,
     ComparisonLoaded,
-    RerunScreen,
-    cli_value,
-    rerun_command,
 )
 from tuixp.tui.screens.detail import DetailScreen
+from tuixp.tui.screens.rerun import RerunScreen, cli_value, rerun_command
 
 
 def _stabilise(path: Path, root: Path) -> None:

@@ -136,7 +136,7 @@ async def test_the_trial_table_shows_every_flag_at_80_columns(flagged: Path) -> 
         await loaded(pilot, total=4)
         table = app.browse.table
         header = table.render_line(0).text
-        assert header.split()[1:3] == ["status", "CDEI"]
+        assert header.split()[1:4] == ["★", "status", "CDEI"]
         shown = {}
         for y in (1, 2, 3, 4):
             cells = table.render_line(y).text.split()
@@ -149,5 +149,5 @@ async def test_the_trial_table_shows_every_flag_at_80_columns(flagged: Path) -> 
         await pilot.pause()
         assert table.scroll_offset.x > 0
         header = table.render_line(0).text
-        assert header.split()[1:3] == ["status", "CDEI"] and "commit" in header
+        assert header.split()[1:4] == ["★", "status", "CDEI"] and "commit" in header
         assert table.render_line(1).text.split()[3] == EXPECTED[4]

@@ -140,6 +140,14 @@ class Layout:
             for c in ANNOTATION_COLUMNS
         )
 
+    def annotation(self, name: str) -> Column:
+        """The annotation column ``name`` (``starred``, ``tags``, ``name``, ``note``) under the
+        name it has in this layout (``trial_<name>`` when a parameter or metric took it)."""
+        for base, c in zip(ANNOTATION_COLUMNS, self.annotations):
+            if base.name == name:
+                return c
+        raise KeyError(name)
+
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:

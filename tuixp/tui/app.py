@@ -29,6 +29,7 @@ from tuixp.tui.data import StoreReader
 from tuixp.tui.format import fmt_number
 from tuixp.tui.launcher import Launches
 from tuixp.tui.messages import (
+    Annotated,
     FilterRejected,
     MarksChanged,
     PollFinished,
@@ -38,6 +39,7 @@ from tuixp.tui.messages import (
     TrialsLoaded,
 )
 from tuixp.tui.screens.browse import BrowseScreen
+from tuixp.tui.screens.curate import CuratingScreen
 from tuixp.tui.screens.detail import DetailScreen
 from tuixp.tui.screens.help import HelpScreen
 from tuixp.tui.screens.progress import LaunchUpdated, handle_update
@@ -85,6 +87,7 @@ class TuixpApp(App[None]):
         self.fingerprint: tuple[Any, ...] | None = None
         self.generation = 0
         self._polling = False
+        self._poll_again = False  # a forced poll came while one ran
         self._adopting = False  # a new query's first window is being read
         self._poll_timer: Any = None
         self._summary_building: str | None = None  # the experiment whose summary is being built
@@ -122,6 +125,8 @@ class TuixpApp(App[None]):
     def poll(self, force: bool = False) -> None:
         """Read the store again (experiments; the shown window if anything changed)."""
         if self._polling:
+            # A forced poll (after a write) must see the write: read again once this one ends.
+            self._poll_again = self._poll_again or force
             return
         if self._poll_timer is not None:
             self._poll_timer.stop()
@@ -164,6 +169,10 @@ class TuixpApp(App[None]):
         self._polling = False
         if self._poll_timer is not None:
             self._poll_timer.stop()
+        if self._poll_again:
+            self._poll_again = False
+            self.poll(force=True)
+            return
         self._poll_timer = self.set_timer(self.poll_interval, self.poll)
 
     @on(StoreRefreshed)
@@ -395,7 +404,15 @@ class TuixpApp(App[None]):
         except TuixpError as exc:
             self.call_from_thread(self.notify, str(exc), title="Not saved", severity="error")
             return
-        self.call_from_thread(self.poll, True)
+        self.post_message(Annotated(experiment, trial_ids, action))
+
+    @on(Annotated)
+    def _annotated(self, message: Annotated) -> None:
+        """Read the store again, and let each open screen showing a trial follow."""
+        self.poll(force=True)
+        for screen in list(self.screen_stack):
+            if isinstance(screen, CuratingScreen):
+                screen.annotated(message)
 
     def show_deleted(self, on: bool) -> None:
         """Show the deleted trials (and only them), or the others again."""

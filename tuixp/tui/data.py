@@ -20,7 +20,8 @@ from typing import Any, TypeVar
 import duckdb
 
 from tuixp.errors import StoreError
-from tuixp.store import artifacts, columns, queries, window
+from tuixp.store import annotation, artifacts, columns, queries, window
+from tuixp.store.annotation import Annotation
 from tuixp.store.artifacts import Artifact, ArtifactStore, preview_text, printable
 from tuixp.store.journal import journal_files, writer_is_alive
 from tuixp.store.objects import ObjectStore
@@ -81,6 +82,8 @@ class TrialDetail:
     persisted: list[dict[str, Any]]
     points: dict[str, dict[int, MetricPoints]] = field(default_factory=dict)
     artifacts: list[Artifact] = field(default_factory=list)
+    # name, note, tags, star and deletion (tuixp.store.annotation)
+    annotation: Annotation = field(default_factory=Annotation)
 
     @functools.cached_property
     def metrics(self) -> dict[str, dict[int, list[tuple[int, float]]]]:
@@ -423,6 +426,7 @@ def _detail(con: Any, experiment: str, trial_id: int, overlay: list[int]) -> Tri
         persisted=queries.persisted_outputs(con, experiment, trial_id),
         points=metric_points(con, experiment, ids),
         artifacts=artifacts.listed(con, experiment, trial_id),
+        annotation=annotation.of_trial(con, experiment, trial_id),
     )
 
 

@@ -84,3 +84,13 @@ class OutputLoaded(Message):
         super().__init__()
         self.step = step
         self.text = text
+
+
+class Annotated(Message):
+    """Annotation events were written (``action`` on these trials: tuixp.store.annotation)."""
+
+    def __init__(self, experiment: str, trial_ids: list[int], action: str) -> None:
+        super().__init__()
+        self.experiment = experiment
+        self.trial_ids = trial_ids
+        self.action = action

@@ -96,6 +96,19 @@ def record_store(folder: Path) -> Path:
               finished_at = TIMESTAMPTZ '2026-03-02 09:00:00+00' + to_seconds((trial_id - 1) * 75
                 + CASE experiment WHEN 'churn' THEN 7200 ELSE 0 END + 2.5 + trial_id % 3),
               host = 'trainbox', pid = 4242, script = 'train.py'""")
+    from tuixp import curation
+
+    # Curated as a person would (tuixp star, tag, name, note): the table's star and tags
+    # columns, the detail's annotations and compare's rows show them.
+    for trial_id, action, values in (
+        (9, "star", [None]),
+        (9, "name", ["baseline"]),
+        (9, "tag", ["paper", "ridge"]),
+        (9, "note", ["Best of the grid with the simpler model: the same result as #10."]),
+        (13, "tag", ["mistake"]),
+        (13, "note", ["lr 0.9 diverges, as expected. Kept for its traceback; purge later."]),
+    ):
+        curation.annotate(Store(store), "house_prices", [trial_id], action, values)
     return store
 
 

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, OptionList
 
-from tuixp.store.window import TrialRow
-from tuixp.tui.screens.curate import Confirm, LineEditor, NoteEditor
+from tuixp.tui.screens.curate import Curated, CuratingScreen
 from tuixp.tui.widgets.experiment_list import ExperimentList
 from tuixp.tui.widgets.status_bar import StatusBar
 from tuixp.tui.widgets.trial_table import TrialTable
-
-if TYPE_CHECKING:
-    from tuixp.tui.app import TuixpApp
 
 
 class FilterInput(Input):
@@ -30,8 +23,9 @@ class FilterInput(Input):
         self.screen.query_one(TrialTable).focus()
 
 
-class BrowseScreen(Screen[None]):
-    """Experiments and trials; every action has a key shown in the footer."""
+class BrowseScreen(CuratingScreen):
+    """Experiments and trials; every action has a key shown in the footer (the curation keys:
+    ``CuratingScreen``)."""
 
     BINDINGS = [
         Binding("slash", "filter", "Filter", show=True),
@@ -42,18 +36,8 @@ class BrowseScreen(Screen[None]):
         Binding("v", "compare_previous", "Vs previous", show=False),
         Binding("x", "clear_filter", "Clear filter", show=False),
         Binding("r", "refresh", "Refresh", show=False),
-        Binding("n", "note", "Note", show=False),
-        Binding("a", "tags", "Tags", show=False),
-        Binding("N", "name", "Name", show=False),
-        Binding("asterisk", "star", "Star", show=False, key_display="*"),
-        Binding("d", "delete", "Delete", show=False),
-        Binding("u", "restore", "Restore", show=False),
         Binding("D", "deleted", "Deleted trials", show=False),
     ]
-
-    @property
-    def tuixp(self) -> "TuixpApp":
-        return cast("TuixpApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -157,81 +141,13 @@ class BrowseScreen(Screen[None]):
         self.tuixp.poll(force=True)
 
     # -- curating (tuixp.tui.screens.curate) ---------------------------------------------------
-    def _current(self) -> tuple[str, TrialRow] | None:
+    def curated(self) -> Curated | None:
         row = self.table.current_row
-        exp = self.tuixp.experiment
-        return (exp, row) if row is not None and exp is not None else None
-
-    def action_note(self) -> None:
-        found = self._current()
-        if found is None:
-            return
-        exp, row = found
-
-        def save(text: str | None) -> None:
-            if text is not None and text.strip() != (row.note or ""):
-                self.tuixp.annotate(exp, [row.trial_id], "note", [text])
-
-        self.app.push_screen(NoteEditor(f"Note of trial {row.trial_id}", row.note or ""), save)
-
-    def action_name(self) -> None:
-        found = self._current()
-        if found is None:
-            return
-        exp, row = found
-
-        def save(text: str | None) -> None:
-            if text is not None and text.strip() != (row.name or ""):
-                self.tuixp.annotate(exp, [row.trial_id], "name", [text])
-
-        self.app.push_screen(LineEditor(f"Name of trial {row.trial_id}", row.name or ""), save)
-
-    def action_tags(self) -> None:
-        found = self._current()
-        if found is None:
-            return
-        exp, row = found
-
-        def save(text: str | None) -> None:
-            if text is None:
-                return
-            wanted = list(dict.fromkeys(text.split()))
-            added = [t for t in wanted if t not in row.tags]
-            removed = [t for t in row.tags if t not in wanted]
-            if added:
-                self.tuixp.annotate(exp, [row.trial_id], "tag", added)
-            if removed:
-                self.tuixp.annotate(exp, [row.trial_id], "untag", removed)
-
-        self.app.push_screen(
-            LineEditor(f"Tags of trial {row.trial_id} (space separated)", " ".join(row.tags)),
-            save,
-        )
-
-    def action_star(self) -> None:
-        found = self._current()
-        if found is not None:
-            exp, row = found
-            self.tuixp.annotate(exp, [row.trial_id], "unstar" if row.starred else "star")
-
-    def action_delete(self) -> None:
-        found = self._current()
-        if found is None:
-            return
-        exp, row = found
-
-        def answer(yes: bool | None) -> None:
-            if yes:
-                self.tuixp.annotate(exp, [row.trial_id], "delete")
-
-        question = f"Delete trial {row.trial_id} of {exp}? (u in the deleted view, D, restores)"
-        self.app.push_screen(Confirm(question), answer)
-
-    def action_restore(self) -> None:
-        found = self._current()
-        if found is not None and self.tuixp.query_state and self.tuixp.query_state.deleted:
-            exp, row = found
-            self.tuixp.annotate(exp, [row.trial_id], "restore")
+        exp, q = self.tuixp.experiment, self.tuixp.query_state
+        if row is None or exp is None:
+            return None
+        deleted = q is not None and q.deleted  # the deleted view lists only deleted trials
+        return Curated(exp, row.trial_id, row.name, row.note, row.tags, row.starred, deleted)
 
     def action_deleted(self) -> None:
         q = self.tuixp.query_state

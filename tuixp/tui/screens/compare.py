@@ -3,13 +3,14 @@
 Opened with two or more marked trials (``C`` on the trial table) or with one trial and its
 previous one (``v``). The parameter table shows every trial as a column; the code, environment
 and the likely causes compare the first trial (the reference) with one other (``n`` picks the
-next), because a diff reads as "from this to that". All reads happen in one thread worker;
-everything shown comes from ``tuixp.diff``.
+next), because a diff reads as "from this to that". Above the parameters, each trial's name,
+star, tags and note (``tuixp curation``). All reads happen in one thread worker; every
+difference shown comes from ``tuixp.diff``. Re-running a trial (``R``, ``y``) is
+``tuixp.tui.screens.rerun``.
 """
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,9 +21,9 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
@@ -30,9 +31,9 @@ from tuixp import diff
 from tuixp.errors import TuixpError
 from tuixp.tui.data import TrialDetail
 from tuixp.tui.format import fmt_number
+from tuixp.tui.screens.rerun import rerun
 from tuixp.tui.screens.scrolling import ScrollsActivePane
 from tuixp.tui.widgets.status_bar import StatusBar
-from tuixp.values import format_value
 
 if TYPE_CHECKING:
     from tuixp.tui.app import TuixpApp
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 TABS = [("params", "Params"), ("code", "Code"), ("environment", "Env"), ("metrics", "Metrics")]
 UNIFIED_BELOW = 120  # columns: narrower terminals get the unified code view by default
 GIT_DIFF_STEP = diff.GIT_DIFF_STEP
+NOTE_WIDTH = (24, 80)  # a note's cell: at least, at most (by the terminal's width)
 
 
 class ComparisonLoaded(Message):
@@ -68,36 +70,6 @@ class CompareToggled(Message):
 
 
 # -- helpers ----------------------------------------------------------------------------------
-# A parameter value as ``tuixp run`` reads it back (the name the tests import).
-cli_value = format_value
-
-
-def rerun_command(trial: dict[str, Any], store: str) -> str:
-    """The ``tuixp run`` line that runs a trial again with its parameters and seed."""
-    parts = ["tuixp", "run", trial.get("script") or "SCRIPT"]
-    parts += [f"{k}={format_value(v)}" for k, v in (trial.get("params") or {}).items()]
-    if trial.get("seed") is not None:
-        parts += ["--seed", str(trial["seed"])]
-    parts += ["--store", store]
-    return " ".join(shlex.quote(p) for p in parts)
-
-
-def rerun(app: "TuixpApp", experiment: str, trial: dict[str, Any], launch: bool = True) -> None:
-    """Open the launch form prefilled from this trial if the app has one (``launch``), else
-    show the equivalent ``tuixp run`` command line and copy it to the clipboard."""
-    if launch:
-        try:
-            from tuixp.tui.screens.launch import LaunchScreen
-        except ImportError:  # the launch form is not part of this build
-            pass
-        else:
-            app.push_screen(LaunchScreen(experiment, trial.get("trial_id")))
-            return
-    command = rerun_command(trial, str(app.reader.path))
-    app.copy_to_clipboard(command)
-    app.push_screen(RerunScreen(command))
-
-
 def document(d: TrialDetail) -> dict[str, Any]:
     """A trial as ``tuixp.diff`` compares it (the CLI's ``tuixp diff`` builds the same)."""
     tid = d.trial_id
@@ -129,30 +101,6 @@ def _highlighted_lines(source: str, lexer: str) -> list[Text]:
     text.style = ""
     lines = text.split("\n", allow_blank=True)
     return list(lines)
-
-
-class RerunScreen(ModalScreen[None]):
-    """The ``tuixp run`` line that runs a trial again; it is already on the clipboard."""
-
-    BINDINGS = [Binding("escape,enter,q", "close", "Close", show=True)]
-
-    def __init__(self, command: str) -> None:
-        super().__init__()
-        self.command = command
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="rerun"):
-            yield Static(Text("Re-run with these parameters", style="bold"))
-            yield Static(Text(self.command), id="rerun-command")
-            yield Static(
-                Text(
-                    "Copied to the clipboard (OSC 52). Paste it in a shell; escape closes this.",
-                    style="dim",
-                )
-            )
-
-    def action_close(self) -> None:
-        self.dismiss()
 
 
 class CompareScreen(ScrollsActivePane, Screen[None]):
@@ -304,6 +252,38 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
             rows = [(s, r) for s, r in rows if r.differs]
         return rows
 
+    def annotation_rows(self) -> list[tuple[str, list[str]]]:
+        """``(label, cells)``: each trial's name, star, tags and note (its first line, cut to
+        the room a column has), a row for each that some compared trial has."""
+        assert self.details is not None
+        marks = [d.annotation for d in self.details]
+        # The room left by the label column and the columns of the trials without a note
+        # (each as wide as its widest cell, plus the table's padding), shared by the others.
+        shown = self.table_rows()
+        used = max([len(r.name) + 2 for _, r in shown] + [6]) + 2
+        for i, (d, a) in enumerate(zip(self.details, marks)):
+            if not a.note:
+                cells = [_cell(r.values[i]) for _, r in shown]
+                used += max(map(len, [*cells, f"#{d.trial_id}", ", ".join(a.tags), a.name or ""]))
+                used += 2
+        noted = sum(1 for a in marks if a.note) or 1
+        room = (self.app.size.width - used - 4) // noted - 2
+        width = max(NOTE_WIDTH[0], min(NOTE_WIDTH[1], room))
+
+        def note(text: str | None) -> str:
+            lines = (text or "").strip().splitlines()
+            first = lines[0] if lines else ""
+            more = len(lines) > 1 or len(first) > width
+            return first[: width - 1] + "…" if more else first
+
+        rows = [
+            ("name", [a.name or "" for a in marks]),
+            ("★", ["★" if a.starred else "" for a in marks]),
+            ("tags", [", ".join(a.tags) for a in marks]),
+            ("note", [note(a.note) for a in marks]),
+        ]
+        return [(label, cells) for label, cells in rows if any(cells)]
+
     def _show_params(self) -> None:
         assert self.details is not None
         table = self.query_one("#params-table", DataTable)
@@ -311,6 +291,9 @@ class CompareScreen(ScrollsActivePane, Screen[None]):
         table.add_column("", key="name")
         for d in self.details:
             table.add_column(f"#{d.trial_id}", key=str(d.trial_id))
+        for label, texts in self.annotation_rows():  # the trials' own labels, never filtered
+            style = "bold yellow" if label == "★" else "italic"
+            table.add_row(Text("  " + label, style="italic"), *(Text(c, style) for c in texts))
         rows = self.table_rows()
         every = self.table_rows() if not self.only_differences else None
         differ = sum(1 for _, r in rows if r.differs)

@@ -1,9 +1,13 @@
-"""One trial in full: overview, metrics plot, code, environment, git, persisted outputs, steps."""
+"""One trial in full: overview, metrics plot, code, environment, git, persisted outputs, steps.
+
+The curation keys (star, tags, note, name, delete, restore) are the trial table's
+(``tuixp.tui.screens.curate``); the overview shows what they recorded.
+"""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.syntax import Syntax
@@ -13,7 +17,6 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import Screen
 from textual.widgets import Footer, Header, OptionList, Static, TabbedContent, TabPane
 from textual.widgets.option_list import Option
 
@@ -26,12 +29,13 @@ from tuixp.tui.data import TrialDetail, preview
 from tuixp.tui.format import STATUS_TEXT, fmt_elapsed, fmt_number, fmt_when
 from tuixp.tui.messages import DetailLoaded, OutputLoaded
 from tuixp.tui.plotting import SMOOTHING, PlotOptions
+from tuixp.tui.screens.curate import Curated, CuratingScreen
 from tuixp.tui.screens.scrolling import ScrollsActivePane
 from tuixp.tui.widgets.metric_plot import MetricPlot, ordered_metrics
 from tuixp.tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
-    from tuixp.tui.app import TuixpApp
+    from tuixp.tui.messages import Annotated
 
 TABS = [
     ("overview", "Overview"),
@@ -74,7 +78,7 @@ def _json_text(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=repr)
 
 
-class DetailScreen(ScrollsActivePane, Screen[None]):
+class DetailScreen(ScrollsActivePane, CuratingScreen):
     """The detail of ``experiment`` trial ``trial_id``; marked trials overlay its metrics plot."""
 
     BINDINGS = [
@@ -109,10 +113,6 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         self.metric_index = 0  # 0: every metric; n: the n-th metric alone
         self.plot_options = PlotOptions()
         self._pickle_armed: str | None = None
-
-    @property
-    def tuixp(self) -> "TuixpApp":
-        return cast("TuixpApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -152,6 +152,22 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
     def store_changed(self) -> None:
         """The store changed: a running trial's detail is read again."""
         if self.detail is not None and self.detail.trial.get("status") == "running":
+            self.load()
+
+    def curated(self) -> Curated | None:
+        if self.detail is None:
+            return None
+        a = self.detail.annotation
+        return Curated(self.experiment, self.trial_id, a.name, a.note, a.tags, a.starred, a.deleted)
+
+    def annotated(self, message: "Annotated") -> None:
+        """This trial was annotated: read it again; deleted, back to the table (without it)."""
+        if message.experiment != self.experiment or self.trial_id not in message.trial_ids:
+            return
+        if message.action == "delete" and self.is_current:
+            self.app.pop_screen()
+            self.notify(f"Trial {self.trial_id} deleted (D lists the deleted trials, u restores).")
+        else:
             self.load()
 
     def tick(self) -> None:
@@ -214,7 +230,8 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
             ("flags", flags.text(t.get("changes"), t.get("notes"))),
         ]
         params = _kv_table([(k, _json_text(v)) for k, v in (t.get("params") or {}).items()])
-        parts: list[Any] = [
+        parts: list[Any] = annotation_parts(d)
+        parts += [
             Text("Parameters", style="bold underline"),
             params,
             Text(""),
@@ -477,7 +494,7 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         self.tuixp.compare_previous(self.trial_id, self.experiment)
 
     def action_rerun(self) -> None:
-        from tuixp.tui.screens.compare import rerun
+        from tuixp.tui.screens.rerun import rerun
 
         if self.detail is not None:
             rerun(self.tuixp, self.experiment, self.detail.trial)
@@ -513,6 +530,26 @@ class DetailScreen(ScrollsActivePane, Screen[None]):
         self.metric_index = (self.metric_index + 1) % (len(names) + 1) if names else 0
         self.query_one(TabbedContent).active = "metrics"
         self._show_plot()
+
+
+def annotation_parts(d: TrialDetail) -> list[Any]:
+    """The overview's first lines: the trial's name, star, tags, deletion and note (whole,
+    wrapped), when it has any of them."""
+    a = d.annotation
+    rows: list[tuple[str, Any]] = []
+    if a.name:
+        rows.append(("name", Text(a.name, style="bold")))
+    if a.starred:
+        rows.append(("star", Text("★ starred", style="bold yellow")))
+    if a.tags:
+        rows.append(("tags", ", ".join(a.tags)))
+    if a.deleted:
+        rows.append(("deleted", Text(f"{fmt_when(a.deleted_at)} (u restores)", style="bold red")))
+    if a.note:
+        rows.append(("note", Text(a.note)))
+    if not rows:
+        return []
+    return [Text("Annotations", style="bold underline"), _kv_table(rows), Text("")]
 
 
 def _status_color(status: str) -> str:

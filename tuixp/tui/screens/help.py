@@ -42,6 +42,9 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("enter", "open the trial"),
             ("e  t", "go to the experiments / the trials"),
             ("r", "read the store now (it refreshes every second)"),
+            ("* a n N", "star / tags / note (ctrl+s saves) / name of the trial"),
+            ("d  u", "delete the trial (asks y/n) / restore it (in the deleted view)"),
+            ("D", "the deleted trials, and back"),
         ],
     ),
     (
@@ -57,6 +60,8 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
             ("v", "compare with the previous trial"),
             ("R", "re-run: the launch form with this trial's parameters"),
             ("X", "repeat: run it again, check each step's output"),
+            ("* a n N", "star / tags / note / name of the trial (shown in the overview)"),
+            ("d  u", "delete the trial, back to the table / restore a deleted one"),
             ("j k g G", "scroll"),
             ("escape", "back to the trials"),
         ],
@@ -96,7 +101,7 @@ SECTIONS: list[tuple[str, list[tuple[str, str]]]] = [
 FILTER_NOTE = (
     "A filter can use trial_id status result elapsed started finished seed commit branch dirty "
     "error host code_changed data_changed env_changed impure, each parameter and each metric "
-    "(its last value) by name, with = <> < > LIKE IN BETWEEN IS NULL AND OR NOT: model = 'ridge' "
+    "(its last value) by name, starred tags name note (contains(tags, 'paper')), with = <> < > LIKE IN BETWEEN IS NULL AND OR NOT: model = 'ridge' "
     "AND loss < 0.2 (no subqueries, no files: queries go to the SQL screen). The CDEI column "
     "flags a changed Code, Data input or Environment since the previous trial, or an Impure step."
 )

@@ -3,8 +3,8 @@
 It never holds all the trials. It keeps the rows it was given (the window on screen plus a
 margin, a few windows at most) and, when a line it must draw is missing, posts ``WindowNeeded``;
 the app reads that window from DuckDB in a worker and hands it back with ``show_window``. The
-header line stays put; the mark, id, status and change-flag columns stay put when scrolling
-sideways.
+header line stays put; the mark, id, star, status and change-flag columns stay put when
+scrolling sideways.
 """
 
 from __future__ import annotations
@@ -78,13 +78,46 @@ def _best(key: str, width: int) -> Callable[[TrialRow, float], tuple[str, str]]:
     return lambda row, now: (fmt_number(row.best.get(key), width), "")
 
 
-def display_columns(lay: Layout, id_width: int = 6, origin: bool = False) -> list[DisplayColumn]:
-    """The columns for an experiment: id, status and the change flags (``tuixp.store.flags``)
-    fixed, then the outcome (result, metrics), parameters, and the trial's own. The flags and
-    the outcome come first so that at 80 columns they are on screen without scrolling sideways,
-    however many parameters there are. ``id_width`` fits the longest trial id shown so far."""
+def _tags(row: TrialRow, now: float) -> tuple[str, str]:
+    return ", ".join(row.tags), "trial-table--tags"
+
+
+# Columns shown only once a row that needs them was shown (for the same layout): most
+# experiments have no merged trial, no name and no tag, and the table keeps their room.
+OPTIONAL = ("origin", "name", "tags")
+
+
+def optional_columns(rows: list[TrialRow]) -> frozenset[str]:
+    """Which of the OPTIONAL columns these rows need."""
+    return frozenset(
+        k
+        for k, needed in (
+            ("origin", any(r.origin for r in rows)),
+            ("name", any(r.name for r in rows)),
+            ("tags", any(r.tags for r in rows)),
+        )
+        if needed
+    )
+
+
+def display_columns(
+    lay: Layout, id_width: int = 6, optional: frozenset[str] = frozenset()
+) -> list[DisplayColumn]:
+    """The columns for an experiment: id, star, status and the change flags
+    (``tuixp.store.flags``) fixed, then the outcome (result, metrics), the trial's tags and
+    name, parameters, and the trial's own. The flags and the outcome come first so that at 80
+    columns they are on screen without scrolling sideways, however many parameters there are.
+    ``id_width`` fits the longest trial id shown so far; ``optional`` are the OPTIONAL columns
+    to show."""
     cols = [
         DisplayColumn("trial_id", "#", id_width, lambda r, n: (str(r.trial_id), ""), right=True),
+        # Two wide: the header holds the sort arrow too. A sort puts the starred trials first.
+        DisplayColumn(
+            lay.annotation("starred").name,
+            "★",
+            2,
+            lambda r, n: ("★" if r.starred else "", "trial-table--star"),
+        ),
         DisplayColumn("status", "status", 11, _status),
         DisplayColumn("code_changed", flags.HEADER, len(flags.HEADER), _flags),
         DisplayColumn(
@@ -106,6 +139,11 @@ def display_columns(lay: Layout, id_width: int = 6, origin: bool = False) -> lis
         if b is not None:  # the best value by the metric's goal, beside the last one
             width = max(7, min(10, len(b.name)))
             cols.append(DisplayColumn(b.name, b.name, width, _best(b.source, width), right=True))
+    if "tags" in optional:  # a sort orders the tag lists (alphabetically by their first tag)
+        cols.append(DisplayColumn(lay.annotation("tags").name, "tags", 14, _tags))
+    if "name" in optional:
+        name = lay.annotation("name").name
+        cols.append(DisplayColumn(name, "name", 12, lambda r, n: (r.name or "", "")))
     for p in lay.params:
         width = max(8 if p.numeric else 6, min(10, len(p.name)))
         cols.append(DisplayColumn(p.name, p.name, width, _param(p.source, width), right=p.numeric))
@@ -122,12 +160,14 @@ def display_columns(lay: Layout, id_width: int = 6, origin: bool = False) -> lis
             ),
         ),
     ]
-    if origin:  # some trial shown was merged from another store: where it was recorded
+    if (
+        "origin" in optional
+    ):  # some trial shown was merged from another store: where it was recorded
         cols.append(DisplayColumn("origin", "origin", 16, lambda r, n: (r.origin or "", "")))
     return cols
 
 
-FIXED_COLUMNS = 3  # id, status and the change flags stay on screen when scrolling sideways
+FIXED_COLUMNS = 4  # id, star, status and the flags stay on screen when scrolling sideways
 MARK_WIDTH = 2
 
 
@@ -147,6 +187,8 @@ class TrialTable(ScrollView, can_focus=True):
         "trial-table--mark",
         "trial-table--result",
         "trial-table--flag",
+        "trial-table--star",
+        "trial-table--tags",
         "trial-table--dim",
         "trial-table--loading",
     }
@@ -222,7 +264,7 @@ class TrialTable(ScrollView, can_focus=True):
         self.loaded = False  # a window has arrived since the last reset
         self.empty_text = "No trials yet."
         self.id_width = 6  # grows to the longest id shown (a millionth trial has 7 digits)
-        self.show_origin = False  # an origin column once a merged trial was shown
+        self.optional: frozenset[str] = frozenset()  # OPTIONAL columns needed by rows shown
 
     # -- data in ---------------------------------------------------------------------------
     def reset(self, sort: str = "trial_id", descending: bool = True) -> None:
@@ -240,10 +282,12 @@ class TrialTable(ScrollView, can_focus=True):
     ) -> None:
         """Rows ``offset..`` of ``total``; ``replace`` drops the rows kept from before."""
         id_width = max([self.id_width, *(len(str(r.trial_id)) for r in rows)])
-        origin = any(r.origin for r in rows) or (self.show_origin and lay == self.layout_info)
-        if lay != self.layout_info or id_width != self.id_width or origin != self.show_origin:
-            self.layout_info, self.id_width, self.show_origin = lay, id_width, origin
-            self.columns = display_columns(lay, id_width, origin)
+        optional = optional_columns(rows)
+        if lay == self.layout_info:
+            optional |= self.optional
+        if lay != self.layout_info or id_width != self.id_width or optional != self.optional:
+            self.layout_info, self.id_width, self.optional = lay, id_width, optional
+            self.columns = display_columns(lay, id_width, optional)
             self.cursor_column = min(self.cursor_column, len(self.columns) - 1)
         if replace or total != self.total:
             self.rows.clear()
