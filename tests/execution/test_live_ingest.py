@@ -7,6 +7,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy  # noqa: F401 - imported before the trial, as a training script does
+
 import tuixp
 from tuixp.store import store as store_mod
 
@@ -53,3 +55,36 @@ def test_points_are_ingested_while_the_trial_runs_and_all_of_them_at_its_end(
             "SELECT points, last_epoch FROM metric_summary WHERE name = 'acc'"
         ).fetchall() == [(STEPS + 20_000, STEPS + 20_000 - 1)]
         assert con.execute("SELECT status FROM trials").fetchall() == [("succeeded",)]
+
+
+def test_without_numpy_imported_the_points_wait_for_the_end_of_the_run(tmp_path: Path) -> None:
+    """Ingesting imports NumPy; from the background thread while a step runs, that import would
+    escape the step's seeding. A fresh process that never imported NumPy: no live ingest, no
+    seeding warning, every point stored when ``compute()`` returns."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import sys, time
+        import tuixp
+        ex = tuixp.Experiment("live", store={str(tmp_path / "s.duckdb")!r})
+        stored_while_running = []
+        @ex.result
+        def train():
+            for i in range({STEPS}):
+                ex.log_metrics({{"loss": 1 / (i + 1), "a": 0.5, "b": 1.5, "c": 2.5}}, epoch=i)
+            time.sleep(1.5)  # the flusher journals them; nothing may ingest them now
+            stored_while_running.append("numpy" in sys.modules)
+            return 1.0
+        train().compute()
+        assert stored_while_running == [False], "NumPy was imported while the step ran"
+        with ex.store.connect(read_only=True) as con:  # no ingest: what is stored
+            print(con.execute("SELECT count(*) FROM metric_record").fetchone()[0])
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "could not seed" not in done.stderr
+    assert done.stdout.split() == [str(4 * STEPS)]

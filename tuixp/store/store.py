@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import logging
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -196,7 +197,10 @@ class Store:
             return
         with self._running_lock:
             self._unstored_points += points
-            due = self._unstored_points >= LIVE_INGEST_POINTS
+            # Ingesting batches imports NumPy: done from this thread while a step runs, that
+            # import would escape the step's seeding (its generator made unseeded under it).
+            # Without NumPy imported already, the points wait for the run's end (``catch_up``).
+            due = self._unstored_points >= LIVE_INGEST_POINTS and "numpy" in sys.modules
         if due:
             with self._timer_lock:
                 self._live_ingest = True
