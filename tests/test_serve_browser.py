@@ -164,7 +164,9 @@ def test_the_tui_in_a_real_browser(tmp_path: Path) -> None:
                 await tab.call("Page.navigate", url=served.url)  # ...?token=...
                 # The trial table of the demo store: the experiment, its counts, the first and
                 # last trials' rows (so the whole window has loaded).
-                await tab.wait_for_screen("demo", "10 trials", "10    ✓ ok", " 1    ✓ ok", "✗ failed")
+                await tab.wait_for_screen(
+                    "demo", "10 trials", "10    ✓ ok", " 1    ✓ ok", "✗ failed"
+                )
                 # The token went into a cookie; the address bar no longer shows it.
                 assert await tab.evaluate("location.href") == served.base + "/"
                 await asyncio.sleep(0.5)  # let the canvas paint the last frame

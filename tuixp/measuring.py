@@ -98,7 +98,10 @@ class Measuring:
             if value is None:
                 raise errors.TuixpError(f"Metric {name}: log_metrics needs a value")
             at = epochs.get(name, -1) + 1 if epoch is None else epoch
-            points.append((name, *_metric_point(name, at, value)))
+            if type(value) is float and type(at) is int and _INT64_LOW <= at < _INT64_HIGH:
+                points.append((name, at, value, "float", None))  # the usual point, inlined
+            else:
+                points.append((name, *_metric_point(name, at, value)))
         steps_mod.record_metrics(scope, points)
 
     def load_metric(
@@ -120,6 +123,7 @@ class Measuring:
             return metrics.load_metric(con, self.id, key, ids)
 
 
+_INT64_LOW, _INT64_HIGH = -(1 << 63), 1 << 63
 # Metric names already found valid: a training loop logs the same few names millions of times.
 _CHECKED_NAMES: set[str] = set()
 
