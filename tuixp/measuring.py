@@ -89,7 +89,7 @@ class Measuring:
                 f"{type(metrics).__name__}"
             )
         epochs = scope.epochs
-        points = []
+        points: list[tuple[str, int, float, str, int | None]] = []
         for name, value in metrics.items():
             if name not in _CHECKED_NAMES:
                 name = identifier(name, "Metric name")
