@@ -97,6 +97,30 @@ def test_the_summary_kept_is_the_summary_of_every_stored_point(
                 assert kept  # every round saved a point
 
 
+def test_batches_of_one_trial_with_their_names_in_different_orders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One ingest of three batches: the names of the second are not a prefix of the first's,
+    so its name column is mapped to the trial's (the others' are not): every point is stored."""
+    monkeypatch.setattr(metric_batch, "SMALL", 0)
+    store = Store(tmp_path / "s.duckdb")
+    store.record([events.trial_started(TRIALS[0], "e", 1, time.time(), 0, {})])
+    store.record(
+        [
+            _batch(0, [("acc", 0, 0.4)], 0),  # the trial's names: acc, then loss
+            _batch(0, [("acc", 1, 0.5), ("loss", 1, 0.9)], 1),  # its own: loss, acc
+            _batch(0, [("acc", 2, 0.6)], 3),
+        ],
+        sync=True,
+    )
+    with store.connect() as con:
+        got = con.execute("SELECT name, epoch, value FROM metric_record ORDER BY name, epoch")
+        assert got.fetchall() == [
+            ("acc", 0, 0.4), ("acc", 1, 0.5), ("acc", 2, 0.6), ("loss", 1, 0.9)
+        ]  # fmt: skip
+        assert _summaries(con) == _recomputed(con)
+
+
 def _trial_with_points(path: Path, points: list[tuple[str, int, float]]) -> Store:
     store = Store(path)
     store.record([events.trial_started(TRIALS[0], "e", 1, time.time(), 0, {})])

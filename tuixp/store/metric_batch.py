@@ -252,7 +252,8 @@ def _staged_table(events: list[dict[str, Any]], names: list[Any], count: int) ->
     for ev, name in zip(events, names, strict=True):
         arrays, n = ev["_arrays"], ev["n"]
         ints = arrays.get("value_int")
-        cols = [name, arrays["epoch"], arrays["value"], arrays["recorded_at"]]
+        cols = [name.astype(np.int32, copy=False), arrays["epoch"], arrays["value"]]
+        cols.append(arrays["recorded_at"])
         cols += [np.arange(n, dtype=np.int64) + int(ev.get("seq", 0)), arrays["type"]]
         chunks.append(
             pa.record_batch(
