@@ -24,7 +24,7 @@ import pytest
 import tuixp
 from tuixp.capture.system import NVIDIA_SMI_QUERY, parse_nvidia_smi
 from tuixp.errors import TuixpError
-from tuixp.execution.sampler import DEFAULT_EVERY, interval
+from tuixp.execution.sampler import DEFAULT_EVERY, SAMPLER, interval
 from tuixp.store.metric_names import is_system_metric, system_metric_sql, user_metric_sql
 from tuixp.store.store import Store
 
@@ -41,6 +41,12 @@ def metric_rows(store: Path) -> list[tuple[int, str, int, float]]:
         ).fetchall()
 
 
+def _sampled(readings: int) -> bool:
+    """Whether the sampler has taken ``readings`` readings for a trial it watches now."""
+    with SAMPLER._cond:
+        return any(w.epoch >= readings for w in SAMPLER._watched.values())
+
+
 def busy_experiment(store: Path, every: object = 0.1):  # type: ignore[no-untyped-def]
     ex = tuixp.Experiment("busy", store=store)
     ex.system_metrics = every
@@ -50,7 +56,11 @@ def busy_experiment(store: Path, every: object = 0.1):  # type: ignore[no-untype
     def spin(n):
         ex.save_metric("rss", epoch=0, value=psutil.Process().memory_info().rss / (1 << 20))
         end, x = time.monotonic() + HOLD_S, 0
-        while time.monotonic() < end:  # a busy loop: the process is on the CPU
+        # A busy loop: the process is on the CPU. Kept busy past HOLD_S (at most 30 s more)
+        # until the sampler took two readings for this trial: late in a long test session, a
+        # process with hundreds of leftover threads makes a reading of its tree take longer
+        # than HOLD_S (a file read a thread, each waiting for the GIL this loop holds).
+        while time.monotonic() < end or (every and not _sampled(2) and time.monotonic() < end + 30):
             x += n
         return x
 

@@ -91,7 +91,7 @@ class Sampler:
         """Sample for ``recorder``'s trial every ``every`` seconds from now until ``unwatch``."""
         with self._cond:
             self._watched[id(recorder)] = _Watch(recorder, every, time.monotonic() + every)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():  # first, or one that died
                 self._thread = threading.Thread(
                     target=self._run, name="tuixp-system-metrics", daemon=True
                 )
@@ -111,7 +111,10 @@ class Sampler:
         self.tree = ProcessTree()
 
     def _run(self) -> None:
-        self.tree.read()  # the baseline of the first sample's CPU %
+        try:
+            self.tree.read()  # the baseline of the first sample's CPU %
+        except Exception as exc:  # noqa: BLE001 - the first sample then has no CPU %
+            logger.debug("system metrics: first reading failed: %s", exc)
         while True:
             with self._cond:
                 while not self._watched:
