@@ -95,6 +95,8 @@ def test_the_summary_kept_is_the_summary_of_every_stored_point(
                 kept = _summaries(con)
                 assert kept == _recomputed(con)
                 assert kept  # every round saved a point
+                nulls = con.execute("SELECT count(*) FROM metric_record WHERE value IS NULL")
+                assert nulls.fetchone() == (0,)  # NaN is stored as NaN, never as NULL
 
 
 def test_batches_of_one_trial_with_their_names_in_different_orders(
@@ -118,6 +120,24 @@ def test_batches_of_one_trial_with_their_names_in_different_orders(
         assert got.fetchall() == [
             ("acc", 0, 0.4), ("acc", 1, 0.5), ("acc", 2, 0.6), ("loss", 1, 0.9)
         ]  # fmt: skip
+        assert _summaries(con) == _recomputed(con)
+
+
+def test_nan_in_a_batch_saved_out_of_order_stays_nan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch that must be sorted (epochs out of order) keeps a NaN as NaN, and its last
+    value is that NaN (hypothesis found it stored as NULL, skipped as the last value)."""
+    monkeypatch.setattr(metric_batch, "SMALL", 0)
+    store = Store(tmp_path / "s.duckdb")
+    store.record([events.trial_started(TRIALS[0], "e", 1, time.time(), 0, {})])
+    store.record([_batch(0, [("acc", 1, math.nan), ("acc", -1, 1.0)], 0)], sync=True)
+    store.record([_single(0, ("acc", 0, 0.0), 2)], sync=True)
+    with store.connect() as con:
+        rows = con.execute("SELECT epoch, isnan(value) FROM metric_record ORDER BY epoch")
+        assert rows.fetchall() == [(-1, False), (0, False), (1, True)]
+        last = con.execute("SELECT last_epoch, isnan(last_value) FROM metric_summary")
+        assert last.fetchall() == [(1, True)]
         assert _summaries(con) == _recomputed(con)
 
 

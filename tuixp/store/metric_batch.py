@@ -232,33 +232,36 @@ def _last_of_each_key(cols: dict[str, Any]) -> dict[str, Any]:
 
 
 def _staged_table(events: list[dict[str, Any]], names: list[Any], count: int) -> Any:
-    """The trial's points for DuckDB to scan in place: when every point is saved once, an Arrow
-    table of a chunk a batch over the decoded columns (no copy); else NumPy columns, sorted and
-    kept once each. The Arrow arrays are made from their buffers: ``pa.array`` of a NumPy array
-    imports pandas (a quarter of a second of the first ingest)."""
+    """The trial's points as an Arrow table for DuckDB to scan in place: a chunk a batch over
+    the decoded columns (no copy) when every point is saved once; else one chunk of the
+    columns joined, sorted and kept once each. The Arrow arrays are made from their buffers:
+    ``pa.array`` of a NumPy array imports pandas (a quarter of a second of the first ingest),
+    and DuckDB's own scan of NumPy columns reads NaN as NULL."""
     import numpy as np
     import pyarrow as pa
 
-    if not _one_point_each(events, names, count):
-        return _last_of_each_key(_trial_points(events, names))
+    fields = ["name", "epoch", "value", "recorded_at", "seq", "type", "value_int"]
 
     def column(values: Any) -> Any:
         values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
         typ = pa.from_numpy_dtype(values.dtype)
         return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(values)])
 
-    fields = ("name", "epoch", "value", "recorded_at", "seq", "type", "value_int")
+    if not _one_point_each(events, names, count):
+        joined = _last_of_each_key(_trial_points(events, names))
+        chunk = [column(joined[f]) for f in fields]
+        return pa.Table.from_batches([pa.record_batch(chunk, names=fields)])
     chunks = []
     for ev, name in zip(events, names, strict=True):
         arrays, n = ev["_arrays"], ev["n"]
         ints = arrays.get("value_int")
         cols = [name.astype(np.int32, copy=False), arrays["epoch"], arrays["value"]]
-        cols.append(arrays["recorded_at"])
-        cols += [np.arange(n, dtype=np.int64) + int(ev.get("seq", 0)), arrays["type"]]
+        cols += [arrays["recorded_at"], np.arange(n, dtype=np.int64) + int(ev.get("seq", 0))]
+        cols.append(arrays["type"])
         chunks.append(
             pa.record_batch(
                 [*map(column, cols), pa.nulls(n, pa.int64()) if ints is None else column(ints)],
-                names=list(fields),
+                names=fields,
             )
         )
     return pa.Table.from_batches(chunks)
@@ -347,6 +350,6 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
                 _fold_summaries(con, uuid, experiment, trial_id, parts)
         finally:
             con.unregister("_staged_metric_batch")
-        inserted += len(staged["epoch"]) if isinstance(staged, dict) else staged.num_rows
+        inserted += staged.num_rows
     metric_summary.resummarize(con, replaced)
     return inserted
