@@ -15,7 +15,7 @@ base64 (exact for every float, NaN and infinities included; ~47 bytes a point):
 ``seq`` numbers the batch's first point; the points follow in the order they were saved.
 Encoding needs only the standard library (the API process does not import NumPy for it);
 ``decode`` and ``insert_batches`` (ingest) read the columns with NumPy and hand them to DuckDB
-as NumPy columns DuckDB scans in place, a trial's batches a statement.
+as Arrow chunks over the decoded buffers, a trial's batches a statement.
 """
 
 from __future__ import annotations
@@ -267,43 +267,6 @@ def _staged_table(events: list[dict[str, Any]], names: list[Any], count: int) ->
     return pa.Table.from_batches(chunks)
 
 
-def _summaries(con: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, list[Any]]:
-    """Each metric's summary of the staged points (each (name, epoch) once), in one statement:
-    points, lowest and its earliest epoch, highest and its earliest epoch (NaN neither), last
-    value and epoch, then the lowest and highest epoch (for the replaced-point check)."""
-    ok = "FILTER (WHERE NOT isnan(value))"
-    rows = con.execute(
-        f"SELECT ?[name + 1], count(*), min(value) {ok}, arg_min(epoch, (value, epoch)) {ok}, "
-        f"max(value) {ok}, arg_min(epoch, (-value, epoch)) {ok}, arg_max(value, epoch), "
-        "max(epoch), min(epoch), max(epoch) FROM _staged_metric_batch GROUP BY name",
-        [names],
-    ).fetchall()
-    return {r[0]: list(r[1:]) for r in rows}
-
-
-def _fold_summaries(
-    con: duckdb.DuckDBPyConnection,
-    uuid: str,
-    experiment: str,
-    trial_id: int,
-    parts: dict[str, list[Any]],
-) -> None:
-    """Fold one trial's new summaries (``_summaries``) into ``metric_summary``."""
-    from tuixp.store import metric_summary, staging
-
-    types = ("int64", "float64", "int64", "float64", "int64", "float64", "int64")
-    columns: dict[str, tuple[list[Any], str]] = {
-        "trial_uuid": ([uuid] * len(parts), "string"),
-        "experiment": ([experiment] * len(parts), "string"),
-        "trial_id": ([trial_id] * len(parts), "int32"),
-        "name": (list(parts), "string"),
-    }
-    for i, (column, typ) in enumerate(zip(metric_summary.SUMMARY_COLUMNS.split(", ")[4:], types)):
-        columns[column] = ([p[i] for p in parts.values()], typ)
-    with staging.staged(con, "_batch_summary", columns) as staged:
-        metric_summary.add_summaries(con, f"SELECT * FROM {staged}")
-
-
 def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]]) -> int:
     """Insert the points of decoded ``metric_batch`` events (``decode``), in one statement a
     trial, and fold them into the trials' metric summaries; a point whose (trial, name,
@@ -324,12 +287,15 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
         staged = _staged_table(evs, name_columns, len(names))
         con.register("_staged_metric_batch", staged)
         try:
-            parts = _summaries(con, names)
+            ranges = con.execute(
+                "SELECT ?[name + 1], min(epoch), max(epoch) FROM _staged_metric_batch GROUP BY name",
+                [names],
+            ).fetchall()
             clash = con.execute(
                 "SELECT count(*) FROM metric_record m JOIN (SELECT unnest(?) AS name, "
                 "unnest(?) AS lo, unnest(?) AS hi) r ON m.name = r.name AND m.epoch BETWEEN "
                 "r.lo AND r.hi WHERE m.trial_id = ? AND m.trial_uuid = ?",
-                [list(parts), [p[-2] for p in parts.values()], [p[-1] for p in parts.values()]]
+                [[r[0] for r in ranges], [r[1] for r in ranges], [r[2] for r in ranges]]
                 + [trial_id, uuid],
             ).fetchone()
             if clash and clash[0]:
@@ -347,7 +313,13 @@ def insert_batches(con: duckdb.DuckDBPyConnection, events: list[dict[str, Any]])
                 [uuid, experiment, trial_id, names, list(METRIC_VALUE_TYPES), TYPE_CODES["int"]],
             )
             if uuid not in replaced:
-                _fold_summaries(con, uuid, experiment, trial_id, parts)
+                metric_summary.add_points(
+                    con,
+                    "SELECT ?::VARCHAR AS trial_uuid, ?::VARCHAR AS experiment, "
+                    "?::INTEGER AS trial_id, ?[name + 1] AS name, epoch, value "
+                    "FROM _staged_metric_batch",
+                    [uuid, experiment, trial_id, names],
+                )
         finally:
             con.unregister("_staged_metric_batch")
         inserted += staged.num_rows

@@ -59,12 +59,10 @@ def add_points(
     giving ``trial_uuid, experiment, trial_id, name, epoch, value`` for points that are all in
     ``metric_record`` now and replaced none stored before (one per trial, name and epoch)."""
     select = schema.summarize_metrics().removeprefix("INSERT INTO metric_summary ").rstrip(";")
-    add_summaries(con, select.replace("FROM metric_record", f"FROM ({points})"), params)
+    _fold(con, select.replace("FROM metric_record", f"FROM ({points})"), params)
 
 
-def add_summaries(
-    con: duckdb.DuckDBPyConnection, summaries: str, params: list[Any] | None = None
-) -> None:
+def _fold(con: duckdb.DuckDBPyConnection, summaries: str, params: list[Any] | None) -> None:
     """Fold summaries of new points into their trials' summaries. ``summaries`` is a query
     (with ``params``) giving rows of ``metric_summary``'s columns, in its order, for points
     that replaced none stored before: two summaries of disjoint points make the summary of
