@@ -276,11 +276,46 @@ def _part_file_or_end(pusher: subprocess.Popen[str], remote: Path) -> bool:
     return pusher.poll() is not None or any(".part-" in p.name for p in remote.iterdir())
 
 
+# One trial keeping a 96 MiB artifact of random bytes: compressing it keeps the push's temporary
+# bundle file there for seconds (2.4 s on a quiet machine), not the few tenths of a second 60,000
+# trials alone take, which a loaded CI machine missed three times in a row.
+BIG_ARTIFACT = textwrap.dedent(
+    """
+    import os, pathlib, sys
+    import tuixp
+
+    ex = tuixp.Experiment("blob", store=sys.argv[1])
+    weights = pathlib.Path(sys.argv[2])
+    weights.write_bytes(os.urandom(96 * 2**20))
+
+
+    @ex.result
+    def keep():
+        ex.log_artifact(weights, name="weights")
+        return 1
+
+
+    keep().compute()
+    """
+)
+
+
 @pytest.mark.slow
 def test_kill_9_mid_push_leaves_no_bundle_and_a_rerun_pushes_everything(tmp_path: Path) -> None:
     store = synthetic.generate(tmp_path / "big.duckdb", 60_000, experiment="search")
-    # The bundle's temporary file lives for about a second: on a loaded machine a push can end
-    # between two looks, so an attempt that never saw it (the push ended) is made again.
+    script = tmp_path / "big_artifact.py"
+    script.write_text(BIG_ARTIFACT)
+    done = subprocess.run(
+        [sys.executable, str(script), str(store), str(tmp_path / "weights.bin")],
+        env=env_with_path(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    n = 60_001
+    # A push can still end between two looks on a loaded machine: an attempt that never saw the
+    # temporary file (the push ended) is made again.
     for attempt in range(3):
         remote = tmp_path / f"share{attempt}"
         remote.mkdir()
@@ -308,21 +343,26 @@ def test_kill_9_mid_push_leaves_no_bundle_and_a_rerun_pushes_everything(tmp_path
     # was killed while it removed its temporary file).
     before = remote_bundles(remote)
     for whole in before:
-        assert read_manifest(whole)["tables"]["trial_record"] == 60_000
+        assert read_manifest(whole)["tables"]["trial_record"] == n
     done = run_cli("push", remote, "--store", store, "--format", "json", timeout=300)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["trials"] in ((0, 60_000) if before else (60_000,))
+    assert json.loads(done.stdout)["trials"] in ((0, n) if before else (n,))
     bundles = remote_bundles(remote)
     assert bundles
     for bundle in bundles:
-        assert read_manifest(bundle)["tables"]["trial_record"] == 60_000
+        assert read_manifest(bundle)["tables"]["trial_record"] == n
         with open_bundle(bundle) as snapshot:
             assert snapshot.table("metric_record").is_file()
     fresh = tmp_path / "fresh.duckdb"
     pulled = run_cli("pull", remote, "--store", fresh, "--format", "json", timeout=300)
     assert pulled.returncode == 0, pulled.stderr
-    assert rows(fresh, "SELECT count(*), count(DISTINCT uuid) FROM trials") == [(60_000, 60_000)]
-    shutil.rmtree(tmp_path / "big.duckdb.objects", ignore_errors=True)
+    assert rows(fresh, "SELECT count(*), count(DISTINCT uuid) FROM trials") == [(n, n)]
+    # The artifact came through whole.
+    shown = run_cli("artifact", "blob", "1", "weights", "--store", fresh)
+    assert shown.returncode == 0, shown.stderr
+    assert Path(shown.stdout.strip()).read_bytes() == (tmp_path / "weights.bin").read_bytes()
+    for extra in ("big.duckdb.objects", "big.duckdb.artifacts", "fresh.duckdb.artifacts"):
+        shutil.rmtree(tmp_path / extra, ignore_errors=True)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not-a-zip"])
