@@ -9,18 +9,20 @@ aside without losing anything else, both axes of every point (epoch and wall tim
 from __future__ import annotations
 
 import json
+import math
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+from array import array
 from pathlib import Path
 
 import pytest
 
 import tuixp
 from tuixp import errors
-from tuixp.store import Store, metric_batch
+from tuixp.store import Store, events, metric_batch
 from tuixp.store.metrics import metric_points
 from tuixp.store.paths import StorePaths
 
@@ -112,6 +114,57 @@ def test_a_point_saved_twice_keeps_the_last_value_in_one_batch_and_across_batche
     second(first()).compute()
     assert ex.load_metric("acc", 2)[2].to_dict() == {0: 0.1, 1: 0.3}
     assert _rows(store_path, "SELECT count(*) FROM metrics WHERE trial_id = 2") == [(2,)]
+
+
+@pytest.mark.parametrize("again", [False, True], ids=["each-once", "one-saved-twice"])
+def test_both_ingest_paths_store_the_same_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, again: bool
+) -> None:
+    # One batch ingested as rows (a small batch) and as NumPy columns through Arrow (in order,
+    # or sorted when a point is saved twice): the same rows, to the microsecond, with each
+    # type, an int a float cannot hold, NaN, and times between two microseconds (rounded alike).
+    points = [  # name, epoch, value, type, the int's exact value, recorded_at
+        ("loss", 0, 0.5, "float", 0, 1_700_000_000.0000005),
+        ("steps", 0, float(2**60 + 1), "int", 2**60 + 1, 1_700_000_000.0000015),
+        ("done", 0, 1.0, "bool", 0, 1_700_000_000.25),
+        ("loss", 1, math.nan, "float", 0, 1_700_000_001.0),
+        ("steps", 1, -3.0, "int", -3, 1_700_000_001.5),
+    ]
+    if again:
+        points.append(("loss", 0, 0.25, "float", 0, 1_700_000_002.0))  # the later value is kept
+    names = ["loss", "steps", "done"]
+    cols = {
+        "name": metric_batch.pack(array("H", [names.index(p[0]) for p in points])),
+        "epoch": metric_batch.pack(array("q", [p[1] for p in points])),
+        "value": metric_batch.pack(array("d", [p[2] for p in points])),
+        "type": metric_batch.pack(array("B", [metric_batch.TYPE_CODES[p[3]] for p in points])),
+        "recorded_at": metric_batch.pack(array("d", [p[5] for p in points])),
+        "value_int": metric_batch.pack(array("q", [p[4] for p in points])),
+    }
+    uuid = "c" * 32
+    got = {}
+    for small in (5_000, 0):
+        monkeypatch.setattr(metric_batch, "SMALL", small)
+        store = Store(tmp_path / f"s{small}.duckdb")
+        store.record([events.trial_started(uuid, "e", 1, time.time(), 0, {})])
+        store.record([events.metric_batch(uuid, "e", 1, len(points), names, 0, cols)], sync=True)
+        got[small] = _rows(
+            store.path,
+            "SELECT name, epoch, value::VARCHAR, value_type, value_int, epoch_us(recorded_at), "
+            "seq FROM metric_record ORDER BY name, epoch",
+        )
+    assert got[5_000] == got[0]
+    assert [r[:5] for r in got[0]] == [
+        ("done", 0, "1.0", "bool", None),
+        ("loss", 0, "0.25" if again else "0.5", "float", None),
+        ("loss", 1, "nan", "float", None),
+        ("steps", 0, str(float(2**60 + 1)), "int", 2**60 + 1),
+        ("steps", 1, "-3.0", "int", -3),
+    ]
+    micros = [r[5] for r in got[0]]
+    assert micros == [1_700_000_000_250_000, 1_700_000_002_000_000 if again else
+                      1_700_000_000_000_000, 1_700_000_001_000_000, 1_700_000_000_000_002,
+                      1_700_000_001_500_000]  # fmt: skip
 
 
 def test_a_damaged_batch_line_is_set_aside_and_the_rest_is_stored(store_path: Path) -> None:
