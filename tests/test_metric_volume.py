@@ -22,6 +22,7 @@ import pytest
 
 import tuixp
 from tuixp import errors
+from tuixp.execution import metric_buffer
 from tuixp.store import Store, events, metric_batch
 from tuixp.store.metrics import metric_points
 from tuixp.store.paths import StorePaths
@@ -57,6 +58,42 @@ def test_log_metrics_counts_epochs_per_metric_and_keeps_types(store_path: Path) 
         store_path, "SELECT DISTINCT name, value_type FROM metrics ORDER BY name"
     )  # the batch path keeps schema 4's types
     assert types == [("correct", "int"), ("loss", "float"), ("ok", "bool"), ("val", "float")]
+
+
+def test_log_metrics_short_path_keeps_every_point_in_the_order_saved(
+    store_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Floats at an epoch under the last call's names go in as one tuple a call; every other
+    # call takes the long way. Mixed, across flushes (a small MAX_POINTS), nothing is lost or
+    # reordered, and epochs counted afterwards go on from the last one saved.
+    monkeypatch.setattr(metric_buffer, "MAX_POINTS", 7)
+    ex = tuixp.Experiment("dl", store=store_path)
+    saved: list[tuple[str, int, float]] = []
+
+    def log(values: dict, epoch: int) -> None:
+        ex.log_metrics(values, epoch=epoch)
+        saved.extend((k, epoch, float(v)) for k, v in values.items())
+
+    @ex.result
+    def train():
+        for i in range(20):
+            log({"loss": 1.0 / (i + 1), "acc": i / 20}, i)  # short, after the first
+            if i % 6 == 2:
+                log({"loss": 0.5, "acc": 1}, 100 + i)  # an int: the long way
+            if i % 6 == 4:
+                ex.save_metric("lr", epoch=i, value=0.01 * i)
+                saved.append(("lr", i, 0.01 * i))
+            if i % 9 == 8:
+                log({"acc": 0.5}, 200 + i)  # other names: long, then short for them
+                log({"acc": 0.75}, 300 + i)
+        ex.log_metrics({"loss": 0.0})  # counted on from the epoch of the last loss saved (19)
+        saved.append(("loss", 20, 0.0))
+        return 0
+
+    train().compute()
+    got = _rows(store_path, "SELECT name, epoch, value FROM metric_record ORDER BY seq")
+    assert got == saved
+    assert len(got) == len({(n, e) for n, e, _ in got})
 
 
 def test_log_metrics_refuses_the_whole_call_on_a_bad_name_or_value(store_path: Path) -> None:
@@ -219,6 +256,39 @@ def test_metric_points_have_both_axes(store_path: Path) -> None:
     assert all(before <= t <= after for t in loss.recorded_at.tolist())
     assert loss.recorded_at.tolist() == sorted(loss.recorded_at.tolist())
     assert loss.elapsed[0] == 0.0 and len(loss) == 4
+
+
+def test_ex_metric_points_reads_one_trials_metric_as_arrays(store_path: Path) -> None:
+    ex = tuixp.Experiment("dl", store=store_path)
+
+    lr = ex.parameter("lr")
+
+    @ex.result
+    def train(lr):
+        for i in (2, 0, 1):  # saved out of order: read back by epoch
+            ex.log_metrics({"loss": lr / (i + 1), "steps": i, "ok": i == 1}, epoch=i)
+        ex.save_metric("loss", epoch=3, value=float("nan"))
+        return 0
+
+    ex.set_parameters(lr=1.0)
+    train(lr).compute()
+    ex.set_parameters(lr=2.0)
+    train(lr).compute()
+    latest = ex.metric_points("loss")
+    assert latest.trial_id == 2 and latest.epoch.tolist() == [0, 1, 2, 3]
+    assert latest.value[:3].tolist() == [2.0, 1.0, 2.0 / 3] and math.isnan(latest.value[3])
+    first = ex.metric_points("loss", 1)
+    assert first.value[:3].tolist() == [1.0, 0.5, 1.0 / 3]
+    assert str(first.epoch.dtype) == "int64" and str(first.value.dtype) == "float64"
+    assert ex.metric_points("steps", 1).value.tolist() == [0.0, 1.0, 2.0]  # ints as numbers
+    assert ex.metric_points("ok", 1).value.tolist() == [0.0, 1.0, 0.0]
+    # By epoch, so the times of points saved out of order are not in order: 2 came first.
+    at = first.recorded_at.tolist()
+    assert at[2] <= at[0] <= at[1] <= at[3] and first.elapsed[2] == 0.0 and len(first) == 4
+    with pytest.raises(errors.MetricNotFound, match="never"):
+        ex.metric_points("never")
+    with pytest.raises(errors.TrialIDNotFoundError, match="Unable to find trial id: 9"):
+        ex.metric_points("loss", 9)
 
 
 TRAINER = """

@@ -83,11 +83,23 @@ class Measuring:
             raise errors.TrialIDNotFoundError(
                 "Current Trial ID only exists during a trial execution"
             )
-        if not isinstance(metrics, Mapping):
+        if type(metrics) is not dict and not isinstance(metrics, Mapping):
             raise errors.TuixpError(
                 "log_metrics takes a mapping of metric names to values, given: "
                 f"{type(metrics).__name__}"
             )
+        if type(epoch) is int and _INT64_LOW <= epoch < _INT64_HIGH:
+            buffer = steps_mod.quiet_buffer(scope)
+            if buffer is not None:
+                values = tuple(metrics.values())
+                for value in values:
+                    if type(value) is not float:
+                        break
+                else:  # floats: the usual call of a training loop, under the last call's names
+                    keys = tuple(metrics)
+                    if buffer.add_floats(keys, values, epoch):
+                        scope.last_floats = (keys, epoch)
+                        return
         epochs = scope.epochs
         points: list[tuple[str, int, float, str, int | None]] = []
         for name, value in metrics.items():
@@ -121,6 +133,21 @@ class Measuring:
 
         with self.store.reading() as con:
             return metrics.load_metric(con, self.id, key, ids)
+
+    def metric_points(self, name: str, trial_id: int | None = None) -> Any:
+        """One metric of one trial (the latest when None) as NumPy arrays, without pandas:
+        ``.epoch`` (int64, ascending), ``.value`` (float64: ints and bools as numbers, NaN as
+        saved), ``.recorded_at`` (Unix seconds) and ``.elapsed`` (seconds since its first
+        point). For a training loop's millions of points, where ``load_metric``'s DataFrame
+        (and importing pandas for it) is more than a plot needs. Errors as ``load_metric``."""
+        from tuixp.store.metric_names import is_system_metric
+
+        key = name if isinstance(name, str) and is_system_metric(name) else _metric_key(name, None)
+        tid = self._check_trial(trial_id)
+        from tuixp.store import metrics
+
+        with self.store.reading() as con:
+            return metrics.trial_metric_points(con, self.id, key, tid)
 
 
 _INT64_LOW, _INT64_HIGH = -(1 << 63), 1 << 63

@@ -103,10 +103,22 @@ class StepScope:
     metrics: list[dict[str, Any]]
     local: Any  # the owner's recorder when the step runs in the owner's process, else None
     # The last epoch this step saved of each metric: ``log_metrics`` without an epoch goes on
-    # from it (0 first).
-    epochs: dict[str, int] = field(default_factory=dict)
+    # from it (0 first). Read and written through ``epochs``.
+    saved_epochs: dict[str, int] = field(default_factory=dict)
     artifacts: list[dict[str, Any]] = field(default_factory=list)
     annotations: list[dict[str, Any]] = field(default_factory=list)
+    # log_metrics' short path: the names and epoch of its latest call, put in saved_epochs
+    # when they are next read (a dict update a call would cost as much as saving its points).
+    # Its calls between two reads all have the same names, so the latest is all there is.
+    last_floats: tuple[tuple[str, ...], int] | None = None
+
+    @property
+    def epochs(self) -> dict[str, int]:
+        if self.last_floats is not None:
+            keys, epoch = self.last_floats
+            self.last_floats = None
+            self.saved_epochs.update(dict.fromkeys(keys, epoch))
+        return self.saved_epochs
 
 
 current_scope: contextvars.ContextVar[StepScope | None] = contextvars.ContextVar(
@@ -364,6 +376,15 @@ def record_metric(
     }
     scope.metrics.append(event)
     publish(scope.ctx, "metric", {"metric": event})
+
+
+def quiet_buffer(scope: Any) -> Any:
+    """The trial's metric buffer when points can go straight into it (this process owns the
+    trial, nothing shows them live, the trial has not ended), else None."""
+    local = scope.local
+    if local is None or local.listeners or local.finished:
+        return None
+    return local.metrics
 
 
 def record_metrics(scope: Any, points: list[tuple[str, int, float, str, int | None]]) -> None:

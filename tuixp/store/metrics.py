@@ -121,6 +121,35 @@ class Points:
         return len(self.epoch)
 
 
+def trial_metric_points(
+    con: duckdb.DuckDBPyConnection, experiment: str, name: str, trial_id: int
+) -> Points:
+    """One metric of one trial as ``Points`` (``Experiment.metric_points``); raises as
+    ``load_metric`` does: MetricNotFound for a name never saved, TrialIDNotFoundError for a
+    trial that did not save it."""
+    import numpy as np
+
+    found = con.execute(
+        "SELECT epoch, epoch(recorded_at)::DOUBLE AS recorded_at, value FROM metric_record "
+        "WHERE experiment = ? AND name = ? AND trial_id = ? ORDER BY epoch",
+        [experiment, name, trial_id],
+    ).fetchnumpy()
+    if not len(found["epoch"]):
+        if not con.execute(
+            "SELECT 1 FROM metric_record WHERE experiment = ? AND name = ? LIMIT 1",
+            [experiment, name],
+        ).fetchone():
+            raise MetricNotFound(f"Unable to find saved metric with specified key: {name}")
+        raise TrialIDNotFoundError(f"Unable to find trial id: {trial_id}")
+    return Points(
+        trial_id,
+        name,
+        np.asarray(found["epoch"], dtype=np.int64),
+        np.ma.filled(np.ma.asarray(found["recorded_at"], dtype=np.float64), np.nan),
+        np.ma.filled(np.ma.asarray(found["value"], dtype=np.float64), np.nan),
+    )
+
+
 def metric_points(
     con: duckdb.DuckDBPyConnection,
     experiment: str,
