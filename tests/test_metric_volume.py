@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,6 +203,46 @@ def test_both_ingest_paths_store_the_same_rows(
     assert micros == [1_700_000_000_250_000, 1_700_000_002_000_000 if again else
                       1_700_000_000_000_000, 1_700_000_001_000_000, 1_700_000_000_000_002,
                       1_700_000_001_500_000]  # fmt: skip
+
+
+def test_the_writers_own_ingest_takes_its_kept_batches_and_stores_what_parsing_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The process that journaled a batch ingests it from the arrays it packed (no JSON, no
+    # base64); a copy of the same store and journal, read by parsing, gets the same rows.
+    store = tmp_path / "own.duckdb"
+    ex = tuixp.Experiment("own", store=store)
+
+    @ex.result
+    def train():
+        for i in range(3_000):  # 12,000 points: a NumPy batch, below the end-of-run ingest
+            ex.log_metrics({"loss": 1.0 / (i + 1), "acc": i / 3_000, "n": i, "ok": i % 2 == 0})
+        ex.save_metric("loss", epoch=0, value=0.5)  # saved again: the later value is kept
+        return 0
+
+    train().compute()
+    writer = ex.store.journal
+    assert writer.path is not None
+    name = writer.path.name
+    assert len(writer.kept(name)) == 1  # kept, not ingested yet
+    copy = tmp_path / "copy.duckdb"  # a store made from a copy of the journal alone
+    shutil.copytree(StorePaths(store).journal, StorePaths(copy).journal)
+    sql = (
+        "SELECT name, epoch, value::VARCHAR, value_type, value_int, recorded_at, seq "
+        "FROM metric_record ORDER BY name, epoch"
+    )
+    unpacked: list[int] = []
+    a2b = metric_batch.binascii.a2b_base64
+    monkeypatch.setattr(
+        metric_batch.binascii, "a2b_base64", lambda text: unpacked.append(1) or a2b(text)
+    )
+    with ex.store.connect() as con:  # the writer's own ingest
+        own = con.execute(sql).fetchall()
+    assert not unpacked  # nothing unpacked from base64: the kept arrays were taken
+    assert writer.kept(name) == {} and writer._kept_points == 0  # let go once ingested
+    parsed = _rows(copy, sql)  # another Store: it parses the lines
+    assert unpacked and own == parsed and len(own) == 4 * 3_000
+    assert own[3_000][:5] == ("loss", 0, "0.5", "float", None)
 
 
 def test_a_damaged_batch_line_is_set_aside_and_the_rest_is_stored(store_path: Path) -> None:

@@ -7,12 +7,14 @@ the values logged. Writes docs/benchmarks/peers_metrics.md.
 
     .venv/bin/python bench/peers/metrics_heavy.py            # 4 x 250,000 points
     .venv/bin/python bench/peers/metrics_heavy.py --quick    # 4 x 10,000 points
+    .venv/bin/python bench/peers/metrics_heavy.py --runs 5   # the median of 5 runs (default 3)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,9 +49,14 @@ WORKLOADS = {
                 ex.log_metrics(values(i), epoch=i)
             return 0
         t = time.perf_counter(); train().compute(); log_s = time.perf_counter() - t
-        t = time.perf_counter(); df = ex.load_metric("loss", 1); read_s = time.perf_counter() - t
-        check(df.index, df[1])
-        t = time.perf_counter(); df = ex.load_metric("loss", 1); again_s = time.perf_counter() - t
+        if sys.argv[3:] == ["arrays"]:  # NumPy arrays (ex.metric_points), no pandas
+            t = time.perf_counter(); p = ex.metric_points("loss", 1); read_s = time.perf_counter() - t
+            check(p.epoch.tolist(), p.value.tolist())
+            t = time.perf_counter(); ex.metric_points("loss", 1); again_s = time.perf_counter() - t
+        else:  # load_metric's DataFrame, as in daskperiment (the first imports pandas)
+            t = time.perf_counter(); df = ex.load_metric("loss", 1); read_s = time.perf_counter() - t
+            check(df.index, df[1])
+            t = time.perf_counter(); df = ex.load_metric("loss", 1); again_s = time.perf_counter() - t
         print(json.dumps({"import_s": imp, "log_s": log_s, "read_s": read_s, "again_s": again_s}))
     """),
     "trackio": COMMON
@@ -110,54 +117,85 @@ WORKLOADS = {
 }
 
 
+# Each tool's runs: (label, workload, extra arguments). MLflow runs once: one run takes about
+# two minutes, and it is 40x off either way.
+RUNS = (
+    ("tuixp", "tuixp", []),
+    ("tuixp, read as arrays", "tuixp", ["arrays"]),
+    ("trackio", "trackio", []),
+    ("mlflow", "mlflow", []),
+)
+FIGURES = ("log_s", "read_s", "again_s", "import_s")
+
+
 def main() -> int:
-    args = common.arguments(__doc__.splitlines()[0]).parse_args()
+    parser = common.arguments(__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each tool but MLflow (median)")
+    args = parser.parse_args()
     steps = 10_000 if args.quick else 250_000
     points = 4 * steps
-    results: dict[str, dict] = {}
+    runs = max(1, args.runs)
+    measured: dict[str, list[dict]] = {label: [] for label, _, _ in RUNS}
     failed: dict[str, str] = {}
-    for tool, script in WORKLOADS.items():
-        with tempfile.TemporaryDirectory(prefix=f"tuixp-peers-{tool}-") as where:
-            done = subprocess.run(
-                [sys.executable, "-c", script, str(steps), where],
-                capture_output=True,
-                text=True,
-                timeout=4 * 3600,
-                cwd=where,
-                env={**os.environ, "MLFLOW_TRACKING_URI": ""},
-            )
-        if done.returncode != 0:
-            failed[tool] = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"
-            continue
-        results[tool] = json.loads(done.stdout.strip().splitlines()[-1])
+    for attempt in range(runs):
+        for label, tool, extra in RUNS:  # interleaved: a noisy minute falls on every tool
+            if label in failed or (tool == "mlflow" and attempt):
+                continue
+            with tempfile.TemporaryDirectory(prefix=f"tuixp-peers-{tool}-") as where:
+                done = subprocess.run(
+                    [sys.executable, "-c", WORKLOADS[tool], str(steps), where, *extra],
+                    capture_output=True,
+                    text=True,
+                    timeout=4 * 3600,
+                    cwd=where,
+                    env={**os.environ, "MLFLOW_TRACKING_URI": ""},
+                )
+            if done.returncode != 0:
+                failed[label] = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "?"
+                continue
+            measured[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    results = {
+        label: {f: statistics.median(r[f] for r in rs) for f in FIGURES} | {"n": len(rs)}
+        for label, rs in measured.items()
+        if rs
+    }
+    spread = {
+        label: (min(r["log_s"] for r in rs), max(r["log_s"] for r in rs))
+        for label, rs in measured.items()
+        if rs
+    }
     rows = []
     for tool, r in results.items():
+        low, high = spread[tool]
         rows.append(
             [
                 tool,
+                str(r["n"]),
                 f"{r['log_s'] / points * 1e6:.1f}",
-                common.fmt_s(r["log_s"]),
+                common.fmt_s(r["log_s"])
+                + (f" ({common.fmt_s(low)}-{common.fmt_s(high)})" if r["n"] > 1 else ""),
                 common.fmt_ms(r["read_s"]) + " ms",
                 common.fmt_ms(r["again_s"]) + " ms",
                 common.fmt_s(r["import_s"]),
             ]
         )
-    t = results.get("tuixp")
     ratios = []
-    if t:
-        for tool in ("trackio", "mlflow"):
+    for mine in ("tuixp", "tuixp, read as arrays"):
+        t = results.get(mine)
+        for tool in ("trackio", "mlflow") if t else ():
             if tool in results:
                 ratios.append(
-                    f"{tool}: tuixp logs {results[tool]['log_s'] / t['log_s']:.1f}x, reads back "
-                    f"{results[tool]['read_s'] / t['read_s']:.1f}x the first time (its ingest "
-                    f"included) and {results[tool]['again_s'] / t['again_s']:.1f}x after, faster"
+                    f"{tool}: {mine} logs {results[tool]['log_s'] / t['log_s']:.1f}x, reads back "
+                    f"{results[tool]['read_s'] / t['read_s']:.1f}x the first time and "
+                    f"{results[tool]['again_s'] / t['again_s']:.1f}x after, faster"
                 )
     table = common.markdown_table(
         [
             "tool",
+            "runs",
             "log (us a point)",
-            "log total (s)",
-            f"first read of `loss` ({steps:,} points; tuixp: its ingest included)",
+            "log total (s; median, range)",
+            f"first read of `loss` ({steps:,} points)",
             "read again",
             "import (s)",
         ],
@@ -170,7 +208,11 @@ def main() -> int:
         f"end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores. trackio {common.package_versions(['trackio'])['trackio']} "
         f"(local SQLite, `trackio.log` a step, `finish()` waits for its writer), MLflow "
         f"{common.package_versions(['mlflow'])['mlflow']} (`log_batch` of 1,000 metrics, SQLite); "
-        "the same steps and values of `loss` read back from each.\n\n"
+        "the same steps and values of `loss` read back from each. Each figure is the median of "
+        "the runs (MLflow: one), the tools taking turns. tuixp's log time includes the ingest "
+        "of every point into DuckDB before `compute()` returns; its first read is "
+        "`ex.load_metric` (a pandas DataFrame, as in daskperiment: that first read imports "
+        "pandas) or `ex.metric_points` (NumPy arrays), each after a run of its own.\n\n"
         f"{table}\n\n"
         + "".join(f"- {r}\n" for r in ratios)
         + "".join(f"- {tool} failed: {why}\n" for tool, why in failed.items())

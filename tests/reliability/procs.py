@@ -58,9 +58,11 @@ def install_death(point: str, n: int) -> None:
     if point.startswith("journal-"):
         original = journal.JournalWriter.write
 
-        def write(self: Any, events: list[dict[str, Any]], sync: bool = False) -> None:
+        def write(
+            self: Any, events: list[dict[str, Any]], sync: bool = False, columns: Any = None
+        ) -> None:
             if not hit():
-                return original(self, events, sync)
+                return original(self, events, sync, columns)
             if point == "journal-before":
                 die()
             if point == "journal-partial":
@@ -69,7 +71,7 @@ def install_death(point: str, n: int) -> None:
                 fd = self._fd if self._fd is not None else self._open()
                 os.write(fd, data[: max(1, len(data) // 2)])
                 die()
-            original(self, events, sync)
+            original(self, events, sync, columns)
             die()  # journal-after: written, maybe not yet fsynced
 
         journal.JournalWriter.write = write  # type: ignore[method-assign]
@@ -120,10 +122,12 @@ def install_death(point: str, n: int) -> None:
     elif point == "enospc":
         original_write = journal.JournalWriter.write
 
-        def failing_write(self: Any, events: list[dict[str, Any]], sync: bool = False) -> None:
+        def failing_write(
+            self: Any, events: list[dict[str, Any]], sync: bool = False, columns: Any = None
+        ) -> None:
             if hit():  # a disk that is full for this one write, then has room again
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-            return original_write(self, events, sync)
+            return original_write(self, events, sync, columns)
 
         journal.JournalWriter.write = failing_write  # type: ignore[method-assign]
     else:

@@ -157,7 +157,7 @@ class MetricBuffer:
     def __len__(self) -> int:
         return len(self._epoch)
 
-    def _take(self) -> dict[str, Any] | None:
+    def _take(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
         from tuixp.execution.steps import reserve_seq
 
         with self._lock:
@@ -181,20 +181,25 @@ class MetricBuffer:
             "type": pack(typ),
             "recorded_at": pack(at),
         }
+        # The arrays themselves too: this process's ingest takes them instead of the line.
+        arrays = {"name": name, "epoch": epoch, "value": value, "type": typ, "recorded_at": at}
         if exact:
             ints = array("q", bytes(8 * n))
             for at_point, v in exact.items():
                 ints[at_point] = v
             cols["value_int"] = pack(ints)
-        return journal_events.metric_batch(*self.trial, n, names, reserve_seq(n), cols)
+            arrays["value_int"] = ints
+        event = journal_events.metric_batch(*self.trial, n, names, reserve_seq(n), cols)
+        return event, arrays
 
     def flush(self) -> int:
         """Journal the waiting points as one event; the number of points written."""
         with self._flush_lock:
-            event = self._take()
-            if event is None:
+            taken = self._take()
+            if taken is None:
                 return 0
-            self.store.record([event])
+            event, arrays = taken
+            self.store.record([event], columns=[arrays])
             self.store.metric_points_journaled(event["n"])
             return int(event["n"])
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +91,18 @@ class IngestReport:
 
 
 def ingest_journals(
-    con: duckdb.DuckDBPyConnection, store_path: Path, own: str | None, opened_file: FileId | None
+    con: duckdb.DuckDBPyConnection,
+    store_path: Path,
+    own: str | None,
+    opened_file: FileId | None,
+    kept: Callable[[str], dict[int, tuple[int, dict[str, Any]]]] | None = None,
 ) -> IngestReport:
     """Move every complete journal line of the store at ``store_path`` into the database ``con``
     (a connection to the file ``opened_file``) in one transaction, idempotently. ``own`` names
     this process's journal (its writer is alive, whatever its lock says); a dead writer's
     journal is deleted once it is in, unless the store's name no longer points at
-    ``opened_file``."""
+    ``opened_file``. ``kept`` gives the metric batches this process keeps unpacked for a
+    journal of its own (``JournalWriter.kept``)."""
     report = IngestReport()
     offsets = dict(con.execute('SELECT file, "offset" FROM journal_offset').fetchall())
     batches: dict[str, list[dict[str, Any]]] = {}
@@ -110,7 +116,8 @@ def ingest_journals(
         alive = name == own or writer_is_alive(path)
         start = offsets.get(name, 0)
         try:
-            chunk = read_entries(path, start, check_event)
+            mine = kept(name) if kept is not None and name == own else None
+            chunk = read_entries(path, start, check_event, mine)
         except OSError:
             continue
         events, end = chunk.events, chunk.end

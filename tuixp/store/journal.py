@@ -23,6 +23,7 @@ from typing import Any
 from tuixp.store.paths import StorePaths
 
 HOST = socket.gethostname()
+KEEP_POINTS = 2_000_000  # metric points a writer keeps unpacked for its ingest (~54 MB)
 
 
 def journal_dir(store_path: Path) -> Path:
@@ -51,6 +52,12 @@ class JournalWriter:
         self._fd: int | None = None
         self.path: Path | None = None
         self._pid = os.getpid()
+        # Metric batches of this file not ingested yet, kept as the arrays they were packed
+        # from: {offset of the line: (its length, the event with "_columns" for "cols")}. This
+        # process's own ingest takes them from here instead of parsing and unpacking the line
+        # (``read_entries(kept=...)``); at most KEEP_POINTS points are kept.
+        self._kept: dict[int, tuple[int, dict[str, Any]]] = {}
+        self._kept_points = 0
 
     def _open(self) -> int:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -65,11 +72,20 @@ class JournalWriter:
         self._fd, self.path = fd, path
         return fd
 
-    def write(self, events: list[dict[str, Any]], sync: bool = False) -> None:
-        data = b"".join(encode(e) for e in events)
+    def write(
+        self,
+        events: list[dict[str, Any]],
+        sync: bool = False,
+        columns: list[dict[str, Any] | None] | None = None,
+    ) -> None:
+        """Append ``events``; ``columns``, one for each event, are the arrays a metric batch
+        was packed from (or None), kept for this process's ingest."""
+        lines = [encode(e) for e in events]
+        data = b"".join(lines)
         with self._lock:
             if self._pid != os.getpid():  # forked child: never share the parent's file
                 self._fd, self.path, self._pid = None, None, os.getpid()
+                self._kept, self._kept_points = {}, 0
             fd = self._fd if self._fd is not None else self._open()
             end = os.lseek(fd, 0, os.SEEK_END)
             view = memoryview(data)
@@ -85,6 +101,40 @@ class JournalWriter:
                 raise
             if sync:
                 os.fsync(fd)
+            if columns is not None:
+                self._keep(end, lines, events, columns)
+
+    def _keep(
+        self,
+        offset: int,
+        lines: list[bytes],
+        events: list[dict[str, Any]],
+        columns: list[dict[str, Any] | None],
+    ) -> None:
+        for line, event, cols in zip(lines, events, columns, strict=True):
+            n = event.get("n", 0)
+            if cols is not None and self._kept_points + n <= KEEP_POINTS:
+                kept = {k: v for k, v in event.items() if k != "cols"}
+                kept["_columns"] = cols
+                self._kept[offset] = (len(line), kept)
+                self._kept_points += n
+            offset += len(line)
+
+    def kept(self, name: str) -> dict[int, tuple[int, dict[str, Any]]]:
+        """The kept batches of the journal file ``name`` when it is this writer's, else {}."""
+        with self._lock:
+            if self.path is None or self.path.name != name or self._pid != os.getpid():
+                return {}
+            return dict(self._kept)
+
+    def ingested(self, offsets: dict[str, int]) -> None:
+        """Forget the kept batches before the offset ingested up to in this writer's file."""
+        with self._lock:
+            if self.path is None or not self._kept:
+                return
+            upto = offsets.get(self.path.name, 0)
+            for offset in [o for o in self._kept if o < upto]:
+                self._kept_points -= self._kept.pop(offset)[1].get("n", 0)
 
     def rotate_if(self, ingested_to: dict[str, int], trials_running: int) -> None:
         """Start a new file when the current one is fully ingested, so journals stay small.
@@ -100,6 +150,7 @@ class JournalWriter:
                 old = self.path
                 os.close(self._fd)
                 self._fd, self.path = None, None
+                self._kept, self._kept_points = {}, 0
                 with contextlib.suppress(OSError):  # a reader deleted it, or cannot be
                     old.unlink()
 
@@ -138,19 +189,24 @@ class Chunk:
 
 
 def read_entries(
-    path: Path, offset: int, check: Callable[[dict[str, Any]], str | None] | None = None
+    path: Path,
+    offset: int,
+    check: Callable[[dict[str, Any]], str | None] | None = None,
+    kept: dict[int, tuple[int, dict[str, Any]]] | None = None,
 ) -> Chunk:
     """Events after ``offset`` up to the last complete line, and the lines that are not events.
 
     A line that is not JSON, not an event, or that ``check`` finds wrong is returned in
     ``rejected`` with the reason, never fatal: one bad line must not stop a store from opening.
+    ``kept``: this process's own metric batches of this file (``JournalWriter.kept``), taken as
+    they are where their line is, instead of being parsed again.
     """
     with open(path, "rb") as f:
         f.seek(offset)
         data = f.read()
     cut = data.rfind(b"\n")
     chunk = Chunk([], offset if cut < 0 else offset + cut + 1, tail=data[cut + 1 :])
-    for line in data[: cut + 1].splitlines():
+    for line in _lines(data[: cut + 1], offset, kept or {}, chunk, check):
         if not line.strip():
             continue
         try:
@@ -167,6 +223,34 @@ def read_entries(
             continue
         chunk.events.append(event)
     return chunk
+
+
+def _lines(
+    data: bytes,
+    offset: int,
+    kept: dict[int, tuple[int, dict[str, Any]]],
+    chunk: Chunk,
+    check: Callable[[dict[str, Any]], str | None] | None,
+) -> Iterator[bytes]:
+    """The lines of ``data`` (which starts at ``offset``) to parse; a kept batch's line is not
+    one of them: its event goes straight into ``chunk`` (checked as a parsed one would be)."""
+    if not kept:
+        yield from data.splitlines()
+        return
+    start = 0
+    while start < len(data):
+        end = data.index(b"\n", start) + 1
+        hit = kept.get(offset + start)
+        if hit is not None and hit[0] == end - start:
+            event = dict(hit[1])
+            why = check(event) if check is not None else None
+            if why is None:
+                chunk.events.append(event)
+            else:
+                chunk.rejected.append((data[start:end], why))
+        else:
+            yield from data[start:end].splitlines()
+        start = end
 
 
 def read_complete_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int, int]:

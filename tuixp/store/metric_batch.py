@@ -63,6 +63,11 @@ def decode(ev: dict[str, Any]) -> str | None:
     arrays in ``ev["_arrays"]`` (the packed text is dropped), or for a batch of at most
     ``SMALL`` points its rows in ``ev["_rows"]``. Every column is checked whole."""
     n, names, cols = ev.get("n"), ev.get("names"), ev.get("cols")
+    # This process's own batch, kept as the arrays it was packed from (JournalWriter.kept):
+    # the same columns, without the JSON and base64 to read back.
+    raw = ev.pop("_columns", None)
+    if raw is not None:
+        cols = raw
     if ev.get("enc") != ENCODING:
         return f"unknown metric batch encoding {ev.get('enc')!r} (written by a newer tuixp?)"
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
@@ -73,7 +78,7 @@ def decode(ev: dict[str, Any]) -> str | None:
         return "metric batch without its columns"
     if not isinstance(ev.get("seq", 0), int):
         return "metric batch seq is not an integer"
-    if n <= SMALL:
+    if n <= SMALL and raw is None:
         return _decode_small(ev, n, names, cols)
     import numpy as np
 
@@ -84,13 +89,18 @@ def decode(ev: dict[str, Any]) -> str | None:
             if col in REQUIRED:
                 return f"metric batch without column {col}"
             continue
-        try:
-            raw = binascii.a2b_base64(text)
-        except (TypeError, ValueError):
-            return f"metric batch column {col} is not base64"
-        if len(raw) != n * np.dtype(dtype).itemsize:
+        # A kept column is an array.array of this process: its own byte order.
+        kind = np.dtype(dtype).newbyteorder("=") if raw is not None else np.dtype(dtype)
+        if raw is not None:
+            data = memoryview(text).cast("B")
+        else:
+            try:
+                data = memoryview(binascii.a2b_base64(text))
+            except (TypeError, ValueError):
+                return f"metric batch column {col} is not base64"
+        if len(data) != n * kind.itemsize:
             return f"metric batch column {col} does not hold {n} values"
-        arrays[col] = np.frombuffer(raw, dtype=dtype)
+        arrays[col] = np.frombuffer(data, dtype=kind)
     if n:
         if int(arrays["name"].max()) >= len(names):
             return "metric batch names a metric it does not list"
@@ -107,7 +117,7 @@ def decode(ev: dict[str, Any]) -> str | None:
     except UnicodeEncodeError:
         return "metric batch names are not valid text"
     ev["_arrays"] = arrays
-    del ev["cols"]
+    ev.pop("cols", None)
     return None
 
 

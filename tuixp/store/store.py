@@ -146,10 +146,17 @@ class Store:
         self._target_ok = True
 
     # -- writing: journal only -------------------------------------------------------------
-    def record(self, events: list[dict[str, Any]], sync: bool = False) -> None:
+    def record(
+        self,
+        events: list[dict[str, Any]],
+        sync: bool = False,
+        columns: list[dict[str, Any] | None] | None = None,
+    ) -> None:
+        """Journal ``events``; ``columns``: a metric batch's arrays, kept for this process's
+        own ingest (``JournalWriter.write``)."""
         self._register_exit()
         try:
-            self.journal.write(events, sync=sync)
+            self.journal.write(events, sync=sync, columns=columns)
         except OSError as exc:
             raise StoreError(
                 f"Cannot write the trial journal in {journal_dir(self.path)}: {exc.strerror}. "
@@ -387,7 +394,8 @@ class Store:
     def ingest(self, con: duckdb.DuckDBPyConnection) -> IngestReport:
         """Move every complete journal line into the database in one transaction, idempotently."""
         own = self.journal.path.name if self.journal.path is not None else None
-        report = ingest_journals(con, self.path, own, self._opened_file)
+        report = ingest_journals(con, self.path, own, self._opened_file, self.journal.kept)
+        self.journal.ingested(report.offsets)
         self.journal.rotate_if(report.offsets, self.trials_running)
         return report
 
