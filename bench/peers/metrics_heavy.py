@@ -188,13 +188,13 @@ def main() -> int:
         if peer is None or not logged:
             continue
         parts = [
-            f"{tool}: tuixp logs {peer['log_s'] / statistics.median(logged):.1f}x faster "
+            f"{tool}: tuixp logs {peer['log_s'] / statistics.median(logged):.1f}x as fast "
             f"(the median of its {len(logged)} runs)"
         ]
         for label, r in (("load_metric", frame), ("metric_points", arrays)):
             if r is not None:
                 parts.append(
-                    f"reads back with {label} {peer['read_s'] / r['read_s']:.1f}x faster the "
+                    f"reads back with {label} {peer['read_s'] / r['read_s']:.1f}x as fast the "
                     f"first time and {peer['again_s'] / r['again_s']:.1f}x after"
                 )
         ratios.append(", ".join(parts))
