@@ -60,7 +60,11 @@ def busy_experiment(store: Path, every: object = 0.1):  # type: ignore[no-untype
         # until the sampler took two readings for this trial: late in a long test session, a
         # process with hundreds of leftover threads makes a reading of its tree take longer
         # than HOLD_S (a file read a thread, each waiting for the GIL this loop holds).
-        while time.monotonic() < end or (every and not _sampled(2) and time.monotonic() < end + 30):
+        # Sampling as the run has it: the experiment's setting, or $TUIXP_SYSTEM_METRICS.
+        sampled = interval(ex.system_metrics) is not None
+        while time.monotonic() < end or (
+            sampled and not _sampled(2) and time.monotonic() < end + 30
+        ):
             x += n
         return x
 

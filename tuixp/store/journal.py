@@ -111,9 +111,13 @@ class JournalWriter:
         events: list[dict[str, Any]],
         columns: list[dict[str, Any] | None],
     ) -> None:
+        from tuixp.store import metric_batch
+
         for line, event, cols in zip(lines, events, columns, strict=True):
             n = event.get("n", 0)
-            if cols is not None and self._kept_points + n <= KEEP_POINTS:
+            # A small batch is read without NumPy (a short run never imports it): not kept.
+            big = n > metric_batch.SMALL
+            if cols is not None and big and self._kept_points + n <= KEEP_POINTS:
                 kept = {k: v for k, v in event.items() if k != "cols"}
                 kept["_columns"] = cols
                 self._kept[offset] = (len(line), kept)
