@@ -20,7 +20,7 @@ import platform
 import statistics
 import subprocess
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -132,6 +132,16 @@ def summary(samples: Sequence[float]) -> dict[str, float]:
         "min": ordered[0],
         "max": ordered[-1],
     }
+
+
+def median_time(fn: Callable[[], object], repeat: int) -> float:
+    """The median of ``repeat`` timings of ``fn()``, in seconds."""
+    samples = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
 
 
 def disk_usage(path: Path) -> tuple[int, int, int]:

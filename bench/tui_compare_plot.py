@@ -184,15 +184,6 @@ def results_table(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def median_of(fn: Any, repeat: int = REPEAT) -> float:
-    samples = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
-
-
 def main() -> int:
     args = common.arguments(__doc__.splitlines()[0]).parse_args()
     per_trial = 50_000 if args.quick else 500_000
@@ -210,9 +201,9 @@ def main() -> int:
         small = Path(tmp) / "small.duckdb"
         build_store(small, SMALL)
         tui_small = statistics.median(asyncio.run(tui_first_draw(small))[0] for _ in range(REPEAT))
-        ours = median_of(lambda: draw_downsampled(points, size))
+        ours = common.median_time(lambda: draw_downsampled(points, size), REPEAT)
         table = results_table(store)
-        baseline = median_of(lambda: draw_every_point(points, size), repeat=1)
+        baseline = common.median_time(lambda: draw_every_point(points, size), 1)
     from tuixp.tui.plotting import plot_dots
 
     rows = [

@@ -132,15 +132,6 @@ async def tui_first_draw(path: Path) -> float:
         return await frames.wait(pilot, start, "the metrics plot")
 
 
-def median_of(fn: Any, repeat: int = REPEAT) -> float:
-    samples = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return statistics.median(samples)
-
-
 def main() -> int:
     args = common.arguments(__doc__.splitlines()[0]).parse_args()
     per_metric = 25_000 if args.quick else 250_000
@@ -153,9 +144,9 @@ def main() -> int:
         size = store.stat().st_size
         points = read_points(store)
         assert sum(len(points[n][1]) for n in METRICS) == total
-        read = median_of(lambda: read_points(store))
-        ours = median_of(lambda: draw_downsampled(points))
-        baseline = median_of(lambda: draw_every_point(points), repeat=1 if total > 200_000 else 3)
+        read = common.median_time(lambda: read_points(store), REPEAT)
+        ours = common.median_time(lambda: draw_downsampled(points), REPEAT)
+        baseline = common.median_time(lambda: draw_every_point(points), 1 if total > 200_000 else 3)
         tui = statistics.median(asyncio.run(tui_first_draw(store)) for _ in range(REPEAT))
         small = Path(tmp) / "small.duckdb"
         build_store(small, SMALL)

@@ -134,12 +134,7 @@ async def measure_windowed(store: Path) -> dict[str, float]:
     from tuixp.store.window import TrialQuery
 
     def timed(fn: Any) -> float:
-        samples = []
-        for _ in range(REPEAT):
-            t = time.perf_counter()
-            fn()
-            samples.append(time.perf_counter() - t)
-        return statistics.median(samples)
+        return common.median_time(fn, REPEAT)
 
     def open_close() -> None:
         with reader.store.connect(timeout=5):
