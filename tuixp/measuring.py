@@ -123,10 +123,7 @@ class Measuring:
         latest trial when None). A trial that never saved the metric raises
         TrialIDNotFoundError, as daskperiment's did. System metrics are read by their names
         (``"sys/cpu_percent"``)."""
-        from tuixp.store.metric_names import is_system_metric
-
-        system = isinstance(metric_key, str) and is_system_metric(metric_key) and key is None
-        key = metric_key if system else _metric_key(metric_key, key)
+        key = _metric_name(metric_key, key)
         ids = [trial_id] if isinstance(trial_id, int) or trial_id is None else list(trial_id)
         ids = [self._check_trial(t) for t in ids]
         from tuixp.store import metrics
@@ -140,9 +137,7 @@ class Measuring:
         saved), ``.recorded_at`` (Unix seconds) and ``.elapsed`` (seconds since its first
         point). For a training loop's millions of points, where ``load_metric``'s DataFrame
         (and importing pandas for it) is more than a plot needs. Errors as ``load_metric``."""
-        from tuixp.store.metric_names import is_system_metric
-
-        key = name if isinstance(name, str) and is_system_metric(name) else _metric_key(name, None)
+        key = _metric_name(name, None)
         tid = self._check_trial(trial_id)
         from tuixp.store import metrics
 
@@ -162,6 +157,16 @@ def identifier(value: Any, what: str) -> str:
     if not value.isidentifier():
         raise errors.TuixpError(f"{what} must be valid as python identifier: {value}")
     return value
+
+
+def _metric_name(metric_key: Any, key: Any) -> str:
+    """The metric a read asks for: a system metric by its name (``"sys/cpu_percent"``), else
+    a name checked as ``save_metric`` checks it."""
+    from tuixp.store.metric_names import is_system_metric
+
+    if isinstance(metric_key, str) and is_system_metric(metric_key) and key is None:
+        return metric_key
+    return _metric_key(metric_key, key)
 
 
 def _metric_key(metric_key: Any, key: Any) -> str:

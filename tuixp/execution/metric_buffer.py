@@ -27,6 +27,7 @@ import time
 from array import array
 from typing import Any
 
+from tuixp.execution.ticker import Ticker
 from tuixp.store import events as journal_events
 from tuixp.store.metric_batch import MAX_NAMES, TYPE_CODES, pack
 
@@ -89,9 +90,7 @@ class MetricBuffer:
         with self._lock:
             code = self._names.get(name)
             if code is None:
-                code = self._names[name] = len(self._names)
-                if code + 1 >= MAX_NAMES:
-                    self._n = MAX_POINTS  # full: flushed below
+                code = self._new_name(name)
             self._name.append(code)
             self._epoch.append(epoch)
             self._value.append(value)
@@ -116,9 +115,7 @@ class MetricBuffer:
             for name, epoch, value, type_name, exact in points:
                 code = names.get(name)
                 if code is None:
-                    code = names[name] = len(names)
-                    if code + 1 >= MAX_NAMES:
-                        self._n = MAX_POINTS  # full: flushed below
+                    code = self._new_name(name)
                 self._name.append(code)
                 self._epoch.append(epoch)
                 self._value.append(value)
@@ -133,6 +130,14 @@ class MetricBuffer:
             full = self._n >= MAX_POINTS
         if full:
             self.flush()
+
+    def _new_name(self, name: str) -> int:
+        """Give ``name`` the next code (under the lock); the buffer is full once the codes run
+        out: flushed by the caller, as for too many points."""
+        code = self._names[name] = len(self._names)
+        if code + 1 >= MAX_NAMES:
+            self._n = MAX_POINTS
+        return code
 
     def add_floats(self, keys: tuple[str, ...], values: tuple[float, ...], epoch: int) -> bool:
         """``log_metrics``' usual call, saved now: floats at one epoch under the names of the
@@ -205,39 +210,6 @@ class MetricBuffer:
 
 
 # -- the flusher: one daemon thread while some trial of this process has a buffer ------------------
-_live: set[MetricBuffer] = set()
-_live_lock = threading.Lock()
-_thread: list[threading.Thread | None] = [None]
-_exit_hook = [False]
-
-
-def watch(buffer: MetricBuffer) -> None:
-    """Flush ``buffer`` every interval from now until ``forget``."""
-    with _live_lock:
-        _live.add(buffer)
-        if not _exit_hook[0]:
-            _exit_hook[0] = True
-            atexit.register(flush_all)
-        thread = _thread[0]
-        if thread is None or not thread.is_alive():  # the first, or a forked child's
-            thread = threading.Thread(target=_flush_loop, name="tuixp-metrics", daemon=True)
-            _thread[0] = thread
-            thread.start()
-
-
-def forget(buffer: MetricBuffer) -> None:
-    with _live_lock:
-        _live.discard(buffer)
-
-
-def flush_all() -> None:
-    """Journal every waiting point now (the exit hook; tests)."""
-    with _live_lock:
-        buffers = list(_live)
-    for buffer in buffers:
-        _flush_quietly(buffer)
-
-
 def _flush_quietly(buffer: MetricBuffer) -> None:
     try:
         buffer.flush()
@@ -245,14 +217,29 @@ def _flush_quietly(buffer: MetricBuffer) -> None:
         logger.warning("Could not journal metric points of trial %s: %s", buffer.trial[2], exc)
 
 
-def _flush_loop() -> None:
-    while True:
-        time.sleep(FLUSH_INTERVAL)  # bounded: one interval, then look again
-        with _live_lock:
-            buffers = list(_live)
-            if not buffers:
-                _thread[0] = None
-                return
-        for buffer in buffers:
-            if len(buffer):
-                _flush_quietly(buffer)
+_FLUSHER = Ticker(
+    "tuixp-metrics",
+    lambda: FLUSH_INTERVAL,
+    lambda buffer: _flush_quietly(buffer) if len(buffer) else None,
+)
+_exit_hook = [False]
+_exit_lock = threading.Lock()
+
+
+def watch(buffer: MetricBuffer) -> None:
+    """Flush ``buffer`` every interval from now until ``forget``, and at the interpreter's exit."""
+    with _exit_lock:
+        if not _exit_hook[0]:
+            _exit_hook[0] = True
+            atexit.register(flush_all)
+    _FLUSHER.watch(buffer)
+
+
+def forget(buffer: MetricBuffer) -> None:
+    _FLUSHER.forget(buffer)
+
+
+def flush_all() -> None:
+    """Journal every waiting point now (the exit hook; tests)."""
+    for buffer in _FLUSHER.watched():
+        _flush_quietly(buffer)

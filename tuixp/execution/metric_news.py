@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
+
+from tuixp.execution.ticker import Ticker
 
 logger = logging.getLogger("tuixp")
 
@@ -93,37 +94,15 @@ class MetricNews:
 
 
 # -- the ticker: one daemon thread while some trial of this process has listeners and points --
-_live: set[MetricNews] = set()
-_live_lock = threading.Lock()
-_thread: list[threading.Thread | None] = [None]
+_TICKER = Ticker(
+    "tuixp-metric-news", lambda: NEWS_INTERVAL, lambda news: news.flush() if news else None
+)
 
 
 def watch(news: MetricNews) -> None:
-    """Flush ``news`` every ``NEWS_INTERVAL`` from now until ``forget``."""
-    with _live_lock:
-        if news.closed:
-            return
-        _live.add(news)
-        thread = _thread[0]
-        if thread is None or not thread.is_alive():  # the first, or a forked child's
-            thread = threading.Thread(target=_tick_loop, name="tuixp-metric-news", daemon=True)
-            _thread[0] = thread
-            thread.start()
+    """Flush ``news`` every ``NEWS_INTERVAL`` from now until ``forget`` (never once closed)."""
+    _TICKER.watch(news, unless=lambda: news.closed)
 
 
 def forget(news: MetricNews) -> None:
-    with _live_lock:
-        _live.discard(news)
-
-
-def _tick_loop() -> None:
-    while True:
-        time.sleep(NEWS_INTERVAL)
-        with _live_lock:
-            watched = list(_live)
-            if not watched:
-                _thread[0] = None
-                return
-        for news in watched:
-            if news:
-                news.flush()
+    _TICKER.forget(news)

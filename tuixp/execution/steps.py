@@ -390,15 +390,15 @@ def quiet_buffer(scope: Any) -> Any:
 def record_metrics(scope: Any, points: list[tuple[str, int, float, str, int | None]]) -> None:
     """Several points saved at once in the step ``scope`` (``log_metrics``): one wall time and
     one trip into the trial's buffer for all of them, when nothing watches them live."""
-    local = scope.local
-    if local is None or local.listeners or local.finished:
+    buffer = quiet_buffer(scope)
+    if buffer is None:
         for point in points:
             record_metric(*point)
         return
     epochs = scope.epochs
     for point in points:
         epochs[point[0]] = point[1]
-    local.metrics.add_many(points)
+    buffer.add_many(points)
 
 
 def record_artifact(path: Any, name: str | None) -> dict[str, Any]:

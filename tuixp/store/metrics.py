@@ -31,10 +31,7 @@ def load_metric(
     int column with a gap becomes float64 and a bool one object, as ``pd.concat`` does."""
     import pandas as pd
 
-    if not con.execute(
-        "SELECT 1 FROM metric_record WHERE experiment = ? AND name = ? LIMIT 1", [experiment, name]
-    ).fetchone():
-        raise MetricNotFound(f"Unable to find saved metric with specified key: {name}")
+    _require_metric(con, experiment, name)
     found = con.execute(
         "SELECT trial_id, epoch, value, CASE value_type WHEN 'int' THEN 0 WHEN 'float' THEN 1 "
         "WHEN 'bool' THEN 2 ELSE 3 END::UTINYINT AS value_type, "
@@ -135,19 +132,30 @@ def trial_metric_points(
         [experiment, name, trial_id],
     ).fetchnumpy()
     if not len(found["epoch"]):
-        if not con.execute(
-            "SELECT 1 FROM metric_record WHERE experiment = ? AND name = ? LIMIT 1",
-            [experiment, name],
-        ).fetchone():
-            raise MetricNotFound(f"Unable to find saved metric with specified key: {name}")
+        _require_metric(con, experiment, name)
         raise TrialIDNotFoundError(f"Unable to find trial id: {trial_id}")
     return Points(
         trial_id,
         name,
         np.asarray(found["epoch"], dtype=np.int64),
-        np.ma.filled(np.ma.asarray(found["recorded_at"], dtype=np.float64), np.nan),
-        np.ma.filled(np.ma.asarray(found["value"], dtype=np.float64), np.nan),
+        _floats(found["recorded_at"]),
+        _floats(found["value"]),
     )
+
+
+def _require_metric(con: duckdb.DuckDBPyConnection, experiment: str, name: str) -> None:
+    """Raise daskperiment's MetricNotFound unless some trial of ``experiment`` saved ``name``."""
+    if not con.execute(
+        "SELECT 1 FROM metric_record WHERE experiment = ? AND name = ? LIMIT 1", [experiment, name]
+    ).fetchone():
+        raise MetricNotFound(f"Unable to find saved metric with specified key: {name}")
+
+
+def _floats(column: Any) -> Any:
+    """A fetched column as float64, NULL as NaN."""
+    import numpy as np
+
+    return np.ma.filled(np.ma.asarray(column, dtype=np.float64), np.nan)
 
 
 def metric_points(
@@ -180,7 +188,7 @@ def metric_points(
     cut = np.ones(n, dtype=bool)
     cut[1:] = (name_col[1:] != name_col[:-1]) | (tid_col[1:] != tid_col[:-1])
     starts = [*cut.nonzero()[0].tolist(), n]
-    recorded = np.ma.filled(np.ma.asarray(found["recorded_at"], dtype=np.float64), np.nan)
+    recorded = _floats(found["recorded_at"])
     for a, b in zip(starts[:-1], starts[1:]):
         name, tid = str(name_col[a]), int(tid_col[a])
         out.setdefault(name, {})[tid] = Points(
@@ -188,6 +196,6 @@ def metric_points(
             name,
             np.asarray(found["epoch"][a:b], dtype=np.int64),
             recorded[a:b],
-            np.ma.filled(np.ma.asarray(found["value"][a:b], dtype=np.float64), np.nan),
+            _floats(found["value"][a:b]),
         )
     return out
