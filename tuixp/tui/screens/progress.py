@@ -229,6 +229,7 @@ class ProgressScreen(Screen[None]):
         Binding("m", "next_metric", "Metric", show=True),
         Binding("escape", "back", "Back", show=True),
     ]
+    TICK = 0.25  # seconds between redraws while a launch runs (its updates are coalesced)
 
     def __init__(self, number: int | None = None) -> None:
         super().__init__()
@@ -257,7 +258,7 @@ class ProgressScreen(Screen[None]):
         self.title = "tuixp · runs"
         self._fill_list()
         self.query_one(OptionList).focus()
-        self.set_interval(0.25, self._tick)
+        self.set_interval(self.TICK, self._tick)
         self.redraw()
 
     @property
@@ -298,7 +299,11 @@ class ProgressScreen(Screen[None]):
             self.redraw()
 
     def launch_changed(self, launch: Launch) -> None:
+        """Updates while a launch runs wait for the next tick; its end is drawn at once, so the
+        screen never shows a finished launch as still running."""
         self._dirty = True
+        if launch.done and launch is self.launch:
+            self.redraw()
 
     def _tick(self) -> None:
         launch = self.launch
