@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from textual.command import CommandInput, CommandPalette
 from textual.widgets import DataTable, Static
 
 from tests.tui.conftest import fixed_clock
@@ -232,6 +233,55 @@ async def test_u_on_a_trial_not_deleted_changes_nothing(real_store: Path) -> Non
         await pilot.pause(0.2)
         with Store(real_store).connect() as con:
             assert annotation.history(con, "regression") == before
+
+
+async def _palette(pilot: Any, command: str) -> None:
+    """Open the palette, search for ``command`` (the whole text at once: typing it key by key
+    searches again at each key) and run the first hit."""
+    app = pilot.app
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette), what="the palette")
+    app.screen.query_one(CommandInput).value = command
+    await pilot.pause(0.3)
+    await pilot.press("enter")
+
+
+async def test_the_palette_curates_the_current_trial(real_store: Path) -> None:
+    """ctrl+p offers the curation keys on the table's current row and on the detail's trial,
+    named for the trial and its state (Star or Unstar, Delete or Restore)."""
+    app = _app(real_store)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _regression(pilot)
+        top = app.browse.table.current_row.trial_id
+        await _palette(pilot, f"star trial #{top}")
+        await wait_for(pilot, lambda: _state(real_store, "regression", top).starred, what="star")
+        await _palette(pilot, f"tag trial #{top}")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "LineEditor", what="tags")
+        await pilot.press(*"paper", "enter")
+        await wait_for(
+            pilot, lambda: _state(real_store, "regression", top).tags == ["paper"], what="the tag"
+        )
+        screen = await _detail(pilot, top)
+        await wait_for(
+            pilot, lambda: "★ starred" in _text(screen, "#overview-body"), what="the star shown"
+        )
+        await _palette(pilot, f"unstar trial #{top}")
+        await wait_for(
+            pilot, lambda: not _state(real_store, "regression", top).starred, what="unstarred"
+        )
+        await _palette(pilot, f"delete trial #{top}")
+        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "Confirm", what="confirm")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: isinstance(app.screen, BrowseScreen), what="the table")
+        assert _state(real_store, "regression", top).deleted
+        await loaded(pilot, total=9)
+        await _palette(pilot, "show deleted trials")
+        await loaded(pilot, total=1)
+        assert app.browse.table.current_row.trial_id == top
+        await _palette(pilot, f"restore trial #{top}")
+        await wait_for(
+            pilot, lambda: not _state(real_store, "regression", top).deleted, what="restored"
+        )
 
 
 # -- the compare screen ------------------------------------------------------------------------

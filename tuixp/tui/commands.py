@@ -10,10 +10,12 @@ from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 if TYPE_CHECKING:
     from tuixp.tui.app import TuixpApp
+    from tuixp.tui.screens.curate import CuratingScreen
 
 
 class TuixpCommands(Provider):
-    """Browse: sort by each column, filters, marks, experiments. Detail: tabs, metrics, outputs."""
+    """Browse: sort by each column, filters, marks, experiments. Detail: tabs, metrics, outputs.
+    Both: the curation keys on the trial they show (star, tags, note, name, delete, restore)."""
 
     def _commands(self) -> list[tuple[str, Callable[[], Any], str]]:
         from tuixp.tui.screens.browse import BrowseScreen
@@ -70,6 +72,15 @@ class TuixpCommands(Provider):
                         "v",
                     )
                 )
+            out += self._curation(screen)
+            deleted_view = q is not None and q.deleted
+            out.append(
+                (
+                    "Show the trials" if deleted_view else "Show deleted trials",
+                    screen.action_deleted,
+                    "D: the deleted view (u restores)",
+                )
+            )
             out.append(("Filter trials", screen.action_filter, "a SQL condition over the columns"))
             if q is not None and q.where:
                 out.append(("Clear filter", screen.action_clear_filter, q.where))
@@ -100,6 +111,7 @@ class TuixpCommands(Provider):
             out.append(("Plot: log scale on or off", screen.action_plot_log, "l"))
             out.append(("Plot: next smoothing level", screen.action_plot_smooth, "s"))
             out.append(("Plot: x by epoch or by wall time", screen.action_plot_x, "w"))
+            out += self._curation(screen)
             out.append(("Preview persisted output", screen.action_preview, "outputs"))
             out.append(("Back to trials", screen.action_back, "escape"))
             out.append(
@@ -165,6 +177,25 @@ class TuixpCommands(Provider):
             ("16 colours", "ansi-dark"),
         ):
             out.append((f"Use the {label} theme", partial(setattr, app, "theme", theme), "theme"))
+        return out
+
+    @staticmethod
+    def _curation(screen: CuratingScreen) -> list[tuple[str, Callable[[], Any], str]]:
+        """The curation keys as commands, on the trial the screen shows (none: no trial)."""
+        t = screen.curated()
+        if t is None:
+            return []
+        n = f"trial #{t.trial_id}"
+        out: list[tuple[str, Callable[[], Any], str]] = [
+            (f"{'Unstar' if t.starred else 'Star'} {n}", screen.action_star, "*"),
+            (f"Tag {n}", screen.action_tags, "a: add or remove tags"),
+            (f"Note on {n}", screen.action_note, "n: a note in a small editor"),
+            (f"Name {n}", screen.action_name, "N: a short name"),
+        ]
+        if t.deleted:
+            out.append((f"Restore {n}", screen.action_restore, "u"))
+        else:
+            out.append((f"Delete {n}", screen.action_delete, "d: after a confirm (u restores)"))
         return out
 
     @staticmethod
