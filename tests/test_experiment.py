@@ -158,6 +158,10 @@ def test_failed_trial_records_error_and_traceback(store_path: Path) -> None:
     assert row == ("failed", "RuntimeError: bad value 0")
     assert "Traceback" in tb and "raise RuntimeError" in tb
     assert step == ("boom", "failed", "RuntimeError: bad value 0")
+    # The traceback starts at the step's own code: tuixp's frames that called it are left out.
+    frames = [line for line in tb.splitlines() if line.startswith("  File ")]
+    assert frames and __file__ in frames[0] and "in boom" in frames[0], tb
+    assert not any(str(Path(tuixp.__file__).parent) in f for f in frames), tb
 
 
 def test_undeclared_and_invalid_names(store_path: Path) -> None:

@@ -206,6 +206,19 @@ def _unwrap(value: Any, records: dict[str, StepRecord]) -> tuple[Any, StepFailur
     return value, None
 
 
+# tuixp's own source files, as the interpreter names them (and resolved, for a symlinked install)
+_TUIXP = tuple({str(p.parent.parent) + os.sep for p in (Path(__file__), Path(__file__).resolve())})
+
+
+def step_traceback(exc: BaseException) -> str:
+    """The traceback of a step's exception from the step's own code on: the frames of tuixp
+    that called it are left out (all of it when every frame is tuixp's own)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_TUIXP):
+        tb = tb.tb_next
+    return "".join(traceback.format_exception(type(exc), exc, tb or exc.__traceback__))
+
+
 def _picklable_error(exc: BaseException) -> BaseException:
     import pickle
 
@@ -261,7 +274,7 @@ def _run_step(
             value = spec.func(*plain_args, **plain_kwargs)
     except Exception as exc:  # noqa: BLE001 - reported to the owner, who re-raises it
         finished = started + (time.monotonic() - clock)
-        tb = traceback.format_exc()
+        tb = step_traceback(exc)
         record = StepRecord(
             key,
             spec.name,
@@ -341,7 +354,7 @@ def run_op(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: An
             _picklable_error(exc),
             type(exc).__name__,
             str(exc),
-            traceback.format_exc(),
+            step_traceback(exc),
             records,
         )
 
