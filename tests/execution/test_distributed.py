@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dask
 import pytest
 
 import tuixp
@@ -200,6 +201,9 @@ def test_cluster_runs_trials_with_the_same_event_stream(store_path: Path, addres
     assert [r[2] for r in steps if r[0] == 2] == ["succeeded", "succeeded", "failed"]
     trials = query(store_path, "SELECT trial_id, status, scheduler FROM trials ORDER BY 1")
     assert trials == [(1, "succeeded", address), (2, "failed", address), (3, "succeeded", address)]
+    # tuixp's client is not the process's default: the user's own dask work stays local.
+    assert dask.base.get_scheduler() is None
+    assert dask.delayed(os.getpid)().compute() == os.getpid()
 
 
 def test_a_cluster_worker_on_this_machine_logs_an_artifact(

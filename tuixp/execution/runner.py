@@ -268,7 +268,7 @@ class _Trials:
     ) -> None:
         from distributed import as_completed
 
-        for future in as_completed(list(futures.values())):
+        for future in as_completed(list(futures.values()), loop=client.loop):
             key = future.key
             futures.pop(key, None)
             plan = self.wanted[key]

@@ -299,7 +299,11 @@ def get_scheduler(
 
 
 def distributed_client(address: str) -> Any:
-    """A Client for ``address`` (or a LocalCluster for ``distributed``), reused in this process."""
+    """A Client for ``address`` (or a LocalCluster for ``distributed``), reused in this process.
+
+    Not made the process's default: tuixp hands its graphs to this client itself, and the
+    user's own dask work after a trial (``df.compute()``) stays on the scheduler it had.
+    """
     with _clients_lock:
         client = _clients.get(address)
         if client is not None and client.status == "running":
@@ -320,11 +324,11 @@ def distributed_client(address: str) -> Any:
                     host="127.0.0.1",
                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                 )
-                client = Client(cluster)
+                client = Client(cluster, set_as_default=False)
             else:
                 # How long to wait for a cluster that does not answer: $TUIXP_CONNECT_TIMEOUT s.
                 timeout = float(os.environ.get("TUIXP_CONNECT_TIMEOUT") or 10)
-                client = Client(address, timeout=f"{timeout}s")
+                client = Client(address, timeout=f"{timeout}s", set_as_default=False)
         except (OSError, ValueError) as exc:
             raise SchedulerError(
                 f"Cannot reach the Dask scheduler at {address}: {exc}. Check that it runs and "
