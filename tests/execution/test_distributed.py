@@ -153,10 +153,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         c.start()
         yield c
     finally:
-        # The clients tuixp made are the process's default ones (distributed sets dask's
-        # scheduler to them, and closing several does not always set it back): closed, and
-        # dask's scheduler setting restored, so the tests of other modules that run later in
-        # this process are not sent to a cluster that is gone.
+        # The clients tuixp made are closed, and dask's scheduler setting restored, so the
+        # tests of other modules that run later in this process are never sent to a cluster
+        # that is gone (tuixp's clients are not the default; a test could still set one).
         close_clients()
         c.stop()
         if scheduler_before is None:
@@ -225,6 +224,56 @@ def test_a_cluster_worker_on_this_machine_logs_an_artifact(
     pid = predict().compute(scheduler=address)
     assert pid != os.getpid()
     assert ex.get_artifact("pred.txt").read_text() == f"made by {pid}"
+
+
+def test_a_cluster_step_sends_its_points_in_chunks_and_live(
+    store_path: Path, address: str, tmp_path: Path
+) -> None:
+    """A training loop on a worker: 2 x 20,000 points reach the store exactly, in the order
+    saved, in a few messages on the event topic (not one a point); and a point saved before a
+    long computation reaches the owner while the step still runs (the worker's ticker)."""
+    ex = tuixp.Experiment("cluster_chunks", store=store_path)
+    seen = tmp_path / "seen"
+    n = ex.parameter("n", default=20_000)
+
+    @ex
+    def train(n):
+        for i in range(n):
+            ex.log_metrics({"loss": 1.0 / (i + 1), "step": i})  # an int: its exact value kept
+        return n
+
+    @ex.result
+    def wait(n):
+        ex.save_metric("alive", epoch=0, value=1.0)
+        deadline = time.monotonic() + 30
+        while not seen.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return seen.exists()
+
+    def listener(event: ProgressEvent) -> None:
+        if event.kind == "metrics" and event.step == "wait":
+            seen.touch()
+
+    node = wait(train(n))
+    assert node.compute(scheduler=address, listeners=[listener]) is True
+    loss = ex.metric_points("loss", 1)
+    assert list(loss.epoch) == list(range(20_000))
+    assert list(loss.value) == [1.0 / (i + 1) for i in range(20_000)]
+    rows = query(
+        store_path,
+        "SELECT epoch, value_int FROM metric_record WHERE name = 'step' ORDER BY seq",
+    )
+    assert rows == [(i, i) for i in range(20_000)]
+    client = distributed_client(address)
+    sent = [m for _, m in client.get_events(f"tuixp-{client.id}") if m.get("kind") != "step"]
+    ours = [
+        m
+        for m in sent
+        if m.get("uuid") in {u for (u,) in query(store_path, "SELECT uuid FROM trial_record")}
+    ]
+    kinds = [m["kind"] for m in ours]
+    assert "metric" not in kinds
+    assert 2 <= kinds.count("metrics") <= 20, kinds.count("metrics")
 
 
 def test_grid_trials_finish_one_by_one_on_the_cluster(store_path: Path, address: str) -> None:

@@ -27,6 +27,7 @@ import time
 from array import array
 from typing import Any
 
+from tuixp.execution.seq import reserve_seq
 from tuixp.execution.ticker import Ticker
 from tuixp.store import events as journal_events
 from tuixp.store.metric_batch import MAX_NAMES, TYPE_CODES, pack
@@ -131,6 +132,33 @@ class MetricBuffer:
         if full:
             self.flush()
 
+    def add_chunk(self, chunk: dict[str, Any]) -> None:
+        """The points of a chunk sent by a step away from the owner (``remote_metrics``), each
+        with the wall time it was saved at."""
+        if not self._watched:
+            self._watched = True
+            watch(self)
+        with self._lock:
+            codes = []
+            for name in chunk["names"]:
+                code = self._names.get(name)
+                codes.append(self._new_name(name) if code is None else code)
+            base = len(self._epoch)
+            if codes == list(range(len(codes))):
+                self._name.extend(chunk["name"])
+            else:
+                self._name.extend([codes[c] for c in chunk["name"]])
+            self._epoch.extend(chunk["epoch"])
+            self._value.extend(chunk["value"])
+            self._type.extend(chunk["type"])
+            self._at.extend(chunk["at"])
+            for position, exact in chunk["ints"]:
+                self._ints[base + position] = exact
+            self._n += len(chunk["epoch"])
+            full = self._n >= MAX_POINTS
+        if full:
+            self.flush()
+
     def _new_name(self, name: str) -> int:
         """Give ``name`` the next code (under the lock); the buffer is full once the codes run
         out: flushed by the caller, as for too many points."""
@@ -163,8 +191,6 @@ class MetricBuffer:
         return len(self._epoch)
 
     def _take(self) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        from tuixp.execution.steps import reserve_seq
-
         with self._lock:
             n = len(self._epoch)
             if not n:

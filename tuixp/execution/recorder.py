@@ -79,7 +79,7 @@ class TrialRecorder:
         self._lock = threading.Lock()
         # Tasks that said they started and have no record yet: (step, start time, worker).
         self._running: dict[str, tuple[str, float, str | None]] = {}
-        self._metric_ids: set[str] = set()
+        self._metric_ids: set[str] = set()  # the chunks of remote steps received (their cid)
         self._artifact_ids: set[str] = set()
         self._finishing = False
         # (wall clock, monotonic clock) at the trial's start and at its first step's start.
@@ -181,13 +181,7 @@ class TrialRecorder:
         self.emit("metrics", step=step, data={"points": points})
 
     def on_metric(self, event: dict[str, Any]) -> None:
-        """A point that travelled as an event (a step in another process or on a cluster)."""
-        mid = event.get("mid")
-        if mid is not None:
-            with self._lock:
-                if mid in self._metric_ids:
-                    return
-                self._metric_ids.add(mid)
+        """One point as an event dict (a system metric reading, ``sampler.system_metric``)."""
         self.add_metric(
             event.get("step") or "",
             event["name"],
@@ -197,6 +191,21 @@ class TrialRecorder:
             event.get("value_int"),
             event.get("recorded_at"),
         )
+
+    def on_metric_chunk(self, chunk: dict[str, Any]) -> None:
+        """Points of a step away from the owner, in one chunk (``remote_metrics``); a chunk
+        that arrives twice (live, then with the step's record) is counted once."""
+        with self._lock:
+            if chunk["cid"] in self._metric_ids:
+                return
+            self._metric_ids.add(chunk["cid"])
+        self.metrics.add_chunk(chunk)
+        if self.finished:  # late news: journaled now
+            self.metrics.flush()
+        if self.listeners and not self.finished:
+            names, step = chunk["names"], chunk.get("step") or None
+            for code, epoch, value in zip(chunk["name"], chunk["epoch"], chunk["value"]):
+                self.news.add(step, names[code], epoch, value)
 
     def on_artifact(self, event: dict[str, Any]) -> None:
         """A file or folder a step stored with ``log_artifact`` (``steps.record_artifact``)."""
@@ -216,8 +225,8 @@ class TrialRecorder:
             self.steps_seen[rec.key] = rec
             self._running.pop(rec.key, None)
             self._step_began(rec.started_at)
-        for m in rec.metrics:
-            self.on_metric(m)
+        for chunk in rec.metrics:
+            self.on_metric_chunk(chunk)
         self.metrics.flush()  # the step's points are journaled before its end
         self.news.flush()  # ... and shown before it
         for a in rec.artifacts:
@@ -273,8 +282,8 @@ class TrialRecorder:
         kind = msg.get("kind")
         if kind == "task_started":
             self.on_task_started(msg["key"], msg["step"], msg["time"], msg.get("worker"))
-        elif kind == "metric":
-            self.on_metric(msg["metric"])
+        elif kind == "metrics":
+            self.on_metric_chunk(msg["chunk"])
         elif kind == "artifact":
             self.on_artifact(msg["artifact"])
         elif kind == "annotation":

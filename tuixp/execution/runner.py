@@ -8,8 +8,9 @@ Progress reaches the trial's recorder by three routes, one per kind of scheduler
 - threads, sync: the steps run in this process and report live (``steps.RECORDERS``);
 - processes: Dask callbacks passed to this call report each task when it is handed to a child
   process (pretask) and its record when its output comes back (posttask);
-- dask.distributed: steps publish their start, metrics and record on the cluster's event topic
-  of this client (``steps.publish``), and futures bring each trial's outputs as they complete.
+- dask.distributed: steps publish their start, metric chunks (``remote_metrics``) and record
+  on the cluster's event topic of this client (``steps.publish``), and futures bring each
+  trial's outputs as they complete.
 """
 
 from __future__ import annotations

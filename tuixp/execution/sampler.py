@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from tuixp.capture.system import GpuReader, ProcessTree, readings
-from tuixp.execution.steps import next_seq
+from tuixp.execution.seq import next_seq
 from tuixp.store.metric_names import SYSTEM_PREFIX
 
 logger = logging.getLogger("tuixp")

@@ -18,12 +18,14 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
 from tuixp.capture.hashing import content_hash, fingerprint_inputs
 from tuixp.capture.seed import StepSeeding, step_seed
+from tuixp.execution.remote_metrics import RemotePoints
 from tuixp.store.metric_batch import TYPE_CODES
 
 
@@ -65,6 +67,7 @@ class StepRecord:
     output_hash: str | None = None
     input_repr: str | None = None  # one line: type, shape and hash of each argument
     error: str | None = None
+    # The points of a step that ran away from the owner, as chunks (remote_metrics).
     metrics: list[dict[str, Any]] = field(default_factory=list)
     # What the step's seed did (capture.seed.StepSeeding.outcome); the owner puts it in the
     # trial's notes and warns when the seed may not reproduce the step's result.
@@ -100,7 +103,9 @@ class StepScope:
     ctx: TrialContext
     step: str
     key: str
-    metrics: list[dict[str, Any]]
+    # The step's points when it runs away from the owner (None: straight into the owner's
+    # buffer, through ``local``).
+    remote: RemotePoints | None
     local: Any  # the owner's recorder when the step runs in the owner's process, else None
     # The last epoch this step saved of each metric: ``log_metrics`` without an epoch goes on
     # from it (0 first). Read and written through ``epochs``.
@@ -127,22 +132,6 @@ current_scope: contextvars.ContextVar[StepScope | None] = contextvars.ContextVar
 
 # Recorders of the trials this process owns, by trial uuid: the live path for local steps.
 RECORDERS: dict[str, Any] = {}
-_seq_lock = threading.Lock()
-_seq = [0]
-
-
-def next_seq() -> int:
-    with _seq_lock:
-        _seq[0] += 1
-        return _seq[0]
-
-
-def reserve_seq(n: int) -> int:
-    """The first of ``n`` consecutive sequence numbers (a batch of metric points)."""
-    with _seq_lock:
-        first = _seq[0] + 1
-        _seq[0] += n
-        return first
 
 
 def _distributed_worker() -> Any:
@@ -173,11 +162,25 @@ def publish(ctx: TrialContext, kind: str, payload: dict[str, Any]) -> bool:
     worker = _distributed_worker()
     if worker is None:
         return False
-    try:
+    return _log_event(worker, ctx, kind, payload)
+
+
+def _log_event(worker: Any, ctx: TrialContext, kind: str, payload: dict[str, Any]) -> bool:
+    try:  # from any thread: the worker hands it to its event loop
         worker.log_event(ctx.channel, {"kind": kind, "uuid": ctx.trial_uuid, **payload})
     except Exception:  # noqa: BLE001 - the record still travels with the step's output
         return False
     return True
+
+
+def _remote_points(ctx: TrialContext, step: str) -> RemotePoints:
+    """Where a step away from the trial's owner keeps its metric points: sent live in chunks
+    on a cluster (the worker is found here, in the task's thread, for the ticker's sends too),
+    else only with the step's record."""
+    worker = _distributed_worker() if ctx.channel is not None else None
+    if worker is None:
+        return RemotePoints(step, None)
+    return RemotePoints(step, lambda chunk: _log_event(worker, ctx, "metrics", {"chunk": chunk}))
 
 
 def _unwrap(value: Any, records: dict[str, StepRecord]) -> tuple[Any, StepFailure | None]:
@@ -256,7 +259,8 @@ def _run_step(
         upstream_failure.records = records
         return upstream_failure
     local = RECORDERS.get(ctx.trial_uuid) if os.getpid() == ctx.owner_pid else None
-    scope = StepScope(ctx, spec.name, key, [], local)
+    remote = None if local is not None else _remote_points(ctx, spec.name)
+    scope = StepScope(ctx, spec.name, key, remote, local)
     token = current_scope.set(scope)
     worker = worker_name()
     started, clock = time.time(), time.monotonic()  # durations from the monotonic clock
@@ -286,7 +290,7 @@ def _run_step(
             None,
             None,
             f"{type(exc).__name__}: {exc}",
-            scope.metrics,
+            remote.close() if remote is not None else [],
             seeding.outcome or None,
             annotations=scope.annotations,
         )
@@ -295,7 +299,7 @@ def _run_step(
             local.on_step(record)
         else:
             records[key] = record
-            publish(ctx, "step", {"record": asdict(record)})
+            _publish_record(ctx, record, remote)
         return StepFailure(
             key, spec.name, _picklable_error(exc), type(exc).__name__, str(exc), tb, records
         )
@@ -314,7 +318,7 @@ def _run_step(
         output_hash,
         inputs.summary if inputs is not None else None,
         None,
-        scope.metrics,
+        remote.close() if remote is not None else [],
         seeding.outcome or None,
         inputs.text if inputs is not None else None,
         annotations=scope.annotations,
@@ -324,8 +328,18 @@ def _run_step(
         local.on_step(record)
     else:
         records[key] = record
-        publish(ctx, "step", {"record": asdict(record)})
+        _publish_record(ctx, record, remote)
     return StepOutput(value, records)
+
+
+def _publish_record(ctx: TrialContext, record: StepRecord, remote: RemotePoints | None) -> None:
+    """The step's end, live on a cluster: its record with only the chunks that did not go live
+    (each chunk also travels with the step's output)."""
+    if ctx.channel is None:
+        return
+    fields = {f.name: getattr(record, f.name) for f in dataclass_fields(record)}
+    fields["metrics"] = remote.unsent if remote is not None else []
+    publish(ctx, "step", {"record": fields})
 
 
 def run_op(ctx: TrialContext, spec: StepSpec, key: str, *args: Any, **kwargs: Any) -> Any:
@@ -373,22 +387,9 @@ def record_metric(
         else:
             local.metrics.add(name, epoch, value, TYPE_CODES[value_type], value_int)
         return
-    # ``mid`` names this one call: a metric can reach the owner twice (live from a cluster
-    # worker, then again inside its step's record) and is counted once.
-    event = {
-        "name": name,
-        "epoch": int(epoch),
-        "value": float(value),
-        "value_type": value_type,  # as saved: 'int', 'float' or 'bool' (schema 4)
-        "value_int": value_int,  # an int's exact value
-        "recorded_at": time.time(),
-        "seq": next_seq(),
-        "step": scope.step,
-        "key": scope.key,
-        "mid": uuid.uuid4().hex[:16],
-    }
-    scope.metrics.append(event)
-    publish(scope.ctx, "metric", {"metric": event})
+    # Away from the owner: into the step's chunks (tuixp.execution.remote_metrics).
+    assert scope.remote is not None
+    scope.remote.add(name, int(epoch), float(value), TYPE_CODES[value_type], value_int)
 
 
 def quiet_buffer(scope: Any) -> Any:
