@@ -6,7 +6,12 @@ The convention for a benchmark ``bench/NAME.py`` (or ``bench/NAME/run.py``):
 - it accepts ``--quick`` (small sizes, for ``make bench``; a few minutes at most) and runs its
   full sizes without it;
 - it prints its figures and writes them to ``docs/benchmarks/NAME.md`` with ``write_part``:
-  markdown starting with a level-2 heading, figures measured in the same run as their baseline;
+  markdown starting with a level-2 heading, figures measured in the same run as their baseline.
+  ``write_part`` puts the time it wrote the part (UTC) on the file's first line, an HTML comment
+  that ``read_part`` takes off again, so that docs/benchmarks.md can say how old a part is;
+- anything written by hand about a benchmark's figures (an A/B run, an explanation, a figure
+  measured apart) goes in ``docs/benchmarks/NAME.notes.md``, which no benchmark writes:
+  ``bench/run_all.py`` places it right after the part, and the next run only rewrites the part;
 - it exits non-zero when it could not measure what it promises (``bench/run_all.py`` then says
   so in docs/benchmarks.md instead of hiding it).
 """
@@ -15,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import platform
+import re
 import statistics
 import subprocess
 import time
@@ -26,6 +33,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS_DIR = ROOT / "docs" / "benchmarks"
+NOTES_SUFFIX = ".notes.md"  # docs/benchmarks/NAME.notes.md: hand-written, never by a benchmark
+# The first line write_part gives a part: when the benchmark wrote it, in UTC.
+RECORDED = (
+    "<!-- written by its benchmark {when} UTC; the next run rewrites this file: "
+    "hand-written notes go in {name}.notes.md -->"
+)
+RECORDED_RE = re.compile(r"<!-- written by its benchmark (\d{4}-\d\d-\d\d \d\d:\d\d) UTC\b.*-->")
 PACKAGES = ("tuixp", "dask", "distributed", "duckdb", "pyarrow", "pandas", "numpy", "textual")
 
 
@@ -200,15 +214,33 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def write_part(name: str, markdown: str, parts_dir: Path | None = None) -> Path:
-    """Write ``docs/benchmarks/NAME.md`` (atomically: a reader never sees half a part)."""
+def write_part(
+    name: str, markdown: str, parts_dir: Path | None = None, when: dt.datetime | None = None
+) -> Path:
+    """Write ``docs/benchmarks/NAME.md`` (atomically: a reader never sees half a part), its
+    first line saying when (``when``, default now; UTC). ``NAME.notes.md`` is not touched."""
+    if name.endswith(".notes"):
+        raise ValueError(f"{name}.md is hand-written notes: no benchmark writes it")
     folder = parts_dir or Path(os.environ.get("TUIXP_BENCH_PARTS") or PARTS_DIR)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.md"
+    stamp = (when or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    header = RECORDED.format(when=stamp.strftime("%Y-%m-%d %H:%M"), name=name)
     tmp = path.with_suffix(f".md.{os.getpid()}.tmp")
-    tmp.write_text(markdown.rstrip() + "\n")
+    tmp.write_text(header + "\n" + markdown.strip() + "\n")
     os.replace(tmp, path)
     return path
+
+
+def read_part(path: Path) -> tuple[str, str | None]:
+    """A part's markdown without the line ``write_part`` put first, and the time on that line
+    (``YYYY-MM-DD HH:MM``, UTC), or None for a part that has no such line."""
+    text = path.read_text().strip()
+    first, _, rest = text.partition("\n")
+    match = RECORDED_RE.fullmatch(first.strip())
+    if match is None:
+        return text, None
+    return rest.strip(), match.group(1)
 
 
 def publish(name: str, markdown: str, quick: bool) -> Path | None:

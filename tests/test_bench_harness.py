@@ -43,7 +43,10 @@ def test_assemble_orders_parts_and_reports_failures(run_all, tmp_path: Path) -> 
     (parts / "peers.md").write_text("## Against peers\n\npeers figures\n")
     (parts / "grid.md").write_text("## Grids\n\n### detail\n\nold grid figures\n")
     (parts / "trial_overhead.md").write_text("no heading here\n")
-    (parts / "zz_extra.md").write_text("## Extra\n\nextra figures\n")
+    # Written by its benchmark on 2030-01-01: a part not run this time says that date.
+    (parts / "zz_extra.md").write_text(
+        "<!-- written by its benchmark 2030-01-01 09:30 UTC -->\n## Extra\n\nextra figures\n"
+    )
     runs = [
         run_all.BenchRun("peers", 0, 12.5, ["done"], wrote_part=True),
         run_all.BenchRun(
@@ -73,7 +76,10 @@ def test_assemble_orders_parts_and_reports_failures(run_all, tmp_path: Path) -> 
     assert "### Grids" in failure and "#### detail" in failure  # the stale part nests under it
     assert "(killed after 900 s)" in doc
     # A part whose bench did not run this time is kept, and says so.
-    assert "extra figures" in doc and "Not run this time" in doc.split("## Extra")[1]
+    extra = doc.split("## Extra")[1]
+    assert "extra figures" in extra and "Not run this time" in extra
+    assert "this section is from 2030-01-01 09:30._" in extra
+    assert "<!--" not in extra  # the line that dates the part is not shown
     assert "Not run this time" not in doc.split("## Against peers")[1].split("## Extra")[0]
 
 
@@ -154,9 +160,10 @@ def test_run_all_runs_fake_benches_and_reports_the_failed_one(tmp_path: Path) ->
     assert "| grid | FAILED (exit 1) |" in doc
     assert "grid could not measure anything" in doc.split("## grid")[1]
     assert (
-        "Not written yet, skipped: trial_overhead, step_cache, concurrent_writers, "
-        "cli_startup, tui_scale"
+        "Not written yet, skipped: trial_overhead, ingest, step_cache, hashing, "
+        "concurrent_writers, reader_conflicts, cli_startup, tui_scale"
     ) in done.stdout
+    assert "peers_metrics" not in done.stdout  # its script is run by hand, not by run_all
 
     full = _run_all(tmp_path, "--full", "--only", "zeta")
     assert full.returncode == 0, full.stdout + full.stderr
