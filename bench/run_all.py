@@ -49,6 +49,7 @@ ORDER = (
     "tui_compare_plot",
     "metrics_volume",
     "live_metrics",
+    "remote_metrics",
     "peers_metrics",
     "merge",
     "peers",
