@@ -108,10 +108,14 @@ class RemotePoints:
 
     def close(self) -> list[dict[str, Any]]:
         """The step has ended: send what waits; every chunk, for the step's record."""
-        if self._watched:
-            _TICKER.forget(self)
+        self.stop()
         self.send()
         return self.chunks
+
+    def stop(self) -> None:
+        """No more ticks (also for a step that ended by a BaseException, with no record)."""
+        if self._watched:
+            _TICKER.forget(self)
 
 
 def _tick(points: RemotePoints) -> None:

@@ -305,6 +305,8 @@ def _run_step(
         )
     finally:
         current_scope.reset(token)
+        if remote is not None:
+            remote.stop()
     finished = started + (time.monotonic() - clock)
     output_hash = content_hash(value) if ctx.purity else None
     record = StepRecord(
