@@ -132,29 +132,36 @@ class MetricBuffer:
         if full:
             self.flush()
 
-    def add_chunk(self, chunk: dict[str, Any]) -> None:
-        """The points of a chunk sent by a step away from the owner (``remote_metrics``), each
-        with the wall time it was saved at."""
+    def add_columns(
+        self,
+        names: list[str],
+        columns: tuple[array, array, array, array, array],
+        ints: list[list[int]],
+    ) -> None:
+        """Points saved elsewhere, each at its own wall time: the columns of a chunk a step
+        away from the owner sent (``remote_metrics.columns``): ``name`` (indexes into
+        ``names``), ``epoch``, ``value``, ``type``, ``at``; ``ints``, ``[position, exact]``."""
+        name, epoch, value, typ, at = columns
         if not self._watched:
             self._watched = True
             watch(self)
         with self._lock:
             codes = []
-            for name in chunk["names"]:
-                code = self._names.get(name)
-                codes.append(self._new_name(name) if code is None else code)
+            for metric in names:
+                code = self._names.get(metric)
+                codes.append(self._new_name(metric) if code is None else code)
             base = len(self._epoch)
             if codes == list(range(len(codes))):
-                self._name.extend(chunk["name"])
+                self._name.extend(name)
             else:
-                self._name.extend([codes[c] for c in chunk["name"]])
-            self._epoch.extend(chunk["epoch"])
-            self._value.extend(chunk["value"])
-            self._type.extend(chunk["type"])
-            self._at.extend(chunk["at"])
-            for position, exact in chunk["ints"]:
+                self._name.extend(array("H", [codes[c] for c in name]))
+            self._epoch.extend(epoch)
+            self._value.extend(value)
+            self._type.extend(typ)
+            self._at.extend(at)
+            for position, exact in ints:
                 self._ints[base + position] = exact
-            self._n += len(chunk["epoch"])
+            self._n += len(epoch)
             full = self._n >= MAX_POINTS
         if full:
             self.flush()

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tuixp.capture.seed import seeding_notes, seeding_problem
-from tuixp.execution import metric_buffer, metric_news
+from tuixp.execution import metric_buffer, metric_news, remote_metrics
 from tuixp.execution.events import Listener, ProgressEvent
 from tuixp.execution.sampler import SAMPLER
 from tuixp.execution.steps import StepRecord
@@ -199,12 +199,14 @@ class TrialRecorder:
             if chunk["cid"] in self._metric_ids:
                 return
             self._metric_ids.add(chunk["cid"])
-        self.metrics.add_chunk(chunk)
+        cols = remote_metrics.columns(chunk)
+        names = chunk["names"]
+        self.metrics.add_columns(names, cols, chunk["ints"])
         if self.finished:  # late news: journaled now
             self.metrics.flush()
         if self.listeners and not self.finished:
-            names, step = chunk["names"], chunk.get("step") or None
-            for code, epoch, value in zip(chunk["name"], chunk["epoch"], chunk["value"]):
+            step = chunk.get("step") or None
+            for code, epoch, value in zip(cols[0], cols[1], cols[2]):
                 self.news.add(step, names[code], epoch, value)
 
     def on_artifact(self, event: dict[str, Any]) -> None:

@@ -4,9 +4,11 @@ point.
 
 A chunk is a plain dict (msgpack and pickle both carry it): ``cid`` (its id, so a chunk that
 arrives twice, live and again with the step's record, is counted once), ``step``, ``names``
-(the chunk's distinct metric names) and one list a column: ``name`` (an index into
-``names``), ``epoch``, ``value``, ``type`` (``metric_batch.TYPE_CODES``), ``at`` (wall time)
-and ``ints`` (``[position, exact value]`` of each int, rare).
+(the chunk's distinct metric names), ``order`` (the sender's byte order) and one column of
+machine values a field, as bytes (a message of bytes is sent as it is, where a list is walked
+value by value): ``name`` (uint16 indexes into ``names``), ``epoch`` (int64), ``value``
+(float64), ``type`` (uint8, ``metric_batch.TYPE_CODES``), ``at`` (float64 wall time), and
+``ints``: ``[position, exact value]`` of each int (rare).
 
 On a cluster the chunk that is filling is sent on the owner's event topic when it is
 ``metric_buffer.FLUSH_INTERVAL`` old (0.5 s by default; checked at each point and by a ticker
@@ -18,9 +20,11 @@ since the last chunk went, about one interval of them at most.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -46,11 +50,11 @@ class RemotePoints:
 
     def _reset(self) -> None:
         self._names: dict[str, int] = {}
-        self._name: list[int] = []
-        self._epoch: list[int] = []
-        self._value: list[float] = []
-        self._type: list[int] = []
-        self._at: list[float] = []
+        self._name = array("H")
+        self._epoch = array("q")
+        self._value = array("d")
+        self._type = array("B")
+        self._at = array("d")
         self._ints: list[list[int]] = []
         self._first = 0.0
 
@@ -72,7 +76,7 @@ class RemotePoints:
             due = (
                 now - self._first >= FLUSH_INTERVAL
                 or len(self._epoch) >= MAX_CHUNK
-                or len(self._names) >= MAX_NAMES
+                or len(self._names) >= MAX_NAMES - 1
             )
         if due:
             self.send()
@@ -88,11 +92,12 @@ class RemotePoints:
                 "cid": uuid.uuid4().hex,
                 "step": self.step,
                 "names": list(self._names),
-                "name": self._name,
-                "epoch": self._epoch,
-                "value": self._value,
-                "type": self._type,
-                "at": self._at,
+                "order": sys.byteorder,
+                "name": self._name.tobytes(),
+                "epoch": self._epoch.tobytes(),
+                "value": self._value.tobytes(),
+                "type": self._type.tobytes(),
+                "at": self._at.tobytes(),
                 "ints": self._ints,
             }
             self._reset()
@@ -124,3 +129,17 @@ def _tick(points: RemotePoints) -> None:
 
 
 _TICKER = Ticker("tuixp-remote-metrics", lambda: FLUSH_INTERVAL, _tick)
+
+
+def columns(chunk: dict[str, Any]) -> tuple[array, array, array, array, array]:
+    """A chunk's ``name``, ``epoch``, ``value``, ``type`` and ``at`` columns as arrays in this
+    machine's byte order."""
+    out = []
+    for field, code in (("name", "H"), ("epoch", "q"), ("value", "d"), ("type", "B"), ("at", "d")):
+        column = array(code)
+        column.frombytes(chunk[field])
+        if chunk.get("order", sys.byteorder) != sys.byteorder:
+            column.byteswap()
+        out.append(column)
+    name, epoch, value, typ, at = out
+    return name, epoch, value, typ, at
