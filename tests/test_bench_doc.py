@@ -7,7 +7,6 @@ folder written by the real ``common.write_part``.
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import os
 import subprocess
 import sys
@@ -16,24 +15,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench_modules import load
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 DOC = ROOT / "docs" / "benchmarks.md"
 PARTS = ROOT / "docs" / "benchmarks"
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run_all():
-    return _load("bench_run_all_doc", BENCH / "run_all.py")
+    return load("bench_run_all_doc", BENCH / "run_all.py")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -10,27 +9,20 @@ from pathlib import Path
 
 import pytest
 
+from tests.bench_modules import load
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 
 
-def _load(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up while the class is made
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def run_all():
-    return _load("bench_run_all", BENCH / "run_all.py")
+    return load("bench_run_all", BENCH / "run_all.py")
 
 
 @pytest.fixture(scope="module")
 def peers():
-    return _load("bench_peers_run", BENCH / "peers" / "run.py")
+    return load("bench_peers_run", BENCH / "peers" / "run.py")
 
 
 def _sections(doc: str) -> list[str]:
@@ -227,7 +219,7 @@ def test_peers_targets_say_by_how_much_one_is_missed(peers) -> None:
 
 
 def test_peers_expected_answers_and_timing_summary() -> None:
-    graph = _load("bench_peers_graph", BENCH / "peers" / "graph.py")
+    graph = load("bench_peers_graph", BENCH / "peers" / "graph.py")
     top = graph.expected_top(500)
     assert len(top) == 10 and top == sorted(top, reverse=True) and len(set(top)) == 10
     assert top[0] == max(graph.score(p["a"] + p["b"]) for p in map(graph.params, range(1, 501)))
