@@ -4,12 +4,16 @@ through Arrow; both store the same rows, every column type and NULL included."""
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import duckdb
 import pytest
 
 import tuixp
+from tests.conftest import ROOT
 from tuixp.store import staging
 from tuixp.store.store import Store
 
@@ -58,10 +62,54 @@ def test_an_int_too_big_for_its_column_fails_the_batch_on_both_paths(
     with pytest.raises(duckdb.ConversionException), staging.staged(con, "_x", bad):
         pass
     monkeypatch.setattr(staging, "SMALL_BATCH", 1)
-    import pyarrow as pa
-
-    with pytest.raises(pa.ArrowInvalid), staging.staged(con, "_y", bad):
+    with pytest.raises(OverflowError), staging.staged(con, "_y", bad):
         pass
+
+
+def test_arrow_columns_are_what_pa_array_makes_and_import_no_pandas() -> None:
+    """Built from buffers: the same arrays as pyarrow's own conversion of the lists and of
+    NumPy columns (checked in a child process, whose pandas import is then the test's to see),
+    NULLs at every position of a bitmap's bytes, and pandas never imported."""
+    code = textwrap.dedent(
+        """
+        import random, sys
+        from tuixp.store import staging
+        rnd = random.Random(7)
+        def maybe(v):
+            return None if rnd.random() < 0.3 else v
+        cols = {}
+        for n in (0, 1, 7, 8, 9, 64, 1001):
+            cols[n] = {
+                "s": ([maybe(rnd.choice(["", "a", "ü ✓", "x" * 300])) for _ in range(n)], "string"),
+                "i32": ([maybe(rnd.randint(-2**31, 2**31 - 1)) for _ in range(n)], "int32"),
+                "i64": ([maybe(rnd.randint(-2**63, 2**63 - 1)) for _ in range(n)], "int64"),
+                "f": ([maybe(rnd.uniform(-1e300, 1e300)) for _ in range(n)], "float64"),
+                "b": ([maybe(rnd.random() < 0.5) for _ in range(n)], "bool"),
+                "dense": ([rnd.random() for _ in range(n)], "float64"),
+            }
+        tables = {n: staging.arrow_table(c) for n, c in cols.items()}
+        import numpy as np
+        floats = np.array([0.5, float("nan"), -1.0]).astype(">f8")  # the other byte order too
+        numpy_arrays = [staging.numpy_array(np.arange(5)), staging.numpy_array(floats)]
+        assert "pandas" not in sys.modules, "pandas imported"
+        import pyarrow as pa
+        for n, c in cols.items():
+            for name, (values, typ) in c.items():
+                ours = tables[n].column(name).combine_chunks()
+                theirs = pa.array(values, type=getattr(pa, "bool_" if typ == "bool" else typ)())
+                assert ours.equals(theirs), (n, name)
+                assert ours.to_pylist() == values and ours.null_count == values.count(None)
+        assert numpy_arrays[0].equals(pa.array(np.arange(5)))
+        got = numpy_arrays[1].to_pylist()  # NaN kept as NaN (not NULL), as pa.array does
+        assert numpy_arrays[1].type == pa.float64() and numpy_arrays[1].null_count == 0
+        assert got[0] == 0.5 and got[1] != got[1] and got[2] == -1.0
+        print("ok")
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
 def test_trials_ingested_in_small_and_big_batches_read_back_alike(tmp_path: Path) -> None:

@@ -253,10 +253,7 @@ def _staged_table(events: list[dict[str, Any]], names: list[Any], count: int) ->
     import numpy as np
     import pyarrow as pa
 
-    def column(values: Any, typ: Any = None) -> Any:
-        values = np.ascontiguousarray(values, dtype=values.dtype.newbyteorder("="))
-        typ = typ or pa.from_numpy_dtype(values.dtype)
-        return pa.Array.from_buffers(typ, len(values), [None, pa.py_buffer(values)])
+    from tuixp.store.staging import numpy_array as column
 
     cols = _trial_points(events, names)
     if not _one_point_each(events, names, count):

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from tuixp.store.columns import quote_str
+from tuixp.store.staging import numpy_array
 
 RESULT = "(result)"  # the summary's series of trial results (not a metric name: not an identifier)
 
@@ -229,4 +230,5 @@ class MetricSummary:
 
     def arrow(self, name: str) -> pa.Table:
         ids, values = self.by_name.get(name, (np.array([], np.int64), np.array([], np.float64)))
-        return pa.table({"trial_id": ids.astype(np.int32), "value": values})
+        arrays = [numpy_array(ids.astype(np.int32)), numpy_array(values)]  # no pandas import
+        return pa.Table.from_batches([pa.record_batch(arrays, names=["trial_id", "value"])])
