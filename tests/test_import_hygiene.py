@@ -10,6 +10,7 @@ import ast
 import json
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,56 @@ def test_tuixp_run_of_a_small_script_keeps_heavy_imports_out(tmp_path: Path) -> 
     assert lines[-1] == "[]", f"tuixp run imports {lines[-1]}"
     with Store(store).connect(read_only=True) as con:
         assert con.execute("SELECT count(*) FROM metrics").fetchone() == (1,)
+
+
+def test_reading_metrics_back_and_the_tui_sorting_by_one_keep_pandas_out(tmp_path: Path) -> None:
+    """pandas is for DataFrames (load_metric, get_history): a training run's points read as
+    arrays and the TUI's summary and sort by a metric never import it (pyarrow's ``pa.array``
+    and ``to_numpy`` do, a quarter of a second each process)."""
+    store = tmp_path / "s.duckdb"
+    code = textwrap.dedent(
+        f"""
+        import asyncio, sys
+        from pathlib import Path
+        import tuixp
+        ex = tuixp.Experiment("short", store={str(store)!r})
+        k = ex.parameter("k")
+
+        @ex.result
+        def train(k):
+            for i in range(k):  # 3,000 points: the ingest stages them through Arrow
+                ex.log_metrics({{"loss": 1.0 / (i + 1), "acc": i / k, "n": i}})
+            return k
+
+        train(k).compute(k=1000)
+        train(k).compute(k=3)
+        points = ex.metric_points("loss", 1)
+        assert len(points.value) == 1000 and points.value[-1] == 1.0 / 1000
+        print("read", "pandas" in sys.modules)
+
+        async def browse():
+            from tuixp.tui.app import create_app
+
+            app = create_app(Path({str(store)!r}), poll_interval=3600)
+            async with app.run_test(size=(120, 30)) as pilot:
+                for _ in range(200):
+                    if app.browse.table.total == 2 and app.reader.summary("short").ready:
+                        break
+                    await pilot.pause(0.05)
+                app.sort_by("loss")
+                table = app.browse.table
+                for _ in range(200):
+                    if app.query_state.sort == "loss" and table.loaded and table.pending is None:
+                        break
+                    await pilot.pause(0.05)
+                rows = sorted(r.trial_id for r in table.visible_rows())
+                print("tui", "pandas" in sys.modules, app.query_state.sort, rows)
+
+        asyncio.run(browse())
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split("\n")[:2] == ["read False", "tui False loss [1, 2]"], done.stdout

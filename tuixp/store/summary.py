@@ -17,6 +17,27 @@ from tuixp.store.staging import numpy_array
 RESULT = "(result)"  # the summary's series of trial results (not a metric name: not an identifier)
 
 
+def _numpy(column: Any) -> np.ndarray:
+    """A numeric Arrow column without NULLs as a NumPy array on its buffer: pyarrow's own
+    ``to_numpy`` imports pandas (a quarter of a second of the TUI's first summary)."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if arr.null_count:
+        raise ValueError("a column with NULLs")  # the query fills them
+    dtype = np.dtype(_NUMPY_TYPES[str(arr.type)])
+    buffer = arr.buffers()[1]
+    return np.frombuffer(buffer, dtype=dtype, count=len(arr), offset=arr.offset * dtype.itemsize)
+
+
+_NUMPY_TYPES = {
+    "int8": np.int8,
+    "int16": np.int16,
+    "int32": np.int32,
+    "int64": np.int64,
+    "float": np.float32,
+    "double": np.float64,
+}
+
+
 class MetricSummary:
     """Every trial's result and last value of every metric, of one experiment, kept between
     connections.
@@ -98,9 +119,10 @@ class MetricSummary:
         )
         args: list[Any] = [self.experiment, lo] + ([hi] if hi is not None else [])
         table = con.sql(
-            "SELECT name, trial_id, arg_max(value, epoch) AS value, count(*)::INTEGER AS n "
+            "SELECT name, trial_id, coalesce(arg_max(value, epoch), 'NaN'::DOUBLE) AS value, "
+            "count(*)::INTEGER AS n "
             f"FROM metric_record WHERE {bounds} GROUP BY name, trial_id UNION ALL "
-            f"SELECT {quote_str(RESULT)}, trial_id, result_value, 1 FROM trial_record "
+            f"SELECT {quote_str(RESULT)}, trial_id, result_value::DOUBLE, 1 FROM trial_record "
             f"WHERE {bounds} AND result_value IS NOT NULL",
             params=args,
         ).to_arrow_table()
@@ -108,10 +130,10 @@ class MetricSummary:
             return []
         # Names as dictionary codes: no Python string per row (a slice has ~350,000 rows).
         names = table["name"].combine_chunks().dictionary_encode()
-        codes = names.indices.to_numpy(zero_copy_only=False)
-        ids = table["trial_id"].to_numpy().astype(np.int32)
-        values = table["value"].to_numpy(zero_copy_only=False).astype(np.float64)
-        counts = table["n"].to_numpy().astype(np.int32)
+        codes = _numpy(names.indices)
+        ids = _numpy(table["trial_id"]).astype(np.int32)
+        values = _numpy(table["value"]).astype(np.float64)
+        counts = _numpy(table["n"]).astype(np.int32)
         out = []
         for code, name in sorted(enumerate(names.dictionary.to_pylist()), key=lambda c: c[1]):
             sel = np.flatnonzero(codes == code)
