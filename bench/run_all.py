@@ -50,6 +50,7 @@ ORDER = (
     "metrics_volume",
     "live_metrics",
     "remote_metrics",
+    "short_run_read",
     "peers_metrics",
     "merge",
     "peers",
